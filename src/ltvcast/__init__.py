@@ -1,0 +1,7 @@
+"""ltvcast: dynamic customer lifetime value forecasting."""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+__all__ = ["__version__"]

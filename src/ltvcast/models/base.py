@@ -1,0 +1,102 @@
+"""The forecaster contract shared by every model.
+
+A forecaster turns canonical :class:`~ltvcast.data.schemas.CustomerData` into per-customer
+forecasts over a horizon. It follows the scikit-learn estimator rules: ``__init__`` only
+stores hyperparameters (all defaulted), ``fit`` learns from data up to ``as_of`` and returns
+``self``, learned state ends in ``_``, and predicting before ``fit`` raises
+:class:`~ltvcast.exceptions.NotFittedError`.
+
+Persistence never pickles: :meth:`Forecaster.save_state` writes JSON parameters and arrays
+(safetensors, LightGBM text) into a directory, :meth:`Forecaster.load_state` reads them back;
+:mod:`ltvcast.scoring.artifacts` adds the manifest and version checks around them.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import Any, ClassVar, Self
+
+import pandas as pd
+
+from ltvcast.data.schemas import CUSTOMER_ID, PREDICTION_COLUMNS, QUANTILE_COLUMNS, CustomerData
+from ltvcast.exceptions import NotFittedError
+from ltvcast.features.windows import Horizon
+
+
+class Forecaster(ABC):
+    """Base class: ``fit(data, as_of, horizon)`` then ``predict(data, as_of)``.
+
+    Subclasses set ``name`` (the CLI name), implement :meth:`_fit`, :meth:`_predict`,
+    :meth:`save_state` and :meth:`load_state`, and list hyperparameters as ``__init__``
+    keyword arguments stored under the same names.
+    """
+
+    name: ClassVar[str] = ""
+    #: True when the model gives value quantiles (``value_p10``, ``value_p90``).
+    has_quantiles: ClassVar[bool] = False
+
+    horizon_: Horizon
+    as_of_: pd.Timestamp
+
+    def fit(self, data: CustomerData, as_of: pd.Timestamp, horizon: Horizon) -> Self:
+        """Learn from ``data`` up to ``as_of`` to forecast ``horizon`` ahead; returns ``self``.
+
+        Rows after ``as_of`` are dropped before the model sees them.
+        """
+        self._fit(data.until(as_of), as_of, horizon)
+        self.horizon_ = horizon
+        self.as_of_ = as_of
+        return self
+
+    def predict(self, data: CustomerData, as_of: pd.Timestamp) -> pd.DataFrame:
+        """Forecast the fitted horizon after ``as_of`` for every customer seen up to ``as_of``.
+
+        Returns
+        -------
+        DataFrame
+            One row per customer, sorted by ``customer_id``, with ``PREDICTION_COLUMNS``
+            (+ ``QUANTILE_COLUMNS`` when ``has_quantiles``); a fresh RangeIndex.
+        """
+        self.check_fitted()
+        past = data.until(as_of)
+        out = self._predict(past, as_of)
+        columns = list(PREDICTION_COLUMNS) + (list(QUANTILE_COLUMNS) if self.has_quantiles else [])
+        out = out.reset_index(drop=CUSTOMER_ID in out.columns)[columns]
+        return out.sort_values(CUSTOMER_ID, kind="stable").reset_index(drop=True)
+
+    def check_fitted(self) -> None:
+        """Raise :class:`NotFittedError` unless ``fit`` (or ``load_state``) has run."""
+        if not hasattr(self, "horizon_"):
+            raise NotFittedError(
+                f"{type(self).__name__} is not fitted; call fit(data, as_of, horizon) first"
+            )
+
+    def get_params(self) -> dict[str, Any]:
+        """Hyperparameters as given to ``__init__`` (JSON-serialisable)."""
+        import inspect
+
+        names = [p for p in inspect.signature(type(self).__init__).parameters if p != "self"]
+        return {name: getattr(self, name) for name in names}
+
+    @abstractmethod
+    def _fit(self, data: CustomerData, as_of: pd.Timestamp, horizon: Horizon) -> None:
+        """Learn from ``data`` (already cut at ``as_of``)."""
+
+    @abstractmethod
+    def _predict(self, data: CustomerData, as_of: pd.Timestamp) -> pd.DataFrame:
+        """Predictions for the customers of ``data`` (already cut at ``as_of``)."""
+
+    @abstractmethod
+    def save_state(self, directory: Path) -> dict[str, Any]:
+        """Write learned state (no pickle) into ``directory``; return JSON-able metadata.
+
+        The returned dict is stored in the manifest under ``"state"`` and given back to
+        :meth:`load_state`.
+        """
+
+    @abstractmethod
+    def load_state(self, directory: Path, state: dict[str, Any]) -> None:
+        """Restore learned state written by :meth:`save_state` (``horizon_``/``as_of_`` are
+        restored by the caller)."""
+

@@ -1,0 +1,45 @@
+"""Shared fixtures: the real-data folder (skips when absent) and small seeded tables."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _data_dir() -> Path:
+    return Path(os.environ.get("LTVCAST_DATA", REPO.parent / "shared" / "data"))
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    """The real datasets (``../shared/data`` or ``$LTVCAST_DATA``); skips tests when absent."""
+    path = _data_dir()
+    if not path.is_dir():
+        pytest.skip(f"real data folder {path} not found (set LTVCAST_DATA to run real-data tests)")
+    return path
+
+
+@pytest.fixture()
+def tiny_transactions() -> pd.DataFrame:
+    """Three customers, canonical columns, hand-checkable numbers."""
+    return pd.DataFrame(
+        {
+            "customer_id": ["a", "a", "a", "b", "b", "c"],
+            "timestamp": pd.to_datetime(
+                [
+                    "2024-01-01 10:00",
+                    "2024-01-15 09:00",
+                    "2024-02-01 12:00",
+                    "2024-01-10 08:00",
+                    "2024-03-01 08:00",
+                    "2024-02-20 18:00",
+                ]
+            ),
+            "amount": [10.0, 20.0, 30.0, 5.0, 15.0, 100.0],
+        }
+    )
