@@ -147,6 +147,26 @@ def backtest_origins(
     return sorted(origins)
 
 
+def purchase_days(transactions: pd.DataFrame) -> pd.DataFrame:
+    """Collapse transactions to one row per customer-day: the unit BTYD models count.
+
+    A customer-day is a *purchase* when it holds at least one row with ``amount >= 0``
+    (a day of returns only is not a purchase, a free item is). ``amount`` is the day's net
+    spend, returns included.
+
+    Returns
+    -------
+    DataFrame
+        Columns ``customer_id``, ``day`` (midnight), ``amount`` (net) and bool ``is_purchase``.
+    """
+    frame = transactions[[CUSTOMER_ID, TIMESTAMP, AMOUNT]]
+    grouped = frame.assign(
+        day=frame[TIMESTAMP].dt.floor("D"), _nonneg=frame[AMOUNT] >= 0
+    ).groupby([CUSTOMER_ID, "day"], sort=False, observed=True)
+    days = grouped.agg(amount=(AMOUNT, "sum"), is_purchase=("_nonneg", "any")).reset_index()
+    return days
+
+
 def horizon_labels(
     transactions: pd.DataFrame,
     customers: pd.Index,
@@ -159,15 +179,15 @@ def horizon_labels(
     -------
     DataFrame
         Indexed by ``customers`` (in their order) with float ``value`` (net spend) and
-        ``purchases`` (distinct purchase days); customers without rows get zeros.
+        ``purchases`` (purchase days, see :func:`purchase_days`); customers without rows
+        get zeros.
     """
     times = transactions[TIMESTAMP]
-    window = transactions.loc[(times > start) & (times <= end), [CUSTOMER_ID, TIMESTAMP, AMOUNT]]
-    days = window[TIMESTAMP].dt.floor("D")
-    grouped = window.assign(_day=days).groupby(CUSTOMER_ID, sort=False)
+    days = purchase_days(transactions.loc[(times > start) & (times <= end)])
+    grouped = days.groupby(CUSTOMER_ID, sort=False)
     labels = pd.DataFrame(
-        {"value": grouped[AMOUNT].sum(), "purchases": grouped["_day"].nunique().astype(float)}
+        {"value": grouped["amount"].sum(), "purchases": grouped["is_purchase"].sum()}
     )
-    labels = labels.reindex(customers).fillna(0.0)
+    labels = labels.reindex(customers).fillna(0.0).astype(np.float64)
     labels.index.name = CUSTOMER_ID
-    return labels.astype(np.float64)
+    return labels

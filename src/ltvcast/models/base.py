@@ -20,7 +20,7 @@ from typing import Any, ClassVar, Self
 import pandas as pd
 
 from ltvcast.data.schemas import CUSTOMER_ID, PREDICTION_COLUMNS, QUANTILE_COLUMNS, CustomerData
-from ltvcast.exceptions import NotFittedError
+from ltvcast.exceptions import ConfigError, NotFittedError
 from ltvcast.features.windows import Horizon
 
 
@@ -78,6 +78,19 @@ class Forecaster(ABC):
 
         names = [p for p in inspect.signature(type(self).__init__).parameters if p != "self"]
         return {name: getattr(self, name) for name in names}
+
+    def explain(self, data: CustomerData, as_of: pd.Timestamp) -> pd.DataFrame:
+        """Per-customer drivers of ``predicted_value``.
+
+        Returns
+        -------
+        DataFrame
+            Indexed by ``customer_id`` (customers seen up to ``as_of``), one column per driver
+            plus ``base_value``; each row sums to that customer's ``predicted_value``. Models
+            whose raw contributions live in another space (log, logit) say in their docstring
+            how they map them to value units.
+        """
+        raise ConfigError(f"model {self.name!r} does not provide explanations")
 
     @abstractmethod
     def _fit(self, data: CustomerData, as_of: pd.Timestamp, horizon: Horizon) -> None:

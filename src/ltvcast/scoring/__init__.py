@@ -1,0 +1,1 @@
+"""L4: batch and online scoring and model artifacts."""

@@ -1,0 +1,108 @@
+"""Model directories: ``manifest.json`` plus the forecaster's own non-pickle state files.
+
+The manifest records the package and artifact-schema versions, the model name, its
+hyperparameters, horizon, as-of time and training window, and whatever metrics the caller
+passes. :func:`load_model` refuses a directory written by another schema version.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from ltvcast import __version__
+from ltvcast.exceptions import ArtifactError
+from ltvcast.features.windows import parse_horizon
+from ltvcast.models import get_forecaster_class
+from ltvcast.models.base import Forecaster
+
+MANIFEST = "manifest.json"
+#: Bumped whenever the layout of a model directory changes incompatibly.
+ARTIFACT_SCHEMA_VERSION = 1
+
+
+def save_model(
+    forecaster: Forecaster, directory: str | Path, extra: dict[str, Any] | None = None
+) -> Path:
+    """Write a fitted forecaster to ``directory`` (created; existing files are replaced).
+
+    The manifest is written last, through a temporary file and an atomic rename, so a reader
+    never sees a manifest that points at half-written state.
+    """
+    forecaster.check_fitted()
+    path = Path(directory)
+    path.mkdir(parents=True, exist_ok=True)
+    state = forecaster.save_state(path)
+    manifest = {
+        "ltvcast_version": __version__,
+        "artifact_schema_version": ARTIFACT_SCHEMA_VERSION,
+        "model": forecaster.name,
+        "params": forecaster.get_params(),
+        "horizon": str(forecaster.horizon_),
+        "as_of": forecaster.as_of_.isoformat(),
+        "state": state,
+        **(extra or {}),
+    }
+    fd, tmp = tempfile.mkstemp(dir=path, prefix=".manifest-", suffix=".json")
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        json.dump(manifest, handle, indent=2, default=str)
+    os.replace(tmp, path / MANIFEST)
+    return path
+
+
+def read_manifest(directory: str | Path) -> dict[str, Any]:
+    """Read and check a model directory's manifest.
+
+    Raises
+    ------
+    ArtifactError
+        When the directory or manifest is missing, unreadable, or of another schema version.
+    """
+    path = Path(directory) / MANIFEST
+    if not path.is_file():
+        raise ArtifactError(f"{directory}: not a model directory (no {MANIFEST})")
+    try:
+        manifest: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as err:
+        raise ArtifactError(f"{path}: unreadable manifest ({err})") from err
+    version = manifest.get("artifact_schema_version")
+    if version != ARTIFACT_SCHEMA_VERSION:
+        raise ArtifactError(
+            f"{path}: artifact schema version {version!r} (written by ltvcast "
+            f"{manifest.get('ltvcast_version', '?')}) does not match this ltvcast's "
+            f"{ARTIFACT_SCHEMA_VERSION}; retrain the model"
+        )
+    for key in ("model", "params", "horizon", "as_of", "state"):
+        if key not in manifest:
+            raise ArtifactError(f"{path}: manifest lacks {key!r}")
+    return manifest
+
+
+def load_model(directory: str | Path) -> tuple[Forecaster, dict[str, Any]]:
+    """Load a forecaster saved by :func:`save_model`; returns it with its manifest."""
+    manifest = read_manifest(directory)
+    cls = _forecaster_class(manifest["model"])
+    try:
+        forecaster = cls(**manifest["params"])
+        forecaster.load_state(Path(directory), manifest["state"])
+    except (OSError, KeyError, ValueError, TypeError) as err:
+        raise ArtifactError(f"{directory}: cannot load {manifest['model']!r} model ({err})") from err
+    forecaster.horizon_ = parse_horizon(manifest["horizon"])
+    forecaster.as_of_ = pd.Timestamp(manifest["as_of"])
+    return forecaster, manifest
+
+
+def _forecaster_class(name: str) -> type[Forecaster]:
+    if name == "auto":
+        from ltvcast.evaluation.selection import AutoForecaster
+
+        return AutoForecaster
+    try:
+        return get_forecaster_class(name)
+    except Exception as err:
+        raise ArtifactError(f"unknown model {name!r} in manifest") from err
