@@ -1,3 +1,388 @@
-"""Core commands: simulate, train, predict, backtest, demo (filled in by the core issue)."""
+"""Core commands: simulate, train, predict, backtest and demo."""
 
 from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import pandas as pd
+import typer
+from rich.table import Table
+
+from ltvcast.cli._app import app, console
+from ltvcast.cli._options import (
+    AmountColOpt,
+    AsOfOpt,
+    CustomerColOpt,
+    EventColOpt,
+    EventsOpt,
+    HorizonOpt,
+    OrderColOpt,
+    PriceColOpt,
+    ProfilesOpt,
+    QuantityColOpt,
+    ReturnsOpt,
+    TimeColOpt,
+    TimezoneOpt,
+    TransactionsArg,
+    WinsorizeOpt,
+    load_data,
+    resolve_as_of,
+    step,
+)
+from ltvcast.data.clean import CleaningReport
+from ltvcast.data.schemas import CustomerData
+from ltvcast.evaluation.backtest import BacktestResult, backtest, default_cutoff
+from ltvcast.evaluation.metrics import METRICS
+from ltvcast.features.windows import Horizon, parse_as_of, parse_horizon
+from ltvcast.models.base import Forecaster
+from ltvcast.scoring.artifacts import load_model, save_model
+from ltvcast.scoring.batch import fit_forecaster, write_table
+
+ModelOpt = Annotated[
+    str,
+    typer.Option("--model", help="auto, baseline, tenure_mean, btyd, gbdt or seq."),
+]
+OutDirOpt = Annotated[Path, typer.Option("--out", help="Output directory.")]
+
+#: Models the backtest and demo compare by default.
+DEFAULT_MODELS = "baseline,tenure_mean,btyd,gbdt,seq"
+
+
+def _warn(message: str) -> None:
+    console.print(f"[yellow]note:[/] {message}", highlight=False)
+
+
+@app.command()
+def simulate(
+    out: OutDirOpt,
+    customers: Annotated[int, typer.Option("--customers", help="Customers to simulate.")] = 5000,
+    days: Annotated[int, typer.Option("--days", help="Days of history.")] = 730,
+    start: Annotated[str, typer.Option("--start", help="First day.")] = "2023-01-01",
+    dirty_rate: Annotated[
+        float, typer.Option("--dirty-rate", help="Share of dirty rows to inject.")
+    ] = 0.01,
+    horizon: HorizonOpt = "90d",
+    fmt: Annotated[str, typer.Option("--format", help="csv or parquet.")] = "csv",
+    seed: Annotated[int, typer.Option("--seed", help="Random seed.")] = 0,
+) -> None:
+    """Simulate a store (profiles, events, purchases, returns, dirty rows) with true values."""
+    from ltvcast.data.synthetic import simulate_store, write_store
+
+    if fmt not in ("csv", "parquet"):
+        raise typer.BadParameter("--format must be csv or parquet")
+    with step(f"Simulating {customers:,} customers over {days} days"):
+        store = simulate_store(
+            customers, start=start, days=days, dirty_rate=dirty_rate, random_state=seed
+        )
+        paths = write_store(
+            store, out, horizon=parse_horizon(horizon), fmt="csv" if fmt == "csv" else "parquet"
+        )
+    for name, path in paths.items():
+        console.print(f"  {name}: {path}")
+
+
+@app.command()
+def train(
+    transactions: TransactionsArg,
+    out: OutDirOpt,
+    horizon: HorizonOpt,
+    events: EventsOpt = None,
+    profiles: ProfilesOpt = None,
+    as_of: AsOfOpt = None,
+    model: ModelOpt = "auto",
+    customer_col: CustomerColOpt = None,
+    time_col: TimeColOpt = None,
+    amount_col: AmountColOpt = None,
+    event_col: EventColOpt = None,
+    order_col: OrderColOpt = None,
+    quantity_col: QuantityColOpt = None,
+    price_col: PriceColOpt = None,
+    returns: ReturnsOpt = "net",
+    winsorize: WinsorizeOpt = None,
+    timezone: TimezoneOpt = "UTC",
+) -> None:
+    """Train a model on data up to --as-of and save it to --out."""
+    data, report = load_data(
+        transactions, events, profiles,
+        customer_col=customer_col, time_col=time_col, amount_col=amount_col,
+        event_col=event_col, order_col=order_col, quantity_col=quantity_col,
+        price_col=price_col, returns=returns, winsorize=winsorize, timezone=timezone,
+    )  # fmt: skip
+    cutoff = resolve_as_of(data, as_of)
+    forecaster = _train(data, report, model, cutoff, parse_horizon(horizon), out)
+    console.print(f"Model [bold]{forecaster.name}[/] written to {out}")
+
+
+@app.command()
+def predict(
+    model_dir: Annotated[Path, typer.Argument(help="Directory written by `ltvcast train`.")],
+    transactions: TransactionsArg,
+    out: Annotated[Path, typer.Option("--out", help="Predictions file (.csv or .parquet).")],
+    events: EventsOpt = None,
+    profiles: ProfilesOpt = None,
+    as_of: AsOfOpt = None,
+    customer_col: CustomerColOpt = None,
+    time_col: TimeColOpt = None,
+    amount_col: AmountColOpt = None,
+    event_col: EventColOpt = None,
+    order_col: OrderColOpt = None,
+    quantity_col: QuantityColOpt = None,
+    price_col: PriceColOpt = None,
+    returns: ReturnsOpt = "net",
+    winsorize: WinsorizeOpt = None,
+    timezone: TimezoneOpt = "UTC",
+) -> None:
+    """Score every customer seen up to --as-of over the model's horizon."""
+    forecaster, manifest = load_model(model_dir)
+    data, _ = load_data(
+        transactions, events, profiles,
+        customer_col=customer_col, time_col=time_col, amount_col=amount_col,
+        event_col=event_col, order_col=order_col, quantity_col=quantity_col,
+        price_col=price_col, returns=returns, winsorize=winsorize, timezone=timezone,
+    )  # fmt: skip
+    cutoff = resolve_as_of(data, as_of)
+    with step(f"Scoring with {manifest['model']} ({manifest['horizon']} horizon)"):
+        predictions = forecaster.predict(data, cutoff)
+    write_table(predictions, out)
+    console.print(
+        f"{len(predictions):,} customers as of {cutoff:%Y-%m-%d %H:%M}: predicted "
+        f"{predictions['predicted_value'].sum():,.2f} over {forecaster.horizon_.describe()} "
+        f"-> {out}"
+    )
+
+
+@app.command(name="backtest")
+def backtest_command(
+    transactions: TransactionsArg,
+    horizon: HorizonOpt,
+    events: EventsOpt = None,
+    profiles: ProfilesOpt = None,
+    cutoff: Annotated[
+        str | None,
+        typer.Option("--cutoff", help="Train up to this time; score the horizon after it."),
+    ] = None,
+    models: Annotated[
+        str, typer.Option("--models", help="Comma-separated models to compare.")
+    ] = DEFAULT_MODELS,
+    out: Annotated[Path | None, typer.Option("--out", help="Directory for the results.")] = None,
+    report: Annotated[
+        bool, typer.Option("--report", help="Also write report.html into --out.")
+    ] = False,
+    customer_col: CustomerColOpt = None,
+    time_col: TimeColOpt = None,
+    amount_col: AmountColOpt = None,
+    event_col: EventColOpt = None,
+    order_col: OrderColOpt = None,
+    quantity_col: QuantityColOpt = None,
+    price_col: PriceColOpt = None,
+    returns: ReturnsOpt = "net",
+    winsorize: WinsorizeOpt = None,
+    timezone: TimezoneOpt = "UTC",
+) -> None:
+    """Train every model up to --cutoff, score the period after it and compare."""
+    data, cleaning = load_data(
+        transactions, events, profiles,
+        customer_col=customer_col, time_col=time_col, amount_col=amount_col,
+        event_col=event_col, order_col=order_col, quantity_col=quantity_col,
+        price_col=price_col, returns=returns, winsorize=winsorize, timezone=timezone,
+    )  # fmt: skip
+    span = parse_horizon(horizon)
+    origin = (
+        default_cutoff(data, span) if cutoff is None else parse_as_of(cutoff, data.last_timestamp())
+    )
+    result = _run_backtest(data, origin, span, [m.strip() for m in models.split(",") if m])
+    if out is not None:
+        written = _write_backtest(result, out)
+        if report:
+            written.append(_write_backtest_report(data, cleaning, result, out))
+        for path in written:
+            console.print(f"  wrote {path}")
+
+
+@app.command()
+def demo(
+    out: OutDirOpt = Path("out/demo"),
+    data_dir: Annotated[
+        Path | None,
+        typer.Option("--data", help="Run on a real dataset folder instead of a simulated store."),
+    ] = None,
+    customers: Annotated[int, typer.Option("--customers", help="Simulated customers.")] = 4000,
+    horizon: HorizonOpt = "90d",
+    models: Annotated[
+        str, typer.Option("--models", help="Comma-separated models to compare.")
+    ] = DEFAULT_MODELS,
+    seed: Annotated[int, typer.Option("--seed", help="Random seed.")] = 0,
+) -> None:
+    """The main job end to end: data, validation, backtest, training, predictions, report."""
+    from ltvcast.data.datasets import load_dataset_dir
+    from ltvcast.data.synthetic import simulate_store, write_store
+    from ltvcast.data.validate import load_customer_data
+
+    out.mkdir(parents=True, exist_ok=True)
+    span = parse_horizon(horizon)
+    truth: pd.DataFrame | None = None
+    if data_dir is None:
+        with step(f"Simulating a store of {customers:,} customers"):
+            store = simulate_store(customers, dirty_rate=0.01, random_state=seed)
+            files = write_store(store, out / "data", horizon=span)
+        with step("Loading and validating the simulated files"):
+            data, cleaning = load_customer_data(
+                files["transactions"], files["events"], files["profiles"]
+            )
+        source = f"simulated store ({customers:,} customers, seed {seed})"
+    else:
+        with step(f"Loading {data_dir}"):
+            source, data, cleaning = load_dataset_dir(data_dir)
+    for line in cleaning.lines():
+        console.print(f"  [dim]{line}[/]", highlight=False)
+
+    cutoff = default_cutoff(data, span)
+    result = _run_backtest(data, cutoff, span, [m.strip() for m in models.split(",") if m])
+    written = _write_backtest(result, out / "backtest")
+
+    as_of = data.last_timestamp()
+    forecaster = _train(data, cleaning, "auto", as_of, span, out / "model")
+    with step("Scoring every customer"):
+        predictions = forecaster.predict(data, as_of)
+    written.append(write_table(predictions, out / "predictions.csv"))
+    if data_dir is None:
+        truth = store.truth(as_of, span)
+        _print_truth_check(predictions, truth)
+    written.append(
+        _write_report(data, cleaning, result, forecaster, predictions, as_of, out / "report.html")
+    )
+    console.print(f"\n[bold]Demo on {source}[/]: {len(predictions):,} customers scored.")
+    for path in written:
+        console.print(f"  wrote {path}")
+
+
+def _train(
+    data: CustomerData,
+    cleaning: CleaningReport,
+    model: str,
+    as_of: pd.Timestamp,
+    horizon: Horizon,
+    out: Path,
+) -> Forecaster:
+    with step(
+        f"Training {model} on data up to {as_of:%Y-%m-%d} for a {horizon.describe()} horizon"
+    ):
+        forecaster = fit_forecaster(model, data, as_of, horizon, on_fallback=_warn)
+    reason = getattr(forecaster, "reason_", None)
+    if reason:
+        console.print(f"  {reason}", highlight=False)
+    save_model(
+        forecaster,
+        out,
+        extra={
+            "training_window": {
+                "start": data.first_timestamp().isoformat(),
+                "end": as_of.isoformat(),
+            },
+            "customers": len(data.until(as_of).customers()),
+            "event_types": list(data.event_types),
+            "profile_columns": []
+            if data.profiles is None
+            else [c for c in data.profiles.columns if c != "customer_id"],
+            "cleaning": cleaning.to_dict(),
+        },
+    )
+    return forecaster
+
+
+def _run_backtest(
+    data: CustomerData, cutoff: pd.Timestamp, horizon: Horizon, models: list[str]
+) -> BacktestResult:
+    console.print(
+        f"Backtest: train up to {cutoff:%Y-%m-%d}, score ({cutoff:%Y-%m-%d}, "
+        f"{horizon.end(cutoff):%Y-%m-%d}] ({horizon.describe()})"
+    )
+    with step(f"Backtesting {', '.join(models)}"):
+        result = backtest(data, cutoff, horizon, models, progress=_warn)
+    print_metrics(result)
+    return result
+
+
+def print_metrics(result: BacktestResult) -> None:
+    """Print a backtest's metrics table."""
+    table = result.table()
+    shown = [name for name, _, _ in METRICS if name in table.columns]
+    grid = Table(title=f"Backtest, {result.n_customers:,} customers, {result.horizon.describe()}")
+    grid.add_column("model")
+    for name in shown:
+        grid.add_column(name, justify="right")
+    grid.add_column("fit s", justify="right")
+    for model, row in table.iterrows():
+        if isinstance(row.get("error"), str) and row["error"]:
+            grid.add_row(str(model), *["-"] * len(shown), "-")
+            continue
+        grid.add_row(
+            str(model), *[f"{row[n]:.3f}" for n in shown], f"{row.get('fit_s', float('nan')):.1f}"
+        )
+    console.print(grid)
+    for model, row in table.iterrows():
+        if isinstance(row.get("error"), str) and row["error"]:
+            console.print(f"  [yellow]{model} skipped:[/] {row['error']}", highlight=False)
+
+
+def _write_backtest(result: BacktestResult, out: Path) -> list[Path]:
+    out.mkdir(parents=True, exist_ok=True)
+    metrics = write_table(result.table().reset_index(names="model"), out / "metrics.csv")
+    meta = out / "backtest.json"
+    meta.write_text(
+        json.dumps(
+            {
+                "cutoff": result.cutoff.isoformat(),
+                "horizon": str(result.horizon),
+                "customers": result.n_customers,
+            },
+            indent=2,
+        )
+    )
+    return [metrics, meta]
+
+
+def _write_backtest_report(
+    data: CustomerData, cleaning: CleaningReport, result: BacktestResult, out: Path
+) -> Path:
+    best = result.best()
+    forecaster = fit_forecaster(best, data, result.cutoff, result.horizon, on_fallback=_warn)
+    predictions = forecaster.predict(data, result.cutoff)
+    return _write_report(
+        data, cleaning, result, forecaster, predictions, result.cutoff, out / "report.html"
+    )
+
+
+def _write_report(
+    data: CustomerData,
+    cleaning: CleaningReport,
+    result: BacktestResult,
+    forecaster: Forecaster,
+    predictions: pd.DataFrame,
+    as_of: pd.Timestamp,
+    path: Path,
+) -> Path:
+    from ltvcast.report import build_report
+
+    with step("Writing the report"):
+        html = build_report(data, cleaning, result, forecaster, predictions, as_of)
+        path.write_text(html, encoding="utf-8")
+    return path
+
+
+def _print_truth_check(predictions: pd.DataFrame, truth: pd.DataFrame) -> None:
+    from ltvcast.evaluation.metrics import normalized_gini
+
+    joined = predictions.merge(truth, on="customer_id", how="inner")
+    if joined.empty:
+        return
+    gini = normalized_gini(joined["true_value"].to_numpy(), joined["predicted_value"].to_numpy())
+    total_pred = joined["predicted_value"].sum()
+    total_true = joined["true_value"].sum()
+    console.print(
+        f"Against the simulator's true expected values: normalized Gini {gini:.3f}, "
+        f"total predicted {total_pred:,.0f} vs true {total_true:,.0f} "
+        f"({(total_pred / total_true - 1) * 100:+.1f}%)"
+    )

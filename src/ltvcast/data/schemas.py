@@ -66,7 +66,9 @@ class CustomerData:
         ids = [self.transactions[CUSTOMER_ID]]
         if self.events is not None:
             ids.append(self.events[CUSTOMER_ID])
-        return pd.Index(pd.unique(pd.concat(ids, ignore_index=True)), name=CUSTOMER_ID).sort_values()
+        return pd.Index(
+            pd.unique(pd.concat(ids, ignore_index=True)), name=CUSTOMER_ID
+        ).sort_values()
 
     def first_timestamp(self) -> pd.Timestamp:
         """Earliest transaction or event time."""

@@ -160,9 +160,9 @@ def purchase_days(transactions: pd.DataFrame) -> pd.DataFrame:
         Columns ``customer_id``, ``day`` (midnight), ``amount`` (net) and bool ``is_purchase``.
     """
     frame = transactions[[CUSTOMER_ID, TIMESTAMP, AMOUNT]]
-    grouped = frame.assign(
-        day=frame[TIMESTAMP].dt.floor("D"), _nonneg=frame[AMOUNT] >= 0
-    ).groupby([CUSTOMER_ID, "day"], sort=False, observed=True)
+    grouped = frame.assign(day=frame[TIMESTAMP].dt.floor("D"), _nonneg=frame[AMOUNT] >= 0).groupby(
+        [CUSTOMER_ID, "day"], sort=False, observed=True
+    )
     days = grouped.agg(amount=(AMOUNT, "sum"), is_purchase=("_nonneg", "any")).reset_index()
     return days
 

@@ -112,4 +112,3 @@ class Forecaster(ABC):
     def load_state(self, directory: Path, state: dict[str, Any]) -> None:
         """Restore learned state written by :meth:`save_state` (``horizon_``/``as_of_`` are
         restored by the caller)."""
-

@@ -16,10 +16,10 @@ from typing import Any
 import pandas as pd
 
 from ltvcast import __version__
-from ltvcast.exceptions import ArtifactError
+from ltvcast.exceptions import ArtifactError, ConfigError
 from ltvcast.features.windows import parse_horizon
-from ltvcast.models import get_forecaster_class
 from ltvcast.models.base import Forecaster
+from ltvcast.scoring.batch import forecaster_class
 
 MANIFEST = "manifest.json"
 #: Bumped whenever the layout of a model directory changes incompatibly.
@@ -91,18 +91,16 @@ def load_model(directory: str | Path) -> tuple[Forecaster, dict[str, Any]]:
         forecaster = cls(**manifest["params"])
         forecaster.load_state(Path(directory), manifest["state"])
     except (OSError, KeyError, ValueError, TypeError) as err:
-        raise ArtifactError(f"{directory}: cannot load {manifest['model']!r} model ({err})") from err
+        raise ArtifactError(
+            f"{directory}: cannot load {manifest['model']!r} model ({err})"
+        ) from err
     forecaster.horizon_ = parse_horizon(manifest["horizon"])
     forecaster.as_of_ = pd.Timestamp(manifest["as_of"])
     return forecaster, manifest
 
 
 def _forecaster_class(name: str) -> type[Forecaster]:
-    if name == "auto":
-        from ltvcast.evaluation.selection import AutoForecaster
-
-        return AutoForecaster
     try:
-        return get_forecaster_class(name)
-    except Exception as err:
-        raise ArtifactError(f"unknown model {name!r} in manifest") from err
+        return forecaster_class(name)
+    except ConfigError as err:
+        raise ArtifactError(f"unknown model {name!r} in manifest ({err})") from err
