@@ -104,6 +104,7 @@ def train(
     timezone: TimezoneOpt = "UTC",
 ) -> None:
     """Train a model on data up to --as-of and save it to --out."""
+    span = parse_horizon(horizon)
     data, report = load_data(
         transactions, events, profiles,
         customer_col=customer_col, time_col=time_col, amount_col=amount_col,
@@ -111,7 +112,7 @@ def train(
         price_col=price_col, returns=returns, winsorize=winsorize, timezone=timezone,
     )  # fmt: skip
     cutoff = resolve_as_of(data, as_of)
-    forecaster = _train(data, report, model, cutoff, parse_horizon(horizon), out)
+    forecaster = _train(data, report, model, cutoff, span, out)
     console.print(f"Model [bold]{forecaster.name}[/] written to {out}")
 
 
@@ -182,13 +183,13 @@ def backtest_command(
     timezone: TimezoneOpt = "UTC",
 ) -> None:
     """Train every model up to --cutoff, score the period after it and compare."""
+    span = parse_horizon(horizon)
     data, cleaning = load_data(
         transactions, events, profiles,
         customer_col=customer_col, time_col=time_col, amount_col=amount_col,
         event_col=event_col, order_col=order_col, quantity_col=quantity_col,
         price_col=price_col, returns=returns, winsorize=winsorize, timezone=timezone,
     )  # fmt: skip
-    span = parse_horizon(horizon)
     origin = (
         default_cutoff(data, span) if cutoff is None else parse_as_of(cutoff, data.last_timestamp())
     )

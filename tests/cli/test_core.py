@@ -1,0 +1,108 @@
+"""The core commands end to end on a small simulated store, and bad input at the edge."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from ltvcast.cli import run_app
+from ltvcast.data.synthetic import simulate_store, write_store
+from ltvcast.features.windows import parse_horizon
+
+
+@pytest.fixture(scope="module")
+def store_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    store = simulate_store(600, days=540, dirty_rate=0.01, random_state=3)
+    return write_store(store, tmp_path_factory.mktemp("store"), horizon=parse_horizon("90d"))
+
+
+def test_train_predict_round_trip(store_files: dict[str, Path], tmp_path: Path) -> None:
+    model_dir = tmp_path / "model"
+    args = [
+        str(store_files["transactions"]),
+        "--events",
+        str(store_files["events"]),
+        "--profiles",
+        str(store_files["profiles"]),
+    ]
+    assert (
+        run_app(["train", *args, "--horizon", "90d", "--model", "btyd", "--out", str(model_dir)])
+        == 0
+    )
+    assert (model_dir / "manifest.json").is_file()
+    out = tmp_path / "pred.parquet"
+    assert run_app(["predict", str(model_dir), *args, "--out", str(out)]) == 0
+    predictions = pd.read_parquet(out)
+    assert list(predictions.columns[:4]) == [
+        "customer_id",
+        "predicted_value",
+        "predicted_purchases",
+        "p_active",
+    ]
+    assert predictions["customer_id"].is_unique
+    assert (predictions["p_active"].between(0, 1)).all()
+    assert (predictions["predicted_value"] >= 0).all()
+
+
+def test_as_of_ignores_later_rows(store_files: dict[str, Path], tmp_path: Path) -> None:
+    tx = pd.read_csv(store_files["transactions"])
+    model_dir = tmp_path / "m"
+    common = ["--horizon", "30d", "--model", "baseline", "--as-of", "2024-03-31"]
+    assert (
+        run_app(["train", str(store_files["transactions"]), *common, "--out", str(model_dir)]) == 0
+    )
+    cut = tmp_path / "cut.csv"
+    tx[pd.to_datetime(tx["timestamp"], errors="coerce") <= "2024-03-31 23:59:59"].to_csv(
+        cut, index=False
+    )
+    full_out, cut_out = tmp_path / "full.csv", tmp_path / "cut_pred.csv"
+    run_app(
+        [
+            "predict",
+            str(model_dir),
+            str(store_files["transactions"]),
+            "--as-of",
+            "2024-03-31",
+            "--out",
+            str(full_out),
+        ]
+    )
+    run_app(["predict", str(model_dir), str(cut), "--as-of", "2024-03-31", "--out", str(cut_out)])
+    pd.testing.assert_frame_equal(pd.read_csv(full_out), pd.read_csv(cut_out))
+
+
+def test_backtest_writes_metrics(store_files: dict[str, Path], tmp_path: Path) -> None:
+    code = run_app(
+        [
+            "backtest",
+            str(store_files["transactions"]),
+            "--horizon",
+            "90d",
+            "--models",
+            "baseline,btyd",
+            "--out",
+            str(tmp_path),
+        ]
+    )
+    assert code == 0
+    metrics = pd.read_csv(tmp_path / "metrics.csv")
+    assert set(metrics["model"]) == {"baseline", "btyd"}
+    assert metrics["normalized_gini"].notna().all()
+
+
+def test_bad_input_exits_2_with_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = tmp_path / "orders.csv"
+    bad.write_text("client,when,total\n1,2024-01-01,3.0\n")
+    code = run_app(["train", str(bad), "--horizon", "30d", "--out", str(tmp_path / "m")])
+    err = capsys.readouterr().err.strip()
+    assert code == 2
+    assert "orders.csv" in err and "customer_id" in err
+    assert "Traceback" not in err
+    missing = run_app(["train", str(tmp_path / "nope.csv"), "--horizon", "30d", "--out", "x"])
+    assert missing == 2
+    assert run_app(["train", str(bad), "--horizon", "soon", "--out", "x"]) == 2
+    assert "horizon" in capsys.readouterr().err
