@@ -1,0 +1,234 @@
+"""``auto``: pick the model per dataset by an inner backtest, and say why.
+
+The inner backtest runs strictly inside the training data: its cutoff is ``as_of - horizon``
+when at least 28 days of history precede it. A shorter history (CDNOW's 39-week calibration
+with a 39-week horizon) gets the longest inner horizon that leaves it both halves of the
+history (at most ``history - 28 days``), and only the candidates able to train there compete.
+The winner (best ``metric``; near-ties within 1% go to the lower MAE, see
+:meth:`~ltvcast.evaluation.backtest.BacktestResult.ranking`) is refitted on all the data up to
+``as_of``; when it cannot train there, the runner-up is tried, and so on.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from ltvcast.data.schemas import CustomerData
+from ltvcast.evaluation.backtest import NEAR_TIE, BacktestResult, backtest
+from ltvcast.evaluation.metrics import METRICS
+from ltvcast.exceptions import ConfigError, InsufficientDataError
+from ltvcast.features.windows import Horizon, parse_horizon
+from ltvcast.models import get_forecaster_class
+from ltvcast.models.base import Forecaster
+
+#: History that must precede an inner backtest's cutoff (as in ``backtest_origins``).
+MIN_HISTORY_DAYS = 28
+
+
+class AutoForecaster(Forecaster):
+    """Choose among ``candidates`` by an inner backtest on ``metric``; delegate to the winner.
+
+    Parameters
+    ----------
+    candidates
+        Registered model names to compare; ones that cannot be imported or cannot train on the
+        history are skipped and named in ``reason_``.
+    metric
+        A name from :data:`~ltvcast.evaluation.metrics.METRICS`.
+    random_state
+        Passed to every candidate that takes one.
+
+    Attributes
+    ----------
+    choice_ : str
+        Name of the chosen model.
+    winner_ : Forecaster
+        The chosen model, fitted on all data up to ``as_of``.
+    inner_table_ : DataFrame
+        The inner backtest's metrics table (empty when the history allowed none).
+    reason_ : str
+        One sentence saying what was picked and why.
+    """
+
+    name = "auto"
+
+    def __init__(
+        self,
+        candidates: tuple[str, ...] = ("baseline", "btyd", "gbdt", "seq"),
+        metric: str = "normalized_gini",
+        random_state: int = 0,
+    ) -> None:
+        self.candidates = candidates
+        self.metric = metric
+        self.random_state = random_state
+
+    @property
+    def has_quantiles(self) -> bool:  # type: ignore[override]
+        """Whether the chosen model gives value quantiles (``False`` before ``fit``)."""
+        winner = getattr(self, "winner_", None)
+        return bool(winner is not None and winner.has_quantiles)
+
+    def _build_candidates(self) -> tuple[dict[str, Forecaster], dict[str, str]]:
+        """Unfitted candidates by name, and the reasons of those that cannot be built."""
+        built: dict[str, Forecaster] = {}
+        skipped: dict[str, str] = {}
+        for name in dict.fromkeys(self.candidates):
+            if name == self.name:
+                raise ConfigError("auto cannot be its own candidate; list concrete models")
+            try:
+                cls = get_forecaster_class(name)
+            except (ImportError, AttributeError) as err:
+                skipped[name] = f"cannot import: {err}"
+                continue
+            takes_seed = "random_state" in inspect.signature(cls).parameters
+            built[name] = cls(random_state=self.random_state) if takes_seed else cls()  # type: ignore[call-arg]
+        return built, skipped
+
+    def _fit(self, data: CustomerData, as_of: pd.Timestamp, horizon: Horizon) -> None:
+        labels = {name: label for name, label, _ in METRICS}
+        if self.metric not in labels:
+            raise ConfigError(f"unknown metric {self.metric!r}; choose one of {', '.join(labels)}")
+        if data.transactions.empty:
+            raise InsufficientDataError(f"auto: no transactions up to {as_of:%Y-%m-%d %H:%M}")
+        models, skipped = self._build_candidates()
+        if not models:
+            raise InsufficientDataError(f"auto: no candidate model is available ({skipped})")
+        window = _inner_window(data.first_timestamp(), as_of, horizon)
+        result: BacktestResult | None = None
+        order = list(models)
+        if window is not None:
+            result = backtest(data, window[0], window[1], list(models.values()), end=as_of)
+            for run, name in zip(result.results, models, strict=True):
+                run.name = name
+            skipped.update({r.name: r.error for r in result.results if r.error is not None})
+            ranked = result.ranking(self.metric)
+            order = ranked + [name for name in models if name not in ranked]
+        failures: dict[str, str] = {}
+        for name in order:
+            model = models[name]
+            try:
+                winner = type(model)(**model.get_params()).fit(data, as_of, horizon)
+            except InsufficientDataError as err:
+                failures[name] = str(err)
+                continue
+            self.choice_ = name
+            self.winner_ = winner
+            self.inner_table_ = pd.DataFrame() if result is None else result.table()
+            self.reason_ = _reason(
+                name, result, self.metric, window, as_of - data.first_timestamp(), horizon,
+                {**skipped, **failures},
+            )  # fmt: skip
+            return
+        raise InsufficientDataError(
+            "auto: no candidate could train on this history ("
+            + "; ".join(f"{n}: {e}" for n, e in {**skipped, **failures}.items())
+            + ")"
+        )
+
+    def _predict(self, data: CustomerData, as_of: pd.Timestamp) -> pd.DataFrame:
+        return self.winner_.predict(data, as_of)
+
+    def explain(self, data: CustomerData, as_of: pd.Timestamp) -> pd.DataFrame:
+        """The chosen model's explanation (see its ``explain``)."""
+        self.check_fitted()
+        return self.winner_.explain(data, as_of)
+
+    def save_state(self, directory: Path) -> dict[str, Any]:
+        """The winner's state goes to ``directory/winner``; choice, reason and the inner table
+        are returned as JSON."""
+        sub = Path(directory) / "winner"
+        sub.mkdir(parents=True, exist_ok=True)
+        return {
+            "choice": self.choice_,
+            "reason": self.reason_,
+            "winner_params": self.winner_.get_params(),
+            "winner_state": self.winner_.save_state(sub),
+            "winner_horizon": str(self.winner_.horizon_),
+            "winner_as_of": self.winner_.as_of_.isoformat(),
+            "inner_table": json.loads(self.inner_table_.to_json(orient="split")),
+        }
+
+    def load_state(self, directory: Path, state: dict[str, Any]) -> None:
+        """Rebuild the winner with its registered class and restore its state."""
+        winner = get_forecaster_class(state["choice"])(**state["winner_params"])
+        winner.load_state(Path(directory) / "winner", state["winner_state"])
+        winner.horizon_ = parse_horizon(state["winner_horizon"])
+        winner.as_of_ = pd.Timestamp(state["winner_as_of"])
+        table = pd.DataFrame(**state["inner_table"])
+        numeric = [c for c in table.columns if c != "error"]
+        table[numeric] = table[numeric].astype("float64")
+        table.index.name = "model"
+        self.winner_ = winner
+        self.choice_ = state["choice"]
+        self.reason_ = state["reason"]
+        self.inner_table_ = table
+
+
+def _inner_window(
+    first: pd.Timestamp, as_of: pd.Timestamp, horizon: Horizon
+) -> tuple[pd.Timestamp, Horizon] | None:
+    """Cutoff and horizon of the inner backtest, or ``None`` when the history is too short."""
+    min_history = pd.Timedelta(days=MIN_HISTORY_DAYS)
+    cutoff = horizon.start(as_of)
+    if cutoff >= first + min_history:
+        return cutoff, horizon
+    history_days = (as_of - first).days
+    inner_days = min(history_days // 2, history_days - MIN_HISTORY_DAYS)
+    if inner_days < 1:
+        return None
+    inner = Horizon(inner_days, "d")
+    return inner.start(as_of), inner
+
+
+def _reason(
+    choice: str,
+    result: BacktestResult | None,
+    metric: str,
+    window: tuple[pd.Timestamp, Horizon] | None,
+    history: pd.Timedelta,
+    horizon: Horizon,
+    skipped: dict[str, str],
+) -> str:
+    """One sentence: what was picked, on what evidence, and what was left out."""
+    label = {name: text for name, text, _ in METRICS}[metric]
+    history_text = f"the history ({history.days} days)"
+    ranked = [] if result is None else result.ranking(metric)
+    if window is None:
+        text = (
+            f"picked {choice}: {history_text} is too short for an inner backtest, so the first "
+            f"candidate able to train was used"
+        )
+    elif choice not in ranked:
+        text = (
+            f"picked {choice}: no candidate could be scored in the inner backtest at "
+            f"{window[0]:%Y-%m-%d}, so the first candidate able to train was used"
+        )
+    else:
+        assert result is not None
+        table = result.table()
+        score, mae = table[metric], table["mae"]
+        others = ", ".join(f"{name} {score[name]:.3g}" for name in ranked if name != choice)
+        text = (
+            f"picked {choice}: inner backtest at {window[0]:%Y-%m-%d} "
+            f"({window[1].describe()}, {result.n_customers:,} customers): {label} "
+            f"{score[choice]:.3g}" + (f" vs {others}" if others else "")
+        )
+        top = result.ranking(metric, tolerance=0.0)[0]
+        if top != choice:
+            text += (
+                f"; {top} was within {NEAR_TIE:.0%} on {label}, so the lower MAE decided "
+                f"({mae[choice]:.3g} vs {mae[top]:.3g})"
+            )
+        if window[1] != horizon:
+            text += (
+                f"; {history_text} is shorter than the {horizon.describe()} horizon plus "
+                f"{MIN_HISTORY_DAYS} days, so the inner backtest uses {window[1].describe()}"
+            )
+    if skipped:
+        text += "; skipped " + ", ".join(f"{name} ({why})" for name, why in skipped.items())
+    return text
