@@ -1,0 +1,263 @@
+"""Cleaning rules applied to typed canonical tables, and the report of what each one did.
+
+:mod:`ltvcast.data.validate` parses raw columns into canonical types and drops unusable rows;
+the functions here then apply the content rules (duplicates, returns and cancellations, zero
+amounts, winsorizing, event-type names). Every rule that touches rows appends one entry to a
+:class:`CleaningReport`, so a user can see exactly what happened to their data.
+"""
+
+from __future__ import annotations
+
+import zoneinfo
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+
+from ltvcast.data.schemas import AMOUNT, EVENT_TYPE, KNOWN_EVENT_TYPES, ORDER_ID
+from ltvcast.exceptions import ConfigError
+
+#: Common event names of tracking tools and public logs -> the canonical names.
+EVENT_ALIASES = {
+    "pv": "view",
+    "pageview": "view",
+    "page_view": "view",
+    "product_view": "view",
+    "product_viewed": "view",
+    "view_item": "view",
+    "add_to_cart": "cart",
+    "addtocart": "cart",
+    "add_cart": "cart",
+    "product_added": "cart",
+    "begin_checkout": "checkout",
+    "checkout_started": "checkout",
+    "buy": "purchase",
+    "order": "purchase",
+    "order_completed": "purchase",
+    "transaction": "purchase",
+}
+
+#: Cancelled-invoice pattern of UCI Online Retail: "C" + the digits of an invoice number.
+_CANCELLED_ORDER = r"^C\d+$"
+_PLAIN_ORDER = r"^\d+$"
+
+
+@dataclass(frozen=True)
+class CleaningOptions:
+    """How to treat the questionable rows of an input.
+
+    Parameters
+    ----------
+    returns
+        Negative amounts and cancelled invoices: ``"net"`` keeps them as negative rows (so sums
+        give net spend), ``"drop"`` removes them.
+    drop_zero_amounts
+        Remove rows whose amount is exactly zero (they are always counted).
+    winsorize_quantile
+        Cap ``|amount|`` at this quantile of the data given (e.g. ``0.999``); ``None`` keeps
+        amounts as they are.
+    source_timezone
+        Zone of naive timestamps in the input; they are converted to naive UTC. Zone-aware
+        timestamps are converted to UTC whatever this says.
+    unknown_event_types
+        Events whose type is not one of :data:`~ltvcast.data.schemas.KNOWN_EVENT_TYPES`:
+        ``"keep"`` them as their own channel or ``"drop"`` them.
+    drop_duplicates
+        Remove exact duplicate rows (equal in every canonical column).
+    """
+
+    returns: Literal["net", "drop"] = "net"
+    drop_zero_amounts: bool = False
+    winsorize_quantile: float | None = None
+    source_timezone: str = "UTC"
+    unknown_event_types: Literal["keep", "drop"] = "keep"
+    drop_duplicates: bool = True
+
+    def __post_init__(self) -> None:
+        if self.returns not in ("net", "drop"):
+            raise ConfigError(f"returns must be 'net' or 'drop', got {self.returns!r}")
+        if self.unknown_event_types not in ("keep", "drop"):
+            raise ConfigError(
+                f"unknown_event_types must be 'keep' or 'drop', got {self.unknown_event_types!r}"
+            )
+        q = self.winsorize_quantile
+        if q is not None and not 0.5 <= q < 1.0:
+            raise ConfigError(f"winsorize quantile must be in [0.5, 1), got {q}")
+        try:
+            zoneinfo.ZoneInfo(self.source_timezone)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError) as err:
+            raise ConfigError(f"unknown time zone {self.source_timezone!r}") from err
+
+
+@dataclass(frozen=True)
+class CleaningStep:
+    """One entry of a :class:`CleaningReport`: ``rows`` rows of ``table`` met ``step``."""
+
+    table: str
+    step: str
+    rows: int
+    detail: str = ""
+
+
+@dataclass
+class CleaningReport:
+    """What reading, validation and cleaning did, one entry per step that touched rows.
+
+    Every table gets a ``read`` entry (input rows) and a ``result`` entry (rows kept); the
+    steps between name the rule (``invalid_amount``, ``duplicates``, ``returns`` ...).
+    """
+
+    steps: list[CleaningStep] = field(default_factory=list)
+
+    def add(self, table: str, step: str, rows: int, detail: str = "") -> None:
+        """Append an entry."""
+        self.steps.append(CleaningStep(table, step, int(rows), detail))
+
+    def count(self, table: str, step: str) -> int:
+        """Rows of ``table`` counted under ``step`` (0 when the step never fired)."""
+        return sum(s.rows for s in self.steps if s.table == table and s.step == step)
+
+    def to_frame(self) -> pd.DataFrame:
+        """The entries as a table with columns ``table, step, rows, detail``."""
+        columns = ["table", "step", "rows", "detail"]
+        return pd.DataFrame([asdict(s) for s in self.steps], columns=columns)
+
+    def lines(self) -> list[str]:
+        """One readable line per entry."""
+        out = []
+        for s in self.steps:
+            text = f"{s.table}: {s.step.replace('_', ' ')}: {s.rows:,} rows"
+            out.append(f"{text} ({s.detail})" if s.detail else text)
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form: ``{"steps": [{"table", "step", "rows", "detail"}, ...]}``."""
+        return {"steps": [asdict(s) for s in self.steps]}
+
+
+def clean_transactions(
+    frame: pd.DataFrame, options: CleaningOptions, report: CleaningReport, table: str
+) -> pd.DataFrame:
+    """Apply duplicates, returns, zero-amount and winsorizing rules to typed transactions."""
+    frame = _drop_duplicates(frame, options, report, table)
+    frame = _returns(frame, options, report, table)
+    frame = _zero_amounts(frame, options, report, table)
+    return _winsorize(frame, options, report, table)
+
+
+def clean_events(
+    frame: pd.DataFrame, options: CleaningOptions, report: CleaningReport, table: str
+) -> pd.DataFrame:
+    """Map event-type aliases, apply the unknown-type rule and drop duplicates."""
+    frame = _event_types(frame, options, report, table)
+    return _drop_duplicates(frame, options, report, table)
+
+
+def _drop_duplicates(
+    frame: pd.DataFrame, options: CleaningOptions, report: CleaningReport, table: str
+) -> pd.DataFrame:
+    duplicated = frame.duplicated(keep="first").to_numpy()
+    n = int(duplicated.sum())
+    if not n:
+        return frame
+    if options.drop_duplicates:
+        report.add(table, "duplicates", n, "exact duplicate rows dropped")
+        return frame[~duplicated]
+    report.add(table, "duplicates", n, "exact duplicate rows kept")
+    return frame
+
+
+def cancelled_orders(frame: pd.DataFrame) -> np.ndarray:
+    """Rows whose ``order_id`` marks a cancelled invoice ("C" + digits, as in UCI Online Retail).
+
+    The rule only applies when the column also holds plain numeric order ids, so a store whose
+    every order id starts with "C" is not mistaken for one that cancels everything.
+    """
+    if ORDER_ID not in frame.columns:
+        return np.zeros(len(frame), dtype=bool)
+    orders = frame[ORDER_ID]
+    cancelled = orders.str.match(_CANCELLED_ORDER).fillna(False).to_numpy(dtype=bool)
+    if not cancelled.any() or not orders.str.match(_PLAIN_ORDER).fillna(False).any():
+        return np.zeros(len(frame), dtype=bool)
+    return cancelled
+
+
+def _returns(
+    frame: pd.DataFrame, options: CleaningOptions, report: CleaningReport, table: str
+) -> pd.DataFrame:
+    amount = frame[AMOUNT].to_numpy()
+    cancelled = cancelled_orders(frame)
+    negative = amount < 0
+    rows = negative | cancelled
+    n = int(rows.sum())
+    if not n:
+        return frame
+    parts = [f"{int(negative.sum()):,} negative amounts"]
+    if cancelled.any():
+        parts.append(f"{int(cancelled.sum()):,} lines of cancelled orders")
+    if options.returns == "drop":
+        report.add(table, "returns", n, f"{', '.join(parts)}; dropped")
+        return frame[~rows]
+    flipped = cancelled & (amount > 0)
+    if flipped.any():
+        frame = frame.assign(**{AMOUNT: np.where(flipped, -amount, amount)})
+        parts.append(f"{int(flipped.sum()):,} positive cancelled lines made negative")
+    total = float(frame[AMOUNT].to_numpy()[rows].sum())
+    report.add(table, "returns", n, f"{', '.join(parts)}; kept as net spend, total {total:,.2f}")
+    return frame
+
+
+def _zero_amounts(
+    frame: pd.DataFrame, options: CleaningOptions, report: CleaningReport, table: str
+) -> pd.DataFrame:
+    zero = (frame[AMOUNT] == 0).to_numpy()
+    n = int(zero.sum())
+    if not n:
+        return frame
+    if options.drop_zero_amounts:
+        report.add(table, "zero_amounts", n, "dropped")
+        return frame[~zero]
+    report.add(table, "zero_amounts", n, "kept")
+    return frame
+
+
+def _winsorize(
+    frame: pd.DataFrame, options: CleaningOptions, report: CleaningReport, table: str
+) -> pd.DataFrame:
+    q = options.winsorize_quantile
+    if q is None or not len(frame):
+        return frame
+    amount = frame[AMOUNT].to_numpy()
+    cap = float(np.quantile(np.abs(amount), q))
+    over = np.abs(amount) > cap
+    n = int(over.sum())
+    if n:
+        report.add(table, "winsorized", n, f"|amount| capped at {cap:,.2f} (quantile {q})")
+        frame = frame.assign(**{AMOUNT: np.clip(amount, -cap, cap)})
+    return frame
+
+
+def _event_types(
+    frame: pd.DataFrame, options: CleaningOptions, report: CleaningReport, table: str
+) -> pd.DataFrame:
+    types = frame[EVENT_TYPE]
+    aliased = types.isin(list(EVENT_ALIASES)).to_numpy()
+    if aliased.any():
+        counts = types[aliased].value_counts()
+        detail = ", ".join(f"{k} -> {EVENT_ALIASES[str(k)]} ({v:,})" for k, v in counts.items())
+        report.add(table, "event_type_aliases", int(aliased.sum()), detail)
+        types = types.replace(EVENT_ALIASES)
+        frame = frame.assign(**{EVENT_TYPE: types})
+    unknown = ~types.isin(list(KNOWN_EVENT_TYPES)).to_numpy()
+    if not unknown.any():
+        return frame
+    counts = types[unknown].value_counts()
+    names = ", ".join(f"{k} ({v:,})" for k, v in counts.head(8).items())
+    if len(counts) > 8:
+        names += f" and {len(counts) - 8} more"
+    if options.unknown_event_types == "drop":
+        report.add(table, "unknown_event_types", int(unknown.sum()), f"dropped: {names}")
+        return frame[~unknown]
+    report.add(table, "unknown_event_types", int(unknown.sum()), f"kept as own types: {names}")
+    return frame

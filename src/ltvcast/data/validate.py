@@ -1,0 +1,435 @@
+"""Validation at the boundary: raw tables in, canonical typed tables out.
+
+Each ``validate_*`` function finds the required columns (through a :class:`ColumnMap`), parses
+ids, times and numbers, drops the rows that cannot be used (counting them per rule with example
+row numbers in the :class:`CleaningReport`), then applies the cleaning rules of
+:mod:`ltvcast.data.clean`. An unusable input raises :class:`SchemaError` with one line that
+names the file, the column, the rule, the count and example rows.
+
+Row numbers are 1-based data rows: ``index + 1`` for frames with an integer index (the frames
+:func:`~ltvcast.data.io.read_table` returns number the file's data rows this way), else positions.
+
+Canonical outputs: ids are ``str`` (numbers written without ``.0``), ``timestamp`` is
+``datetime64[us]`` naive UTC, ``amount``/``quantity``/``value`` are ``float64``, ``event_type``
+is lower case with runs of spaces and hyphens made ``_``. Transactions and events are sorted by
+``customer_id`` then ``timestamp``; profiles have one row per customer.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Final, Literal
+
+import numpy as np
+import pandas as pd
+
+from ltvcast.data.clean import CleaningOptions, CleaningReport, clean_events, clean_transactions
+from ltvcast.data.io import CANONICAL_OF, ColumnMap, read_table
+from ltvcast.data.schemas import (
+    AMOUNT,
+    CUSTOMER_ID,
+    EVENT_REQUIRED,
+    EVENT_TYPE,
+    ITEM_ID,
+    ORDER_ID,
+    QUANTITY,
+    TIMESTAMP,
+    TRANSACTION_OPTIONAL,
+    TRANSACTION_REQUIRED,
+    VALUE,
+    CustomerData,
+)
+from ltvcast.exceptions import SchemaError
+
+TRANSACTIONS = "transactions"
+EVENTS = "events"
+PROFILES = "profiles"
+TIMESTAMP_DTYPE: Final = "datetime64[us]"
+#: Defaults of the ``columns`` and ``options`` parameters (both immutable).
+DEFAULT_COLUMNS = ColumnMap()
+DEFAULT_OPTIONS = CleaningOptions()
+_EXAMPLES = 5
+_CANONICAL_ORDER = (*TRANSACTION_REQUIRED, *EVENT_REQUIRED[2:], *TRANSACTION_OPTIONAL, VALUE)
+_UTC_NAMES = frozenset({"UTC", "Etc/UTC", "utc", "Z", "GMT", "Etc/GMT"})
+
+
+def validate_transactions(
+    frame: pd.DataFrame,
+    source: str,
+    columns: ColumnMap = DEFAULT_COLUMNS,
+    options: CleaningOptions = DEFAULT_OPTIONS,
+    report: CleaningReport | None = None,
+) -> pd.DataFrame:
+    """Canonical transactions (``customer_id, timestamp, amount`` + present optional columns).
+
+    Parameters
+    ----------
+    frame
+        Raw transactions as read from ``source``.
+    source
+        Name used in messages (a file path or a table name).
+    columns
+        Input names of the canonical columns. Without an amount column, a ``price`` mapping
+        gives ``amount = quantity * price``.
+    options
+        Cleaning rules (returns, zero amounts, winsorizing, time zone, duplicates).
+    report
+        Receives one entry per step that touched rows.
+
+    Raises
+    ------
+    SchemaError
+        Empty table, missing required column, or no valid row left.
+    """
+    report = CleaningReport() if report is None else report
+    checker = _Checker(frame, source, TRANSACTIONS, columns, report)
+    checker.ids(CUSTOMER_ID, "customer", required=True)
+    checker.times(options.source_timezone)
+    checker.amount()
+    checker.ids(ORDER_ID, "order", required=False)
+    checker.ids(ITEM_ID, "item", required=False)
+    out = checker.result()
+    out = clean_transactions(out, options, report, TRANSACTIONS)
+    return _finish(out, source, TRANSACTIONS, report)
+
+
+def validate_events(
+    frame: pd.DataFrame,
+    source: str,
+    columns: ColumnMap = DEFAULT_COLUMNS,
+    options: CleaningOptions = DEFAULT_OPTIONS,
+    report: CleaningReport | None = None,
+) -> pd.DataFrame:
+    """Canonical behaviour events (``customer_id, timestamp, event_type`` [+ item_id, value]).
+
+    Unparsable ``value`` entries become missing (counted); rows without a customer, a time or
+    an event type are dropped. Parameters and errors as :func:`validate_transactions`.
+    """
+    report = CleaningReport() if report is None else report
+    checker = _Checker(frame, source, EVENTS, columns, report)
+    checker.ids(CUSTOMER_ID, "customer", required=True)
+    checker.times(options.source_timezone)
+    checker.event_types()
+    checker.ids(ITEM_ID, "item", required=False)
+    checker.optional_number(VALUE, "value")
+    out = checker.result()
+    out = clean_events(out, options, report, EVENTS)
+    return _finish(out, source, EVENTS, report)
+
+
+def validate_profiles(
+    frame: pd.DataFrame,
+    source: str,
+    columns: ColumnMap = DEFAULT_COLUMNS,
+    report: CleaningReport | None = None,
+) -> pd.DataFrame:
+    """Canonical profiles: one row per ``customer_id`` (the last one wins), other columns kept.
+
+    Columns whose every present value is a number become ``float64``; the others become
+    strings (categoricals). Rows without a customer id are dropped and counted.
+    """
+    report = CleaningReport() if report is None else report
+    checker = _Checker(frame, source, PROFILES, columns, report)
+    checker.ids(CUSTOMER_ID, "customer", required=True)
+    used = {columns.source("customer")}
+    for name in frame.columns:
+        if name not in used and name != CUSTOMER_ID:
+            checker.out[str(name)] = _profile_column(frame[name])
+    out = checker.result()
+    duplicated = out.duplicated(CUSTOMER_ID, keep="last").to_numpy()
+    if duplicated.any():
+        report.add(
+            PROFILES,
+            "duplicate_customers",
+            int(duplicated.sum()),
+            "several rows for one customer; the last one kept",
+        )
+        out = out[~duplicated]
+    out = out.sort_values(CUSTOMER_ID, kind="stable").reset_index(drop=True)
+    report.add(PROFILES, "result", len(out), f"{source}: {out.shape[1] - 1} profile columns")
+    return out
+
+
+def load_customer_data(
+    transactions: str | Path | pd.DataFrame,
+    events: str | Path | pd.DataFrame | None = None,
+    profiles: str | Path | pd.DataFrame | None = None,
+    columns: ColumnMap = DEFAULT_COLUMNS,
+    options: CleaningOptions = DEFAULT_OPTIONS,
+) -> tuple[CustomerData, CleaningReport]:
+    """Read (when given paths), validate and clean the three tables.
+
+    Returns
+    -------
+    (CustomerData, CleaningReport)
+        The canonical bundle and what was done to get it.
+    """
+    report = CleaningReport()
+    tx_frame, tx_source = _frame(transactions, TRANSACTIONS, columns.id_columns())
+    tx = validate_transactions(tx_frame, tx_source, columns, options, report)
+    ev = None
+    if events is not None:
+        ev_frame, ev_source = _frame(events, EVENTS, columns.id_columns())
+        ev = validate_events(ev_frame, ev_source, columns, options, report)
+    pr = None
+    if profiles is not None:
+        pr_frame, pr_source = _frame(profiles, PROFILES, (columns.source("customer"),))
+        pr = validate_profiles(pr_frame, pr_source, columns, report)
+    return CustomerData(tx, ev, pr), report
+
+
+def as_ids(values: pd.Series) -> pd.Series:
+    """Ids as strings: numbers without a trailing ``.0``, blanks stripped, empty -> missing."""
+    if pd.api.types.is_float_dtype(values):
+        finite = values.dropna()
+        if len(finite) and bool((finite == np.floor(finite)).all()):
+            values = values.astype("Int64")
+    text = values.astype("str").str.strip()
+    dotted = text.str.endswith(".0").fillna(False).to_numpy(dtype=bool)
+    if dotted.any():
+        text = text.mask(dotted, text.str.replace(r"^(-?\d+)\.0+$", r"\1", regex=True))
+    return text.mask(text == "")
+
+
+def parse_timestamps(values: pd.Series, source_timezone: str = "UTC") -> pd.Series:
+    """Times as naive UTC ``datetime64[us]``; unparsable entries become ``NaT``.
+
+    Zone-aware values are converted to UTC; naive ones are read in ``source_timezone``.
+    Numbers are Unix epoch times (unit by magnitude: s, ms, us, ns), except 8-digit integers,
+    which are ``YYYYMMDD`` dates.
+    """
+    if pd.api.types.is_datetime64_any_dtype(values):
+        return _naive_utc(values, source_timezone)
+    if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
+        return _from_numbers(values.astype("float64"), source_timezone)
+    text = values.astype("str").str.strip().mask(lambda s: s == "")
+    present = text.dropna()
+    if len(present) and _all_digits(present):
+        return _from_numbers(pd.to_numeric(text, errors="coerce"), source_timezone)
+    parsed = _naive_utc(_to_datetime(text), source_timezone)
+    retry = (parsed.isna() & text.notna()).to_numpy()
+    if retry.any():
+        again = _naive_utc(_to_datetime(text[retry], format="mixed"), source_timezone)
+        parsed = parsed.copy()
+        parsed[retry] = again
+    return parsed
+
+
+@dataclass
+class _Checker:
+    """Collects parsed canonical columns and the rows each rule rejects."""
+
+    frame: pd.DataFrame
+    source: str
+    table: str
+    columns: ColumnMap
+    report: CleaningReport
+    out: dict[str, pd.Series] = field(default_factory=dict)
+    problems: list[tuple[str, str, str, str, np.ndarray]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if not len(self.frame) or not self.frame.shape[1]:
+            raise SchemaError(f"{self.source}: no data rows")
+        self.report.add(self.table, "read", len(self.frame), self.source)
+        index = self.frame.index
+        if pd.api.types.is_integer_dtype(index.dtype):
+            self.row_numbers = np.asarray(index, dtype=np.int64) + 1
+        else:
+            self.row_numbers = np.arange(1, len(self.frame) + 1)
+
+    def column(self, field_name: str, required: bool) -> pd.Series | None:
+        name = self.columns.source(field_name)
+        if name in self.frame.columns:
+            column = self.frame[name]
+            if isinstance(column, pd.DataFrame):
+                raise SchemaError(f"{self.source}: column '{name}' appears more than once")
+            return column
+        if not required and getattr(self.columns, field_name) is None:
+            return None
+        available = ", ".join(f"'{c}'" for c in self.frame.columns)
+        raise SchemaError(
+            f"{self.source}: required column '{name}' not found in the {self.table} table; "
+            f"available columns: {available}; name yours with {self.columns.flag(field_name)}"
+        )
+
+    def label(self, field_name: str) -> str:
+        name = self.columns.source(field_name)
+        canonical = CANONICAL_OF[field_name]
+        return f"'{name}'" if name == canonical else f"'{name}' ({canonical})"
+
+    def reject(self, field_name: str, step: str, rule: str, failure: str, mask: np.ndarray) -> None:
+        if mask.any():
+            self.problems.append((self.label(field_name), step, rule, failure, mask))
+
+    def ids(self, target: str, field_name: str, required: bool) -> None:
+        raw = self.column(field_name, required)
+        if raw is None:
+            return
+        ids = as_ids(raw)
+        self.out[target] = ids
+        if required:
+            missing = ids.isna().to_numpy()
+            self.reject(field_name, f"invalid_{target}", "must hold an id", "are empty", missing)
+
+    def times(self, source_timezone: str) -> None:
+        raw = self.column("time", required=True)
+        assert raw is not None
+        parsed = parse_timestamps(raw, source_timezone)
+        self.out[TIMESTAMP] = parsed
+        bad = parsed.isna().to_numpy()
+        self.reject("time", "invalid_timestamp", "must be a date/time", "are not", bad)
+
+    def amount(self) -> None:
+        quantity = self.column("quantity", required=False)
+        if quantity is not None:
+            self.out[QUANTITY] = self.optional_numbers(quantity, "quantity", "invalid_quantity")
+        has_amount = self.columns.source("amount") in self.frame.columns
+        if self.columns.price is None or has_amount:
+            raw = self.column("amount", required=True)
+            assert raw is not None
+            amount = _numbers(raw)
+            self.out[AMOUNT] = amount
+            bad = amount.isna().to_numpy()
+            self.reject("amount", "invalid_amount", "must be numeric", "are not", bad)
+            return
+        price_raw = self.column("price", required=True)
+        quantity_raw = self.column("quantity", required=True)
+        assert price_raw is not None and quantity_raw is not None
+        price, count = _numbers(price_raw), _numbers(quantity_raw)
+        self.out[AMOUNT] = count * price
+        for name, numbers in (("price", price), ("quantity", count)):
+            bad = numbers.isna().to_numpy()
+            self.reject(name, "invalid_amount", "must be numeric", "are not", bad)
+
+    def event_types(self) -> None:
+        raw = self.column("event", required=True)
+        assert raw is not None
+        types = raw.astype("str").str.strip().str.lower().str.replace(r"[\s\-]+", "_", regex=True)
+        types = types.mask(types == "")
+        self.out[EVENT_TYPE] = types
+        bad = types.isna().to_numpy()
+        self.reject("event", "invalid_event_type", "must name an event type", "are empty", bad)
+
+    def optional_number(self, target: str, field_name: str) -> None:
+        raw = self.column(field_name, required=False)
+        if raw is not None:
+            self.out[target] = self.optional_numbers(raw, field_name, f"invalid_{target}")
+
+    def optional_numbers(self, raw: pd.Series, field_name: str, step: str) -> pd.Series:
+        numbers = _numbers(raw)
+        bad = (numbers.isna() & raw.notna()).to_numpy()
+        if bad.any():
+            detail = self.describe(self.label(field_name), "must be numeric", "are not", bad)
+            self.report.add(self.table, step, int(bad.sum()), f"{detail}; set to missing")
+        return numbers
+
+    def describe(self, label: str, rule: str, failure: str, mask: np.ndarray) -> str:
+        count = int(mask.sum())
+        examples = ", ".join(str(r) for r in self.row_numbers[mask][:_EXAMPLES])
+        more = ", ..." if count > _EXAMPLES else ""
+        return (
+            f"{self.source}: column {label} {rule}; {count:,} of {len(mask):,} rows "
+            f"{failure} (rows {examples}{more})"
+        )
+
+    def result(self) -> pd.DataFrame:
+        """The canonical frame without the rejected rows; raises when none is left."""
+        n = len(self.frame)
+        rejected = np.zeros(n, dtype=bool)
+        messages = []
+        for label, _, rule, failure, mask in self.problems:
+            message = self.describe(label, rule, failure, mask)
+            if mask.all():
+                raise SchemaError(message)
+            messages.append(message)
+            rejected |= mask
+        if rejected.all():
+            raise SchemaError(f"{self.source}: no valid row left: " + "; ".join(messages))
+        for (_, step, _, _, mask), message in zip(self.problems, messages, strict=True):
+            self.report.add(self.table, step, int(mask.sum()), f"{message}; dropped")
+        order = [c for c in _CANONICAL_ORDER if c in self.out]
+        order += [c for c in self.out if c not in order]
+        out = pd.DataFrame({k: self.out[k].reset_index(drop=True) for k in order})
+        return out[~rejected] if rejected.any() else out
+
+
+def _finish(frame: pd.DataFrame, source: str, table: str, report: CleaningReport) -> pd.DataFrame:
+    if not len(frame):
+        raise SchemaError(f"{source}: no {table} row left after cleaning")
+    frame = frame.sort_values([CUSTOMER_ID, TIMESTAMP], kind="stable").reset_index(drop=True)
+    first, last = frame[TIMESTAMP].min(), frame[TIMESTAMP].max()
+    customers = frame[CUSTOMER_ID].nunique()
+    report.add(table, "result", len(frame), f"{customers:,} customers, {first} .. {last}")
+    return frame
+
+
+def _frame(
+    table: str | Path | pd.DataFrame, name: str, text_columns: tuple[str, ...]
+) -> tuple[pd.DataFrame, str]:
+    if isinstance(table, pd.DataFrame):
+        return table, name
+    return read_table(table, text_columns=text_columns), str(table)
+
+
+def _numbers(values: pd.Series) -> pd.Series:
+    """Float64 numbers; unparsable entries and infinities become NaN."""
+    if pd.api.types.is_bool_dtype(values):
+        return values.astype("float64")
+    if not pd.api.types.is_numeric_dtype(values):
+        values = values.astype("str").str.strip().str.replace(",", "", regex=False)
+    numbers = pd.to_numeric(values, errors="coerce").astype("float64")
+    return numbers.mask(np.isinf(numbers.to_numpy()))
+
+
+def _profile_column(values: pd.Series) -> pd.Series:
+    """Numbers as float64 when every present value is one, otherwise stripped strings."""
+    if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
+        return values.astype("float64")
+    text = values.astype("str").str.strip()
+    text = text.mask(text == "")
+    numbers = pd.to_numeric(text, errors="coerce")
+    if text.notna().any() and bool((numbers.notna() == text.notna()).all()):
+        return numbers.astype("float64")
+    return text
+
+
+def _to_datetime(text: pd.Series, format: str | None = None) -> pd.Series:
+    try:
+        return pd.to_datetime(text, errors="coerce", format=format)
+    except ValueError:  # several UTC offsets in one column
+        return pd.to_datetime(text, errors="coerce", format=format, utc=True)
+
+
+def _naive_utc(parsed: pd.Series, source_timezone: str) -> pd.Series:
+    if not pd.api.types.is_datetime64_any_dtype(parsed):  # e.g. all NaT as object
+        parsed = pd.to_datetime(parsed, errors="coerce", utc=True)
+    if isinstance(parsed.dtype, pd.DatetimeTZDtype):
+        parsed = parsed.dt.tz_convert("UTC").dt.tz_localize(None)
+    elif source_timezone not in _UTC_NAMES:
+        standard = np.zeros(len(parsed), dtype=bool)  # an ambiguous hour is read as standard time
+        parsed = parsed.dt.tz_localize(
+            source_timezone, ambiguous=standard, nonexistent="shift_forward"
+        )
+        parsed = parsed.dt.tz_convert("UTC").dt.tz_localize(None)
+    return parsed.astype(TIMESTAMP_DTYPE)
+
+
+def _all_digits(text: pd.Series) -> bool:
+    pattern = r"\d+(\.\d*)?"
+    return bool(text.iloc[:1].str.fullmatch(pattern).all() and text.str.fullmatch(pattern).all())
+
+
+def _from_numbers(numbers: pd.Series, source_timezone: str) -> pd.Series:
+    values = numbers.to_numpy(dtype="float64")
+    finite = values[np.isfinite(values)]
+    if not len(finite):
+        return pd.Series(pd.NaT, index=numbers.index, dtype=TIMESTAMP_DTYPE)
+    if bool(np.all(finite == np.floor(finite))) and 1e7 <= finite.min() and finite.max() < 1e8:
+        dates = numbers.astype("Int64").astype("str")
+        return _naive_utc(pd.to_datetime(dates, format="%Y%m%d", errors="coerce"), source_timezone)
+    scale = float(np.median(np.abs(finite)))
+    unit: Literal["s", "ms", "us", "ns"] = (
+        "s" if scale < 1e11 else "ms" if scale < 1e14 else "us" if scale < 1e17 else "ns"
+    )
+    return pd.to_datetime(numbers, unit=unit, errors="coerce").astype(TIMESTAMP_DTYPE)
