@@ -156,9 +156,7 @@ def test_uplift_by_segment_and_segment_column(tmp_path) -> None:  # type: ignore
     )
     uplift = uplift_by_segment(segments, table)
     assert uplift.tolist() == [0.2, 0.05, 0.0]
-    plan = plan_contacts(
-        preds, budget=10.0, cost_per_contact=1.0, uplift=uplift, segments=segments
-    )
+    plan = plan_contacts(preds, budget=10.0, cost_per_contact=1.0, uplift=uplift, segments=segments)
     assert plan.contacts[["customer_id", "segment"]].values.tolist() == [
         ["c00", "high_value_at_risk"],
         ["c01", "steady"],
