@@ -49,7 +49,7 @@ class BacktestResult:
 
     def table(self) -> pd.DataFrame:
         """Rows = models, columns = metrics (``METRICS`` order), ``fit_s``, ``predict_s`` and,
-        when any model was skipped, ``error`` (``None`` for the models that ran)."""
+        when any model was skipped, ``error`` (missing for the models that ran)."""
         names = [name for name, _, _ in METRICS]
         rows = [
             {

@@ -126,7 +126,7 @@ def normalized_gini(actual: ArrayLike, predicted: ArrayLike) -> float:
     ``nan`` when the actual values sum to 0 or are all equal.
     """
     a, p = _pair(actual, predicted)
-    if a.sum() == 0:
+    if a.sum() == 0 or np.ptp(a) == 0:
         return float("nan")
     perfect = _raw_gini(a, a)
     if perfect == 0:
