@@ -101,6 +101,15 @@ class QuantileRateModel(RateModel):
         )
 
 
+class ScaledRateModel(RateModel):
+    """``rate`` times three: the same ranking, worse errors."""
+
+    name = "scaled"
+
+    def __init__(self, scale: float = 3.0, min_days: int = 0) -> None:
+        super().__init__(scale, min_days)
+
+
 class InverseModel(RateModel):
     """Ranks customers backwards: the more they spent, the less it predicts."""
 
@@ -146,6 +155,7 @@ class NeedsHistoryModel(RateModel):
 TOY_MODELS: dict[str, type[Forecaster]] = {
     "rate": RateModel,
     "rate_q": QuantileRateModel,
+    "scaled": ScaledRateModel,
     "inverse": InverseModel,
     "flat": FlatModel,
     "spy": SpyModel,

@@ -218,15 +218,22 @@ def _reason(
             f"({window[1].describe()}, {result.n_customers:,} customers): {label} "
             f"{score[choice]:.3g}" + (f" vs {others}" if others else "")
         )
-        top = result.ranking(metric, tolerance=0.0)[0]
-        if top != choice:
+        rival = next(
+            (
+                n
+                for n in ranked[1:]
+                if abs(score[n] - score[choice]) <= NEAR_TIE * abs(score[choice])
+            ),
+            None,
+        )
+        if rival is not None:
             text += (
-                f"; {top} was within {NEAR_TIE:.0%} on {label}, so the lower MAE decided "
-                f"({mae[choice]:.3g} vs {mae[top]:.3g})"
+                f"; {rival} is within {NEAR_TIE:.0%} on {label}, so the lower MAE decided "
+                f"({mae[choice]:.3g} vs {mae[rival]:.3g})"
             )
         if window[1] != horizon:
             text += (
-                f"; {history_text} is shorter than the {horizon.describe()} horizon plus "
+                f"; {history_text} is shorter than the horizon ({horizon.describe()}) plus "
                 f"{MIN_HISTORY_DAYS} days, so the inner backtest uses {window[1].describe()}"
             )
     if skipped:

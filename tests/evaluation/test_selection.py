@@ -1,0 +1,149 @@
+"""``auto``: the inner backtest picks the clearly better model, says why, and round-trips."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from ltvcast.data.schemas import CustomerData
+from ltvcast.evaluation.backtest import backtest
+from ltvcast.evaluation.metrics import METRICS
+from ltvcast.evaluation.selection import AutoForecaster, _inner_window
+from ltvcast.exceptions import ConfigError, InsufficientDataError, NotFittedError
+from ltvcast.features.windows import Horizon
+from ltvcast.scoring.artifacts import load_model, save_model
+
+AS_OF = pd.Timestamp("2023-12-31 23:59:59")
+H = Horizon(13, "w")
+
+
+def test_picks_the_clearly_better_model_and_says_why(
+    store: CustomerData, toy_registry: None
+) -> None:
+    auto = AutoForecaster(candidates=("inverse", "rate", "flat", "missing")).fit(store, AS_OF, H)
+    assert auto.choice_ == "rate"
+    assert list(auto.inner_table_.index) == ["inverse", "rate", "flat"]
+    gini = auto.inner_table_["normalized_gini"]
+    assert gini["rate"] > 0.5 > gini["flat"] > gini["inverse"]
+    assert auto.reason_.startswith(
+        f"picked rate: inner backtest at 2023-10-01 (13 weeks, {store.customers().size} "
+        f"customers): normalized Gini {gini['rate']:.3g} vs flat {gini['flat']:.3g}, inverse"
+    )
+    assert "skipped missing (cannot import" in auto.reason_
+    # The winner is refitted on all the data to as_of and predictions are delegated to it.
+    assert auto.winner_.as_of_ == AS_OF
+    pd.testing.assert_frame_equal(auto.predict(store, AS_OF), auto.winner_.predict(store, AS_OF))
+
+
+def test_inner_backtest_stays_inside_the_training_data(
+    store: CustomerData, toy: SimpleNamespace, toy_registry: None
+) -> None:
+    toy.spy.seen.clear()
+    AutoForecaster(candidates=("spy",)).fit(store, pd.Timestamp("2023-06-30"), H)
+    inner_cutoff = pd.Timestamp("2023-06-30") - pd.Timedelta(weeks=13)
+    assert toy.spy.seen[:2] == [store.until(inner_cutoff).last_timestamp()] * 2
+    assert max(toy.spy.seen) <= pd.Timestamp("2023-06-30")
+
+
+def test_near_tie_goes_to_the_lower_mae(store: CustomerData, toy_registry: None) -> None:
+    # Same ranking (identical Gini) but 3x the spend: the calibrated one wins whatever the order.
+    for candidates in (("rate", "scaled"), ("scaled", "rate")):
+        auto = AutoForecaster(candidates=candidates).fit(store, AS_OF, H)
+        gini = auto.inner_table_["normalized_gini"]
+        assert gini["rate"] == pytest.approx(gini["scaled"])
+        assert auto.choice_ == "rate"
+        assert "scaled is within 1% on normalized Gini, so the lower MAE decided" in auto.reason_
+
+
+def test_short_history_uses_a_shorter_inner_horizon(
+    store: CustomerData, toy: SimpleNamespace, toy_registry: None
+) -> None:
+    # 100 days of history and a 13-week horizon: the inner backtest uses 50 days.
+    as_of = pd.Timestamp("2022-01-01") + pd.Timedelta(days=100)
+    auto = AutoForecaster(candidates=("needs_history", "rate", "inverse")).fit(store, as_of, H)
+    assert auto.choice_ == "rate"
+    assert "uses 50 days" in auto.reason_
+    assert "shorter than the horizon (13 weeks) plus 28 days" in auto.reason_
+    assert "skipped needs_history (needs_history needs 10000 days; got 50)" in auto.reason_
+    assert np.isnan(auto.inner_table_.loc["needs_history", "normalized_gini"])
+
+
+def test_inner_window_rules() -> None:
+    first = pd.Timestamp("1997-01-01")
+    as_of = pd.Timestamp("1997-09-30 23:59:59.999999")
+    # CDNOW calibration (272 days) with a 39-week horizon: half the history.
+    assert _inner_window(first, as_of, Horizon(39, "w")) == (
+        as_of - pd.Timedelta(days=136),
+        Horizon(136, "d"),
+    )
+    # Room for the full horizon plus 28 days.
+    assert _inner_window(first, as_of, Horizon(13, "w")) == (
+        as_of - pd.Timedelta(weeks=13),
+        Horizon(13, "w"),
+    )
+    # 50 days: half would leave under 28 days before the cutoff, so 22 days.
+    assert _inner_window(first, first + pd.Timedelta(days=50), Horizon(13, "w"))[1] == Horizon(
+        22, "d"
+    )
+    assert _inner_window(first, first + pd.Timedelta(days=28), Horizon(13, "w")) is None
+
+
+def test_too_short_for_any_inner_backtest_falls_back_to_first_able(
+    store: CustomerData, toy_registry: None
+) -> None:
+    as_of = pd.Timestamp("2022-01-20")
+    auto = AutoForecaster(candidates=("needs_history", "flat", "rate")).fit(store, as_of, H)
+    assert auto.choice_ == "flat"
+    assert auto.inner_table_.empty
+    assert "too short for an inner backtest" in auto.reason_
+    assert "needs_history (needs_history needs 10000 days" in auto.reason_
+
+
+def test_nothing_trains(store: CustomerData, toy_registry: None) -> None:
+    with pytest.raises(InsufficientDataError, match=r"no candidate could train.*needs_history"):
+        AutoForecaster(candidates=("needs_history",)).fit(store, AS_OF, H)
+    with pytest.raises(ConfigError, match="unknown metric"):
+        AutoForecaster(candidates=("rate",), metric="r2").fit(store, AS_OF, H)
+    with pytest.raises(ConfigError, match="its own candidate"):
+        AutoForecaster(candidates=("auto",)).fit(store, AS_OF, H)
+
+
+def test_quantiles_follow_the_winner(store: CustomerData, toy_registry: None) -> None:
+    auto = AutoForecaster(candidates=("rate_q", "inverse"))
+    assert auto.has_quantiles is False
+    with pytest.raises(NotFittedError):
+        auto.predict(store, AS_OF)
+    auto.fit(store, AS_OF, H)
+    assert auto.has_quantiles is True
+    assert {"value_p10", "value_p90"} <= set(auto.predict(store, AS_OF).columns)
+    assert AutoForecaster(candidates=("rate",)).fit(store, AS_OF, H).has_quantiles is False
+
+
+def test_save_load_round_trip(store: CustomerData, toy_registry: None, tmp_path: Path) -> None:
+    auto = AutoForecaster(candidates=("inverse", "rate_q", "missing")).fit(store, AS_OF, H)
+    save_model(auto, tmp_path / "model")
+    assert (tmp_path / "model" / "winner" / "rate.json").is_file()
+    loaded, manifest = load_model(tmp_path / "model")
+    assert isinstance(loaded, AutoForecaster)
+    assert manifest["state"]["choice"] == "rate_q"
+    assert (loaded.choice_, loaded.reason_, loaded.has_quantiles) == ("rate_q", auto.reason_, True)
+    pd.testing.assert_frame_equal(loaded.inner_table_, auto.inner_table_)
+    pd.testing.assert_frame_equal(loaded.predict(store, AS_OF), auto.predict(store, AS_OF))
+
+
+def test_auto_in_a_backtest(store: CustomerData, toy_registry: None) -> None:
+    result = backtest(
+        store,
+        pd.Timestamp("2023-06-30"),
+        H,
+        ["rate", AutoForecaster(candidates=("inverse", "rate"))],
+    )
+    table = result.table()
+    assert table.loc["auto", "normalized_gini"] == pytest.approx(
+        table.loc["rate", "normalized_gini"]
+    )
+    assert [name for name, _, _ in METRICS] == list(table.columns[: len(METRICS)])
