@@ -1,0 +1,188 @@
+"""An embedded DuckDB store for the canonical tables.
+
+Frames go in and out through DuckDB's pandas scans (Arrow), never row by row. Reads filter in
+SQL (``timestamp <= as_of``, a customer list joined as a table), so a model can be scored on a
+slice of a large store without loading all of it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from types import TracebackType
+
+import duckdb
+import pandas as pd
+
+from ltvcast.data.schemas import CUSTOMER_ID, TIMESTAMP, CustomerData
+from ltvcast.exceptions import SchemaError
+
+TABLES = ("transactions", "events", "profiles")
+_TIMED = ("transactions", "events")
+
+
+class Store:
+    """Canonical transactions, events and profiles in one DuckDB database.
+
+    Parameters
+    ----------
+    path
+        Database file (created when absent) or ``":memory:"``.
+    """
+
+    def __init__(self, path: str | Path = ":memory:") -> None:
+        self.path = str(path)
+        self._con = duckdb.connect(self.path)
+
+    @property
+    def connection(self) -> duckdb.DuckDBPyConnection:
+        """The open DuckDB connection (for SQL the store does not wrap)."""
+        return self._con
+
+    def close(self) -> None:
+        """Close the connection."""
+        self._con.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def replace(self, data: CustomerData) -> None:
+        """Write all three tables, replacing what was stored (an absent table is dropped)."""
+        frames = {"transactions": data.transactions, "events": data.events}
+        frames["profiles"] = data.profiles
+        with self._transaction():
+            for name, frame in frames.items():
+                if frame is None:
+                    self._con.execute(f"DROP TABLE IF EXISTS {name}")
+                else:
+                    self._write(name, frame, "CREATE OR REPLACE TABLE {name} AS SELECT * FROM {df}")
+
+    def append(
+        self, transactions: pd.DataFrame | None = None, events: pd.DataFrame | None = None
+    ) -> None:
+        """Add canonical rows (matched by column name; absent optional columns become null)."""
+        with self._transaction():
+            for name, frame in (("transactions", transactions), ("events", events)):
+                if frame is None or not len(frame):
+                    continue
+                if name not in self._tables():
+                    self._write(name, frame, "CREATE TABLE {name} AS SELECT * FROM {df}")
+                    continue
+                extra = set(frame.columns) - set(self._columns(name))
+                if extra:
+                    raise SchemaError(
+                        f"{name}: cannot append columns {sorted(extra)} that the stored table "
+                        f"lacks (stored: {self._columns(name)})"
+                    )
+                self._write(name, frame, "INSERT INTO {name} BY NAME SELECT * FROM {df}")
+
+    def read(
+        self, as_of: pd.Timestamp | None = None, customers: Sequence[str] | None = None
+    ) -> CustomerData:
+        """The stored bundle, cut at ``as_of`` (rows with ``timestamp <= as_of``) and optionally
+        restricted to ``customers``; rows keep the order they were written in."""
+        tables = self._tables()
+        if "transactions" not in tables:
+            raise SchemaError(f"{self.path}: the store holds no transactions")
+        wanted = None
+        if customers is not None:
+            wanted = pd.DataFrame({CUSTOMER_ID: pd.Series(list(customers), dtype="str")})
+        frames: dict[str, pd.DataFrame | None] = {}
+        for name in TABLES:
+            if name not in tables:
+                frames[name] = None
+                continue
+            where: list[str] = []
+            params: list[object] = []
+            if as_of is not None and name in _TIMED:
+                where.append(f"{TIMESTAMP} <= ?")
+                params.append(pd.Timestamp(as_of).to_pydatetime())
+            if wanted is not None:
+                where.append(f"{CUSTOMER_ID} IN (SELECT {CUSTOMER_ID} FROM _wanted)")
+            sql = f"SELECT * FROM {name}" + (" WHERE " + " AND ".join(where) if where else "")
+            frames[name] = self._query(sql, params, wanted)
+        transactions = frames["transactions"]
+        assert transactions is not None
+        return CustomerData(transactions, frames["events"], frames["profiles"])
+
+    def counts(self) -> dict[str, int]:
+        """Rows per table (0 for a table never written)."""
+        tables = self._tables()
+        out = {}
+        for name in TABLES:
+            row = (
+                self._con.execute(f"SELECT count(*) FROM {name}").fetchone()
+                if name in tables
+                else None
+            )
+            out[name] = int(row[0]) if row else 0
+        return out
+
+    def _tables(self) -> set[str]:
+        rows = self._con.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = 'main'"
+        ).fetchall()
+        return {r[0] for r in rows}
+
+    def _columns(self, name: str) -> list[str]:
+        return [r[0] for r in self._con.execute(f"DESCRIBE {name}").fetchall()]
+
+    def _write(self, name: str, frame: pd.DataFrame, template: str) -> None:
+        self._con.register("_frame", frame)
+        try:
+            self._con.execute(template.format(name=name, df="_frame"))
+        except duckdb.Error as err:
+            raise SchemaError(f"{name}: cannot store the table ({err})") from err
+        finally:
+            self._con.unregister("_frame")
+
+    def _query(self, sql: str, params: list[object], wanted: pd.DataFrame | None) -> pd.DataFrame:
+        if wanted is not None:
+            self._con.register("_wanted", wanted)
+        try:
+            return _canonical(self._con.execute(sql, params).df())
+        finally:
+            if wanted is not None:
+                self._con.unregister("_wanted")
+
+    def _transaction(self) -> _Transaction:
+        return _Transaction(self._con)
+
+
+class _Transaction:
+    """Commit on success, roll back on error."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
+        self._con = con
+
+    def __enter__(self) -> None:
+        self._con.begin()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        if exc_type is None:
+            self._con.commit()
+        else:
+            self._con.rollback()
+
+
+def _canonical(frame: pd.DataFrame) -> pd.DataFrame:
+    """Text columns as ``str`` and times as ``datetime64[us]``, as validation writes them."""
+    for name, dtype in frame.dtypes.items():
+        if pd.api.types.is_object_dtype(dtype):
+            frame[name] = frame[name].astype("str")
+        elif pd.api.types.is_datetime64_any_dtype(dtype):
+            frame[name] = frame[name].astype("datetime64[us]")
+    return frame
