@@ -152,6 +152,15 @@ class NeedsHistoryModel(RateModel):
         super().__init__(scale, min_days)
 
 
+class LateBloomerModel(RateModel):
+    """``rate`` that needs 700 days: too many for an inner backtest on the toy store."""
+
+    name = "late_bloomer"
+
+    def __init__(self, scale: float = 1.0, min_days: int = 700) -> None:
+        super().__init__(scale, min_days)
+
+
 TOY_MODELS: dict[str, type[Forecaster]] = {
     "rate": RateModel,
     "rate_q": QuantileRateModel,
@@ -160,6 +169,7 @@ TOY_MODELS: dict[str, type[Forecaster]] = {
     "flat": FlatModel,
     "spy": SpyModel,
     "needs_history": NeedsHistoryModel,
+    "late_bloomer": LateBloomerModel,
 }
 
 

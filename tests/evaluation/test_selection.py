@@ -103,6 +103,18 @@ def test_too_short_for_any_inner_backtest_falls_back_to_first_able(
     assert "needs_history (needs_history needs 10000 days" in auto.reason_
 
 
+def test_only_candidates_scored_in_the_inner_backtest_compete(
+    store: CustomerData, toy_registry: None
+) -> None:
+    # late_bloomer trains on the full 729 days but not at the inner cutoff (638 days).
+    auto = AutoForecaster(candidates=("late_bloomer", "inverse")).fit(store, AS_OF, H)
+    assert auto.choice_ == "inverse"
+    assert "skipped late_bloomer (late_bloomer needs 700 days; got 638)" in auto.reason_
+    alone = AutoForecaster(candidates=("late_bloomer",)).fit(store, AS_OF, H)
+    assert alone.choice_ == "late_bloomer"
+    assert "no candidate could be scored, so the first candidate able to train" in alone.reason_
+
+
 def test_nothing_trains(store: CustomerData, toy_registry: None) -> None:
     with pytest.raises(InsufficientDataError, match=r"no candidate could train.*needs_history"):
         AutoForecaster(candidates=("needs_history",)).fit(store, AS_OF, H)

@@ -204,9 +204,14 @@ def _reason(
             f"candidate able to train was used"
         )
     elif choice not in ranked:
+        scored = (
+            "none of the scored candidates could train on the full history"
+            if ranked
+            else "no candidate could be scored"
+        )
         text = (
-            f"picked {choice}: no candidate could be scored in the inner backtest at "
-            f"{window[0]:%Y-%m-%d}, so the first candidate able to train was used"
+            f"picked {choice}: in the inner backtest at {window[0]:%Y-%m-%d} {scored}, so the "
+            f"first candidate able to train was used"
         )
     else:
         assert result is not None
@@ -218,18 +223,11 @@ def _reason(
             f"({window[1].describe()}, {result.n_customers:,} customers): {label} "
             f"{score[choice]:.3g}" + (f" vs {others}" if others else "")
         )
-        rival = next(
-            (
-                n
-                for n in ranked[1:]
-                if abs(score[n] - score[choice]) <= NEAR_TIE * abs(score[choice])
-            ),
-            None,
-        )
-        if rival is not None:
+        close = [n for n in ranked if n != choice and _near(score[n], score[choice])]
+        if close:
             text += (
-                f"; {rival} is within {NEAR_TIE:.0%} on {label}, so the lower MAE decided "
-                f"({mae[choice]:.3g} vs {mae[rival]:.3g})"
+                f"; {close[0]} is within {NEAR_TIE:.0%} on {label}, so the lower MAE decided "
+                f"({mae[choice]:.3g} vs {mae[close[0]]:.3g})"
             )
         if window[1] != horizon:
             text += (
@@ -239,3 +237,8 @@ def _reason(
     if skipped:
         text += "; skipped " + ", ".join(f"{name} ({why})" for name, why in skipped.items())
     return text
+
+
+def _near(score: float, reference: float) -> bool:
+    """Within :data:`NEAR_TIE` (relative) of ``reference``."""
+    return abs(score - reference) <= NEAR_TIE * abs(reference)
