@@ -53,30 +53,41 @@ def rfm_summary(
     if time_unit_days <= 0:
         raise ConfigError(f"time_unit_days must be positive; got {time_unit_days!r}")
     as_of = pd.Timestamp(as_of)
-    past = transactions.loc[transactions[TIMESTAMP] <= as_of]
-    days = purchase_days(past)
-    buys = days.loc[days["is_purchase"]]
-    grouped = buys.groupby(CUSTOMER_ID, sort=True)
-    first = grouped["day"].min()
-    last = grouped["day"].max()
-    n_days = grouped.size()
-    first_amount = buys.loc[buys["day"].to_numpy() == first.reindex(buys[CUSTOMER_ID]).to_numpy()]
-    first_amount = first_amount.groupby(CUSTOMER_ID, sort=True)["amount"].sum()
-    repeat_total = grouped["amount"].sum() - first_amount
+    days = purchase_days(transactions.loc[transactions[TIMESTAMP] <= as_of])
+    # Group-bys as bincounts / ufunc.at over integer customer codes: one factorisation of
+    # the (string) ids instead of one per aggregate.
+    codes, ids = pd.factorize(days[CUSTOMER_ID], sort=True)
+    n = len(ids)
+    day = days["day"].to_numpy(dtype="datetime64[D]").astype(np.int64)
+    amount = days["amount"].to_numpy(dtype=np.float64)
+    buy = days["is_purchase"].to_numpy(dtype=bool)
+    c_buy, d_buy, a_buy = codes[buy], day[buy], amount[buy]
 
-    since_first = days["day"].to_numpy() >= first.reindex(days[CUSTOMER_ID]).to_numpy()
-    total = days.loc[since_first].groupby(CUSTOMER_ID, sort=True)["amount"].sum()
+    n_days = np.bincount(c_buy, minlength=n)
+    first = np.full(n, np.iinfo(np.int64).max)
+    last = np.full(n, np.iinfo(np.int64).min)
+    np.minimum.at(first, c_buy, d_buy)
+    np.maximum.at(last, c_buy, d_buy)
+    spend = np.bincount(c_buy, weights=a_buy, minlength=n)
+    first_spend = np.bincount(c_buy, weights=a_buy * (d_buy == first[c_buy]), minlength=n)
+    total = np.bincount(codes, weights=amount * (day >= first[codes]), minlength=n)
 
-    frequency = (n_days - 1).astype(np.float64)
+    keep = n_days > 0
+    frequency = (n_days[keep] - 1).astype(np.float64)
+    first, last = first[keep], last[keep]
+    repeat_spend = (spend[keep] - first_spend[keep]).astype(np.float64)
+    as_of_day = as_of.floor("D").to_datetime64().astype("datetime64[D]").astype(np.int64)
     out = pd.DataFrame(
         {
             "frequency": frequency,
-            "recency": (last - first).dt.days / time_unit_days,
-            "T": (as_of.floor("D") - first).dt.days / time_unit_days,
-            "monetary_value": (repeat_total / frequency.where(frequency > 0)).fillna(0.0),
-            "first_purchase": first,
-            "total_value": total.reindex(first.index).astype(np.float64),
-        }
+            "recency": (last - first) / time_unit_days,
+            "T": (as_of_day - first) / time_unit_days,
+            "monetary_value": np.divide(
+                repeat_spend, frequency, out=np.zeros_like(repeat_spend), where=frequency > 0
+            ),
+            "first_purchase": pd.to_datetime(first.astype("datetime64[D]")).as_unit("ns"),
+            "total_value": total[keep].astype(np.float64),
+        },
+        index=pd.Index(ids[keep], name=CUSTOMER_ID),
     )
-    out.index.name = CUSTOMER_ID
     return out

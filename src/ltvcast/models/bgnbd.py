@@ -61,7 +61,7 @@ def maximise_log_likelihood(
     x0: FloatArray,
     model: str,
 ) -> FloatArray:
-    """Minimise ``neg_loglik`` (value and gradient in log-parameters) by bounded L-BFGS.
+    """Minimise ``neg_loglik`` (value and gradient in log-parameters) by bounded TNC.
 
     Raises
     ------
@@ -73,12 +73,12 @@ def maximise_log_likelihood(
         neg_loglik,
         x0,
         jac=True,
-        method="L-BFGS-B",
+        method="TNC",
         bounds=bounds,
-        options={"maxiter": 2000, "ftol": 1e-13, "gtol": 1e-9},
+        options={"maxfun": 2000, "ftol": 1e-13, "gtol": 1e-9},
     )
     value, grad = neg_loglik(res.x)
-    # L-BFGS-B may stop on a line-search failure at the optimum itself: accept a flat point.
+    # A search may stop on a line-search failure at the optimum itself: accept a flat point.
     free = (res.x > -LOG_BOUND + 1e-8) & (res.x < LOG_BOUND - 1e-8)
     flat = bool(np.all(np.abs(grad[free]) < 1e-4))
     if not np.isfinite(value) or not np.all(np.isfinite(res.x)) or not (res.success or flat):
@@ -162,8 +162,8 @@ class BetaGeoModel:
         def neg_loglik(theta: FloatArray) -> tuple[float, FloatArray]:
             ll, grad = _loglik_and_grad(theta, x, tx, t_cal)
             params = np.exp(theta)
-            value = -float(w @ ll) / total + penalty * float(params @ params)
-            gradient = -(w @ grad) / total + 2.0 * penalty * params * params
+            value = -float(np.dot(w, ll)) / total + penalty * float(params @ params)
+            gradient = -(grad * w[:, None]).sum(axis=0) / total + 2.0 * penalty * params**2
             return value, gradient
 
         theta = maximise_log_likelihood(neg_loglik, np.zeros(4), "BG/NBD")
@@ -282,25 +282,34 @@ def _p_alive(
 def _loglik_and_grad(
     theta: FloatArray, x: FloatArray, tx: FloatArray, t_cal: FloatArray
 ) -> tuple[FloatArray, FloatArray]:
-    """Per-row log-likelihood (FHL 2005 eq. 6) and its gradient in ``log(r, alpha, a, b)``."""
+    """Per-row log-likelihood (FHL 2005 eq. 6) and its gradient in ``log(r, alpha, a, b)``.
+
+    Special functions depend on ``x`` only, so they are evaluated once per distinct ``x``.
+    """
     r, alpha, a, b = np.exp(theta)
+    levels, idx = np.unique(x, return_inverse=True)
+    idx = idx.ravel()
     has = x > 0
-    xm = np.where(has, x, 1.0)
-    log_at, log_atx = np.log(alpha + t_cal), np.log(alpha + tx)
-    head = gammaln(r + x) - gammaln(r) + r * np.log(alpha)
+    lev_m = np.maximum(levels, 1.0)  # the "dead" branch exists for x >= 1 only
     beta_ab = betaln(a, b)
-    term_alive = betaln(a, b + x) - beta_ab - (r + x) * log_at
-    term_dead = np.where(has, betaln(a + 1.0, b + xm - 1.0) - beta_ab - (r + xm) * log_atx, -np.inf)
+    head = (gammaln(r + levels) - gammaln(r) + r * np.log(alpha))[idx]
+    beta_alive = (betaln(a, b + levels) - beta_ab)[idx]
+    beta_dead = (betaln(a + 1.0, b + lev_m - 1.0) - beta_ab)[idx]
+    log_at, log_atx = np.log(alpha + t_cal), np.log(alpha + tx)
+    term_alive = beta_alive - (r + x) * log_at
+    term_dead = np.where(has, beta_dead - (r + x) * log_atx, -np.inf)
     top = np.maximum(term_alive, term_dead)
     lse = top + np.log(np.exp(term_alive - top) + np.exp(term_dead - top))
     ll = head + lse
     w_alive = np.exp(term_alive - lse)
-    w_dead = np.exp(term_dead - lse)
+    w_dead = 1.0 - w_alive
 
-    psi_ab, psi_abx = digamma(a + b), digamma(a + b + x)
-    d_r = digamma(r + x) - digamma(r) + np.log(alpha) - w_alive * log_at - w_dead * log_atx
+    psi_ab = digamma(a + b)
+    psi_rx, psi_abx = digamma(r + levels)[idx], digamma(a + b + levels)[idx]
+    psi_bx, psi_bx1 = digamma(b + levels)[idx], digamma(b + lev_m - 1.0)[idx]
+    d_r = psi_rx - digamma(r) + np.log(alpha) - w_alive * log_at - w_dead * log_atx
     d_alpha = r / alpha - (r + x) * (w_alive / (alpha + t_cal) + w_dead / (alpha + tx))
     d_a = psi_ab - psi_abx + w_dead / a
-    d_b = psi_ab - psi_abx - digamma(b) + w_alive * digamma(b + x) + w_dead * digamma(b + xm - 1.0)
+    d_b = psi_ab - psi_abx - digamma(b) + w_alive * psi_bx + w_dead * psi_bx1
     grad = np.column_stack([d_r * r, d_alpha * alpha, d_a * a, d_b * b])
     return ll, grad

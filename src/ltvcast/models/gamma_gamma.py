@@ -87,8 +87,8 @@ class GammaGammaModel:
         def neg_loglik(theta: FloatArray) -> tuple[float, FloatArray]:
             ll, grad = _loglik_and_grad(theta, x, m)
             params = np.exp(theta)
-            value = -float(w @ ll) / total + penalty * float(params @ params)
-            return value, -(w @ grad) / total + 2.0 * penalty * params * params
+            value = -float(np.dot(w, ll)) / total + penalty * float(params @ params)
+            return value, -(grad * w[:, None]).sum(axis=0) / total + 2.0 * penalty * params**2
 
         theta = maximise_log_likelihood(neg_loglik, np.log([1.0, 2.0, 1.0]), "Gamma-Gamma")
         p, q, v = np.exp(theta)
@@ -153,21 +153,27 @@ class GammaGammaModel:
 def _loglik_and_grad(
     theta: FloatArray, x: FloatArray, m: FloatArray
 ) -> tuple[FloatArray, FloatArray]:
-    """Per-row log-likelihood (2013 note, eq. 1) and its gradient in ``log(p, q, v)``."""
+    """Per-row log-likelihood (2013 note, eq. 1) and its gradient in ``log(p, q, v)``.
+
+    Special functions depend on ``x`` only, so they are evaluated once per distinct ``x``.
+    """
     p, q, v = np.exp(theta)
+    levels, idx = np.unique(x, return_inverse=True)
+    idx = idx.ravel()
+    pl = p * levels
     px = p * x
+    log_x, log_m = np.log(x), np.log(m)
     log_vxm = np.log(v + x * m)
     ll = (
-        gammaln(px + q)
-        - gammaln(px)
+        (gammaln(pl + q) - gammaln(pl))[idx]
         - gammaln(q)
         + q * np.log(v)
-        + px * np.log(x)
-        + (px - 1.0) * np.log(m)
+        + px * log_x
+        + (px - 1.0) * log_m
         - (px + q) * log_vxm
     )
-    psi_pxq = digamma(px + q)
-    d_p = x * (psi_pxq - digamma(px) + np.log(x) + np.log(m) - log_vxm)
+    psi_pxq = digamma(pl + q)[idx]
+    d_p = x * (psi_pxq - digamma(pl)[idx] + log_x + log_m - log_vxm)
     d_q = psi_pxq - digamma(q) + np.log(v) - log_vxm
     d_v = q / v - (px + q) / (v + x * m)
     return ll, np.column_stack([d_p * p, d_q * q, d_v * v])
