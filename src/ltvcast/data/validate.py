@@ -17,6 +17,7 @@ is lower case with runs of spaces and hyphens made ``_``. Transactions and event
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final, Literal
@@ -397,10 +398,12 @@ def _profile_column(values: pd.Series) -> pd.Series:
 
 
 def _to_datetime(text: pd.Series, format: str | None = None) -> pd.Series:
-    try:
-        return pd.to_datetime(text, errors="coerce", format=format)
-    except ValueError:  # several UTC offsets in one column
-        return pd.to_datetime(text, errors="coerce", format=format, utc=True)
+    with warnings.catch_warnings():  # "could not infer format": the per-element parse is meant
+        warnings.simplefilter("ignore", UserWarning)
+        try:
+            return pd.to_datetime(text, errors="coerce", format=format)
+        except ValueError:  # several UTC offsets in one column
+            return pd.to_datetime(text, errors="coerce", format=format, utc=True)
 
 
 def _naive_utc(parsed: pd.Series, source_timezone: str) -> pd.Series:
