@@ -136,7 +136,7 @@ def transaction_features(
         [*zero_filled, "orders", "return_share"]
     ].fillna(0.0)
     out["asof_month"] = float(as_of.month)
-    out["asof_dayofweek"] = float(as_of.dayofweek)
+    out["asof_dayofweek"] = float(as_of.day_of_week)
     return out.astype(np.float64)
 
 
