@@ -177,8 +177,10 @@ def cancelled_orders(frame: pd.DataFrame) -> np.ndarray:
     if ORDER_ID not in frame.columns:
         return np.zeros(len(frame), dtype=bool)
     orders = frame[ORDER_ID]
-    cancelled = orders.str.match(_CANCELLED_ORDER).fillna(False).to_numpy(dtype=bool)
-    if not cancelled.any() or not orders.str.match(_PLAIN_ORDER).fillna(False).any():
+    cancelled = orders.str.startswith("C").fillna(False).to_numpy(dtype=bool, copy=True)
+    if cancelled.any():  # the regex only on the few candidates
+        cancelled[cancelled] = orders[cancelled].str.match(_CANCELLED_ORDER).to_numpy(dtype=bool)
+    if not cancelled.any() or not orders[~cancelled].str.match(_PLAIN_ORDER).fillna(False).any():
         return np.zeros(len(frame), dtype=bool)
     return cancelled
 

@@ -104,8 +104,8 @@ def load_online_retail(data_dir: Path, options: CleaningOptions | None = None) -
     """UCI Online Retail (541,909 invoice lines, 2010-12 .. 2011-12) with Country profiles."""
     options = options or CleaningOptions(source_timezone="Europe/London")
     path = _find(data_dir, "online_retail", ONLINE_RETAIL)
-    text = {c: str for c in ("InvoiceNo", "StockCode", "CustomerID", "InvoiceDate")}
-    raw = pd.read_csv(path, dtype=text)
+    text = {c: str for c in ("InvoiceNo", "StockCode", "CustomerID")}
+    raw = pd.read_csv(path, dtype=text, engine="pyarrow")
     report = CleaningReport()
     has_id = raw["CustomerID"].notna()
     report.add(
@@ -199,7 +199,7 @@ def load_completejourney(data_dir: Path, options: CleaningOptions | None = None)
             "sales_value",
             "transaction_timestamp",
         ],
-        dtype={"household_id": str, "basket_id": str, "product_id": str},
+        engine="pyarrow",
     )
     report = CleaningReport()
     columns = ColumnMap(
