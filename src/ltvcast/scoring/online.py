@@ -269,8 +269,9 @@ class OnlineScorer:
         event
             ``customer_id``, ``timestamp`` (tz-naive UTC), ``event_type`` and, for
             ``event_type == "purchase"``, ``amount`` (negative for a return); optional
-            canonical columns (``order_id``, ``quantity``, ``item_id``, ``value``) are kept. A
-            purchase becomes a transaction; any other type a behaviour event.
+            canonical columns (``order_id``, ``quantity``, ``item_id``, ``value``) are kept.
+            Every event is a behaviour event; a purchase is a transaction as well (as the
+            simulator and clickstream sources record them).
         """
         self.history.learn_one(event)
 
@@ -365,15 +366,16 @@ def _empty(columns: Iterable[str]) -> pd.DataFrame:
 
 
 def _split_events(frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Event-shaped rows -> (transactions, behaviour events) with canonical columns."""
-    is_purchase = (frame[EVENT_TYPE] == PURCHASE).to_numpy()
-    tx_cols = [*TRANSACTION_REQUIRED, *(c for c in TRANSACTION_OPTIONAL if c in frame.columns)]
-    ev_cols = [*EVENT_REQUIRED, *(c for c in EVENT_OPTIONAL if c in frame.columns)]
-    tx = frame.loc[is_purchase, [c for c in tx_cols if c in frame.columns]].reset_index(drop=True)
-    ev = frame.loc[~is_purchase, ev_cols].reset_index(drop=True)
-    if AMOUNT not in tx.columns:
-        tx[AMOUNT] = np.float64("nan")
-    return tx, ev
+    """Event-shaped rows -> (transactions, behaviour events) with canonical columns.
+
+    Every row is a behaviour event; purchases are transactions as well.
+    """
+    tx_cols = [*TRANSACTION_REQUIRED, *TRANSACTION_OPTIONAL]
+    ev_cols = [*EVENT_REQUIRED, *EVENT_OPTIONAL]
+    purchases = frame[(frame[EVENT_TYPE] == PURCHASE).to_numpy()]
+    tx = purchases.reindex(columns=[c for c in tx_cols if c in frame.columns or c == AMOUNT])
+    ev = frame[[c for c in ev_cols if c in frame.columns]]
+    return tx.reset_index(drop=True), ev.reset_index(drop=True)
 
 
 def _concat(base: pd.DataFrame, new: pd.DataFrame | None) -> pd.DataFrame:
