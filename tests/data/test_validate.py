@@ -303,3 +303,11 @@ def test_load_customer_data_all_invalid_file(tmp_path: Path) -> None:
     assert str(err.value) == (
         f"{path}: column 'timestamp' must be a date/time; 2 of 2 rows are not (rows 1, 2)"
     )
+
+
+def test_amount_text_with_currency_and_thousands() -> None:
+    frame = _tx(amount=["$1,234.50", "-£3", "10,5", " 7 "])
+    report = CleaningReport()
+    out = validate_transactions(frame, "tx.csv", report=report)
+    assert out["amount"].tolist() == [1234.5, -3.0, 7.0]
+    assert "(rows 3)" in " ".join(report.lines())  # a decimal comma is not guessed at

@@ -282,22 +282,24 @@ class _Checker:
         self.reject("time", "invalid_timestamp", "must be a date/time", "are not", bad)
 
     def amount(self) -> None:
-        quantity = self.column("quantity", required=False)
-        if quantity is not None:
-            self.out[QUANTITY] = self.optional_numbers(quantity, "quantity", "invalid_quantity")
-        has_amount = self.columns.source("amount") in self.frame.columns
-        if self.columns.price is None or has_amount:
+        derive = self.columns.price is not None
+        derive = derive and self.columns.source("amount") not in self.frame.columns
+        quantity = self.column("quantity", required=derive)
+        count = None if quantity is None else _numbers(quantity)
+        if count is not None:
+            self.out[QUANTITY] = count
+        if not derive:
             raw = self.column("amount", required=True)
             assert raw is not None
-            amount = _numbers(raw)
-            self.out[AMOUNT] = amount
+            self.out[AMOUNT] = amount = _numbers(raw)
             bad = amount.isna().to_numpy()
             self.reject("amount", "invalid_amount", "must be numeric", "are not", bad)
+            if quantity is not None and count is not None:
+                self.unparsable(quantity, count, "quantity", "invalid_quantity")
             return
         price_raw = self.column("price", required=True)
-        quantity_raw = self.column("quantity", required=True)
-        assert price_raw is not None and quantity_raw is not None
-        price, count = _numbers(price_raw), _numbers(quantity_raw)
+        assert price_raw is not None and count is not None
+        price = _numbers(price_raw)
         self.out[AMOUNT] = count * price
         for name, numbers in (("price", price), ("quantity", count)):
             bad = numbers.isna().to_numpy()
@@ -315,15 +317,15 @@ class _Checker:
     def optional_number(self, target: str, field_name: str) -> None:
         raw = self.column(field_name, required=False)
         if raw is not None:
-            self.out[target] = self.optional_numbers(raw, field_name, f"invalid_{target}")
+            self.out[target] = numbers = _numbers(raw)
+            self.unparsable(raw, numbers, field_name, f"invalid_{target}")
 
-    def optional_numbers(self, raw: pd.Series, field_name: str, step: str) -> pd.Series:
-        numbers = _numbers(raw)
+    def unparsable(self, raw: pd.Series, numbers: pd.Series, field_name: str, step: str) -> None:
+        """Report entries of an optional numeric column that did not parse (kept as missing)."""
         bad = (numbers.isna() & raw.notna()).to_numpy()
         if bad.any():
             detail = self.describe(self.label(field_name), "must be numeric", "are not", bad)
             self.report.add(self.table, step, int(bad.sum()), f"{detail}; set to missing")
-        return numbers
 
     def describe(self, label: str, rule: str, failure: str, mask: np.ndarray) -> str:
         count = int(mask.sum())
@@ -376,13 +378,29 @@ def _frame(
 
 
 def _numbers(values: pd.Series) -> pd.Series:
-    """Float64 numbers; unparsable entries and infinities become NaN."""
+    """Float64 numbers; unparsable entries and infinities become NaN.
+
+    Text may carry a leading currency sign (``"$1,234.50"``) and comma thousands separators;
+    a decimal comma (``"10,5"``) is not guessed at and counts as unparsable.
+    """
     if pd.api.types.is_bool_dtype(values):
         return values.astype("float64")
-    if not pd.api.types.is_numeric_dtype(values):
-        values = values.astype("str").str.strip().str.replace(",", "", regex=False)
-    numbers = pd.to_numeric(values, errors="coerce").astype("float64")
+    if pd.api.types.is_numeric_dtype(values):
+        numbers = values.astype("float64")
+    else:
+        text = values.astype("str").str.strip()
+        numbers = pd.to_numeric(text, errors="coerce").astype("float64")
+        retry = (numbers.isna() & text.notna()).to_numpy()
+        if retry.any():
+            numbers = numbers.copy()
+            numbers[retry] = pd.to_numeric(_plain_number(text[retry]), errors="coerce")
     return numbers.mask(np.isinf(numbers.to_numpy()))
+
+
+def _plain_number(text: pd.Series) -> pd.Series:
+    text = text.str.replace(r"^([-+]?)\s*[$€£¥]\s*", r"\1", regex=True)
+    grouped = text.str.fullmatch(r"[-+]?\d{1,3}(,\d{3})+(\.\d+)?").fillna(False)
+    return text.mask(grouped, text.str.replace(",", "", regex=False))
 
 
 def _profile_column(values: pd.Series) -> pd.Series:
