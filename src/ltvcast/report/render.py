@@ -1,0 +1,320 @@
+"""One self-contained HTML report: data quality, backtest, forecasts, segments, drivers.
+
+:func:`render_report` lays out precomputed pieces; :func:`build_report` computes them from the
+objects the CLI holds (data, cleaning report, backtest result, fitted forecaster, predictions).
+The page has no external resource (no CDN, no web font, no script): charts are inline SVG.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from jinja2 import Environment, PackageLoader, select_autoescape
+from markupsafe import Markup
+
+from ltvcast import __version__
+from ltvcast.data.clean import CleaningReport
+from ltvcast.data.schemas import CUSTOMER_ID, CustomerData
+from ltvcast.evaluation.backtest import BacktestResult
+from ltvcast.evaluation.metrics import METRICS, decile_table, gain_curve, normalized_gini
+from ltvcast.exceptions import ConfigError, LTVError
+from ltvcast.features.windows import Horizon
+from ltvcast.models.base import Forecaster
+from ltvcast.report import figures
+from ltvcast.strategy.explain import explain_customers, global_importance
+from ltvcast.strategy.segments import assign_segments, customer_history, segment_summary
+
+#: At most this many customers are explained for the importance chart (evenly spaced ids).
+MAX_EXPLAINED = 2000
+
+
+@dataclass(frozen=True)
+class DataSummary:
+    """Size and time span of the cleaned data."""
+
+    transactions: int
+    events: int | None
+    profiles: int | None
+    customers: int
+    first: pd.Timestamp
+    last: pd.Timestamp
+
+    @classmethod
+    def of(cls, data: CustomerData) -> DataSummary:
+        """Summarise a bundle."""
+        return cls(
+            transactions=len(data.transactions),
+            events=None if data.events is None else len(data.events),
+            profiles=None if data.profiles is None else len(data.profiles),
+            customers=len(data.customers()),
+            first=data.first_timestamp(),
+            last=data.last_timestamp(),
+        )
+
+
+def render_report(
+    *,
+    predictions: pd.DataFrame,
+    as_of: pd.Timestamp,
+    horizon: Horizon,
+    model_name: str,
+    data_summary: DataSummary | None = None,
+    cleaning: CleaningReport | None = None,
+    backtest: BacktestResult | None = None,
+    backtest_model: str | None = None,
+    segments: pd.DataFrame | None = None,
+    importance: pd.DataFrame | None = None,
+    notes: list[str] | None = None,
+    title: str = "Customer lifetime value report",
+) -> str:
+    """Render the report as one HTML string.
+
+    Parameters
+    ----------
+    predictions
+        The forecasts being reported (``Forecaster.predict`` output).
+    as_of, horizon, model_name
+        When the forecast starts, how far it looks, and which model made it.
+    data_summary, cleaning
+        Data-quality section (omitted when both are ``None``).
+    backtest, backtest_model
+        Backtest section; charts use ``backtest_model``'s hold-out predictions (default: the
+        best model by normalized Gini).
+    segments, importance
+        ``segment_summary`` and ``global_importance`` tables (sections omitted when ``None``).
+    notes
+        Sentences shown under the header (e.g. why ``auto`` chose its model).
+    """
+    values = predictions["predicted_value"].to_numpy(np.float64)
+    context: dict[str, Any] = {
+        "title": title,
+        "version": __version__,
+        "model": model_name,
+        "as_of": f"{as_of:%Y-%m-%d %H:%M}",
+        "horizon": horizon.describe(),
+        "window_end": f"{horizon.end(as_of):%Y-%m-%d}",
+        "notes": notes or [],
+        "kpis": _kpis(predictions, horizon),
+        "distribution_svg": Markup(figures.distribution_chart(values)),
+        "quality": _quality(data_summary, cleaning),
+        "backtest": None if backtest is None else _backtest(backtest, backtest_model),
+        "segments": None if segments is None else _segments(segments),
+        "importance": None if importance is None or importance.empty else _importance(importance),
+    }
+    env = Environment(
+        loader=PackageLoader("ltvcast.report", "templates"),
+        autoescape=select_autoescape(["html", "j2"]),
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    return env.get_template("report.html.j2").render(**context)
+
+
+def build_report(
+    data: CustomerData,
+    cleaning_report: CleaningReport | None,
+    backtest_result: BacktestResult | None,
+    forecaster: Forecaster,
+    predictions: pd.DataFrame,
+    as_of: pd.Timestamp,
+) -> str:
+    """The full report from the objects the CLI holds; returns HTML.
+
+    Segments use the default :class:`~ltvcast.strategy.segments.SegmentRules`; driver
+    importance comes from ``forecaster.explain`` on at most :data:`MAX_EXPLAINED` customers
+    (the section says so when the model gives no explanations).
+    """
+    chosen = str(getattr(forecaster, "choice_", forecaster.name))
+    model_name = chosen if chosen == forecaster.name else f"{forecaster.name} -> {chosen}"
+    reason = getattr(forecaster, "reason_", None)
+    notes = [str(reason)] if reason else []
+    history = customer_history(data, as_of)
+    segments = segment_summary(predictions, assign_segments(predictions, history))
+    importance = None
+    ids = predictions[CUSTOMER_ID]
+    sample = ids.iloc[np.linspace(0, len(ids) - 1, min(len(ids), MAX_EXPLAINED)).astype(int)]
+    try:
+        importance = global_importance(explain_customers(forecaster, data, as_of, sample))
+    except ConfigError as err:
+        notes.append(f"Driver importance is not shown: {err}.")
+    backtest_model = None
+    if backtest_result is not None:
+        ran = {r.name for r in backtest_result.results if r.predictions is not None}
+        if chosen in ran:
+            backtest_model = chosen
+        else:
+            try:
+                backtest_model = backtest_result.best()
+            except LTVError as err:
+                notes.append(f"No backtest chart: {err}.")
+    return render_report(
+        predictions=predictions,
+        as_of=as_of,
+        horizon=forecaster.horizon_,
+        model_name=model_name,
+        data_summary=DataSummary.of(data),
+        cleaning=cleaning_report,
+        backtest=backtest_result,
+        backtest_model=backtest_model,
+        segments=segments,
+        importance=importance,
+        notes=notes,
+    )
+
+
+def write_report(
+    path: str | Path,
+    data: CustomerData,
+    cleaning_report: CleaningReport | None,
+    backtest_result: BacktestResult | None,
+    forecaster: Forecaster,
+    predictions: pd.DataFrame,
+    as_of: pd.Timestamp,
+) -> Path:
+    """:func:`build_report` written to ``path`` (UTF-8); returns the path."""
+    html = build_report(data, cleaning_report, backtest_result, forecaster, predictions, as_of)
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(html, encoding="utf-8")
+    return out
+
+
+def _number(value: float, digits: int = 0) -> str:
+    return "–" if value is None or not math.isfinite(value) else f"{value:,.{digits}f}"
+
+
+def _kpis(predictions: pd.DataFrame, horizon: Horizon) -> list[tuple[str, str, str]]:
+    values = predictions["predicted_value"].to_numpy(np.float64)
+    n = len(values)
+    top = np.sort(values)[::-1][: max(1, math.ceil(0.2 * n))] if n else values
+    total = float(values.sum())
+    return [
+        ("customers scored", f"{n:,}", "seen up to the as-of time"),
+        ("predicted revenue", _number(total), f"over the next {horizon.describe()}"),
+        ("per customer", _number(total / n if n else math.nan, 2), "mean forecast"),
+        (
+            "expected active",
+            f"{predictions['p_active'].mean():.0%}" if n else "–",
+            "mean P(active) in the horizon",
+        ),
+        (
+            "top 20% hold",
+            f"{top.sum() / total:.0%}" if total > 0 else "–",
+            "of predicted revenue",
+        ),
+    ]
+
+
+def _quality(summary: DataSummary | None, cleaning: CleaningReport | None) -> dict[str, Any] | None:
+    if summary is None and cleaning is None:
+        return None
+    facts: list[tuple[str, str]] = []
+    if summary is not None:
+        facts = [
+            ("customers", f"{summary.customers:,}"),
+            ("transactions", f"{summary.transactions:,}"),
+            ("events", "none" if summary.events is None else f"{summary.events:,}"),
+            ("profiles", "none" if summary.profiles is None else f"{summary.profiles:,}"),
+            ("first record", f"{summary.first:%Y-%m-%d}"),
+            ("last record", f"{summary.last:%Y-%m-%d}"),
+            ("span", f"{(summary.last - summary.first).days:,} days"),
+        ]
+    steps = [] if cleaning is None else cleaning.to_frame().to_dict("records")
+    rows = [
+        {
+            "table": s["table"],
+            "step": str(s["step"]).replace("_", " "),
+            "rows": f"{int(s['rows']):,}",
+            "detail": s["detail"],
+            "kind": s["step"] if s["step"] in ("read", "result") else "rule",
+        }
+        for s in steps
+    ]
+    return {"facts": facts, "steps": rows}
+
+
+def _backtest(result: BacktestResult, chosen: str | None) -> dict[str, Any]:
+    table = result.table()
+    models = [str(m) for m in table.index]
+    errors = table["error"] if "error" in table.columns else pd.Series(None, index=table.index)
+    rows = []
+    for name, label, better in (*METRICS, ("fit_s", "fit time (s)", False)):
+        if name not in table.columns:
+            continue
+        column = table[name].astype(np.float64)
+        score = column.abs() if better is None else (-column if better else column)
+        best = score.idxmin() if score.notna().any() else None
+        digits = 1 if name == "fit_s" else 3
+        cells = [
+            {"text": _number(float(column[m]), digits), "best": m == best and len(models) > 1}
+            for m in table.index
+        ]
+        hint = (
+            "closer to 0 is better"
+            if better is None
+            else "higher is better"
+            if better
+            else "lower is better"
+        )
+        rows.append({"label": label, "hint": hint, "cells": cells})
+    skipped = [f"{m}: {e}" for m, e in errors.items() if isinstance(e, str) and e]
+    out: dict[str, Any] = {
+        "cutoff": f"{result.cutoff:%Y-%m-%d}",
+        "end": f"{result.horizon.end(result.cutoff):%Y-%m-%d}",
+        "horizon": result.horizon.describe(),
+        "customers": f"{result.n_customers:,}",
+        "models": models,
+        "rows": rows,
+        "skipped": skipped,
+        "chosen": chosen,
+        "gain_svg": None,
+    }
+    actual = result.actuals["value"]
+    scored = {r.name: r.predictions for r in result.results if r.predictions is not None}
+    if not scored or float(actual.sum()) == 0.0:
+        return out
+    curves: dict[str, tuple[np.ndarray, np.ndarray]] = {"perfect": gain_curve(actual, actual)}
+    for name, frame in scored.items():
+        predicted = _aligned(frame, actual.index)
+        gini = normalized_gini(actual, predicted)
+        curves[f"{name} (Gini {gini:.2f})"] = gain_curve(actual, predicted)
+    out["gain_svg"] = Markup(figures.gain_chart(curves, chosen))
+    if chosen in scored:
+        predicted = _aligned(scored[chosen], actual.index)
+        out["decile_svg"] = Markup(figures.decile_chart(decile_table(actual, predicted)))
+        out["scatter_svg"] = Markup(figures.scatter_chart(actual.to_numpy(), predicted))
+    return out
+
+
+def _aligned(predictions: pd.DataFrame, customers: pd.Index) -> np.ndarray:
+    return (
+        predictions.set_index(CUSTOMER_ID)["predicted_value"]
+        .reindex(customers)
+        .to_numpy(np.float64)
+    )
+
+
+def _segments(summary: pd.DataFrame) -> dict[str, Any]:
+    rows = [
+        {
+            "segment": str(r["segment"]).replace("_", " "),
+            "customers": f"{int(r['customers']):,}",
+            "share": f"{r['share']:.1%}",
+            "revenue": _number(float(r["predicted_revenue"])),
+            "revenue_share": f"{r['revenue_share']:.1%}",
+            "mean_value": _number(float(r["mean_value"]), 2),
+            "p_active": "–" if pd.isna(r["mean_p_active"]) else f"{r['mean_p_active']:.0%}",
+            "action": r["action"],
+        }
+        for r in summary.to_dict("records")
+    ]
+    return {"rows": rows, "svg": Markup(figures.segment_chart(summary))}
+
+
+def _importance(importance: pd.DataFrame) -> dict[str, Any]:
+    return {"svg": Markup(figures.importance_chart(importance)), "n": len(importance)}

@@ -1,0 +1,145 @@
+"""The HTML report: self-contained, every chart drawn, numbers that match their sources, and a
+real render in headless Chromium (screenshot + per-chart bounding boxes)."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from ltvcast.features.windows import Horizon
+from ltvcast.report import build_report, render_report, write_report
+
+#: Every chart of a full report, by its data-chart name.
+CHARTS = {"gain", "deciles", "scatter", "distribution", "segments", "importance"}
+_SVG = re.compile(r"<svg\b[^>]*data-chart=\"(\w+)\"[^>]*>(.*?)</svg>", re.DOTALL)
+_CHROMIUM = next((p for p in map(shutil.which, ("chromium", "chromium-browser")) if p), None)
+
+
+def _charts(html: str) -> dict[str, str]:
+    return {name: body for name, body in _SVG.findall(html)}
+
+
+@pytest.fixture(scope="module")
+def html(pipeline: Any) -> str:
+    p = pipeline
+    return build_report(p.data, p.cleaning, p.result, p.forecaster, p.predictions, p.as_of)
+
+
+def test_report_is_self_contained(html: str) -> None:
+    assert html.startswith("<!DOCTYPE html>")
+    lowered = html.lower()
+    for forbidden in ("<script", "<link", "<img", "<iframe", "@import", " src="):
+        assert forbidden not in lowered, forbidden
+    assert set(re.findall(r"url\((.)", html)) == {"#"}  # only in-page references
+    # the only URLs are XML namespaces inside the inline SVGs
+    urls = set(re.findall(r"https?://[^\s\"'<>)]+", html))
+    assert urls <= {"http://www.w3.org/2000/svg", "http://www.w3.org/1999/xlink"}, urls
+
+
+def test_every_chart_is_present_and_drawn(html: str) -> None:
+    charts = _charts(html)
+    assert set(charts) == CHARTS
+    for name, body in charts.items():
+        marks = len(re.findall(r"<(path|use|rect)\b", body))
+        assert marks >= 10, f"chart {name!r} has only {marks} drawn marks"
+        assert "<text" in body, f"chart {name!r} has no text (axes, labels)"
+    # ids are unique across charts (they share one page)
+    ids = re.findall(r'\sid="([^"]+)"', html)
+    assert len(ids) == len(set(ids))
+    for ref in re.findall(r'(?:href="#|url\(#)([^")]+)', html):
+        assert ref in ids, f"dangling reference #{ref}"
+
+
+def test_numbers_match_their_sources(html: str, pipeline: Any) -> None:
+    p = pipeline
+    assert f"{len(p.predictions):,}</div>" in html  # customers scored
+    total = p.predictions["predicted_value"].sum()
+    assert f"{total:,.0f}</div>" in html  # predicted revenue KPI
+    for model in ("baseline", "btyd"):
+        assert f"<th>{model}" in html
+    gini = p.result.table().loc["btyd", "normalized_gini"]
+    assert f"{gini:.3f}" in html and f"btyd (Gini {gini:.2f})" in html
+    assert f"{p.cleaning.count('transactions', 'duplicates'):,}" in html
+    assert "high value at risk" in html and "Rescue now" in html
+    # BTYD drivers appear in the importance chart
+    assert re.search(r"recency|frequency", _charts(html)["importance"])
+
+
+def test_minimal_report_without_backtest_or_drivers(pipeline: Any, tmp_path: Path) -> None:
+    p = pipeline
+    html = render_report(
+        predictions=p.predictions, as_of=p.as_of, horizon=Horizon(60, "d"), model_name="btyd"
+    )
+    assert set(_charts(html)) == {"distribution"}
+    assert "The data" not in html and "backtest" not in html.lower()
+    path = write_report(
+        tmp_path / "sub" / "r.html", p.data, None, None, p.forecaster, p.predictions, p.as_of
+    )
+    assert set(_charts(path.read_text(encoding="utf-8"))) == {
+        "distribution",
+        "segments",
+        "importance",
+    }
+
+
+def _run_chromium(args: list[str], profile: Path) -> subprocess.CompletedProcess[str]:
+    assert _CHROMIUM is not None
+    flags = [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--user-data-dir={profile}",
+    ]
+    return subprocess.run(
+        [_CHROMIUM, *flags, *args], capture_output=True, text=True, timeout=60, check=False
+    )
+
+
+@pytest.mark.skipif(_CHROMIUM is None, reason="chromium not installed (apt-get install chromium)")
+def test_renders_in_headless_chromium(html: str, tmp_path: Path) -> None:
+    from matplotlib.image import imread
+
+    page = tmp_path / "report.html"
+    page.write_text(html, encoding="utf-8")
+    shot = tmp_path / "report.png"
+    run = _run_chromium(
+        [f"--screenshot={shot}", "--window-size=1280,4000", page.as_uri()], tmp_path / "p1"
+    )
+    assert shot.is_file(), run.stderr[-2000:]
+    pixels = imread(str(shot))[..., :3]
+    assert pixels.shape[:2] == (4000, 1280)
+    background = np.median(pixels.reshape(-1, 3), axis=0)
+    ink = np.abs(pixels - background).sum(axis=2) > 0.1
+    assert ink.mean() > 0.15, f"page looks blank: {ink.mean():.1%} non-background pixels"
+    accent = (pixels[..., 2] > 0.8) & (pixels[..., 0] < 0.3)  # the charts' blue
+    assert accent.mean() > 0.005, "no chart colour on the page"
+    # the browser laid out every chart with a real size: measure each <svg> in the live DOM
+    probe = page.with_name("probe.html")
+    script = (
+        "<script>document.body.setAttribute('data-boxes', Array.from("
+        "document.querySelectorAll('svg.chart')).map(s => { const b = s.getBoundingClientRect();"
+        " return s.dataset.chart + ':' + Math.round(b.width) + 'x' + Math.round(b.height) +"
+        " ':' + s.querySelectorAll('path,use,rect').length; }).join(' '));</script>"
+    )
+    probe.write_text(html.replace("</body>", script + "</body>"), encoding="utf-8")
+    run = _run_chromium(["--dump-dom", probe.as_uri()], tmp_path / "p2")
+    match = re.search(r'data-boxes="([^"]*)"', run.stdout)
+    assert match, run.stderr[-2000:]
+    boxes = {
+        name: (int(w), int(h), int(n))
+        for name, w, h, n in re.findall(r"(\w+):(\d+)x(\d+):(\d+)", match.group(1))
+    }
+    assert set(boxes) == CHARTS
+    for name, (width, height, marks) in boxes.items():
+        assert width >= 400 and height >= 140 and marks >= 10, (name, boxes[name])
