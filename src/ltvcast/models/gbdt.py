@@ -325,16 +325,15 @@ class GBDTForecaster(Forecaster):
     def feature_importance(self) -> pd.Series:
         """Total split gain of each feature in the value model(s), as shares summing to 1.
 
-        Two-part: the mean of the classifier's and the spend regressor's shares.
+        Two-part: the mean of the classifier's and the spend regressor's shares (a booster
+        without any split, e.g. on a tiny training set, is left out; all zero when none split).
         """
         self.check_fitted()
         kinds = ["value"] if self.objective == "tweedie" else ["active", "spend"]
-        shares = []
-        for kind in kinds:
-            gain = self.boosters_[kind].feature_importance(importance_type="gain")
-            total = gain.sum()
-            shares.append(gain / total if total > 0 else gain * 0.0)
-        importance = pd.Series(np.mean(shares, axis=0), index=self.feature_names_, name="gain")
+        gains = [self.boosters_[kind].feature_importance(importance_type="gain") for kind in kinds]
+        shares = [gain / gain.sum() for gain in gains if gain.sum() > 0]
+        values = np.mean(shares, axis=0) if shares else np.zeros(len(self.feature_names_))
+        importance = pd.Series(values, index=self.feature_names_, name="gain")
         return importance.sort_values(ascending=False, kind="stable")
 
     # -------------------------------------------------------------- persistence
