@@ -1,0 +1,7 @@
+"""L5 edge: the HTTP scoring service (FastAPI). Build it with :func:`create_app`."""
+
+from __future__ import annotations
+
+from ltvcast.service.app import create_app
+
+__all__ = ["create_app"]

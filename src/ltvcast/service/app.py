@@ -1,0 +1,399 @@
+"""The FastAPI application: durable event ingestion, per-customer forecasts, one-off scoring,
+atomic model reload, health and metrics.
+
+State lives in one :class:`Service`; the model in use is one immutable :class:`Model` bundle
+(forecaster, scorer, segment cuts, version) behind a single reference, so a reload builds the
+new bundle completely and then swaps that reference: no request sees a half-loaded model.
+Customer histories are shared across reloads (they do not depend on the model).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import logging
+import signal
+import threading
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any
+
+import numpy as np
+import pandas as pd
+from fastapi import Body, Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import TypeAdapter, ValidationError
+from starlette.concurrency import run_in_threadpool
+
+from ltvcast.data.schemas import AMOUNT, CUSTOMER_ID, EVENT_TYPE, TIMESTAMP, CustomerData
+from ltvcast.data.store import Store
+from ltvcast.exceptions import ArtifactError, InsufficientDataError, LTVError
+from ltvcast.scoring.artifacts import MANIFEST, load_model
+from ltvcast.scoring.online import OnlineScorer
+from ltvcast.scoring.single import parse_score_request
+from ltvcast.service.ingest import EVENT_ID, EventLog
+from ltvcast.service.metrics import BodyLimitMiddleware, Metrics, TimingMiddleware
+from ltvcast.service.wire import (
+    CustomerOut,
+    EventIn,
+    EventsIn,
+    EventsOut,
+    Forecast,
+    HealthOut,
+    Rejection,
+    ReloadOut,
+    validation_message,
+)
+from ltvcast.strategy.segments import FittedSegmentRules, SegmentRules, customer_history
+
+log = logging.getLogger("ltvcast.service")
+
+_EVENTS = TypeAdapter(list[EventIn])
+
+
+class HTTPProblem(Exception):
+    """An expected failure answered as ``{"detail": message}`` with ``status``."""
+
+    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.headers = headers
+
+
+@dataclass(frozen=True)
+class Model:
+    """Everything that changes when the model does; swapped as one reference."""
+
+    scorer: OnlineScorer
+    version: str
+    rules: FittedSegmentRules | None
+    answers: dict[str, tuple[pd.Timestamp, tuple[int, int], dict[str, Any]]] = field(
+        default_factory=dict
+    )
+
+
+class Service:
+    """The service state: store, event log, customer history and the current model."""
+
+    def __init__(self, model_dir: Path, db_path: Path | str) -> None:
+        self.model_dir = model_dir
+        self.store = Store(db_path)
+        self.log = EventLog(self.store)
+        self.metrics = Metrics()
+        self.write_lock = threading.Lock()
+        self.reload_lock = threading.Lock()
+        forecaster, manifest = load_model(model_dir)
+        scorer = OnlineScorer(forecaster, self.store)
+        self.model = _warm(scorer, _model_version(model_dir, manifest))
+        self.metrics.counters["events_ingested"] = 0
+        self._gauges()
+
+    def ingest(self, items: list[Any]) -> EventsOut:
+        """Validate, durably store and learn a batch of events."""
+        good, rejected = _validate_events(items)
+        duplicates = 0
+        if good:
+            frame = _event_frame(good)
+            unique = frame.drop_duplicates(EVENT_ID, keep="first")
+            with self.write_lock:
+                new = self.log.write(unique)
+                self.model.scorer.learn_many(new.drop(columns=EVENT_ID))
+            duplicates = len(frame) - len(new)
+            self.metrics.inc("events_ingested", len(new))
+            self.metrics.inc("events_duplicate", duplicates)
+        self.metrics.inc("events_rejected", len(rejected))
+        self._gauges()
+        return EventsOut(accepted=len(good), duplicates=duplicates, rejected=rejected)
+
+    def customer(self, customer_id: str) -> CustomerOut:
+        """The current forecast of one customer (404 when unknown)."""
+        model = self.model
+        scorer = model.scorer
+        if customer_id not in scorer:
+            raise HTTPProblem(404, f"unknown customer {customer_id!r}")
+        as_of = scorer.clock
+        version = scorer.history.version(customer_id)
+        cached = model.answers.get(customer_id)
+        if cached is not None and cached[0] == as_of and cached[1] == version:
+            answer = cached[2]
+        else:
+            prediction = scorer.predict_one(customer_id)
+            data = scorer.history.customer_data(customer_id)
+            assert data is not None and as_of is not None
+            answer = _answer(prediction, model, data, as_of)
+            model.answers[customer_id] = (as_of, version, answer)
+        last = scorer.history.last_event_at(customer_id)
+        return CustomerOut(customer_id=customer_id, last_event_at=last, **answer)
+
+    def score(self, payload: dict[str, Any]) -> Forecast:
+        """Score a customer described in the request (nothing is stored)."""
+        data, as_of = parse_score_request(payload)
+        when = data.last_timestamp() if as_of is None else as_of
+        model = self.model
+        frame = model.scorer.forecaster.predict(data, when)
+        if not len(frame):
+            raise HTTPProblem(
+                422, f"as_of: the request has no transaction or event up to {when.isoformat()}"
+            )
+        prediction = {**{str(k): v for k, v in frame.iloc[0].items()}, "as_of": when}
+        return Forecast(**_answer(prediction, model, data, when))
+
+    def reload(self) -> ReloadOut:
+        """Load the model directory again and swap it in; on failure keep the old one."""
+        if not self.reload_lock.acquire(blocking=False):
+            raise HTTPProblem(409, "a reload is already running")
+        try:
+            old = self.model
+            try:
+                forecaster, manifest = load_model(self.model_dir)
+                scorer = OnlineScorer(forecaster, history=old.scorer.history)
+                new = _warm(scorer, _model_version(self.model_dir, manifest))
+            except Exception as err:
+                self.metrics.inc("model_reload_failures")
+                reason = str(err) if isinstance(err, LTVError) else f"{type(err).__name__}: {err}"
+                log.error("model reload failed, still serving %s: %s", old.version, reason)
+                raise HTTPProblem(
+                    409, f"reload failed, still serving {old.version}: {reason}"
+                ) from err
+            self.model = new
+            self.metrics.inc("model_reloads")
+            log.info("model reloaded: %s", new.version)
+            return ReloadOut(reloaded=True, model_version=new.version, customers=len(scorer))
+        finally:
+            self.reload_lock.release()
+
+    def health(self) -> HealthOut:
+        model = self.model
+        return HealthOut(
+            status="ok",
+            model_version=model.version,
+            customers=len(model.scorer),
+            clock=model.scorer.clock,
+        )
+
+    def close(self) -> None:
+        self.store.close()
+
+    def _gauges(self) -> None:
+        self.metrics.gauges["customers"] = len(self.model.scorer)
+
+
+def create_app(
+    model_dir: str | Path,
+    db_path: str | Path,
+    *,
+    token: str | None,
+    max_body_bytes: int = 8 * 1024 * 1024,
+    max_batch: int = 10_000,
+    handle_sighup: bool = False,
+) -> FastAPI:
+    """Build the service application.
+
+    Parameters
+    ----------
+    model_dir
+        A model directory written by ``ltvcast train``; ``POST /v1/admin/reload`` reloads it.
+    db_path
+        The DuckDB store (created when absent); customer histories are rebuilt from it at start.
+    token
+        Bearer token required on every ``/v1`` route; ``None`` disables auth (the CLI only
+        allows that with ``--insecure``).
+    max_body_bytes, max_batch
+        Request body limit (413 above it) and most events per ``POST /v1/events``.
+    handle_sighup
+        Reload the model on SIGHUP (the CLI sets it; tests leave it off).
+    """
+    service = Service(Path(model_dir), db_path)
+    expected = None if token is None else token.encode()
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        loop = asyncio.get_running_loop()
+        if handle_sighup:
+            loop.add_signal_handler(
+                signal.SIGHUP, lambda: loop.create_task(_reload_quietly(service))
+            )
+        try:
+            yield
+        finally:
+            if handle_sighup:
+                loop.remove_signal_handler(signal.SIGHUP)
+            service.close()
+
+    app = FastAPI(
+        title="ltvcast",
+        version="1",
+        summary="Per-customer lifetime-value forecasts, updated per event.",
+        lifespan=lifespan,
+    )
+    app.state.service = service
+    bearer = HTTPBearer(auto_error=False)
+
+    def authorize(credentials: HTTPAuthorizationCredentials | None = Depends(bearer)) -> None:  # noqa: B008
+        if expected is None:
+            return
+        if credentials is None or credentials.scheme.lower() != "bearer":
+            raise HTTPProblem(401, "missing bearer token", {"WWW-Authenticate": "Bearer"})
+        if not hmac.compare_digest(credentials.credentials.encode(), expected):
+            raise HTTPProblem(403, "invalid token")
+
+    secured = [Depends(authorize)]
+
+    @app.exception_handler(HTTPProblem)
+    async def _problem(_: Request, exc: HTTPProblem) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, exc.status, headers=exc.headers)
+
+    @app.exception_handler(LTVError)
+    async def _ltv_error(_: Request, exc: LTVError) -> JSONResponse:
+        status = 404 if isinstance(exc, InsufficientDataError) else 422
+        if isinstance(exc, ArtifactError):
+            status = 409
+        return JSONResponse({"detail": str(exc)}, status)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        lines = []
+        for item in exc.errors():
+            path = ".".join(str(p) for p in item["loc"])
+            lines.append(f"{path}: {item['msg']}")
+        return JSONResponse({"detail": "; ".join(lines)}, 422)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
+        log.exception("unexpected error", exc_info=exc)
+        return JSONResponse({"detail": "internal error (see the server log)"}, 500)
+
+    @app.post("/v1/events", dependencies=secured, tags=["events"])
+    def post_events(body: EventsIn) -> EventsOut:
+        """Store events durably (committed before this answer) and update forecasts."""
+        if len(body.events) > max_batch:
+            raise HTTPProblem(
+                413, f"events: {len(body.events)} events exceed the batch limit of {max_batch}"
+            )
+        return service.ingest(body.events)
+
+    @app.get("/v1/customers/{customer_id}", dependencies=secured, tags=["forecasts"])
+    def get_customer(customer_id: str) -> CustomerOut:
+        """The customer's forecast at the stream clock (the latest event time seen)."""
+        return service.customer(customer_id)
+
+    @app.post("/v1/score", dependencies=secured, tags=["forecasts"])
+    def post_score(payload: Annotated[dict[str, Any], Body()]) -> Forecast:
+        """Score a customer described in the request, without storing anything."""
+        return service.score(payload)
+
+    @app.post("/v1/admin/reload", dependencies=secured, tags=["admin"])
+    def post_reload() -> ReloadOut:
+        """Load the model directory again and swap it in atomically."""
+        return service.reload()
+
+    @app.get("/healthz", tags=["ops"])
+    def healthz() -> HealthOut:
+        return service.health()
+
+    @app.get("/metrics", response_class=PlainTextResponse, tags=["ops"])
+    def metrics() -> PlainTextResponse:
+        return PlainTextResponse(service.metrics.render(), media_type="text/plain; version=0.0.4")
+
+    app.add_middleware(BodyLimitMiddleware, max_bytes=max_body_bytes)
+    app.add_middleware(TimingMiddleware, metrics=service.metrics)
+    return app
+
+
+async def _reload_quietly(service: Service) -> None:
+    try:
+        await run_in_threadpool(service.reload)
+    except HTTPProblem:
+        pass  # logged by reload; the old model keeps serving
+
+
+def _warm(scorer: OnlineScorer, version: str) -> Model:
+    """Batch-score everyone (vectorised) and fit the segment cuts on those forecasts."""
+    if not len(scorer):
+        return Model(scorer, version, None)
+    data, epoch, versions = scorer.history.snapshot()
+    as_of = scorer.clock
+    assert as_of is not None
+    frame = scorer.forecaster.predict(data, as_of)
+    rules = SegmentRules().fit(frame)
+    segments = rules.assign(frame, customer_history(data, as_of)).to_numpy()
+    columns = _prediction_columns(frame)
+    answers = {}
+    version_of = versions.get
+    for i, customer in enumerate(frame[CUSTOMER_ID].tolist()):
+        answer = {c: values[i] for c, values in columns.items()}
+        answer.update(segment=segments[i], as_of=as_of, model_version=version)
+        answers[customer] = (as_of, (epoch, version_of(customer, 0)), answer)
+    return Model(scorer, version, rules, answers)
+
+
+def _prediction_columns(frame: pd.DataFrame) -> dict[str, list[Any]]:
+    out: dict[str, list[Any]] = {}
+    for name in ("predicted_value", "predicted_purchases", "p_active", "value_p10", "value_p90"):
+        out[name] = frame[name].tolist() if name in frame.columns else [None] * len(frame)
+    return out
+
+
+def _answer(
+    prediction: dict[str, Any], model: Model, data: CustomerData, as_of: pd.Timestamp
+) -> dict[str, Any]:
+    """Forecast fields plus segment and model version for one customer."""
+    rules = model.rules
+    if rules is None:  # no customer at start-up: cut on this forecast alone
+        rules = SegmentRules().fit(pd.DataFrame([prediction]))
+    history = customer_history(data, as_of).iloc[0]
+    segment = rules.label(
+        prediction["predicted_value"],
+        prediction["p_active"],
+        float(history["tenure_days"]),
+        float(history["purchases"]),
+    )
+    fields = ("predicted_value", "predicted_purchases", "p_active", "value_p10", "value_p90")
+    answer = {name: _scalar(prediction.get(name)) for name in fields}
+    return {**answer, "segment": segment, "as_of": as_of, "model_version": model.version}
+
+
+def _scalar(value: Any) -> float | None:
+    return None if value is None or pd.isna(value) else float(value)
+
+
+def _validate_events(items: list[Any]) -> tuple[list[EventIn], list[Rejection]]:
+    """Validate all items in one pass; on errors, set the failing ones aside with reasons."""
+    try:
+        return _EVENTS.validate_python(items), []
+    except ValidationError as err:
+        reasons: dict[int, list[str]] = {}
+        for item in err.errors():
+            index = int(item["loc"][0])
+            sub = ValidationError.from_exception_data(err.title, [item])  # type: ignore[list-item]
+            reasons.setdefault(index, []).append(validation_message(sub, skip=1))
+    rejected = [Rejection(index=i, reason="; ".join(r)) for i, r in sorted(reasons.items())]
+    keep = [item for i, item in enumerate(items) if i not in reasons]
+    return _EVENTS.validate_python(keep), rejected
+
+
+def _event_frame(events: list[EventIn]) -> pd.DataFrame:
+    """Validated events as a frame; events without an ``event_id`` get a random one."""
+    return pd.DataFrame(
+        {
+            EVENT_ID: [e.event_id or f"auto-{uuid.uuid4().hex}" for e in events],
+            CUSTOMER_ID: pd.Series([e.customer_id for e in events], dtype="str"),
+            TIMESTAMP: pd.Series([e.timestamp for e in events], dtype="datetime64[us]"),
+            EVENT_TYPE: pd.Series([e.event_type for e in events], dtype="str"),
+            AMOUNT: np.array(
+                [np.nan if e.amount is None else e.amount for e in events], dtype=np.float64
+            ),
+        }
+    )
+
+
+def _model_version(model_dir: Path, manifest: dict[str, Any]) -> str:
+    """``<model>-<first 12 hex of the manifest's sha256>``."""
+    digest = hashlib.sha256((model_dir / MANIFEST).read_bytes()).hexdigest()[:12]
+    return f"{manifest['model']}-{digest}"

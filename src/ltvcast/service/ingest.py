@@ -1,0 +1,91 @@
+"""The durable side of ``POST /v1/events``: idempotent writes to the DuckDB store.
+
+Every accepted event is a row of ``events_ingested`` (``event_id`` is its primary key) and of
+the store's ``events`` table; purchases are also rows of ``transactions``. The three inserts
+run in one DuckDB transaction that commits before the service answers, so an acknowledged
+event survives a crash (DuckDB's write-ahead log) and a retried one is stored once.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from ltvcast.data.schemas import AMOUNT, CUSTOMER_ID, EVENT_TYPE, TIMESTAMP
+from ltvcast.data.store import Store
+from ltvcast.scoring.online import PURCHASE
+
+EVENT_ID = "event_id"
+LOG_TABLE = "events_ingested"
+
+_DDL = (
+    f"CREATE TABLE IF NOT EXISTS {LOG_TABLE} ({EVENT_ID} VARCHAR PRIMARY KEY, "
+    f"{CUSTOMER_ID} VARCHAR NOT NULL, {TIMESTAMP} TIMESTAMP NOT NULL, "
+    f"{EVENT_TYPE} VARCHAR NOT NULL, {AMOUNT} DOUBLE)",
+    f"CREATE TABLE IF NOT EXISTS transactions ({CUSTOMER_ID} VARCHAR, {TIMESTAMP} TIMESTAMP, "
+    f"{AMOUNT} DOUBLE)",
+    f"CREATE TABLE IF NOT EXISTS events ({CUSTOMER_ID} VARCHAR, {TIMESTAMP} TIMESTAMP, "
+    f"{EVENT_TYPE} VARCHAR)",
+)
+
+
+class EventLog:
+    """Idempotent, transactional event writes into a :class:`~ltvcast.data.store.Store`.
+
+    Not thread-safe: the service serialises writes with a lock.
+    """
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        con = store.connection
+        for statement in _DDL:
+            con.execute(statement)
+
+    def count(self) -> int:
+        """Events stored so far."""
+        row = self.store.connection.execute(f"SELECT count(*) FROM {LOG_TABLE}").fetchone()
+        return int(row[0]) if row else 0
+
+    def write(self, events: pd.DataFrame) -> pd.DataFrame:
+        """Store the events whose ``event_id`` is new; return those rows (committed).
+
+        Parameters
+        ----------
+        events
+            ``event_id``, ``customer_id``, ``timestamp`` (naive UTC), ``event_type``,
+            ``amount`` (NaN except for purchases); ``event_id`` unique within the frame.
+        """
+        con = self.store.connection
+        con.register("_batch", events)
+        try:
+            seen = con.execute(
+                f"SELECT {EVENT_ID} FROM {LOG_TABLE} WHERE {EVENT_ID} IN "
+                f"(SELECT {EVENT_ID} FROM _batch)"
+            ).fetchall()
+        finally:
+            con.unregister("_batch")
+        new = events[~events[EVENT_ID].isin([row[0] for row in seen])].reset_index(drop=True)
+        if not len(new):
+            return new
+        con.register("_new", new)
+        try:
+            con.begin()
+            try:
+                con.execute(
+                    f"INSERT INTO {LOG_TABLE} SELECT {EVENT_ID}, {CUSTOMER_ID}, {TIMESTAMP}, "
+                    f"{EVENT_TYPE}, {AMOUNT} FROM _new"
+                )
+                con.execute(
+                    f"INSERT INTO transactions BY NAME SELECT {CUSTOMER_ID}, {TIMESTAMP}, "
+                    f"{AMOUNT} FROM _new WHERE {EVENT_TYPE} = '{PURCHASE}'"
+                )
+                con.execute(
+                    f"INSERT INTO events BY NAME SELECT {CUSTOMER_ID}, {TIMESTAMP}, "
+                    f"{EVENT_TYPE} FROM _new"
+                )
+                con.commit()
+            except BaseException:
+                con.rollback()
+                raise
+        finally:
+            con.unregister("_new")
+        return new
