@@ -47,30 +47,26 @@ def test_train_predict_round_trip(store_files: dict[str, Path], tmp_path: Path) 
 
 
 def test_as_of_ignores_later_rows(store_files: dict[str, Path], tmp_path: Path) -> None:
-    tx = pd.read_csv(store_files["transactions"])
+    """Rows after --as-of (for known and new customers) change no prediction."""
+    tx = pd.read_csv(store_files["transactions"], dtype=str)
     model_dir = tmp_path / "m"
-    common = ["--horizon", "30d", "--model", "baseline", "--as-of", "2024-03-31"]
-    assert (
-        run_app(["train", str(store_files["transactions"]), *common, "--out", str(model_dir)]) == 0
-    )
-    cut = tmp_path / "cut.csv"
-    tx[pd.to_datetime(tx["timestamp"], errors="coerce") <= "2024-03-31 23:59:59"].to_csv(
-        cut, index=False
-    )
-    full_out, cut_out = tmp_path / "full.csv", tmp_path / "cut_pred.csv"
-    run_app(
-        [
-            "predict",
-            str(model_dir),
-            str(store_files["transactions"]),
-            "--as-of",
-            "2024-03-31",
-            "--out",
-            str(full_out),
-        ]
-    )
-    run_app(["predict", str(model_dir), str(cut), "--as-of", "2024-03-31", "--out", str(cut_out)])
-    pd.testing.assert_frame_equal(pd.read_csv(full_out), pd.read_csv(cut_out))
+    common = ["--horizon", "30d", "--model", "btyd", "--as-of", "2024-03-31"]
+    source = str(store_files["transactions"])
+    assert run_app(["train", source, *common, "--out", str(model_dir)]) == 0
+    later = tx.dropna(subset=["customer_id"]).head(50).copy()
+    later["timestamp"] = "2024-04-01 00:00:01"
+    later["amount"] = "999.0"
+    later.loc[later.index[:5], "customer_id"] = "brand-new"
+    extended = tmp_path / "extended.csv"
+    pd.concat([tx, later]).to_csv(extended, index=False)
+    outputs = []
+    for path in (source, str(extended)):
+        out = tmp_path / f"pred-{len(outputs)}.csv"
+        args = ["predict", str(model_dir), path, "--as-of", "2024-03-31", "--out", str(out)]
+        assert run_app(args) == 0
+        outputs.append(pd.read_csv(out))
+    pd.testing.assert_frame_equal(outputs[0], outputs[1])
+    assert "brand-new" not in set(outputs[1]["customer_id"])
 
 
 def test_backtest_writes_metrics(store_files: dict[str, Path], tmp_path: Path) -> None:
