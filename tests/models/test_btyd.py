@@ -72,8 +72,7 @@ def test_forecast_shape_and_holdout_totals(
     values = predictions[["predicted_value", "predicted_purchases", "p_active"]]
     assert np.isfinite(values.to_numpy()).all() and (values.to_numpy() >= 0).all()
     assert predictions["p_active"].max() <= 1.0
-    # P(any purchase) can never be below E[purchases] / max-count logic's lower bound 0 nor
-    # above E[purchases] (Markov: P(N >= 1) <= E[N]).
+    # Markov's inequality: P(N >= 1) <= E[N].
     assert (predictions["p_active"] <= predictions["predicted_purchases"] + 1e-12).all()
     # The 39-week holdout FHL (2005) forecast: BG/NBD + Gamma-Gamma under-forecast it a little
     # (1,653 vs 1,882 purchase days, $59.9k vs $71.0k); a broken model would be far off.
