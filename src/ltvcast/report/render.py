@@ -26,7 +26,7 @@ from ltvcast.exceptions import ConfigError, LTVError
 from ltvcast.features.windows import Horizon
 from ltvcast.models.base import Forecaster
 from ltvcast.report import figures
-from ltvcast.strategy.explain import explain_customers, global_importance
+from ltvcast.strategy.explain import explain_sample, global_importance
 from ltvcast.strategy.segments import assign_segments, customer_history, segment_summary
 
 #: At most this many customers are explained for the importance chart (evenly spaced ids).
@@ -136,10 +136,8 @@ def build_report(
     history = customer_history(data, as_of)
     segments = segment_summary(predictions, assign_segments(predictions, history))
     importance = None
-    ids = predictions[CUSTOMER_ID]
-    sample = ids.iloc[np.linspace(0, len(ids) - 1, min(len(ids), MAX_EXPLAINED)).astype(int)]
     try:
-        importance = global_importance(explain_customers(forecaster, data, as_of, sample))
+        importance = global_importance(explain_sample(forecaster, data, as_of, MAX_EXPLAINED))
     except ConfigError as err:
         notes.append(f"Driver importance is not shown: {err}.")
     backtest_model = None

@@ -39,7 +39,7 @@ def explain_customers(
     if customers is None:
         return forecaster.explain(data, as_of)
     wanted = pd.Index([str(c) for c in customers], name=CUSTOMER_ID)
-    subset = _only(data, wanted)
+    subset = only_customers(data, wanted)
     seen = subset.until(as_of).customers()
     absent = wanted.difference(seen)
     if len(absent):
@@ -48,6 +48,16 @@ def explain_customers(
             f"{as_of:%Y-%m-%d %H:%M}; nothing to explain"
         )
     return forecaster.explain(subset, as_of).reindex(wanted)
+
+
+def explain_sample(
+    forecaster: Forecaster, data: CustomerData, as_of: pd.Timestamp, max_customers: int = 2000
+) -> pd.DataFrame:
+    """Contributions of at most ``max_customers`` customers, evenly spaced in id order (a
+    deterministic sample that keeps global importance cheap on millions of customers)."""
+    ids = data.until(as_of).customers()
+    keep = np.linspace(0, len(ids) - 1, min(len(ids), max_customers)).astype(np.int64)
+    return explain_customers(forecaster, data, as_of, ids[keep])
 
 
 def global_importance(contributions: pd.DataFrame) -> pd.DataFrame:
@@ -133,11 +143,13 @@ def _drivers(contributions: pd.DataFrame) -> pd.DataFrame:
     return contributions.drop(columns=BASE).astype(np.float64)
 
 
-def _only(data: CustomerData, customers: pd.Index) -> CustomerData:
-    """The bundle restricted to ``customers``."""
+def only_customers(data: CustomerData, customers: Iterable[str]) -> CustomerData:
+    """The bundle restricted to the rows of ``customers`` (features are per customer, so a
+    model scores or explains them on this subset exactly as on the whole data)."""
+    wanted = pd.Index(list(customers))
 
     def rows(frame: pd.DataFrame) -> pd.DataFrame:
-        return frame[frame[CUSTOMER_ID].isin(customers)]
+        return frame[frame[CUSTOMER_ID].isin(wanted)]
 
     return CustomerData(
         rows(data.transactions),

@@ -1,0 +1,448 @@
+"""Decision commands: segment, plan, explain, report and score (one customer from JSON)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import pandas as pd
+import typer
+from rich.table import Table
+
+from ltvcast.cli._app import app, console
+from ltvcast.cli._options import (
+    AmountColOpt,
+    AsOfOpt,
+    CustomerColOpt,
+    EventColOpt,
+    EventsOpt,
+    OrderColOpt,
+    PriceColOpt,
+    ProfilesOpt,
+    QuantityColOpt,
+    ReturnsOpt,
+    TimeColOpt,
+    TimezoneOpt,
+    TransactionsArg,
+    WinsorizeOpt,
+    load_data,
+    resolve_as_of,
+    step,
+)
+from ltvcast.data.clean import CleaningReport
+from ltvcast.data.schemas import CUSTOMER_ID, CustomerData
+from ltvcast.exceptions import ConfigError, InsufficientDataError, SchemaError
+from ltvcast.models.base import Forecaster
+from ltvcast.scoring.artifacts import load_model
+from ltvcast.scoring.batch import write_table
+from ltvcast.strategy.explain import (
+    explain_customers,
+    explain_sample,
+    global_importance,
+    only_customers,
+    render_drivers,
+)
+from ltvcast.strategy.plan import plan_contacts, read_uplift_table, uplift_by_segment
+from ltvcast.strategy.segments import (
+    ACTIONS,
+    FittedSegmentRules,
+    SegmentRules,
+    customer_history,
+    segment_summary,
+)
+
+ModelDirArg = Annotated[Path, typer.Argument(help="Directory written by `ltvcast train`.")]
+TopOpt = Annotated[int, typer.Option("--top", help="Drivers to show.")]
+
+
+def _load(
+    model_dir: Path,
+    transactions: Path,
+    events: Path | None,
+    profiles: Path | None,
+    as_of: str | None,
+    columns: dict[str, Any],
+) -> tuple[Forecaster, dict[str, Any], CustomerData, CleaningReport, pd.Timestamp]:
+    """Model, cleaned data (cut at as-of) and the as-of time every command here starts from."""
+    forecaster, manifest = load_model(model_dir)
+    data, cleaning = load_data(transactions, events, profiles, **columns)
+    cutoff = resolve_as_of(data, as_of)
+    return forecaster, manifest, data.until(cutoff), cleaning, cutoff
+
+
+def _segments(
+    forecaster: Forecaster, data: CustomerData, as_of: pd.Timestamp, rules: SegmentRules
+) -> tuple[pd.DataFrame, FittedSegmentRules]:
+    """Predictions joined with history and segment."""
+    with step(f"Scoring with {forecaster.name} ({forecaster.horizon_.describe()} horizon)"):
+        predictions = forecaster.predict(data, as_of)
+    fitted = rules.fit(predictions)
+    history = customer_history(data, as_of)
+    table = predictions.merge(history, on=CUSTOMER_ID, how="left")
+    table.insert(1, "segment", fitted.assign(predictions, history).to_numpy())
+    return table, fitted
+
+
+def _print_segments(table: pd.DataFrame, title: str) -> None:
+    summary = segment_summary(table, table.set_index(CUSTOMER_ID)["segment"])
+    grid = Table(title=title)
+    for name in ("segment", "customers", "share", "predicted revenue", "revenue share", "action"):
+        grid.add_column(name, justify="left" if name in ("segment", "action") else "right")
+    for row in summary.itertuples():
+        grid.add_row(
+            str(row.segment),
+            f"{row.customers:,}",
+            f"{row.share:.1%}",
+            f"{row.predicted_revenue:,.0f}",
+            f"{row.revenue_share:.1%}",
+            str(row.action),
+        )
+    console.print(grid)
+
+
+@app.command()
+def segment(
+    model_dir: ModelDirArg,
+    transactions: TransactionsArg,
+    out: Annotated[Path, typer.Option("--out", help="Segments file (.csv or .parquet).")],
+    events: EventsOpt = None,
+    profiles: ProfilesOpt = None,
+    as_of: AsOfOpt = None,
+    high_value: Annotated[
+        float, typer.Option("--high-value", help="High-value cut (quantile or amount).")
+    ] = 0.8,
+    low_value: Annotated[
+        float, typer.Option("--low-value", help="Low-value cut (quantile or amount).")
+    ] = 0.5,
+    value_mode: Annotated[
+        str, typer.Option("--value-mode", help="Value cuts are 'quantile' or 'absolute'.")
+    ] = "quantile",
+    active: Annotated[float, typer.Option("--active", help="P(active) cut.")] = 0.5,
+    active_mode: Annotated[
+        str, typer.Option("--active-mode", help="P(active) cut is 'absolute' or 'quantile'.")
+    ] = "absolute",
+    new_days: Annotated[
+        float, typer.Option("--new-days", help="Customers first seen this recently are new.")
+    ] = 90.0,
+    new_max_purchases: Annotated[
+        float, typer.Option("--new-max-purchases", help="... with at most this many purchases.")
+    ] = 2.0,
+    rules_out: Annotated[
+        Path | None,
+        typer.Option("--rules-out", help="Also write the fitted cuts (JSON, for `score --rules`)."),
+    ] = None,
+    customer_col: CustomerColOpt = None,
+    time_col: TimeColOpt = None,
+    amount_col: AmountColOpt = None,
+    event_col: EventColOpt = None,
+    order_col: OrderColOpt = None,
+    quantity_col: QuantityColOpt = None,
+    price_col: PriceColOpt = None,
+    returns: ReturnsOpt = "net",
+    winsorize: WinsorizeOpt = None,
+    timezone: TimezoneOpt = "UTC",
+) -> None:
+    """Segment customers by forecast value and P(active); write one row per customer."""
+    rules = SegmentRules(
+        high_value=high_value,
+        low_value=low_value,
+        value_mode=_mode(value_mode, "--value-mode"),
+        active=active,
+        active_mode=_mode(active_mode, "--active-mode"),
+        new_tenure_days=new_days,
+        new_max_purchases=new_max_purchases,
+    )
+    forecaster, _, data, _, cutoff = _load(
+        model_dir, transactions, events, profiles, as_of,
+        dict(customer_col=customer_col, time_col=time_col, amount_col=amount_col,
+             event_col=event_col, order_col=order_col, quantity_col=quantity_col,
+             price_col=price_col, returns=returns, winsorize=winsorize, timezone=timezone),
+    )  # fmt: skip
+    table, fitted = _segments(forecaster, data, cutoff, rules)
+    write_table(table, out)
+    _print_segments(table, f"Segments as of {cutoff:%Y-%m-%d}, {len(table):,} customers")
+    console.print(
+        f"Cuts: high value >= {fitted.high_value_cut:,.2f}, low value < "
+        f"{fitted.low_value_cut:,.2f}, active: P(active) >= {fitted.active_cut:.2f}",
+        highlight=False,
+    )
+    if rules_out is not None:
+        rules_out.write_text(json.dumps(fitted.to_dict(), indent=2), encoding="utf-8")
+        console.print(f"  wrote {rules_out}")
+    console.print(f"  wrote {out}")
+
+
+@app.command()
+def plan(
+    model_dir: ModelDirArg,
+    transactions: TransactionsArg,
+    out: Annotated[Path, typer.Option("--out", help="Contact list (.csv or .parquet).")],
+    budget: Annotated[float, typer.Option("--budget", help="Total campaign budget.")],
+    cost_per_contact: Annotated[
+        float, typer.Option("--cost-per-contact", help="Cost of contacting one customer.")
+    ],
+    events: EventsOpt = None,
+    profiles: ProfilesOpt = None,
+    as_of: AsOfOpt = None,
+    uplift: Annotated[
+        float | None,
+        typer.Option("--uplift", help="Fraction of value a contact adds (default 0.05)."),
+    ] = None,
+    uplift_by_segment_file: Annotated[
+        Path | None,
+        typer.Option("--uplift-by-segment", help="CSV with columns segment,uplift."),
+    ] = None,
+    margin: Annotated[float, typer.Option("--margin", help="Margin share of revenue.")] = 1.0,
+    churn_rescue: Annotated[
+        bool,
+        typer.Option("--churn-rescue", help="Weigh value by P(churn) = 1 - P(active)."),
+    ] = False,
+    customer_col: CustomerColOpt = None,
+    time_col: TimeColOpt = None,
+    amount_col: AmountColOpt = None,
+    event_col: EventColOpt = None,
+    order_col: OrderColOpt = None,
+    quantity_col: QuantityColOpt = None,
+    price_col: PriceColOpt = None,
+    returns: ReturnsOpt = "net",
+    winsorize: WinsorizeOpt = None,
+    timezone: TimezoneOpt = "UTC",
+) -> None:
+    """Choose whom to contact to maximise expected incremental margin within --budget."""
+    if uplift is not None and uplift_by_segment_file is not None:
+        raise ConfigError("give either --uplift or --uplift-by-segment, not both")
+    table_by_segment = (
+        None if uplift_by_segment_file is None else read_uplift_table(uplift_by_segment_file)
+    )
+    forecaster, _, data, _, cutoff = _load(
+        model_dir, transactions, events, profiles, as_of,
+        dict(customer_col=customer_col, time_col=time_col, amount_col=amount_col,
+             event_col=event_col, order_col=order_col, quantity_col=quantity_col,
+             price_col=price_col, returns=returns, winsorize=winsorize, timezone=timezone),
+    )  # fmt: skip
+    table, _ = _segments(forecaster, data, cutoff, SegmentRules())
+    segments = table.set_index(CUSTOMER_ID)["segment"]
+    lift: float | pd.Series = 0.05 if uplift is None else uplift
+    if table_by_segment is not None:
+        lift = uplift_by_segment(segments, table_by_segment)
+    with step("Optimising the contact list"):
+        result = plan_contacts(
+            table,
+            budget=budget,
+            cost_per_contact=cost_per_contact,
+            uplift=lift,
+            margin=margin,
+            churn_rescue=churn_rescue,
+            segments=segments,
+        )
+    write_table(result.contacts, out)
+    s = result.summary
+    kind = "churn rescue" if churn_rescue else "growth"
+    console.print(
+        f"[bold]Contact plan[/] ({kind}, {forecaster.horizon_.describe()} horizon): "
+        f"{s.contacts:,} of {s.customers:,} customers ({s.eligible:,} worth more than their cost)"
+    )
+    console.print(
+        f"  expected cost                {s.expected_cost:>14,.2f}  (budget {budget:,.2f})"
+    )
+    console.print(f"  expected incremental return  {s.expected_return:>14,.2f}")
+    console.print(f"  expected net gain            {s.expected_net:>14,.2f}")
+    roi = "n/a (nothing spent)" if s.contacts == 0 else f"{s.roi:.1%}"
+    console.print(f"  ROI (net / cost)             {roi:>14}")
+    bound = "" if s.upper_bound <= s.expected_net + 1e-9 else f"; net gain <= {s.upper_bound:,.2f}"
+    console.print(f"  [dim]method: {s.method}{bound}[/]", highlight=False)
+    console.print(f"  wrote {out}")
+
+
+@app.command()
+def explain(
+    model_dir: ModelDirArg,
+    transactions: TransactionsArg,
+    events: EventsOpt = None,
+    profiles: ProfilesOpt = None,
+    as_of: AsOfOpt = None,
+    customer: Annotated[
+        str | None,
+        typer.Option("--customer", help="Explain this customer (default: global importance)."),
+    ] = None,
+    top: TopOpt = 8,
+    customer_col: CustomerColOpt = None,
+    time_col: TimeColOpt = None,
+    amount_col: AmountColOpt = None,
+    event_col: EventColOpt = None,
+    order_col: OrderColOpt = None,
+    quantity_col: QuantityColOpt = None,
+    price_col: PriceColOpt = None,
+    returns: ReturnsOpt = "net",
+    winsorize: WinsorizeOpt = None,
+    timezone: TimezoneOpt = "UTC",
+) -> None:
+    """Print the drivers of one customer's forecast, or the model's global driver importance."""
+    forecaster, _, data, _, cutoff = _load(
+        model_dir, transactions, events, profiles, as_of,
+        dict(customer_col=customer_col, time_col=time_col, amount_col=amount_col,
+             event_col=event_col, order_col=order_col, quantity_col=quantity_col,
+             price_col=price_col, returns=returns, winsorize=winsorize, timezone=timezone),
+    )  # fmt: skip
+    if customer is None:
+        with step("Explaining a sample of customers"):
+            importance = global_importance(explain_sample(forecaster, data, cutoff))
+        grid = Table(title=f"What drives {forecaster.name}'s forecasts (mean |contribution|)")
+        for name in ("driver", "mean |contribution|", "share", "average effect"):
+            grid.add_column(name, justify="left" if name == "driver" else "right")
+        for row in importance.head(top).itertuples():
+            grid.add_row(
+                str(row.feature), f"{row.mean_abs:,.2f}", f"{row.share:.1%}", f"{row.mean:+,.2f}"
+            )
+        console.print(grid)
+        return
+    contributions = explain_customers(forecaster, data, cutoff, [customer]).iloc[0]
+    prediction = forecaster.predict(only_customers(data, [customer]), cutoff).iloc[0]
+    _print_customer(customer, cutoff, forecaster, prediction, None, contributions, top)
+
+
+@app.command()
+def report(
+    model_dir: ModelDirArg,
+    transactions: TransactionsArg,
+    out: Annotated[Path, typer.Option("--out", help="HTML file to write.")] = Path("report.html"),
+    events: EventsOpt = None,
+    profiles: ProfilesOpt = None,
+    as_of: AsOfOpt = None,
+    models: Annotated[
+        str,
+        typer.Option("--models", help="Models to backtest next to this one ('' for none)."),
+    ] = "baseline",
+    customer_col: CustomerColOpt = None,
+    time_col: TimeColOpt = None,
+    amount_col: AmountColOpt = None,
+    event_col: EventColOpt = None,
+    order_col: OrderColOpt = None,
+    quantity_col: QuantityColOpt = None,
+    price_col: PriceColOpt = None,
+    returns: ReturnsOpt = "net",
+    winsorize: WinsorizeOpt = None,
+    timezone: TimezoneOpt = "UTC",
+) -> None:
+    """Write a self-contained HTML report: data quality, backtest, forecasts, segments, drivers.
+
+    The backtest retrains this model's kind (and --models) at as-of minus the horizon and
+    scores the horizon up to as-of.
+    """
+    from ltvcast.evaluation.backtest import backtest
+    from ltvcast.report import write_report
+
+    forecaster, _, data, cleaning, cutoff = _load(
+        model_dir, transactions, events, profiles, as_of,
+        dict(customer_col=customer_col, time_col=time_col, amount_col=amount_col,
+             event_col=event_col, order_col=order_col, quantity_col=quantity_col,
+             price_col=price_col, returns=returns, winsorize=winsorize, timezone=timezone),
+    )  # fmt: skip
+    horizon = forecaster.horizon_
+    own: Forecaster = getattr(forecaster, "winner_", forecaster)
+    others = [m.strip() for m in models.split(",") if m.strip() and m.strip() != own.name]
+    result = None
+    try:
+        with step(f"Backtesting {', '.join([own.name, *others])} over {horizon.describe()}"):
+            result = backtest(data, horizon.start(cutoff), horizon, [own, *others], end=cutoff)
+    except InsufficientDataError as err:
+        console.print(f"[yellow]note:[/] no backtest section ({err})", highlight=False)
+    with step("Scoring and writing the report"):
+        predictions = forecaster.predict(data, cutoff)
+        path = write_report(out, data, cleaning, result, forecaster, predictions, cutoff)
+    console.print(f"  wrote {path}")
+
+
+@app.command()
+def score(
+    model_dir: ModelDirArg,
+    json_input: Annotated[
+        str,
+        typer.Option("--json", help="Score request: a JSON object or a file holding one."),
+    ],
+    rules: Annotated[
+        Path | None,
+        typer.Option("--rules", help="Segment cuts from `ltvcast segment --rules-out`."),
+    ] = None,
+    top: TopOpt = 6,
+) -> None:
+    """Score one customer described in JSON (the body of the service's POST /v1/score)."""
+    from ltvcast.scoring.single import REQUEST_CUSTOMER_ID, parse_score_request
+
+    forecaster, manifest = load_model(model_dir)
+    data, requested = parse_score_request(_read_json(json_input))
+    cutoff = requested if requested is not None else data.last_timestamp()
+    prediction = forecaster.predict(data, cutoff).iloc[0]
+    if rules is not None:
+        fitted: FittedSegmentRules | None = FittedSegmentRules.from_dict(_read_json(str(rules)))
+    elif "segment_rules" in manifest:
+        fitted = FittedSegmentRules.from_dict(manifest["segment_rules"])
+    else:
+        fitted = None
+    if fitted is None:
+        segment_text = "n/a (no segment cuts: pass --rules from `ltvcast segment --rules-out`)"
+    else:
+        history = customer_history(data, cutoff).iloc[0]
+        name = fitted.label(
+            float(prediction["predicted_value"]),
+            float(prediction["p_active"]),
+            float(history["tenure_days"]),
+            float(history["purchases"]),
+        )
+        segment_text = f"[bold]{name}[/] - {ACTIONS[name]}"
+    try:
+        contributions: pd.Series | None = forecaster.explain(data, cutoff).iloc[0]
+    except ConfigError:
+        contributions = None
+    _print_customer(
+        REQUEST_CUSTOMER_ID, cutoff, forecaster, prediction, segment_text, contributions, top
+    )
+
+
+def _print_customer(
+    customer: str,
+    as_of: pd.Timestamp,
+    forecaster: Forecaster,
+    prediction: pd.Series,
+    segment_text: str | None,
+    contributions: pd.Series | None,
+    top: int,
+) -> None:
+    horizon = forecaster.horizon_.describe()
+    console.print(f"[bold]Customer {customer}[/] as of {as_of:%Y-%m-%d %H:%M} ({forecaster.name})")
+    value = f"{prediction['predicted_value']:,.2f}"
+    if "value_p10" in prediction.index:
+        value += (
+            f"  (80% interval {prediction['value_p10']:,.2f} .. {prediction['value_p90']:,.2f})"
+        )
+    console.print(f"  predicted value over {horizon}: {value}", highlight=False)
+    console.print(f"  expected purchases: {prediction['predicted_purchases']:,.2f}")
+    console.print(f"  P(active): {prediction['p_active']:.1%}")
+    if segment_text is not None:
+        console.print(f"  segment: {segment_text}", highlight=False)
+    if contributions is None:
+        console.print(f"  [dim]model {forecaster.name!r} gives no explanations[/]")
+        return
+    console.print("  top drivers:")
+    console.print(render_drivers(contributions, top), highlight=False)
+
+
+def _mode(value: str, flag: str) -> Any:
+    if value not in ("quantile", "absolute"):
+        raise typer.BadParameter(f"{flag} must be 'quantile' or 'absolute'; got {value!r}")
+    return value
+
+
+def _read_json(text: str) -> Any:
+    """A JSON document given inline (starts with ``{``) or as a file path."""
+    source = "--json"
+    if not text.lstrip().startswith("{"):
+        path = Path(text)
+        if not path.is_file():
+            raise SchemaError(f"{text}: neither a JSON object nor a readable file")
+        source, text = str(path), path.read_text(encoding="utf-8")
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as err:
+        raise SchemaError(f"{source}: invalid JSON ({err})") from err
