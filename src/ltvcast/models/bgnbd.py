@@ -199,7 +199,11 @@ class BetaGeoModel:
         return float(w @ ll)
 
     def p_alive(self, frequency: ArrayLike, recency: ArrayLike, T: ArrayLike) -> FloatArray:
-        """P(alive at T | x, t_x, T) (FHL 2005 note "Computing P(alive)", eq. 2)."""
+        """P(alive at T | x, t_x, T).
+
+        ``1 / (1 + [x > 0] a / (b + x - 1) ((alpha + T) / (alpha + t_x))^(r + x))``; Fader,
+        Hardie & Lee, note "Computing P(alive) Using the BG/NBD Model".
+        """
         x, tx, t_cal = self._check(frequency, recency, T)
         return _p_alive(self._params(), x, tx, t_cal)
 

@@ -6,7 +6,7 @@ unit of the published CDNOW parameters. For a horizon of ``h`` days the forecast
 - ``predicted_purchases``: BG/NBD conditional expected repeat purchases in ``h / 7`` weeks
   (FHL 2005 eq. 10);
 - ``predicted_value``: that count times the Gamma-Gamma conditional expected spend per
-  purchase (Fader & Hardie 2013 note, eq. 5), the usual CLV product, which assumes spend and
+  purchase (Fader & Hardie 2013 note), the usual CLV product, which assumes spend and
   purchase rate are independent;
 - ``p_active``: 1 - P(no purchase in the horizon | x, t_x, T) (see
   :meth:`BetaGeoModel.p_no_purchase`).

@@ -5,9 +5,10 @@ Customer Base Analysis. *Journal of Marketing Research* 42(4), 415-430; and Fade
 Hardie, B. G. S. (2013). "The Gamma-Gamma Model of Monetary Value" (note).
 
 A customer's spends are ``Gamma(p, nu)``; across customers ``nu ~ Gamma(q, v)``. For a
-customer with ``x`` repeat transactions of mean value ``m`` the likelihood is eq. 1 of the
-2013 note (``m`` has density ``Gamma(p x, nu x)`` given ``nu``), and the conditional expected
-spend is eq. 5 there: ``p (v + x m) / (p x + q - 1)``, a weighted mean of the population
+customer with ``x`` repeat transactions of mean value ``m`` the likelihood is the 2013
+note's marginal density of ``m`` (``Gamma(p x, nu x)`` given ``nu``, integrated over ``nu``),
+and the conditional expected spend is ``p (v + x m) / (p x + q - 1)`` (the note's
+``E(M | p, q, gamma, m_x, x)``, with ``gamma = v``), a weighted mean of the population
 mean ``p v / (q - 1)`` and the customer's own ``m``.
 """
 
@@ -52,7 +53,7 @@ class GammaGammaModel:
     def fit(
         self, frequency: ArrayLike, monetary_value: ArrayLike, weights: ArrayLike | None = None
     ) -> GammaGammaModel:
-        """Fit ``p, q, v`` (2013 note, eq. 1) on rows with ``frequency > 0`` and spend > 0.
+        """Fit ``p, q, v`` by maximum likelihood on rows with ``frequency > 0`` and spend > 0.
 
         Spend is divided by its mean during the search (``v`` is scaled back after).
 
@@ -118,7 +119,7 @@ class GammaGammaModel:
         return p * v / (q - 1.0)
 
     def expected_spend(self, frequency: ArrayLike, monetary_value: ArrayLike) -> FloatArray:
-        """Conditional expected spend per transaction (2013 note, eq. 5).
+        """Conditional expected spend per transaction, ``p (v + x m) / (p x + q - 1)``.
 
         Rows with ``frequency == 0`` or ``monetary_value <= 0`` get the population mean.
         """
@@ -153,7 +154,7 @@ class GammaGammaModel:
 def _loglik_and_grad(
     theta: FloatArray, x: FloatArray, m: FloatArray
 ) -> tuple[FloatArray, FloatArray]:
-    """Per-row log-likelihood (2013 note, eq. 1) and its gradient in ``log(p, q, v)``.
+    """Per-row log-likelihood (marginal density of ``m``) and its gradient in ``log(p, q, v)``.
 
     Special functions depend on ``x`` only, so they are evaluated once per distinct ``x``.
     """
