@@ -98,6 +98,10 @@ def test_short_history_raises_insufficient_data() -> None:
     data = CustomerData(store.transactions)
     with pytest.raises(InsufficientDataError, match=r"--model btyd"):
         GBDTForecaster(**SMALL).fit(data, data.last_timestamp(), HORIZON)
+    # long enough, but nobody buys in any label window: nothing to learn spend from
+    late_as_of = data.last_timestamp() + pd.Timedelta(days=200)
+    with pytest.raises(InsufficientDataError, match="no purchase with positive spend"):
+        GBDTForecaster(**SMALL).fit(data, late_as_of, HORIZON)
 
 
 def test_invalid_objective_and_unfitted() -> None:

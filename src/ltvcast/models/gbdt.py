@@ -180,10 +180,11 @@ class GBDTForecaster(Forecaster):
         is_valid = np.concatenate(origin_of_row) == len(origins) - 1
         if len(origins) == 1:
             is_valid[:] = False
-        if not (y_all["purchases"] > 0).any():
+        if not ((y_all["purchases"] > 0) & (y_all["value"] > 0)).any():
             raise InsufficientDataError(
-                f"gbdt found no purchase in any of its {len(origins)} label windows "
-                f"(origins {', '.join(str(o.date()) for o in origins)}); use --model btyd"
+                f"gbdt found no purchase with positive spend in any of its {len(origins)} label "
+                f"windows (origins {', '.join(str(o.date()) for o in origins)}); "
+                "use --model btyd"
             )
 
         targets = {
@@ -304,7 +305,7 @@ class GBDTForecaster(Forecaster):
             Indexed by ``customer_id``; one column per feature plus ``base_value``.
         """
         self.check_fitted()
-        features = self._design(data.until(as_of), as_of)
+        features = self._design(data, as_of)
         x = features.to_numpy(np.float64)
         if self.objective == "tweedie":
             phi = self._raw("value", x, contrib=True)
