@@ -1,0 +1,835 @@
+"""``seq``: the founding paper's Conv1D + LSTM hybrid with ZILN outputs, trained dynamically.
+
+Inputs (:func:`~ltvcast.features.sequence.period_matrix`): per-period purchases, log spend and
+behaviour-event counts, per-period context (tenure, purchases to date, recency, calendar) and
+static profile inputs (:class:`~ltvcast.features.tabular.ProfileEncoder` codes as embeddings,
+numerics standardised). Scalers, vocabularies and the period grid are fitted on the training
+data and stored in the artifact.
+
+Two modes, chosen in ``fit`` and recorded in ``mode_``:
+
+- ``"direct"`` (some backtest origin leaves a full horizon of labels): the network runs once
+  over each customer's history and, at the end of **every** period ``t`` whose horizon ends
+  inside the training data, is trained to give the ZILN distribution of spend and the Poisson
+  mean of purchases in ``(t, t + horizon]``. These are backtest origins with a one-period step
+  (the same customer at many t, from its first period on), amortised in one LSTM pass. Early
+  stopping uses the latest origin, ``as_of - horizon``; the model learns from origins whose
+  horizon ends by then (time-ordered), or, when the history is too short for that, from the
+  other 80 % of customers. The next-period heads are trained alongside as an auxiliary task.
+- ``"rollout"`` (no origin leaves a full horizon, e.g. CDNOW's 39-week calibration with a
+  39-week horizon): the network learns the next period's purchases and spend at every period
+  and is rolled forward over the horizon by simulation (Valendin, Reutterer, Platzer &
+  Kalcher 2022, "Customer base analysis with recurrent neural networks"): ``n_samples`` paths
+  per customer feed sampled purchases and spend back as inputs. The expected value and
+  purchases are Rao-Blackwellised (each step adds the expected spend of the next period given
+  the path, not the sampled one); ``p_active`` is exact given the model (one extra path with no
+  purchase: ``1 - prod(1 - p_t)``); ``value_p10``/``value_p90`` are quantiles of the sampled
+  path totals. Early stopping uses the last periods (time-ordered). Behaviour events are not
+  simulated, so this mode uses transaction channels only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import json
+import math
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import pandas as pd
+import torch
+from safetensors.torch import load_file, save_file
+
+from ltvcast.data.schemas import CUSTOMER_ID, PREDICTION_COLUMNS, QUANTILE_COLUMNS, CustomerData
+from ltvcast.exceptions import ConfigError
+from ltvcast.features.sequence import (
+    CONTEXT_NAMES,
+    SequenceBatch,
+    calendar_features,
+    choose_period_days,
+    horizon_periods,
+    period_matrix,
+)
+from ltvcast.features.tabular import ProfileEncoder
+from ltvcast.features.windows import Horizon, backtest_origins
+from ltvcast.models.base import Forecaster
+from ltvcast.models.seq.loss import ziln_mean, ziln_nll, ziln_params, ziln_quantiles
+from ltvcast.models.seq.network import SeqNetwork
+
+WEIGHTS_FILE = "seq_weights.safetensors"
+MODES = ("direct", "rollout")
+#: Longest default history window, in periods, by period length in days.
+_MAX_PERIODS = {1: 180, 7: 104}
+_IG_STEPS = 16
+
+
+class SeqForecaster(Forecaster):
+    """Conv1D -> stacked LSTM -> ZILN / Poisson heads, trained at every period of the history.
+
+    Parameters
+    ----------
+    conv_filters, kernel_size, lstm_hidden, lstm_layers
+        The founding paper's hybrid (64, 3, 50, 2).
+    head_hidden
+        Width of the dense layer before the heads.
+    dropout
+        Dropout between LSTM layers.
+    epochs, batch_size, learning_rate, patience
+        Adam training with early stopping on the time-ordered validation origin.
+    n_periods
+        History window in periods (``None``: the training span, at most 104 weeks / 180 days).
+    period_days
+        Period length (``None``: :func:`~ltvcast.features.sequence.choose_period_days`).
+    use_events, use_profiles
+        Whether behaviour-event channels and profile inputs are used when the data has them.
+    mode
+        ``"auto"`` (direct when a full-horizon origin exists, else rollout), ``"direct"`` or
+        ``"rollout"``.
+    n_samples
+        Simulated paths per customer in rollout mode.
+    aux_weight
+        Weight of the next-period loss in direct mode.
+    device
+        ``"auto"`` (CUDA when available), ``"cpu"`` or ``"cuda"``.
+    n_threads
+        torch CPU threads during fit/predict (``None``: leave torch's setting).
+    random_state
+        Seed of initialisation, batch order, hold-out and simulation.
+    """
+
+    name: ClassVar[str] = "seq"
+    has_quantiles: ClassVar[bool] = True
+
+    def __init__(
+        self,
+        conv_filters: int = 64,
+        kernel_size: int = 3,
+        lstm_hidden: int = 50,
+        lstm_layers: int = 2,
+        head_hidden: int = 32,
+        dropout: float = 0.0,
+        epochs: int = 30,
+        batch_size: int = 256,
+        learning_rate: float = 3e-3,
+        patience: int = 3,
+        n_periods: int | None = None,
+        period_days: int | None = None,
+        use_events: bool = True,
+        use_profiles: bool = True,
+        mode: str = "auto",
+        n_samples: int = 64,
+        aux_weight: float = 0.5,
+        device: str = "auto",
+        n_threads: int | None = None,
+        random_state: int = 0,
+    ) -> None:
+        self.conv_filters = conv_filters
+        self.kernel_size = kernel_size
+        self.lstm_hidden = lstm_hidden
+        self.lstm_layers = lstm_layers
+        self.head_hidden = head_hidden
+        self.dropout = dropout
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.patience = patience
+        self.n_periods = n_periods
+        self.period_days = period_days
+        self.use_events = use_events
+        self.use_profiles = use_profiles
+        self.mode = mode
+        self.n_samples = n_samples
+        self.aux_weight = aux_weight
+        self.device = device
+        self.n_threads = n_threads
+        self.random_state = random_state
+
+    # ------------------------------------------------------------------ fit
+    def _fit(self, data: CustomerData, as_of: pd.Timestamp, horizon: Horizon) -> None:
+        self._check_params()
+        first = data.first_timestamp()
+        span = pd.Timestamp(as_of) - first
+        self.period_days_ = self.period_days or choose_period_days(horizon, span)
+        self.horizon_periods_ = horizon_periods(horizon, self.period_days_)
+        span_periods = max(2, math.ceil(span / pd.Timedelta(days=self.period_days_)))
+        self.n_periods_ = self.n_periods or min(
+            span_periods, _MAX_PERIODS.get(self.period_days_, 104)
+        )
+        has_origin = bool(backtest_origins(first, as_of, horizon, max_origins=1))
+        self.mode_ = self.mode if self.mode != "auto" else ("direct" if has_origin else "rollout")
+        self.event_types_ = data.event_types if self.use_events and self.mode_ == "direct" else ()
+        batch = period_matrix(
+            data,
+            as_of,
+            period_days=self.period_days_,
+            n_periods=self.n_periods_,
+            event_types=self.event_types_,
+        )
+        raw = _input_channels(batch.values)
+        mask = batch.mask
+        self.input_mean_, self.input_std_ = _moments(raw[mask])
+        self.context_mean_, self.context_std_ = _moments(batch.context[mask])
+        self._fit_profiles(data, batch.customers)
+        targets = _targets(batch, self.horizon_periods_)
+        train, valid = self._split(mask, batch.customers)
+        with self._session():
+            self.network_ = self._build_network()
+            self._init_heads(targets, train)
+            static = self._static_tensors(data, batch.customers)
+            self.training_ = self._train(batch, static, targets, train, valid)
+
+    def _check_params(self) -> None:
+        if self.mode not in ("auto", *MODES):
+            raise ConfigError(f"seq: mode must be auto, direct or rollout; got {self.mode!r}")
+        if self.device not in ("auto", "cpu", "cuda"):
+            raise ConfigError(f"seq: device must be auto, cpu or cuda; got {self.device!r}")
+        for name in ("epochs", "batch_size", "n_samples", "kernel_size", "lstm_layers"):
+            if int(getattr(self, name)) < 1:
+                raise ConfigError(f"seq: {name} must be >= 1; got {getattr(self, name)!r}")
+
+    def _fit_profiles(self, data: CustomerData, customers: pd.Index) -> None:
+        self.profile_encoder_: ProfileEncoder | None = None
+        self.numeric_mean_ = np.zeros(0)
+        self.numeric_std_ = np.ones(0)
+        if not self.use_profiles or data.profiles is None:
+            return
+        known = data.profiles[data.profiles[CUSTOMER_ID].isin(customers)]
+        self.profile_encoder_ = ProfileEncoder().fit(known)
+        numeric, _ = self._profile_arrays(data, customers)
+        self.numeric_mean_, self.numeric_std_ = _moments(numeric)
+
+    def _split(self, mask: np.ndarray, customers: pd.Index) -> tuple[np.ndarray, np.ndarray]:
+        """Boolean ``(customers, periods)`` masks of training and validation origins."""
+        t, h = mask.shape[1], self.horizon_periods_
+        cols = np.arange(t)[None, :]
+        if self.mode_ == "direct":
+            last_origin = t - 1 - h
+            valid = mask & (cols == last_origin)
+            train = mask & (cols <= last_origin - h)
+            usable = mask & (cols <= last_origin)
+        else:
+            n_valid = max(1, min(h, (t - 1) // 4))
+            valid = mask & (cols >= t - 1 - n_valid) & (cols <= t - 2)
+            train = mask & (cols < t - 1 - n_valid)
+            usable = mask & (cols <= t - 2)
+        if train.sum() < 0.2 * valid.sum() or not train.any():
+            held = np.random.default_rng(self.random_state).random(len(customers)) < 0.2
+            train = usable & ~held[:, None] & ~valid
+            valid = valid & held[:, None]
+        if not train.any() or not valid.any():
+            raise ConfigError(
+                f"seq: too little history to train ({mask.sum()} customer-periods of "
+                f"{self.period_days_} days for a {self.horizon_periods_}-period horizon)"
+            )
+        return train, valid
+
+    def _build_network(self) -> SeqNetwork:
+        return SeqNetwork(
+            n_inputs=len(self.input_mean_),
+            n_context=len(CONTEXT_NAMES),
+            n_numeric=len(self.numeric_mean_),
+            cardinalities=self._cardinalities(),
+            conv_filters=self.conv_filters,
+            kernel_size=self.kernel_size,
+            lstm_hidden=self.lstm_hidden,
+            lstm_layers=self.lstm_layers,
+            head_hidden=self.head_hidden,
+            dropout=self.dropout,
+        ).to(self._device())
+
+    def _init_heads(self, targets: dict[str, np.ndarray], train: np.ndarray) -> None:
+        """Start each head at the training base rates (fast, stable convergence)."""
+        heads = self.network_.heads
+        with torch.no_grad():
+            for prefix, value_key, count_key in (
+                ("horizon", "value", "purchases"),
+                ("next", "next_value", "next_extra"),
+            ):
+                values = targets[value_key][train]
+                positive = values[values > 0]
+                rate = np.clip(positive.size / max(values.size, 1), 1e-4, 1 - 1e-4)
+                logs = np.log(positive) if positive.size else np.zeros(1)
+                sigma = max(float(logs.std()), 0.1)
+                heads[f"{prefix}_value"].weight.mul_(0.1)
+                heads[f"{prefix}_value"].bias.copy_(
+                    torch.tensor(
+                        [
+                            math.log(rate / (1 - rate)),
+                            logs.mean(),
+                            sigma + math.log(-math.expm1(-sigma)),
+                        ]
+                    )
+                )
+                counts = targets[count_key][train]
+                if prefix == "next":
+                    counts = counts[values > 0] if (values > 0).any() else counts
+                heads[f"{prefix}_count"].bias.fill_(math.log(max(float(counts.mean()), 1e-4)))
+
+    def _train(
+        self,
+        batch: SequenceBatch,
+        static: tuple[torch.Tensor, torch.Tensor],
+        targets: dict[str, np.ndarray],
+        train: np.ndarray,
+        valid: np.ndarray,
+    ) -> dict[str, Any]:
+        device = self._device()
+        lengths = batch.lengths
+        steps = self._steps(batch)
+        categorical, numeric = static
+        aligned = {k: _left_align(v, lengths) for k, v in targets.items()}
+        train_l, valid_l = _left_align(train, lengths), _left_align(valid, lengths)
+        rows = np.flatnonzero(train_l.any(axis=1))
+        valid_rows = np.flatnonzero(valid_l.any(axis=1))
+
+        def tensors(idx: np.ndarray, which: np.ndarray) -> dict[str, torch.Tensor]:
+            out = {k: torch.from_numpy(v[idx]).to(device) for k, v in aligned.items()}
+            out["mask"] = torch.from_numpy(which[idx]).to(device)
+            return out
+
+        optimiser = torch.optim.Adam(self.network_.parameters(), lr=self.learning_rate)
+        generator = np.random.default_rng(self.random_state)
+        best, best_loss, best_epoch, history = (
+            copy.deepcopy(self.network_.state_dict()),
+            math.inf,
+            0,
+            [],
+        )
+        for epoch in range(1, self.epochs + 1):
+            self.network_.train()
+            for idx in np.array_split(
+                generator.permutation(rows), max(1, len(rows) // self.batch_size)
+            ):
+                out = self._forward_all(steps, lengths, categorical, numeric, idx)
+                loss = self._loss(out, tensors(idx, train_l))
+                optimiser.zero_grad()
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(self.network_.parameters(), 5.0)
+                optimiser.step()
+            self.network_.eval()
+            with torch.no_grad():
+                total, weight = 0.0, 0.0
+                for idx in np.array_split(valid_rows, max(1, len(valid_rows) // 4096)):
+                    target = tensors(idx, valid_l)
+                    n = float(target["mask"].sum())
+                    total += (
+                        float(
+                            self._loss(
+                                self._forward_all(steps, lengths, categorical, numeric, idx), target
+                            )
+                        )
+                        * n
+                    )
+                    weight += n
+            val_loss = total / max(weight, 1.0)
+            history.append(round(val_loss, 6))
+            if val_loss < best_loss - 1e-5:
+                best, best_loss, best_epoch = (
+                    copy.deepcopy(self.network_.state_dict()),
+                    val_loss,
+                    epoch,
+                )
+            elif epoch - best_epoch >= self.patience:
+                break
+        self.network_.load_state_dict(best)
+        self.network_.eval()
+        return {
+            "best_epoch": best_epoch,
+            "epochs_run": len(history),
+            "validation_loss": history,
+            "train_origins": int(train.sum()),
+            "validation_origins": int(valid.sum()),
+        }
+
+    def _loss(self, out: dict[str, torch.Tensor], target: dict[str, torch.Tensor]) -> torch.Tensor:
+        mask = target["mask"]
+        weight = mask.float()
+        bought = weight * (target["next_value"] > 0).float()
+        next_loss = (
+            ziln_nll(out["next_value"], target["next_value"]) * weight
+            + _poisson_nll(out["next_count"][..., 0], target["next_extra"]) * bought
+        )
+        if self.mode_ == "rollout":
+            total = next_loss
+        else:
+            horizon_loss = ziln_nll(out["horizon_value"], target["value"]) + _poisson_nll(
+                out["horizon_count"][..., 0], target["purchases"]
+            )
+            total = horizon_loss * weight + self.aux_weight * next_loss
+        return total.sum() / weight.sum().clamp_min(1.0)
+
+    # -------------------------------------------------------------- network inputs
+    def _steps(self, batch: SequenceBatch) -> np.ndarray:
+        """Scaled, left-aligned ``(customers, periods, inputs + context)`` float32."""
+        raw = (_input_channels(batch.values) - self.input_mean_) / self.input_std_
+        context = (batch.context - self.context_mean_) / self.context_std_
+        steps = np.concatenate([raw, context], axis=-1).astype(np.float32)
+        return _left_align(steps, batch.lengths)
+
+    def _profile_arrays(
+        self, data: CustomerData, customers: pd.Index
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Numeric profile values and embedding indices (0: missing, 1..k: codes, k+1: other)."""
+        encoder = self.profile_encoder_
+        if encoder is None or data.profiles is None:
+            return np.zeros((len(customers), 0)), np.zeros((len(customers), 0), dtype=np.int64)
+        encoded = encoder.transform(data.profiles, customers)
+        numeric = encoded[[f"profile_{c}" for c in encoder.medians_]].to_numpy(np.float64)
+        codes = encoded[encoder.categorical_features].to_numpy(np.float64)
+        return np.nan_to_num(numeric), np.where(np.isnan(codes), 0, codes + 1).astype(np.int64)
+
+    def _static_tensors(
+        self, data: CustomerData, customers: pd.Index
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        numeric, codes = self._profile_arrays(data, customers)
+        numeric = (numeric - self.numeric_mean_) / self.numeric_std_
+        device = self._device()
+        return torch.from_numpy(codes).to(device), torch.from_numpy(numeric.astype(np.float32)).to(
+            device
+        )
+
+    def _cardinalities(self) -> list[int]:
+        encoder = self.profile_encoder_
+        return [] if encoder is None else [len(v) + 2 for v in encoder.vocabularies_.values()]
+
+    def _forward_all(
+        self,
+        steps: np.ndarray,
+        lengths: np.ndarray,
+        categorical: torch.Tensor,
+        numeric: torch.Tensor,
+        idx: np.ndarray,
+    ) -> dict[str, torch.Tensor]:
+        device = self._device()
+        x = torch.from_numpy(steps[idx]).to(device)
+        hidden, _ = self.network_.encode(x, torch.from_numpy(lengths[idx]))
+        context = x[..., -len(CONTEXT_NAMES) :]
+        index = torch.from_numpy(idx).to(device)
+        static = self.network_.static(categorical[index], numeric[index])
+        return self.network_.forward_heads(hidden, context, static)
+
+    # -------------------------------------------------------------- predict
+    def _predict(self, data: CustomerData, as_of: pd.Timestamp) -> pd.DataFrame:
+        batch = self._batch(data, as_of)
+        with self._session(), torch.no_grad():
+            steps = self._steps(batch)
+            categorical, numeric = self._static_tensors(data, batch.customers)
+            if self.mode_ == "direct":
+                columns = self._predict_direct(steps, batch.lengths, categorical, numeric)
+            else:
+                columns = self._predict_rollout(batch, steps, categorical, numeric)
+        names = [*PREDICTION_COLUMNS[1:], *QUANTILE_COLUMNS]
+        out = pd.DataFrame(dict(zip(names, columns, strict=True)), index=batch.customers)
+        return out.reset_index()
+
+    def _batch(self, data: CustomerData, as_of: pd.Timestamp) -> SequenceBatch:
+        return period_matrix(
+            data,
+            as_of,
+            period_days=self.period_days_,
+            n_periods=self.n_periods_,
+            event_types=self.event_types_,
+        )
+
+    def _chunks(self, n: int, size: int) -> Iterator[np.ndarray]:
+        for start in range(0, n, size):
+            yield np.arange(start, min(start + size, n))
+
+    def _last_outputs(
+        self,
+        steps: np.ndarray,
+        lengths: np.ndarray,
+        categorical: torch.Tensor,
+        numeric: torch.Tensor,
+        idx: np.ndarray,
+    ) -> tuple[dict[str, torch.Tensor], tuple[torch.Tensor, torch.Tensor], torch.Tensor]:
+        """Heads, LSTM state and static inputs at each customer's last period."""
+        device = self._device()
+        x = torch.from_numpy(steps[idx]).to(device)
+        length = torch.from_numpy(lengths[idx])
+        _, state = self.network_.encode(x, length)
+        last = (length - 1).to(device)
+        context = x[torch.arange(len(idx), device=device), last, -len(CONTEXT_NAMES) :]
+        index = torch.from_numpy(idx).to(device)
+        static = self.network_.static(categorical[index], numeric[index])
+        return self.network_.forward_heads(state[0][-1], context, static), state, static
+
+    def _predict_direct(
+        self,
+        steps: np.ndarray,
+        lengths: np.ndarray,
+        categorical: torch.Tensor,
+        numeric: torch.Tensor,
+    ) -> list[np.ndarray]:
+        parts = []
+        for idx in self._chunks(len(lengths), 8192):
+            out, _, _ = self._last_outputs(steps, lengths, categorical, numeric, idx)
+            logits = out["horizon_value"]
+            p, _, _ = ziln_params(logits)
+            purchases = torch.maximum(torch.exp(out["horizon_count"][:, 0]), p)
+            parts.append(
+                torch.stack(
+                    [ziln_mean(logits), purchases, p, *ziln_quantiles(logits).unbind(-1)], 1
+                )
+                .double()
+                .cpu()
+                .numpy()
+            )
+        return list(np.concatenate(parts).T)
+
+    def _predict_rollout(
+        self,
+        batch: SequenceBatch,
+        steps: np.ndarray,
+        categorical: torch.Tensor,
+        numeric: torch.Tensor,
+    ) -> list[np.ndarray]:
+        device = self._device()
+        generator = torch.Generator(device=device).manual_seed(self.random_state)
+        lengths = batch.lengths
+        paths = self.n_samples + 1  # the last path never buys: P(no purchase) exactly
+        chunk = max(1, 65536 // paths)
+        calendar = torch.from_numpy(
+            calendar_features(
+                batch.period_ends[-1]
+                + pd.to_timedelta(np.arange(self.horizon_periods_) * self.period_days_, unit="D")
+            ).astype(np.float32)
+        ).to(device)
+        parts = []
+        for idx in self._chunks(len(lengths), chunk):
+            _, (h, c), static = self._last_outputs(steps, lengths, categorical, numeric, idx)
+            x = torch.from_numpy(steps[idx]).to(device)
+            n = len(idx)
+            k = self.kernel_size - 1
+            pos = (
+                torch.from_numpy(lengths[idx]).to(device)[:, None]
+                - k
+                + torch.arange(k, device=device)
+            )
+            window = torch.gather(x, 1, pos.clamp_min(0)[..., None].expand(-1, -1, x.shape[-1]))
+            window = window * (pos >= 0)[..., None]
+            last_ctx = torch.from_numpy(batch.context[idx, -1, :3].astype(np.float32)).to(device)
+            window, static = window.repeat_interleave(paths, 0), static.repeat_interleave(paths, 0)
+            state = (h.repeat_interleave(paths, 1), c.repeat_interleave(paths, 1))
+            tenure, to_date, recency = torch.expm1(last_ctx).repeat_interleave(paths, 0).unbind(1)
+            hidden = state[0][-1]
+            last = torch.from_numpy(lengths[idx] - 1).to(device)
+            context = x[torch.arange(n, device=device), last, -len(CONTEXT_NAMES) :]
+            context = context.repeat_interleave(paths, 0)
+            never = (torch.arange(n * paths, device=device) % paths) == paths - 1
+            total = torch.zeros(n * paths, device=device)
+            expected = torch.zeros_like(total)
+            purchases = torch.zeros_like(total)
+            no_buy = torch.ones_like(total)
+            for s in range(self.horizon_periods_):
+                heads = self.network_.forward_heads(hidden, context, static)
+                p, mu, sigma = ziln_params(heads["next_value"])
+                extra = torch.exp(heads["next_count"][:, 0])
+                expected += p * torch.exp(mu + 0.5 * sigma**2)
+                purchases += p * (1.0 + extra)
+                buy = (torch.rand(p.shape, generator=generator, device=device) < p) & ~never
+                if self.n_samples and buy.any():
+                    z = torch.randn(p.shape, generator=generator, device=device)
+                    spend = torch.where(buy, torch.exp(mu + sigma * z), torch.zeros_like(mu))
+                    count = torch.where(
+                        buy, 1.0 + torch.poisson(extra, generator=generator), torch.zeros_like(mu)
+                    )
+                else:
+                    spend, count = torch.zeros_like(mu), torch.zeros_like(mu)
+                no_buy = no_buy * torch.where(never, 1.0 - p, torch.ones_like(p))
+                total = total + spend
+                if s == self.horizon_periods_ - 1:
+                    break
+                tenure, to_date = tenure + 1.0, to_date + count
+                recency = torch.where(
+                    buy, torch.zeros_like(recency), torch.minimum(recency + 1.0, tenure)
+                )
+                raw = torch.stack([torch.log1p(count), torch.log1p(spend)], 1)
+                ctx = torch.cat(
+                    [
+                        torch.log1p(torch.stack([tenure, to_date, recency], 1)),
+                        calendar[s + 1].expand(len(raw), -1),
+                    ],
+                    1,
+                )
+                new = torch.cat(
+                    [
+                        (raw - _t(self.input_mean_, device)) / _t(self.input_std_, device),
+                        (ctx - _t(self.context_mean_, device)) / _t(self.context_std_, device),
+                    ],
+                    1,
+                )
+                window = torch.cat([window, new[:, None]], 1)
+                hidden, state = self.network_.step(window, state)
+                window, context = window[:, 1:], new[:, -len(CONTEXT_NAMES) :]
+            sampled = ~never
+            value = expected[sampled].view(n, -1).mean(1)
+            totals = total[sampled].view(n, -1)
+            q = torch.quantile(totals, torch.tensor([0.1, 0.9], device=device), dim=1)
+            parts.append(
+                torch.stack(
+                    [
+                        value,
+                        purchases[sampled].view(n, -1).mean(1),
+                        1.0 - no_buy[never],
+                        q[0],
+                        q[1],
+                    ],
+                    1,
+                )
+                .double()
+                .cpu()
+                .numpy()
+            )
+        return list(np.concatenate(parts).T)
+
+    # -------------------------------------------------------------- explain
+    def explain(self, data: CustomerData, as_of: pd.Timestamp) -> pd.DataFrame:
+        """Integrated-gradients drivers of ``predicted_value`` (Sundararajan et al. 2017).
+
+        The attributed function is the expected horizon spend (direct mode) or the expected
+        next-period spend (rollout mode). Baseline: the same customer with no activity (raw
+        zero channels), average context and average profile. Attributions are summed per
+        activity channel (over periods), context feature and profile column; the Riemann
+        approximation gap is spread over them in proportion to their size, so each row sums
+        to ``f(x) - f(baseline)`` exactly; ``base_value`` is ``f(baseline)``. In rollout mode
+        every number is then scaled by ``predicted_value / f(x)`` so that rows sum to
+        ``predicted_value``.
+        """
+        self.check_fitted()
+        past = data.until(as_of)
+        batch = self._batch(past, as_of)
+        predicted = self._predict(past, as_of)["predicted_value"].to_numpy()
+        n_inputs = len(self.input_mean_)
+        names = [*batch.channels, *CONTEXT_NAMES]
+        encoder = self.profile_encoder_
+        numeric_names = [] if encoder is None else [f"profile_{c}" for c in encoder.medians_]
+        categorical_names = [] if encoder is None else encoder.categorical_features
+        parts = []
+        with self._session():
+            steps = self._steps(batch)
+            categorical, numeric = self._static_tensors(past, batch.customers)
+            zero = torch.from_numpy((-self.input_mean_ / self.input_std_).astype(np.float32))
+            for idx in self._chunks(len(batch.lengths), 1024):
+                parts.append(
+                    self._integrated_gradients(
+                        steps, batch.lengths, categorical, numeric, idx, zero, n_inputs
+                    )
+                )
+        table = np.concatenate(parts)
+        base, contributions = table[:, 0], table[:, 1:]
+        if self.mode_ == "rollout":
+            scale = predicted / np.maximum(base + contributions.sum(1), 1e-12)
+            base, contributions = base * scale, contributions * scale[:, None]
+        out = pd.DataFrame(
+            contributions,
+            index=batch.customers,
+            columns=[*names, *numeric_names, *categorical_names],
+        )
+        out["base_value"] = base
+        return out
+
+    def _integrated_gradients(
+        self,
+        steps: np.ndarray,
+        lengths: np.ndarray,
+        categorical: torch.Tensor,
+        numeric: torch.Tensor,
+        idx: np.ndarray,
+        zero: torch.Tensor,
+        n_inputs: int,
+    ) -> np.ndarray:
+        device = self._device()
+        net = self.network_
+        x = torch.from_numpy(steps[idx]).to(device)
+        length = torch.from_numpy(lengths[idx])
+        valid = (torch.arange(x.shape[1])[None, :] < length[:, None]).to(device)[..., None]
+        x0 = (
+            torch.cat(
+                [
+                    zero.to(device).expand(*x.shape[:2], n_inputs),
+                    torch.zeros_like(x[..., n_inputs:]),
+                ],
+                -1,
+            )
+            * valid
+        )
+        index = torch.from_numpy(idx).to(device)
+        cat = categorical[index]
+        embedded = [emb(cat[:, k]) for k, emb in enumerate(net.embeddings)]
+        means = [
+            emb.weight.mean(0).expand_as(e) for emb, e in zip(net.embeddings, embedded, strict=True)
+        ]
+        s = torch.cat([*embedded, numeric[index]], -1).detach()
+        s0 = torch.cat([*means, torch.zeros_like(numeric[index])], -1).detach()
+        head = "horizon_value" if self.mode_ == "direct" else "next_value"
+        last = torch.arange(len(idx), device=device), (length - 1).to(device)
+
+        def value(xs: torch.Tensor, ss: torch.Tensor) -> torch.Tensor:
+            _, (h, _) = net.encode(xs, length)
+            context = xs[last[0], last[1], -len(CONTEXT_NAMES) :]
+            return ziln_mean(net.forward_heads(h[-1], context, ss)[head])
+
+        grads_x, grads_s = torch.zeros_like(x), torch.zeros_like(s)
+        for alpha in (np.arange(_IG_STEPS) + 0.5) / _IG_STEPS:
+            xs = (x0 + float(alpha) * (x - x0)).requires_grad_(True)
+            ss = (s0 + float(alpha) * (s - s0)).requires_grad_(True)
+            gx, gs = torch.autograd.grad(value(xs, ss).sum(), (xs, ss))
+            grads_x, grads_s = grads_x + gx, grads_s + gs
+        with torch.no_grad():
+            attr_x = ((x - x0) * grads_x / _IG_STEPS).sum(1)
+            attr_s = (s - s0) * grads_s / _IG_STEPS
+            widths = [e.shape[1] for e in embedded]
+            emb_parts = list(torch.split(attr_s[:, : sum(widths)], widths, 1)) if widths else []
+            attr = torch.cat(
+                [attr_x, attr_s[:, sum(widths) :], *(p.sum(1, keepdim=True) for p in emb_parts)], 1
+            )
+            f_x, f_0 = value(x, s), value(x0, s0)
+            gap = (f_x - f_0) - attr.sum(1)
+            size = attr.abs()
+            attr = attr + gap[:, None] * size / size.sum(1, keepdim=True).clamp_min(1e-12)
+            attr[:, 0] += torch.where(size.sum(1) > 0, torch.zeros_like(gap), gap)
+            return torch.cat([f_0[:, None], attr], 1).double().cpu().numpy()
+
+    # -------------------------------------------------------------- state
+    def save_state(self, directory: Path) -> dict[str, Any]:
+        """Weights as safetensors; scalers, vocabularies, grid and mode as JSON metadata."""
+        weights = {k: v.detach().cpu().contiguous() for k, v in self.network_.state_dict().items()}
+        save_file(weights, str(Path(directory) / WEIGHTS_FILE))
+        return {
+            "weights": WEIGHTS_FILE,
+            "mode": self.mode_,
+            "period_days": self.period_days_,
+            "n_periods": self.n_periods_,
+            "horizon_periods": self.horizon_periods_,
+            "event_types": list(self.event_types_),
+            "input_mean": self.input_mean_.tolist(),
+            "input_std": self.input_std_.tolist(),
+            "context_mean": self.context_mean_.tolist(),
+            "context_std": self.context_std_.tolist(),
+            "numeric_mean": self.numeric_mean_.tolist(),
+            "numeric_std": self.numeric_std_.tolist(),
+            "profile_encoder": None
+            if self.profile_encoder_ is None
+            else self.profile_encoder_.to_dict(),
+            "training": json.loads(json.dumps(self.training_)),
+        }
+
+    def load_state(self, directory: Path, state: dict[str, Any]) -> None:
+        """Rebuild the network and load its safetensors weights."""
+        self.mode_ = str(state["mode"])
+        self.period_days_ = int(state["period_days"])
+        self.n_periods_ = int(state["n_periods"])
+        self.horizon_periods_ = int(state["horizon_periods"])
+        self.event_types_ = tuple(state["event_types"])
+        for key in (
+            "input_mean",
+            "input_std",
+            "context_mean",
+            "context_std",
+            "numeric_mean",
+            "numeric_std",
+        ):
+            setattr(self, f"{key}_", np.asarray(state[key], dtype=np.float64))
+        encoder = state["profile_encoder"]
+        self.profile_encoder_ = None if encoder is None else ProfileEncoder.from_dict(encoder)
+        self.training_ = dict(state["training"])
+        self.network_ = self._build_network()
+        weights = load_file(str(Path(directory) / state["weights"]), device=str(self._device()))
+        self.network_.load_state_dict(weights)
+        self.network_.eval()
+
+    # -------------------------------------------------------------- helpers
+    def _device(self) -> torch.device:
+        if self.device == "auto":
+            return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        return torch.device(self.device)
+
+    @contextlib.contextmanager
+    def _session(self) -> Iterator[None]:
+        """Seeded, deterministic torch settings for the duration of a fit or predict."""
+        threads = torch.get_num_threads()
+        deterministic = torch.are_deterministic_algorithms_enabled()
+        devices = [torch.cuda.current_device()] if self._device().type == "cuda" else []
+        try:
+            if self.n_threads:
+                torch.set_num_threads(self.n_threads)
+            torch.use_deterministic_algorithms(True, warn_only=True)
+            with torch.random.fork_rng(devices=devices):
+                torch.manual_seed(self.random_state)
+                yield
+        finally:
+            torch.set_num_threads(threads)
+            torch.use_deterministic_algorithms(deterministic)
+
+
+def _t(array: np.ndarray, device: torch.device) -> torch.Tensor:
+    return torch.as_tensor(array, dtype=torch.float32, device=device)
+
+
+def _poisson_nll(log_rate: torch.Tensor, count: torch.Tensor) -> torch.Tensor:
+    """Poisson negative log-likelihood without the constant ``log(count!)``."""
+    return torch.exp(log_rate) - count * log_rate
+
+
+def _input_channels(values: np.ndarray) -> np.ndarray:
+    """Network form of the activity channels: ``log1p`` of counts, log spend as is."""
+    out = np.log1p(np.clip(values, 0.0, None)).astype(np.float64)
+    out[..., 1] = values[..., 1]
+    return out
+
+
+def _moments(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Column means and standard deviations (1 where constant) of a 2-D array."""
+    flat = x.reshape(-1, x.shape[-1]).astype(np.float64)
+    if not len(flat):
+        return np.zeros(flat.shape[1]), np.ones(flat.shape[1])
+    std = flat.std(0)
+    return flat.mean(0), np.where(std > 1e-8, std, 1.0)
+
+
+def _left_align(array: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """Move each row's last ``lengths[i]`` columns to the front (zeros / False after)."""
+    n, t = array.shape[:2]
+    cols = np.arange(t)[None, :]
+    source = np.minimum(cols + (t - lengths)[:, None], t - 1)
+    shape = (n, t) + (1,) * (array.ndim - 2)
+    out = np.take_along_axis(array, source.reshape(shape), axis=1)
+    keep = (cols < lengths[:, None]).reshape(shape)
+    return np.where(keep, out, np.zeros((), dtype=array.dtype))
+
+
+def _targets(batch: SequenceBatch, h: int) -> dict[str, np.ndarray]:
+    """Labels of the origin at the end of every column (right-aligned, zero where undefined).
+
+    ``value``/``purchases``: spend and purchase days of the next ``h`` columns;
+    ``next_value``: the next column's spend; ``next_extra``: its purchase days beyond one.
+    """
+    spend = np.sign(batch.values[..., 1]) * np.expm1(
+        np.abs(batch.values[..., 1].astype(np.float64))
+    )
+    count = batch.values[..., 0].astype(np.float64)
+    n, t = spend.shape
+
+    def ahead(x: np.ndarray) -> np.ndarray:
+        cum = np.concatenate([np.zeros((n, 1)), np.cumsum(x, axis=1)], axis=1)
+        out = np.zeros((n, t))
+        if t - h > 0:
+            out[:, : t - h] = cum[:, h + 1 :] - cum[:, 1 : t - h + 1]
+        return out
+
+    def shifted(x: np.ndarray) -> np.ndarray:
+        out = np.zeros((n, t))
+        out[:, :-1] = x[:, 1:]
+        return out
+
+    targets = {
+        "value": ahead(spend),
+        "purchases": ahead(count),
+        "next_value": shifted(spend),
+        "next_extra": np.clip(shifted(count) - 1.0, 0.0, None),
+    }
+    return {k: v.astype(np.float32) for k, v in targets.items()}

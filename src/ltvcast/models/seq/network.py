@@ -1,0 +1,116 @@
+"""The hybrid network: causal Conv1D block -> stacked LSTM -> ZILN and count heads.
+
+The founding paper's sketch (Conv1D 64 filters, kernel 3 -> LSTM 50 -> LSTM 50 -> Dense) with
+the output changed from one MSE-trained number to distributions:
+
+- ``horizon_value``: ZILN logits (P(buy), mu, sigma) of spend over the forecast horizon;
+- ``horizon_count``: log of the Poisson mean of purchases over the horizon;
+- ``next_value``: ZILN logits of the *next period's* spend, and ``next_count``: log of the
+  Poisson mean of the extra purchases (beyond the first) in a next period that has a purchase;
+  these drive the simulation rollout (Valendin et al. 2022) and are an auxiliary task otherwise.
+
+Sequences are **left-aligned** (a customer's first period at position 0, padding at the end).
+The convolution is causal (left zero padding) and the LSTM is unidirectional, so the output at
+a position depends only on the positions before it: padding never changes a customer's output.
+Per-step context (tenure, calendar ...) enters the convolution and is concatenated again, with
+the static profile inputs (embeddings + scaled numerics), before the heads.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+HEADS = ("horizon_value", "horizon_count", "next_value", "next_count")
+_HEAD_SIZES = {"horizon_value": 3, "horizon_count": 1, "next_value": 3, "next_count": 1}
+State = tuple[torch.Tensor, torch.Tensor]
+
+
+def embedding_dim(cardinality: int) -> int:
+    """Embedding width for a vocabulary of ``cardinality`` entries (unknown included)."""
+    return int(min(8, (cardinality + 1) // 2))
+
+
+class SeqNetwork(nn.Module):
+    """Conv1D -> LSTM x ``lstm_layers`` -> per-step heads.
+
+    Parameters
+    ----------
+    n_inputs, n_context
+        Activity channels and context features per step.
+    n_numeric
+        Scaled numeric profile inputs.
+    cardinalities
+        Vocabulary size (unknown included) of each categorical profile column.
+    """
+
+    def __init__(
+        self,
+        n_inputs: int,
+        n_context: int,
+        n_numeric: int,
+        cardinalities: Sequence[int],
+        *,
+        conv_filters: int = 64,
+        kernel_size: int = 3,
+        lstm_hidden: int = 50,
+        lstm_layers: int = 2,
+        head_hidden: int = 32,
+        dropout: float = 0.0,
+    ) -> None:
+        super().__init__()
+        self.kernel_size = kernel_size
+        self.conv = nn.Conv1d(n_inputs + n_context, conv_filters, kernel_size)
+        self.lstm = nn.LSTM(
+            conv_filters,
+            lstm_hidden,
+            lstm_layers,
+            batch_first=True,
+            dropout=dropout if lstm_layers > 1 else 0.0,
+        )
+        self.embeddings = nn.ModuleList(nn.Embedding(c, embedding_dim(c)) for c in cardinalities)
+        n_static = n_numeric + sum(embedding_dim(c) for c in cardinalities)
+        self.trunk = nn.Sequential(
+            nn.Linear(lstm_hidden + n_context + n_static, head_hidden), nn.ReLU()
+        )
+        self.heads = nn.ModuleDict({k: nn.Linear(head_hidden, _HEAD_SIZES[k]) for k in HEADS})
+
+    def encode(self, steps: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, State]:
+        """Run the encoder over left-aligned ``steps`` ``(B, T, n_inputs + n_context)``.
+
+        Returns
+        -------
+        outputs, (h, c)
+            Top-layer outputs ``(B, T, lstm_hidden)`` (zero on padding) and the LSTM state
+            after each customer's last real step ``(lstm_layers, B, lstm_hidden)``.
+        """
+        z = F.pad(steps.transpose(1, 2), (self.kernel_size - 1, 0))
+        z = torch.relu(self.conv(z)).transpose(1, 2)
+        packed = pack_padded_sequence(z, lengths.cpu(), batch_first=True, enforce_sorted=False)
+        out, state = self.lstm(packed)
+        padded, _ = pad_packed_sequence(out, batch_first=True, total_length=steps.shape[1])
+        return padded, state
+
+    def step(self, window: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
+        """Advance the encoder one step; ``window`` holds the last ``kernel_size`` steps."""
+        z = torch.relu(self.conv(window.transpose(1, 2))).transpose(1, 2)
+        out, state = self.lstm(z, state)
+        return out[:, 0], state
+
+    def static(self, categorical: torch.Tensor, numeric: torch.Tensor) -> torch.Tensor:
+        """Static profile inputs: embeddings of ``categorical`` (long) and ``numeric``."""
+        parts = [emb(categorical[:, k]) for k, emb in enumerate(self.embeddings)]
+        return torch.cat([*parts, numeric], dim=-1)
+
+    def forward_heads(
+        self, hidden: torch.Tensor, context: torch.Tensor, static: torch.Tensor
+    ) -> dict[str, torch.Tensor]:
+        """Heads on encoder outputs ``(..., H)`` with matching context and static inputs."""
+        if static.dim() < hidden.dim():
+            static = static.unsqueeze(-2).expand(*hidden.shape[:-1], static.shape[-1])
+        shared = self.trunk(torch.cat([hidden, context, static], dim=-1))
+        return {name: head(shared) for name, head in self.heads.items()}
