@@ -225,8 +225,12 @@ def test_buffers_merge_without_changing_forecasts(cdnow: CustomerData) -> None:
     history.merge_min_rows = 50
     history.merge_fraction = 0.0
     history.learn_data(cdnow.until(CUTOFF))
-    for event in _event_stream(cdnow, CUTOFF).to_dict("records"):
+    stream = _event_stream(cdnow, CUTOFF)
+    half = len(stream) // 2
+    for event in stream.iloc[:half].to_dict("records"):  # one by one ...
         history.learn_one({k: v for k, v in event.items() if not pd.isna(v)})
+    for start in range(half, len(stream), 17):  # ... then in small frames
+        history.learn_frame(stream.iloc[start : start + 17])
     got = history.to_data()
     key = ["customer_id", "timestamp", "amount"]
     pd.testing.assert_frame_equal(

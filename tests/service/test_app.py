@@ -247,3 +247,18 @@ def test_state_is_rebuilt_from_the_store(model_dir: Path, db_path: Path) -> None
             "/v1/events", json={"events": [_event(1, customer="fresh")]}, headers=AUTH
         )
         assert retry.json()["duplicates"] == 1
+
+
+def test_one_customer_stats_match_customer_history(store_data: CustomerData) -> None:
+    from ltvcast.service.app import tenure_and_purchases
+    from ltvcast.strategy.segments import customer_history
+
+    as_of = store_data.last_timestamp() - pd.Timedelta(days=30)
+    expected = customer_history(store_data, as_of).set_index("customer_id")
+    tx, ev = store_data.transactions, store_data.events
+    assert ev is not None
+    for customer in expected.index[::37]:
+        one = CustomerData(tx[tx["customer_id"] == customer], ev[ev["customer_id"] == customer])
+        tenure, purchases = tenure_and_purchases(one, as_of)
+        assert tenure == pytest.approx(expected.loc[customer, "tenure_days"], rel=1e-12)
+        assert purchases == expected.loc[customer, "purchases"]

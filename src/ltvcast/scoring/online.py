@@ -99,7 +99,11 @@ class CustomerHistory:
         self._tx = _Table.build(_empty(TRANSACTION_REQUIRED))
         self._ev = _Table.build(_empty(EVENT_REQUIRED))
         self._profiles: pd.DataFrame | None = None
-        self._pending: dict[str, list[dict[str, Any]]] = {}
+        # events not yet merged into the sorted tables: per customer, rows learned one by one
+        # (dicts) or positions in a frame learned at once; and the same, in arrival order
+        self._pending: dict[str, list[dict[str, Any] | tuple[pd.DataFrame, np.ndarray]]] = {}
+        self._pending_dicts: list[dict[str, Any]] = []
+        self._pending_frames: list[pd.DataFrame] = []
         self._pending_rows = 0
         self._last_seen: dict[str, pd.Timestamp] = {}
         self._versions: dict[str, int] = {}
@@ -142,15 +146,38 @@ class CustomerHistory:
         stamp = pd.Timestamp(event[TIMESTAMP])
         if kind == PURCHASE and event.get(AMOUNT) is None:
             raise SchemaError(f"event for customer {customer_id!r}: a purchase needs an amount")
+        row = {**event, TIMESTAMP: stamp}
         with self._lock:
-            self._pending.setdefault(customer_id, []).append({**event, TIMESTAMP: stamp})
+            self._pending.setdefault(customer_id, []).append(row)
+            self._pending_dicts.append(row)
             self._pending_rows += 1
             self._touch(customer_id, stamp)
-            if self._pending_rows >= max(
-                self.merge_min_rows,
-                self.merge_fraction * (len(self._tx.frame) + len(self._ev.frame)),
-            ):
-                self._merge_pending()
+            self._maybe_merge()
+
+    def learn_frame(self, events: pd.DataFrame) -> None:
+        """Append a frame of events (shaped as in :meth:`OnlineScorer.learn_one`, timestamps as
+        datetimes) in O(rows + customers): rows are grouped by customer, not copied."""
+        frame = events.reset_index(drop=True)
+        if AMOUNT not in frame.columns:
+            frame[AMOUNT] = np.float64("nan")
+        bad = (frame[EVENT_TYPE] == PURCHASE) & frame[AMOUNT].isna()
+        if bad.any():
+            example = frame.loc[bad, CUSTOMER_ID].iloc[0]
+            raise SchemaError(
+                f"events: {int(bad.sum())} purchases lack an amount (e.g. customer {example!r})"
+            )
+        codes, customers = pd.factorize(frame[CUSTOMER_ID].to_numpy(dtype=object))
+        order = np.argsort(codes, kind="stable")
+        bounds = np.searchsorted(codes[order], np.arange(len(customers) + 1))
+        latest = np.maximum.reduceat(frame[TIMESTAMP].to_numpy()[order], bounds[:-1])
+        with self._lock:
+            self._pending_frames.append(frame)
+            for k, customer_id in enumerate(customers.tolist()):
+                entry = (frame, order[bounds[k] : bounds[k + 1]])
+                self._pending.setdefault(customer_id, []).append(entry)
+                self._touch(customer_id, pd.Timestamp(latest[k]))
+            self._pending_rows += len(frame)
+            self._maybe_merge()
 
     def customer_data(self, customer_id: str) -> CustomerData | None:
         """The one-customer bundle (``None`` for an unknown customer)."""
@@ -161,7 +188,11 @@ class CustomerHistory:
             ev = self._ev.rows(customer_id)
             pending = self._pending.get(customer_id)
             if pending:
-                new_tx, new_ev = _split_events(pd.DataFrame(pending))
+                singles = [p for p in pending if isinstance(p, dict)]
+                parts = [p[0].take(p[1]) for p in pending if isinstance(p, tuple)]
+                if singles:
+                    parts.append(pd.DataFrame(singles))
+                new_tx, new_ev = _split_events(pd.concat(parts, ignore_index=True))
                 tx = _concat(tx, new_tx)
                 ev = _concat(ev, new_ev)
             profiles = None
@@ -190,13 +221,23 @@ class CustomerHistory:
             self.clock = stamp
         self._versions[customer_id] = self._versions.get(customer_id, 0) + 1
 
+    def _maybe_merge(self) -> None:
+        size = len(self._tx.frame) + len(self._ev.frame)
+        if self._pending_rows >= max(self.merge_min_rows, self.merge_fraction * size):
+            self._merge_pending()
+
     def _merge_pending(self) -> None:
         if not self._pending_rows:
             return
-        rows = [row for rows in self._pending.values() for row in rows]
+        parts = list(self._pending_frames)
+        if self._pending_dicts:
+            parts.append(pd.DataFrame(self._pending_dicts))
+        frame = pd.concat(parts, ignore_index=True)
         self._pending = {}
+        self._pending_dicts = []
+        self._pending_frames = []
         self._pending_rows = 0
-        self._merge(*_split_events(pd.DataFrame(rows)))
+        self._merge(*_split_events(frame.reset_index(drop=True)))
 
     def _merge(self, transactions: pd.DataFrame, events: pd.DataFrame | None) -> None:
         self._tx = _Table.build(_concat(self._tx.frame, transactions))
@@ -280,11 +321,11 @@ class OnlineScorer:
         frame = events if isinstance(events, pd.DataFrame) else pd.DataFrame(list(events))
         if not len(frame):
             return
+        frame = frame.assign(**{TIMESTAMP: pd.to_datetime(frame[TIMESTAMP])})
         if len(frame) >= self.history.merge_min_rows:
             self.history.learn_data(CustomerData(*_split_events(frame)))
-            return
-        for row in frame.to_dict("records"):
-            self.history.learn_one({str(k): v for k, v in row.items() if not _missing(v)})
+        else:
+            self.history.learn_frame(frame)
 
     def predict_one(self, customer_id: str, as_of: pd.Timestamp | None = None) -> dict[str, Any]:
         """Forecast one customer at ``as_of`` (default: the stream clock).
@@ -391,7 +432,3 @@ def _concat(base: pd.DataFrame, new: pd.DataFrame | None) -> pd.DataFrame:
 
 def _record(row: pd.Series) -> dict[str, Any]:
     return {str(k): (v.item() if isinstance(v, np.generic) else v) for k, v in row.items()}
-
-
-def _missing(value: object) -> bool:
-    return value is None or (isinstance(value, float) and np.isnan(value))

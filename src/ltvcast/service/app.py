@@ -279,7 +279,7 @@ def create_app(
         return service.ingest(body.events)
 
     @app.get("/v1/customers/{customer_id}", dependencies=secured, tags=["forecasts"])
-    def get_customer(customer_id: str) -> CustomerOut:
+    async def get_customer(customer_id: str) -> CustomerOut:
         """The customer's forecast at the stream clock (the latest event time seen)."""
         return service.customer(customer_id)
 
@@ -347,16 +347,30 @@ def _answer(
     rules = model.rules
     if rules is None:  # no customer at start-up: cut on this forecast alone
         rules = SegmentRules().fit(pd.DataFrame([prediction]))
-    history = customer_history(data, as_of).iloc[0]
+    tenure_days, purchases = tenure_and_purchases(data, as_of)
     segment = rules.label(
-        prediction["predicted_value"],
-        prediction["p_active"],
-        float(history["tenure_days"]),
-        float(history["purchases"]),
+        prediction["predicted_value"], prediction["p_active"], tenure_days, purchases
     )
     fields = ("predicted_value", "predicted_purchases", "p_active", "value_p10", "value_p90")
     answer = {name: _scalar(prediction.get(name)) for name in fields}
     return {**answer, "segment": segment, "as_of": as_of, "model_version": model.version}
+
+
+def tenure_and_purchases(data: CustomerData, as_of: pd.Timestamp) -> tuple[float, float]:
+    """Tenure (days) and purchase days of a one-customer bundle at ``as_of``.
+
+    The same numbers as :func:`ltvcast.strategy.segments.customer_history` (tested), without
+    its group-bys: a purchase day is a day with a row of ``amount >= 0`` (the convention of
+    :func:`ltvcast.features.windows.purchase_days`).
+    """
+    past = data.until(as_of)
+    tx = past.transactions
+    times = [tx[TIMESTAMP].min()]
+    if past.events is not None and len(past.events):
+        times.append(past.events[TIMESTAMP].min())
+    first = min(t for t in times if not pd.isna(t))
+    days = tx.loc[tx[AMOUNT].to_numpy() >= 0, TIMESTAMP].dt.floor("D").nunique()
+    return (as_of - first) / pd.Timedelta(days=1), float(days)
 
 
 def _scalar(value: Any) -> float | None:
