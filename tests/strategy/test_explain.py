@@ -59,11 +59,16 @@ def test_top_drivers_rank_by_absolute_contribution() -> None:
 def test_render_drivers_adds_up() -> None:
     text = render_drivers(CONTRIBUTIONS.loc["a"], k=2, unit="EUR")
     lines = text.splitlines()
-    assert "base value" in lines[0] and "20.00" in lines[0]
-    assert lines[1].split()[:2] == ["+", "frequency"] and lines[1].endswith("+10.00")
-    assert lines[2].split()[:2] == ["-", "recency"] and lines[2].endswith("-4.00")
-    assert "1 other drivers" in lines[3] and lines[3].endswith("+1.00")
-    assert lines[4].endswith("27.00 EUR")
+    assert [line.split()[:2] for line in lines] == [
+        ["base", "value"],
+        ["frequency", "+10.00"],
+        ["recency", "-4.00"],
+        ["(1", "other"],
+        ["=", "predicted"],
+    ]
+    assert lines[0].endswith(" 20.00") and lines[3].endswith(" +1.00")
+    assert lines[4].endswith(" 27.00 EUR")
+    assert len({len(line) for line in lines[:4]}) == 1  # numbers right-aligned in one column
 
 
 class _Recorder(Forecaster):
@@ -110,7 +115,9 @@ def test_explain_customers_cuts_data_to_the_requested_ones(
 def test_gbdt_tree_contributions_sum_to_the_prediction(store: CustomerData) -> None:
     gbdt = pytest.importorskip("ltvcast.models.gbdt", reason="GBDT model not available")
     as_of = pd.Timestamp("2024-01-31")
-    model = gbdt.GBDTForecaster(n_estimators=40).fit(store, as_of, Horizon(90, "d"))
+    model = gbdt.GBDTForecaster(n_estimators=15, max_origins=2, num_leaves=15, num_threads=1).fit(
+        store, as_of, Horizon(90, "d")
+    )
     predictions = model.predict(store, as_of).set_index("customer_id")
     contributions = model.explain(store, as_of)
     assert contributions.index.tolist() == predictions.index.tolist()

@@ -88,7 +88,9 @@ def test_quantile_cuts_are_fitted_on_the_forecasts() -> None:
             "p_active": rng.random(n),
         }
     )
-    fitted = SegmentRules(high_value=0.9, low_value=0.5, active=0.5).fit(predictions)
+    fitted = SegmentRules(high_value=0.9, low_value=0.5, active=0.5, active_mode="absolute").fit(
+        predictions
+    )
     assert fitted.high_value_cut == pytest.approx(np.quantile(np.arange(1, n + 1), 0.9))
     assert fitted.low_value_cut == pytest.approx(500.5)
     assert fitted.active_cut == 0.5
@@ -98,10 +100,13 @@ def test_quantile_cuts_are_fitted_on_the_forecasts() -> None:
     segments = assign_segments(predictions, history, SegmentRules(high_value=0.9))
     high = segments.isin(["champions", "high_value_at_risk"])
     assert high.sum() == 100
+    # default P(active) cut is the median: half of everyone is active
+    active = segments.isin(["champions", "steady", "low_value"])
+    assert active.sum() == 500
     # absolute cuts pass through unchanged, quantile P(active) cut is fitted too
     absolute = SegmentRules(high_value=300.0, low_value=10.0, value_mode="absolute")
     assert absolute.fit(predictions).high_value_cut == 300.0
-    by_rank = SegmentRules(active=0.25, active_mode="quantile").fit(predictions)
+    by_rank = SegmentRules(active=0.25).fit(predictions)
     assert by_rank.active_cut == pytest.approx(np.quantile(predictions["p_active"], 0.25))
 
 

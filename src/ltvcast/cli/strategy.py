@@ -87,8 +87,8 @@ def _segments(
 def _print_segments(table: pd.DataFrame, title: str) -> None:
     summary = segment_summary(table, table.set_index(CUSTOMER_ID)["segment"])
     grid = Table(title=title)
-    for name in ("segment", "customers", "share", "predicted revenue", "revenue share", "action"):
-        grid.add_column(name, justify="left" if name in ("segment", "action") else "right")
+    for name in ("segment", "customers", "share", "predicted revenue", "revenue share"):
+        grid.add_column(name, justify="left" if name == "segment" else "right")
     for row in summary.itertuples():
         grid.add_row(
             str(row.segment),
@@ -96,9 +96,10 @@ def _print_segments(table: pd.DataFrame, title: str) -> None:
             f"{row.share:.1%}",
             f"{row.predicted_revenue:,.0f}",
             f"{row.revenue_share:.1%}",
-            str(row.action),
         )
     console.print(grid)
+    for row in summary[summary["customers"] > 0].itertuples():
+        console.print(f"  [bold]{row.segment}[/]: {row.action}", highlight=False, soft_wrap=True)
 
 
 @app.command()
@@ -120,8 +121,8 @@ def segment(
     ] = "quantile",
     active: Annotated[float, typer.Option("--active", help="P(active) cut.")] = 0.5,
     active_mode: Annotated[
-        str, typer.Option("--active-mode", help="P(active) cut is 'absolute' or 'quantile'.")
-    ] = "absolute",
+        str, typer.Option("--active-mode", help="P(active) cut is 'quantile' or 'absolute'.")
+    ] = "quantile",
     new_days: Annotated[
         float, typer.Option("--new-days", help="Customers first seen this recently are new.")
     ] = 90.0,
@@ -240,8 +241,10 @@ def plan(
     s = result.summary
     kind = "churn rescue" if churn_rescue else "growth"
     console.print(
-        f"[bold]Contact plan[/] ({kind}, {forecaster.horizon_.describe()} horizon): "
-        f"{s.contacts:,} of {s.customers:,} customers ({s.eligible:,} worth more than their cost)"
+        f"[bold]Contact plan[/] ({kind} campaign, horizon {forecaster.horizon_.describe()}): "
+        f"contact {s.contacts:,} of {s.customers:,} customers "
+        f"({s.eligible:,} are worth more than their cost)",
+        soft_wrap=True,
     )
     console.print(
         f"  expected cost                {s.expected_cost:>14,.2f}  (budget {budget:,.2f})"
@@ -420,7 +423,7 @@ def _print_customer(
     console.print(f"  expected purchases: {prediction['predicted_purchases']:,.2f}")
     console.print(f"  P(active): {prediction['p_active']:.1%}")
     if segment_text is not None:
-        console.print(f"  segment: {segment_text}", highlight=False)
+        console.print(f"  segment: {segment_text}", highlight=False, soft_wrap=True)
     if contributions is None:
         console.print(f"  [dim]model {forecaster.name!r} gives no explanations[/]")
         return

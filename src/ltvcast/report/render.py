@@ -27,7 +27,12 @@ from ltvcast.features.windows import Horizon
 from ltvcast.models.base import Forecaster
 from ltvcast.report import figures
 from ltvcast.strategy.explain import explain_sample, global_importance
-from ltvcast.strategy.segments import assign_segments, customer_history, segment_summary
+from ltvcast.strategy.segments import (
+    FittedSegmentRules,
+    SegmentRules,
+    customer_history,
+    segment_summary,
+)
 
 #: At most this many customers are explained for the importance chart (evenly spaced ids).
 MAX_EXPLAINED = 2000
@@ -68,6 +73,7 @@ def render_report(
     backtest: BacktestResult | None = None,
     backtest_model: str | None = None,
     segments: pd.DataFrame | None = None,
+    segment_rules: FittedSegmentRules | None = None,
     importance: pd.DataFrame | None = None,
     notes: list[str] | None = None,
     title: str = "Customer lifetime value report",
@@ -85,8 +91,9 @@ def render_report(
     backtest, backtest_model
         Backtest section; charts use ``backtest_model``'s hold-out predictions (default: the
         best model by normalized Gini).
-    segments, importance
-        ``segment_summary`` and ``global_importance`` tables (sections omitted when ``None``).
+    segments, segment_rules, importance
+        ``segment_summary`` and ``global_importance`` tables (sections omitted when ``None``)
+        and the cuts that made the segments (spelled out under the table when given).
     notes
         Sentences shown under the header (e.g. why ``auto`` chose its model).
     """
@@ -103,7 +110,7 @@ def render_report(
         "distribution_svg": Markup(figures.distribution_chart(values)),
         "quality": _quality(data_summary, cleaning),
         "backtest": None if backtest is None else _backtest(backtest, backtest_model),
-        "segments": None if segments is None else _segments(segments),
+        "segments": None if segments is None else _segments(segments, segment_rules),
         "importance": None if importance is None or importance.empty else _importance(importance),
     }
     env = Environment(
@@ -133,8 +140,10 @@ def build_report(
     model_name = chosen if chosen == forecaster.name else f"{forecaster.name} -> {chosen}"
     reason = getattr(forecaster, "reason_", None)
     notes = [str(reason)] if reason else []
-    history = customer_history(data, as_of)
-    segments = segment_summary(predictions, assign_segments(predictions, history))
+    rules = SegmentRules().fit(predictions)
+    segments = segment_summary(
+        predictions, rules.assign(predictions, customer_history(data, as_of))
+    )
     importance = None
     try:
         importance = global_importance(explain_sample(forecaster, data, as_of, MAX_EXPLAINED))
@@ -160,6 +169,7 @@ def build_report(
         backtest=backtest_result,
         backtest_model=backtest_model,
         segments=segments,
+        segment_rules=rules,
         importance=importance,
         notes=notes,
     )
@@ -297,7 +307,7 @@ def _aligned(predictions: pd.DataFrame, customers: pd.Index) -> np.ndarray:
     )
 
 
-def _segments(summary: pd.DataFrame) -> dict[str, Any]:
+def _segments(summary: pd.DataFrame, rules: FittedSegmentRules | None) -> dict[str, Any]:
     rows = [
         {
             "segment": str(r["segment"]).replace("_", " "),
@@ -311,7 +321,16 @@ def _segments(summary: pd.DataFrame) -> dict[str, Any]:
         }
         for r in summary.to_dict("records")
     ]
-    return {"rows": rows, "svg": Markup(figures.segment_chart(summary))}
+    cuts = None
+    if rules is not None:
+        cuts = {
+            "high": _number(rules.high_value_cut, 2),
+            "low": _number(rules.low_value_cut, 2),
+            "active": f"{rules.active_cut:.0%}",
+            "new_days": f"{rules.new_tenure_days:g}",
+            "new_purchases": f"{rules.new_max_purchases:g}",
+        }
+    return {"rows": rows, "svg": Markup(figures.segment_chart(summary)), "cuts": cuts}
 
 
 def _importance(importance: pd.DataFrame) -> dict[str, Any]:

@@ -121,17 +121,16 @@ def render_drivers(contributions: pd.Series, k: int = 8, *, unit: str = "") -> s
     drivers = contributions.drop(BASE).astype(np.float64)
     order = drivers.abs().sort_values(ascending=False, kind="stable").index
     top, rest = drivers[order[:k]], drivers[order[k:]]
-    width = max([len(BASE), *(len(str(name)) for name in top.index), 24])
-    suffix = f" {unit}" if unit else ""
-    lines = [f"  {'base value (average customer)':<{width + 2}} {contributions[BASE]:>12,.2f}"]
-    for name, value in top.items():
-        lines.append(f"  {'+' if value >= 0 else '-'} {name!s:<{width}} {value:>+12,.2f}")
+    rows = [("base value (average customer)", f"{contributions[BASE]:,.2f}")]
+    rows += [(f"  {name!s}", f"{value:+,.2f}") for name, value in top.items()]
     if len(rest):
-        label = f"{len(rest)} other drivers"
-        lines.append(f"  {'':2}{label:<{width}} {rest.sum():>+12,.2f}")
-    lines.append(
-        f"  {'= predicted value':<{width + 2}} {float(contributions.sum()):>12,.2f}{suffix}"
-    )
+        rows.append((f"  ({len(rest)} other drivers)", f"{rest.sum():+,.2f}"))
+    rows.append(("= predicted value", f"{float(contributions.sum()):,.2f}"))
+    width = max(len(label) for label, _ in rows)
+    digits = max(len(number) for _, number in rows)
+    lines = [f"  {label:<{width}}  {number:>{digits}}" for label, number in rows]
+    if unit:
+        lines[-1] += f" {unit}"
     return "\n".join(lines)
 
 

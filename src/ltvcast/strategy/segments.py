@@ -143,8 +143,12 @@ class SegmentRules:
         ``"quantile"`` (default: top 20% are high value, below the median low value), or
         amounts when ``"absolute"``.
     active
-        P(active) cut: a probability when ``active_mode`` is ``"absolute"`` (default 0.5), or a
-        quantile of ``p_active`` when ``"quantile"``.
+        P(active) cut: a quantile of ``p_active`` when ``active_mode`` is ``"quantile"``
+        (default: customers below the median P(active) are at risk), or a probability when
+        ``"absolute"``. The default is relative because models differ in what P(active) means
+        over a short horizon (P(alive) for BTYD, P(a purchase in the horizon) for GBDT): with
+        an absolute 0.5 and a 60- or 90-day horizon, nearly every customer counts as inactive
+        and the steady and low-value segments stay empty.
     new_tenure_days, new_max_purchases
         Customers first seen at most ``new_tenure_days`` before as-of and with at most
         ``new_max_purchases`` purchase days are new.
@@ -154,7 +158,7 @@ class SegmentRules:
     low_value: float = 0.5
     value_mode: Mode = "quantile"
     active: float = 0.5
-    active_mode: Mode = "absolute"
+    active_mode: Mode = "quantile"
     new_tenure_days: float = 90.0
     new_max_purchases: float = 2.0
 
