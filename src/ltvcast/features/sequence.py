@@ -4,7 +4,8 @@ The period grid is anchored at the end of the as-of day: with ``P = period_days`
 period holds the ``P`` days ending with the as-of day, the one before it the ``P`` days before
 those, and so on (``n_periods`` columns, oldest first). Every customer shares the grid, so a
 column is one calendar window for all of them and the labels of a backtest origin at the end
-of column ``j`` are the next columns' sums. Days follow :func:`~ltvcast.features.windows.purchase_days`.
+of column ``j`` are the next columns' sums. Purchase days follow
+:func:`~ltvcast.features.windows.purchase_days`.
 
 Channels (``values``): ``purchases`` (purchase days in the period), ``log_spend`` (signed
 ``log1p`` of the net spend) and ``event:<type>`` (event counts) for each requested type.
@@ -137,7 +138,7 @@ def period_matrix(
     values = np.zeros((n, t, len(channels)), dtype=np.float64)
 
     days = purchase_days(past.transactions)
-    row = customers.get_indexer(days[CUSTOMER_ID])
+    row = customers.get_indexer(pd.Index(days[CUSTOMER_ID]))
     back = _periods_back(days["day"], anchor, period_days)
     col = t - 1 - back
     inside = col >= 0
@@ -158,7 +159,7 @@ def period_matrix(
     if past.events is not None and len(past.events):
         events = past.events
         ev_day = events[TIMESTAMP].dt.floor("D")
-        ev_row = customers.get_indexer(events[CUSTOMER_ID])
+        ev_row = customers.get_indexer(pd.Index(events[CUSTOMER_ID]))
         ev_col = t - 1 - _periods_back(ev_day, anchor, period_days)
         for k, event in enumerate(event_types):
             keep = (ev_col >= 0) & (events[EVENT_TYPE].to_numpy() == event)
@@ -190,8 +191,8 @@ def period_matrix(
 
 def calendar_features(last_days: pd.DatetimeIndex) -> np.ndarray:
     """sin/cos of the position in the year and in the week, ``(len(last_days), 4)`` float64."""
-    year = 2.0 * np.pi * (last_days.dayofyear.to_numpy() - 1) / 365.25
-    week = 2.0 * np.pi * last_days.dayofweek.to_numpy() / 7.0
+    year = 2.0 * np.pi * (last_days.day_of_year.to_numpy() - 1) / 365.25
+    week = 2.0 * np.pi * last_days.day_of_week.to_numpy() / 7.0
     return np.stack([np.sin(year), np.cos(year), np.sin(week), np.cos(week)], axis=1)
 
 

@@ -242,7 +242,7 @@ class SeqForecaster(Forecaster):
 
     def _init_heads(self, targets: dict[str, np.ndarray], train: np.ndarray) -> None:
         """Start each head at the training base rates (fast, stable convergence)."""
-        heads = self.network_.heads
+        net = self.network_
         with torch.no_grad():
             for prefix, value_key, count_key in (
                 ("horizon", "value", "purchases"),
@@ -253,8 +253,8 @@ class SeqForecaster(Forecaster):
                 rate = np.clip(positive.size / max(values.size, 1), 1e-4, 1 - 1e-4)
                 logs = np.log(positive) if positive.size else np.zeros(1)
                 sigma = max(float(logs.std()), 0.1)
-                heads[f"{prefix}_value"].weight.mul_(0.1)
-                heads[f"{prefix}_value"].bias.copy_(
+                net.head(f"{prefix}_value").weight.mul_(0.1)
+                net.head(f"{prefix}_value").bias.copy_(
                     torch.tensor(
                         [
                             math.log(rate / (1 - rate)),
@@ -266,7 +266,7 @@ class SeqForecaster(Forecaster):
                 counts = targets[count_key][train]
                 if prefix == "next":
                     counts = counts[values > 0] if (values > 0).any() else counts
-                heads[f"{prefix}_count"].bias.fill_(math.log(max(float(counts.mean()), 1e-4)))
+                net.head(f"{prefix}_count").bias.fill_(math.log(max(float(counts.mean()), 1e-4)))
 
     def _train(
         self,
@@ -660,9 +660,7 @@ class SeqForecaster(Forecaster):
         index = torch.from_numpy(idx).to(device)
         cat = categorical[index]
         embedded = [emb(cat[:, k]) for k, emb in enumerate(net.embeddings)]
-        means = [
-            emb.weight.mean(0).expand_as(e) for emb, e in zip(net.embeddings, embedded, strict=True)
-        ]
+        means = [net.embedding(k).weight.mean(0).expand_as(e) for k, e in enumerate(embedded)]
         s = torch.cat([*embedded, numeric[index]], -1).detach()
         s0 = torch.cat([*means, torch.zeros_like(numeric[index])], -1).detach()
         head = "horizon_value" if self.mode_ == "direct" else "next_value"

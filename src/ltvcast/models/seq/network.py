@@ -19,6 +19,7 @@ the static profile inputs (embeddings + scaled numerics), before the heads.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import cast
 
 import torch
 import torch.nn.functional as F
@@ -100,6 +101,14 @@ class SeqNetwork(nn.Module):
         z = torch.relu(self.conv(window.transpose(1, 2))).transpose(1, 2)
         out, state = self.lstm(z, state)
         return out[:, 0], state
+
+    def head(self, name: str) -> nn.Linear:
+        """The output layer of head ``name`` (one of ``HEADS``)."""
+        return cast(nn.Linear, self.heads[name])
+
+    def embedding(self, k: int) -> nn.Embedding:
+        """The embedding of categorical profile column ``k``."""
+        return cast(nn.Embedding, self.embeddings[k])
 
     def static(self, categorical: torch.Tensor, numeric: torch.Tensor) -> torch.Tensor:
         """Static profile inputs: embeddings of ``categorical`` (long) and ``numeric``."""

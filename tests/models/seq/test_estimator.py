@@ -1,0 +1,142 @@
+"""SeqForecaster: learning, determinism, artifacts, no leakage, rollout, explanations."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from ltvcast.data.schemas import CustomerData
+from ltvcast.features.windows import parse_horizon
+from ltvcast.models.seq.estimator import SeqForecaster
+from ltvcast.scoring.artifacts import load_model, save_model
+
+START = pd.Timestamp("2024-01-01")
+AS_OF = pd.Timestamp("2024-06-30 23:59:59")
+TINY = {
+    "conv_filters": 8,
+    "lstm_hidden": 8,
+    "head_hidden": 8,
+    "batch_size": 16,
+    "epochs": 25,
+    "patience": 5,
+    "learning_rate": 1e-2,
+    "n_samples": 16,
+    "n_threads": 1,
+}
+
+
+def _store(n: int = 80, seed: int = 1) -> CustomerData:
+    """Half heavy buyers (about two purchases a week, ~50 each), half rare (~$10 a month)."""
+    rng = np.random.default_rng(seed)
+    heavy = np.arange(n) < n // 2
+    rate = np.where(heavy, 0.3, 0.03)
+    days = pd.date_range(START, "2024-09-30", freq="D")
+    buys = rng.random((n, len(days))) < rate[:, None]
+    rows, cols = np.nonzero(buys)
+    amount = np.where(heavy[rows], 50.0, 10.0) * rng.lognormal(0.0, 0.2, len(rows))
+    ids = np.array([f"c{i:03d}" for i in range(n)])
+    tx = pd.DataFrame(
+        {
+            "customer_id": ids[rows],
+            "timestamp": days[cols] + pd.Timedelta(hours=12),
+            "amount": amount,
+        }
+    )
+    events = tx.assign(event_type="view")[["customer_id", "timestamp", "event_type"]]
+    profiles = pd.DataFrame(
+        {
+            "customer_id": ids,
+            "tier": np.where(heavy, "gold", "basic"),
+            "age": 20.0 + np.arange(n) % 40,
+        }
+    )
+    return CustomerData(tx, events=events, profiles=profiles)
+
+
+@pytest.fixture(scope="module")
+def data() -> CustomerData:
+    return _store()
+
+
+@pytest.fixture(scope="module")
+def fitted(data: CustomerData) -> SeqForecaster:
+    return SeqForecaster(**TINY).fit(data, AS_OF, parse_horizon("6w"))
+
+
+def _actual_value(data: CustomerData, start: pd.Timestamp, days: int) -> pd.Series:
+    tx = data.transactions
+    window = tx[(tx["timestamp"] > start) & (tx["timestamp"] <= start + pd.Timedelta(days=days))]
+    return window.groupby("customer_id")["amount"].sum()
+
+
+def test_direct_mode_learns_who_spends(fitted: SeqForecaster, data: CustomerData) -> None:
+    assert fitted.mode_ == "direct" and fitted.period_days_ == 7
+    assert fitted.event_types_ == ("view",)
+    pred = fitted.predict(data, AS_OF)
+    assert list(pred.columns) == [
+        *("customer_id", "predicted_value", "predicted_purchases", "p_active"),
+        *("value_p10", "value_p90"),
+    ]
+    heavy = pred["customer_id"] < "c040"
+    # heavy buyers spend ~$630 in 6 weeks, rare ones ~$13: the ranking must be perfect
+    assert pred.loc[heavy, "predicted_value"].min() > pred.loc[~heavy, "predicted_value"].max()
+    assert (pred["value_p10"] <= pred["value_p90"]).all()
+    assert pred["p_active"].between(0, 1).all()
+
+
+def test_tiny_model_overfits_tiny_data() -> None:
+    small = _store(n=16, seed=3)
+    model = SeqForecaster(**{**TINY, "epochs": 60, "patience": 60, "learning_rate": 1e-2})
+    model.fit(small, AS_OF, parse_horizon("6w"))
+    losses = model.training_["validation_loss"]
+    assert min(losses) < losses[0] - 1.0
+    pred = model.predict(small, AS_OF).set_index("customer_id")["predicted_value"]
+    actual = _actual_value(small, AS_OF - pd.Timedelta(weeks=6), 42).reindex(pred.index).fillna(0)
+    # fitted on the same customers: within 35% of the last 6 weeks' total for the heavy half
+    heavy = pred.index < "c008"
+    ratio = pred[heavy].sum() / actual[heavy].sum()
+    assert 0.65 < ratio < 1.35
+
+
+def test_same_seed_same_predictions(fitted: SeqForecaster, data: CustomerData) -> None:
+    again = SeqForecaster(**TINY).fit(data, AS_OF, parse_horizon("6w"))
+    pd.testing.assert_frame_equal(fitted.predict(data, AS_OF), again.predict(data, AS_OF))
+
+
+def test_save_load_round_trip(fitted: SeqForecaster, data: CustomerData, tmp_path: Path) -> None:
+    save_model(fitted, tmp_path / "m")
+    assert (tmp_path / "m" / "seq_weights.safetensors").is_file()
+    loaded, manifest = load_model(tmp_path / "m")
+    assert manifest["state"]["mode"] == "direct"
+    pd.testing.assert_frame_equal(loaded.predict(data, AS_OF), fitted.predict(data, AS_OF))
+
+
+def test_rows_after_as_of_change_nothing(fitted: SeqForecaster, data: CustomerData) -> None:
+    cut = data.until(AS_OF)
+    refit = SeqForecaster(**TINY).fit(cut, AS_OF, parse_horizon("6w"))
+    pd.testing.assert_frame_equal(refit.predict(cut, AS_OF), fitted.predict(data, AS_OF))
+
+
+def test_rollout_when_history_shorter_than_horizon(data: CustomerData, tmp_path: Path) -> None:
+    as_of = pd.Timestamp("2024-03-31 23:59:59")  # 13 weeks of history, 26-week horizon
+    model = SeqForecaster(**TINY).fit(data, as_of, parse_horizon("26w"))
+    assert model.mode_ == "rollout" and model.event_types_ == ()
+    pred = model.predict(data, as_of)
+    heavy = pred["customer_id"] < "c040"
+    assert (
+        pred.loc[heavy, "predicted_value"].mean() > 5 * pred.loc[~heavy, "predicted_value"].mean()
+    )
+    assert (pred["value_p10"] <= pred["value_p90"]).all() and pred["p_active"].between(0, 1).all()
+    save_model(model, tmp_path / "r")
+    loaded, _ = load_model(tmp_path / "r")
+    pd.testing.assert_frame_equal(loaded.predict(data, as_of), pred)
+
+
+def test_explain_rows_sum_to_prediction(fitted: SeqForecaster, data: CustomerData) -> None:
+    table = fitted.explain(data, AS_OF)
+    pred = fitted.predict(data, AS_OF).set_index("customer_id")["predicted_value"]
+    assert {"purchases", "log_spend", "event:view", "log_tenure", "profile_tier"} <= set(table)
+    np.testing.assert_allclose(table.sum(axis=1), pred.reindex(table.index), rtol=1e-4, atol=1e-4)
