@@ -38,8 +38,8 @@ def big_store() -> SimulatedStore:
 # ------------------------------------------------------------------------ clean tables
 def test_clean_tables_are_canonical(store: SimulatedStore) -> None:
     tx = store.transactions
-    assert list(tx.columns) == ["customer_id", "timestamp", "amount", "order_id", "quantity",
-                                "item_id"]  # fmt: skip
+    columns = ["customer_id", "timestamp", "amount", "order_id", "quantity", "item_id"]
+    assert list(tx.columns) == columns
     assert not tx.isna().any().any()
     assert tx["amount"].dtype == np.float64
     assert pd.api.types.is_datetime64_any_dtype(tx["timestamp"])
@@ -81,7 +81,7 @@ def test_some_customers_register_and_never_buy(store: SimulatedStore) -> None:
     buyers = set(store.transactions["customer_id"])
     never = store.profiles.loc[~store.profiles["customer_id"].isin(buyers), "customer_id"]
     assert 0.1 < len(never) / len(store.profiles) < 0.5
-    assert never.isin(store.events["customer_id"]).all()  # they browse
+    assert never.isin(store.events["customer_id"].unique()).all()  # they browse
 
 
 # ------------------------------------------------------------------------ behaviour
@@ -93,8 +93,8 @@ def test_every_purchase_ends_a_session_that_started_before_it(store: SimulatedSt
     lead = purchases["timestamp"].to_numpy() - first
     assert (lead > np.timedelta64(0, "s")).all()
     assert (lead <= np.timedelta64(6, "h")).all()
-    kinds = sessions["event_type"].agg(set).loc[purchases["session_id"]]
-    assert kinds.map(lambda k: {"view", "cart", "checkout"} <= k).all()
+    kinds = ev.groupby(["session_id", "event_type"]).size().unstack(fill_value=0)
+    assert (kinds.loc[purchases["session_id"], ["view", "cart", "checkout"]] > 0).all().all()
     assert (sessions["customer_id"].nunique() == 1).all()
     # One purchase event per order, at the order's time.
     orders = store.orders
@@ -109,10 +109,10 @@ def test_recent_browsing_tells_alive_from_dead_among_lapsed_buyers(
 ) -> None:
     as_of = store.start + pd.Timedelta(days=500)
     tx, ev = store.transactions, store.events
-    recent_buyers = tx.loc[tx["timestamp"].between(as_of - pd.Timedelta(days=120), as_of),
-                           "customer_id"]  # fmt: skip
+    recent = tx["timestamp"].between(as_of - pd.Timedelta(days=120), as_of)
+    recent_buyers = tx.loc[recent, "customer_id"]
     truth = store.truth(as_of, "30d")
-    lapsed = truth[~truth["customer_id"].isin(recent_buyers)]
+    lapsed = truth[~truth["customer_id"].isin(recent_buyers.unique())]
     browse = ev[ev["timestamp"].between(as_of - pd.Timedelta(days=30), as_of)]
     counts = browse.groupby("customer_id").size().reindex(lapsed["customer_id"]).fillna(0)
     alive = counts.to_numpy()[lapsed["alive"].to_numpy()]
@@ -203,8 +203,6 @@ def test_bad_arguments_raise_config_error() -> None:
         simulate_store(0)
     with pytest.raises(ConfigError, match="chunk_size"):
         next(iter_simulated_chunks(10, chunk_size=0))
-    with pytest.raises(ConfigError, match="unknown"):
-        next(iter_simulated_chunks(10, colour="red"))
 
 
 # ------------------------------------------------------------------------ truth

@@ -378,17 +378,16 @@ class SimulatedStore:
         return a, e, known, alive
 
     def _pending(self, a: float, e: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Orders placed by ``a`` and not yet returned: customer position, P(return in
-        (a, e]) and the expected amount given back if returned."""
+        """Orders placed by ``a`` and not returned by then: their rows in ``orders``, their
+        customers' rows in ``params``, and the probability that the return lands in
+        ``(a, e]`` (given the return-lag distribution and that none came before ``a``)."""
         placed = self._days(self.orders[TIMESTAMP])
-        returned_at = self._days(self.orders["return_timestamp"])
-        pending = (placed <= a) & ~(returned_at <= a)
-        pos = pd.Index(self.params[CUSTOMER_ID]).get_indexer(self.orders[CUSTOMER_ID][pending])
+        rows = np.flatnonzero((placed <= a) & ~(self._days(self.orders["return_timestamp"]) <= a))
+        pos = pd.Index(self.params[CUSTOMER_ID]).get_indexer(self.orders[CUSTOMER_ID].iloc[rows])
         rho = self.params["return_prob"].to_numpy()[pos]
-        t = placed[pending]
+        t = placed[rows]
         prob = rho * (_return_cdf(e - t) - _return_cdf(a - t)) / (1.0 - rho * _return_cdf(a - t))
-        quantity = self.orders[QUANTITY].to_numpy()[pending]
-        return pos, prob, self.orders[AMOUNT].to_numpy()[pending] * _return_fraction(quantity)
+        return rows, pos, prob
 
     def truth(self, as_of: pd.Timestamp | str, horizon: Horizon | str) -> pd.DataFrame:
         """Expected value of each customer known at ``as_of`` over ``(as_of, as_of + h]``.
@@ -438,7 +437,10 @@ class SimulatedStore:
             days[block] = (surv * hit).sum(axis=1)
             active[block] = (surv * hit * np.exp(-lb * before)).sum(axis=1)
         value = kept * p["spend_mean"].to_numpy()
-        pos, prob, back = self._pending(a, e)
+        rows, pos, prob = self._pending(a, e)
+        back = self.orders[AMOUNT].to_numpy()[rows] * _return_fraction(
+            self.orders[QUANTITY].to_numpy()[rows]
+        )
         value -= np.bincount(pos, weights=prob * back, minlength=len(p))
         out = pd.DataFrame(
             {
@@ -489,23 +491,20 @@ class SimulatedStore:
         back = returned & (t + lag <= e)
         net = amount - back * amount * items / quantity
         value = np.bincount(path, weights=net, minlength=len(rep))
-        day_key = np.unique(path * 100_000 + np.floor(t).astype(np.int64))
-        purchases = np.bincount(day_key // 100_000, minlength=len(rep)).astype(np.float64)
+        span = int(np.floor(e) - np.floor(a)) + 1
+        day_key = np.unique(path * span + (np.floor(t) - np.floor(a)).astype(np.int64))
+        purchases = np.bincount(day_key // span, minlength=len(rep)).astype(np.float64)
 
-        owner, prob, _ = self._pending(a, e)
+        # Pending returns of orders placed by as_of, drawn per path.
+        rows, owner, prob = self._pending(a, e)
         at = pd.Index(pos).get_indexer(owner)
-        mine = np.flatnonzero(at >= 0)
-        if len(mine):
-            order_rows = np.repeat(mine, n_paths)
-            paths = at[order_rows] * n_paths + np.tile(np.arange(n_paths), len(mine))
-            placed = self._days(self.orders[TIMESTAMP])
-            returned_at = self._days(self.orders["return_timestamp"])
-            pending_rows = np.flatnonzero((placed <= a) & ~(returned_at <= a))[order_rows]
-            q = self.orders[QUANTITY].to_numpy()[pending_rows]
-            k = 1 + np.floor(rng.random(len(q)) * q)
-            hit = rng.random(len(q)) < prob[order_rows]
-            gross = self.orders[AMOUNT].to_numpy()[pending_rows]
-            value -= np.bincount(paths, weights=hit * gross * k / q, minlength=len(rep))
+        mine = np.repeat(np.flatnonzero(at >= 0), n_paths)
+        target = at[mine] * n_paths + np.tile(np.arange(n_paths), len(mine) // n_paths)
+        q = self.orders[QUANTITY].to_numpy()[rows[mine]]
+        k = 1 + np.floor(rng.random(len(q)) * q)
+        hit = rng.random(len(q)) < prob[mine]
+        back = hit * self.orders[AMOUNT].to_numpy()[rows[mine]] * k / q
+        value -= np.bincount(target, weights=back, minlength=len(rep))
         return WindowSamples(ids, value.reshape(n, n_paths), purchases.reshape(n, n_paths))
 
 
@@ -536,39 +535,34 @@ def simulate_store(
     random_state
         Seed; the same seed gives identical tables.
     """
-    return _simulate(n_customers, 0, np.random.default_rng(random_state), start, days,
-                     dirty_rate, events)  # fmt: skip
+    rng = np.random.default_rng(random_state)
+    return _simulate(n_customers, 0, rng, start, days, dirty_rate, events)
 
 
 def iter_simulated_chunks(
-    n_customers: int, chunk_size: int = 500_000, **kwargs: object
+    n_customers: int,
+    chunk_size: int = 500_000,
+    *,
+    start: str | pd.Timestamp = "2023-01-01",
+    days: int = 730,
+    dirty_rate: float = 0.0,
+    events: bool = True,
+    random_state: int | None = 0,
 ) -> Iterator[SimulatedStore]:
     """Simulate a large store as independent chunks of at most ``chunk_size`` customers.
 
     Customer, order and session ids are unique across chunks; memory is bounded by one
-    chunk. ``kwargs`` are those of :func:`simulate_store` (``random_state`` seeds the
-    sequence of chunks deterministically).
+    chunk. Keywords are those of :func:`simulate_store`; ``random_state`` seeds the
+    sequence of chunks (each chunk gets its own spawned stream).
     """
     if chunk_size < 1:
         raise ConfigError(f"chunk_size must be a positive integer; got {chunk_size}")
-    options = dict(kwargs)
-    seed = options.pop("random_state", 0)
-    unknown = set(options) - {"start", "days", "dirty_rate", "events"}
-    if unknown:
-        raise ConfigError(f"iter_simulated_chunks got unknown arguments: {sorted(unknown)}")
     offsets = range(0, n_customers, chunk_size)
-    seeds = np.random.SeedSequence(seed).spawn(len(offsets))  # type: ignore[arg-type]
-    for offset, child in zip(offsets, seeds, strict=True):
+    streams = np.random.SeedSequence(random_state).spawn(len(offsets))
+    for offset, stream in zip(offsets, streams, strict=True):
         size = min(chunk_size, n_customers - offset)
-        yield _simulate(
-            size,
-            offset,
-            np.random.default_rng(child),
-            options.get("start", "2023-01-01"),  # type: ignore[arg-type]
-            int(options.get("days", 730)),  # type: ignore[call-overload]
-            float(options.get("dirty_rate", 0.0)),  # type: ignore[arg-type]
-            bool(options.get("events", True)),
-        )
+        rng = np.random.default_rng(stream)
+        yield _simulate(size, offset, rng, start, days, dirty_rate, events)
 
 
 def _simulate(
@@ -787,8 +781,8 @@ def _transactions(orders: pd.DataFrame, end: pd.Timestamp) -> pd.DataFrame:
     """Canonical transactions: one row per order, one negative row per return, up to ``end``."""
     columns = [CUSTOMER_ID, TIMESTAMP, AMOUNT, ORDER_ID, QUANTITY, ITEM_ID]
     sales = orders[columns]
-    returns = orders.loc[orders["return_timestamp"].notna(), [*columns, "return_timestamp",
-                         "return_amount", "return_quantity"]]  # fmt: skip
+    extra = ["return_timestamp", "return_amount", "return_quantity"]
+    returns = orders.loc[orders["return_timestamp"].notna(), [*columns, *extra]]
     returns = returns.assign(
         **{
             TIMESTAMP: returns["return_timestamp"],
