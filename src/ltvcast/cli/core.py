@@ -39,6 +39,7 @@ from ltvcast.features.windows import Horizon, parse_as_of, parse_horizon
 from ltvcast.models.base import Forecaster
 from ltvcast.scoring.artifacts import load_model, save_model
 from ltvcast.scoring.batch import fit_forecaster, write_table
+from ltvcast.strategy.segments import SegmentRules
 
 ModelOpt = Annotated[
     str,
@@ -274,6 +275,8 @@ def _train(
     reason = getattr(forecaster, "reason_", None)
     if reason:
         console.print(f"  {reason}", highlight=False)
+    with step("Fitting segment cuts on the training customers"):
+        segment_rules = SegmentRules().fit(forecaster.predict(data, as_of))
     save_model(
         forecaster,
         out,
@@ -288,6 +291,7 @@ def _train(
             if data.profiles is None
             else [c for c in data.profiles.columns if c != "customer_id"],
             "cleaning": cleaning.to_dict(),
+            "segment_rules": segment_rules.to_dict(),
         },
     )
     return forecaster
@@ -307,25 +311,36 @@ def _run_backtest(
 
 
 def print_metrics(result: BacktestResult) -> None:
-    """Print a backtest's metrics table."""
+    """Print a backtest's metrics: one row per metric, one column per model, best in bold."""
     table = result.table()
-    shown = [name for name, _, _ in METRICS if name in table.columns]
-    grid = Table(title=f"Backtest, {result.n_customers:,} customers, {result.horizon.describe()}")
-    grid.add_column("model")
-    for name in shown:
-        grid.add_column(name, justify="right")
-    grid.add_column("fit s", justify="right")
-    for model, row in table.iterrows():
-        if isinstance(row.get("error"), str) and row["error"]:
-            grid.add_row(str(model), *["-"] * len(shown), "-")
+    ok = [m for m in table.index if not _skipped(table.loc[m])]
+    grid = Table(
+        title=f"Backtest: {result.n_customers:,} customers, {result.horizon.describe()} "
+        f"after {result.cutoff:%Y-%m-%d}"
+    )
+    grid.add_column("metric")
+    for model in ok:
+        grid.add_column(str(model), justify="right")
+    for name, label, higher in METRICS:
+        if name not in table.columns:
             continue
-        grid.add_row(
-            str(model), *[f"{row[n]:.3f}" for n in shown], f"{row.get('fit_s', float('nan')):.1f}"
-        )
+        values = table.loc[ok, name].astype(float)
+        best = None
+        if values.notna().any() and higher is not None:
+            best = values.idxmax() if higher else values.idxmin()
+        elif values.notna().any():
+            best = values.abs().idxmin()
+        cells = [f"[bold]{values[m]:.3f}[/]" if m == best else f"{values[m]:.3f}" for m in ok]
+        grid.add_row(label, *cells)
+    grid.add_row("fit seconds", *[f"{table.loc[m, 'fit_s']:.1f}" for m in ok])
     console.print(grid)
-    for model, row in table.iterrows():
-        if isinstance(row.get("error"), str) and row["error"]:
-            console.print(f"  [yellow]{model} skipped:[/] {row['error']}", highlight=False)
+    for model in table.index:
+        if _skipped(table.loc[model]):
+            console.print(f"  [yellow]{model} skipped:[/] {table.loc[model, 'error']}")
+
+
+def _skipped(row: pd.Series) -> bool:
+    return isinstance(row.get("error"), str) and bool(row["error"])
 
 
 def _write_backtest(result: BacktestResult, out: Path) -> list[Path]:
