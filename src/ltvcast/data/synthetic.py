@@ -43,12 +43,16 @@ Generative model (time in days since ``start``, midnight)
    arrive at rate engagement · (0.02 + 3λ) · s(t), decaying to 20% of that over the 30
    days before ``alive_until`` and to 4% after it (thinning, Lewis & Shedler 1979). So
    recent browsing carries signal about being alive that transactions alone do not.
-   Customers who do not buy at signup open a browse session at signup; some never buy.
+   Customers who register at checkout have their first session just before signup
+   (identity stitched at checkout); the others open a browse session at signup, and
+   some of them never buy.
 5. **Dirty rows** (``dirty_rate`` > 0): copies of clean rows with a missing customer id,
-   an unparsable timestamp or amount (text), exact duplicates, zero amounts; events also
-   get unknown event types. Timestamps and amounts are then text (as read from a raw
-   file), and a share of valid timestamps carry a UTC offset (same instant). The clean rows
-   stay the truth: :meth:`SimulatedStore.clean_transactions` returns them.
+   an unparsable timestamp or amount (text), exact duplicates, zero amounts (copies of
+   sales: keeping them adds no purchase day); events also get unknown event types
+   (page, popup_view, search, wishlist: the kinds a Segment-style tracker emits).
+   Timestamps and amounts are then text (as read from a raw file), and a share of valid
+   timestamps carry a UTC offset (same instant). The clean rows stay the truth:
+   :meth:`SimulatedStore.clean_transactions` returns them.
 
 Ground truth (:meth:`SimulatedStore.truth`) is analytic: for a customer alive at ``as_of``
 (a) with window end e, E[orders] = λ ∫_a^e s(t) e^{-μ(t-a)} dt, integrated exactly over
@@ -919,8 +923,8 @@ def _inject(
     parts = [frame.assign(_pos=np.arange(n, dtype=np.float64))]
     for corrupt in corruptions:
         src = np.sort(rng.integers(0, n, rng.binomial(n, rate / len(corruptions))))
-        copies = corrupt(frame.iloc[src].reset_index(drop=True), rng)
-        parts.append(copies.assign(_pos=src + 0.5))
+        copies = frame.iloc[src].reset_index(drop=True).assign(_pos=src + 0.5)
+        parts.append(corrupt(copies, rng))
     out = pd.concat(parts, ignore_index=True).sort_values("_pos", kind="stable")
     return out.drop(columns="_pos").reset_index(drop=True)
 
@@ -938,6 +942,8 @@ def _bad_amount(rows: pd.DataFrame, rng: np.random.Generator) -> pd.DataFrame:
 
 
 def _zero_amount(rows: pd.DataFrame, rng: np.random.Generator) -> pd.DataFrame:
+    """Zero-amount copies of sales only, so that keeping them adds no purchase day."""
+    rows = rows[~rows[AMOUNT].str.startswith("-")]
     return rows.assign(**{AMOUNT: pd.array(["0.00"] * len(rows), dtype="str")})
 
 
