@@ -17,7 +17,7 @@ import pandas as pd
 from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup
 
-from ltvcast import __version__
+from ltvcast._version import __version__
 from ltvcast.data.clean import CleaningReport
 from ltvcast.data.schemas import CUSTOMER_ID, CustomerData
 from ltvcast.evaluation.backtest import BacktestResult

@@ -15,7 +15,7 @@ from typing import Any
 
 import pandas as pd
 
-from ltvcast import __version__
+from ltvcast._version import __version__
 from ltvcast.exceptions import ArtifactError, ConfigError
 from ltvcast.features.windows import parse_horizon
 from ltvcast.models.base import Forecaster

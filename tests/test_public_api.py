@@ -1,0 +1,18 @@
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import ltvcast
+
+
+def test_all_is_sorted_and_importable() -> None:
+    assert ltvcast.__all__ == sorted(ltvcast.__all__)
+    for name in ltvcast.__all__:
+        assert hasattr(ltvcast, name), name
+
+
+def test_import_does_not_load_heavy_dependencies() -> None:
+    code = "import sys, ltvcast; print(any(m in sys.modules for m in ('torch', 'lightgbm', 'fastapi')))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
