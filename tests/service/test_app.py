@@ -105,6 +105,13 @@ def test_events_are_stored_learned_and_idempotent(client: TestClient, db_path: P
     assert after["last_event_at"] == "2024-01-05T10:00:00"
     assert after["as_of"] == "2024-01-05T10:00:00"  # the stream clock moved
     assert after["predicted_value"] != before["predicted_value"]
+    # customers without new events keep their batch forecast (and say as of when) until a
+    # reload rescores everyone at the stream clock
+    other = client.get("/v1/customers/C00000002", headers=AUTH).json()
+    assert other["as_of"] == before["as_of"]
+    assert client.post("/v1/admin/reload", headers=AUTH).status_code == 200
+    other = client.get("/v1/customers/C00000002", headers=AUTH).json()
+    assert other["as_of"] == "2024-01-05T10:00:00"
     # a brand-new customer becomes known at once
     client.post("/v1/events", json={"events": [_event(9, customer="newbie")]}, headers=AUTH)
     assert client.get("/v1/customers/newbie", headers=AUTH).status_code == 200

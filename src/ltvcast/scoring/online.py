@@ -352,15 +352,23 @@ class OnlineScorer:
             record = batch.get(customer_id, version)
             if record is not None:
                 return record
+        result, _ = self.score_one(customer_id, when)
+        self._cache[customer_id] = (when, version, result)
+        return dict(result)
+
+    def score_one(
+        self, customer_id: str, as_of: pd.Timestamp | None = None
+    ) -> tuple[dict[str, Any], CustomerData]:
+        """Score one customer now (no cache): the :meth:`predict_one` record and the
+        one-customer bundle it was computed from (for callers that need both)."""
+        when = self._as_of(as_of)
         data = self.history.customer_data(customer_id)
         frame = None if data is None else self.forecaster.predict(data, when)
-        if frame is None or not len(frame):
+        if data is None or frame is None or not len(frame):
             raise InsufficientDataError(
                 f"customer {customer_id!r} has no transaction or event up to {when.isoformat()}"
             )
-        result = {**_record(frame.iloc[0]), "as_of": when}
-        self._cache[customer_id] = (when, version, result)
-        return dict(result)
+        return {**_record(frame.iloc[0]), "as_of": when}, data
 
     def predict_many(self, as_of: pd.Timestamp | None = None) -> pd.DataFrame:
         """Batch-forecast every customer (vectorised); ``predict_one`` then reuses the results

@@ -73,9 +73,8 @@ class Model:
     scorer: OnlineScorer
     version: str
     rules: FittedSegmentRules | None
-    answers: dict[str, tuple[pd.Timestamp, tuple[int, int], dict[str, Any]]] = field(
-        default_factory=dict
-    )
+    #: customer -> (history version the answer reflects, answer)
+    answers: dict[str, tuple[tuple[int, int], dict[str, Any]]] = field(default_factory=dict)
 
 
 class Service:
@@ -90,7 +89,7 @@ class Service:
         self.reload_lock = threading.Lock()
         forecaster, manifest = load_model(model_dir)
         scorer = OnlineScorer(forecaster, self.store)
-        self.model = _warm(scorer, _model_version(model_dir, manifest))
+        self.model = _warm(scorer, manifest, _model_version(model_dir, manifest))
         self.metrics.counters["events_ingested"] = 0
         self._gauges()
 
@@ -112,22 +111,24 @@ class Service:
         return EventsOut(accepted=len(good), duplicates=duplicates, rejected=rejected)
 
     def customer(self, customer_id: str) -> CustomerOut:
-        """The current forecast of one customer (404 when unknown)."""
+        """The current forecast of one customer (404 when unknown).
+
+        A customer with a new event is rescored at once at the stream clock; the others keep
+        the forecast computed in batch at start-up or at the last reload (its ``as_of`` says
+        when), so reads stay cheap while the clock moves.
+        """
         model = self.model
         scorer = model.scorer
         if customer_id not in scorer:
             raise HTTPProblem(404, f"unknown customer {customer_id!r}")
-        as_of = scorer.clock
         version = scorer.history.version(customer_id)
         cached = model.answers.get(customer_id)
-        if cached is not None and cached[0] == as_of and cached[1] == version:
-            answer = cached[2]
+        if cached is not None and cached[0] == version:
+            answer = cached[1]  # no new event since: the forecast at its own as_of stands
         else:
-            prediction = scorer.predict_one(customer_id)
-            data = scorer.history.customer_data(customer_id)
-            assert data is not None and as_of is not None
-            answer = _answer(prediction, model, data, as_of)
-            model.answers[customer_id] = (as_of, version, answer)
+            prediction, data = scorer.score_one(customer_id)
+            answer = _answer(prediction, model, data, prediction["as_of"])
+            model.answers[customer_id] = (version, answer)
         last = scorer.history.last_event_at(customer_id)
         return CustomerOut(customer_id=customer_id, last_event_at=last, **answer)
 
@@ -153,7 +154,7 @@ class Service:
             try:
                 forecaster, manifest = load_model(self.model_dir)
                 scorer = OnlineScorer(forecaster, history=old.scorer.history)
-                new = _warm(scorer, _model_version(self.model_dir, manifest))
+                new = _warm(scorer, manifest, _model_version(self.model_dir, manifest))
             except Exception as err:
                 self.metrics.inc("model_reload_failures")
                 reason = str(err) if isinstance(err, LTVError) else f"{type(err).__name__}: {err}"
@@ -313,15 +314,21 @@ async def _reload_quietly(service: Service) -> None:
         pass  # logged by reload; the old model keeps serving
 
 
-def _warm(scorer: OnlineScorer, version: str) -> Model:
-    """Batch-score everyone (vectorised) and fit the segment cuts on those forecasts."""
+def _warm(scorer: OnlineScorer, manifest: dict[str, Any], version: str) -> Model:
+    """Batch-score everyone (vectorised) and label their segments.
+
+    Segment cuts come from the manifest (``segment_rules``, fitted by ``ltvcast train`` on
+    the training customers); a model without them gets cuts fitted on these forecasts.
+    """
+    stored = manifest.get("segment_rules")
+    rules = None if stored is None else FittedSegmentRules.from_dict(stored)
     if not len(scorer):
-        return Model(scorer, version, None)
+        return Model(scorer, version, rules)
     data, epoch, versions = scorer.history.snapshot()
     as_of = scorer.clock
     assert as_of is not None
     frame = scorer.forecaster.predict(data, as_of)
-    rules = SegmentRules().fit(frame)
+    rules = rules or SegmentRules().fit(frame)
     segments = rules.assign(frame, customer_history(data, as_of)).to_numpy()
     columns = _prediction_columns(frame)
     answers = {}
@@ -329,7 +336,7 @@ def _warm(scorer: OnlineScorer, version: str) -> Model:
     for i, customer in enumerate(frame[CUSTOMER_ID].tolist()):
         answer = {c: values[i] for c, values in columns.items()}
         answer.update(segment=segments[i], as_of=as_of, model_version=version)
-        answers[customer] = (as_of, (epoch, version_of(customer, 0)), answer)
+        answers[customer] = ((epoch, version_of(customer, 0)), answer)
     return Model(scorer, version, rules, answers)
 
 
