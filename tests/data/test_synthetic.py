@@ -128,9 +128,9 @@ def test_profiles_shift_behaviour(store: SimulatedStore) -> None:
         store.profiles, on="customer_id"
     )
     per_customer = joined.groupby("channel").size() / store.profiles["channel"].value_counts()
-    assert per_customer["referral"] > 1.5 * per_customer["paid_social"]
-    basket = joined.groupby("city_tier")["amount"].mean()
-    assert basket[1] > 1.2 * basket[3]
+    assert per_customer["referral"] > 1.4 * per_customer["paid_social"]
+    basket = joined.groupby("city_tier")["amount"].median()  # latent ratio 1.2 / 0.85
+    assert basket[1] > 1.15 * basket[3]
     # gender is a null feature: no effect on latent rates beyond noise
     rate = store.params.merge(store.profiles, on="customer_id").groupby("gender")
     means = rate["purchase_rate"].mean()
