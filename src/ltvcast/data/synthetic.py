@@ -342,8 +342,8 @@ class SimulatedStore:
         ``customer_id, signup_date, age, gender, city_tier, channel, device``.
     params
         Latent truth per customer (rates per day at seasonal level 1): ``signup,
-        purchase_rate, dropout_rate, alive_until, first_order, spend_mean, return_prob,
-        engagement, browse_rate``.
+        purchase_rate, dropout_rate, alive_until`` (capped at 10^5 days after ``start``)
+        ``, first_order, spend_mean, return_prob, engagement, browse_rate``.
     orders
         Clean order-level truth: ``order_id, customer_id, timestamp, amount`` (gross),
         ``quantity, item_id, return_timestamp`` (NaT when never returned; may fall after
