@@ -15,7 +15,8 @@ def _net() -> SeqNetwork:
 def test_shapes() -> None:
     net = _net()
     steps = torch.randn(7, 10, 5)
-    hidden, (h, c) = net.encode(steps, torch.tensor([10, 1, 3, 10, 5, 2, 7]))
+    hidden = net.encode(steps)
+    h, c = net.encode_state(steps, torch.tensor([10, 1, 3, 10, 5, 2, 7]))
     assert hidden.shape == (7, 10, 5) and h.shape == c.shape == (2, 7, 5)
     static = net.static(torch.zeros(7, 1, dtype=torch.long), torch.zeros(7, 1))
     out = net.forward_heads(hidden, steps[..., -2:], static)
@@ -35,7 +36,8 @@ def test_padding_does_not_change_a_short_customer() -> None:
         padded = torch.cat([short, 100.0 * torch.randn(1, total - 3, 5)], dim=1)
         batch = torch.cat([padded, torch.randn(1, total, 5)])  # a longer neighbour
         with torch.no_grad():
-            hidden, (h, c) = net.encode(batch, torch.tensor([3, total]))
+            hidden = net.encode(batch)
+            h, c = net.encode_state(batch, torch.tensor([3, total]))
         outputs.append((hidden[0, :3], h[:, 0], c[:, 0]))
     for hidden, h, c in outputs[1:]:
         torch.testing.assert_close(hidden, outputs[0][0])
@@ -49,7 +51,7 @@ def test_step_continues_encode() -> None:
     net = _net().eval()
     steps = torch.randn(2, 6, 5)
     with torch.no_grad():
-        full, _ = net.encode(steps, torch.tensor([6, 6]))
-        _, state = net.encode(steps[:, :5], torch.tensor([5, 5]))
+        full = net.encode(steps)
+        state = net.encode_state(steps[:, :5], torch.tensor([5, 5]))
         out, _ = net.step(steps[:, 3:6], state)
     torch.testing.assert_close(out, full[:, 5])

@@ -57,7 +57,7 @@ from ltvcast.features.tabular import ProfileEncoder
 from ltvcast.features.windows import Horizon, backtest_origins
 from ltvcast.models.base import Forecaster
 from ltvcast.models.seq.loss import ziln_mean, ziln_nll, ziln_params, ziln_quantiles
-from ltvcast.models.seq.network import SeqNetwork
+from ltvcast.models.seq.network import SeqNetwork, State
 
 WEIGHTS_FILE = "seq_weights.safetensors"
 MODES = ("direct", "rollout")
@@ -79,6 +79,10 @@ class SeqForecaster(Forecaster):
         Dropout between LSTM layers.
     epochs, batch_size, learning_rate, patience
         Adam training with early stopping on the time-ordered validation origin.
+    customers_per_epoch
+        Customers drawn afresh for each epoch, and the size of the fixed validation sample
+        (``None``: all). Every customer brings all of its origins, so a few thousand already
+        give hundreds of thousands of training origins; this bounds the training time.
     n_periods
         History window in periods (``None``: the training span, at most 104 weeks / 180 days).
     period_days
@@ -111,10 +115,11 @@ class SeqForecaster(Forecaster):
         lstm_layers: int = 2,
         head_hidden: int = 32,
         dropout: float = 0.0,
-        epochs: int = 30,
-        batch_size: int = 256,
-        learning_rate: float = 3e-3,
-        patience: int = 3,
+        epochs: int = 8,
+        batch_size: int = 512,
+        learning_rate: float = 5e-3,
+        patience: int = 2,
+        customers_per_epoch: int | None = 4096,
         n_periods: int | None = None,
         period_days: int | None = None,
         use_events: bool = True,
@@ -136,6 +141,7 @@ class SeqForecaster(Forecaster):
         self.batch_size = batch_size
         self.learning_rate = learning_rate
         self.patience = patience
+        self.customers_per_epoch = customers_per_epoch
         self.n_periods = n_periods
         self.period_days = period_days
         self.use_events = use_events
@@ -284,6 +290,10 @@ class SeqForecaster(Forecaster):
         train_l, valid_l = _left_align(train, lengths), _left_align(valid, lengths)
         rows = np.flatnonzero(train_l.any(axis=1))
         valid_rows = np.flatnonzero(valid_l.any(axis=1))
+        generator = np.random.default_rng(self.random_state)
+        cap = self.customers_per_epoch or len(rows)
+        if len(valid_rows) > cap:
+            valid_rows = np.sort(generator.choice(valid_rows, cap, replace=False))
 
         def tensors(idx: np.ndarray, which: np.ndarray) -> dict[str, torch.Tensor]:
             out = {k: torch.from_numpy(v[idx]).to(device) for k, v in aligned.items()}
@@ -291,7 +301,6 @@ class SeqForecaster(Forecaster):
             return out
 
         optimiser = torch.optim.Adam(self.network_.parameters(), lr=self.learning_rate)
-        generator = np.random.default_rng(self.random_state)
         best, best_loss, best_epoch, history = (
             copy.deepcopy(self.network_.state_dict()),
             math.inf,
@@ -300,9 +309,8 @@ class SeqForecaster(Forecaster):
         )
         for epoch in range(1, self.epochs + 1):
             self.network_.train()
-            for idx in np.array_split(
-                generator.permutation(rows), max(1, len(rows) // self.batch_size)
-            ):
+            drawn = generator.permutation(rows)[:cap]
+            for idx in np.array_split(drawn, max(1, len(drawn) // self.batch_size)):
                 out = self._forward_all(steps, lengths, categorical, numeric, idx)
                 loss = self._loss(out, tensors(idx, train_l))
                 optimiser.zero_grad()
@@ -405,7 +413,7 @@ class SeqForecaster(Forecaster):
     ) -> dict[str, torch.Tensor]:
         device = self._device()
         x = torch.from_numpy(steps[idx]).to(device)
-        hidden, _ = self.network_.encode(x, torch.from_numpy(lengths[idx]))
+        hidden = self.network_.encode(x)
         context = x[..., -len(CONTEXT_NAMES) :]
         index = torch.from_numpy(idx).to(device)
         static = self.network_.static(categorical[index], numeric[index])
@@ -445,17 +453,20 @@ class SeqForecaster(Forecaster):
         categorical: torch.Tensor,
         numeric: torch.Tensor,
         idx: np.ndarray,
-    ) -> tuple[dict[str, torch.Tensor], tuple[torch.Tensor, torch.Tensor], torch.Tensor]:
-        """Heads, LSTM state and static inputs at each customer's last period."""
+        with_state: bool = False,
+    ) -> tuple[dict[str, torch.Tensor], State | None, torch.Tensor]:
+        """Heads, LSTM state (when asked) and static inputs at each customer's last period."""
         device = self._device()
-        x = torch.from_numpy(steps[idx]).to(device)
         length = torch.from_numpy(lengths[idx])
-        _, state = self.network_.encode(x, length)
+        x = torch.from_numpy(steps[idx, : int(length.max())]).to(device)
         last = (length - 1).to(device)
-        context = x[torch.arange(len(idx), device=device), last, -len(CONTEXT_NAMES) :]
+        rows = torch.arange(len(idx), device=device)
+        state = self.network_.encode_state(x, length) if with_state else None
+        hidden = state[0][-1] if state is not None else self.network_.encode(x)[rows, last]
+        context = x[rows, last, -len(CONTEXT_NAMES) :]
         index = torch.from_numpy(idx).to(device)
         static = self.network_.static(categorical[index], numeric[index])
-        return self.network_.forward_heads(state[0][-1], context, static), state, static
+        return self.network_.forward_heads(hidden, context, static), state, static
 
     def _predict_direct(
         self,
@@ -495,12 +506,17 @@ class SeqForecaster(Forecaster):
         calendar = torch.from_numpy(
             calendar_features(
                 batch.period_ends[-1]
+                - pd.Timedelta(days=1)
                 + pd.to_timedelta(np.arange(self.horizon_periods_) * self.period_days_, unit="D")
             ).astype(np.float32)
         ).to(device)
         parts = []
         for idx in self._chunks(len(lengths), chunk):
-            _, (h, c), static = self._last_outputs(steps, lengths, categorical, numeric, idx)
+            _, state, static = self._last_outputs(
+                steps, lengths, categorical, numeric, idx, with_state=True
+            )
+            assert state is not None
+            h, c = state
             x = torch.from_numpy(steps[idx]).to(device)
             n = len(idx)
             k = self.kernel_size - 1
@@ -667,9 +683,9 @@ class SeqForecaster(Forecaster):
         last = torch.arange(len(idx), device=device), (length - 1).to(device)
 
         def value(xs: torch.Tensor, ss: torch.Tensor) -> torch.Tensor:
-            _, (h, _) = net.encode(xs, length)
+            hidden = net.encode(xs)[last]
             context = xs[last[0], last[1], -len(CONTEXT_NAMES) :]
-            return ziln_mean(net.forward_heads(h[-1], context, ss)[head])
+            return ziln_mean(net.forward_heads(hidden, context, ss)[head])
 
         grads_x, grads_s = torch.zeros_like(x), torch.zeros_like(s)
         for alpha in (np.arange(_IG_STEPS) + 0.5) / _IG_STEPS:

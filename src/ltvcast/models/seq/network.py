@@ -24,7 +24,7 @@ from typing import cast
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+from torch.nn.utils.rnn import pack_padded_sequence
 
 HEADS = ("horizon_value", "horizon_count", "next_value", "next_count")
 _HEAD_SIZES = {"horizon_value": 3, "horizon_count": 1, "next_value": 3, "next_count": 1}
@@ -80,21 +80,26 @@ class SeqNetwork(nn.Module):
         )
         self.heads = nn.ModuleDict({k: nn.Linear(head_hidden, _HEAD_SIZES[k]) for k in HEADS})
 
-    def encode(self, steps: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, State]:
-        """Run the encoder over left-aligned ``steps`` ``(B, T, n_inputs + n_context)``.
+    def encode(self, steps: torch.Tensor) -> torch.Tensor:
+        """Top-layer outputs ``(B, T, lstm_hidden)`` over left-aligned ``steps``.
 
-        Returns
-        -------
-        outputs, (h, c)
-            Top-layer outputs ``(B, T, lstm_hidden)`` (zero on padding) and the LSTM state
-            after each customer's last real step ``(lstm_layers, B, lstm_hidden)``.
+        Outputs at a customer's real positions do not depend on the padding after them
+        (causal convolution, unidirectional LSTM); outputs on padding are meaningless.
         """
+        out, _ = self.lstm(self._convolve(steps))
+        return out
+
+    def encode_state(self, steps: torch.Tensor, lengths: torch.Tensor) -> State:
+        """LSTM state ``(lstm_layers, B, lstm_hidden)`` after each customer's last real step."""
+        packed = pack_padded_sequence(
+            self._convolve(steps), lengths.cpu(), batch_first=True, enforce_sorted=False
+        )
+        _, state = self.lstm(packed)
+        return state
+
+    def _convolve(self, steps: torch.Tensor) -> torch.Tensor:
         z = F.pad(steps.transpose(1, 2), (self.kernel_size - 1, 0))
-        z = torch.relu(self.conv(z)).transpose(1, 2)
-        packed = pack_padded_sequence(z, lengths.cpu(), batch_first=True, enforce_sorted=False)
-        out, state = self.lstm(packed)
-        padded, _ = pad_packed_sequence(out, batch_first=True, total_length=steps.shape[1])
-        return padded, state
+        return torch.relu(self.conv(z)).transpose(1, 2)
 
     def step(self, window: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
         """Advance the encoder one step; ``window`` holds the last ``kernel_size`` steps."""

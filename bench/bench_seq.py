@@ -1,0 +1,133 @@
+"""Benchmark the ``seq`` model: accuracy against BTYD and lifetimes, training time, scoring rate.
+
+Usage: ``python bench/bench_seq.py [PROTOCOL ...] [--threads N] [--epochs N]`` (default: both
+CDNOW protocols). Prints a markdown snippet and writes it to ``bench/out/seq.md``.
+
+Scoring rate: customers per second of ``predict`` on every customer of the protocol (feature
+tensors included), measured once after training.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import pandas as pd
+
+from ltvcast.data.schemas import CustomerData
+from ltvcast.evaluation.metrics import evaluate
+from ltvcast.features.windows import Horizon, horizon_labels
+from ltvcast.models import get_forecaster_class
+from ltvcast.models.seq.estimator import SeqForecaster
+
+from lifetimes_reference import lifetimes_predict
+from protocols import PROTOCOLS
+
+OUT = Path(__file__).resolve().parent / "out" / "seq.md"
+METRICS = ("normalized_gini", "mae", "spearman", "top20_capture", "auc", "total_value_error")
+
+
+def _score(
+    predictions: pd.DataFrame, data: CustomerData, cutoff: pd.Timestamp, horizon: Horizon
+) -> dict[str, float]:
+    customers = data.until(cutoff).customers()
+    labels = horizon_labels(data.transactions, customers, cutoff, horizon.end(cutoff))
+    joined = labels.join(predictions.set_index("customer_id"), how="left").fillna(0.0)
+    return evaluate(
+        joined["value"].to_numpy(),
+        joined["predicted_value"].to_numpy(),
+        actual_purchases=joined["purchases"].to_numpy(),
+        p_active=joined["p_active"].to_numpy(),
+    )
+
+
+def run(key: str, threads: int, epochs: int | None) -> list[dict[str, object]]:
+    """Rows (model, metrics, seconds) of one protocol."""
+    data, cutoff, horizon = PROTOCOLS[key].load()
+    rows: list[dict[str, object]] = []
+    params = {"n_threads": threads} | ({"epochs": epochs} if epochs else {})
+    seq = SeqForecaster(**params)
+    start = time.perf_counter()
+    seq.fit(data, cutoff, horizon)
+    fit_s = time.perf_counter() - start
+    start = time.perf_counter()
+    pred = seq.predict(data, cutoff)
+    predict_s = time.perf_counter() - start
+    rows.append(
+        {
+            "model": f"seq ({seq.mode_}, {seq.period_days_}-day periods, "
+            f"best epoch {seq.training_['best_epoch']}/{seq.training_['epochs_run']})",
+            "fit_s": fit_s,
+            "predict_s": predict_s,
+            "rate": len(pred) / predict_s,
+            **_score(pred, data, cutoff, horizon),
+        }
+    )
+    btyd = get_forecaster_class("btyd")()
+    start = time.perf_counter()
+    btyd.fit(data, cutoff, horizon)
+    fit_s = time.perf_counter() - start
+    start = time.perf_counter()
+    pred = btyd.predict(data, cutoff)
+    predict_s = time.perf_counter() - start
+    rows.append(
+        {
+            "model": "btyd",
+            "fit_s": fit_s,
+            "predict_s": predict_s,
+            "rate": len(pred) / predict_s,
+            **_score(pred, data, cutoff, horizon),
+        }
+    )
+    start = time.perf_counter()
+    pred = lifetimes_predict(data, cutoff, horizon)
+    rows.append(
+        {
+            "model": "lifetimes BG/NBD + Gamma-Gamma",
+            "fit_s": time.perf_counter() - start,
+            "predict_s": float("nan"),
+            "rate": float("nan"),
+            **_score(pred, data, cutoff, horizon),
+        }
+    )
+    return rows
+
+
+def table(key: str, rows: list[dict[str, object]], threads: int) -> str:
+    """Markdown table of one protocol."""
+    head = ["model", *METRICS, "fit s", "predict s", "customers/s"]
+    lines = [
+        f"### {PROTOCOLS[key].title} (torch threads: {threads})",
+        "",
+        "| " + " | ".join(head) + " |",
+        "|" + "---|" * len(head),
+    ]
+    for row in rows:
+        cells = [str(row["model"])]
+        cells += [f"{float(row[m]):.3f}" for m in METRICS]  # type: ignore[arg-type]
+        cells += [f"{float(row[k]):.1f}" for k in ("fit_s", "predict_s")]  # type: ignore[arg-type]
+        cells.append(f"{float(row['rate']):,.0f}")  # type: ignore[arg-type]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("protocols", nargs="*", default=["cdnow_39w", "cdnow_13w"])
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--epochs", type=int, default=None)
+    args = parser.parse_args()
+    text = "\n".join(
+        table(key, run(key, args.threads, args.epochs), args.threads) for key in args.protocols
+    )
+    OUT.parent.mkdir(parents=True, exist_ok=True)
+    OUT.write_text(text, encoding="utf-8")
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
