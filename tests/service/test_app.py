@@ -269,3 +269,18 @@ def test_one_customer_stats_match_customer_history(store_data: CustomerData) -> 
         tenure, purchases = tenure_and_purchases(one, as_of)
         assert tenure == pytest.approx(expected.loc[customer, "tenure_days"], rel=1e-12)
         assert purchases == expected.loc[customer, "purchases"]
+
+
+def test_empty_store_and_segment_cuts_from_the_manifest(tmp_path: Path, model_dir: Path) -> None:
+    event = _event(1, customer="solo")
+    with TestClient(create_app(model_dir, tmp_path / "empty.duckdb", token=None)) as fresh:
+        assert fresh.get("/healthz").json()["customers"] == 0
+        assert fresh.post("/v1/events", json={"events": [event]}).json()["accepted"] == 1
+        body = fresh.get("/v1/customers/solo").json()
+        assert body["segment"] == "unsegmented"  # no cuts in the manifest, no population
+    manifest = json.loads((model_dir / "manifest.json").read_text())
+    manifest["segment_rules"] = {"high_value_cut": 1e9, "low_value_cut": 1e9, "active_cut": 0.0,
+                                 "new_tenure_days": 0.0, "new_max_purchases": 0.0}  # fmt: skip
+    (model_dir / "manifest.json").write_text(json.dumps(manifest))
+    with TestClient(create_app(model_dir, tmp_path / "empty.duckdb", token=None)) as again:
+        assert again.get("/v1/customers/solo").json()["segment"] == "low_value"

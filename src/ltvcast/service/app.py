@@ -55,6 +55,11 @@ from ltvcast.strategy.segments import FittedSegmentRules, SegmentRules, customer
 log = logging.getLogger("ltvcast.service")
 
 _EVENTS = TypeAdapter(list[EventIn])
+#: The segment of every answer when there are no cuts: the manifest has none and the store
+#: held fewer than MIN_CUSTOMERS_FOR_CUTS customers at start-up (a reload fits them on the
+#: customers known by then).
+UNSEGMENTED = "unsegmented"
+MIN_CUSTOMERS_FOR_CUTS = 100
 
 
 class HTTPProblem(Exception):
@@ -318,7 +323,8 @@ def _warm(scorer: OnlineScorer, manifest: dict[str, Any], version: str) -> Model
     """Batch-score everyone (vectorised) and label their segments.
 
     Segment cuts come from the manifest (``segment_rules``, fitted by ``ltvcast train`` on
-    the training customers); a model without them gets cuts fitted on these forecasts.
+    the training customers); a model without them gets cuts fitted on these forecasts when
+    there are at least ``MIN_CUSTOMERS_FOR_CUTS`` of them, else ``"unsegmented"``.
     """
     stored = manifest.get("segment_rules")
     rules = None if stored is None else FittedSegmentRules.from_dict(stored)
@@ -328,8 +334,12 @@ def _warm(scorer: OnlineScorer, manifest: dict[str, Any], version: str) -> Model
     as_of = scorer.clock
     assert as_of is not None
     frame = scorer.forecaster.predict(data, as_of)
-    rules = rules or SegmentRules().fit(frame)
-    segments = rules.assign(frame, customer_history(data, as_of)).to_numpy()
+    if rules is None and len(frame) >= MIN_CUSTOMERS_FOR_CUTS:
+        rules = SegmentRules().fit(frame)
+    if rules is None:
+        segments = np.full(len(frame), UNSEGMENTED, dtype=object)
+    else:
+        segments = rules.assign(frame, customer_history(data, as_of)).to_numpy()
     columns = _prediction_columns(frame)
     answers = {}
     version_of = versions.get
@@ -351,13 +361,12 @@ def _answer(
     prediction: dict[str, Any], model: Model, data: CustomerData, as_of: pd.Timestamp
 ) -> dict[str, Any]:
     """Forecast fields plus segment and model version for one customer."""
-    rules = model.rules
-    if rules is None:  # no customer at start-up: cut on this forecast alone
-        rules = SegmentRules().fit(pd.DataFrame([prediction]))
-    tenure_days, purchases = tenure_and_purchases(data, as_of)
-    segment = rules.label(
-        prediction["predicted_value"], prediction["p_active"], tenure_days, purchases
-    )
+    segment = UNSEGMENTED
+    if model.rules is not None:
+        tenure_days, purchases = tenure_and_purchases(data, as_of)
+        segment = model.rules.label(
+            prediction["predicted_value"], prediction["p_active"], tenure_days, purchases
+        )
     fields = ("predicted_value", "predicted_purchases", "p_active", "value_p10", "value_p90")
     answer = {name: _scalar(prediction.get(name)) for name in fields}
     return {**answer, "segment": segment, "as_of": as_of, "model_version": model.version}
