@@ -159,3 +159,20 @@ def test_auto_in_a_backtest(store: CustomerData, toy_registry: None) -> None:
         table.loc["rate", "normalized_gini"]
     )
     assert [name for name, _, _ in METRICS] == list(table.columns[: len(METRICS)])
+
+
+@pytest.mark.realdata
+def test_auto_with_registered_models_on_the_cdnow_sample(data_dir: Path) -> None:
+    from ltvcast.data.datasets import load_cdnow_sample
+
+    data, _ = load_cdnow_sample(data_dir)
+    cutoff = pd.Timestamp("1997-09-30 23:59:59.999999")
+    # The 39-week protocol: gbdt cannot build a label inside 39 weeks of history.
+    result = backtest(data, cutoff, Horizon(39, "w"), ["btyd", "gbdt"])
+    assert result.n_customers == 2357
+    table = result.table()
+    assert table.loc["btyd", "normalized_gini"] > 0.5
+    assert "gbdt needs" in table.loc["gbdt", "error"]
+    auto = AutoForecaster(candidates=("baseline", "btyd")).fit(data, cutoff, Horizon(39, "w"))
+    assert auto.choice_ == auto.inner_table_["normalized_gini"].idxmax()
+    assert "inner backtest at 1997-05-17 (136 days, " in auto.reason_
