@@ -118,6 +118,8 @@ def test_only_candidates_scored_in_the_inner_backtest_compete(
 def test_nothing_trains(store: CustomerData, toy_registry: None) -> None:
     with pytest.raises(InsufficientDataError, match=r"no candidate could train.*needs_history"):
         AutoForecaster(candidates=("needs_history",)).fit(store, AS_OF, H)
+    with pytest.raises(InsufficientDataError, match=r"no candidate model is available \(missing:"):
+        AutoForecaster(candidates=("missing",)).fit(store, AS_OF, H)
     with pytest.raises(ConfigError, match="unknown metric"):
         AutoForecaster(candidates=("rate",), metric="r2").fit(store, AS_OF, H)
     with pytest.raises(ConfigError, match="its own candidate"):

@@ -97,7 +97,11 @@ class AutoForecaster(Forecaster):
             raise InsufficientDataError(f"auto: no transactions up to {as_of:%Y-%m-%d %H:%M}")
         models, skipped = self._build_candidates()
         if not models:
-            raise InsufficientDataError(f"auto: no candidate model is available ({skipped})")
+            raise InsufficientDataError(
+                "auto: no candidate model is available ("
+                + "; ".join(f"{n}: {e}" for n, e in skipped.items())
+                + ")"
+            )
         window = _inner_window(data.first_timestamp(), as_of, horizon)
         result: BacktestResult | None = None
         order = list(models)
