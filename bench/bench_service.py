@@ -87,19 +87,24 @@ def main() -> None:
             customers = np.array(data.customers().tolist())
             rng = np.random.default_rng(0)
             print(f"server up in {startup:.1f} s: {health}", flush=True)
+            pid = server[0].pid
+            cpu = _cpu_seconds(pid)
             warm = _paced_gets(server[1], customers, rng, args.rate, args.get_seconds)
-            rows.append(_row(f"GET /v1/customers/{{id}} at {args.rate:.0f}/s, cached", warm))
+            cpu = _add(
+                rows, f"GET /v1/customers/{{id}} at {args.rate:.0f}/s, cached", warm, pid, cpu
+            )
             score = _sequential(
                 lambda: client.post("/v1/score", json=founding_paper_example(as_of)),
                 args.score_requests,
             )
-            rows.append(_row("POST /v1/score (paper example)", score))
+            cpu = _add(rows, "POST /v1/score (paper example)", score, pid, cpu)
             ingest, events_per_s = _ingest(client, customers, rng, as_of, args.batches)
-            rows.append(_row("POST /v1/events, batches of 1,000", ingest))
+            cpu = _add(rows, "POST /v1/events, batches of 1,000", ingest, pid, cpu)
             cold = _paced_gets(server[1], customers, rng, args.rate, args.get_seconds)
-            rows.append(_row(f"GET /v1/customers/{{id}} at {args.rate:.0f}/s, recomputed", cold))
+            name = f"GET /v1/customers/{{id}} at {args.rate:.0f}/s, after ingestion"
+            cpu = _add(rows, name, cold, pid, cpu)
             delays = _reflect_delay(client, customers, rng, args.delay_trials)
-            rows.append(_row("event ack -> forecast reflects it", delays))
+            cpu = _add(rows, "event ack -> forecast reflects it (POST + GETs)", delays, pid, cpu)
             server_side = _server_side(client.get("/metrics").text)
     finally:
         server[0].send_signal(signal.SIGTERM)
@@ -231,6 +236,23 @@ def _reflect_delay(
     return delays
 
 
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process so far (Linux ``/proc``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _add(
+    rows: list[tuple[str, str]], name: str, seconds: np.ndarray, pid: int, cpu_before: float
+) -> float:
+    """Append a table row with the server's CPU milliseconds per request; return CPU now."""
+    cpu = _cpu_seconds(pid)
+    sent = int(np.sum(~np.isnan(seconds)))
+    name_cells = _row(name, seconds)
+    rows.append((name_cells[0], f"{name_cells[1]} | {(cpu - cpu_before) * 1000 / sent:.1f}"))
+    return cpu
+
+
 def _server_side(metrics: str) -> str:
     """p50/p99 upper bucket bounds of the GET route's server-side latency histogram."""
     route = 'method="GET",route="/v1/customers/{customer_id}"'
@@ -243,7 +265,7 @@ def _server_side(metrics: str) -> str:
     total = counts[-1]
     p50, p99 = (next(b for b, c in zip(bounds, counts, strict=True) if c >= q * total)
                 for q in (0.5, 0.99))  # fmt: skip
-    return f"{total:,} | <= {p50:g} | <= {p99:g} | | "
+    return f"{total:,} | <= {p50:g} | <= {p99:g} | | |"
 
 
 def _row(name: str, seconds: np.ndarray) -> tuple[str, str]:
@@ -268,8 +290,8 @@ def _markdown(
         f"### Service on loopback ({customers:,} customers, {n_events:,} stored events, "
         f"model `{args.model}`, {os.cpu_count()} CPUs, client and server on the same machine)",
         "",
-        "| measurement | requests | p50 ms | p99 ms | max ms | serial req/s |",
-        "|---|---:|---:|---:|---:|---:|",
+        "| measurement | requests | p50 ms | p99 ms | max ms | serial req/s | server CPU ms/req |",
+        "|---|---:|---:|---:|---:|---:|---:|",
         *(f"| {name} | {cells} |" for name, cells in rows),
         "",
         f"- Ingestion: **{events_per_s:,.0f} events/s** in batches of 1,000 (durably committed "
@@ -278,6 +300,9 @@ def _markdown(
         f"everyone): {startup:.1f} s.",
         "- GET latency is measured from the scheduled send time (open loop, 4 client threads); "
         "when the server cannot keep the pace, queueing shows up in it.",
+        "- Server CPU ms/req (from /proc) is what a request costs the server whatever the load; "
+        "on an otherwise idle machine the server's capacity is about 1000 / that per core "
+        "(one Python process: one core for the GIL-bound work).",
         f"- Load average during the run: {load[0]:.1f} -> {load[1]:.1f} (other processes share "
         "the CPUs).",
         "",

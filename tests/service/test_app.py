@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -284,3 +285,25 @@ def test_empty_store_and_segment_cuts_from_the_manifest(tmp_path: Path, model_di
     (model_dir / "manifest.json").write_text(json.dumps(manifest))
     with TestClient(create_app(model_dir, tmp_path / "empty.duckdb", token=None)) as again:
         assert again.get("/v1/customers/solo").json()["segment"] == "low_value"
+
+
+def test_touched_customers_are_rescored_together(client: TestClient, model_dir: Path) -> None:
+    events = [_event(i, customer=f"C0000000{i}") for i in range(1, 4)]
+    assert client.post("/v1/events", json={"events": events}, headers=AUTH).status_code == 200
+    service = client.app.state.service  # type: ignore[attr-defined]
+    deadline = time.monotonic() + 20
+    while service.metrics.counters["customers_rescored"] < 3 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert service.metrics.counters["customers_rescored"] == 3
+    data = service.model.scorer.history.to_data()
+    forecaster, _ = load_model(model_dir)
+    expected = forecaster.predict(data, pd.Timestamp("2024-01-05 10:00")).set_index("customer_id")
+    for i in range(1, 4):
+        customer = f"C0000000{i}"
+        version, cached = service.model.answers[customer]
+        assert version == service.model.scorer.history.version(customer)  # served from cache
+        body = client.get(f"/v1/customers/{customer}", headers=AUTH).json()
+        assert body["predicted_value"] == pytest.approx(
+            expected.loc[customer, "predicted_value"], rel=1e-6
+        )
+        assert body["predicted_value"] == pytest.approx(cached["predicted_value"], rel=1e-12)

@@ -76,9 +76,14 @@ class _Table:
             ),
         )
 
-    def rows(self, customer_id: str) -> pd.DataFrame:
-        start, stop = self.bounds.get(customer_id, (0, 0))
-        return self.frame.iloc[start:stop]
+    def take(self, customer_ids: list[str]) -> pd.DataFrame:
+        """The rows of these customers (one slice when there is one customer)."""
+        spans = [self.bounds[c] for c in customer_ids if c in self.bounds]
+        if len(spans) == 1:
+            return self.frame.iloc[spans[0][0] : spans[0][1]]
+        if not spans:
+            return self.frame.iloc[:0]
+        return self.frame.take(np.concatenate([np.arange(a, b) for a, b in spans]))
 
 
 class CustomerHistory:
@@ -181,12 +186,19 @@ class CustomerHistory:
 
     def customer_data(self, customer_id: str) -> CustomerData | None:
         """The one-customer bundle (``None`` for an unknown customer)."""
+        if customer_id not in self._last_seen:
+            return None
+        return self.customers_data([customer_id])[0]
+
+    def customers_data(
+        self, customer_ids: Iterable[str]
+    ) -> tuple[CustomerData, dict[str, tuple[int, int]]]:
+        """The bundle of the given (known) customers and the history versions it reflects."""
         with self._lock:
-            if customer_id not in self._last_seen:
-                return None
-            tx = self._tx.rows(customer_id)
-            ev = self._ev.rows(customer_id)
-            pending = self._pending.get(customer_id)
+            ids = [c for c in dict.fromkeys(customer_ids) if c in self._last_seen]
+            tx = self._tx.take(ids)
+            ev = self._ev.take(ids)
+            pending = [p for c in ids for p in self._pending.get(c, ())]
             if pending:
                 singles = [p for p in pending if isinstance(p, dict)]
                 parts = [p[0].take(p[1]) for p in pending if isinstance(p, tuple)]
@@ -197,9 +209,9 @@ class CustomerHistory:
                 ev = _concat(ev, new_ev)
             profiles = None
             if self._profiles is not None:
-                rows = [customer_id] if customer_id in self._profiles.index else []
-                profiles = self._profiles.loc[rows].reset_index()
-            return CustomerData(transactions=tx, events=ev, profiles=profiles)
+                profiles = self._profiles.loc[self._profiles.index.intersection(ids)].reset_index()
+            versions = {c: self.version(c) for c in ids}
+            return CustomerData(transactions=tx, events=ev, profiles=profiles), versions
 
     def to_data(self) -> CustomerData:
         """Everything learned so far as one bundle."""

@@ -16,7 +16,7 @@ import logging
 import signal
 import threading
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -97,6 +97,14 @@ class Service:
         self.model = _warm(scorer, manifest, _model_version(model_dir, manifest))
         self.metrics.counters["events_ingested"] = 0
         self._gauges()
+        # customers with new events, rescored together in the background (one vectorised
+        # predict per round instead of one per customer); reads that come first rescore alone
+        self._stale: set[str] = set()
+        self._stale_lock = threading.Lock()
+        self._wake = threading.Event()
+        self._closing = False
+        self._worker = threading.Thread(target=self._rescore_loop, name="rescore", daemon=True)
+        self._worker.start()
 
     def ingest(self, items: list[Any]) -> EventsOut:
         """Validate, durably store and learn a batch of events."""
@@ -108,6 +116,9 @@ class Service:
             with self.write_lock:
                 new = self.log.write(unique)
                 self.model.scorer.learn_many(new.drop(columns=EVENT_ID))
+            with self._stale_lock:
+                self._stale.update(new[CUSTOMER_ID].tolist())
+            self._wake.set()
             duplicates = len(frame) - len(new)
             self.metrics.inc("events_ingested", len(new))
             self.metrics.inc("events_duplicate", duplicates)
@@ -184,7 +195,35 @@ class Service:
         )
 
     def close(self) -> None:
+        """Stop the rescoring thread and close the store."""
+        self._closing = True
+        self._wake.set()
+        self._worker.join(timeout=30)
         self.store.close()
+
+    def _rescore_loop(self) -> None:
+        while True:
+            self._wake.wait()
+            if self._closing:
+                return
+            with self._stale_lock:
+                customers, self._stale = self._stale, set()
+                self._wake.clear()
+            try:
+                self._rescore(customers)
+            except Exception:  # reads then rescore one by one; keep the loop alive
+                log.exception("batch rescoring of %d customers failed", len(customers))
+
+    def _rescore(self, customers: set[str]) -> None:
+        model = self.model
+        scorer = model.scorer
+        data, versions = scorer.history.customers_data(customers)
+        as_of = scorer.clock
+        if not versions or as_of is None:
+            return
+        frame = scorer.forecaster.predict(data, as_of)
+        model.answers.update(_answers(frame, data, as_of, model, versions.__getitem__))
+        self.metrics.inc("customers_rescored", len(frame))
 
     def _gauges(self) -> None:
         self.metrics.gauges["customers"] = len(self.model.scorer)
@@ -336,18 +375,30 @@ def _warm(scorer: OnlineScorer, manifest: dict[str, Any], version: str) -> Model
     frame = scorer.forecaster.predict(data, as_of)
     if rules is None and len(frame) >= MIN_CUSTOMERS_FOR_CUTS:
         rules = SegmentRules().fit(frame)
-    if rules is None:
+    model = Model(scorer, version, rules)
+    model.answers.update(_answers(frame, data, as_of, model, lambda c: (epoch, versions.get(c, 0))))
+    return model
+
+
+def _answers(
+    frame: pd.DataFrame,
+    data: CustomerData,
+    as_of: pd.Timestamp,
+    model: Model,
+    version_of: Callable[[str], tuple[int, int]],
+) -> dict[str, tuple[tuple[int, int], dict[str, Any]]]:
+    """Cache entries for a batch forecast: segments labelled in one vectorised pass."""
+    if model.rules is None:
         segments = np.full(len(frame), UNSEGMENTED, dtype=object)
     else:
-        segments = rules.assign(frame, customer_history(data, as_of)).to_numpy()
+        segments = model.rules.assign(frame, customer_history(data, as_of)).to_numpy()
     columns = _prediction_columns(frame)
     answers = {}
-    version_of = versions.get
     for i, customer in enumerate(frame[CUSTOMER_ID].tolist()):
         answer = {c: values[i] for c, values in columns.items()}
-        answer.update(segment=segments[i], as_of=as_of, model_version=version)
-        answers[customer] = ((epoch, version_of(customer, 0)), answer)
-    return Model(scorer, version, rules, answers)
+        answer.update(segment=segments[i], as_of=as_of, model_version=model.version)
+        answers[customer] = (version_of(customer), answer)
+    return answers
 
 
 def _prediction_columns(frame: pd.DataFrame) -> dict[str, list[Any]]:
