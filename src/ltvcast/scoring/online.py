@@ -201,7 +201,11 @@ class CustomerHistory:
             pending = [p for c in ids for p in self._pending.get(c, ())]
             if pending:
                 singles = [p for p in pending if isinstance(p, dict)]
-                parts = [p[0].take(p[1]) for p in pending if isinstance(p, tuple)]
+                by_frame: dict[int, tuple[pd.DataFrame, list[np.ndarray]]] = {}
+                for p in pending:
+                    if isinstance(p, tuple):
+                        by_frame.setdefault(id(p[0]), (p[0], []))[1].append(p[1])
+                parts = [f.take(np.concatenate(rows)) for f, rows in by_frame.values()]
                 if singles:
                     parts.append(pd.DataFrame(singles))
                 new_tx, new_ev = _split_events(pd.concat(parts, ignore_index=True))
