@@ -64,7 +64,8 @@ def test_short_history_uses_a_shorter_inner_horizon(
 ) -> None:
     # 100 days of history and a 13-week horizon: the inner backtest uses 50 days.
     as_of = pd.Timestamp("2022-01-01") + pd.Timedelta(days=100)
-    auto = AutoForecaster(candidates=("needs_history", "rate", "inverse")).fit(store, as_of, H)
+    auto = AutoForecaster(candidates=("needs_history", "rate", "inverse"), max_mae_ratio=100.0)
+    auto.fit(store, as_of, H)
     assert auto.choice_ == "rate"
     assert "uses 50 days" in auto.reason_
     assert "shorter than the horizon (13 weeks) plus 28 days" in auto.reason_
@@ -176,5 +177,20 @@ def test_auto_with_registered_models_on_the_cdnow_sample(data_dir: Path) -> None
     assert table.loc["btyd", "normalized_gini"] > 0.5
     assert "gbdt needs" in table.loc["gbdt", "error"]
     auto = AutoForecaster(candidates=("baseline", "btyd")).fit(data, cutoff, Horizon(39, "w"))
-    assert auto.choice_ == auto.inner_table_["normalized_gini"].idxmax()
+    inner = auto.inner_table_
+    within = inner[inner["mae"] <= 1.05 * inner["mae"].min()]
+    assert auto.choice_ == within["normalized_gini"].idxmax()
     assert "inner backtest at 1997-05-17 (136 days, " in auto.reason_
+
+
+def test_mae_guard_passes_over_a_better_ranking_with_far_worse_values(
+    store: CustomerData, toy_registry: None
+) -> None:
+    auto = AutoForecaster(candidates=("scaled", "flat")).fit(store, AS_OF, H)
+    table = auto.inner_table_
+    assert table.loc["scaled", "normalized_gini"] > table.loc["flat", "normalized_gini"]
+    assert table.loc["scaled", "mae"] > 1.05 * table.loc["flat", "mae"]
+    assert auto.choice_ == "flat"
+    assert "scaled ranked first but its inner MAE is more than 5% above the best" in auto.reason_
+    unguarded = AutoForecaster(candidates=("scaled", "flat"), max_mae_ratio=100.0)
+    assert unguarded.fit(store, AS_OF, H).choice_ == "scaled"

@@ -40,6 +40,10 @@ class AutoForecaster(Forecaster):
         history are skipped and named in ``reason_``.
     metric
         A name from :data:`~ltvcast.evaluation.metrics.METRICS`.
+    max_mae_ratio
+        Guard on the other axis: a candidate whose inner MAE exceeds the best inner MAE by more
+        than this factor only wins when no candidate within it can train (a better ranking is
+        not worth doubling the error of the values a CRM team budgets with).
     random_state
         Passed to every candidate that takes one.
 
@@ -61,10 +65,12 @@ class AutoForecaster(Forecaster):
         self,
         candidates: tuple[str, ...] = ("baseline", "btyd", "gbdt", "seq"),
         metric: str = "normalized_gini",
+        max_mae_ratio: float = 1.05,
         random_state: int = 0,
     ) -> None:
         self.candidates = candidates
         self.metric = metric
+        self.max_mae_ratio = max_mae_ratio
         self.random_state = random_state
 
     @property
@@ -105,13 +111,19 @@ class AutoForecaster(Forecaster):
         window = _inner_window(data.first_timestamp(), as_of, horizon)
         result: BacktestResult | None = None
         order = list(models)
+        ranked: list[str] = []
+        guarded: list[str] = []
         if window is not None:
             result = backtest(data, window[0], window[1], list(models.values()), end=as_of)
             for run, name in zip(result.results, models, strict=True):
                 run.name = name
             skipped.update({r.name: r.error for r in result.results if r.error is not None})
             ranked = result.ranking(self.metric)
-            order = ranked + [name for name in models if name not in ranked]
+            mae = result.table()["mae"].astype(float)
+            limit = self.max_mae_ratio * float(mae[ranked].min()) if ranked else float("inf")
+            within = [name for name in ranked if mae[name] <= limit]
+            guarded = [name for name in ranked if name not in within]
+            order = within + guarded + [name for name in models if name not in ranked]
         failures: dict[str, str] = {}
         for name in order:
             model = models[name]
@@ -127,6 +139,11 @@ class AutoForecaster(Forecaster):
                 name, result, self.metric, window, as_of - data.first_timestamp(), horizon,
                 {**skipped, **failures},
             )  # fmt: skip
+            if ranked and ranked[0] in guarded:
+                self.reason_ += (
+                    f"; {ranked[0]} ranked first but its inner MAE is more than "
+                    f"{self.max_mae_ratio - 1:.0%} above the best, so it was passed over"
+                )
             return
         raise InsufficientDataError(
             "auto: no candidate could train on this history ("
