@@ -35,6 +35,7 @@ from ltvcast.data.clean import CleaningReport
 from ltvcast.data.schemas import CustomerData
 from ltvcast.evaluation.backtest import BacktestResult, backtest, default_cutoff
 from ltvcast.evaluation.metrics import METRICS
+from ltvcast.evaluation.selection import preference_order
 from ltvcast.features.windows import Horizon, parse_as_of, parse_horizon
 from ltvcast.models.base import Forecaster
 from ltvcast.scoring.artifacts import load_model, save_model
@@ -245,7 +246,13 @@ def demo(
     written = _write_backtest(result, out / "backtest")
 
     as_of = data.last_timestamp()
-    forecaster = _train(data, cleaning, "auto", as_of, span, out / "model")
+    preferred, passed = preference_order(result)
+    choice = preferred[0] if preferred else "btyd"
+    console.print(
+        f"Chose [bold]{choice}[/] by the backtest above (best normalized Gini among models "
+        f"within 5% of the best MAE{'; passed over ' + ', '.join(passed) if passed else ''})."
+    )
+    forecaster = _train(data, cleaning, choice, as_of, span, out / "model")
     with step("Scoring every customer"):
         predictions = forecaster.predict(data, as_of)
     written.append(write_table(predictions, out / "predictions.csv"))
@@ -305,7 +312,7 @@ def _run_backtest(
         f"{horizon.end(cutoff):%Y-%m-%d}] ({horizon.describe()})"
     )
     with step(f"Backtesting {', '.join(models)}"):
-        result = backtest(data, cutoff, horizon, models, progress=_warn)
+        result = backtest(data, cutoff, horizon, models)
     print_metrics(result)
     return result
 

@@ -119,11 +119,8 @@ class AutoForecaster(Forecaster):
                 run.name = name
             skipped.update({r.name: r.error for r in result.results if r.error is not None})
             ranked = result.ranking(self.metric)
-            mae = result.table()["mae"].astype(float)
-            limit = self.max_mae_ratio * float(mae[ranked].min()) if ranked else float("inf")
-            within = [name for name in ranked if mae[name] <= limit]
-            guarded = [name for name in ranked if name not in within]
-            order = within + guarded + [name for name in models if name not in ranked]
+            preferred, guarded = preference_order(result, self.metric, self.max_mae_ratio)
+            order = preferred + [name for name in models if name not in ranked]
         failures: dict[str, str] = {}
         for name in order:
             model = models[name]
@@ -188,6 +185,23 @@ class AutoForecaster(Forecaster):
         self.choice_ = state["choice"]
         self.reason_ = state["reason"]
         self.inner_table_ = table
+
+
+def preference_order(
+    result: BacktestResult, metric: str = "normalized_gini", max_mae_ratio: float = 1.05
+) -> tuple[list[str], list[str]]:
+    """Scored models in order of preference, and the ones the MAE guard passed over.
+
+    Models rank by ``metric`` (near-ties to the lower MAE); those whose MAE exceeds the best
+    MAE by more than ``max_mae_ratio`` move behind the rest, in the same order.
+    """
+    ranked = result.ranking(metric)
+    if not ranked:
+        return [], []
+    mae = result.table()["mae"].astype(float)
+    limit = max_mae_ratio * float(mae[ranked].min())
+    passed = [name for name in ranked if mae[name] > limit]
+    return [name for name in ranked if name not in passed] + passed, passed
 
 
 def _inner_window(
