@@ -64,6 +64,7 @@ MODES = ("direct", "rollout")
 #: Longest default history window, in periods, by period length in days.
 _MAX_PERIODS = {1: 180, 7: 104}
 _IG_STEPS = 16
+_CALENDAR = slice(3, len(CONTEXT_NAMES))
 
 
 class SeqForecaster(Forecaster):
@@ -89,6 +90,15 @@ class SeqForecaster(Forecaster):
         Period length (``None``: :func:`~ltvcast.features.sequence.choose_period_days`).
     use_events, use_profiles
         Whether behaviour-event channels and profile inputs are used when the data has them.
+    use_calendar
+        Whether the calendar context (position in the year and week) is used; ``None``: only
+        when the training history spans two years or more. With less, a season is seen at one
+        age of the customer base only and the model mistakes the cohort's ageing for the
+        season (inner backtest, CDNOW as of 1997-12-31, 13 weeks: total-value error +59 %
+        with the calendar, +32 % without; MAE 18.4 vs 16.0; normalized Gini 0.701 vs 0.702).
+    refit
+        After early stopping, retrain from scratch on the training and validation origins for
+        the best number of epochs (the latest labels then shape the model).
     mode
         ``"auto"`` (direct when a full-horizon origin exists, else rollout), ``"direct"`` or
         ``"rollout"``.
@@ -124,8 +134,10 @@ class SeqForecaster(Forecaster):
         period_days: int | None = None,
         use_events: bool = True,
         use_profiles: bool = True,
+        use_calendar: bool | None = None,
+        refit: bool = False,
         mode: str = "auto",
-        n_samples: int = 64,
+        n_samples: int = 20,
         aux_weight: float = 0.5,
         device: str = "auto",
         n_threads: int | None = None,
@@ -146,6 +158,8 @@ class SeqForecaster(Forecaster):
         self.period_days = period_days
         self.use_events = use_events
         self.use_profiles = use_profiles
+        self.use_calendar = use_calendar
+        self.refit = refit
         self.mode = mode
         self.n_samples = n_samples
         self.aux_weight = aux_weight
@@ -164,16 +178,13 @@ class SeqForecaster(Forecaster):
         self.n_periods_ = self.n_periods or min(
             span_periods, _MAX_PERIODS.get(self.period_days_, 104)
         )
+        self.calendar_ = (
+            span >= pd.Timedelta(days=730) if self.use_calendar is None else self.use_calendar
+        )
         has_origin = bool(backtest_origins(first, as_of, horizon, max_origins=1))
         self.mode_ = self.mode if self.mode != "auto" else ("direct" if has_origin else "rollout")
         self.event_types_ = data.event_types if self.use_events and self.mode_ == "direct" else ()
-        batch = period_matrix(
-            data,
-            as_of,
-            period_days=self.period_days_,
-            n_periods=self.n_periods_,
-            event_types=self.event_types_,
-        )
+        batch = self._batch(data, as_of)
         raw = _input_channels(batch.values)
         mask = batch.mask
         self.input_mean_, self.input_std_ = _moments(raw[mask])
@@ -185,7 +196,13 @@ class SeqForecaster(Forecaster):
             self.network_ = self._build_network()
             self._init_heads(targets, train)
             static = self._static_tensors(data, batch.customers)
-            self.training_ = self._train(batch, static, targets, train, valid)
+            self.training_ = self._train(batch, static, targets, train, valid, self.epochs)
+            if self.refit:
+                self.network_ = self._build_network()
+                self._init_heads(targets, train | valid)
+                epochs = max(1, int(self.training_["best_epoch"]))
+                self._train(batch, static, targets, train | valid, None, epochs)
+                self.training_["refit_epochs"] = epochs
 
     def _check_params(self) -> None:
         if self.mode not in ("auto", *MODES):
@@ -280,14 +297,17 @@ class SeqForecaster(Forecaster):
         static: tuple[torch.Tensor, torch.Tensor],
         targets: dict[str, np.ndarray],
         train: np.ndarray,
-        valid: np.ndarray,
+        valid: np.ndarray | None,
+        epochs: int,
     ) -> dict[str, Any]:
+        """Adam on ``train`` origins; early stopping on ``valid`` (fixed ``epochs`` without)."""
         device = self._device()
         lengths = batch.lengths
         steps = self._steps(batch)
         categorical, numeric = static
         aligned = {k: _left_align(v, lengths) for k, v in targets.items()}
-        train_l, valid_l = _left_align(train, lengths), _left_align(valid, lengths)
+        train_l = _left_align(train, lengths)
+        valid_l = _left_align(np.zeros_like(train) if valid is None else valid, lengths)
         rows = np.flatnonzero(train_l.any(axis=1))
         valid_rows = np.flatnonzero(valid_l.any(axis=1))
         generator = np.random.default_rng(self.random_state)
@@ -307,7 +327,7 @@ class SeqForecaster(Forecaster):
             0,
             [],
         )
-        for epoch in range(1, self.epochs + 1):
+        for epoch in range(1, epochs + 1):
             self.network_.train()
             drawn = generator.permutation(rows)[:cap]
             for idx in np.array_split(drawn, max(1, len(drawn) // self.batch_size)):
@@ -318,6 +338,9 @@ class SeqForecaster(Forecaster):
                 torch.nn.utils.clip_grad_norm_(self.network_.parameters(), 5.0)
                 optimiser.step()
             self.network_.eval()
+            if valid is None:
+                best, best_epoch = copy.deepcopy(self.network_.state_dict()), epoch
+                continue
             with torch.no_grad():
                 total, weight = 0.0, 0.0
                 for idx in np.array_split(valid_rows, max(1, len(valid_rows) // 4096)):
@@ -349,7 +372,7 @@ class SeqForecaster(Forecaster):
             "epochs_run": len(history),
             "validation_loss": history,
             "train_origins": int(train.sum()),
-            "validation_origins": int(valid.sum()),
+            "validation_origins": 0 if valid is None else int(valid.sum()),
         }
 
     def _loss(self, out: dict[str, torch.Tensor], target: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -434,13 +457,16 @@ class SeqForecaster(Forecaster):
         return out.reset_index()
 
     def _batch(self, data: CustomerData, as_of: pd.Timestamp) -> SequenceBatch:
-        return period_matrix(
+        batch = period_matrix(
             data,
             as_of,
             period_days=self.period_days_,
             n_periods=self.n_periods_,
             event_types=self.event_types_,
         )
+        if not self.calendar_:
+            batch.context[..., _CALENDAR] = 0.0
+        return batch
 
     def _chunks(self, n: int, size: int) -> Iterator[np.ndarray]:
         for start in range(0, n, size):
@@ -509,6 +535,7 @@ class SeqForecaster(Forecaster):
                 - pd.Timedelta(days=1)
                 + pd.to_timedelta(np.arange(self.horizon_periods_) * self.period_days_, unit="D")
             ).astype(np.float32)
+            * float(self.calendar_)
         ).to(device)
         parts = []
         for idx in self._chunks(len(lengths), chunk):
@@ -716,6 +743,7 @@ class SeqForecaster(Forecaster):
         return {
             "weights": WEIGHTS_FILE,
             "mode": self.mode_,
+            "calendar": self.calendar_,
             "period_days": self.period_days_,
             "n_periods": self.n_periods_,
             "horizon_periods": self.horizon_periods_,
@@ -735,6 +763,7 @@ class SeqForecaster(Forecaster):
     def load_state(self, directory: Path, state: dict[str, Any]) -> None:
         """Rebuild the network and load its safetensors weights."""
         self.mode_ = str(state["mode"])
+        self.calendar_ = bool(state["calendar"])
         self.period_days_ = int(state["period_days"])
         self.n_periods_ = int(state["n_periods"])
         self.horizon_periods_ = int(state["horizon_periods"])
