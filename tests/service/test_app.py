@@ -288,18 +288,18 @@ def test_empty_store_and_segment_cuts_from_the_manifest(tmp_path: Path, model_di
 
 
 def test_touched_customers_are_rescored_together(client: TestClient, model_dir: Path) -> None:
-    events = [_event(i, customer=f"C0000000{i}") for i in range(1, 4)]
+    events = [_event(i, customer=f"C{i:08d}") for i in range(1, 41)]
     assert client.post("/v1/events", json={"events": events}, headers=AUTH).status_code == 200
     service = client.app.state.service  # type: ignore[attr-defined]
     deadline = time.monotonic() + 20
-    while service.metrics.counters["customers_rescored"] < 3 and time.monotonic() < deadline:
+    while service.metrics.counters["customers_rescored"] < 40 and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert service.metrics.counters["customers_rescored"] == 3
+    assert service.metrics.counters["customers_rescored"] == 40
     data = service.model.scorer.history.to_data()
     forecaster, _ = load_model(model_dir)
     expected = forecaster.predict(data, pd.Timestamp("2024-01-05 10:00")).set_index("customer_id")
-    for i in range(1, 4):
-        customer = f"C0000000{i}"
+    for i in range(1, 41, 13):
+        customer = f"C{i:08d}"
         version, cached = service.model.answers[customer]
         assert version == service.model.scorer.history.version(customer)  # served from cache
         body = client.get(f"/v1/customers/{customer}", headers=AUTH).json()

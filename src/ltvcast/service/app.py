@@ -60,6 +60,8 @@ _EVENTS = TypeAdapter(list[EventIn])
 #: customers known by then).
 UNSEGMENTED = "unsegmented"
 MIN_CUSTOMERS_FOR_CUTS = 100
+#: An ingest touching at least this many customers queues them for one batch rescoring.
+BATCH_RESCORE_MIN = 32
 
 
 class HTTPProblem(Exception):
@@ -116,9 +118,11 @@ class Service:
             with self.write_lock:
                 new = self.log.write(unique)
                 self.model.scorer.learn_many(new.drop(columns=EVENT_ID))
-            with self._stale_lock:
-                self._stale.update(new[CUSTOMER_ID].tolist())
-            self._wake.set()
+            touched = new[CUSTOMER_ID].unique().tolist()
+            if len(touched) >= BATCH_RESCORE_MIN:  # a few customers are cheaper rescored on read
+                with self._stale_lock:
+                    self._stale.update(touched)
+                self._wake.set()
             duplicates = len(frame) - len(new)
             self.metrics.inc("events_ingested", len(new))
             self.metrics.inc("events_duplicate", duplicates)
