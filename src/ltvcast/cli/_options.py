@@ -11,13 +11,21 @@ from typing import Annotated, Literal
 import pandas as pd
 import typer
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
 
 from ltvcast.cli._app import console
 from ltvcast.data.clean import CleaningOptions, CleaningReport
 from ltvcast.data.io import ColumnMap
-from ltvcast.data.schemas import CustomerData
+from ltvcast.data.schemas import CUSTOMER_ID, CustomerData
 from ltvcast.data.validate import load_customer_data
 from ltvcast.features.windows import parse_as_of
+from ltvcast.models.base import Forecaster
+from ltvcast.strategy.segments import (
+    FittedSegmentRules,
+    SegmentRules,
+    customer_history,
+    segment_summary,
+)
 
 TransactionsArg = Annotated[
     Path, typer.Argument(help="Transactions file (CSV, CSV.gz or Parquet).", show_default=False)
@@ -134,3 +142,35 @@ def step(message: str) -> Iterator[None]:
         progress.add_task(message, total=None)
         yield
     console.print(f"[green]✓[/] {message} [dim]({time.perf_counter() - start:.1f}s)[/]")
+
+
+def score_segments(
+    forecaster: Forecaster, data: CustomerData, as_of: pd.Timestamp, rules: SegmentRules
+) -> tuple[pd.DataFrame, FittedSegmentRules]:
+    """Predictions joined with each customer's history and segment."""
+    with step(f"Scoring with {forecaster.name} ({forecaster.horizon_.describe()} horizon)"):
+        predictions = forecaster.predict(data, as_of)
+    fitted = rules.fit(predictions)
+    history = customer_history(data, as_of)
+    table = predictions.merge(history, on=CUSTOMER_ID, how="left")
+    table.insert(1, "segment", fitted.assign(predictions, history).to_numpy())
+    return table, fitted
+
+
+def print_segments(table: pd.DataFrame, title: str) -> None:
+    """Print the segment summary table and each segment's recommended action."""
+    summary = segment_summary(table, table.set_index(CUSTOMER_ID)["segment"])
+    grid = Table(title=title)
+    for name in ("segment", "customers", "share", "predicted revenue", "revenue share"):
+        grid.add_column(name, justify="left" if name == "segment" else "right")
+    for row in summary.itertuples():
+        grid.add_row(
+            str(row.segment),
+            f"{row.customers:,}",
+            f"{row.share:.1%}",
+            f"{row.predicted_revenue:,.0f}",
+            f"{row.revenue_share:.1%}",
+        )
+    console.print(grid)
+    for row in summary[summary["customers"] > 0].itertuples():
+        console.print(f"  [bold]{row.segment}[/]: {row.action}", highlight=False, soft_wrap=True)

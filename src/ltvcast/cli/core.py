@@ -28,11 +28,13 @@ from ltvcast.cli._options import (
     TransactionsArg,
     WinsorizeOpt,
     load_data,
+    print_segments,
     resolve_as_of,
+    score_segments,
     step,
 )
 from ltvcast.data.clean import CleaningReport
-from ltvcast.data.schemas import CustomerData
+from ltvcast.data.schemas import PREDICTION_COLUMNS, QUANTILE_COLUMNS, CustomerData
 from ltvcast.evaluation.backtest import BacktestResult, backtest, default_cutoff
 from ltvcast.evaluation.metrics import METRICS
 from ltvcast.evaluation.selection import preference_order
@@ -253,9 +255,11 @@ def demo(
         f"within 5% of the best MAE{'; passed over ' + ', '.join(passed) if passed else ''})."
     )
     forecaster = _train(data, cleaning, choice, as_of, span, out / "model")
-    with step("Scoring every customer"):
-        predictions = forecaster.predict(data, as_of)
+    table, _ = score_segments(forecaster, data, as_of, SegmentRules())
+    predictions = table[[c for c in (*PREDICTION_COLUMNS, *QUANTILE_COLUMNS) if c in table]]
     written.append(write_table(predictions, out / "predictions.csv"))
+    written.append(write_table(table, out / "segments.csv"))
+    print_segments(table, f"Segments as of {as_of:%Y-%m-%d}, {len(table):,} customers")
     if data_dir is None:
         truth = store.truth(as_of, span)
         _print_truth_check(predictions, truth)

@@ -28,6 +28,7 @@ from ltvcast.cli._options import (
     WinsorizeOpt,
     load_data,
     resolve_as_of,
+    score_segments,
     step,
 )
 from ltvcast.data.clean import CleaningReport
@@ -49,7 +50,6 @@ from ltvcast.strategy.segments import (
     FittedSegmentRules,
     SegmentRules,
     customer_history,
-    segment_summary,
 )
 
 ModelDirArg = Annotated[Path, typer.Argument(help="Directory written by `ltvcast train`.")]
@@ -69,37 +69,6 @@ def _load(
     data, cleaning = load_data(transactions, events, profiles, **columns)
     cutoff = resolve_as_of(data, as_of)
     return forecaster, manifest, data.until(cutoff), cleaning, cutoff
-
-
-def _segments(
-    forecaster: Forecaster, data: CustomerData, as_of: pd.Timestamp, rules: SegmentRules
-) -> tuple[pd.DataFrame, FittedSegmentRules]:
-    """Predictions joined with history and segment."""
-    with step(f"Scoring with {forecaster.name} ({forecaster.horizon_.describe()} horizon)"):
-        predictions = forecaster.predict(data, as_of)
-    fitted = rules.fit(predictions)
-    history = customer_history(data, as_of)
-    table = predictions.merge(history, on=CUSTOMER_ID, how="left")
-    table.insert(1, "segment", fitted.assign(predictions, history).to_numpy())
-    return table, fitted
-
-
-def _print_segments(table: pd.DataFrame, title: str) -> None:
-    summary = segment_summary(table, table.set_index(CUSTOMER_ID)["segment"])
-    grid = Table(title=title)
-    for name in ("segment", "customers", "share", "predicted revenue", "revenue share"):
-        grid.add_column(name, justify="left" if name == "segment" else "right")
-    for row in summary.itertuples():
-        grid.add_row(
-            str(row.segment),
-            f"{row.customers:,}",
-            f"{row.share:.1%}",
-            f"{row.predicted_revenue:,.0f}",
-            f"{row.revenue_share:.1%}",
-        )
-    console.print(grid)
-    for row in summary[summary["customers"] > 0].itertuples():
-        console.print(f"  [bold]{row.segment}[/]: {row.action}", highlight=False, soft_wrap=True)
 
 
 @app.command()
@@ -160,9 +129,9 @@ def segment(
              event_col=event_col, order_col=order_col, quantity_col=quantity_col,
              price_col=price_col, returns=returns, winsorize=winsorize, timezone=timezone),
     )  # fmt: skip
-    table, fitted = _segments(forecaster, data, cutoff, rules)
+    table, fitted = score_segments(forecaster, data, cutoff, rules)
     write_table(table, out)
-    _print_segments(table, f"Segments as of {cutoff:%Y-%m-%d}, {len(table):,} customers")
+    print_segments(table, f"Segments as of {cutoff:%Y-%m-%d}, {len(table):,} customers")
     console.print(
         f"Cuts: high value >= {fitted.high_value_cut:,.2f}, low value < "
         f"{fitted.low_value_cut:,.2f}, active: P(active) >= {fitted.active_cut:.2f}",
@@ -222,7 +191,7 @@ def plan(
              event_col=event_col, order_col=order_col, quantity_col=quantity_col,
              price_col=price_col, returns=returns, winsorize=winsorize, timezone=timezone),
     )  # fmt: skip
-    table, _ = _segments(forecaster, data, cutoff, SegmentRules())
+    table, _ = score_segments(forecaster, data, cutoff, SegmentRules())
     segments = table.set_index(CUSTOMER_ID)["segment"]
     lift: float | pd.Series = 0.05 if uplift is None else uplift
     if table_by_segment is not None:
