@@ -12,6 +12,7 @@ from rich.table import Table
 
 from ltvcast.cli._app import app, console
 from ltvcast.cli._options import (
+    print_segments,
     AmountColOpt,
     AsOfOpt,
     CustomerColOpt,
