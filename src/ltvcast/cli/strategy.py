@@ -12,7 +12,6 @@ from rich.table import Table
 
 from ltvcast.cli._app import app, console
 from ltvcast.cli._options import (
-    print_segments,
     AmountColOpt,
     AsOfOpt,
     CustomerColOpt,
@@ -28,6 +27,7 @@ from ltvcast.cli._options import (
     TransactionsArg,
     WinsorizeOpt,
     load_data,
+    print_segments,
     resolve_as_of,
     score_segments,
     step,
