@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test bench check lint typecheck clean
+.PHONY: demo test bench docs check lint typecheck clean
 
 $(STAMP): pyproject.toml constraints.txt
 	python3 -m venv $(VENV)
@@ -19,6 +19,9 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) bench/run.py
+
+docs: demo
+	$(PY) bench/docs.py out/demo
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests bench
