@@ -26,6 +26,11 @@ Two modes, chosen in ``fit`` and recorded in ``mode_``:
   purchase: ``1 - prod(1 - p_t)``); ``value_p10``/``value_p90`` are quantiles of the sampled
   path totals. Early stopping uses the last periods (time-ordered). Behaviour events are not
   simulated, so this mode uses transaction channels only.
+
+Measured (``bench/bench_seq.py``, full CDNOW master, 2 shared CPU threads, 6 epochs): 39-week
+calibration / 39 weeks (rollout): normalized Gini 0.668 vs BG/NBD + Gamma-Gamma 0.672, MAE 41.3
+vs 32.7; as of 1998-03-31 / 13 weeks (direct): Gini 0.767 vs 0.769, MAE 13.4 vs 11.1. Spearman
+and repeat-purchase AUC are higher than BTYD's on both; the total is over-forecast (+23 %, +44 %).
 """
 
 from __future__ import annotations
