@@ -55,7 +55,7 @@ def main(protocol_key: str, model: str) -> dict[str, object]:
         row["predict_s"] = result.predict_seconds
         row["metrics"] = result.metrics
         row["error"] = result.error
-        row["reason"] = getattr(result, "reason", None)
+        row["reason"] = result.note
     row["peak_mb"] = _peak_mb()
     row["data_mb"] = loaded_mb
     row["cutoff"] = str(cutoff)

@@ -348,6 +348,9 @@ def print_metrics(result: BacktestResult) -> None:
     for model in table.index:
         if _skipped(table.loc[model]):
             console.print(f"  [yellow]{model} skipped:[/] {table.loc[model, 'error']}")
+    for run in result.results:
+        if run.note:
+            console.print(f"  {run.name}: {run.note}", highlight=False)
 
 
 def _skipped(row: pd.Series) -> bool:

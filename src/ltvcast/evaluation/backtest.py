@@ -35,6 +35,8 @@ class ModelResult:
     predict_seconds: float
     predictions: pd.DataFrame | None
     error: str | None = None
+    #: What the model said about its own fit (``auto``'s choice and why), if anything.
+    note: str | None = None
 
 
 @dataclass
@@ -177,7 +179,8 @@ def _run_model(
         actual_purchases=actuals["purchases"].to_numpy(),
         p_active=aligned["p_active"].to_numpy(),
     )
-    return ModelResult(name, metrics, fit_seconds, predict_seconds, predictions)
+    note = getattr(forecaster, "reason_", None)
+    return ModelResult(name, metrics, fit_seconds, predict_seconds, predictions, note=note)
 
 
 def backtest(
