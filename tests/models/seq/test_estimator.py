@@ -140,3 +140,15 @@ def test_explain_rows_sum_to_prediction(fitted: SeqForecaster, data: CustomerDat
     pred = fitted.predict(data, AS_OF).set_index("customer_id")["predicted_value"]
     assert {"purchases", "log_spend", "event:view", "log_tenure", "profile_tier"} <= set(table)
     np.testing.assert_allclose(table.sum(axis=1), pred.reindex(table.index), rtol=1e-4, atol=1e-4)
+
+
+def test_profiles_with_categorical_columns_only(data: CustomerData) -> None:
+    """Online Retail's profiles hold only a country: no numeric column to scale."""
+    assert data.profiles is not None
+    only_tier = CustomerData(
+        data.transactions, events=data.events, profiles=data.profiles[["customer_id", "tier"]]
+    )
+    model = SeqForecaster(**{**TINY, "epochs": 1}).fit(only_tier, AS_OF, parse_horizon("30d"))
+    predictions = model.predict(only_tier, AS_OF)
+    assert len(predictions) == 80
+    assert np.isfinite(predictions["predicted_value"]).all()

@@ -856,9 +856,10 @@ def _input_channels(values: np.ndarray) -> np.ndarray:
 
 def _moments(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Column means and standard deviations (1 where constant) of a 2-D array."""
-    flat = x.reshape(-1, x.shape[-1]).astype(np.float64)
-    if not len(flat):
-        return np.zeros(flat.shape[1]), np.ones(flat.shape[1])
+    width = x.shape[-1]
+    if width == 0 or x.size == 0:  # no numeric profile column, or no customer
+        return np.zeros(width), np.ones(width)
+    flat = x.reshape(-1, width).astype(np.float64)
     std = flat.std(0)
     return flat.mean(0), np.where(std > 1e-8, std, 1.0)
 
