@@ -177,10 +177,11 @@ class CustomerHistory:
         latest = np.maximum.reduceat(frame[TIMESTAMP].to_numpy()[order], bounds[:-1])
         with self._lock:
             self._pending_frames.append(frame)
-            for k, customer_id in enumerate(customers.tolist()):
+            stamps = pd.DatetimeIndex(latest)  # iterating yields Timestamps cheaply
+            for k, (customer_id, stamp) in enumerate(zip(customers.tolist(), stamps, strict=True)):
                 entry = (frame, order[bounds[k] : bounds[k + 1]])
                 self._pending.setdefault(customer_id, []).append(entry)
-                self._touch(customer_id, pd.Timestamp(latest[k]))
+                self._touch(customer_id, stamp)
             self._pending_rows += len(frame)
             self._maybe_merge()
 
