@@ -139,7 +139,9 @@ def main() -> None:
     parser.add_argument("--protocols", default=",".join(PROTOCOLS))
     parser.add_argument("--models", default=",".join(MODELS))
     parser.add_argument("--timeout", type=int, default=1200)
-    parser.add_argument("--skip-extra", action="store_true")
+    parser.add_argument(
+        "--skip-extra", action="store_true", help="reuse bench/out/*.md from the last run"
+    )
     args = parser.parse_args()
 
     store = HERE / "results.json"
@@ -179,13 +181,12 @@ def main() -> None:
         line = speed_line(rows)
         if line:
             out.append("\n" + line)
-    if not args.skip_extra:
-        (HERE / "out").mkdir(exist_ok=True)
-        for script, md in EXTRA:
-            if (HERE / script).exists():
-                subprocess.run([sys.executable, str(HERE / script)], check=False, timeout=1800)
-            if (HERE / "out" / md).exists():
-                out.append("\n" + (HERE / "out" / md).read_text(encoding="utf-8"))
+    (HERE / "out").mkdir(exist_ok=True)
+    for script, md in EXTRA:
+        if not args.skip_extra and (HERE / script).exists():
+            subprocess.run([sys.executable, str(HERE / script)], check=False, timeout=1800)
+        if (HERE / "out" / md).exists():  # with --skip-extra: the last run's output
+            out.append("\n" + (HERE / "out" / md).read_text(encoding="utf-8"))
     (HERE / "results.md").write_text("".join(out), encoding="utf-8")
     write_readme_block(results)
     print(f"wrote {HERE / 'results.md'}")
