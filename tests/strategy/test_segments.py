@@ -24,6 +24,7 @@ RULES = FittedSegmentRules(
     active_cut=0.5,
     new_tenure_days=90.0,
     new_max_purchases=2.0,
+    high_stake_cut=200.0,
 )
 
 #: (value, p_active, tenure_days, purchases) -> expected segment, one row per rule and edge.
@@ -38,7 +39,8 @@ CASES = [
     (20.0, 0.9, 30, 0, "promising_new"),  # low cut inclusive; events only = 0 purchases
     (50.0, 0.9, 91, 1, "steady"),  # tenure just past new
     (50.0, 0.9, 30, 3, "steady"),  # too many purchases to be new
-    (50.0, 0.3, 400, 5, "hibernating"),
+    (50.0, 0.2, 400, 5, "high_value_at_risk"),  # mid value, but 250 if active: rescue
+    (50.0, 0.3, 400, 5, "hibernating"),  # 167 if active: below the stake cut
     (5.0, 0.1, 400, 5, "hibernating"),
     (5.0, 0.1, 10, 1, "hibernating"),  # new but low value
     (5.0, 0.9, 400, 5, "low_value"),
@@ -98,8 +100,12 @@ def test_quantile_cuts_are_fitted_on_the_forecasts() -> None:
         {"customer_id": predictions["customer_id"], "tenure_days": 365.0, "purchases": 5}
     )
     segments = assign_segments(predictions, history, SegmentRules(high_value=0.9))
-    high = segments.isin(["champions", "high_value_at_risk"])
-    assert high.sum() == 100
+    value = predictions.set_index("customer_id")["predicted_value"]
+    at_stake = segments.eq("high_value_at_risk") & (value.reindex(segments.index) >= 901)
+    assert segments.eq("champions").sum() + at_stake.sum() == 100
+    stake = predictions["predicted_value"] / predictions["p_active"]
+    fitted_default = SegmentRules(high_value=0.9).fit(predictions)
+    assert fitted_default.high_stake_cut == pytest.approx(np.quantile(stake, 0.9))
     # default P(active) cut is the median: half of everyone is active
     active = segments.isin(["champions", "steady", "low_value"])
     assert active.sum() == 500

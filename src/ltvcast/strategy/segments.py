@@ -8,7 +8,7 @@ applied in this order (first match wins):
 segment                rule
 =====================  =====================================================================
 champions              high value and active
-high_value_at_risk     high value and not active
+high_value_at_risk     not active, and high value or (mid value, not new, high value-if-active)
 promising_new          mid value and new
 steady                 mid value and active
 hibernating            mid or low value and not active
@@ -18,10 +18,13 @@ low_value              low value and active
 where *high value* is ``predicted_value >= high cut``, *mid value* ``low cut <= predicted_value <
 high cut``, *low value* the rest (a forecast of zero is always low value, whatever the cuts: a
 quantile cut can be 0 when most customers are forecast to buy nothing), *active* is
-``p_active >= active cut``, and *new* is first seen at most ``new_tenure_days`` before as-of with
-at most ``new_max_purchases`` purchase days. Cuts are given as quantiles of the forecasts or as
-absolute numbers (:class:`SegmentRules`); :meth:`SegmentRules.fit` turns them into the absolute
-:class:`FittedSegmentRules` that label any customer, one at a time included.
+``p_active >= active cut``, *value-if-active* is ``predicted_value / p_active`` (what
+the customer is forecast to spend if they do buy: what a churn would lose; high at or above
+its own cut, fitted at the same quantile as the high value cut), and *new* is first seen at
+most ``new_tenure_days`` before as-of with at most ``new_max_purchases`` purchase days. Cuts
+are given as quantiles of the forecasts or as absolute numbers (:class:`SegmentRules`);
+:meth:`SegmentRules.fit` turns them into the absolute :class:`FittedSegmentRules` that label
+any customer, one at a time included.
 """
 
 from __future__ import annotations
@@ -68,6 +71,7 @@ class FittedSegmentRules:
     active_cut: float
     new_tenure_days: float
     new_max_purchases: float
+    high_stake_cut: float = float("inf")
 
     def assign(self, predictions: pd.DataFrame, history: pd.DataFrame) -> pd.Series:
         """Segment of each customer of ``predictions`` (any number of rows, one included).
@@ -98,8 +102,12 @@ class FittedSegmentRules:
         mid = positive & ~high & (value >= self.low_value_cut)
         active = p_active >= self.active_cut
         new = (tenure <= self.new_tenure_days) & (purchases <= self.new_max_purchases)
+        stake = np.divide(
+            value, p_active, out=np.zeros_like(value), where=positive & (p_active > 0)
+        )
+        rescue = ~active & (high | (mid & ~new & (stake >= self.high_stake_cut)))
         labels = np.select(
-            [high & active, high, mid & new, mid & active, ~active],
+            [high & active, rescue, mid & new, mid & active, ~active],
             [CHAMPIONS, HIGH_VALUE_AT_RISK, PROMISING_NEW, STEADY, HIBERNATING],
             default=LOW_VALUE,
         )
@@ -125,7 +133,9 @@ class FittedSegmentRules:
     def from_dict(cls, values: dict[str, Any]) -> FittedSegmentRules:
         """Inverse of :meth:`to_dict`."""
         try:
-            return cls(**{key: float(values[key]) for key in cls.__dataclass_fields__})
+            return cls(
+                **{key: float(values[key]) for key in cls.__dataclass_fields__ if key in values}
+            )
         except (KeyError, TypeError, ValueError) as err:
             raise ConfigError(
                 f"segment rules need numbers for {list(cls.__dataclass_fields__)}: {err}"
@@ -192,15 +202,24 @@ class SegmentRules:
                 raise ConfigError("cannot fit quantile segment cuts on an empty prediction table")
         value = predictions["predicted_value"].to_numpy(np.float64)
         p_active = predictions["p_active"].to_numpy(np.float64)
+        positive = (value > 0) & (p_active > 0)
+        stake = np.divide(value, p_active, out=np.zeros_like(value), where=positive)
         if self.value_mode == "quantile":
             high, low = np.quantile(value, [self.high_value, self.low_value])
+            high_stake = np.quantile(stake, self.high_value) if len(stake) else np.inf
         else:
             high, low = self.high_value, self.low_value
+            high_stake = self.high_value
         active = (
             np.quantile(p_active, self.active) if self.active_mode == "quantile" else self.active
         )
         return FittedSegmentRules(
-            float(high), float(low), float(active), self.new_tenure_days, self.new_max_purchases
+            float(high),
+            float(low),
+            float(active),
+            self.new_tenure_days,
+            self.new_max_purchases,
+            float(high_stake),
         )
 
 
