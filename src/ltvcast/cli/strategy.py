@@ -135,7 +135,8 @@ def segment(
     print_segments(table, f"Segments as of {cutoff:%Y-%m-%d}, {len(table):,} customers")
     console.print(
         f"Cuts: high value >= {fitted.high_value_cut:,.2f}, low value < "
-        f"{fitted.low_value_cut:,.2f}, active: P(active) >= {fitted.active_cut:.2f}",
+        f"{fitted.low_value_cut:,.2f}, active: P(active) >= {fitted.active_cut:.2f}, "
+        f"value if active (at-risk rescue) >= {fitted.high_stake_cut:,.2f}",
         highlight=False,
     )
     if rules_out is not None:

@@ -327,6 +327,7 @@ def _segments(summary: pd.DataFrame, rules: FittedSegmentRules | None) -> dict[s
             "high": _number(rules.high_value_cut, 2),
             "low": _number(rules.low_value_cut, 2),
             "active": f"{rules.active_cut:.0%}",
+            "stake": _number(rules.high_stake_cut, 2),
             "new_days": f"{rules.new_tenure_days:g}",
             "new_purchases": f"{rules.new_max_purchases:g}",
         }
