@@ -307,3 +307,24 @@ def test_touched_customers_are_rescored_together(client: TestClient, model_dir: 
             expected.loc[customer, "predicted_value"], rel=1e-6
         )
         assert body["predicted_value"] == pytest.approx(cached["predicted_value"], rel=1e-12)
+
+
+def test_customer_drivers_on_request(
+    client: TestClient, model_dirs: dict[str, Path], db_path: Path, store_data: CustomerData
+) -> None:
+    customer = str(store_data.transactions["customer_id"].iloc[0])
+    refused = client.get(f"/v1/customers/{customer}?explain=3", headers=AUTH)
+    assert refused.status_code == 422 and "does not provide explanations" in refused.text
+    assert "drivers" not in client.get(f"/v1/customers/{customer}", headers=AUTH).json() or (
+        client.get(f"/v1/customers/{customer}", headers=AUTH).json()["drivers"] is None
+    )
+    app = create_app(model_dirs["btyd"], db_path, token=TOKEN)
+    with TestClient(app) as btyd_client:
+        body = btyd_client.get(f"/v1/customers/{customer}?explain=2", headers=AUTH).json()
+    forecaster, _ = load_model(model_dirs["btyd"])
+    expected = forecaster.explain(store_data, store_data.last_timestamp()).loc[customer]
+    assert body["base_value"] == pytest.approx(expected["base_value"], rel=1e-9)
+    assert len(body["drivers"]) == 2
+    strongest = expected.drop("base_value").abs().sort_values(ascending=False).index[:2]
+    assert [d["feature"] for d in body["drivers"]] == list(strongest)
+    assert expected.sum() == pytest.approx(body["predicted_value"], rel=1e-6)

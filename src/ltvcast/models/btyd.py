@@ -66,6 +66,8 @@ class BTYDForecaster(Forecaster):
             rfm["frequency"], rfm["monetary_value"]
         )
         self.n_customers_ = len(rfm)
+        #: The average training buyer (recency, frequency, T, spend): explain's reference.
+        self.reference_ = rfm[list(DRIVERS)].mean().to_numpy(dtype=np.float64)
 
     def _predict(self, data: CustomerData, as_of: pd.Timestamp) -> pd.DataFrame:
         rfm = rfm_summary(data.transactions, as_of, time_unit_days=WEEK_DAYS)
@@ -89,9 +91,11 @@ class BTYDForecaster(Forecaster):
     def explain(self, data: CustomerData, as_of: pd.Timestamp) -> pd.DataFrame:
         """Exact Shapley attribution of ``predicted_value`` to recency, frequency, T, spend.
 
-        The reference is the average buyer at ``as_of`` (column means of the RFM summary);
-        ``base_value`` is its prediction. A coalition's value is the prediction with the
-        coalition's inputs taken from the customer and the others from the reference
+        The reference is the average buyer of the training data (column means of its RFM
+        summary at the fit's as-of, so one customer alone is explained against the same
+        population as a batch); ``base_value`` is its prediction. A coalition's value is the
+        prediction with the coalition's inputs taken from the customer and the others from
+        the reference
         (recency capped at T so every mix is a valid input); all 2^4 coalitions are
         evaluated in one vectorised call. Drivers are in value units, so each row sums to
         ``predicted_value``. Customers without a purchase have 0 everywhere.
@@ -100,7 +104,7 @@ class BTYDForecaster(Forecaster):
         past = data.until(as_of)
         rfm = rfm_summary(past.transactions, as_of, time_unit_days=WEEK_DAYS)
         own = rfm[list(DRIVERS)].to_numpy(dtype=np.float64)
-        reference = own.mean(axis=0) if len(own) else np.zeros(len(DRIVERS))
+        reference = self.reference_
         n_drivers = len(DRIVERS)
         subsets = np.arange(2**n_drivers)
         # mask[s, j]: driver j comes from the customer in coalition s.
@@ -131,6 +135,7 @@ class BTYDForecaster(Forecaster):
             "bgnbd": dict(self.bgnbd_.params_),
             "gamma_gamma": dict(self.gamma_gamma_.params_),
             "n_customers": self.n_customers_,
+            "reference": [float(v) for v in self.reference_],
         }
 
     def load_state(self, directory: Path, state: dict[str, Any]) -> None:
@@ -140,3 +145,4 @@ class BTYDForecaster(Forecaster):
         self.bgnbd_ = BetaGeoModel(self.penalizer_coef).set_params(state["bgnbd"])
         self.gamma_gamma_ = GammaGammaModel(self.penalizer_coef).set_params(state["gamma_gamma"])
         self.n_customers_ = int(state["n_customers"])
+        self.reference_ = np.asarray(state["reference"], dtype=np.float64)

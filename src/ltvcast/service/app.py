@@ -25,7 +25,7 @@ from typing import Annotated, Any
 
 import numpy as np
 import pandas as pd
-from fastapi import Body, Depends, FastAPI, Request
+from fastapi import Body, Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -34,7 +34,7 @@ from starlette.concurrency import run_in_threadpool
 
 from ltvcast.data.schemas import AMOUNT, CUSTOMER_ID, EVENT_TYPE, TIMESTAMP, CustomerData
 from ltvcast.data.store import Store
-from ltvcast.exceptions import ArtifactError, InsufficientDataError, LTVError
+from ltvcast.exceptions import ArtifactError, ConfigError, InsufficientDataError, LTVError
 from ltvcast.scoring.artifacts import MANIFEST, load_model
 from ltvcast.scoring.online import OnlineScorer
 from ltvcast.scoring.single import parse_score_request
@@ -42,6 +42,7 @@ from ltvcast.service.ingest import EVENT_ID, EventLog
 from ltvcast.service.metrics import BodyLimitMiddleware, Metrics, TimingMiddleware
 from ltvcast.service.wire import (
     CustomerOut,
+    Driver,
     EventIn,
     EventsIn,
     EventsOut,
@@ -132,12 +133,13 @@ class Service:
         self._gauges()
         return EventsOut(accepted=len(good), duplicates=duplicates, rejected=rejected)
 
-    def customer(self, customer_id: str) -> CustomerOut:
+    def customer(self, customer_id: str, explain: int = 0) -> CustomerOut:
         """The current forecast of one customer (404 when unknown).
 
         A customer with a new event is rescored at once at the stream clock; the others keep
         the forecast computed in batch at start-up or at the last reload (its ``as_of`` says
-        when), so reads stay cheap while the clock moves.
+        when), so reads stay cheap while the clock moves. ``explain > 0`` adds that many top
+        drivers of the forecast (computed on request, at the forecast's own as-of).
         """
         model = self.model
         scorer = model.scorer
@@ -152,7 +154,19 @@ class Service:
             answer = _answer(prediction, model, data, prediction["as_of"])
             model.answers[customer_id] = (version, answer)
         last = scorer.history.last_event_at(customer_id)
-        return CustomerOut(customer_id=customer_id, last_event_at=last, **answer)
+        out = CustomerOut(customer_id=customer_id, last_event_at=last, **answer)
+        if explain > 0:
+            own = scorer.history.customer_data(customer_id)
+            assert own is not None  # a known customer
+            try:
+                row = scorer.forecaster.explain(own, pd.Timestamp(out.as_of)).iloc[0]
+            except ConfigError as err:  # a model without explanations
+                raise HTTPProblem(422, str(err)) from err
+            drivers = row.drop("base_value")
+            top = drivers.reindex(drivers.abs().sort_values(ascending=False).index[:explain])
+            out.base_value = float(row["base_value"])
+            out.drivers = [Driver(feature=str(k), contribution=float(v)) for k, v in top.items()]
+        return out
 
     def score(self, payload: dict[str, Any]) -> Forecast:
         """Score a customer described in the request (nothing is stored)."""
@@ -332,9 +346,14 @@ def create_app(
         return service.ingest(body.events)
 
     @app.get("/v1/customers/{customer_id}", dependencies=secured, tags=["forecasts"])
-    async def get_customer(customer_id: str) -> CustomerOut:
+    async def get_customer(
+        customer_id: str,
+        explain: Annotated[
+            int, Query(ge=0, le=50, description="Add this many top drivers of the forecast.")
+        ] = 0,
+    ) -> CustomerOut:
         """The customer's forecast at the stream clock (the latest event time seen)."""
-        return service.customer(customer_id)
+        return service.customer(customer_id, explain)
 
     @app.post("/v1/score", dependencies=secured, tags=["forecasts"])
     def post_score(payload: Annotated[dict[str, Any], Body()]) -> Forecast:

@@ -90,9 +90,18 @@ class Forecast(BaseModel):
     model_version: str
 
 
+class Driver(BaseModel):
+    feature: str
+    contribution: float
+
+
 class CustomerOut(Forecast):
     customer_id: str
     last_event_at: datetime | None
+    #: With ``?explain=true``: the model's base value and the strongest drivers; base value
+    #: plus every driver's contribution (not only these) adds up to ``predicted_value``.
+    base_value: float | None = None
+    drivers: list[Driver] | None = None
 
 
 class ReloadOut(BaseModel):
