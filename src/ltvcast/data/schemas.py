@@ -75,14 +75,14 @@ class CustomerData:
         times = [self.transactions[TIMESTAMP].min()]
         if self.events is not None and len(self.events):
             times.append(self.events[TIMESTAMP].min())
-        return pd.Timestamp(min(times))
+        return pd.Timestamp(pd.Series(times, dtype="datetime64[ns]").min())  # skips empty tables
 
     def last_timestamp(self) -> pd.Timestamp:
         """Latest transaction or event time (the default as-of)."""
         times = [self.transactions[TIMESTAMP].max()]
         if self.events is not None and len(self.events):
             times.append(self.events[TIMESTAMP].max())
-        return pd.Timestamp(max(times))
+        return pd.Timestamp(pd.Series(times, dtype="datetime64[ns]").max())  # skips empty tables
 
     @property
     def event_types(self) -> tuple[str, ...]:
