@@ -68,7 +68,11 @@ def main() -> None:
         cutoff = default_cutoff(data, horizon)
         names, models = zip(*_variants(), strict=True)
         start = time.perf_counter()
-        result = backtest(data, cutoff, horizon, list(models))
+        try:
+            result = backtest(data, cutoff, horizon, list(models))
+        except Exception as err:  # a benchmark reports what broke and goes on
+            lines.append(f"\n**{title}**: failed: {type(err).__name__}: {err}\n")
+            continue
         table = result.table()
         table.index = list(names)
         lines.append(
