@@ -159,12 +159,24 @@ def purchase_days(transactions: pd.DataFrame) -> pd.DataFrame:
     DataFrame
         Columns ``customer_id``, ``day`` (midnight), ``amount`` (net) and bool ``is_purchase``.
     """
-    frame = transactions[[CUSTOMER_ID, TIMESTAMP, AMOUNT]]
-    grouped = frame.assign(day=frame[TIMESTAMP].dt.floor("D"), _nonneg=frame[AMOUNT] >= 0).groupby(
-        [CUSTOMER_ID, "day"], sort=False, observed=True
+    amounts = transactions[AMOUNT].to_numpy(dtype=np.float64)
+    days = transactions[TIMESTAMP].to_numpy().astype("datetime64[D]").astype(np.int64)
+    codes, _ = pd.factorize(transactions[CUSTOMER_ID])
+    span = int(days.max() - days.min()) + 1 if len(days) else 1
+    # one integer per customer-day; groups are numbered in order of first appearance
+    groups, _ = pd.factorize(codes.astype(np.int64) * span + (days - days.min(initial=0)))
+    # a group's first row is where the running maximum of the group numbers steps up
+    seen = np.maximum.accumulate(groups) if len(groups) else groups
+    first_rows = np.flatnonzero(np.r_[len(groups) > 0, groups[1:] > seen[:-1]][: len(groups)])
+    n = len(first_rows)
+    return pd.DataFrame(
+        {
+            CUSTOMER_ID: transactions[CUSTOMER_ID].take(first_rows).to_numpy(),
+            "day": pd.to_datetime(days[first_rows], unit="D").as_unit("us"),
+            "amount": np.bincount(groups, weights=amounts, minlength=n).astype(np.float64),
+            "is_purchase": np.bincount(groups, weights=amounts >= 0, minlength=n) > 0,
+        }
     )
-    days = grouped.agg(amount=(AMOUNT, "sum"), is_purchase=("_nonneg", "any")).reset_index()
-    return days
 
 
 def horizon_labels(
