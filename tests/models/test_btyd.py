@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from ltvcast.data.schemas import PREDICTION_COLUMNS, CustomerData
-from ltvcast.exceptions import InsufficientDataError
+from ltvcast.exceptions import ConfigError, InsufficientDataError
 from ltvcast.features.rfm import rfm_summary
 from ltvcast.features.windows import horizon_labels, parse_as_of, parse_horizon
 from ltvcast.models.btyd import DRIVERS, BTYDForecaster
@@ -45,7 +45,8 @@ def cdnow(data_dir: Path) -> CustomerData:
 
 @pytest.fixture(scope="module")
 def fitted(cdnow: CustomerData) -> BTYDForecaster:
-    return BTYDForecaster().fit(cdnow, AS_OF, HORIZON)
+    """The textbook model (Gamma-Gamma on repeat purchase days), as published."""
+    return BTYDForecaster(spend_days="repeat").fit(cdnow, AS_OF, HORIZON)
 
 
 @pytest.fixture(scope="module")
@@ -108,7 +109,7 @@ def test_rows_after_as_of_change_nothing(
         {"customer_id": ["1"], "timestamp": pd.to_datetime(["1997-11-01"]), "event_type": ["view"]}
     )
     leaky = CustomerData(pd.concat([tx, later], ignore_index=True), events=events)
-    refit = BTYDForecaster().fit(leaky, AS_OF, HORIZON)
+    refit = BTYDForecaster(spend_days="repeat").fit(leaky, AS_OF, HORIZON)
     assert refit.bgnbd_.params_ == fitted.bgnbd_.params_
     assert refit.gamma_gamma_.params_ == fitted.gamma_gamma_.params_
     pd.testing.assert_frame_equal(refit.predict(leaky, AS_OF), predictions)
@@ -151,6 +152,41 @@ def test_explain_is_additive(
     # Heavy recent buyers owe their value to frequency more than to T.
     top = predictions.nlargest(20, "predicted_value")["customer_id"]
     assert (drivers.loc[top, "frequency"] > 0).mean() > 0.8
+
+
+def test_matches_lifetimes_reference(cdnow: CustomerData, predictions: pd.DataFrame) -> None:
+    """The textbook model equals the ``lifetimes`` package's run on the same split."""
+    pytest.importorskip("lifetimes", reason="lifetimes is a benchmark-only dependency")
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).parents[2] / "bench"))
+    from lifetimes_reference import lifetimes_predict
+
+    reference = lifetimes_predict(cdnow, AS_OF, HORIZON).set_index("customer_id")
+    ours = predictions.set_index("customer_id").loc[reference.index]
+    for column in ("predicted_value", "predicted_purchases"):
+        np.testing.assert_allclose(ours[column], reference[column], rtol=2e-3)
+
+
+def test_spend_of_all_purchase_days(cdnow: CustomerData, predictions: pd.DataFrame) -> None:
+    """The default Gamma-Gamma also learns from the first purchase day, returns netted."""
+    model = BTYDForecaster().fit(cdnow, AS_OF, HORIZON)
+    assert model.bgnbd_.params_ == pytest.approx(
+        BTYDForecaster(spend_days="repeat").fit(cdnow, AS_OF, HORIZON).bgnbd_.params_
+    )
+    rfm = rfm_summary(cdnow.transactions, AS_OF)
+    days = rfm["frequency"] + 1.0
+    spend = model.gamma_gamma_.expected_spend(days, rfm["total_value"] / days)
+    out = model.predict(cdnow, AS_OF).set_index("customer_id").loc[rfm.index]
+    np.testing.assert_allclose(out["predicted_value"], out["predicted_purchases"] * spend)
+    # One-time buyers now differ by what they spent; the textbook gives them all one mean.
+    once = rfm.index[rfm["frequency"] == 0]
+    textbook = predictions.set_index("customer_id").loc[once]
+    per_purchase = out.loc[once, "predicted_value"] / out.loc[once, "predicted_purchases"]
+    assert np.ptp(textbook["predicted_value"] / textbook["predicted_purchases"]) < 1e-9
+    assert np.corrcoef(per_purchase, rfm.loc[once, "total_value"])[0, 1] > 0.99
+    with pytest.raises(ConfigError, match="spend_days"):
+        BTYDForecaster(spend_days="first").fit(cdnow, AS_OF, HORIZON)
 
 
 def test_save_load_round_trip(
