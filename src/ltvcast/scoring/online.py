@@ -16,6 +16,7 @@ defaults to the last timestamp in the data.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -30,6 +31,7 @@ from ltvcast.data.schemas import (
     EVENT_OPTIONAL,
     EVENT_REQUIRED,
     EVENT_TYPE,
+    PREDICTION_COLUMNS,
     TIMESTAMP,
     TRANSACTION_OPTIONAL,
     TRANSACTION_REQUIRED,
@@ -37,6 +39,11 @@ from ltvcast.data.schemas import (
 )
 from ltvcast.exceptions import InsufficientDataError, SchemaError
 from ltvcast.models.base import Forecaster
+from ltvcast.models.btyd import WEEK_DAYS, BTYDForecaster
+from ltvcast.scoring._state import Aggregates, IntArray, Summaries, VersionSnapshot
+from ltvcast.strategy.segments import customer_history
+
+log = logging.getLogger(__name__)
 
 #: The event type that carries an ``amount`` and becomes a transaction.
 PURCHASE = "purchase"
@@ -48,6 +55,36 @@ class CustomerSource(Protocol):
     def read(self) -> CustomerData:
         """All stored data."""
         ...
+
+
+@dataclass(frozen=True)
+class CustomerSummaries:
+    """What :meth:`CustomerHistory.summaries` returns: per customer (sorted by id) the
+    purchase-day aggregates (all history), first and last row time (microseconds since the
+    epoch) and the history version they reflect (``(epoch, versions[i])``)."""
+
+    ids: np.ndarray
+    aggregates: Aggregates
+    first_seen: IntArray
+    last_seen: IntArray
+    epoch: int
+    versions: IntArray
+
+
+@dataclass(frozen=True)
+class Rescored:
+    """Forecasts of some customers with their segment inputs and history versions.
+
+    ``frame`` has the columns of :meth:`Forecaster.predict` (sorted by ``customer_id``);
+    ``stats`` has ``customer_id``, ``tenure_days``, ``purchases`` (as
+    :func:`ltvcast.strategy.segments.customer_history`) in the same rows; ``versions[i]`` is
+    the history version row ``i`` reflects.
+    """
+
+    frame: pd.DataFrame
+    stats: pd.DataFrame
+    versions: list[tuple[int, int]]
+    as_of: pd.Timestamp
 
 
 @dataclass
@@ -110,24 +147,23 @@ class CustomerHistory:
         self._pending_dicts: list[dict[str, Any]] = []
         self._pending_frames: list[pd.DataFrame] = []
         self._pending_rows = 0
-        self._last_seen: dict[str, pd.Timestamp] = {}
-        self._versions: dict[str, int] = {}
+        self._summaries = Summaries()
         self._epoch = 0
         self.clock: pd.Timestamp | None = None
 
     def __len__(self) -> int:
-        return len(self._last_seen)
+        return len(self._summaries)
 
     def __contains__(self, customer_id: object) -> bool:
-        return customer_id in self._last_seen
+        return customer_id in self._summaries
 
     def version(self, customer_id: str) -> tuple[int, int]:
         """A value that changes whenever ``customer_id``'s history changes."""
-        return self._epoch, self._versions.get(customer_id, 0)
+        return self._epoch, self._summaries.version(customer_id)
 
     def last_event_at(self, customer_id: str) -> pd.Timestamp | None:
         """Time of the customer's latest transaction or event (``None`` if unknown)."""
-        return self._last_seen.get(customer_id)
+        return self._summaries.last_seen(customer_id)
 
     def learn_data(self, data: CustomerData) -> None:
         """Add a whole bundle at once (vectorised; for start-up and large loads).
@@ -135,7 +171,7 @@ class CustomerHistory:
         Profiles given here replace the stored profile of the same customers.
         """
         with self._lock:
-            self._merge(data.transactions, data.events)
+            self._merge(data.transactions, data.events, learned=False)
             if data.profiles is not None:
                 profiles = data.profiles.set_index(CUSTOMER_ID)
                 if self._profiles is not None:
@@ -149,14 +185,21 @@ class CustomerHistory:
         customer_id = event[CUSTOMER_ID]
         kind = str(event[EVENT_TYPE])
         stamp = pd.Timestamp(event[TIMESTAMP])
-        if kind == PURCHASE and event.get(AMOUNT) is None:
+        amount = event.get(AMOUNT)
+        if kind == PURCHASE and amount is None:
             raise SchemaError(f"event for customer {customer_id!r}: a purchase needs an amount")
         row = {**event, TIMESTAMP: stamp}
         with self._lock:
             self._pending.setdefault(customer_id, []).append(row)
             self._pending_dicts.append(row)
             self._pending_rows += 1
-            self._touch(customer_id, stamp)
+            self._summaries.learn(
+                np.array([customer_id], dtype=object),
+                np.array([stamp.to_datetime64()]),
+                np.array([np.nan if amount is None else amount], dtype=np.float64),
+                np.array([kind == PURCHASE]),
+            )
+            self._advance(stamp)
             self._maybe_merge()
 
     def learn_frame(self, events: pd.DataFrame) -> None:
@@ -171,23 +214,26 @@ class CustomerHistory:
             raise SchemaError(
                 f"events: {int(bad.sum())} purchases lack an amount (e.g. customer {example!r})"
             )
-        codes, customers = pd.factorize(frame[CUSTOMER_ID].to_numpy(dtype=object))
+        ids = frame[CUSTOMER_ID].to_numpy(dtype=object)
+        codes, customers = pd.factorize(ids)
         order = np.argsort(codes, kind="stable")
-        bounds = np.searchsorted(codes[order], np.arange(len(customers) + 1))
-        latest = np.maximum.reduceat(frame[TIMESTAMP].to_numpy()[order], bounds[:-1])
+        bounds = np.searchsorted(codes[order], np.arange(len(customers) + 1)).tolist()
+        stamps = frame[TIMESTAMP].to_numpy()
+        is_purchase = (frame[EVENT_TYPE] == PURCHASE).to_numpy()
         with self._lock:
             self._pending_frames.append(frame)
-            stamps = pd.DatetimeIndex(latest)  # iterating yields Timestamps cheaply
-            for k, (customer_id, stamp) in enumerate(zip(customers.tolist(), stamps, strict=True)):
-                entry = (frame, order[bounds[k] : bounds[k + 1]])
-                self._pending.setdefault(customer_id, []).append(entry)
-                self._touch(customer_id, stamp)
+            pending = self._pending
+            for k, customer_id in enumerate(customers.tolist()):
+                rows = order[bounds[k] : bounds[k + 1]]
+                pending.setdefault(customer_id, []).append((frame, rows))
+            self._summaries.learn(ids, stamps, frame[AMOUNT].to_numpy(np.float64), is_purchase)
+            self._advance(pd.Timestamp(stamps.max()))
             self._pending_rows += len(frame)
             self._maybe_merge()
 
     def customer_data(self, customer_id: str) -> CustomerData | None:
         """The one-customer bundle (``None`` for an unknown customer)."""
-        if customer_id not in self._last_seen:
+        if customer_id not in self._summaries:
             return None
         return self.customers_data([customer_id])[0]
 
@@ -196,7 +242,7 @@ class CustomerHistory:
     ) -> tuple[CustomerData, dict[str, tuple[int, int]]]:
         """The bundle of the given (known) customers and the history versions it reflects."""
         with self._lock:
-            ids = [c for c in dict.fromkeys(customer_ids) if c in self._last_seen]
+            ids = [c for c in dict.fromkeys(customer_ids) if c in self._summaries]
             tx = self._tx.take(ids)
             ev = self._ev.take(ids)
             pending = [p for c in ids for p in self._pending.get(c, ())]
@@ -222,21 +268,36 @@ class CustomerHistory:
         """Everything learned so far as one bundle."""
         return self.snapshot()[0]
 
-    def snapshot(self) -> tuple[CustomerData, int, dict[str, int]]:
+    def snapshot(self) -> tuple[CustomerData, int, VersionSnapshot]:
         """Everything learned so far, with the epoch and per-customer versions it reflects."""
         with self._lock:
             self._merge_pending()
             profiles = None if self._profiles is None else self._profiles.reset_index()
             data = CustomerData(self._tx.frame, self._ev.frame, profiles)
-            return data, self._epoch, dict(self._versions)
+            return data, self._epoch, self._summaries.versions()
 
-    def _touch(self, customer_id: str, stamp: pd.Timestamp) -> None:
-        last = self._last_seen.get(customer_id)
-        if last is None or stamp > last:
-            self._last_seen[customer_id] = stamp
+    def summaries(self, customer_ids: Iterable[str]) -> CustomerSummaries:
+        """Purchase-day aggregates and first/last row times of the known customers among
+        ``customer_ids`` (sorted by id), with the history versions they reflect."""
+        with self._lock:
+            ids = np.array(sorted(c for c in set(customer_ids) if c in self._summaries), object)
+            codes = self._summaries.codes(ids)
+            dirty = self._summaries.dirty(codes)
+            if dirty.any():  # a transaction arrived out of time order: rebuild from history
+                tx = self.customers_data(ids[dirty].tolist())[0].transactions
+                self._summaries.rebuild(
+                    tx[CUSTOMER_ID].to_numpy(dtype=object),
+                    tx[TIMESTAMP].to_numpy(),
+                    tx[AMOUNT].to_numpy(np.float64),
+                )
+            agg, first_seen, last_seen = self._summaries.read(codes)
+            return CustomerSummaries(
+                ids, agg, first_seen, last_seen, self._epoch, self._summaries.versions_of(codes)
+            )
+
+    def _advance(self, stamp: pd.Timestamp) -> None:
         if self.clock is None or stamp > self.clock:
             self.clock = stamp
-        self._versions[customer_id] = self._versions.get(customer_id, 0) + 1
 
     def _maybe_merge(self) -> None:
         size = len(self._tx.frame) + len(self._ev.frame)
@@ -256,21 +317,35 @@ class CustomerHistory:
         self._pending_rows = 0
         self._merge(*_split_events(frame.reset_index(drop=True)))
 
-    def _merge(self, transactions: pd.DataFrame, events: pd.DataFrame | None) -> None:
+    def _merge(
+        self, transactions: pd.DataFrame, events: pd.DataFrame | None, *, learned: bool = True
+    ) -> None:
+        """Merge rows into the sorted tables; unless they were ``learned`` one by one already,
+        update the summaries too (the purchase days of customers with new transactions are
+        rebuilt from all of their transactions: bulk rows may come in any order)."""
         self._tx = _Table.build(_concat(self._tx.frame, transactions))
         if events is not None and len(events):
             self._ev = _Table.build(_concat(self._ev.frame, events))
-        last = [transactions.groupby(CUSTOMER_ID)[TIMESTAMP].max()]
-        if events is not None:
-            last.append(events.groupby(CUSTOMER_ID)[TIMESTAMP].max())
-        merged = pd.concat(last).groupby(level=0).max()
-        if len(merged):
-            old = pd.Series(self._last_seen, dtype=merged.dtype).reindex(merged.index)
-            merged = merged.where(old.isna() | (merged > old), old)
-            self._last_seen.update(zip(merged.index.tolist(), merged.tolist(), strict=True))
-            top = pd.Timestamp(merged.max())
-            if self.clock is None or top > self.clock:
-                self.clock = top
+        if learned:
+            return
+        parts = [transactions] if events is None else [transactions, events]
+        for part in parts:
+            if len(part):
+                self._summaries.learn(
+                    part[CUSTOMER_ID].to_numpy(dtype=object),
+                    part[TIMESTAMP].to_numpy(),
+                    np.zeros(len(part)),
+                    np.zeros(len(part), dtype=bool),
+                )
+                self._advance(pd.Timestamp(part[TIMESTAMP].max()))
+        if len(transactions):
+            tx = self._tx.frame
+            tx = tx[tx[CUSTOMER_ID].isin(transactions[CUSTOMER_ID].unique())]
+            self._summaries.rebuild(
+                tx[CUSTOMER_ID].to_numpy(dtype=object),
+                tx[TIMESTAMP].to_numpy(),
+                tx[AMOUNT].to_numpy(np.float64),
+            )
 
 
 class OnlineScorer:
@@ -305,6 +380,8 @@ class OnlineScorer:
         self.history = CustomerHistory() if history is None else history
         self._cache: dict[str, tuple[pd.Timestamp, tuple[int, int], dict[str, Any]]] = {}
         self._batch: _BatchForecast | None = None
+        #: rescoring from the running summaries (BTYD), until a check against predict fails
+        self.fast_path = isinstance(forecaster, BTYDForecaster)
         if store is not None:
             self.history.learn_data(store.read())
 
@@ -369,23 +446,41 @@ class OnlineScorer:
             record = batch.get(customer_id, version)
             if record is not None:
                 return record
-        result, _ = self.score_one(customer_id, when)
-        self._cache[customer_id] = (when, version, result)
-        return dict(result)
-
-    def score_one(
-        self, customer_id: str, as_of: pd.Timestamp | None = None
-    ) -> tuple[dict[str, Any], CustomerData]:
-        """Score one customer now (no cache): the :meth:`predict_one` record and the
-        one-customer bundle it was computed from (for callers that need both)."""
-        when = self._as_of(as_of)
-        data = self.history.customer_data(customer_id)
-        frame = None if data is None else self.forecaster.predict(data, when)
-        if data is None or frame is None or not len(frame):
+        scored = self.rescore([customer_id], when)
+        if not len(scored.frame):
             raise InsufficientDataError(
                 f"customer {customer_id!r} has no transaction or event up to {when.isoformat()}"
             )
-        return {**_record(frame.iloc[0]), "as_of": when}, data
+        result = {**_record(scored.frame.iloc[0]), "as_of": when}
+        self._cache[customer_id] = (when, scored.versions[0], result)
+        return dict(result)
+
+    def rescore(self, customer_ids: Iterable[str], as_of: pd.Timestamp | None = None) -> Rescored:
+        """Forecast these customers now (no cache; unknown ones and those without a row up to
+        ``as_of`` are left out), vectorised over them.
+
+        A BTYD forecaster at the stream clock or later is fed from the running purchase-day
+        summaries (a few array operations per customer, no group-by over their history);
+        other models and earlier as-of times rebuild the customers' bundle and call
+        ``predict``. Both give the same numbers (tested to 1e-6 relative).
+        """
+        when = self._as_of(as_of)
+        forecaster = self.forecaster
+        at_clock = when >= self._as_of(None)
+        if self.fast_path and isinstance(forecaster, BTYDForecaster) and at_clock:
+            summary = self.history.summaries(customer_ids)
+            return Rescored(
+                _btyd_forecast(forecaster, summary, when),
+                _summary_stats(summary, when),
+                [(summary.epoch, v) for v in summary.versions.tolist()],
+                when,
+            )
+        data, versions = self.history.customers_data(customer_ids)
+        frame = self.forecaster.predict(data, when)
+        ids = frame[CUSTOMER_ID]
+        stats = customer_history(data, when).set_index(CUSTOMER_ID)
+        stats = stats.reindex(ids)[["tenure_days", "purchases"]].reset_index()
+        return Rescored(frame, stats, [versions[c] for c in ids.tolist()], when)
 
     def predict_many(self, as_of: pd.Timestamp | None = None) -> pd.DataFrame:
         """Batch-forecast every customer (vectorised); ``predict_one`` then reuses the results
@@ -394,7 +489,22 @@ class OnlineScorer:
         data, epoch, versions = self.history.snapshot()
         frame = self.forecaster.predict(data, when)
         self._batch = _BatchForecast(frame, when, epoch, versions)
+        if self.fast_path and when >= self._as_of(None):
+            self.fast_path = self._fast_path_agrees(frame, when)
         return frame
+
+    def _fast_path_agrees(self, frame: pd.DataFrame, when: pd.Timestamp, n: int = 256) -> bool:
+        """Whether the summaries path reproduces ``frame`` (``predict``) on ``n`` customers."""
+        sample = frame.iloc[:: max(1, len(frame) // n)]
+        fast = self.rescore(sample[CUSTOMER_ID], when).frame
+        columns = list(PREDICTION_COLUMNS[1:])
+        agrees = fast[CUSTOMER_ID].tolist() == sample[CUSTOMER_ID].tolist() and np.allclose(
+            fast[columns].to_numpy(), sample[columns].to_numpy(), rtol=1e-6, atol=1e-9
+        )
+        if not agrees:
+            log.warning("online summaries disagree with %s.predict: rescoring through predict",
+                        type(self.forecaster).__name__)  # fmt: skip
+        return bool(agrees)
 
     def _as_of(self, as_of: pd.Timestamp | None) -> pd.Timestamp:
         if as_of is not None:
@@ -408,7 +518,7 @@ class _BatchForecast:
     """A batch ``predict`` result and the history versions it was computed from."""
 
     def __init__(
-        self, frame: pd.DataFrame, as_of: pd.Timestamp, epoch: int, versions: dict[str, int]
+        self, frame: pd.DataFrame, as_of: pd.Timestamp, epoch: int, versions: VersionSnapshot
     ) -> None:
         self.as_of = as_of
         self._epoch = epoch
@@ -420,10 +530,54 @@ class _BatchForecast:
     def get(self, customer_id: str, version: tuple[int, int]) -> dict[str, Any] | None:
         """The customer's forecast, or ``None`` when absent or their history has changed."""
         row = self._rows.get(customer_id)
-        if row is None or version != (self._epoch, self._versions.get(customer_id, 0)):
+        if row is None or version != (self._epoch, self._versions.get(customer_id)):
             return None
         values = {c: column[row].item() for c, column in self._columns.items()}
         return {CUSTOMER_ID: customer_id, **values, "as_of": self.as_of}
+
+
+def _btyd_forecast(
+    forecaster: BTYDForecaster, summary: CustomerSummaries, as_of: pd.Timestamp
+) -> pd.DataFrame:
+    """BTYD ``predict`` of the summarised customers, from the aggregates instead of a
+    group-by: the inputs of :meth:`BTYDForecaster.summary` (weeks), then its forecast.
+
+    Mirrors ``summary`` (``monetary_value`` per ``spend_days``) and calls the forecaster's
+    ``_forecast`` (no public entry takes the inputs); :meth:`OnlineScorer.predict_many`
+    checks the result against ``predict`` and turns this path off on any disagreement.
+    Customers without a purchase day get 0, as in ``predict``.
+    """
+    agg = summary.aggregates
+    buyer = agg.n > 0
+    first = agg.first[buyer]
+    frequency = (agg.n[buyer] - 1).astype(np.float64)
+    if forecaster.spend_days == "all":
+        monetary = agg.total[buyer] / (frequency + 1.0)
+    else:
+        repeat = agg.spend[buyer] - agg.first_spend[buyer]
+        monetary = np.divide(repeat, frequency, out=np.zeros_like(repeat), where=frequency > 0)
+    as_of_day = as_of.floor("D").to_datetime64().astype("datetime64[D]").astype(np.int64)
+    outputs = forecaster._forecast(
+        (agg.last[buyer] - first) / WEEK_DAYS, frequency, (as_of_day - first) / WEEK_DAYS, monetary
+    )
+    out: dict[str, np.ndarray] = {CUSTOMER_ID: summary.ids}
+    for name, values in zip(PREDICTION_COLUMNS[1:], outputs, strict=True):
+        full = np.zeros(len(summary.ids))
+        full[buyer] = values
+        out[name] = full
+    return pd.DataFrame(out)
+
+
+def _summary_stats(summary: CustomerSummaries, as_of: pd.Timestamp) -> pd.DataFrame:
+    """Segment inputs of :func:`~ltvcast.strategy.segments.customer_history` from summaries."""
+    as_of_us = as_of.to_datetime64().astype("datetime64[us]").astype(np.int64)
+    return pd.DataFrame(
+        {
+            CUSTOMER_ID: summary.ids,
+            "tenure_days": (as_of_us - summary.first_seen) / 1e6 / 86400.0,
+            "purchases": summary.aggregates.n,
+        }
+    )
 
 
 def _empty(columns: Iterable[str]) -> pd.DataFrame:

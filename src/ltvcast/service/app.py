@@ -17,7 +17,7 @@ import logging
 import signal
 import threading
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -150,9 +150,15 @@ class Service:
         if cached is not None and cached[0] == version:
             answer = cached[1]  # no new event since: the forecast at its own as_of stands
         else:
-            prediction, data = scorer.score_one(customer_id)
-            answer = _answer(prediction, model, data, prediction["as_of"])
-            model.answers[customer_id] = (version, answer)
+            scored = scorer.rescore([customer_id])
+            if not len(scored.frame):
+                raise InsufficientDataError(
+                    f"customer {customer_id!r} has no transaction or event up to "
+                    f"{scored.as_of.isoformat()}"
+                )
+            fresh = _answers(scored.frame, scored.stats, scored.as_of, model, scored.versions)
+            model.answers.update(fresh)
+            answer = fresh[customer_id][1]
         last = scorer.history.last_event_at(customer_id)
         out = CustomerOut(customer_id=customer_id, last_event_at=last, **answer)
         if explain > 0:
@@ -238,14 +244,12 @@ class Service:
 
     def _rescore(self, customers: set[str]) -> None:
         model = self.model
-        scorer = model.scorer
-        data, versions = scorer.history.customers_data(customers)
-        as_of = scorer.clock
-        if not versions or as_of is None:
+        if model.scorer.clock is None:
             return
-        frame = scorer.forecaster.predict(data, as_of)
-        model.answers.update(_answers(frame, data, as_of, model, versions.__getitem__))
-        self.metrics.inc("customers_rescored", len(frame))
+        scored = model.scorer.rescore(customers)
+        answers = _answers(scored.frame, scored.stats, scored.as_of, model, scored.versions)
+        model.answers.update(answers)
+        self.metrics.inc("customers_rescored", len(answers))
 
     def _gauges(self) -> None:
         self.metrics.gauges["customers"] = len(self.model.scorer)
@@ -399,33 +403,39 @@ def _warm(scorer: OnlineScorer, manifest: dict[str, Any], version: str) -> Model
     data, epoch, versions = scorer.history.snapshot()
     as_of = scorer.clock
     assert as_of is not None
-    frame = scorer.forecaster.predict(data, as_of)
+    frame = scorer.predict_many(as_of)  # also checks the fast rescoring path against it
     if rules is None and len(frame) >= MIN_CUSTOMERS_FOR_CUTS:
         rules = SegmentRules().fit(frame)
     model = Model(scorer, version, rules)
-    model.answers.update(_answers(frame, data, as_of, model, lambda c: (epoch, versions.get(c, 0))))
+    ids = frame[CUSTOMER_ID].tolist()
+    stats = customer_history(data, as_of)
+    model.answers.update(
+        _answers(frame, stats, as_of, model, [(epoch, versions.get(c)) for c in ids])
+    )
     return model
 
 
 def _answers(
     frame: pd.DataFrame,
-    data: CustomerData,
+    stats: pd.DataFrame,
     as_of: pd.Timestamp,
     model: Model,
-    version_of: Callable[[str], tuple[int, int]],
+    versions: Sequence[tuple[int, int]],
 ) -> dict[str, tuple[tuple[int, int], dict[str, Any]]]:
-    """Cache entries for a batch forecast: segments labelled in one vectorised pass."""
+    """Cache entries for a batch forecast (``versions[i]``: the history version row ``i``
+    reflects): segments labelled in one vectorised pass from ``stats`` (tenure, purchases)."""
     if model.rules is None:
         segments = np.full(len(frame), UNSEGMENTED, dtype=object)
     else:
-        segments = model.rules.assign(frame, customer_history(data, as_of)).to_numpy()
+        segments = model.rules.assign(frame, stats).to_numpy()
     columns = _prediction_columns(frame)
-    answers = {}
-    for i, customer in enumerate(frame[CUSTOMER_ID].tolist()):
-        answer = {c: values[i] for c, values in columns.items()}
-        answer.update(segment=segments[i], as_of=as_of, model_version=model.version)
-        answers[customer] = (version_of(customer), answer)
-    return answers
+    fixed = {"as_of": as_of, "model_version": model.version}
+    rows = zip(*columns.values(), segments.tolist(), strict=True)
+    names = (*columns, "segment")
+    return {
+        customer: (version, {**dict(zip(names, row, strict=True)), **fixed})
+        for customer, version, row in zip(frame[CUSTOMER_ID].tolist(), versions, rows, strict=True)
+    }
 
 
 def _prediction_columns(frame: pd.DataFrame) -> dict[str, list[Any]]:

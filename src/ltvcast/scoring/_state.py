@@ -1,0 +1,306 @@
+"""Per-customer running summaries: what rescoring a customer needs, kept up to date per event.
+
+:class:`Summaries` holds, per customer (dense integer codes, columnar numpy arrays), the first
+and last event time, a history version, and the *purchase-day* aggregates of
+:func:`ltvcast.features.rfm.rfm_summary` (purchase days are customer-days with a row of
+``amount >= 0``; a day's spend is its net amount, returns included):
+
+- the *open day*: the customer's latest transaction day, its net amount and whether it is a
+  purchase day (later rows of the same day still change it);
+- the *closed* aggregates over the days before it: purchase days, first and last purchase
+  day, net spend of the purchase days, of the first purchase day and of every day from the
+  first purchase day on (returns-only days included).
+
+Events that arrive in time order (a transaction on or after the open day) update these in
+O(rows) vectorised steps; a transaction dated before its customer's open day marks the
+customer *dirty*, and the owner rebuilds that customer from the full history
+(:meth:`Summaries.rebuild`) before reading. Reading combines closed and open aggregates, so
+the RFM inputs of any set of customers cost a few array gathers instead of a group-by over
+their transactions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+
+IntArray = npt.NDArray[np.int64]
+FloatArray = npt.NDArray[np.float64]
+BoolArray = npt.NDArray[np.bool_]
+
+#: "No day / no time yet" sentinels (smallest and largest int64).
+_LOW = np.iinfo(np.int64).min
+_HIGH = np.iinfo(np.int64).max
+_US_PER_DAY = 86_400_000_000
+
+
+@dataclass
+class Days:
+    """Customer-days: one row per (code, day), sorted by code then day."""
+
+    code: IntArray
+    day: IntArray
+    net: FloatArray
+    buy: BoolArray
+
+    def __len__(self) -> int:
+        return len(self.code)
+
+    def subset(self, rows: BoolArray | IntArray) -> Days:
+        return Days(self.code[rows], self.day[rows], self.net[rows], self.buy[rows])
+
+    @classmethod
+    def collapse(cls, code: IntArray, day: IntArray, net: FloatArray, buy: BoolArray) -> Days:
+        """Rows (any order, repeats allowed) -> customer-days: net amounts summed in row
+        order, a day is a purchase when any of its rows is."""
+        if not len(code):
+            return cls(code, day, net, buy)
+        order = np.lexsort((day, code))  # stable: rows of a day keep their order
+        code, day, net, buy = code[order], day[order], net[order], buy[order]
+        starts = np.flatnonzero(np.r_[True, (code[1:] != code[:-1]) | (day[1:] != day[:-1])])
+        return cls(
+            code[starts],
+            day[starts],
+            np.add.reduceat(net, starts),
+            np.logical_or.reduceat(buy, starts),
+        )
+
+
+@dataclass
+class Aggregates:
+    """Purchase-day aggregates of some customers (one row each)."""
+
+    n: IntArray
+    first: IntArray
+    last: IntArray
+    spend: FloatArray
+    first_spend: FloatArray
+    total: FloatArray
+
+    def fold(self, row: IntArray, days: Days) -> Aggregates:
+        """These aggregates plus ``days`` (customer-days later than every day already
+        counted; ``row`` gives each day's row in ``self``)."""
+        m = len(self.n)
+        buy = days.buy
+        r, d, a = row[buy], days.day[buy], days.net[buy]
+        first = np.full(m, _HIGH)
+        last = np.full(m, _LOW)
+        np.minimum.at(first, r, d)
+        np.maximum.at(last, r, d)
+        had = self.n > 0
+        since_first = days.day >= first[row]
+        return Aggregates(
+            n=self.n + np.bincount(r, minlength=m),
+            first=np.where(had, self.first, first),
+            last=np.maximum(self.last, last),
+            spend=self.spend + np.bincount(r, weights=a, minlength=m),
+            first_spend=np.where(
+                had, self.first_spend, np.bincount(r, weights=a * (d == first[r]), minlength=m)
+            ),
+            total=np.where(
+                had,
+                self.total + np.bincount(row, weights=days.net, minlength=m),
+                np.bincount(row, weights=days.net * since_first, minlength=m),
+            ),
+        )
+
+
+class Summaries:
+    """Running per-customer summaries (see the module docstring). Not thread-safe."""
+
+    _INT = ("first_seen", "last_seen", "version", "n", "first", "last", "open_day")
+    _FLOAT = ("spend", "first_spend", "total", "open_net")
+    _BOOL = ("open_buy", "dirty")
+
+    def __init__(self) -> None:
+        self._codes: dict[str, int] = {}
+        self._size = 0
+        self._int: dict[str, IntArray] = {k: np.empty(0, np.int64) for k in self._INT}
+        self._float: dict[str, FloatArray] = {k: np.empty(0, np.float64) for k in self._FLOAT}
+        self._bool: dict[str, BoolArray] = {k: np.empty(0, np.bool_) for k in self._BOOL}
+
+    def __len__(self) -> int:
+        return len(self._codes)
+
+    def __contains__(self, customer_id: object) -> bool:
+        return customer_id in self._codes
+
+    def code(self, customer_id: str) -> int:
+        """The customer's code (``-1`` when unknown)."""
+        return self._codes.get(customer_id, -1)
+
+    def codes(self, customer_ids: Iterable[str]) -> IntArray:
+        """Codes of known customers (``-1`` for unknown ones), in order."""
+        get = self._codes.get
+        return np.fromiter((get(c, -1) for c in customer_ids), dtype=np.int64)
+
+    def version(self, customer_id: str) -> int:
+        """How many times the customer's history changed (0 when unknown)."""
+        code = self._codes.get(customer_id, -1)
+        return 0 if code < 0 else int(self._int["version"][code])
+
+    def versions(self) -> VersionSnapshot:
+        """A frozen copy of every customer's version."""
+        return VersionSnapshot(self._codes, self._int["version"][: len(self._codes)].copy())
+
+    def last_seen(self, customer_id: str) -> pd.Timestamp | None:
+        """Time of the customer's latest row (``None`` when unknown)."""
+        code = self._codes.get(customer_id, -1)
+        if code < 0:
+            return None
+        return pd.Timestamp(int(self._int["last_seen"][code]), unit="us")
+
+    def versions_of(self, codes: IntArray) -> IntArray:
+        """Versions of these (known) customers."""
+        return self._int["version"][codes]
+
+    def dirty(self, codes: IntArray) -> BoolArray:
+        """Which of these (known) customers' purchase days must be rebuilt from history."""
+        return self._bool["dirty"][codes]
+
+    def learn(
+        self,
+        customer_ids: npt.NDArray[np.object_],
+        stamps: npt.NDArray[np.datetime64],
+        amounts: FloatArray,
+        is_transaction: BoolArray,
+    ) -> IntArray:
+        """Learn rows (transactions where ``is_transaction``, else behaviour events); return
+        the codes of the customers they touch."""
+        inverse, uniques = pd.factorize(customer_ids)
+        touched = self._encode(uniques)
+        code = touched[inverse]
+        us = stamps.astype("datetime64[us]").astype(np.int64)
+        ints = self._int
+        ints["version"][touched] += 1
+        np.minimum.at(ints["first_seen"], code, us)
+        np.maximum.at(ints["last_seen"], code, us)
+        if is_transaction.any():
+            tx_day = stamps[is_transaction].astype("datetime64[D]").astype(np.int64)
+            amount = amounts[is_transaction]
+            days = Days.collapse(code[is_transaction], tx_day, amount, amount >= 0)
+            late = days.day < ints["open_day"][days.code]
+            self._bool["dirty"][days.code[late]] = True
+            self._absorb(days.subset(~self._bool["dirty"][days.code]))
+        return touched
+
+    def rebuild(
+        self,
+        customer_ids: npt.NDArray[np.object_],
+        stamps: npt.NDArray[np.datetime64],
+        amounts: FloatArray,
+    ) -> None:
+        """Recompute the purchase days of the customers of these transactions (all of their
+        transactions, any order) and clear their dirty flag."""
+        inverse, uniques = pd.factorize(customer_ids)
+        touched = self._encode(uniques)
+        for name in ("n", "spend", "first_spend", "total", "open_net"):
+            (self._int if name == "n" else self._float)[name][touched] = 0
+        self._int["first"][touched] = _HIGH
+        self._int["last"][touched] = _LOW
+        self._int["open_day"][touched] = _LOW
+        self._bool["open_buy"][touched] = False
+        self._bool["dirty"][touched] = False
+        day = stamps.astype("datetime64[D]").astype(np.int64)
+        self._absorb(Days.collapse(touched[inverse], day, amounts, amounts >= 0))
+
+    def read(self, codes: IntArray) -> tuple[Aggregates, IntArray, IntArray]:
+        """Purchase-day aggregates (closed and open days together), first and last row time
+        (microseconds) of these (clean) customers."""
+        ints = self._int
+        agg = self._aggregates(codes)
+        has_open = ints["open_day"][codes] != _LOW
+        open_codes = codes[has_open]
+        days = Days(
+            open_codes,
+            ints["open_day"][open_codes],
+            self._float["open_net"][open_codes],
+            self._bool["open_buy"][open_codes],
+        )
+        agg = agg.fold(np.flatnonzero(has_open), days)
+        return agg, ints["first_seen"][codes], ints["last_seen"][codes]
+
+    def _aggregates(self, codes: IntArray) -> Aggregates:
+        ints, floats = self._int, self._float
+        return Aggregates(
+            ints["n"][codes],
+            ints["first"][codes],
+            ints["last"][codes],
+            floats["spend"][codes],
+            floats["first_spend"][codes],
+            floats["total"][codes],
+        )
+
+    def _absorb(self, days: Days) -> None:
+        """Add customer-days, none before its customer's open day: the open day and these
+        merge, each customer's latest day becomes the open day, the others are closed."""
+        if not len(days):
+            return
+        ints, floats, bools = self._int, self._float, self._bool
+        customers = np.unique(days.code)
+        has_open = ints["open_day"][customers] != _LOW
+        held = customers[has_open]
+        merged = Days.collapse(
+            np.concatenate([held, days.code]),
+            np.concatenate([ints["open_day"][held], days.day]),
+            np.concatenate([floats["open_net"][held], days.net]),
+            np.concatenate([bools["open_buy"][held], days.buy]),
+        )
+        latest = np.r_[merged.code[1:] != merged.code[:-1], True]
+        closed = merged.subset(~latest)
+        agg = self._aggregates(customers).fold(np.searchsorted(customers, closed.code), closed)
+        ints["n"][customers] = agg.n
+        ints["first"][customers] = agg.first
+        ints["last"][customers] = agg.last
+        floats["spend"][customers] = agg.spend
+        floats["first_spend"][customers] = agg.first_spend
+        floats["total"][customers] = agg.total
+        newest = merged.subset(latest)  # one row per customer, in the order of `customers`
+        ints["open_day"][customers] = newest.day
+        floats["open_net"][customers] = newest.net
+        bools["open_buy"][customers] = newest.buy
+
+    def _encode(self, uniques: np.ndarray) -> IntArray:
+        """Codes of distinct ids, new ids getting the next free codes (and empty state)."""
+        codes = self._codes
+        before = len(codes)
+        out = np.fromiter((codes.setdefault(c, len(codes)) for c in uniques.tolist()), np.int64)
+        if len(codes) > before:
+            self._grow(len(codes))
+        return out
+
+    def _grow(self, size: int) -> None:
+        if size <= self._size:
+            return
+        capacity = max(size, 2 * self._size, 1024)
+        fill_int = {"first_seen": _HIGH, "last_seen": _LOW, "first": _HIGH, "last": _LOW,
+                    "open_day": _LOW}  # fmt: skip
+        for name, old in self._int.items():
+            new = np.full(capacity, fill_int.get(name, 0), np.int64)
+            new[: self._size] = old[: self._size]
+            self._int[name] = new
+        for name, old_f in self._float.items():
+            new_f = np.zeros(capacity, np.float64)
+            new_f[: self._size] = old_f[: self._size]
+            self._float[name] = new_f
+        for name, old_b in self._bool.items():
+            new_b = np.zeros(capacity, np.bool_)
+            new_b[: self._size] = old_b[: self._size]
+            self._bool[name] = new_b
+        self._size = capacity
+
+
+class VersionSnapshot:
+    """Every customer's history version at one moment (customers added later read -1)."""
+
+    def __init__(self, codes: dict[str, int], versions: IntArray) -> None:
+        self._codes = codes  # append-only: a customer's code never changes
+        self._versions = versions
+
+    def get(self, customer_id: str) -> int:
+        code = self._codes.get(customer_id, -1)
+        return int(self._versions[code]) if 0 <= code < len(self._versions) else -1
