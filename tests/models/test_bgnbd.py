@@ -13,18 +13,21 @@ from scipy.optimize import approx_fprime
 from scipy.special import hyp2f1
 
 from ltvcast.exceptions import ConfigError, InsufficientDataError, NotFittedError
-from ltvcast.models.bgnbd import BetaGeoModel, _loglik_and_grad
+from ltvcast.models.bgnbd import BetaGeoModel, ModifiedBetaGeoModel, _loglik_and_grad
 
 GOLDEN = json.loads((Path(__file__).parents[1] / "golden" / "cdnow_btyd.json").read_text())
 CDNOW = GOLDEN["bgnbd"]
 PARAMS = {k: CDNOW[k] for k in ("r", "alpha", "a", "b")}
 
 
-def _simulate(params: dict[str, float], n: int, horizon: float, seed: int) -> dict[str, np.ndarray]:
+def _simulate(
+    params: dict[str, float], n: int, horizon: float, seed: int, shift: int = 0
+) -> dict[str, np.ndarray]:
     """Customers drawn from the BG/NBD story, observed at T and over (T, T + horizon].
 
     Dropout follows a repeat purchase with probability p, so the customer makes
-    J ~ Geometric(p) repeat purchases at most; given n1 Poisson events in (0, T], the last
+    J ~ Geometric(p) repeat purchases at most (MBG/NBD, ``shift = 1``: dropout may also
+    follow the first purchase, so J - 1); given n1 Poisson events in (0, T], the last
     purchase made before T is an order statistic of uniforms.
     """
     rng = np.random.default_rng(seed)
@@ -33,7 +36,7 @@ def _simulate(params: dict[str, float], n: int, horizon: float, seed: int) -> di
     T = rng.uniform(5.0, 40.0, n)
     n1 = rng.poisson(lam * T)
     n2 = rng.poisson(lam * horizon)
-    max_repeats = rng.geometric(p)
+    max_repeats = rng.geometric(p) - shift
     alive = max_repeats > n1
     x = np.minimum(n1, max_repeats)
     order = rng.beta(np.maximum(x, 1), np.maximum(n1 - x + 1, 1))
@@ -52,9 +55,15 @@ def fitted(summary: pd.DataFrame) -> BetaGeoModel:
     return BetaGeoModel().fit(summary["frequency"], summary["recency"], summary["T"])
 
 
-@pytest.fixture(scope="module")
-def simulated() -> dict[str, np.ndarray]:
-    return _simulate(PARAMS, 200_000, horizon=26.0, seed=7)
+@pytest.fixture(scope="module", params=[0, 1], ids=["bgnbd", "mbgnbd"])
+def simulated(request: pytest.FixtureRequest) -> dict[str, np.ndarray]:
+    out = _simulate(PARAMS, 200_000, horizon=26.0, seed=7, shift=request.param)
+    out["shift"] = np.array(request.param)
+    return out
+
+
+def _model(shift: int) -> BetaGeoModel:
+    return ModifiedBetaGeoModel() if shift else BetaGeoModel()
 
 
 @pytest.mark.realdata
@@ -107,14 +116,15 @@ def test_likelihood_matches_numerical_integration() -> None:
         assert model.log_likelihood([x], [t_x], [T]) == pytest.approx(np.log(reference), abs=1e-6)
 
 
-def test_analytic_gradient() -> None:
-    sim = _simulate(PARAMS, 500, horizon=1.0, seed=1)
+@pytest.mark.parametrize("shift", [0, 1])
+def test_analytic_gradient(shift: int) -> None:
+    sim = _simulate(PARAMS, 500, horizon=1.0, seed=1, shift=shift)
     theta = np.log([0.5, 3.0, 1.2, 1.7])
 
     def total(th: np.ndarray) -> float:
-        return float(_loglik_and_grad(th, sim["x"], sim["t_x"], sim["T"])[0].sum())
+        return float(_loglik_and_grad(th, sim["x"], sim["t_x"], sim["T"], shift)[0].sum())
 
-    grad = _loglik_and_grad(theta, sim["x"], sim["t_x"], sim["T"])[1].sum(axis=0)
+    grad = _loglik_and_grad(theta, sim["x"], sim["t_x"], sim["T"], shift)[1].sum(axis=0)
     np.testing.assert_allclose(grad, approx_fprime(theta, total, 1e-7), rtol=1e-4, atol=1e-3)
 
 
@@ -146,7 +156,7 @@ def _assert_calibrated(pred: np.ndarray, observed: np.ndarray, bins: np.ndarray)
 
 def test_conditional_predictions_match_monte_carlo(simulated: dict[str, np.ndarray]) -> None:
     """P(alive), P(no purchase) and E[purchases] agree with the simulated futures, by decile."""
-    model = BetaGeoModel().set_params(PARAMS)
+    model = _model(int(simulated["shift"])).set_params(PARAMS)
     x, t_x, T = simulated["x"], simulated["t_x"], simulated["T"]
     p_zero = model.p_no_purchase(26.0, x, t_x, T)
     _assert_calibrated(p_zero, (simulated["future"] == 0).astype(float), _bins(p_zero))
@@ -161,11 +171,12 @@ def test_conditional_predictions_match_monte_carlo(simulated: dict[str, np.ndarr
         )
 
 
-def test_fit_recovers_simulated_parameters() -> None:
+@pytest.mark.parametrize("shift", [0, 1])
+def test_fit_recovers_simulated_parameters(shift: int) -> None:
     """The purchase process is pinned down; a and b only through the mean dropout a/(a+b)."""
-    sim = _simulate(PARAMS, 40_000, horizon=1.0, seed=3)
+    sim = _simulate(PARAMS, 40_000, horizon=1.0, seed=3, shift=shift)
     T = np.round(sim["T"] * 7) / 7  # whole days, as real data are
-    fit = BetaGeoModel().fit(sim["x"], np.minimum(np.round(sim["t_x"] * 7) / 7, T), T).params_
+    fit = _model(shift).fit(sim["x"], np.minimum(np.round(sim["t_x"] * 7) / 7, T), T).params_
     assert fit["r"] == pytest.approx(PARAMS["r"], rel=0.05)
     assert fit["alpha"] == pytest.approx(PARAMS["alpha"], rel=0.05)
     mean_dropout = PARAMS["a"] / (PARAMS["a"] + PARAMS["b"])
@@ -216,3 +227,26 @@ def test_tiny_data_fits_or_says_why() -> None:
     model = BetaGeoModel().fit([0, 0, 1, 0, 3], [0, 0, 2, 0, 9], [10, 12, 9, 4, 10])
     assert all(np.isfinite(v) and v > 0 for v in model.params_.values())
     assert np.all(np.isfinite(model.expected_purchases(10, [0, 3], [0, 9], [10, 10])))
+
+
+@pytest.mark.realdata
+def test_mbgnbd_matches_lifetimes(summary: pd.DataFrame) -> None:
+    """MBG/NBD on the CDNOW sample: parameters and forecasts of ``lifetimes``' fitter."""
+    lifetimes = pytest.importorskip("lifetimes", reason="benchmark-only dependency")
+    x, t_x, T = summary["frequency"], summary["recency"], summary["T"]
+    ours = ModifiedBetaGeoModel().fit(x, t_x, T)
+    reference = lifetimes.ModifiedBetaGeoFitter().fit(x, t_x, T)
+    for name, value in ours.params_.items():
+        assert value == pytest.approx(reference.params_[name], rel=1e-3), name
+    ref = ModifiedBetaGeoModel().set_params(dict(reference.params_))
+    np.testing.assert_allclose(
+        ref.expected_purchases(39.0, x, t_x, T),
+        reference.conditional_expected_number_of_purchases_up_to_time(39.0, x, t_x, T),
+        rtol=1e-8,
+    )
+    np.testing.assert_allclose(
+        ref.p_alive(x, t_x, T), reference.conditional_probability_alive(x, t_x, T), rtol=1e-8
+    )
+    # Unlike BG/NBD, a one-time buyer's P(alive) falls with the time since that purchase.
+    once = ref.p_alive(np.zeros(3), np.zeros(3), np.array([1.0, 10.0, 30.0]))
+    assert np.all(np.diff(once) < 0) and once[0] < 1.0

@@ -13,6 +13,7 @@ from ltvcast.data.schemas import PREDICTION_COLUMNS, CustomerData
 from ltvcast.exceptions import ConfigError, InsufficientDataError
 from ltvcast.features.rfm import rfm_summary
 from ltvcast.features.windows import horizon_labels, parse_as_of, parse_horizon
+from ltvcast.models.bgnbd import ModifiedBetaGeoModel
 from ltvcast.models.btyd import DRIVERS, BTYDForecaster
 from ltvcast.scoring.artifacts import load_model, save_model
 
@@ -46,7 +47,7 @@ def cdnow(data_dir: Path) -> CustomerData:
 @pytest.fixture(scope="module")
 def fitted(cdnow: CustomerData) -> BTYDForecaster:
     """The textbook model (Gamma-Gamma on repeat purchase days), as published."""
-    return BTYDForecaster(spend_days="repeat").fit(cdnow, AS_OF, HORIZON)
+    return BTYDForecaster(spend_days="repeat", purchase_model="bgnbd").fit(cdnow, AS_OF, HORIZON)
 
 
 @pytest.fixture(scope="module")
@@ -109,7 +110,7 @@ def test_rows_after_as_of_change_nothing(
         {"customer_id": ["1"], "timestamp": pd.to_datetime(["1997-11-01"]), "event_type": ["view"]}
     )
     leaky = CustomerData(pd.concat([tx, later], ignore_index=True), events=events)
-    refit = BTYDForecaster(spend_days="repeat").fit(leaky, AS_OF, HORIZON)
+    refit = BTYDForecaster(spend_days="repeat", purchase_model="bgnbd").fit(leaky, AS_OF, HORIZON)
     assert refit.bgnbd_.params_ == fitted.bgnbd_.params_
     assert refit.gamma_gamma_.params_ == fitted.gamma_gamma_.params_
     pd.testing.assert_frame_equal(refit.predict(leaky, AS_OF), predictions)
@@ -168,12 +169,12 @@ def test_matches_lifetimes_reference(cdnow: CustomerData, predictions: pd.DataFr
         np.testing.assert_allclose(ours[column], reference[column], rtol=2e-3)
 
 
-def test_spend_of_all_purchase_days(cdnow: CustomerData, predictions: pd.DataFrame) -> None:
+def test_spend_of_all_purchase_days(
+    cdnow: CustomerData, fitted: BTYDForecaster, predictions: pd.DataFrame
+) -> None:
     """The default Gamma-Gamma also learns from the first purchase day, returns netted."""
-    model = BTYDForecaster().fit(cdnow, AS_OF, HORIZON)
-    assert model.bgnbd_.params_ == pytest.approx(
-        BTYDForecaster(spend_days="repeat").fit(cdnow, AS_OF, HORIZON).bgnbd_.params_
-    )
+    model = BTYDForecaster(purchase_model="bgnbd").fit(cdnow, AS_OF, HORIZON)
+    assert model.bgnbd_.params_ == pytest.approx(fitted.bgnbd_.params_)
     rfm = rfm_summary(cdnow.transactions, AS_OF)
     days = rfm["frequency"] + 1.0
     spend = model.gamma_gamma_.expected_spend(days, rfm["total_value"] / days)
@@ -187,6 +188,21 @@ def test_spend_of_all_purchase_days(cdnow: CustomerData, predictions: pd.DataFra
     assert np.corrcoef(per_purchase, rfm.loc[once, "total_value"])[0, 1] > 0.99
     with pytest.raises(ConfigError, match="spend_days"):
         BTYDForecaster(spend_days="first").fit(cdnow, AS_OF, HORIZON)
+
+
+def test_default_purchase_model_is_mbgnbd(cdnow: CustomerData, tmp_path: Path) -> None:
+    """MBG/NBD lets one-time buyers drop out: their P(active) falls with time since buying."""
+    model = BTYDForecaster().fit(cdnow, AS_OF, HORIZON)
+    assert isinstance(model.bgnbd_, ModifiedBetaGeoModel)
+    out = model.predict(cdnow, AS_OF).set_index("customer_id")
+    rfm = rfm_summary(cdnow.transactions, AS_OF)
+    once = rfm[rfm["frequency"] == 0].sort_values("T")
+    assert out.loc[once.index[0], "p_active"] > out.loc[once.index[-1], "p_active"]
+    save_model(model, tmp_path / "m")
+    loaded, _ = load_model(tmp_path / "m")
+    pd.testing.assert_frame_equal(loaded.predict(cdnow, AS_OF), model.predict(cdnow, AS_OF))
+    with pytest.raises(ConfigError, match="purchase_model"):
+        BTYDForecaster(purchase_model="pareto").fit(cdnow, AS_OF, HORIZON)
 
 
 def test_save_load_round_trip(

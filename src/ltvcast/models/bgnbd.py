@@ -8,6 +8,11 @@ purchase they drop out for good with probability ``p ~ Beta(a, b)``. Inputs per 
 ``frequency`` (x, repeat purchases), ``recency`` (t_x, time of the last repeat purchase since
 the first purchase) and ``T`` (time since the first purchase), all in one time unit.
 
+:class:`ModifiedBetaGeoModel` is the MBG/NBD of Batislam, Denizel & Filiztekin (2007):
+a customer may also drop out right after the *first* purchase, so a one-time buyer is not
+certainly alive (BG/NBD gives every ``x = 0`` customer P(alive) = 1, however long ago they
+bought). Every BG/NBD formula carries over with ``b + x`` shifted by one (see ``_SHIFT``).
+
 This module also holds the two small helpers the Gamma-Gamma model shares (array checks and
 the bounded maximum-likelihood search on log-parameters).
 """
@@ -116,6 +121,10 @@ class BetaGeoModel:
         Total weight (customers) the model was fitted on.
     """
 
+    #: Dropout opportunities before the first repeat purchase: 0 (BG/NBD) or 1 (MBG/NBD).
+    _SHIFT = 0
+    _NAME = "BG/NBD"
+
     def __init__(self, penalizer_coef: float = 0.0) -> None:
         self.penalizer_coef = penalizer_coef
 
@@ -147,11 +156,11 @@ class BetaGeoModel:
         check_rule("weights", w >= 0, ">= 0")
         if w.sum() < 4:
             raise InsufficientDataError(
-                f"BG/NBD needs at least 4 customers to fit 4 parameters; got {w.sum():g}"
+                f"{self._NAME} needs at least 4 customers to fit 4 parameters; got {w.sum():g}"
             )
         if not np.any((x > 0) & (w > 0)):
             raise InsufficientDataError(
-                f"BG/NBD needs at least one repeat purchase; all {w.sum():g} customers have "
+                f"{self._NAME} needs at least one repeat purchase; all {w.sum():g} customers have "
                 "frequency 0"
             )
         scale = 10.0 / float(t_cal.max()) if t_cal.max() > 0 else 1.0
@@ -160,13 +169,13 @@ class BetaGeoModel:
         penalty = self.penalizer_coef
 
         def neg_loglik(theta: FloatArray) -> tuple[float, FloatArray]:
-            ll, grad = _loglik_and_grad(theta, x, tx, t_cal)
+            ll, grad = _loglik_and_grad(theta, x, tx, t_cal, self._SHIFT)
             params = np.exp(theta)
             value = -float(np.dot(w, ll)) / total + penalty * float(params @ params)
             gradient = -(grad * w[:, None]).sum(axis=0) / total + 2.0 * penalty * params**2
             return value, gradient
 
-        theta = maximise_log_likelihood(neg_loglik, np.zeros(4), "BG/NBD")
+        theta = maximise_log_likelihood(neg_loglik, np.zeros(4), self._NAME)
         r, alpha, a, b = np.exp(theta)
         self.params_ = {"r": float(r), "alpha": float(alpha / scale), "a": float(a), "b": float(b)}
         self.n_customers_ = total
@@ -176,10 +185,10 @@ class BetaGeoModel:
         """Use given ``r, alpha, a, b`` (e.g. loaded from JSON) instead of fitting."""
         missing = {"r", "alpha", "a", "b"} - set(params)
         if missing:
-            raise ConfigError(f"BG/NBD parameters lack {sorted(missing)}")
+            raise ConfigError(f"{self._NAME} parameters lack {sorted(missing)}")
         bad = {k: params[k] for k in ("r", "alpha", "a", "b") if not float(params[k]) > 0}
         if bad:
-            raise ConfigError(f"BG/NBD parameters must be positive; got {bad}")
+            raise ConfigError(f"{self._NAME} parameters must be positive; got {bad}")
         self.params_ = {k: float(params[k]) for k in ("r", "alpha", "a", "b")}
         return self
 
@@ -195,7 +204,7 @@ class BetaGeoModel:
         r, alpha, a, b = self._params()
         x, tx, t_cal = self._check(frequency, recency, T)
         w = np.ones_like(x) if weights is None else as_float_array("weights", weights, x.size)
-        ll, _ = _loglik_and_grad(np.log([r, alpha, a, b]), x, tx, t_cal)
+        ll, _ = _loglik_and_grad(np.log([r, alpha, a, b]), x, tx, t_cal, self._SHIFT)
         return float(w @ ll)
 
     def p_alive(self, frequency: ArrayLike, recency: ArrayLike, T: ArrayLike) -> FloatArray:
@@ -205,7 +214,7 @@ class BetaGeoModel:
         Hardie & Lee, note "Computing P(alive) Using the BG/NBD Model".
         """
         x, tx, t_cal = self._check(frequency, recency, T)
-        return _p_alive(self._params(), x, tx, t_cal)
+        return _p_alive(self._params(), x, tx, t_cal, self._SHIFT)
 
     def expected_purchases(
         self, t: float | ArrayLike, frequency: ArrayLike, recency: ArrayLike, T: ArrayLike
@@ -225,9 +234,11 @@ class BetaGeoModel:
         if abs(a - 1.0) < 1e-6:
             a = 1.0 + 1e-6
         z = t_arr / (alpha + t_cal + t_arr)
-        hyper = hyp2f1(a + b - 1.0 - r, a - 1.0, a + b + x - 1.0, z)
-        unconditional_alive = (a + b + x - 1.0) / (a - 1.0) * (1.0 - (1.0 - z) ** (a - 1.0) * hyper)
-        out: FloatArray = unconditional_alive * _p_alive((r, alpha, a, b), x, tx, t_cal)
+        c = a + b - 1.0 + self._SHIFT  # MBG/NBD: 2F1(r+x, b+x+1; a+b+x; z) (Batislam 2007)
+        hyper = hyp2f1(c - r, a - 1.0, c + x, z)
+        unconditional_alive = (c + x) / (a - 1.0) * (1.0 - (1.0 - z) ** (a - 1.0) * hyper)
+        alive = _p_alive((r, alpha, a, b), x, tx, t_cal, self._SHIFT)
+        out: FloatArray = unconditional_alive * alive
         return out
 
     def p_no_purchase(
@@ -244,7 +255,7 @@ class BetaGeoModel:
         x, tx, t_cal = self._check(frequency, recency, T)
         t_arr = np.broadcast_to(np.asarray(t, dtype=np.float64), x.shape)
         check_rule("t", t_arr >= 0, ">= 0")
-        alive = _p_alive((r, alpha, a, b), x, tx, t_cal)
+        alive = _p_alive((r, alpha, a, b), x, tx, t_cal, self._SHIFT)
         silent = np.exp((r + x) * (np.log(alpha + t_cal) - np.log(alpha + t_cal + t_arr)))
         out: FloatArray = 1.0 - alive + alive * silent
         return out
@@ -252,7 +263,9 @@ class BetaGeoModel:
     # ------------------------------------------------------------------ helpers
     def _params(self) -> tuple[float, float, float, float]:
         if not hasattr(self, "params_"):
-            raise NotFittedError("BetaGeoModel is not fitted; call fit(frequency, recency, T)")
+            raise NotFittedError(
+                f"{type(self).__name__} is not fitted; call fit(frequency, recency, T)"
+            )
         p = self.params_
         return p["r"], p["alpha"], p["a"], p["b"]
 
@@ -269,35 +282,57 @@ class BetaGeoModel:
 
     def __repr__(self) -> str:
         fitted: Any = getattr(self, "params_", "unfitted")
-        return f"BetaGeoModel(penalizer_coef={self.penalizer_coef!r}) [{fitted}]"
+        return f"{type(self).__name__}(penalizer_coef={self.penalizer_coef!r}) [{fitted}]"
+
+
+class ModifiedBetaGeoModel(BetaGeoModel):
+    """MBG/NBD (Batislam, Denizel & Filiztekin 2007): BG/NBD with a dropout chance at the
+    first purchase too, so P(alive) of a one-time buyer falls as time passes without a
+    repeat. Same interface and parameters (``r, alpha, a, b``) as :class:`BetaGeoModel`.
+    """
+
+    _SHIFT = 1
+    _NAME = "MBG/NBD"
 
 
 def _p_alive(
-    params: tuple[float, float, float, float], x: FloatArray, tx: FloatArray, t_cal: FloatArray
+    params: tuple[float, float, float, float],
+    x: FloatArray,
+    tx: FloatArray,
+    t_cal: FloatArray,
+    shift: int,
 ) -> FloatArray:
+    """``1 / (1 + a / (b + x - 1 + shift) ((alpha + T) / (alpha + t_x))^(r + x))``; with
+    ``shift = 0`` (BG/NBD) customers with ``x = 0`` are alive for sure."""
     r, alpha, a, b = params
-    has = x > 0
+    has = (x > 0) | (shift > 0)
     xm = np.where(has, x, 1.0)
-    log_ratio = np.log(a / (b + xm - 1.0)) + (r + xm) * (np.log(alpha + t_cal) - np.log(alpha + tx))
+    log_ratio = np.log(a / (b + xm - 1.0 + shift)) + (r + xm) * (
+        np.log(alpha + t_cal) - np.log(alpha + tx)
+    )
     out: FloatArray = np.where(has, 1.0 / (1.0 + np.exp(np.minimum(log_ratio, 700.0))), 1.0)
     return out
 
 
 def _loglik_and_grad(
-    theta: FloatArray, x: FloatArray, tx: FloatArray, t_cal: FloatArray
+    theta: FloatArray, x: FloatArray, tx: FloatArray, t_cal: FloatArray, shift: int
 ) -> tuple[FloatArray, FloatArray]:
-    """Per-row log-likelihood (FHL 2005 eq. 6) and its gradient in ``log(r, alpha, a, b)``.
+    """Per-row log-likelihood and its gradient in ``log(r, alpha, a, b)``.
 
-    Special functions depend on ``x`` only, so they are evaluated once per distinct ``x``.
+    BG/NBD (``shift = 0``, FHL 2005 eq. 6) or MBG/NBD (``shift = 1``, where ``b + x`` becomes
+    ``b + x + 1`` and the "dead" branch exists at ``x = 0`` too). Special functions depend
+    on ``x`` only, so they are evaluated once per distinct ``x``.
     """
     r, alpha, a, b = np.exp(theta)
     levels, idx = np.unique(x, return_inverse=True)
     idx = idx.ravel()
-    has = x > 0
-    lev_m = np.maximum(levels, 1.0)  # the "dead" branch exists for x >= 1 only
+    has = (x > 0) | (shift > 0)
+    # The "dead" branch exists for x >= 1 only in BG/NBD (its value at x = 0 is unused).
+    lev_m = levels + shift if shift else np.maximum(levels, 1.0)
+    lev_s = levels + shift
     beta_ab = betaln(a, b)
     head = (gammaln(r + levels) - gammaln(r) + r * np.log(alpha))[idx]
-    beta_alive = (betaln(a, b + levels) - beta_ab)[idx]
+    beta_alive = (betaln(a, b + lev_s) - beta_ab)[idx]
     beta_dead = (betaln(a + 1.0, b + lev_m - 1.0) - beta_ab)[idx]
     log_at, log_atx = np.log(alpha + t_cal), np.log(alpha + tx)
     term_alive = beta_alive - (r + x) * log_at
@@ -309,8 +344,8 @@ def _loglik_and_grad(
     w_dead = 1.0 - w_alive
 
     psi_ab = digamma(a + b)
-    psi_rx, psi_abx = digamma(r + levels)[idx], digamma(a + b + levels)[idx]
-    psi_bx, psi_bx1 = digamma(b + levels)[idx], digamma(b + lev_m - 1.0)[idx]
+    psi_rx, psi_abx = digamma(r + levels)[idx], digamma(a + b + lev_s)[idx]
+    psi_bx, psi_bx1 = digamma(b + lev_s)[idx], digamma(b + lev_m - 1.0)[idx]
     d_r = psi_rx - digamma(r) + np.log(alpha) - w_alive * log_at - w_dead * log_atx
     d_alpha = r / alpha - (r + x) * (w_alive / (alpha + t_cal) + w_dead / (alpha + tx))
     d_a = psi_ab - psi_abx + w_dead / a
