@@ -29,18 +29,19 @@ from fastapi import Body, Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import TypeAdapter, ValidationError
+from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from ltvcast.data.schemas import AMOUNT, CUSTOMER_ID, EVENT_TYPE, TIMESTAMP, CustomerData
 from ltvcast.data.store import Store
 from ltvcast.exceptions import ArtifactError, ConfigError, InsufficientDataError, LTVError
 from ltvcast.scoring.artifacts import MANIFEST, load_model
-from ltvcast.scoring.online import OnlineScorer
+from ltvcast.scoring.online import PURCHASE, OnlineScorer
 from ltvcast.scoring.single import parse_score_request
 from ltvcast.service.ingest import EVENT_ID, EventLog
 from ltvcast.service.metrics import BodyLimitMiddleware, Metrics, TimingMiddleware
 from ltvcast.service.wire import (
+    EVENTS,
     CustomerOut,
     Driver,
     EventIn,
@@ -56,7 +57,6 @@ from ltvcast.strategy.segments import FittedSegmentRules, SegmentRules, customer
 
 log = logging.getLogger("ltvcast.service")
 
-_EVENTS = TypeAdapter(list[EventIn])
 #: The segment of every answer when there are no cuts: the manifest has none and the store
 #: held fewer than MIN_CUSTOMERS_FOR_CUTS customers at start-up (a reload fits them on the
 #: customers known by then).
@@ -113,10 +113,9 @@ class Service:
 
     def ingest(self, items: list[Any]) -> EventsOut:
         """Validate, durably store and learn a batch of events."""
-        good, rejected = _validate_events(items)
+        frame, rejected = _validate_events(items)
         duplicates = 0
-        if good:
-            frame = _event_frame(good)
+        if len(frame):
             unique = frame.drop_duplicates(EVENT_ID, keep="first")
             with self.write_lock:
                 new = self.log.write(unique)
@@ -131,7 +130,7 @@ class Service:
             self.metrics.inc("events_duplicate", duplicates)
         self.metrics.inc("events_rejected", len(rejected))
         self._gauges()
-        return EventsOut(accepted=len(good), duplicates=duplicates, rejected=rejected)
+        return EventsOut(accepted=len(frame), duplicates=duplicates, rejected=rejected)
 
     def customer(self, customer_id: str, explain: int = 0) -> CustomerOut:
         """The current forecast of one customer (404 when unknown).
@@ -408,7 +407,7 @@ def _warm(scorer: OnlineScorer, manifest: dict[str, Any], version: str) -> Model
         rules = SegmentRules().fit(frame)
     model = Model(scorer, version, rules)
     ids = frame[CUSTOMER_ID].tolist()
-    stats = customer_history(data, as_of)
+    stats = customer_history(data, as_of).set_index(CUSTOMER_ID).reindex(ids).reset_index()
     model.answers.update(
         _answers(frame, stats, as_of, model, [(epoch, versions.get(c)) for c in ids])
     )
@@ -423,11 +422,13 @@ def _answers(
     versions: Sequence[tuple[int, int]],
 ) -> dict[str, tuple[tuple[int, int], dict[str, Any]]]:
     """Cache entries for a batch forecast (``versions[i]``: the history version row ``i``
-    reflects): segments labelled in one vectorised pass from ``stats`` (tenure, purchases)."""
+    reflects): segments labelled in one vectorised pass from ``stats`` (tenure, purchases;
+    the same rows as ``frame``)."""
     if model.rules is None:
         segments = np.full(len(frame), UNSEGMENTED, dtype=object)
-    else:
-        segments = model.rules.assign(frame, stats).to_numpy()
+    else:  # rows are aligned: label by position (integer keys join faster than string ids)
+        keys = {CUSTOMER_ID: np.arange(len(frame))}
+        segments = model.rules.assign(frame.assign(**keys), stats.assign(**keys)).to_numpy()
     columns = _prediction_columns(frame)
     fixed = {"as_of": as_of, "model_version": model.version}
     rows = zip(*columns.values(), segments.tolist(), strict=True)
@@ -481,34 +482,53 @@ def _scalar(value: Any) -> float | None:
     return None if value is None or pd.isna(value) else float(value)
 
 
-def _validate_events(items: list[Any]) -> tuple[list[EventIn], list[Rejection]]:
-    """Validate all items in one pass; on errors, set the failing ones aside with reasons."""
+def _validate_events(items: list[Any]) -> tuple[pd.DataFrame, list[Rejection]]:
+    """Validate all items in one pass (failing ones set aside with their reasons) and return
+    the valid events as a frame (see :func:`_event_frame`)."""
+    reasons: dict[int, list[str]] = {}
     try:
-        return _EVENTS.validate_python(items), []
+        good = EVENTS.validate_python(items)
     except ValidationError as err:
-        reasons: dict[int, list[str]] = {}
         for item in err.errors():
             index = int(item["loc"][0])
             sub = ValidationError.from_exception_data(err.title, [item])  # type: ignore[list-item]
             reasons.setdefault(index, []).append(validation_message(sub, skip=1))
+        good = EVENTS.validate_python([item for i, item in enumerate(items) if i not in reasons])
+    positions = np.array([i for i in range(len(items)) if i not in reasons], dtype=np.int64)
+    frame, broken = _event_frame(good)
+    for row, reason in broken.items():
+        reasons[int(positions[row])] = [reason]
+    if broken:
+        frame = frame.drop(index=list(broken)).reset_index(drop=True)
     rejected = [Rejection(index=i, reason="; ".join(r)) for i, r in sorted(reasons.items())]
-    keep = [item for i, item in enumerate(items) if i not in reasons]
-    return _EVENTS.validate_python(keep), rejected
+    return frame, rejected
 
 
-def _event_frame(events: list[EventIn]) -> pd.DataFrame:
-    """Validated events as a frame; events without an ``event_id`` get a random one."""
-    return pd.DataFrame(
+def _event_frame(events: list[EventIn]) -> tuple[pd.DataFrame, dict[int, str]]:
+    """Validated events as a frame (events without an ``event_id`` get a random one, times
+    in naive UTC) and the rows that break the amount rule, with the reason."""
+    kinds = np.array([e["event_type"] for e in events], dtype=object)
+    amounts = [e.get("amount") for e in events]
+    has_amount = np.array([a is not None for a in amounts], dtype=bool)
+    purchase = kinds == PURCHASE
+    broken = {
+        int(i): "amount: a purchase needs an amount" for i in np.flatnonzero(purchase & ~has_amount)
+    }
+    broken.update(
+        (int(i), f"amount: only purchase events carry an amount, not {kinds[i]!r}")
+        for i in np.flatnonzero(~purchase & has_amount)
+    )
+    stamps = pd.to_datetime([e["timestamp"] for e in events], utc=True)
+    frame = pd.DataFrame(
         {
-            EVENT_ID: [e.event_id or f"auto-{uuid.uuid4().hex}" for e in events],
-            CUSTOMER_ID: pd.Series([e.customer_id for e in events], dtype="str"),
-            TIMESTAMP: pd.Series([e.timestamp for e in events], dtype="datetime64[us]"),
-            EVENT_TYPE: pd.Series([e.event_type for e in events], dtype="str"),
-            AMOUNT: np.array(
-                [np.nan if e.amount is None else e.amount for e in events], dtype=np.float64
-            ),
+            EVENT_ID: [e.get("event_id") or f"auto-{uuid.uuid4().hex}" for e in events],
+            CUSTOMER_ID: pd.Series([e["customer_id"] for e in events], dtype="str"),
+            TIMESTAMP: stamps.tz_localize(None).as_unit("us"),
+            EVENT_TYPE: pd.Series(kinds, dtype="str"),
+            AMOUNT: np.array([np.nan if a is None else a for a in amounts], dtype=np.float64),
         }
     )
+    return frame, broken
 
 
 def _model_version(model_dir: Path, manifest: dict[str, Any]) -> str:

@@ -8,7 +8,9 @@ event survives a crash (DuckDB's write-ahead log) and a retried one is stored on
 
 from __future__ import annotations
 
+import duckdb
 import pandas as pd
+import pyarrow as pa
 
 from ltvcast.data.schemas import AMOUNT, CUSTOMER_ID, EVENT_TYPE, TIMESTAMP
 from ltvcast.data.store import Store
@@ -48,15 +50,26 @@ class EventLog:
     def write(self, events: pd.DataFrame) -> pd.DataFrame:
         """Store the events whose ``event_id`` is new; return those rows (committed).
 
+        The batch is inserted as it is first (the primary key refuses it when an id is
+        already stored, which a retry makes rare); only then are stored ids looked up and
+        the new rows inserted.
+
         Parameters
         ----------
         events
             ``event_id``, ``customer_id``, ``timestamp`` (naive UTC), ``event_type``,
             ``amount`` (NaN except for purchases); ``event_id`` unique within the frame.
         """
+        if not len(events):
+            return events
         con = self.store.connection
-        con.register("_batch", events)
+        con.register("_batch", pa.Table.from_pandas(events, preserve_index=False))  # faster scan
         try:
+            try:
+                self._insert("_batch")
+                return events
+            except duckdb.ConstraintException:
+                pass  # some ids are stored already (rolled back): insert only the new ones
             seen = con.execute(
                 f"SELECT {EVENT_ID} FROM {LOG_TABLE} WHERE {EVENT_ID} IN "
                 f"(SELECT {EVENT_ID} FROM _batch)"
@@ -64,28 +77,32 @@ class EventLog:
         finally:
             con.unregister("_batch")
         new = events[~events[EVENT_ID].isin([row[0] for row in seen])].reset_index(drop=True)
-        if not len(new):
-            return new
-        con.register("_new", new)
-        try:
-            con.begin()
+        if len(new):
+            con.register("_new", new)
             try:
-                con.execute(
-                    f"INSERT INTO {LOG_TABLE} SELECT {EVENT_ID}, {CUSTOMER_ID}, {TIMESTAMP}, "
-                    f"{EVENT_TYPE}, {AMOUNT} FROM _new"
-                )
-                con.execute(
-                    f"INSERT INTO transactions BY NAME SELECT {CUSTOMER_ID}, {TIMESTAMP}, "
-                    f"{AMOUNT} FROM _new WHERE {EVENT_TYPE} = '{PURCHASE}'"
-                )
-                con.execute(
-                    f"INSERT INTO events BY NAME SELECT {CUSTOMER_ID}, {TIMESTAMP}, "
-                    f"{EVENT_TYPE} FROM _new"
-                )
-                con.commit()
-            except BaseException:
-                con.rollback()
-                raise
-        finally:
-            con.unregister("_new")
+                self._insert("_new")
+            finally:
+                con.unregister("_new")
         return new
+
+    def _insert(self, view: str) -> None:
+        """Insert the rows of a registered frame into the three tables, in one transaction."""
+        con = self.store.connection
+        con.begin()
+        try:
+            con.execute(
+                f"INSERT INTO {LOG_TABLE} SELECT {EVENT_ID}, {CUSTOMER_ID}, {TIMESTAMP}, "
+                f"{EVENT_TYPE}, {AMOUNT} FROM {view}"
+            )
+            con.execute(
+                f"INSERT INTO transactions BY NAME SELECT {CUSTOMER_ID}, {TIMESTAMP}, "
+                f"{AMOUNT} FROM {view} WHERE {EVENT_TYPE} = '{PURCHASE}'"
+            )
+            con.execute(
+                f"INSERT INTO events BY NAME SELECT {CUSTOMER_ID}, {TIMESTAMP}, "
+                f"{EVENT_TYPE} FROM {view}"
+            )
+            con.commit()
+        except BaseException:
+            con.rollback()
+            raise
