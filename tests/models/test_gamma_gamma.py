@@ -12,7 +12,7 @@ from scipy import integrate, stats
 from scipy.optimize import approx_fprime
 
 from ltvcast.exceptions import ConfigError, InsufficientDataError, NotFittedError
-from ltvcast.models.gamma_gamma import GammaGammaModel, _loglik_and_grad
+from ltvcast.models.gamma_gamma import GammaGammaModel, _loglik_and_grad, _Rows
 
 GOLDEN = json.loads((Path(__file__).parents[1] / "golden" / "cdnow_btyd.json").read_text())
 PARAMS = GOLDEN["gamma_gamma"]
@@ -53,10 +53,13 @@ def test_analytic_gradient() -> None:
     m = rng.gamma(3.0, 10.0, 300)
     theta = np.log([4.0, 2.5, 20.0])
 
-    def total(th: np.ndarray) -> float:
-        return float(_loglik_and_grad(th, x, m)[0].sum())
+    w = rng.uniform(0.5, 2.0, 300)
+    rows = _Rows(x, m, w)
 
-    grad = _loglik_and_grad(theta, x, m)[1].sum(axis=0)
+    def total(th: np.ndarray) -> float:
+        return _loglik_and_grad(th, rows)[0]
+
+    grad = _loglik_and_grad(theta, rows)[1]
     np.testing.assert_allclose(grad, approx_fprime(theta, total, 1e-7), rtol=1e-4, atol=1e-3)
 
 

@@ -85,11 +85,13 @@ class GammaGammaModel:
         total = float(w.sum())
         penalty = self.penalizer_coef
 
+        rows = _Rows(x, m, w)
+
         def neg_loglik(theta: FloatArray) -> tuple[float, FloatArray]:
-            ll, grad = _loglik_and_grad(theta, x, m)
+            ll, grad = _loglik_and_grad(theta, rows)
             params = np.exp(theta)
-            value = -float(np.dot(w, ll)) / total + penalty * float(params @ params)
-            return value, -(grad * w[:, None]).sum(axis=0) / total + 2.0 * penalty * params**2
+            value = -ll / total + penalty * float(params @ params)
+            return value, -grad / total + 2.0 * penalty * params**2
 
         theta = maximise_log_likelihood(neg_loglik, np.log([1.0, 2.0, 1.0]), "Gamma-Gamma")
         p, q, v = np.exp(theta)
@@ -140,8 +142,8 @@ class GammaGammaModel:
         m = as_float_array("monetary_value", monetary_value, size=x.size)
         w = np.ones_like(x) if weights is None else as_float_array("weights", weights, x.size)
         keep = (x > 0) & (m > 0)
-        ll, _ = _loglik_and_grad(np.log([p, q, v]), x[keep], m[keep])
-        return float(w[keep] @ ll)
+        ll, _ = _loglik_and_grad(np.log([p, q, v]), _Rows(x[keep], m[keep], w[keep]))
+        return ll
 
     def _params(self) -> tuple[float, float, float]:
         if not hasattr(self, "params_"):
@@ -151,30 +153,48 @@ class GammaGammaModel:
         return self.params_["p"], self.params_["q"], self.params_["v"]
 
 
-def _loglik_and_grad(
-    theta: FloatArray, x: FloatArray, m: FloatArray
-) -> tuple[FloatArray, FloatArray]:
-    """Per-row log-likelihood (marginal density of ``m``) and its gradient in ``log(p, q, v)``.
+class _Rows:
+    """What the likelihood needs of the rows ``(x, m, w)``, computed once per fit.
 
-    Special functions depend on ``x`` only, so they are evaluated once per distinct ``x``.
+    Terms in ``x`` alone are summed per distinct ``x`` (special functions once per level);
+    only ``log(v + x m)`` must be evaluated row by row at each parameter value.
+    """
+
+    def __init__(self, x: FloatArray, m: FloatArray, w: FloatArray) -> None:
+        levels, idx = np.unique(x, return_inverse=True)
+        self.levels = levels
+        self.level_weight = np.bincount(idx.ravel(), weights=w, minlength=levels.size)
+        self.x, self.m, self.w = x, m, w
+        self.wx = w * x
+        log_x, log_m = np.log(x), np.log(m)
+        self.sum_w = float(w.sum())
+        self.sum_wx_logxm = float(self.wx @ (log_x + log_m))
+        self.sum_w_logm = float(w @ log_m)
+
+
+def _loglik_and_grad(theta: FloatArray, rows: _Rows) -> tuple[float, FloatArray]:
+    """Weighted total log-likelihood (marginal density of ``m``) and its gradient in
+    ``log(p, q, v)``.
+
+    Per row, ``log f = lnG(p x + q) - lnG(p x) - lnG(q) + q ln v + p x ln x
+    + (p x - 1) ln m - (p x + q) ln(v + x m)``.
     """
     p, q, v = np.exp(theta)
-    levels, idx = np.unique(x, return_inverse=True)
-    idx = idx.ravel()
-    pl = p * levels
-    px = p * x
-    log_x, log_m = np.log(x), np.log(m)
-    log_vxm = np.log(v + x * m)
+    pl = p * rows.levels
+    lw = rows.level_weight
+    log_vxm = np.log(v + rows.x * rows.m)
+    sum_wx_log_vxm = float(rows.wx @ log_vxm)
+    sum_w_log_vxm = float(rows.w @ log_vxm)
     ll = (
-        (gammaln(pl + q) - gammaln(pl))[idx]
-        - gammaln(q)
-        + q * np.log(v)
-        + px * log_x
-        + (px - 1.0) * log_m
-        - (px + q) * log_vxm
+        float(lw @ (gammaln(pl + q) - gammaln(pl)))
+        + rows.sum_w * (q * np.log(v) - gammaln(q))
+        + p * rows.sum_wx_logxm
+        - rows.sum_w_logm
+        - p * sum_wx_log_vxm
+        - q * sum_w_log_vxm
     )
-    psi_pxq = digamma(pl + q)[idx]
-    d_p = x * (psi_pxq - digamma(pl)[idx] + log_x + log_m - log_vxm)
-    d_q = psi_pxq - digamma(q) + np.log(v) - log_vxm
-    d_v = q / v - (px + q) / (v + x * m)
-    return ll, np.column_stack([d_p * p, d_q * q, d_v * v])
+    psi_plq = digamma(pl + q)
+    d_p = float(lw @ (rows.levels * (psi_plq - digamma(pl)))) + rows.sum_wx_logxm - sum_wx_log_vxm
+    d_q = float(lw @ psi_plq) + rows.sum_w * (np.log(v) - digamma(q)) - sum_w_log_vxm
+    d_v = rows.sum_w * q / v - float((rows.w * (p * rows.x + q)) @ (1.0 / (v + rows.x * rows.m)))
+    return float(ll), np.array([d_p * p, d_q * q, d_v * v])
