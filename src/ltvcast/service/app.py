@@ -20,6 +20,7 @@ import uuid
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from itertools import repeat
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -62,6 +63,9 @@ log = logging.getLogger("ltvcast.service")
 #: customers known by then).
 UNSEGMENTED = "unsegmented"
 MIN_CUSTOMERS_FOR_CUTS = 100
+#: The cached answer of a customer, in order: forecast columns, then segment, as-of, model.
+ANSWER_FIELDS = ("predicted_value", "predicted_purchases", "p_active", "value_p10", "value_p90",
+                 "segment", "as_of", "model_version")  # fmt: skip
 #: An ingest touching at least this many customers queues them for one batch rescoring.
 BATCH_RESCORE_MIN = 32
 
@@ -82,8 +86,9 @@ class Model:
     scorer: OnlineScorer
     version: str
     rules: FittedSegmentRules | None
-    #: customer -> (history version the answer reflects, answer)
-    answers: dict[str, tuple[tuple[int, int], dict[str, Any]]] = field(default_factory=dict)
+    #: customer -> (history version the answer reflects, answer values in ANSWER_FIELDS
+    #: order); tuples rather than dicts: cheap to build by the thousand, light for the GC
+    answers: dict[str, tuple[tuple[int, int], tuple[Any, ...]]] = field(default_factory=dict)
 
 
 class Service:
@@ -147,7 +152,7 @@ class Service:
         version = scorer.history.version(customer_id)
         cached = model.answers.get(customer_id)
         if cached is not None and cached[0] == version:
-            answer = cached[1]  # no new event since: the forecast at its own as_of stands
+            values = cached[1]  # no new event since: the forecast at its own as_of stands
         else:
             scored = scorer.rescore([customer_id])
             if not len(scored.frame):
@@ -157,8 +162,9 @@ class Service:
                 )
             fresh = _answers(scored.frame, scored.stats, scored.as_of, model, scored.versions)
             model.answers.update(fresh)
-            answer = fresh[customer_id][1]
+            values = fresh[customer_id][1]
         last = scorer.history.last_event_at(customer_id)
+        answer = dict(zip(ANSWER_FIELDS, values, strict=True))
         out = CustomerOut(customer_id=customer_id, last_event_at=last, **answer)
         if explain > 0:
             own = scorer.history.customer_data(customer_id)
@@ -420,7 +426,7 @@ def _answers(
     as_of: pd.Timestamp,
     model: Model,
     versions: Sequence[tuple[int, int]],
-) -> dict[str, tuple[tuple[int, int], dict[str, Any]]]:
+) -> dict[str, tuple[tuple[int, int], tuple[Any, ...]]]:
     """Cache entries for a batch forecast (``versions[i]``: the history version row ``i``
     reflects): segments labelled in one vectorised pass from ``stats`` (tenure, purchases;
     the same rows as ``frame``)."""
@@ -429,21 +435,13 @@ def _answers(
     else:  # rows are aligned: label by position (integer keys join faster than string ids)
         keys = {CUSTOMER_ID: np.arange(len(frame))}
         segments = model.rules.assign(frame.assign(**keys), stats.assign(**keys)).to_numpy()
-    columns = _prediction_columns(frame)
-    fixed = {"as_of": as_of, "model_version": model.version}
-    rows = zip(*columns.values(), segments.tolist(), strict=True)
-    names = (*columns, "segment")
-    return {
-        customer: (version, {**dict(zip(names, row, strict=True)), **fixed})
-        for customer, version, row in zip(frame[CUSTOMER_ID].tolist(), versions, rows, strict=True)
-    }
-
-
-def _prediction_columns(frame: pd.DataFrame) -> dict[str, list[Any]]:
-    out: dict[str, list[Any]] = {}
-    for name in ("predicted_value", "predicted_purchases", "p_active", "value_p10", "value_p90"):
-        out[name] = frame[name].tolist() if name in frame.columns else [None] * len(frame)
-    return out
+    n = len(frame)
+    columns = [
+        frame[name].tolist() if name in frame.columns else [None] * n for name in ANSWER_FIELDS[:-3]
+    ]
+    fixed = (repeat(as_of, n), repeat(model.version, n))
+    values = zip(*columns, segments.tolist(), *fixed, strict=True)
+    return dict(zip(frame[CUSTOMER_ID].tolist(), zip(versions, values, strict=True), strict=True))
 
 
 def _answer(

@@ -63,7 +63,9 @@ class EventLog:
         if not len(events):
             return events
         con = self.store.connection
-        con.register("_batch", pa.Table.from_pandas(events, preserve_index=False))  # faster scan
+        con.register(
+            "_batch", pa.Table.from_pandas(events, preserve_index=False, nthreads=1)
+        )  # faster scan
         try:
             try:
                 self._insert("_batch")
