@@ -11,7 +11,9 @@ Channels (``values``): ``purchases`` (purchase days in the period), ``log_spend`
 ``log1p`` of the net spend) and ``event:<type>`` (event counts) for each requested type.
 Context (``context``, per column): time features that a sequence model needs at every step and
 that a forecast needs at the last one; they use the customer's whole history, not only the
-columns in the window (tenure, purchases to date and recency are not capped).
+columns in the window (tenure, purchases to date, recency and mean spend are not capped): with
+them, a capped window still carries BG/NBD's recency, frequency and age and Gamma-Gamma's
+average spend.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ CONTEXT_NAMES = (
     "log_tenure",
     "log_purchases_to_date",
     "log_recency",
+    "log_mean_spend",
     "year_sin",
     "year_cos",
     "weekday_sin",
@@ -56,8 +59,9 @@ class SequenceBatch:
         ``n_periods``: the last ``lengths[i]`` columns of row ``i`` are real history.
     context
         float32 ``(customers, n_periods, len(CONTEXT_NAMES))``: ``log1p`` of tenure (periods
-        since first activity), purchases to date and periods since the last purchase (tenure
-        when none), and sin/cos of the period's last day in the year and in the week.
+        since first activity), purchases to date, periods since the last purchase (tenure
+        when none) and net spend to date per purchase day (0 when none or negative), and
+        sin/cos of the period's last day in the year and in the week.
     channels
         Names of the ``values`` channels.
     period_days
@@ -146,12 +150,14 @@ def period_matrix(
     values[..., 0] = np.bincount(
         flat, weights=days["is_purchase"].to_numpy(np.float64)[inside], minlength=n * t
     ).reshape(n, t)
-    spend = np.bincount(flat, weights=days["amount"].to_numpy(np.float64)[inside], minlength=n * t)
-    values[..., 1] = (np.sign(spend) * np.log1p(np.abs(spend))).reshape(n, t)
+    amount = days["amount"].to_numpy(np.float64)
+    spend = np.bincount(flat, weights=amount[inside], minlength=n * t).reshape(n, t)
+    values[..., 1] = np.sign(spend) * np.log1p(np.abs(spend))
 
     is_purchase = days["is_purchase"].to_numpy(bool)
     before = is_purchase & ~inside
     purchases_before = np.bincount(row[before], minlength=n).astype(np.float64)
+    spend_before = np.bincount(row[~inside], weights=amount[~inside], minlength=n)
     last_before = np.full(n, -np.inf)
     np.maximum.at(last_before, row[before], col[before].astype(np.float64))
 
@@ -176,7 +182,12 @@ def period_matrix(
         anchor - pd.to_timedelta(np.arange(t - 1, -1, -1) * period_days, unit="D")
     )
     context = _context(
-        values[..., 0], first, period_ends, purchases_before, last_before, period_days
+        values[..., 0],
+        spend,
+        first,
+        period_ends,
+        (purchases_before, spend_before, last_before),
+        period_days,
     )
     return SequenceBatch(
         customers=customers,
@@ -204,12 +215,15 @@ def _periods_back(days: pd.Series, anchor: pd.Timestamp, period_days: int) -> np
 
 def _context(
     purchases: np.ndarray,
+    spend: np.ndarray,
     first: np.ndarray,
     period_ends: pd.DatetimeIndex,
-    purchases_before: np.ndarray,
-    last_before: np.ndarray,
+    before: tuple[np.ndarray, np.ndarray, np.ndarray],
     period_days: int,
 ) -> np.ndarray:
+    """Context of every column; ``before``: purchases, spend and last purchase column before
+    the grid (``-inf`` when none)."""
+    purchases_before, spend_before, last_before = before
     n, t = purchases.shape
     ends = period_ends.to_numpy(dtype="datetime64[D]")
     tenure = (ends[None, :] - first.astype("datetime64[D]")[:, None]).astype(np.float64)
@@ -224,5 +238,7 @@ def _context(
     out[..., 0] = np.log1p(tenure)
     out[..., 1] = np.log1p(to_date)
     out[..., 2] = np.log1p(np.minimum(recency, tenure))
-    out[..., 3:] = calendar[None, :, :]
+    spent = spend_before[:, None] + np.cumsum(spend, axis=1)
+    out[..., 3] = np.log1p(np.clip(spent, 0.0, None) / np.maximum(to_date, 1.0))
+    out[..., 4:] = calendar[None, :, :]
     return out

@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import dataclasses
 import json
 import math
 from collections.abc import Iterator
@@ -69,7 +70,7 @@ MODES = ("direct", "rollout")
 #: Longest default history window, in periods, by period length in days.
 _MAX_PERIODS = {1: 180, 7: 104}
 _IG_STEPS = 16
-_CALENDAR = slice(3, len(CONTEXT_NAMES))
+_CALENDAR = slice(CONTEXT_NAMES.index("year_sin"), len(CONTEXT_NAMES))
 
 
 class SeqForecaster(Forecaster):
@@ -93,6 +94,10 @@ class SeqForecaster(Forecaster):
         History window in periods (``None``: the training span, at most 104 weeks / 180 days).
     period_days
         Period length (``None``: :func:`~ltvcast.features.sequence.choose_period_days`).
+    stride
+        Periods per LSTM step (the convolution's stride: the LSTM runs ``stride`` times fewer
+        steps and origins fall every ``stride`` periods); ``None``: 2 in direct mode, 1 in
+        rollout mode (whose simulation advances one period at a time).
     use_events, use_profiles
         Whether behaviour-event channels and profile inputs are used when the data has them.
     use_calendar
@@ -142,6 +147,7 @@ class SeqForecaster(Forecaster):
         customers_per_epoch: int | None = 4096,
         n_periods: int | None = None,
         period_days: int | None = None,
+        stride: int | None = None,
         use_events: bool = True,
         use_profiles: bool = True,
         use_calendar: bool | None = None,
@@ -167,6 +173,7 @@ class SeqForecaster(Forecaster):
         self.customers_per_epoch = customers_per_epoch
         self.n_periods = n_periods
         self.period_days = period_days
+        self.stride = stride
         self.use_events = use_events
         self.use_profiles = use_profiles
         self.use_calendar = use_calendar
@@ -186,15 +193,17 @@ class SeqForecaster(Forecaster):
         span = pd.Timestamp(as_of) - first
         self.period_days_ = self.period_days or choose_period_days(horizon, span)
         self.horizon_periods_ = horizon_periods(horizon, self.period_days_)
-        span_periods = max(2, math.ceil(span / pd.Timedelta(days=self.period_days_)))
-        self.n_periods_ = self.n_periods or min(
-            span_periods, _MAX_PERIODS.get(self.period_days_, 104)
-        )
         self.calendar_ = (
             span >= pd.Timedelta(days=730) if self.use_calendar is None else self.use_calendar
         )
         has_origin = bool(backtest_origins(first, as_of, horizon, max_origins=1))
         self.mode_ = self.mode if self.mode != "auto" else ("direct" if has_origin else "rollout")
+        self.stride_ = self.stride or (2 if self.mode_ == "direct" else 1)
+        if self.mode_ == "rollout" and self.stride_ != 1:
+            raise ConfigError(f"seq: rollout mode needs stride 1; got {self.stride_}")
+        span_periods = max(2, math.ceil(span / pd.Timedelta(days=self.period_days_)))
+        periods = self.n_periods or min(span_periods, _MAX_PERIODS.get(self.period_days_, 104))
+        self.n_periods_ = -(-max(periods, self.stride_) // self.stride_) * self.stride_
         self.event_types_ = data.event_types if self.use_events and self.mode_ == "direct" else ()
         batch = self._batch(data, as_of)
         raw = _input_channels(batch.values)
@@ -238,10 +247,11 @@ class SeqForecaster(Forecaster):
 
     def _split(self, mask: np.ndarray, customers: pd.Index) -> tuple[np.ndarray, np.ndarray]:
         """Boolean ``(customers, periods)`` masks of training and validation origins."""
-        t, h = mask.shape[1], self.horizon_periods_
+        t, h, s = mask.shape[1], self.horizon_periods_, self.stride_
         cols = np.arange(t)[None, :]
         if self.mode_ == "direct":
-            last_origin = t - 1 - h
+            last_origin = t - 1 - s * math.ceil(h / s)  # origins end a block of ``s`` periods
+            mask = mask & ((t - 1 - cols) % s == 0)
             valid = mask & (cols == last_origin)
             train = mask & (cols <= last_origin - h)
             usable = mask & (cols <= last_origin)
@@ -273,6 +283,7 @@ class SeqForecaster(Forecaster):
             lstm_layers=self.lstm_layers,
             head_hidden=self.head_hidden,
             dropout=self.dropout,
+            stride=self.stride_,
         ).to(self._device())
 
     def _init_heads(self, targets: dict[str, np.ndarray], train: np.ndarray) -> None:
@@ -317,9 +328,10 @@ class SeqForecaster(Forecaster):
         lengths = batch.lengths
         steps = self._steps(batch)
         categorical, numeric = static
-        aligned = {k: _left_align(v, lengths) for k, v in targets.items()}
-        train_l = _left_align(train, lengths)
-        valid_l = _left_align(np.zeros_like(train) if valid is None else valid, lengths)
+        ends = slice(self.stride_ - 1, None, self.stride_)  # left-aligned block ends
+        aligned = {k: _left_align(v, lengths)[:, ends] for k, v in targets.items()}
+        train_l = _left_align(train, lengths)[:, ends]
+        valid_l = _left_align(np.zeros_like(train) if valid is None else valid, lengths)[:, ends]
         rows = np.flatnonzero(train_l.any(axis=1))
         valid_rows = np.flatnonzero(valid_l.any(axis=1))
         generator = np.random.default_rng(self.random_state)
@@ -422,9 +434,14 @@ class SeqForecaster(Forecaster):
     # -------------------------------------------------------------- network inputs
     def _steps(self, batch: SequenceBatch) -> np.ndarray:
         """Scaled, left-aligned ``(customers, periods, inputs + context)`` float32."""
-        raw = (_input_channels(batch.values) - self.input_mean_) / self.input_std_
-        context = (batch.context - self.context_mean_) / self.context_std_
-        steps = np.concatenate([raw, context], axis=-1).astype(np.float32)
+        n_inputs = batch.values.shape[-1]
+        steps = np.empty((*batch.values.shape[:2], n_inputs + len(CONTEXT_NAMES)), np.float32)
+        raw, context = steps[..., :n_inputs], steps[..., n_inputs:]
+        raw[:] = _input_channels(batch.values)
+        raw -= self.input_mean_.astype(np.float32)
+        raw /= self.input_std_.astype(np.float32)
+        np.subtract(batch.context, self.context_mean_.astype(np.float32), out=context)
+        context /= self.context_std_.astype(np.float32)
         return _left_align(steps, batch.lengths)
 
     def _profile_arrays(
@@ -464,7 +481,7 @@ class SeqForecaster(Forecaster):
         device = self._device()
         x = torch.from_numpy(steps[idx]).to(device)
         hidden = self.network_.encode(x)
-        context = x[..., -len(CONTEXT_NAMES) :]
+        context = x[:, self.stride_ - 1 :: self.stride_, -len(CONTEXT_NAMES) :]
         index = torch.from_numpy(idx).to(device)
         static = self.network_.static(categorical[index], numeric[index])
         return self.network_.forward_heads(hidden, context, static)
@@ -472,7 +489,7 @@ class SeqForecaster(Forecaster):
     # -------------------------------------------------------------- predict
     def _predict(self, data: CustomerData, as_of: pd.Timestamp) -> pd.DataFrame:
         batch = self._batch(data, as_of)
-        with self._session(), torch.no_grad():
+        with self._session(), torch.inference_mode():
             steps = self._steps(batch)
             categorical, numeric = self._static_tensors(data, batch.customers)
             if self.mode_ == "direct":
@@ -495,7 +512,9 @@ class SeqForecaster(Forecaster):
         )
         if not self.calendar_:
             batch.context[..., _CALENDAR] = 0.0
-        return batch
+        s = self.stride_  # whole blocks: a block starting before the first activity is zeros
+        lengths = np.minimum(-(-batch.lengths // s) * s, batch.n_periods)
+        return dataclasses.replace(batch, lengths=lengths)
 
     def _chunks(self, n: int, size: int) -> Iterator[np.ndarray]:
         for start in range(0, n, size):
@@ -517,7 +536,8 @@ class SeqForecaster(Forecaster):
         last = (length - 1).to(device)
         rows = torch.arange(len(idx), device=device)
         state = self.network_.encode_state(x, length) if with_state else None
-        hidden = state[0][-1] if state is not None else self.network_.encode(x)[rows, last]
+        block = torch.div(last, self.stride_, rounding_mode="floor")
+        hidden = state[0][-1] if state is not None else self.network_.encode(x)[rows, block]
         context = x[rows, last, -len(CONTEXT_NAMES) :]
         index = torch.from_numpy(idx).to(device)
         static = self.network_.static(categorical[index], numeric[index])
@@ -531,7 +551,7 @@ class SeqForecaster(Forecaster):
         numeric: torch.Tensor,
     ) -> list[np.ndarray]:
         parts = []
-        for idx in self._chunks(len(lengths), 8192):
+        for idx in self._chunks(len(lengths), 16384):
             out, _, _ = self._last_outputs(steps, lengths, categorical, numeric, idx)
             logits = out["horizon_value"]
             p, _, _ = ziln_params(logits)
@@ -583,10 +603,13 @@ class SeqForecaster(Forecaster):
             )
             window = torch.gather(x, 1, pos.clamp_min(0)[..., None].expand(-1, -1, x.shape[-1]))
             window = window * (pos >= 0)[..., None]
-            last_ctx = torch.from_numpy(batch.context[idx, -1, :3].astype(np.float32)).to(device)
+            last_ctx = torch.from_numpy(batch.context[idx, -1, : _CALENDAR.start]).to(device)
             window, static = window.repeat_interleave(paths, 0), static.repeat_interleave(paths, 0)
             state = (h.repeat_interleave(paths, 1), c.repeat_interleave(paths, 1))
-            tenure, to_date, recency = torch.expm1(last_ctx).repeat_interleave(paths, 0).unbind(1)
+            tenure, to_date, recency, mean_spend = (
+                torch.expm1(last_ctx).repeat_interleave(paths, 0).unbind(1)
+            )
+            spent = mean_spend * to_date.clamp_min(1.0)
             hidden = state[0][-1]
             last = torch.from_numpy(lengths[idx] - 1).to(device)
             context = x[torch.arange(n, device=device), last, -len(CONTEXT_NAMES) :]
@@ -615,14 +638,15 @@ class SeqForecaster(Forecaster):
                 total = total + spend
                 if s == self.horizon_periods_ - 1:
                     break
-                tenure, to_date = tenure + 1.0, to_date + count
+                tenure, to_date, spent = tenure + 1.0, to_date + count, spent + spend
+                mean_spend = spent / to_date.clamp_min(1.0)
                 recency = torch.where(
                     buy, torch.zeros_like(recency), torch.minimum(recency + 1.0, tenure)
                 )
                 raw = torch.stack([torch.log1p(count), torch.log1p(spend)], 1)
                 ctx = torch.cat(
                     [
-                        torch.log1p(torch.stack([tenure, to_date, recency], 1)),
+                        torch.log1p(torch.stack([tenure, to_date, recency, mean_spend], 1)),
                         calendar[s + 1].expand(len(raw), -1),
                     ],
                     1,
@@ -738,8 +762,10 @@ class SeqForecaster(Forecaster):
         head = "horizon_value" if self.mode_ == "direct" else "next_value"
         last = torch.arange(len(idx), device=device), (length - 1).to(device)
 
+        block = last[0], torch.div(last[1], self.stride_, rounding_mode="floor")
+
         def value(xs: torch.Tensor, ss: torch.Tensor) -> torch.Tensor:
-            hidden = net.encode(xs)[last]
+            hidden = net.encode(xs)[block]
             context = xs[last[0], last[1], -len(CONTEXT_NAMES) :]
             return ziln_mean(net.forward_heads(hidden, context, ss)[head])
 
@@ -775,6 +801,7 @@ class SeqForecaster(Forecaster):
             "calendar": self.calendar_,
             "period_days": self.period_days_,
             "n_periods": self.n_periods_,
+            "stride": self.stride_,
             "horizon_periods": self.horizon_periods_,
             "event_types": list(self.event_types_),
             "input_mean": self.input_mean_.tolist(),
@@ -795,6 +822,7 @@ class SeqForecaster(Forecaster):
         self.calendar_ = bool(state["calendar"])
         self.period_days_ = int(state["period_days"])
         self.n_periods_ = int(state["n_periods"])
+        self.stride_ = int(state.get("stride", 1))
         self.horizon_periods_ = int(state["horizon_periods"])
         self.event_types_ = tuple(state["event_types"])
         for key in (
@@ -849,7 +877,7 @@ def _poisson_nll(log_rate: torch.Tensor, count: torch.Tensor) -> torch.Tensor:
 
 def _input_channels(values: np.ndarray) -> np.ndarray:
     """Network form of the activity channels: ``log1p`` of counts, log spend as is."""
-    out = np.log1p(np.clip(values, 0.0, None)).astype(np.float64)
+    out = np.log1p(np.clip(values, 0.0, None))
     out[..., 1] = values[..., 1]
     return out
 
@@ -868,11 +896,11 @@ def _left_align(array: np.ndarray, lengths: np.ndarray) -> np.ndarray:
     """Move each row's last ``lengths[i]`` columns to the front (zeros / False after)."""
     n, t = array.shape[:2]
     cols = np.arange(t)[None, :]
-    source = np.minimum(cols + (t - lengths)[:, None], t - 1)
-    shape = (n, t) + (1,) * (array.ndim - 2)
-    out = np.take_along_axis(array, source.reshape(shape), axis=1)
-    keep = (cols < lengths[:, None]).reshape(shape)
-    return np.where(keep, out, np.zeros((), dtype=array.dtype))
+    source = np.minimum(cols + (t - lengths)[:, None], t - 1) + (np.arange(n) * t)[:, None]
+    flat = array.reshape(n * t, -1)
+    out = np.take(flat, source.ravel(), axis=0).reshape(array.shape)
+    out[cols >= lengths[:, None]] = 0
+    return out
 
 
 def _targets(batch: SequenceBatch, h: int) -> dict[str, np.ndarray]:

@@ -12,6 +12,9 @@ the output changed from one MSE-trained number to distributions:
 Sequences are **left-aligned** (a customer's first period at position 0, padding at the end).
 The convolution is causal (left zero padding) and the LSTM is unidirectional, so the output at
 a position depends only on the positions before it: padding never changes a customer's output.
+With ``stride`` ``s > 1`` the convolution also pools: output ``j`` sees the ``kernel_size``
+periods ending with period ``(j + 1) s - 1``, so the LSTM runs ``s`` times fewer steps (the
+CNN-LSTM's usual down-sampling); a customer's length is then a multiple of ``s``.
 Per-step context (tenure, calendar ...) enters the convolution and is concatenated again, with
 the static profile inputs (embeddings + scaled numerics), before the heads.
 """
@@ -25,6 +28,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence
+
+from ltvcast.exceptions import ConfigError
 
 HEADS = ("horizon_value", "horizon_count", "next_value", "next_count")
 _HEAD_SIZES = {"horizon_value": 3, "horizon_count": 1, "next_value": 3, "next_count": 1}
@@ -62,10 +67,16 @@ class SeqNetwork(nn.Module):
         lstm_layers: int = 2,
         head_hidden: int = 32,
         dropout: float = 0.0,
+        stride: int = 1,
     ) -> None:
         super().__init__()
+        if not 1 <= stride <= kernel_size:
+            raise ConfigError(
+                f"seq: stride must be in [1, kernel_size={kernel_size}]; got {stride!r}"
+            )
         self.kernel_size = kernel_size
-        self.conv = nn.Conv1d(n_inputs + n_context, conv_filters, kernel_size)
+        self.stride = stride
+        self.conv = nn.Conv1d(n_inputs + n_context, conv_filters, kernel_size, stride=stride)
         self.lstm = nn.LSTM(
             conv_filters,
             lstm_hidden,
@@ -81,7 +92,7 @@ class SeqNetwork(nn.Module):
         self.heads = nn.ModuleDict({k: nn.Linear(head_hidden, _HEAD_SIZES[k]) for k in HEADS})
 
     def encode(self, steps: torch.Tensor) -> torch.Tensor:
-        """Top-layer outputs ``(B, T, lstm_hidden)`` over left-aligned ``steps``.
+        """Top-layer outputs ``(B, T // stride, lstm_hidden)`` over left-aligned ``steps``.
 
         Outputs at a customer's real positions do not depend on the padding after them
         (causal convolution, unidirectional LSTM); outputs on padding are meaningless.
@@ -90,19 +101,25 @@ class SeqNetwork(nn.Module):
         return out
 
     def encode_state(self, steps: torch.Tensor, lengths: torch.Tensor) -> State:
-        """LSTM state ``(lstm_layers, B, lstm_hidden)`` after each customer's last real step."""
+        """LSTM state ``(lstm_layers, B, lstm_hidden)`` after each customer's last real step.
+
+        ``lengths`` are in periods (multiples of ``stride``).
+        """
         packed = pack_padded_sequence(
-            self._convolve(steps), lengths.cpu(), batch_first=True, enforce_sorted=False
+            self._convolve(steps),
+            lengths.cpu() // self.stride,
+            batch_first=True,
+            enforce_sorted=False,
         )
         _, state = self.lstm(packed)
         return state
 
     def _convolve(self, steps: torch.Tensor) -> torch.Tensor:
-        z = F.pad(steps.transpose(1, 2), (self.kernel_size - 1, 0))
+        z = F.pad(steps.transpose(1, 2), (self.kernel_size - self.stride, 0))
         return torch.relu(self.conv(z)).transpose(1, 2)
 
     def step(self, window: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
-        """Advance the encoder one step; ``window`` holds the last ``kernel_size`` steps."""
+        """Advance the encoder one step; ``window`` holds the last ``kernel_size`` periods."""
         z = torch.relu(self.conv(window.transpose(1, 2))).transpose(1, 2)
         out, state = self.lstm(z, state)
         return out[:, 0], state
