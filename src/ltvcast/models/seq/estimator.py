@@ -79,7 +79,10 @@ class SeqForecaster(Forecaster):
     Parameters
     ----------
     conv_filters, kernel_size, lstm_hidden, lstm_layers
-        The founding paper's hybrid (64, 3, 50, 2).
+        The founding paper's hybrid is (64, 3, 50, 2); the defaults halve the widths, which
+        scores twice as fast with the same accuracy (inner backtests, CDNOW as of 1997-12-31,
+        13 weeks, direct: normalized Gini 0.736 both, MAE 14.8 vs 14.5; as of 1997-06-30,
+        13 weeks, rollout: Gini 0.666 vs 0.662, MAE 16.6 vs 16.8).
     head_hidden
         Width of the dense layer before the heads.
     dropout
@@ -108,12 +111,16 @@ class SeqForecaster(Forecaster):
         with the calendar, +32 % without; MAE 18.4 vs 16.0; normalized Gini 0.701 vs 0.702).
     refit
         After early stopping, retrain from scratch on the training and validation origins for
-        the best number of epochs (the latest labels then shape the model).
+        the best number of epochs (the latest labels then shape the model); ``None``: in
+        direct mode only. The refitted model forecasts one horizon past its latest labels,
+        as the first model did on the validation origin, so that origin's calibration carries
+        over (inner backtest, CDNOW as of 1997-12-31, 13 weeks: total-value error +26 % ->
+        +1 %, MAE 15.5 -> 14.5; as of 1997-06-30 in rollout mode MAE got worse, 16.8 -> 18.4).
     calibrate
         Scale predicted values (mean and quantiles) by actual / predicted spend on the
-        validation origins, so the level of the forecast matches the latest labels the model
-        did not learn from (inner backtest, CDNOW as of 1997-12-31: the uncalibrated total is
-        32 % high).
+        validation origin (direct mode) or over the validation periods simulated from their
+        start (rollout mode), so the level of the forecast matches the latest labels the model
+        did not learn from.
     mode
         ``"auto"`` (direct when a full-horizon origin exists, else rollout), ``"direct"`` or
         ``"rollout"``.
@@ -134,9 +141,9 @@ class SeqForecaster(Forecaster):
 
     def __init__(
         self,
-        conv_filters: int = 64,
+        conv_filters: int = 32,
         kernel_size: int = 3,
-        lstm_hidden: int = 50,
+        lstm_hidden: int = 32,
         lstm_layers: int = 2,
         head_hidden: int = 32,
         dropout: float = 0.0,
@@ -151,7 +158,7 @@ class SeqForecaster(Forecaster):
         use_events: bool = True,
         use_profiles: bool = True,
         use_calendar: bool | None = None,
-        refit: bool = False,
+        refit: bool | None = None,
         calibrate: bool = True,
         mode: str = "auto",
         n_samples: int = 20,
@@ -218,7 +225,10 @@ class SeqForecaster(Forecaster):
             self._init_heads(targets, train)
             static = self._static_tensors(data, batch.customers)
             self.training_ = self._train(batch, static, targets, train, valid, self.epochs)
-            if self.refit:
+            if self.mode_ == "rollout" and self.calibrate:
+                self.training_["value_scale"] = self._rollout_scale(data, as_of, batch, valid)
+            refit = self.mode_ == "direct" if self.refit is None else self.refit
+            if refit:
                 self.network_ = self._build_network()
                 self._init_heads(targets, train | valid)
                 epochs = max(1, int(self.training_["best_epoch"]))
@@ -392,10 +402,8 @@ class SeqForecaster(Forecaster):
         self.network_.load_state_dict(best)
         self.network_.eval()
         scale = 1.0
-        if valid is not None and self.calibrate:
-            key, head = (
-                ("value", "horizon_value") if self.mode_ == "direct" else ("next_value",) * 2
-            )
+        if valid is not None and self.calibrate and self.mode_ == "direct":
+            key, head = "value", "horizon_value"
             predicted, actual = 0.0, 0.0
             with torch.no_grad():
                 for idx in np.array_split(valid_rows, max(1, len(valid_rows) // 4096)):
@@ -434,14 +442,9 @@ class SeqForecaster(Forecaster):
     # -------------------------------------------------------------- network inputs
     def _steps(self, batch: SequenceBatch) -> np.ndarray:
         """Scaled, left-aligned ``(customers, periods, inputs + context)`` float32."""
-        n_inputs = batch.values.shape[-1]
-        steps = np.empty((*batch.values.shape[:2], n_inputs + len(CONTEXT_NAMES)), np.float32)
-        raw, context = steps[..., :n_inputs], steps[..., n_inputs:]
-        raw[:] = _input_channels(batch.values)
-        raw -= self.input_mean_.astype(np.float32)
-        raw /= self.input_std_.astype(np.float32)
-        np.subtract(batch.context, self.context_mean_.astype(np.float32), out=context)
-        context /= self.context_std_.astype(np.float32)
+        steps = np.concatenate([_input_channels(batch.values), batch.context], axis=-1)
+        steps -= np.concatenate([self.input_mean_, self.context_mean_]).astype(np.float32)
+        steps /= np.concatenate([self.input_std_, self.context_std_]).astype(np.float32)
         return _left_align(steps, batch.lengths)
 
     def _profile_arrays(
@@ -495,7 +498,9 @@ class SeqForecaster(Forecaster):
             if self.mode_ == "direct":
                 columns = self._predict_direct(steps, batch.lengths, categorical, numeric)
             else:
-                columns = self._predict_rollout(batch, steps, categorical, numeric)
+                columns = self._predict_rollout(
+                    batch, steps, categorical, numeric, self.horizon_periods_
+                )
         scale = float(self.training_["value_scale"])
         columns = [c * scale if k in (0, 3, 4) else c for k, c in enumerate(columns)]
         names = [*PREDICTION_COLUMNS[1:], *QUANTILE_COLUMNS]
@@ -566,12 +571,49 @@ class SeqForecaster(Forecaster):
             )
         return list(np.concatenate(parts).T)
 
+    def _rollout_scale(
+        self, data: CustomerData, as_of: pd.Timestamp, batch: SequenceBatch, valid: np.ndarray
+    ) -> float:
+        """Actual / simulated spend over the validation periods, simulated from their start.
+
+        One-step calibration misses how errors compound along a simulated path, so the
+        rollout itself is run from the first validation origin over the validation periods
+        (for at most ``customers_per_epoch`` of the validation customers).
+        """
+        periods = batch.n_periods - 1 - int(np.argmax(valid.any(axis=0)))
+        origin = pd.Timestamp(as_of) - pd.Timedelta(days=periods * self.period_days_)
+        start = self._batch(data, origin)
+        rows = batch.customers.get_indexer(start.customers)
+        chosen = np.flatnonzero(valid[rows].any(axis=1))
+        cap = self.customers_per_epoch or len(chosen)
+        if len(chosen) > cap:
+            generator = np.random.default_rng(self.random_state)
+            chosen = np.sort(generator.choice(chosen, cap, replace=False))
+        if not len(chosen):
+            return 1.0
+        sub = dataclasses.replace(
+            start,
+            customers=start.customers[chosen],
+            values=start.values[chosen],
+            lengths=start.lengths[chosen],
+            context=start.context[chosen],
+        )
+        log_spend = batch.values[rows[chosen], -periods:, 1].astype(np.float64)
+        actual = np.clip(np.sign(log_spend) * np.expm1(np.abs(log_spend)), 0.0, None).sum()
+        with torch.inference_mode():
+            categorical, numeric = self._static_tensors(data, sub.customers)
+            simulated = self._predict_rollout(sub, self._steps(sub), categorical, numeric, periods)[
+                0
+            ].sum()
+        return float(actual / simulated) if simulated > 0 and actual > 0 else 1.0
+
     def _predict_rollout(
         self,
         batch: SequenceBatch,
         steps: np.ndarray,
         categorical: torch.Tensor,
         numeric: torch.Tensor,
+        periods: int,
     ) -> list[np.ndarray]:
         device = self._device()
         generator = torch.Generator(device=device).manual_seed(self.random_state)
@@ -582,7 +624,7 @@ class SeqForecaster(Forecaster):
             calendar_features(
                 batch.period_ends[-1]
                 - pd.Timedelta(days=1)
-                + pd.to_timedelta(np.arange(self.horizon_periods_) * self.period_days_, unit="D")
+                + pd.to_timedelta(np.arange(periods) * self.period_days_, unit="D")
             ).astype(np.float32)
             * float(self.calendar_)
         ).to(device)
@@ -619,7 +661,7 @@ class SeqForecaster(Forecaster):
             expected = torch.zeros_like(total)
             purchases = torch.zeros_like(total)
             no_buy = torch.ones_like(total)
-            for s in range(self.horizon_periods_):
+            for s in range(periods):
                 heads = self.network_.forward_heads(hidden, context, static)
                 p, mu, sigma = ziln_params(heads["next_value"])
                 extra = torch.exp(heads["next_count"][:, 0])
@@ -636,7 +678,7 @@ class SeqForecaster(Forecaster):
                     spend, count = torch.zeros_like(mu), torch.zeros_like(mu)
                 no_buy = no_buy * torch.where(never, 1.0 - p, torch.ones_like(p))
                 total = total + spend
-                if s == self.horizon_periods_ - 1:
+                if s == periods - 1:
                     break
                 tenure, to_date, spent = tenure + 1.0, to_date + count, spent + spend
                 mean_spend = spent / to_date.clamp_min(1.0)
