@@ -311,7 +311,11 @@ def create_app(
     app.state.service = service
     bearer = HTTPBearer(auto_error=False)
 
-    def authorize(credentials: HTTPAuthorizationCredentials | None = Depends(bearer)) -> None:  # noqa: B008
+    async def authorize(
+        credentials: HTTPAuthorizationCredentials | None = Depends(bearer),  # noqa: B008
+    ) -> None:
+        # async: a sync dependency would hop to the thread pool on every request (a thread
+        # wake-up and a GIL hand-off each way: the bulk of a cached GET's tail under load)
         if expected is None:
             return
         if credentials is None or credentials.scheme.lower() != "bearer":
