@@ -55,6 +55,10 @@ def test_cells_lengths_and_context(tiny_transactions: pd.DataFrame) -> None:
     np.testing.assert_allclose(to_date, [3, 1, 1, 0], rtol=1e-5)  # Jan 1 counted
     recency = np.expm1(batch.static[:, CONTEXT_NAMES.index("log_recency")])
     np.testing.assert_allclose(recency, [2, 6, 0, 1 / 7], rtol=1e-5, atol=1e-6)
+    # spend to date per purchase day: a $60 / 3 (Jan 1 before the grid counted), b $5, c $100
+    mean_spend = np.expm1(batch.context[..., CONTEXT_NAMES.index("log_mean_spend")])
+    np.testing.assert_allclose(mean_spend[:, -1], [20, 5, 100, 0], rtol=1e-5)
+    np.testing.assert_allclose(mean_spend[0, :2], [15, 15], rtol=1e-5)  # Jan 1 + Jan 15
 
 
 def test_rows_after_as_of_change_nothing(tiny_transactions: pd.DataFrame) -> None:

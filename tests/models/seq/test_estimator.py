@@ -74,6 +74,7 @@ def _actual_value(data: CustomerData, start: pd.Timestamp, days: int) -> pd.Seri
 
 def test_direct_mode_learns_who_spends(fitted: SeqForecaster, data: CustomerData) -> None:
     assert fitted.mode_ == "direct" and fitted.period_days_ == 7
+    assert fitted.stride_ == 2 and fitted.n_periods_ % 2 == 0  # LSTM steps of two weeks
     assert fitted.event_types_ == ("view",)
     pred = fitted.predict(data, AS_OF)
     assert list(pred.columns) == [
@@ -110,7 +111,7 @@ def test_save_load_round_trip(fitted: SeqForecaster, data: CustomerData, tmp_pat
     save_model(fitted, tmp_path / "m")
     assert (tmp_path / "m" / "seq_weights.safetensors").is_file()
     loaded, manifest = load_model(tmp_path / "m")
-    assert manifest["state"]["mode"] == "direct"
+    assert manifest["state"]["mode"] == "direct" and manifest["state"]["stride"] == 2
     pd.testing.assert_frame_equal(loaded.predict(data, AS_OF), fitted.predict(data, AS_OF))
 
 
@@ -123,7 +124,7 @@ def test_rows_after_as_of_change_nothing(fitted: SeqForecaster, data: CustomerDa
 def test_rollout_when_history_shorter_than_horizon(data: CustomerData, tmp_path: Path) -> None:
     as_of = pd.Timestamp("2024-03-31 23:59:59")  # 13 weeks of history, 26-week horizon
     model = SeqForecaster(**TINY).fit(data, as_of, parse_horizon("26w"))
-    assert model.mode_ == "rollout" and model.event_types_ == ()
+    assert model.mode_ == "rollout" and model.event_types_ == () and model.stride_ == 1
     pred = model.predict(data, as_of)
     heavy = pred["customer_id"] < "c040"
     assert (

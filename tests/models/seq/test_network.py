@@ -55,3 +55,18 @@ def test_step_continues_encode() -> None:
         state = net.encode_state(steps[:, :5], torch.tensor([5, 5]))
         out, _ = net.step(steps[:, 3:6], state)
     torch.testing.assert_close(out, full[:, 5])
+
+
+def test_stride_pools_blocks_that_end_on_a_period() -> None:
+    torch.manual_seed(0)
+    net = SeqNetwork(3, 2, 0, [], conv_filters=6, lstm_hidden=5, stride=2).eval()
+    steps = torch.randn(2, 8, 5)
+    with torch.no_grad():
+        full = net.encode(steps)
+        state = net.encode_state(steps[:, :6], torch.tensor([6, 6]))
+        out, _ = net.step(steps[:, 5:8], state)  # the block of periods 6-7 (and period 5)
+        head = net.encode(steps[:, :4])  # blocks never look past their last period
+    assert full.shape == (2, 4, 5)
+    torch.testing.assert_close(out, full[:, 3])
+    torch.testing.assert_close(head, full[:, :2])
+    torch.testing.assert_close(state[0][-1], full[:, 2])
