@@ -16,10 +16,13 @@ import pytest
 
 from ltvcast.data.schemas import CustomerData
 from ltvcast.exceptions import InsufficientDataError, NotFittedError
+from ltvcast.features.rfm import rfm_summary
 from ltvcast.features.windows import parse_horizon
 from ltvcast.models import get_forecaster_class
 from ltvcast.models.base import Forecaster
+from ltvcast.models.btyd import BTYDForecaster
 from ltvcast.scoring.online import CustomerHistory, OnlineScorer
+from ltvcast.strategy.segments import customer_history
 
 CUTOFF = pd.Timestamp("1998-01-31")  # bulk-loaded up to here, replayed per event after
 FIT_AS_OF = pd.Timestamp("1997-12-31 23:59:59")
@@ -250,3 +253,94 @@ def test_buffers_merge_without_changing_forecasts(cdnow: CustomerData) -> None:
 def test_unfitted_forecaster_is_refused() -> None:
     with pytest.raises(NotFittedError):
         OnlineScorer(importlib.import_module("ltvcast.models.gbdt").GBDTForecaster())
+
+
+def _with_returns(data: CustomerData) -> CustomerData:
+    """CDNOW plus returns: some on purchase days, some on days of their own (one of them a
+    customer's first day, so their first purchase day comes later)."""
+    tx = data.transactions
+    rng = np.random.default_rng(5)
+    picks = tx.sample(frac=0.08, random_state=2)
+    shift = pd.to_timedelta(rng.choice([0, 0, 1, 3], len(picks)), unit="D")
+    returns = picks.assign(timestamp=picks["timestamp"] + shift, amount=-0.5 * picks["amount"])
+    first = tx.groupby("customer_id")["timestamp"].min()
+    early = pd.DataFrame(
+        {
+            "customer_id": first.index[:5],
+            "timestamp": first.to_numpy()[:5] - pd.Timedelta(days=2),
+            "amount": -10.0,
+        }
+    )
+    both = pd.concat([tx, returns, early], ignore_index=True).sort_values("timestamp")
+    return CustomerData(both.reset_index(drop=True), data.events, data.profiles)
+
+
+def test_summaries_equal_rfm_summary_whatever_the_arrival_order(cdnow: CustomerData) -> None:
+    """Running purchase-day aggregates equal rfm_summary of all rows, with returns, returns-
+    only days and transactions that arrive late (before their customer's latest day)."""
+    data = _with_returns(cdnow)
+    history = CustomerHistory()
+    history.learn_data(data.until(CUTOFF))
+    stream = data.transactions[data.transactions["timestamp"] > CUTOFF].assign(
+        event_type="purchase"
+    )
+    late = stream.sample(frac=0.1, random_state=4)  # delivered after everything else
+    in_order = stream.drop(late.index)
+    for start in range(0, len(in_order), 40):
+        history.learn_frame(in_order.iloc[start : start + 40])
+    for event in late.to_dict("records"):
+        history.learn_one(event)
+    as_of = data.last_timestamp()
+    expected = rfm_summary(data.transactions, as_of, time_unit_days=1.0)
+    summary = history.summaries(data.customers())
+    agg = summary.aggregates
+    buyer = agg.n > 0
+    assert summary.ids[buyer].tolist() == expected.index.tolist()
+    first_day = expected["first_purchase"].to_numpy().astype("datetime64[D]").astype(np.int64)
+    np.testing.assert_array_equal(agg.n[buyer] - 1, expected["frequency"])
+    np.testing.assert_array_equal(agg.first[buyer], first_day)
+    np.testing.assert_array_equal(agg.last[buyer] - agg.first[buyer], expected["recency"])
+    np.testing.assert_allclose(agg.total[buyer], expected["total_value"], rtol=1e-12)
+    repeat = agg.spend[buyer] - agg.first_spend[buyer]
+    frequency = expected["frequency"].to_numpy()
+    monetary = np.divide(repeat, frequency, out=np.zeros_like(repeat), where=frequency > 0)
+    np.testing.assert_allclose(monetary, expected["monetary_value"], rtol=1e-9, atol=1e-9)
+    # the segment inputs (first row time) too
+    stats = customer_history(history.to_data(), as_of).set_index("customer_id")
+    tenure = (np.datetime64(as_of, "us").astype(np.int64) - summary.first_seen) / 86_400e6
+    np.testing.assert_allclose(tenure, stats.loc[summary.ids, "tenure_days"], rtol=1e-12)
+
+
+@pytest.mark.parametrize("spend_days", ["all", "repeat"])
+def test_btyd_rescoring_from_summaries_equals_predict(cdnow: CustomerData, spend_days: str) -> None:
+    data = _with_returns(cdnow)
+    forecaster = BTYDForecaster(spend_days=spend_days).fit(data, FIT_AS_OF, parse_horizon("13w"))
+    scorer = _replayed(forecaster, data)
+    assert scorer.fast_path
+    customers = data.customers()
+    scored = scorer.rescore(customers)
+    expected = forecaster.predict(_as_replayed(data), data.last_timestamp())
+    pd.testing.assert_frame_equal(scored.frame, expected, rtol=1e-9)
+    stats = customer_history(_as_replayed(data), data.last_timestamp())
+    np.testing.assert_array_equal(scored.stats["purchases"], stats["purchases"])
+    assert scored.versions == [scorer.history.version(c) for c in expected["customer_id"]]
+
+
+class _ShiftedBTYD(BTYDForecaster):
+    """A BTYD whose predict the running summaries do not reproduce."""
+
+    def _predict(self, data: CustomerData, as_of: pd.Timestamp) -> pd.DataFrame:
+        return super()._predict(data, as_of) + 1.0
+
+
+def test_fast_path_is_checked_against_predict(cdnow: CustomerData) -> None:
+    forecaster = _ShiftedBTYD().fit(cdnow, FIT_AS_OF, parse_horizon("13w"))
+    scorer = OnlineScorer(forecaster)
+    scorer.history.learn_data(cdnow)
+    assert scorer.fast_path
+    frame = scorer.predict_many()
+    assert not scorer.fast_path  # the check found the disagreement: rescore through predict
+    customer = frame["customer_id"].iloc[3]
+    scorer.learn_one({"customer_id": customer, "timestamp": scorer.clock, "event_type": "view"})
+    got = scorer.rescore([customer]).frame.iloc[0]
+    assert got["predicted_value"] == pytest.approx(frame["predicted_value"].iloc[3], rel=1e-9)

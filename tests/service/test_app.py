@@ -18,6 +18,7 @@ from ltvcast.scoring.artifacts import load_model
 from ltvcast.scoring.single import founding_paper_example, parse_score_request
 from ltvcast.service import create_app
 from ltvcast.service.app import ANSWER_FIELDS
+from ltvcast.strategy.segments import customer_history
 
 from .conftest import TOKEN
 
@@ -288,27 +289,60 @@ def test_empty_store_and_segment_cuts_from_the_manifest(tmp_path: Path, model_di
         assert again.get("/v1/customers/solo").json()["segment"] == "low_value"
 
 
-def test_touched_customers_are_rescored_together(client: TestClient, model_dir: Path) -> None:
+@pytest.mark.parametrize("name", ["baseline", "btyd"])  # predict / running summaries
+def test_touched_customers_are_rescored_together(
+    name: str, model_dirs: dict[str, Path], db_path: Path
+) -> None:
+    model_dir = model_dirs[name]
     events = [_event(i, customer=f"C{i:08d}") for i in range(1, 41)]
-    assert client.post("/v1/events", json={"events": events}, headers=AUTH).status_code == 200
-    service = client.app.state.service  # type: ignore[attr-defined]
-    deadline = time.monotonic() + 20
-    while service.metrics.counters["customers_rescored"] < 40 and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert service.metrics.counters["customers_rescored"] == 40
-    data = service.model.scorer.history.to_data()
-    forecaster, _ = load_model(model_dir)
-    expected = forecaster.predict(data, pd.Timestamp("2024-01-05 10:00")).set_index("customer_id")
-    for i in range(1, 41, 13):
-        customer = f"C{i:08d}"
-        version, cached = service.model.answers[customer]
-        assert version == service.model.scorer.history.version(customer)  # served from cache
-        body = client.get(f"/v1/customers/{customer}", headers=AUTH).json()
-        assert body["predicted_value"] == pytest.approx(
-            expected.loc[customer, "predicted_value"], rel=1e-6
-        )
-        cached_value = cached[ANSWER_FIELDS.index("predicted_value")]
-        assert body["predicted_value"] == pytest.approx(cached_value, rel=1e-12)
+    views = [_event(i, customer=f"C{i:08d}", event_type="view") for i in range(41, 50)]
+    for event in views:
+        event.pop("amount")
+    events += views
+    app = create_app(model_dir, db_path, token=TOKEN, max_body_bytes=200_000, max_batch=50)
+    with TestClient(app) as client:
+        assert client.post("/v1/events", json={"events": events}, headers=AUTH).status_code == 200
+        service = client.app.state.service  # type: ignore[attr-defined]
+        assert service.model.scorer.fast_path == (name == "btyd")
+        deadline = time.monotonic() + 20
+        while service.metrics.counters["customers_rescored"] < 49 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert service.metrics.counters["customers_rescored"] == 49
+        data = service.model.scorer.history.to_data()
+        as_of = pd.Timestamp("2024-01-05 10:00")
+        forecaster, _ = load_model(model_dir)
+        expected = forecaster.predict(data, as_of).set_index("customer_id")
+        history = customer_history(data, as_of).set_index("customer_id")
+        for i in range(1, 50, 6):
+            customer = f"C{i:08d}"
+            version, cached = service.model.answers[customer]
+            assert version == service.model.scorer.history.version(customer)  # from cache
+            body = client.get(f"/v1/customers/{customer}", headers=AUTH).json()
+            for column in ("predicted_value", "predicted_purchases", "p_active"):
+                assert body[column] == pytest.approx(expected.loc[customer, column], rel=1e-6)
+            cached_value = cached[ANSWER_FIELDS.index("predicted_value")]
+            assert body["predicted_value"] == pytest.approx(cached_value, rel=1e-12)
+            stats = history.loc[customer]
+            segment = service.model.rules.label(
+                body["predicted_value"], body["p_active"], stats["tenure_days"], stats["purchases"]
+            )
+            assert body["segment"] == segment
+
+
+def test_partial_retry_and_time_zones(client: TestClient) -> None:
+    """A batch mixing stored and new ids stores only the new ones; zoned times become UTC."""
+    assert client.post("/v1/events", json={"events": [_event(1)]}, headers=AUTH).status_code == 200
+    mixed = [_event(1), _event(2, timestamp="2024-01-05T12:30:00+02:00")]
+    body = client.post("/v1/events", json={"events": mixed}, headers=AUTH).json()
+    assert body == {"accepted": 2, "duplicates": 1, "rejected": []}
+    con = client.app.state.service.store.connection  # type: ignore[attr-defined]
+    rows = con.execute("SELECT event_id, timestamp FROM events_ingested ORDER BY 1").fetchall()
+    assert [(r[0], str(r[1])) for r in rows] == [
+        ("e1", "2024-01-05 10:00:00"),
+        ("e2", "2024-01-05 10:30:00"),
+    ]
+    last = client.get("/v1/customers/C00000001", headers=AUTH).json()["last_event_at"]
+    assert last == "2024-01-05T10:30:00"
 
 
 def test_customer_drivers_on_request(
