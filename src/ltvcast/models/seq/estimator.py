@@ -23,9 +23,10 @@ Two modes, chosen in ``fit`` and recorded in ``mode_``:
   per customer feed sampled purchases and spend back as inputs. The expected value and
   purchases are Rao-Blackwellised (each step adds the expected spend of the next period given
   the path, not the sampled one); ``p_active`` is exact given the model (one extra path with no
-  purchase: ``1 - prod(1 - p_t)``); ``value_p10``/``value_p90`` are quantiles of the sampled
-  path totals. Early stopping uses the last periods (time-ordered). Behaviour events are not
-  simulated, so this mode uses transaction channels only.
+  purchase: ``1 - prod(1 - p_t)``); ``value_p10``/``value_p90`` are those of a zero-inflated
+  lognormal with that ``p_active`` and mean whose log-scale comes from the sampled path totals
+  (:func:`_path_quantiles`). Early stopping uses the last periods (time-ordered). Behaviour
+  events are not simulated, so this mode uses transaction channels only.
 
 Measured (``bench/bench_seq.py``, full CDNOW master, 2 shared CPU threads, 6 epochs): 39-week
 calibration / 39 weeks (rollout): normalized Gini 0.668 vs BG/NBD + Gamma-Gamma 0.672, MAE 41.3
@@ -62,7 +63,13 @@ from ltvcast.features.sequence import (
 from ltvcast.features.tabular import ProfileEncoder
 from ltvcast.features.windows import Horizon, backtest_origins
 from ltvcast.models.base import Forecaster
-from ltvcast.models.seq.loss import ziln_mean, ziln_nll, ziln_params, ziln_quantiles
+from ltvcast.models.seq.loss import (
+    MIN_SIGMA,
+    ziln_mean,
+    ziln_nll,
+    ziln_params,
+    ziln_quantiles,
+)
 from ltvcast.models.seq.network import SeqNetwork, State
 
 WEIGHTS_FILE = "seq_weights.safetensors"
@@ -125,7 +132,10 @@ class SeqForecaster(Forecaster):
         ``"auto"`` (direct when a full-horizon origin exists, else rollout), ``"direct"`` or
         ``"rollout"``.
     n_samples
-        Simulated paths per customer in rollout mode.
+        Simulated paths per customer in rollout mode. The mean and ``p_active`` do not rest
+        on the samples alone, so few are needed (inner backtest, CDNOW as of 1997-06-30, 13
+        weeks: normalized Gini 0.664 with 10 paths, 0.667 with 40; p90 within 15 % of the
+        40-path value on average, the 40-path value itself moving 12 % between seeds).
     aux_weight
         Weight of the next-period loss in direct mode.
     device
@@ -161,7 +171,7 @@ class SeqForecaster(Forecaster):
         refit: bool | None = None,
         calibrate: bool = True,
         mode: str = "auto",
-        n_samples: int = 20,
+        n_samples: int = 10,
         aux_weight: float = 0.5,
         device: str = "auto",
         n_threads: int | None = None,
@@ -661,11 +671,13 @@ class SeqForecaster(Forecaster):
             expected = torch.zeros_like(total)
             purchases = torch.zeros_like(total)
             no_buy = torch.ones_like(total)
+            spread, weight = torch.zeros_like(total), torch.zeros_like(total)
             for s in range(periods):
                 heads = self.network_.forward_heads(hidden, context, static)
                 p, mu, sigma = ziln_params(heads["next_value"])
                 extra = torch.exp(heads["next_count"][:, 0])
                 expected += p * torch.exp(mu + 0.5 * sigma**2)
+                spread, weight = spread + p * sigma**2, weight + p
                 purchases += p * (1.0 + extra)
                 buy = (torch.rand(p.shape, generator=generator, device=device) < p) & ~never
                 if self.n_samples and buy.any():
@@ -705,18 +717,12 @@ class SeqForecaster(Forecaster):
                 window, context = window[:, 1:], new[:, -len(CONTEXT_NAMES) :]
             sampled = ~never
             value = expected[sampled].view(n, -1).mean(1)
-            totals = total[sampled].view(n, -1)
-            q = torch.quantile(totals, torch.tensor([0.1, 0.9], device=device), dim=1)
+            p_active = 1.0 - no_buy[never]
+            prior = (spread / weight.clamp_min(1e-12))[sampled].view(n, -1).mean(1)
+            q = _path_quantiles(value, p_active, total[sampled].view(n, -1), prior)
             parts.append(
                 torch.stack(
-                    [
-                        value,
-                        purchases[sampled].view(n, -1).mean(1),
-                        1.0 - no_buy[never],
-                        q[0],
-                        q[1],
-                    ],
-                    1,
+                    [value, purchases[sampled].view(n, -1).mean(1), p_active, *q.unbind(-1)], 1
                 )
                 .double()
                 .cpu()
@@ -910,6 +916,31 @@ class SeqForecaster(Forecaster):
 
 def _t(array: np.ndarray, device: torch.device) -> torch.Tensor:
     return torch.as_tensor(array, dtype=torch.float32, device=device)
+
+
+def _path_quantiles(
+    value: torch.Tensor, p_active: torch.Tensor, totals: torch.Tensor, prior: torch.Tensor
+) -> torch.Tensor:
+    """``value_p10``/``value_p90`` of a horizon total, ``(n, 2)``.
+
+    The total is taken as zero-inflated lognormal with the exact ``p_active`` and mean
+    ``value``; only its log-scale comes from the sampled path ``totals`` ``(n, paths)``: the
+    variance of the positive totals' logs, shrunk towards ``prior`` (the model's per-period
+    log-variance) with the weight of two paths. Empirical quantiles of a few paths straddle
+    the jump from zero and are unstable (CDNOW, 1997-06-30 + 13 weeks: p90 moved by 50 % of
+    its mean between two seeds of 40 paths each).
+    """
+    positive = totals > 0
+    k = positive.sum(1).to(totals.dtype)
+    logs = torch.where(positive, torch.log(totals.clamp_min(1e-12)), torch.zeros_like(totals))
+    mean = logs.sum(1) / k.clamp_min(1.0)
+    squares = (torch.where(positive, logs - mean[:, None], torch.zeros_like(logs)) ** 2).sum(1)
+    variance = (squares + 2.0 * prior) / ((k - 1.0).clamp_min(0.0) + 2.0)
+    p = p_active.clamp(1e-6, 1.0 - 1e-6)
+    sigma = variance.sqrt().clamp_min(MIN_SIGMA)
+    mu = torch.log(value.clamp_min(1e-12) / p) - 0.5 * variance
+    logits = torch.stack([torch.logit(p), mu, sigma + torch.log(-torch.expm1(-sigma))], -1)
+    return ziln_quantiles(logits)
 
 
 def _poisson_nll(log_rate: torch.Tensor, count: torch.Tensor) -> torch.Tensor:
