@@ -153,3 +153,25 @@ def test_profiles_with_categorical_columns_only(data: CustomerData) -> None:
     predictions = model.predict(only_tier, AS_OF)
     assert len(predictions) == 80
     assert np.isfinite(predictions["predicted_value"]).all()
+
+
+def test_path_quantiles_match_a_lognormal_reference() -> None:
+    """Many lognormal paths: the ZILN quantiles match scipy's; p_active moves the level."""
+    import torch
+    from scipy import stats
+
+    from ltvcast.models.seq.estimator import _path_quantiles
+
+    rng = np.random.default_rng(0)
+    totals = torch.from_numpy(rng.lognormal(1.0, 0.5, (1, 4000)))
+    mean = torch.tensor([np.exp(1.0 + 0.125)], dtype=torch.float64)
+    prior = torch.tensor([0.25], dtype=torch.float64)
+    for p_active, level in ((1.0, 0.9), (0.5, 0.8)):  # p90 of the mixture = positive part's p80
+        p = torch.tensor([p_active], dtype=torch.float64)
+        q10, q90 = _path_quantiles(mean * p, p, totals, prior)[0].tolist()
+        assert q90 == pytest.approx(stats.lognorm.ppf(level, 0.5, scale=np.e), rel=0.03)
+        assert q10 == (
+            0.0
+            if p_active < 0.9
+            else pytest.approx(stats.lognorm.ppf(0.1, 0.5, scale=np.e), rel=0.03)
+        )
