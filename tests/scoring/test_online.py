@@ -286,10 +286,14 @@ def test_summaries_equal_rfm_summary_whatever_the_arrival_order(cdnow: CustomerD
     )
     late = stream.sample(frac=0.1, random_state=4)  # delivered after everything else
     in_order = stream.drop(late.index)
+    bulk = in_order.iloc[100:400]  # a bulk load on top of buffered rows
+    in_order = in_order.drop(bulk.index)
     for start in range(0, len(in_order), 40):
         history.learn_frame(in_order.iloc[start : start + 40])
+        if start == 40:
+            history.learn_data(CustomerData(bulk.drop(columns="event_type"), None, None))
     for event in late.to_dict("records"):
-        history.learn_one(event)
+        history.learn_one({str(k): v for k, v in event.items()})
     as_of = data.last_timestamp()
     expected = rfm_summary(data.transactions, as_of, time_unit_days=1.0)
     summary = history.summaries(data.customers())
