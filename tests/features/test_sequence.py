@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -65,7 +67,7 @@ def test_rows_after_as_of_change_nothing(tiny_transactions: pd.DataFrame) -> Non
     later = pd.concat(
         [tiny_transactions, tiny_transactions.assign(timestamp=pd.Timestamp("2024-02-22 00:00"))]
     )
-    kwargs = {"period_days": 7, "n_periods": 6, "event_types": ["view"]}
+    kwargs: dict[str, Any] = {"period_days": 7, "n_periods": 6, "event_types": ["view"]}
     base = period_matrix(CustomerData(tiny_transactions, events=_events()), AS_OF, **kwargs)
     events = pd.concat([_events(), _events().assign(timestamp=pd.Timestamp("2024-03-01"))])
     moved = period_matrix(CustomerData(later, events=events), AS_OF, **kwargs)

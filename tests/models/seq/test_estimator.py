@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -15,7 +16,7 @@ from ltvcast.scoring.artifacts import load_model, save_model
 
 START = pd.Timestamp("2024-01-01")
 AS_OF = pd.Timestamp("2024-06-30 23:59:59")
-TINY = {
+TINY: dict[str, Any] = {
     "conv_filters": 8,
     "lstm_hidden": 8,
     "head_hidden": 8,
