@@ -320,7 +320,10 @@ def _markdown(
         f"- Server start-up (load model, rebuild every customer's history from the store, score "
         f"everyone): {startup:.1f} s.",
         "- GET latency is measured from the scheduled send time (open loop, 4 client threads); "
-        "when the server cannot keep the pace, queueing shows up in it.",
+        "when the server cannot keep the pace, queueing shows up in it. The client threads "
+        "connect (one warm-up GET) and the client's heap is frozen before the schedule starts, "
+        "and ingestion bodies are JSON-encoded before the clock: client start-up, client GC "
+        "pauses and client-side encoding are not counted as server time.",
         "- Server CPU ms/req (from /proc) is what a request costs the server whatever the load; "
         "on an otherwise idle machine the server's capacity is about 1000 / that per core "
         "(one Python process: one core for the GIL-bound work).",
