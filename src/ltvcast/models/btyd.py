@@ -115,23 +115,45 @@ class BTYDForecaster(Forecaster):
         ``spend_days``, so the textbook (``"repeat"``) summary is
         :func:`~ltvcast.features.rfm.rfm_summary`'s.
         """
-        rfm = rfm_summary(data.transactions, as_of, time_unit_days=WEEK_DAYS)
+        return self._inputs(rfm_summary(data.transactions, as_of, time_unit_days=WEEK_DAYS))
+
+    def predict_rfm(self, rfm: pd.DataFrame) -> pd.DataFrame:
+        """Forecast from a ready RFM summary (what the online scorer keeps per customer).
+
+        Parameters
+        ----------
+        rfm
+            Shaped like :func:`~ltvcast.features.rfm.rfm_summary` with ``time_unit_days=7``:
+            ``frequency``, ``recency``, ``T``, ``monetary_value`` (repeat days) and
+            ``total_value``, one row per customer with a purchase.
+
+        Returns
+        -------
+        DataFrame
+            ``predicted_value``, ``predicted_purchases``, ``p_active`` on ``rfm``'s index.
+        """
+        self.check_fitted()
+        inputs = self._inputs(rfm)
+        value, purchases, active = self._forecast(*(inputs[c].to_numpy() for c in DRIVERS))
+        return pd.DataFrame(
+            {"predicted_value": value, "predicted_purchases": purchases, "p_active": active},
+            index=rfm.index,
+        )
+
+    def _inputs(self, rfm: pd.DataFrame) -> pd.DataFrame:
+        """:data:`DRIVERS` of an RFM summary, ``monetary_value`` per ``spend_days``."""
+        out = rfm[list(DRIVERS)].copy()
         if self.spend_days == "all":
-            rfm["monetary_value"] = rfm["total_value"] / (rfm["frequency"] + 1.0)
-        return rfm[list(DRIVERS)]
+            out["monetary_value"] = rfm["total_value"] / (rfm["frequency"] + 1.0)
+        return out
 
     def _spend_days(self, frequency: FloatArray) -> FloatArray:
         """Purchase days behind each ``monetary_value`` (Gamma-Gamma's ``x``)."""
         return frequency + 1.0 if self.spend_days == "all" else frequency
 
     def _predict(self, data: CustomerData, as_of: pd.Timestamp) -> pd.DataFrame:
-        rfm = self.summary(data, as_of)
-        value, purchases, active = self._forecast(*(rfm[c].to_numpy() for c in DRIVERS))
-        out = pd.DataFrame(
-            {"predicted_value": value, "predicted_purchases": purchases, "p_active": active},
-            index=rfm.index,
-        )
-        return out.reindex(data.customers()).fillna(0.0)
+        rfm = rfm_summary(data.transactions, as_of, time_unit_days=WEEK_DAYS)
+        return self.predict_rfm(rfm).reindex(data.customers()).fillna(0.0)
 
     def _forecast(
         self, recency: FloatArray, frequency: FloatArray, T: FloatArray, monetary: FloatArray

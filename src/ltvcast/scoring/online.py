@@ -548,30 +548,32 @@ def _btyd_forecast(
     forecaster: BTYDForecaster, summary: CustomerSummaries, as_of: pd.Timestamp
 ) -> pd.DataFrame:
     """BTYD ``predict`` of the summarised customers, from the aggregates instead of a
-    group-by: the inputs of :meth:`BTYDForecaster.summary` (weeks), then its forecast.
-
-    Mirrors ``summary`` (``monetary_value`` per ``spend_days``) and calls the forecaster's
-    ``_forecast`` (no public entry takes the inputs); :meth:`OnlineScorer.predict_many`
-    checks the result against ``predict`` and turns this path off on any disagreement.
-    Customers without a purchase day get 0, as in ``predict``.
+    group-by: their :func:`~ltvcast.features.rfm.rfm_summary` (weeks), forecast by
+    :meth:`BTYDForecaster.predict_rfm`. Customers without a purchase day get 0, as in
+    ``predict``.
     """
     agg = summary.aggregates
     buyer = agg.n > 0
     first = agg.first[buyer]
     frequency = (agg.n[buyer] - 1).astype(np.float64)
-    if forecaster.spend_days == "all":
-        monetary = agg.total[buyer] / (frequency + 1.0)
-    else:
-        repeat = agg.spend[buyer] - agg.first_spend[buyer]
-        monetary = np.divide(repeat, frequency, out=np.zeros_like(repeat), where=frequency > 0)
+    repeat = agg.spend[buyer] - agg.first_spend[buyer]
     as_of_day = as_of.floor("D").to_datetime64().astype("datetime64[D]").astype(np.int64)
-    outputs = forecaster._forecast(
-        (agg.last[buyer] - first) / WEEK_DAYS, frequency, (as_of_day - first) / WEEK_DAYS, monetary
+    rfm = pd.DataFrame(
+        {
+            "frequency": frequency,
+            "recency": (agg.last[buyer] - first) / WEEK_DAYS,
+            "T": (as_of_day - first) / WEEK_DAYS,
+            "monetary_value": np.divide(
+                repeat, frequency, out=np.zeros_like(repeat), where=frequency > 0
+            ),
+            "total_value": agg.total[buyer],
+        }
     )
+    outputs = forecaster.predict_rfm(rfm)
     out: dict[str, np.ndarray] = {CUSTOMER_ID: summary.ids}
-    for name, values in zip(PREDICTION_COLUMNS[1:], outputs, strict=True):
+    for name in PREDICTION_COLUMNS[1:]:
         full = np.zeros(len(summary.ids))
-        full[buyer] = values
+        full[buyer] = outputs[name].to_numpy()
         out[name] = full
     return pd.DataFrame(out)
 
