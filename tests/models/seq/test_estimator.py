@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +11,7 @@ import pandas as pd
 import pytest
 
 from ltvcast.data.schemas import CustomerData
+from ltvcast.exceptions import ArtifactError
 from ltvcast.features.windows import parse_horizon
 from ltvcast.models.seq.estimator import SeqForecaster
 from ltvcast.scoring.artifacts import load_model, save_model
@@ -114,6 +116,13 @@ def test_save_load_round_trip(fitted: SeqForecaster, data: CustomerData, tmp_pat
     loaded, manifest = load_model(tmp_path / "m")
     assert manifest["state"]["mode"] == "direct" and manifest["state"]["stride"] == 2
     pd.testing.assert_frame_equal(loaded.predict(data, AS_OF), fitted.predict(data, AS_OF))
+    # an artifact of the previous input layout (no mean-spend context) is refused by name
+    path = tmp_path / "m" / "manifest.json"
+    manifest = json.loads(path.read_text())
+    manifest["state"]["context_mean"] = manifest["state"]["context_mean"][:7]
+    path.write_text(json.dumps(manifest))
+    with pytest.raises(ArtifactError, match="7 context features; this version uses 8"):
+        load_model(tmp_path / "m")
 
 
 def test_rows_after_as_of_change_nothing(fitted: SeqForecaster, data: CustomerData) -> None:
