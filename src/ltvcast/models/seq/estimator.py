@@ -100,8 +100,10 @@ class SeqForecaster(Forecaster):
         Adam training with early stopping on the time-ordered validation origin.
     customers_per_epoch
         Customers drawn afresh for each epoch, and the size of the fixed validation sample
-        (``None``: all). Every customer brings all of its origins, so a few thousand already
-        give hundreds of thousands of training origins; this bounds the training time.
+        (``None``: all). Every customer brings all of its origins; this bounds the training
+        time on large stores. All of CDNOW's 23,570 beat a 4,096 sample on every seed of the
+        inner backtests (as of 1997-12-31, 13 weeks, direct, seeds 0-3: mean MAE 15.3 ->
+        14.6; as of 1997-06-30, 13 weeks, rollout, seeds 0-2: 17.3 -> 16.2; Gini unchanged).
     n_periods
         History window in periods (``None``: the training span, at most 104 weeks / 180 days).
     period_days
@@ -164,7 +166,7 @@ class SeqForecaster(Forecaster):
         batch_size: int = 512,
         learning_rate: float = 5e-3,
         patience: int = 2,
-        customers_per_epoch: int | None = 4096,
+        customers_per_epoch: int | None = 32768,
         n_periods: int | None = None,
         period_days: int | None = None,
         stride: int | None = None,
