@@ -3,6 +3,10 @@
 Usage: ``python bench/bench_seq.py [PROTOCOL ...] [--threads N] [--epochs N]`` (default: both
 CDNOW protocols). Prints a markdown snippet and writes it to ``bench/out/seq.md``.
 
+The seq design choices (defaults in ``SeqForecaster``) were made on the inner backtests, whose
+labels lie inside the protocols' calibration data: ``python bench/bench_seq.py inner_direct
+inner_rollout`` (written to ``bench/out/seq_inner.md``; the lifetimes row is left out).
+
 Scoring rate: customers per second of ``predict`` on every customer of the protocol (feature
 tensors included), the best of three calls after training (a warm batch scorer; the first call
 also pays torch's one-off kernel set-up). The table header gives the 1-minute load average.
@@ -23,7 +27,7 @@ import pandas as pd
 
 from ltvcast.data.schemas import CustomerData
 from ltvcast.evaluation.metrics import evaluate
-from ltvcast.features.windows import Horizon, horizon_labels
+from ltvcast.features.windows import Horizon, horizon_labels, parse_as_of, parse_horizon
 from ltvcast.models import get_forecaster_class
 from ltvcast.models.seq.estimator import SeqForecaster
 
@@ -31,6 +35,22 @@ from lifetimes_reference import lifetimes_predict
 from protocols import PROTOCOLS
 
 OUT = Path(__file__).resolve().parent / "out" / "seq.md"
+INNER_OUT = OUT.with_name("seq_inner.md")
+#: Inner backtests on CDNOW: (title, as-of, horizon, seq parameters).
+INNER = {
+    "inner_direct": (
+        "CDNOW inner backtest: as of 1997-12-31, 13-week horizon",
+        "1997-12-31",
+        "13w",
+        {},
+    ),
+    "inner_rollout": (
+        "CDNOW inner backtest: as of 1997-06-30, 13-week horizon, rollout mode",
+        "1997-06-30",
+        "13w",
+        {"mode": "rollout"},
+    ),
+}
 METRICS = ("normalized_gini", "mae", "spearman", "top20_capture", "auc", "total_value_error")
 
 
@@ -48,11 +68,21 @@ def _score(
     )
 
 
+def _load(key: str) -> tuple[CustomerData, pd.Timestamp, Horizon, dict[str, Any]]:
+    """Data, cutoff, horizon and extra seq parameters of a protocol or inner backtest."""
+    if key in PROTOCOLS:
+        return (*PROTOCOLS[key].load(), {})
+    _, as_of, horizon, params = INNER[key]
+    data, _, _ = PROTOCOLS["cdnow_13w"].load()
+    return data, parse_as_of(as_of, data.last_timestamp()), parse_horizon(horizon), params
+
+
 def run(key: str, threads: int, epochs: int | None) -> list[dict[str, object]]:
     """Rows (model, metrics, seconds) of one protocol."""
-    data, cutoff, horizon = PROTOCOLS[key].load()
+    data, cutoff, horizon, extra = _load(key)
     rows: list[dict[str, object]] = []
     params: dict[str, Any] = {"n_threads": threads} | ({"epochs": epochs} if epochs else {})
+    params |= extra
     seq = SeqForecaster(**params)
     start = time.perf_counter()
     seq.fit(data, cutoff, horizon)
@@ -89,6 +119,8 @@ def run(key: str, threads: int, epochs: int | None) -> list[dict[str, object]]:
             **_score(pred, data, cutoff, horizon),
         }
     )
+    if key in INNER:
+        return rows
     start = time.perf_counter()
     pred = lifetimes_predict(data, cutoff, horizon)
     rows.append(
@@ -107,7 +139,7 @@ def table(key: str, rows: list[dict[str, object]], threads: int) -> str:
     """Markdown table of one protocol."""
     head = ["model", *METRICS, "fit s", "predict s", "customers/s"]
     lines = [
-        f"### {PROTOCOLS[key].title} (torch threads: {threads}, "
+        f"### {INNER[key][0] if key in INNER else PROTOCOLS[key].title} (torch threads: {threads}, "
         f"load average {os.getloadavg()[0]:.2f})",
         "",
         "| " + " | ".join(head) + " |",
@@ -131,8 +163,9 @@ def main() -> None:
     text = "\n".join(
         table(key, run(key, args.threads, args.epochs), args.threads) for key in args.protocols
     )
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    OUT.write_text(text, encoding="utf-8")
+    out = INNER_OUT if set(args.protocols) <= set(INNER) else OUT
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(text, encoding="utf-8")
     print(text)
 
 
