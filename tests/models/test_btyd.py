@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from ltvcast.data.schemas import PREDICTION_COLUMNS, CustomerData
-from ltvcast.exceptions import ConfigError, InsufficientDataError
+from ltvcast.exceptions import ArtifactError, ConfigError, InsufficientDataError
 from ltvcast.features.rfm import rfm_summary
 from ltvcast.features.windows import horizon_labels, parse_as_of, parse_horizon
 from ltvcast.models.bgnbd import ModifiedBetaGeoModel
@@ -213,6 +213,18 @@ def test_save_load_round_trip(
     assert manifest["model"] == "btyd" and manifest["state"]["bgnbd"] == fitted.bgnbd_.params_
     assert not [p for p in (tmp_path / "model").iterdir() if p.name != "manifest.json"]
     pd.testing.assert_frame_equal(loaded.predict(cdnow, AS_OF), predictions)
+
+
+def test_artifact_of_earlier_version_is_refused(fitted: BTYDForecaster, tmp_path: Path) -> None:
+    """A model saved before spend_days / purchase_model existed must be retrained."""
+    save_model(fitted, tmp_path / "m")
+    manifest_path = tmp_path / "m" / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    manifest["params"] = {"penalizer_coef": 0.0}
+    del manifest["state"]["spend_days"]
+    manifest_path.write_text(json.dumps(manifest))
+    with pytest.raises(ArtifactError, match="retrain"):
+        load_model(tmp_path / "m")
 
 
 def test_zero_negative_spend_and_one_time_buyers() -> None:

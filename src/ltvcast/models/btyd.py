@@ -222,8 +222,9 @@ class BTYDForecaster(Forecaster):
             raise ValueError(f"time unit {state['time_unit_days']} days, expected {WEEK_DAYS}")
         if state.get("spend_days", "repeat") != self.spend_days:
             raise ValueError(
-                f"state was fitted with spend_days={state.get('spend_days', 'repeat')!r}, "
-                f"the forecaster has {self.spend_days!r}"
+                f"state was fitted with spend_days={state.get('spend_days', 'repeat')!r} (an "
+                f"artifact of an earlier ltvcast has none), the forecaster has "
+                f"{self.spend_days!r}; retrain the model"
             )
         self.bgnbd_ = PURCHASE_MODELS[self.purchase_model](self.penalizer_coef).set_params(
             state["bgnbd"]
