@@ -24,6 +24,27 @@ def data_dir() -> Path:
     return path
 
 
+@pytest.fixture(scope="session")
+def cdnow_sample_tx(data_dir: Path) -> pd.DataFrame:
+    """The CDNOW 1/10 sample as canonical transactions keyed by its own ids ("1" .. "2357"),
+    the ids of the published summaries (:func:`ltvcast.data.datasets.load_cdnow_sample`
+    keeps the master ids instead)."""
+    raw = pd.read_csv(
+        data_dir / "cdnow" / "CDNOW_sample.txt",
+        sep=r"\s+",
+        header=None,
+        names=["master_id", "sample_id", "date", "cds", "dollars"],
+        dtype={"date": str},
+    )
+    return pd.DataFrame(
+        {
+            "customer_id": raw["sample_id"].astype(str),
+            "timestamp": pd.to_datetime(raw["date"], format="%Y%m%d"),
+            "amount": raw["dollars"].astype(float),
+        }
+    )
+
+
 @pytest.fixture()
 def tiny_transactions() -> pd.DataFrame:
     """Three customers, canonical columns, hand-checkable numbers."""

@@ -22,21 +22,8 @@ def _tx(rows: list[tuple[str, str, float]]) -> pd.DataFrame:
 
 
 @pytest.mark.realdata
-def test_reproduces_published_cdnow_summary(data_dir: Path) -> None:
-    raw = pd.read_csv(
-        data_dir / "cdnow" / "CDNOW_sample.txt",
-        sep=r"\s+",
-        header=None,
-        names=["master_id", "sample_id", "date", "cds", "dollars"],
-        dtype={"date": str},
-    )
-    tx = pd.DataFrame(
-        {
-            "customer_id": raw["sample_id"].astype(str),
-            "timestamp": pd.to_datetime(raw["date"], format="%Y%m%d"),
-            "amount": raw["dollars"].astype(float),
-        }
-    )
+def test_reproduces_published_cdnow_summary(data_dir: Path, cdnow_sample_tx: pd.DataFrame) -> None:
+    tx = cdnow_sample_tx
     published = pd.read_csv(
         data_dir / "cdnow" / "cdnow_customers_summary_with_transactions.csv", dtype={"ID": str}
     ).set_index("ID")

@@ -84,21 +84,8 @@ def test_period_choice() -> None:
     assert horizon_periods(parse_horizon("1d"), 7) == 1
 
 
-def test_real_cdnow_slice(data_dir) -> None:  # type: ignore[no-untyped-def]
-    raw = pd.read_csv(
-        data_dir / "cdnow" / "CDNOW_sample.txt",
-        sep=r"\s+",
-        header=None,
-        names=["master", "customer_id", "date", "cds", "amount"],
-        dtype={"customer_id": str, "date": str},
-    )
-    tx = pd.DataFrame(
-        {
-            "customer_id": raw["customer_id"],
-            "timestamp": pd.to_datetime(raw["date"], format="%Y%m%d"),
-            "amount": raw["amount"].astype(float),
-        }
-    )
+def test_real_cdnow_slice(cdnow_sample_tx: pd.DataFrame) -> None:
+    tx = cdnow_sample_tx
     as_of = pd.Timestamp("1997-09-30 23:59:59")
     batch = period_matrix(CustomerData(tx), as_of, period_days=7, n_periods=39)
     past = tx[tx["timestamp"] <= as_of]

@@ -25,23 +25,8 @@ pytestmark = pytest.mark.realdata
 
 
 @pytest.fixture(scope="module")
-def cdnow(data_dir: Path) -> CustomerData:
-    raw = pd.read_csv(
-        data_dir / "cdnow" / "CDNOW_sample.txt",
-        sep=r"\s+",
-        header=None,
-        names=["master_id", "sample_id", "date", "cds", "dollars"],
-        dtype={"date": str},
-    )
-    return CustomerData(
-        pd.DataFrame(
-            {
-                "customer_id": raw["sample_id"].astype(str),
-                "timestamp": pd.to_datetime(raw["date"], format="%Y%m%d"),
-                "amount": raw["dollars"].astype(float),
-            }
-        )
-    )
+def cdnow(cdnow_sample_tx: pd.DataFrame) -> CustomerData:
+    return CustomerData(cdnow_sample_tx)
 
 
 @pytest.fixture(scope="module")

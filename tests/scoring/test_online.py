@@ -8,7 +8,6 @@ customer's ``predict_one`` must equal batch ``predict`` on the same data to 1e-6
 from __future__ import annotations
 
 import importlib
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -44,20 +43,11 @@ MODEL_PARAMS: dict[str, dict[str, object]] = {
 
 
 @pytest.fixture(scope="module")
-def cdnow(data_dir: Path) -> CustomerData:
+def cdnow(cdnow_sample_tx: pd.DataFrame) -> CustomerData:
     """First 400 customers of the CDNOW 1/10 sample, with seeded views and carts."""
-    raw = pd.read_csv(
-        data_dir / "cdnow" / "CDNOW_sample.txt",
-        sep=r"\s+",
-        header=None,
-        names=["customer_id", "sample_id", "date", "cds", "amount"],
-        dtype={"customer_id": str, "date": str},
-    )
-    raw = raw[raw["sample_id"] <= 400]
+    raw = cdnow_sample_tx[cdnow_sample_tx["customer_id"].astype(int) <= 400]
     rng = np.random.default_rng(7)
-    stamps = pd.to_datetime(raw["date"], format="%Y%m%d") + pd.to_timedelta(
-        rng.integers(8, 20, len(raw)), unit="h"
-    )
+    stamps = raw["timestamp"] + pd.to_timedelta(rng.integers(8, 20, len(raw)), unit="h")
     tx = pd.DataFrame(
         {"customer_id": raw["customer_id"], "timestamp": stamps, "amount": raw["amount"]}
     ).reset_index(drop=True)
