@@ -29,7 +29,7 @@ from protocols import PROTOCOLS
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
-MODELS = ("baseline", "tenure_mean", "btyd", "gbdt", "seq", "auto", "lifetimes")
+MODELS = ("baseline", "tenure_mean", "btyd", "btyd_cal", "gbdt", "seq", "auto", "lifetimes")
 SHOWN = (
     ("normalized_gini", "Gini"),
     ("mae", "MAE"),

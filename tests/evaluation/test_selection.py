@@ -12,7 +12,7 @@ import pytest
 from ltvcast.data.schemas import CustomerData
 from ltvcast.evaluation.backtest import backtest
 from ltvcast.evaluation.metrics import METRICS
-from ltvcast.evaluation.selection import AutoForecaster, _inner_window
+from ltvcast.evaluation.selection import AutoForecaster
 from ltvcast.exceptions import ConfigError, InsufficientDataError, NotFittedError
 from ltvcast.features.windows import Horizon
 from ltvcast.scoring.artifacts import load_model, save_model
@@ -71,26 +71,6 @@ def test_short_history_uses_a_shorter_inner_horizon(
     assert "shorter than the horizon (13 weeks) plus 28 days" in auto.reason_
     assert "skipped needs_history (needs_history needs 10000 days; got 50)" in auto.reason_
     assert np.isnan(auto.inner_table_.loc["needs_history", "normalized_gini"])
-
-
-def test_inner_window_rules() -> None:
-    first = pd.Timestamp("1997-01-01")
-    as_of = pd.Timestamp("1997-09-30 23:59:59.999999")
-    # CDNOW calibration (272 days) with a 39-week horizon: half the history.
-    assert _inner_window(first, as_of, Horizon(39, "w")) == (
-        as_of - pd.Timedelta(days=136),
-        Horizon(136, "d"),
-    )
-    # Room for the full horizon plus 28 days.
-    assert _inner_window(first, as_of, Horizon(13, "w")) == (
-        as_of - pd.Timedelta(weeks=13),
-        Horizon(13, "w"),
-    )
-    # 50 days: half would leave under 28 days before the cutoff, so 22 days.
-    assert _inner_window(first, first + pd.Timedelta(days=50), Horizon(13, "w"))[1] == Horizon(
-        22, "d"
-    )
-    assert _inner_window(first, first + pd.Timedelta(days=28), Horizon(13, "w")) is None
 
 
 def test_too_short_for_any_inner_backtest_falls_back_to_first_able(

@@ -10,6 +10,7 @@ from ltvcast.features.windows import (
     Horizon,
     backtest_origins,
     horizon_labels,
+    inner_window,
     parse_as_of,
     parse_horizon,
     purchase_days,
@@ -103,3 +104,23 @@ def test_horizon_labels_window_is_half_open(tiny_transactions: pd.DataFrame) -> 
     assert labels.loc["b"].tolist() == [0.0, 0.0]
     assert labels.loc["c"].tolist() == [100.0, 1.0]
     assert labels.loc["new"].tolist() == [0.0, 0.0]
+
+
+def test_inner_window_rules() -> None:
+    first = pd.Timestamp("1997-01-01")
+    as_of = pd.Timestamp("1997-09-30 23:59:59.999999")
+    # CDNOW calibration (272 days) with a 39-week horizon: half the history.
+    assert inner_window(first, as_of, Horizon(39, "w")) == (
+        as_of - pd.Timedelta(days=136),
+        Horizon(136, "d"),
+    )
+    # Room for the full horizon plus 28 days.
+    assert inner_window(first, as_of, Horizon(13, "w")) == (
+        as_of - pd.Timedelta(weeks=13),
+        Horizon(13, "w"),
+    )
+    # 50 days: half would leave under 28 days before the cutoff, so 22 days.
+    assert inner_window(first, first + pd.Timedelta(days=50), Horizon(13, "w"))[1] == Horizon(
+        22, "d"
+    )
+    assert inner_window(first, first + pd.Timedelta(days=28), Horizon(13, "w")) is None

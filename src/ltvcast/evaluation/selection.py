@@ -22,12 +22,9 @@ from ltvcast.data.schemas import CustomerData
 from ltvcast.evaluation.backtest import NEAR_TIE, BacktestResult, backtest
 from ltvcast.evaluation.metrics import METRICS
 from ltvcast.exceptions import ConfigError, InsufficientDataError
-from ltvcast.features.windows import Horizon, parse_horizon
+from ltvcast.features.windows import MIN_HISTORY_DAYS, Horizon, inner_window, parse_horizon
 from ltvcast.models import get_forecaster_class
 from ltvcast.models.base import Forecaster
-
-#: History that must precede an inner backtest's cutoff (as in ``backtest_origins``).
-MIN_HISTORY_DAYS = 28
 
 
 class AutoForecaster(Forecaster):
@@ -63,7 +60,7 @@ class AutoForecaster(Forecaster):
 
     def __init__(
         self,
-        candidates: tuple[str, ...] = ("baseline", "btyd", "gbdt", "seq"),
+        candidates: tuple[str, ...] = ("baseline", "btyd", "btyd_cal", "gbdt", "seq"),
         metric: str = "normalized_gini",
         max_mae_ratio: float = 1.05,
         random_state: int = 0,
@@ -108,7 +105,7 @@ class AutoForecaster(Forecaster):
                 + "; ".join(f"{n}: {e}" for n, e in skipped.items())
                 + ")"
             )
-        window = _inner_window(data.first_timestamp(), as_of, horizon)
+        window = inner_window(data.first_timestamp(), as_of, horizon)
         result: BacktestResult | None = None
         order = list(models)
         ranked: list[str] = []
@@ -202,22 +199,6 @@ def preference_order(
     limit = max_mae_ratio * float(mae[ranked].min())
     passed = [name for name in ranked if mae[name] > limit]
     return [name for name in ranked if name not in passed] + passed, passed
-
-
-def _inner_window(
-    first: pd.Timestamp, as_of: pd.Timestamp, horizon: Horizon
-) -> tuple[pd.Timestamp, Horizon] | None:
-    """Cutoff and horizon of the inner backtest, or ``None`` when the history is too short."""
-    min_history = pd.Timedelta(days=MIN_HISTORY_DAYS)
-    cutoff = horizon.start(as_of)
-    if cutoff >= first + min_history:
-        return cutoff, horizon
-    history_days = (as_of - first).days
-    inner_days = min(history_days // 2, history_days - MIN_HISTORY_DAYS)
-    if inner_days < 1:
-        return None
-    inner = Horizon(inner_days, "d")
-    return inner.start(as_of), inner
 
 
 def _reason(

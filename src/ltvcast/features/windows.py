@@ -138,13 +138,39 @@ def backtest_origins(
         Ascending; empty when the history is shorter than one horizon plus ``min_history``.
     """
     step = step or horizon
-    min_history = pd.Timedelta(days=28) if min_history is None else min_history
+    min_history = pd.Timedelta(days=MIN_HISTORY_DAYS) if min_history is None else min_history
     origins: list[pd.Timestamp] = []
     origin = horizon.start(as_of)
     while len(origins) < max_origins and origin >= first + min_history:
         origins.append(origin)
         origin = step.start(origin)
     return sorted(origins)
+
+
+#: History that must precede an inner backtest's cutoff (as in :func:`backtest_origins`).
+MIN_HISTORY_DAYS = 28
+
+
+def inner_window(
+    first: pd.Timestamp, as_of: pd.Timestamp, horizon: Horizon
+) -> tuple[pd.Timestamp, Horizon] | None:
+    """Cutoff and horizon of a backtest strictly inside the data up to ``as_of``.
+
+    The cutoff is ``as_of - horizon`` when at least :data:`MIN_HISTORY_DAYS` of history
+    precede it. A shorter history gets the longest inner horizon that leaves it both halves
+    of the history (at most ``history - MIN_HISTORY_DAYS`` days); ``None`` when even one day
+    does not fit.
+    """
+    min_history = pd.Timedelta(days=MIN_HISTORY_DAYS)
+    cutoff = horizon.start(as_of)
+    if cutoff >= first + min_history:
+        return cutoff, horizon
+    history_days = (as_of - first).days
+    inner_days = min(history_days // 2, history_days - MIN_HISTORY_DAYS)
+    if inner_days < 1:
+        return None
+    inner = Horizon(inner_days, "d")
+    return inner.start(as_of), inner
 
 
 def purchase_days(transactions: pd.DataFrame) -> pd.DataFrame:

@@ -16,6 +16,7 @@ _REGISTRY = {
     "baseline": "ltvcast.models.baseline:SpendRateForecaster",
     "tenure_mean": "ltvcast.models.baseline:TenureMeanForecaster",
     "btyd": "ltvcast.models.btyd:BTYDForecaster",
+    "btyd_cal": "ltvcast.models.btyd_cal:CalibratedBTYDForecaster",
     "gbdt": "ltvcast.models.gbdt:GBDTForecaster",
     "seq": "ltvcast.models.seq.estimator:SeqForecaster",
 }
