@@ -43,6 +43,7 @@ SHOWN = (
 )
 EXTRA = (
     ("bench_seq.py", "seq.md"),
+    ("bench_calibration.py", "calibration.md"),
     ("bench_ablation.py", "ablation.md"),
     ("bench_simulate.py", "simulate.md"),
     ("bench_service.py", "service.md"),

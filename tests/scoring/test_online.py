@@ -305,10 +305,15 @@ def test_summaries_equal_rfm_summary_whatever_the_arrival_order(cdnow: CustomerD
     np.testing.assert_allclose(tenure, stats.loc[summary.ids, "tenure_days"], rtol=1e-12)
 
 
-@pytest.mark.parametrize("spend_days", ["all", "repeat"])
-def test_btyd_rescoring_from_summaries_equals_predict(cdnow: CustomerData, spend_days: str) -> None:
+@pytest.mark.parametrize(
+    ("model", "spend_days"), [("btyd", "all"), ("btyd", "repeat"), ("btyd_cal", "all")]
+)
+def test_btyd_rescoring_from_summaries_equals_predict(
+    cdnow: CustomerData, model: str, spend_days: str
+) -> None:
     data = _with_returns(cdnow)
-    forecaster = BTYDForecaster(spend_days=spend_days).fit(data, FIT_AS_OF, parse_horizon("13w"))
+    cls = get_forecaster_class(model)
+    forecaster = cls(spend_days=spend_days).fit(data, FIT_AS_OF, parse_horizon("13w"))  # type: ignore[call-arg]
     scorer = _replayed(forecaster, data)
     assert scorer.fast_path
     customers = data.customers()

@@ -39,6 +39,7 @@ from ltvcast.evaluation.backtest import BacktestResult, backtest, default_cutoff
 from ltvcast.evaluation.metrics import METRICS
 from ltvcast.evaluation.selection import preference_order
 from ltvcast.features.windows import Horizon, parse_as_of, parse_horizon
+from ltvcast.models import MODEL_NAMES
 from ltvcast.models.base import Forecaster
 from ltvcast.scoring.artifacts import load_model, save_model
 from ltvcast.scoring.batch import fit_forecaster, write_table
@@ -46,12 +47,12 @@ from ltvcast.strategy.segments import SegmentRules
 
 ModelOpt = Annotated[
     str,
-    typer.Option("--model", help="auto, baseline, tenure_mean, btyd, gbdt or seq."),
+    typer.Option("--model", help=f"auto or one of {', '.join(MODEL_NAMES)}."),
 ]
 OutDirOpt = Annotated[Path, typer.Option("--out", help="Output directory.")]
 
 #: Models the backtest and demo compare by default.
-DEFAULT_MODELS = "baseline,tenure_mean,btyd,gbdt,seq"
+DEFAULT_MODELS = ",".join(MODEL_NAMES)
 
 
 def _warn(message: str) -> None:
