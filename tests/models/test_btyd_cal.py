@@ -38,9 +38,13 @@ def test_offset_poisson_recovers_known_coefficients() -> None:
     # Score equations hold at the optimum without a penalty.
     mu = offset * np.exp(design @ coef)
     np.testing.assert_allclose(design.T @ (mu - target) / target.sum(), 0.0, atol=1e-6)
-    # A penalty shrinks the slopes, not the intercept's role of matching the total.
-    shrunk = fit_offset_poisson(design, offset, target, l2=1.0)
-    assert np.all(np.abs(shrunk[1:]) < np.abs(coef[1:]))
+    # The ridge weighs like a number of customers: 40,000 of them halve the slopes or more,
+    # 10 barely move them.
+    shrunk = fit_offset_poisson(design, offset, target, ridge=40_000.0)
+    assert np.all(np.abs(shrunk[1:]) < 0.6 * np.abs(coef[1:]))
+    np.testing.assert_allclose(
+        fit_offset_poisson(design, offset, target, ridge=10.0), coef, atol=5e-3
+    )
 
 
 def test_offset_poisson_rejects_bad_inputs() -> None:
@@ -175,8 +179,8 @@ def test_history_without_inner_window_is_plain_btyd() -> None:
 
 
 def test_negative_penalty_is_refused(cdnow_sample_tx: pd.DataFrame) -> None:
-    with pytest.raises(ConfigError, match="calibration_l2 must be >= 0; got -1"):
-        CalibratedBTYDForecaster(calibration_l2=-1.0).fit(
+    with pytest.raises(ConfigError, match="calibration_ridge must be >= 0; got -1"):
+        CalibratedBTYDForecaster(calibration_ridge=-1.0).fit(
             CustomerData(cdnow_sample_tx), AS_OF, HORIZON
         )
 
