@@ -79,22 +79,9 @@ def test_forecast_shape_and_holdout_totals(
 
 
 def test_rows_after_as_of_change_nothing(
-    cdnow: CustomerData, fitted: BTYDForecaster, predictions: pd.DataFrame
+    cdnow_after_as_of: CustomerData, fitted: BTYDForecaster, predictions: pd.DataFrame
 ) -> None:
-    tx = cdnow.transactions
-    later = pd.DataFrame(
-        {
-            "customer_id": ["1", "2", "new-after"],
-            "timestamp": pd.to_datetime(
-                ["1997-10-01 00:00:01", "1997-10-01 00:00:00", "1997-10-02 00:00:00"]
-            ),
-            "amount": [1000.0, -50.0, 20.0],
-        }
-    ).astype(tx.dtypes.to_dict())
-    events = pd.DataFrame(
-        {"customer_id": ["1"], "timestamp": pd.to_datetime(["1997-11-01"]), "event_type": ["view"]}
-    )
-    leaky = CustomerData(pd.concat([tx, later], ignore_index=True), events=events)
+    leaky = cdnow_after_as_of
     refit = BTYDForecaster(spend_days="repeat", purchase_model="bgnbd").fit(leaky, AS_OF, HORIZON)
     assert refit.bgnbd_.params_ == fitted.bgnbd_.params_
     assert refit.gamma_gamma_.params_ == fitted.gamma_gamma_.params_

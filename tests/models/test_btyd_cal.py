@@ -115,19 +115,9 @@ def test_forecast_is_btyd_times_the_factor(
 
 @pytest.mark.realdata
 def test_rows_after_as_of_change_nothing(
-    cdnow: CustomerData, fitted: CalibratedBTYDForecaster, predictions: pd.DataFrame
+    cdnow_after_as_of: CustomerData, fitted: CalibratedBTYDForecaster, predictions: pd.DataFrame
 ) -> None:
-    tx = cdnow.transactions
-    later = pd.DataFrame(
-        {
-            "customer_id": ["1", "2", "new-after"],
-            "timestamp": pd.to_datetime(
-                ["1997-10-01 00:00:01", "1997-10-03 00:00:00", "1997-12-02 00:00:00"]
-            ),
-            "amount": [5000.0, -50.0, 20.0],
-        }
-    ).astype(tx.dtypes.to_dict())
-    leaky = CustomerData(pd.concat([tx, later], ignore_index=True))
+    leaky = cdnow_after_as_of
     refit = CalibratedBTYDForecaster().fit(leaky, AS_OF, HORIZON)
     np.testing.assert_array_equal(refit.coef_, fitted.coef_)
     pd.testing.assert_frame_equal(refit.predict(leaky, AS_OF), predictions)
