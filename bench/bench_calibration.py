@@ -70,7 +70,9 @@ def inner_rows(key: str) -> list[str]:
     data = data.until(as_of)
     customers = data.until(cutoff).customers()
     actual = horizon_labels(data.transactions, customers, cutoff, inner.end(cutoff))["value"]
-    plain = _forecast(BTYDForecaster(), data, cutoff, inner).reindex(customers)
+    btyd = BTYDForecaster()
+    plain = _forecast(btyd, data, cutoff, inner).reindex(customers)
+    dropout = btyd.bgnbd_.params_["a"]
     cal = _forecast(CalibratedBTYDForecaster(), data, cutoff, inner).reindex(customers)
     repeat = rfm_summary(data.transactions, cutoff)["frequency"].reindex(customers)
     ratios = []
@@ -80,7 +82,8 @@ def inner_rows(key: str) -> list[str]:
     a = actual.to_numpy()
     return [
         f"| {PROTOCOLS[key].title.split(':')[0]} | {cutoff:%Y-%m-%d} + {inner.describe()} | "
-        f"{', '.join(ratios)} | {_scores(a, plain.to_numpy())} | {_scores(a, cal.to_numpy())} |"
+        f"{dropout:.2g} | {', '.join(ratios)} | {_scores(a, plain.to_numpy())} | "
+        f"{_scores(a, cal.to_numpy())} |"
     ]
 
 
@@ -191,12 +194,13 @@ def _oracle(
 def main() -> None:
     lines = [
         "## btyd_cal: evidence (`python bench/bench_calibration.py`)\n",
-        "Inner windows (the ones auto uses, inside the training data). Ratio = actual spend / "
-        "BTYD forecast, by repeat purchase days at the cutoff; then Gini | MAE | total error "
-        "of plain btyd and of btyd_cal.\n",
-        "| data | window | actual / btyd by repeat days | btyd Gini | MAE | total err "
-        "| btyd_cal Gini | MAE | total err |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "Inner windows (the ones auto uses, inside the training data). MBG/NBD a: the fitted "
+        "dropout parameter (a -> 0: no dropout). Ratio = actual spend / BTYD forecast, by "
+        "repeat purchase days at the cutoff; then Gini | MAE | total error of plain btyd and "
+        "of btyd_cal.\n",
+        "| data | window | MBG/NBD a | actual / btyd by repeat days | btyd Gini | MAE "
+        "| total err | btyd_cal Gini | MAE | total err |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for key in PROTOCOLS:
         lines += inner_rows(key)
