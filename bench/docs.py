@@ -6,7 +6,6 @@ Usage: ``python bench/docs.py [DEMO_DIR]`` after ``ltvcast demo --out DEMO_DIR``
 
 from __future__ import annotations
 
-import re
 import shutil
 import subprocess
 import sys
@@ -15,9 +14,12 @@ from pathlib import Path
 
 import pandas as pd
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
 from ltvcast.strategy.segments import segment_summary
 
-REPO = Path(__file__).resolve().parents[1]
+from protocols import REPO, replace_readme_block
+
 CHROMIUM_FLAGS = (
     "--headless",
     "--no-sandbox",
@@ -72,16 +74,7 @@ def main() -> None:
     demo = Path(sys.argv[1]) if len(sys.argv) > 1 else REPO / "out" / "demo"
     (REPO / "docs").mkdir(exist_ok=True)
     screenshot(demo / "report.html", REPO / "docs" / "report.png")
-    readme = REPO / "README.md"
-    text = readme.read_text(encoding="utf-8")
-    block = segment_markdown(demo / "segments.csv")
-    text = re.sub(
-        r"(<!-- segments:start -->\n).*?(\n<!-- segments:end -->)",
-        lambda m: m.group(1) + block + m.group(2),
-        text,
-        flags=re.S,
-    )
-    readme.write_text(text, encoding="utf-8")
+    replace_readme_block("segments", segment_markdown(demo / "segments.csv"))
     print("wrote docs/report.png and the README's segment table")
 
 

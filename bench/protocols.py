@@ -8,6 +8,7 @@ Every figure in bench/results.md (and the README) comes from running these throu
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +22,19 @@ from ltvcast.evaluation.backtest import default_cutoff
 from ltvcast.features.windows import Horizon, parse_as_of, parse_horizon
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+def replace_readme_block(name: str, block: str) -> None:
+    """Put ``block`` between the README's ``<!-- name:start -->`` and ``<!-- name:end -->``."""
+    readme = REPO / "README.md"
+    text = readme.read_text(encoding="utf-8")
+    text = re.sub(
+        rf"(<!-- {name}:start -->\n).*?(\n<!-- {name}:end -->)",
+        lambda m: m.group(1) + block + m.group(2),
+        text,
+        flags=re.S,
+    )
+    readme.write_text(text, encoding="utf-8")
 
 
 def data_dir() -> Path:

@@ -19,13 +19,12 @@ import argparse
 import json
 import os
 import platform
-import re
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-from protocols import PROTOCOLS
+from protocols import PROTOCOLS, replace_readme_block
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -125,15 +124,7 @@ def write_readme_block(results: dict[str, list[dict[str, object]]]) -> None:
             else:
                 cells.append(f"{metrics['normalized_gini']:.3f} / {metrics['mae']:.2f}")
         lines.append(f"| {key} | " + " | ".join(cells) + " |")
-    block = "\n".join(lines)
-    text = readme.read_text(encoding="utf-8")
-    new = re.sub(
-        r"(<!-- bench:start -->\n).*?(\n<!-- bench:end -->)",
-        lambda m: m.group(1) + block + m.group(2),
-        text,
-        flags=re.S,
-    )
-    readme.write_text(new, encoding="utf-8")
+    replace_readme_block("bench", "\n".join(lines))
 
 
 def main() -> None:
