@@ -117,6 +117,10 @@ def parse_as_of(text: str | pd.Timestamp | None, default: pd.Timestamp) -> pd.Ti
     return pd.Timestamp(stamp)
 
 
+#: History that must precede an inner backtest's cutoff or a training origin.
+MIN_HISTORY_DAYS = 28
+
+
 def backtest_origins(
     first: pd.Timestamp,
     as_of: pd.Timestamp,
@@ -145,10 +149,6 @@ def backtest_origins(
         origins.append(origin)
         origin = step.start(origin)
     return sorted(origins)
-
-
-#: History that must precede an inner backtest's cutoff (as in :func:`backtest_origins`).
-MIN_HISTORY_DAYS = 28
 
 
 def inner_window(
