@@ -16,9 +16,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import numpy as np
 
+from ltvcast.data.purchases import horizon_labels
 from ltvcast.evaluation.backtest import backtest
 from ltvcast.evaluation.metrics import evaluate
-from ltvcast.features.windows import horizon_labels
 
 from protocols import PROTOCOLS
 

@@ -24,11 +24,11 @@ from ltvcast.data.synthetic import simulate_store
 from ltvcast.data.validate import load_customer_data
 from ltvcast.evaluation.backtest import backtest, default_cutoff
 from ltvcast.exceptions import LTVError
-from ltvcast.features.windows import Horizon, parse_horizon
 from ltvcast.models.base import Forecaster
 from ltvcast.models.btyd import BTYDForecaster
 from ltvcast.models.gbdt import GBDTForecaster
 from ltvcast.models.seq.estimator import SeqForecaster
+from ltvcast.timeframe import Horizon, parse_horizon
 
 from protocols import data_dir
 

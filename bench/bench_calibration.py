@@ -27,6 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import numpy as np
 import pandas as pd
 
+from ltvcast.data.purchases import horizon_labels
 from ltvcast.data.schemas import CUSTOMER_ID, CustomerData
 from ltvcast.data.synthetic import simulate_store
 from ltvcast.data.validate import load_customer_data
@@ -34,11 +35,12 @@ from ltvcast.evaluation.backtest import backtest, default_cutoff
 from ltvcast.evaluation.metrics import normalized_gini
 from ltvcast.features.rfm import rfm_summary
 from ltvcast.features.tabular import ProfileEncoder, tabular_features
-from ltvcast.features.windows import Horizon, horizon_labels, inner_window, parse_horizon
+from ltvcast.features.windows import inner_window
 from ltvcast.models.base import Forecaster
 from ltvcast.models.baseline import SpendRateForecaster
 from ltvcast.models.btyd import BTYDForecaster
 from ltvcast.models.btyd_cal import CalibratedBTYDForecaster
+from ltvcast.timeframe import Horizon, parse_horizon
 
 from protocols import PROTOCOLS
 

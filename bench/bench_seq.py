@@ -25,11 +25,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import pandas as pd
 
+from ltvcast.data.purchases import horizon_labels
 from ltvcast.data.schemas import CustomerData
 from ltvcast.evaluation.metrics import evaluate
-from ltvcast.features.windows import Horizon, horizon_labels, parse_as_of, parse_horizon
-from ltvcast.models import get_forecaster_class
+from ltvcast.models import forecaster_class
 from ltvcast.models.seq.estimator import SeqForecaster
+from ltvcast.timeframe import Horizon, parse_as_of, parse_horizon
 
 from lifetimes_reference import lifetimes_predict
 from protocols import PROTOCOLS
@@ -103,7 +104,7 @@ def run(key: str, threads: int, epochs: int | None) -> list[dict[str, object]]:
             **_score(pred, data, cutoff, horizon),
         }
     )
-    btyd = get_forecaster_class("btyd")()
+    btyd = forecaster_class("btyd")()
     start = time.perf_counter()
     btyd.fit(data, cutoff, horizon)
     fit_s = time.perf_counter() - start

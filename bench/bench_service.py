@@ -38,10 +38,10 @@ import pandas as pd
 from ltvcast.data.schemas import CustomerData
 from ltvcast.data.store import Store
 from ltvcast.data.synthetic import simulate_store
-from ltvcast.features.windows import parse_horizon
-from ltvcast.models import get_forecaster_class
+from ltvcast.models import forecaster_class
 from ltvcast.scoring.artifacts import save_model
 from ltvcast.scoring.single import founding_paper_example
+from ltvcast.timeframe import parse_horizon
 
 OUT = Path(__file__).resolve().parent / "out" / "service.md"
 TOKEN = "bench-token"
@@ -70,7 +70,7 @@ def main() -> None:
     setup = time.perf_counter() - t0
     as_of = data.last_timestamp()
     t0 = time.perf_counter()
-    model = get_forecaster_class(args.model)().fit(data, as_of, parse_horizon("90d"))
+    model = forecaster_class(args.model)().fit(data, as_of, parse_horizon("90d"))
     fit_s = time.perf_counter() - t0
     save_model(model, work / "model")
     with Store(work / "store.duckdb") as store:

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from ltvcast.data.schemas import CustomerData
-from ltvcast.features.windows import Horizon
+from ltvcast.timeframe import Horizon
 
 
 def lifetimes_predict(data: CustomerData, cutoff: pd.Timestamp, horizon: Horizon) -> pd.DataFrame:

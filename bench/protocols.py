@@ -19,7 +19,7 @@ from ltvcast.data.clean import CleaningReport
 from ltvcast.data.datasets import load_cdnow, load_completejourney, load_online_retail
 from ltvcast.data.schemas import CustomerData
 from ltvcast.evaluation.backtest import default_cutoff
-from ltvcast.features.windows import Horizon, parse_as_of, parse_horizon
+from ltvcast.timeframe import Horizon, parse_as_of, parse_horizon
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -22,10 +22,10 @@ from ltvcast.exceptions import (
     NotFittedError,
     SchemaError,
 )
-from ltvcast.features.windows import Horizon, parse_as_of, parse_horizon
 from ltvcast.models.base import Forecaster
+from ltvcast.pipeline import fit_forecaster
 from ltvcast.scoring.artifacts import load_model, save_model
-from ltvcast.scoring.batch import fit_forecaster
+from ltvcast.timeframe import Horizon, parse_as_of, parse_horizon
 
 __all__ = [
     "ArtifactError",

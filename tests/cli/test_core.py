@@ -9,7 +9,7 @@ import pytest
 
 from ltvcast.cli import run_app
 from ltvcast.data.synthetic import simulate_store, write_store
-from ltvcast.features.windows import parse_horizon
+from ltvcast.timeframe import parse_horizon
 
 
 @pytest.fixture(scope="module")

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from ltvcast.data.purchases import horizon_labels
 from ltvcast.data.synthetic import (
     SimulatedStore,
     iter_simulated_chunks,
@@ -19,7 +20,7 @@ from ltvcast.data.synthetic import (
     write_store,
 )
 from ltvcast.exceptions import ConfigError
-from ltvcast.features.windows import Horizon, horizon_labels
+from ltvcast.timeframe import Horizon
 
 KNOWN = {"view", "click", "cart", "checkout", "purchase"}
 

@@ -18,10 +18,10 @@ import pandas as pd
 import pytest
 
 from ltvcast.data.schemas import CUSTOMER_ID, TIMESTAMP, CustomerData
-from ltvcast.evaluation import selection
 from ltvcast.exceptions import InsufficientDataError
-from ltvcast.features.windows import Horizon
+from ltvcast.models import registry
 from ltvcast.models.base import Forecaster
+from ltvcast.timeframe import Horizon
 
 START = pd.Timestamp("2022-01-01")
 
@@ -187,13 +187,8 @@ def store() -> CustomerData:
 @pytest.fixture()
 def toy_registry(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """Make the toy models resolvable by name wherever ltvcast resolves model names."""
-    real = selection.get_forecaster_class
-
-    def lookup(name: str) -> type[Forecaster]:
-        if name == "missing":
-            raise ModuleNotFoundError("No module named 'ltvcast.models.missing'")
-        return TOY_MODELS[name] if name in TOY_MODELS else real(name)
-
-    monkeypatch.setattr(selection, "get_forecaster_class", lookup)
-    monkeypatch.setattr("ltvcast.scoring.batch.get_forecaster_class", lookup)
+    monkeypatch.setattr(registry, "_MODELS", dict(registry._MODELS))
+    for name, cls in TOY_MODELS.items():
+        registry.register(name, cls)
+    registry.register("missing", "ltvcast.models.missing:MissingForecaster")
     yield

@@ -18,7 +18,7 @@ from ltvcast.evaluation.backtest import (
 )
 from ltvcast.evaluation.metrics import METRICS, evaluate
 from ltvcast.exceptions import ConfigError, InsufficientDataError
-from ltvcast.features.windows import Horizon, parse_as_of
+from ltvcast.timeframe import Horizon, parse_as_of
 
 CUTOFF = pd.Timestamp("2023-06-30 23:59:59")
 H = Horizon(13, "w")
@@ -65,10 +65,8 @@ def test_backtest_scores_against_the_horizon_after_the_cutoff(
     assert result.best("mae") == ("rate" if table["mae"].idxmin() == "rate" else "flat")
 
 
-def test_models_by_name_and_duplicate_names(
-    store: CustomerData, toy: SimpleNamespace, toy_registry: None
-) -> None:
-    result = backtest(store, CUTOFF, H, ["rate", toy.rate(scale=2.0), "inverse"])
+def test_duplicate_names_are_numbered(store: CustomerData, toy: SimpleNamespace) -> None:
+    result = backtest(store, CUTOFF, H, [toy.rate(), toy.rate(scale=2.0), toy.inverse()])
     assert [r.name for r in result.results] == ["rate", "rate#2", "inverse"]
     table = result.table()
     # Scaling the forecast keeps its ranking and changes its errors.
@@ -80,16 +78,13 @@ def test_models_by_name_and_duplicate_names(
 
 
 def test_insufficient_data_is_recorded_not_raised(
-    store: CustomerData, toy: SimpleNamespace, toy_registry: None
+    store: CustomerData, toy: SimpleNamespace
 ) -> None:
     lines: list[str] = []
-    result = backtest(
-        store, CUTOFF, H, [toy.needs_history(), "missing", toy.rate()], progress=lines.append
-    )
+    result = backtest(store, CUTOFF, H, [toy.needs_history(), toy.rate()], progress=lines.append)
     table = result.table()
     assert "error" in table.columns
     assert table.loc["needs_history", "error"] == "needs_history needs 10000 days; got 545"
-    assert "cannot import 'missing'" in table.loc["missing", "error"]
     assert table.loc["needs_history", METRIC_NAMES].isna().all()
     assert pd.isna(table.loc["rate", "error"])
     assert "needs_history skipped: needs_history needs 10000 days; got 545" in lines

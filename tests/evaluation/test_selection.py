@@ -14,8 +14,9 @@ from ltvcast.evaluation.backtest import backtest
 from ltvcast.evaluation.metrics import METRICS
 from ltvcast.evaluation.selection import AutoForecaster
 from ltvcast.exceptions import ConfigError, InsufficientDataError, NotFittedError
-from ltvcast.features.windows import Horizon
+from ltvcast.models import create
 from ltvcast.scoring.artifacts import load_model, save_model
+from ltvcast.timeframe import Horizon
 
 AS_OF = pd.Timestamp("2023-12-31 23:59:59")
 H = Horizon(13, "w")
@@ -135,7 +136,7 @@ def test_auto_in_a_backtest(store: CustomerData, toy_registry: None) -> None:
         store,
         pd.Timestamp("2023-06-30"),
         H,
-        ["rate", AutoForecaster(candidates=("inverse", "rate"))],
+        [create("rate"), AutoForecaster(candidates=("inverse", "rate"))],
     )
     table = result.table()
     assert table.loc["auto", "normalized_gini"] == pytest.approx(
@@ -151,7 +152,7 @@ def test_auto_with_registered_models_on_the_cdnow_sample(data_dir: Path) -> None
     data, _ = load_cdnow_sample(data_dir)
     cutoff = pd.Timestamp("1997-09-30 23:59:59.999999")
     # The 39-week protocol: gbdt cannot build a label inside 39 weeks of history.
-    result = backtest(data, cutoff, Horizon(39, "w"), ["btyd", "gbdt"])
+    result = backtest(data, cutoff, Horizon(39, "w"), [create("btyd"), create("gbdt")])
     assert result.n_customers == 2357
     table = result.table()
     assert table.loc["btyd", "normalized_gini"] > 0.5

@@ -15,7 +15,7 @@ from ltvcast.features.sequence import (
     horizon_periods,
     period_matrix,
 )
-from ltvcast.features.windows import parse_horizon
+from ltvcast.timeframe import parse_horizon
 
 AS_OF = pd.Timestamp("2024-02-21 23:59:59")
 

@@ -17,7 +17,7 @@ from ltvcast.features.tabular import (
     tabular_features,
     transaction_features,
 )
-from ltvcast.features.windows import parse_as_of
+from ltvcast.timeframe import parse_as_of
 
 AS_OF = parse_as_of("2024-02-29", pd.Timestamp("2000-01-01"))  # a Thursday, end of day
 

@@ -5,16 +5,10 @@ import itertools
 import pandas as pd
 import pytest
 
+from ltvcast.data.purchases import horizon_labels, purchase_days
 from ltvcast.exceptions import ConfigError
-from ltvcast.features.windows import (
-    Horizon,
-    backtest_origins,
-    horizon_labels,
-    inner_window,
-    parse_as_of,
-    parse_horizon,
-    purchase_days,
-)
+from ltvcast.features.windows import backtest_origins, inner_window
+from ltvcast.timeframe import Horizon, parse_as_of, parse_horizon
 
 
 @pytest.mark.parametrize(

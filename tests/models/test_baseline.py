@@ -10,9 +10,9 @@ import pytest
 
 from ltvcast.data.schemas import PREDICTION_COLUMNS, CustomerData
 from ltvcast.exceptions import ConfigError
-from ltvcast.features.windows import parse_as_of, parse_horizon
 from ltvcast.models.baseline import SpendRateForecaster, TenureMeanForecaster
 from ltvcast.scoring.artifacts import load_model, save_model
+from ltvcast.timeframe import parse_as_of, parse_horizon
 
 MARCH_1 = parse_as_of("2024-03-01", None)
 JUNE_30 = parse_as_of("2024-06-30", None)

@@ -9,13 +9,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from ltvcast.data.purchases import horizon_labels
 from ltvcast.data.schemas import PREDICTION_COLUMNS, CustomerData
 from ltvcast.exceptions import ArtifactError, ConfigError, InsufficientDataError
 from ltvcast.features.rfm import rfm_summary
-from ltvcast.features.windows import horizon_labels, parse_as_of, parse_horizon
 from ltvcast.models.bgnbd import ModifiedBetaGeoModel
 from ltvcast.models.btyd import DRIVERS, BTYDForecaster
 from ltvcast.scoring.artifacts import load_model, save_model
+from ltvcast.timeframe import parse_as_of, parse_horizon
 
 GOLDEN = json.loads((Path(__file__).parents[1] / "golden" / "cdnow_btyd.json").read_text())
 AS_OF = parse_as_of("1997-09-30", None)

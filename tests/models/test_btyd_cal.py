@@ -9,10 +9,10 @@ import pandas as pd
 import pytest
 
 from ltvcast.data.datasets import load_online_retail
+from ltvcast.data.purchases import horizon_labels
 from ltvcast.data.schemas import CustomerData
 from ltvcast.exceptions import ConfigError
 from ltvcast.features.rfm import rfm_summary
-from ltvcast.features.windows import horizon_labels, parse_as_of, parse_horizon
 from ltvcast.models.btyd import DRIVERS, WEEK_DAYS, BTYDForecaster
 from ltvcast.models.btyd_cal import (
     COEFFICIENTS,
@@ -21,6 +21,7 @@ from ltvcast.models.btyd_cal import (
     fit_offset_poisson,
 )
 from ltvcast.scoring.artifacts import load_model, save_model
+from ltvcast.timeframe import parse_as_of, parse_horizon
 
 AS_OF = parse_as_of("1997-09-30", None)
 HORIZON = parse_horizon("13w")

@@ -9,15 +9,16 @@ import pandas as pd
 import pytest
 
 from ltvcast.data.datasets import load_cdnow_sample
+from ltvcast.data.purchases import horizon_labels
 from ltvcast.data.schemas import PREDICTION_COLUMNS, CustomerData
 from ltvcast.data.synthetic import simulate_store
 from ltvcast.evaluation.metrics import normalized_gini
 from ltvcast.exceptions import ConfigError, InsufficientDataError, NotFittedError
 from ltvcast.features.tabular import tabular_features
-from ltvcast.features.windows import horizon_labels, parse_as_of, parse_horizon
 from ltvcast.models.baseline import SpendRateForecaster
 from ltvcast.models.gbdt import GBDTForecaster
 from ltvcast.scoring.artifacts import load_model, save_model
+from ltvcast.timeframe import parse_as_of, parse_horizon
 
 HORIZON = parse_horizon("30d")
 SMALL = {

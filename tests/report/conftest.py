@@ -11,8 +11,9 @@ import pytest
 from ltvcast.data.clean import CleaningReport
 from ltvcast.data.schemas import CustomerData
 from ltvcast.evaluation.backtest import BacktestResult, backtest, default_cutoff
-from ltvcast.features.windows import Horizon
+from ltvcast.models import create
 from ltvcast.models.base import Forecaster
+from ltvcast.timeframe import Horizon
 
 
 @dataclass
@@ -39,7 +40,9 @@ def pipeline(tmp_path_factory: pytest.TempPathFactory) -> Pipeline:
     store = simulate_store(600, days=400, dirty_rate=0.01, random_state=1)
     files = write_store(store, tmp_path_factory.mktemp("store"), horizon=horizon)
     data, cleaning = load_customer_data(files["transactions"], files["events"], files["profiles"])
-    result = backtest(data, default_cutoff(data, horizon), horizon, ["baseline", "btyd"])
+    result = backtest(
+        data, default_cutoff(data, horizon), horizon, [create("baseline"), create("btyd")]
+    )
     as_of = data.last_timestamp()
     model = BTYDForecaster().fit(data, as_of, horizon)
     return Pipeline(data, cleaning, result, model, model.predict(data, as_of), as_of, files)

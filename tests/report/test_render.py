@@ -12,8 +12,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from ltvcast.features.windows import Horizon
 from ltvcast.report import build_report, render_report, write_report
+from ltvcast.timeframe import Horizon
 
 #: Every chart of a full report, by its data-chart name.
 CHARTS = {"gain", "deciles", "scatter", "distribution", "segments", "importance"}

@@ -9,9 +9,9 @@ import pytest
 from ltvcast.data.datasets import load_cdnow
 from ltvcast.data.schemas import CustomerData
 from ltvcast.exceptions import ArtifactError, NotFittedError
-from ltvcast.features.windows import parse_as_of, parse_horizon
 from ltvcast.models.btyd import BTYDForecaster
 from ltvcast.scoring.artifacts import MANIFEST, load_model, read_manifest, save_model
+from ltvcast.timeframe import parse_as_of, parse_horizon
 
 
 @pytest.fixture(scope="module")

@@ -16,12 +16,12 @@ import pytest
 from ltvcast.data.schemas import CustomerData
 from ltvcast.exceptions import InsufficientDataError, NotFittedError
 from ltvcast.features.rfm import rfm_summary
-from ltvcast.features.windows import parse_horizon
-from ltvcast.models import get_forecaster_class
+from ltvcast.models import forecaster_class
 from ltvcast.models.base import Forecaster
 from ltvcast.models.btyd import BTYDForecaster
 from ltvcast.scoring.online import CustomerHistory, OnlineScorer
 from ltvcast.strategy.segments import customer_history
+from ltvcast.timeframe import parse_horizon
 
 CUTOFF = pd.Timestamp("1998-01-31")  # bulk-loaded up to here, replayed per event after
 FIT_AS_OF = pd.Timestamp("1997-12-31 23:59:59")
@@ -77,7 +77,7 @@ def _available() -> list[str]:
     names = []
     for name in MODEL_PARAMS:
         try:
-            get_forecaster_class(name)
+            forecaster_class(name)
         except (ImportError, AttributeError):
             continue
         names.append(name)
@@ -87,7 +87,7 @@ def _available() -> list[str]:
 @pytest.fixture(scope="module", params=_available())
 def fitted(request: pytest.FixtureRequest, cdnow: CustomerData) -> Forecaster:
     name = request.param
-    cls = get_forecaster_class(name)
+    cls = forecaster_class(name)
     return cls(**MODEL_PARAMS[name]).fit(cdnow, FIT_AS_OF, parse_horizon("13w"))
 
 
@@ -165,7 +165,7 @@ def test_predict_many_agrees_and_serves_unchanged_customers(
 
 @pytest.fixture(scope="module")
 def btyd(cdnow: CustomerData) -> Forecaster:
-    return get_forecaster_class("btyd")().fit(cdnow, FIT_AS_OF, parse_horizon("13w"))
+    return forecaster_class("btyd")().fit(cdnow, FIT_AS_OF, parse_horizon("13w"))
 
 
 def test_new_event_invalidates_only_that_customer(btyd: Forecaster, cdnow: CustomerData) -> None:
@@ -312,7 +312,7 @@ def test_btyd_rescoring_from_summaries_equals_predict(
     cdnow: CustomerData, model: str, spend_days: str
 ) -> None:
     data = _with_returns(cdnow)
-    cls = get_forecaster_class(model)
+    cls = forecaster_class(model)
     forecaster = cls(spend_days=spend_days).fit(data, FIT_AS_OF, parse_horizon("13w"))  # type: ignore[call-arg]
     scorer = _replayed(forecaster, data)
     assert scorer.fast_path

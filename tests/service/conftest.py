@@ -9,9 +9,9 @@ import pytest
 from ltvcast.data.schemas import CustomerData
 from ltvcast.data.store import Store
 from ltvcast.data.synthetic import simulate_store
-from ltvcast.features.windows import parse_horizon
-from ltvcast.models import get_forecaster_class
+from ltvcast.models import forecaster_class
 from ltvcast.scoring.artifacts import save_model
+from ltvcast.timeframe import parse_horizon
 
 TOKEN = "test-token-0123456789"
 
@@ -31,7 +31,7 @@ def model_dirs(
     as_of = store_data.last_timestamp()
     out = {}
     for name in ("baseline", "btyd"):
-        model = get_forecaster_class(name)().fit(store_data, as_of, parse_horizon("90d"))
+        model = forecaster_class(name)().fit(store_data, as_of, parse_horizon("90d"))
         out[name] = save_model(model, root / name)
     return out
 

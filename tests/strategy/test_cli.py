@@ -18,9 +18,9 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """Store files plus ``model``: a BTYD model trained on them for a 60-day horizon."""
     from ltvcast.data.synthetic import simulate_store, write_store
     from ltvcast.data.validate import load_customer_data
-    from ltvcast.features.windows import Horizon
     from ltvcast.models.btyd import BTYDForecaster
     from ltvcast.scoring.artifacts import save_model
+    from ltvcast.timeframe import Horizon
 
     root = tmp_path_factory.mktemp("cli")
     store = simulate_store(500, days=420, dirty_rate=0.005, random_state=2)

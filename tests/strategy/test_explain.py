@@ -10,7 +10,6 @@ import pytest
 
 from ltvcast.data.schemas import CustomerData
 from ltvcast.exceptions import ConfigError, SchemaError
-from ltvcast.features.windows import Horizon
 from ltvcast.models.base import Forecaster
 from ltvcast.strategy.explain import (
     explain_customers,
@@ -18,6 +17,7 @@ from ltvcast.strategy.explain import (
     render_drivers,
     top_drivers,
 )
+from ltvcast.timeframe import Horizon
 
 CONTRIBUTIONS = pd.DataFrame(
     {

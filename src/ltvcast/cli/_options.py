@@ -18,7 +18,6 @@ from ltvcast.data.clean import CleaningOptions, CleaningReport
 from ltvcast.data.io import ColumnMap
 from ltvcast.data.schemas import CUSTOMER_ID, CustomerData
 from ltvcast.data.validate import load_customer_data
-from ltvcast.features.windows import parse_as_of
 from ltvcast.models.base import Forecaster
 from ltvcast.strategy.segments import (
     FittedSegmentRules,
@@ -26,6 +25,7 @@ from ltvcast.strategy.segments import (
     customer_history,
     segment_summary,
 )
+from ltvcast.timeframe import parse_as_of
 
 TransactionsArg = Annotated[
     Path, typer.Argument(help="Transactions file (CSV, CSV.gz or Parquet).", show_default=False)

@@ -34,25 +34,26 @@ from ltvcast.cli._options import (
     step,
 )
 from ltvcast.data.clean import CleaningReport
+from ltvcast.data.io import write_table
 from ltvcast.data.schemas import PREDICTION_COLUMNS, QUANTILE_COLUMNS, CustomerData
-from ltvcast.evaluation.backtest import BacktestResult, backtest, default_cutoff
+from ltvcast.evaluation.backtest import BacktestResult, default_cutoff
 from ltvcast.evaluation.metrics import METRICS
 from ltvcast.evaluation.selection import preference_order
-from ltvcast.features.windows import Horizon, parse_as_of, parse_horizon
-from ltvcast.models import MODEL_NAMES
 from ltvcast.models.base import Forecaster
+from ltvcast.models.registry import model_names
+from ltvcast.pipeline import backtest_models, fit_forecaster
 from ltvcast.scoring.artifacts import load_model, save_model
-from ltvcast.scoring.batch import fit_forecaster, write_table
 from ltvcast.strategy.segments import SegmentRules
+from ltvcast.timeframe import Horizon, parse_as_of, parse_horizon
 
 ModelOpt = Annotated[
     str,
-    typer.Option("--model", help=f"auto or one of {', '.join(MODEL_NAMES)}."),
+    typer.Option("--model", help=f"auto or one of {', '.join(model_names())}."),
 ]
 OutDirOpt = Annotated[Path, typer.Option("--out", help="Output directory.")]
 
 #: Models the backtest and demo compare by default.
-DEFAULT_MODELS = ",".join(MODEL_NAMES)
+DEFAULT_MODELS = ",".join(model_names())
 
 
 def _warn(message: str) -> None:
@@ -317,7 +318,7 @@ def _run_backtest(
         f"{horizon.end(cutoff):%Y-%m-%d}] ({horizon.describe()})"
     )
     with step(f"Backtesting {', '.join(models)}"):
-        result = backtest(data, cutoff, horizon, models)
+        result = backtest_models(data, cutoff, horizon, models)
     print_metrics(result)
     return result
 

@@ -33,11 +33,12 @@ from ltvcast.cli._options import (
     step,
 )
 from ltvcast.data.clean import CleaningReport
+from ltvcast.data.io import write_table
 from ltvcast.data.schemas import CUSTOMER_ID, CustomerData
 from ltvcast.exceptions import ConfigError, InsufficientDataError, SchemaError
 from ltvcast.models.base import Forecaster
+from ltvcast.pipeline import backtest_models
 from ltvcast.scoring.artifacts import load_model
-from ltvcast.scoring.batch import write_table
 from ltvcast.strategy.explain import (
     explain_customers,
     explain_sample,
@@ -304,7 +305,6 @@ def report(
     The backtest retrains this model's kind (and --models) at as-of minus the horizon and
     scores the horizon up to as-of.
     """
-    from ltvcast.evaluation.backtest import backtest
     from ltvcast.report import write_report
 
     forecaster, _, data, cleaning, cutoff = _load(
@@ -314,12 +314,14 @@ def report(
              price_col=price_col, returns=returns, winsorize=winsorize, timezone=timezone),
     )  # fmt: skip
     horizon = forecaster.horizon_
-    own: Forecaster = getattr(forecaster, "winner_", forecaster)
+    own = forecaster.chosen
     others = [m.strip() for m in models.split(",") if m.strip() and m.strip() != own.name]
     result = None
     try:
         with step(f"Backtesting {', '.join([own.name, *others])} over {horizon.describe()}"):
-            result = backtest(data, horizon.start(cutoff), horizon, [own, *others], end=cutoff)
+            result = backtest_models(
+                data, horizon.start(cutoff), horizon, [own, *others], end=cutoff
+            )
     except InsufficientDataError as err:
         console.print(f"[yellow]note:[/] no backtest section ({err})", highlight=False)
     with step("Scoring and writing the report"):

@@ -153,3 +153,16 @@ def _read(path: Path, sep: str | None, text_columns: Collection[str]) -> pd.Data
     except UnicodeDecodeError:
         # Legacy exports (Excel, Windows tools) are often Latin-1; every byte decodes in it.
         return pd.read_csv(path, sep=sep, dtype=dtype, low_memory=False, encoding="latin-1")
+
+
+def write_table(frame: pd.DataFrame, path: str | Path) -> Path:
+    """Write ``frame`` as CSV (``.csv``, ``.csv.gz``) or Parquet (``.parquet``), by suffix."""
+    target = Path(path)
+    if target.suffix not in (".parquet", ".csv", ".gz"):
+        raise ConfigError(f"{target}: output must end in .csv, .csv.gz or .parquet")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if target.suffix == ".parquet":
+        frame.to_parquet(target, index=False)
+    else:
+        frame.to_csv(target, index=False, float_format="%.6g")
+    return target

@@ -83,17 +83,19 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from ltvcast.data.purchases import horizon_labels
 from ltvcast.data.schemas import (
     AMOUNT,
     CUSTOMER_ID,
     EVENT_TYPE,
     ITEM_ID,
+    KNOWN_EVENT_TYPES,
     ORDER_ID,
     QUANTITY,
     TIMESTAMP,
 )
 from ltvcast.exceptions import ConfigError
-from ltvcast.features.windows import Horizon, horizon_labels, parse_as_of, parse_horizon
+from ltvcast.timeframe import Horizon, parse_as_of, parse_horizon
 
 __all__ = [
     "SimulatedStore",
@@ -148,7 +150,7 @@ _DEVICE_ENGAGEMENT = np.array([1.3, 0.75])
 
 # Behaviour events: per session kind, (extra Poisson mean, minimum) counts and the span of
 # the session (as a fraction of its duration) where that event type falls.
-_EVENT_TYPES = ("view", "click", "cart", "checkout", "purchase")
+_EVENT_TYPES = KNOWN_EVENT_TYPES
 _EVENT_SPAN = ((0.0, 0.85), (0.0, 0.85), (0.6, 0.92), (0.92, 0.99), (1.0, 1.0))
 _CATALOGUE = 2000
 _BAD_TIMESTAMPS = np.array(["", "not a date", "2023-02-30 12:00:00", "31/13/2023 25:61"])

@@ -1,7 +1,7 @@
 """Backtests: train models up to a cutoff, score the horizon after it.
 
 Every model sees ``data.until(cutoff)`` only; the labels are each customer's spend and
-purchase days in ``(cutoff, cutoff + horizon]`` (:func:`~ltvcast.features.windows.horizon_labels`)
+purchase days in ``(cutoff, cutoff + horizon]`` (:func:`~ltvcast.data.purchases.horizon_labels`)
 for the customers seen up to the cutoff; rows after ``cutoff + horizon`` are dropped first.
 """
 
@@ -14,11 +14,12 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from ltvcast.data.purchases import horizon_labels
 from ltvcast.data.schemas import CUSTOMER_ID, CustomerData
 from ltvcast.evaluation.metrics import METRICS, evaluate
 from ltvcast.exceptions import ConfigError, InsufficientDataError, LTVError
-from ltvcast.features.windows import Horizon, horizon_labels
 from ltvcast.models.base import Forecaster
+from ltvcast.timeframe import Horizon
 
 #: Near-tie tolerance of :meth:`BacktestResult.best`: within this relative distance of the
 #: best score, the model with the lower MAE wins.
@@ -125,17 +126,8 @@ def data_end(data: CustomerData) -> pd.Timestamp:
     return pd.Timestamp(last.floor("D") + pd.Timedelta(days=1) - pd.Timedelta(microseconds=1))
 
 
-def _instantiate(model: str | Forecaster) -> Forecaster:
-    """A fresh, unfitted forecaster: by name, or a clone of a given one's hyperparameters."""
-    if isinstance(model, Forecaster):
-        return type(model)(**model.get_params())
-    from ltvcast.scoring.batch import forecaster_class
-
-    return forecaster_class(model)()
-
-
-def _unique_names(models: Sequence[str | Forecaster]) -> list[str]:
-    names = [m if isinstance(m, str) else (m.name or type(m).__name__) for m in models]
+def _unique_names(models: Sequence[Forecaster]) -> list[str]:
+    names = [m.name or type(m).__name__ for m in models]
     seen: dict[str, int] = {}
     unique = []
     for name in names:
@@ -146,16 +138,13 @@ def _unique_names(models: Sequence[str | Forecaster]) -> list[str]:
 
 def _run_model(
     name: str,
-    model: str | Forecaster,
+    model: Forecaster,
     train: CustomerData,
     cutoff: pd.Timestamp,
     horizon: Horizon,
     actuals: pd.DataFrame,
 ) -> ModelResult:
-    try:
-        forecaster = _instantiate(model)
-    except ImportError as err:
-        return ModelResult(name, {}, np.nan, np.nan, None, f"cannot import {name!r} ({err})")
+    forecaster = model.clone()
     started = time.perf_counter()
     try:
         forecaster.fit(train, cutoff, horizon)
@@ -179,15 +168,16 @@ def _run_model(
         actual_purchases=actuals["purchases"].to_numpy(),
         p_active=aligned["p_active"].to_numpy(),
     )
-    note = getattr(forecaster, "reason_", None)
-    return ModelResult(name, metrics, fit_seconds, predict_seconds, predictions, note=note)
+    return ModelResult(
+        name, metrics, fit_seconds, predict_seconds, predictions, note=forecaster.selection_reason
+    )
 
 
 def backtest(
     data: CustomerData,
     cutoff: pd.Timestamp,
     horizon: Horizon,
-    models: Sequence[str | Forecaster],
+    models: Sequence[Forecaster],
     *,
     progress: Callable[[str], None] | None = None,
     end: pd.Timestamp | None = None,
@@ -203,8 +193,8 @@ def backtest(
     horizon
         Forecast horizon scored after ``cutoff``.
     models
-        Model names (``ltvcast.models`` registry or ``"auto"``) or forecasters, whose
-        hyperparameters are cloned into a fresh instance.
+        Forecasters, each cloned (:meth:`~ltvcast.models.base.Forecaster.clone`) into a fresh
+        instance before it is fitted; name them with :func:`ltvcast.models.create`.
     progress
         Called with a short line as each model starts and when one is skipped.
     end
@@ -213,8 +203,8 @@ def backtest(
     Returns
     -------
     BacktestResult
-        A model that raises :class:`InsufficientDataError` or cannot be imported is recorded
-        with its ``error`` and no metrics.
+        A model that raises :class:`InsufficientDataError` is recorded with its ``error`` and
+        no metrics.
 
     Raises
     ------

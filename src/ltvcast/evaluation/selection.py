@@ -11,7 +11,6 @@ The winner (best ``metric``; near-ties within 1% go to the lower MAE, see
 
 from __future__ import annotations
 
-import inspect
 import json
 from pathlib import Path
 from typing import Any
@@ -22,9 +21,10 @@ from ltvcast.data.schemas import CustomerData
 from ltvcast.evaluation.backtest import NEAR_TIE, BacktestResult, backtest
 from ltvcast.evaluation.metrics import METRICS
 from ltvcast.exceptions import ConfigError, InsufficientDataError
-from ltvcast.features.windows import MIN_HISTORY_DAYS, Horizon, inner_window, parse_horizon
-from ltvcast.models import get_forecaster_class
-from ltvcast.models.base import Forecaster
+from ltvcast.features.windows import MIN_HISTORY_DAYS, inner_window
+from ltvcast.models import registry
+from ltvcast.models.base import Forecaster, RFMScorer
+from ltvcast.timeframe import Horizon, parse_horizon
 
 
 class AutoForecaster(Forecaster):
@@ -76,6 +76,22 @@ class AutoForecaster(Forecaster):
         winner = getattr(self, "winner_", None)
         return bool(winner is not None and winner.has_quantiles)
 
+    @property
+    def chosen(self) -> Forecaster:
+        """The winner (``self`` before ``fit``)."""
+        return getattr(self, "winner_", self)
+
+    @property
+    def selection_reason(self) -> str | None:
+        """One sentence: what was picked and on what evidence (``None`` before ``fit``)."""
+        return getattr(self, "reason_", None)
+
+    @property
+    def rfm_scorer(self) -> RFMScorer | None:
+        """The winner's online fast path, if it has one."""
+        winner = getattr(self, "winner_", None)
+        return None if winner is None else winner.rfm_scorer
+
     def _build_candidates(self) -> tuple[dict[str, Forecaster], dict[str, str]]:
         """Unfitted candidates by name, and the reasons of those that cannot be built."""
         built: dict[str, Forecaster] = {}
@@ -84,12 +100,9 @@ class AutoForecaster(Forecaster):
             if name == self.name:
                 raise ConfigError("auto cannot be its own candidate; list concrete models")
             try:
-                cls = get_forecaster_class(name)
+                built[name] = registry.create(name, random_state=self.random_state)
             except (ImportError, AttributeError) as err:
                 skipped[name] = f"cannot import: {err}"
-                continue
-            takes_seed = "random_state" in inspect.signature(cls).parameters
-            built[name] = cls(random_state=self.random_state) if takes_seed else cls()  # type: ignore[call-arg]
         return built, skipped
 
     def _fit(self, data: CustomerData, as_of: pd.Timestamp, horizon: Horizon) -> None:
@@ -122,7 +135,7 @@ class AutoForecaster(Forecaster):
         for name in order:
             model = models[name]
             try:
-                winner = type(model)(**model.get_params()).fit(data, as_of, horizon)
+                winner = model.clone().fit(data, as_of, horizon)
             except InsufficientDataError as err:
                 failures[name] = str(err)
                 continue
@@ -170,7 +183,7 @@ class AutoForecaster(Forecaster):
 
     def load_state(self, directory: Path, state: dict[str, Any]) -> None:
         """Rebuild the winner with its registered class and restore its state."""
-        winner = get_forecaster_class(state["choice"])(**state["winner_params"])
+        winner = registry.forecaster_class(state["choice"])(**state["winner_params"])
         winner.load_state(Path(directory) / "winner", state["winner_state"])
         winner.horizon_ = parse_horizon(state["winner_horizon"])
         winner.as_of_ = pd.Timestamp(state["winner_as_of"])

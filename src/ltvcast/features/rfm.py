@@ -1,7 +1,7 @@
 """RFM summary at an as-of time: the (frequency, recency, T, monetary value) of BTYD models.
 
 Units follow the BTYD convention of Fader, Hardie & Lee (2005): time is counted in whole
-*purchase days* (see :func:`ltvcast.features.windows.purchase_days`) and divided by
+*purchase days* (see :func:`ltvcast.data.purchases.purchase_days`) and divided by
 ``time_unit_days`` (7 = weeks). ``T`` runs from the first purchase day to the *day* of
 ``as_of`` (``as_of`` floored to midnight), so a first purchase on 1997-01-01 with
 ``as_of = 1997-09-30 23:59:59`` gives ``T = 272 / 7 = 38.86`` weeks; this is the convention
@@ -13,9 +13,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from ltvcast.data.purchases import purchase_days
 from ltvcast.data.schemas import CUSTOMER_ID, TIMESTAMP
 from ltvcast.exceptions import ConfigError
-from ltvcast.features.windows import purchase_days
 
 RFM_COLUMNS = ("frequency", "recency", "T", "monetary_value", "first_purchase", "total_value")
 

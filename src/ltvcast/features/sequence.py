@@ -5,7 +5,7 @@ period holds the ``P`` days ending with the as-of day, the one before it the ``P
 those, and so on (``n_periods`` columns, oldest first). Every customer shares the grid, so a
 column is one calendar window for all of them and the labels of a backtest origin at the end
 of column ``j`` are the next columns' sums. Purchase days follow
-:func:`~ltvcast.features.windows.purchase_days`.
+:func:`~ltvcast.data.purchases.purchase_days`.
 
 Channels (``values``): ``purchases`` (purchase days in the period), ``log_spend`` (signed
 ``log1p`` of the net spend) and ``event:<type>`` (event counts) for each requested type.
@@ -24,9 +24,10 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from ltvcast.data.purchases import purchase_days
 from ltvcast.data.schemas import CUSTOMER_ID, EVENT_TYPE, TIMESTAMP, CustomerData
 from ltvcast.exceptions import ConfigError
-from ltvcast.features.windows import Horizon, purchase_days
+from ltvcast.timeframe import Horizon
 
 PURCHASES = "purchases"
 LOG_SPEND = "log_spend"

@@ -28,6 +28,7 @@ from typing import Any, Self
 import numpy as np
 import pandas as pd
 
+from ltvcast.data.purchases import purchase_days
 from ltvcast.data.schemas import (
     AMOUNT,
     CUSTOMER_ID,
@@ -40,7 +41,6 @@ from ltvcast.data.schemas import (
 )
 from ltvcast.exceptions import ConfigError, NotFittedError
 from ltvcast.features.rfm import rfm_summary
-from ltvcast.features.windows import purchase_days
 
 DEFAULT_WINDOWS: tuple[int, ...] = (7, 30, 90, 365)
 _RFM_COLUMNS = {
@@ -74,7 +74,7 @@ def transaction_features(
 ) -> pd.DataFrame:
     """Purchase features of ``customers`` from canonical transactions up to ``as_of``.
 
-    Purchases are customer-days (:func:`~ltvcast.features.windows.purchase_days`); orders are
+    Purchases are customer-days (:func:`~ltvcast.data.purchases.purchase_days`); orders are
     ``order_id`` groups when that column exists, purchase days otherwise. Customers without
     transactions get zero counts and spend, and NaN for times and per-order statistics.
 

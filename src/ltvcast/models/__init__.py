@@ -1,43 +1,58 @@
 """L3 estimators.
 
-Every model is a :class:`~ltvcast.models.base.Forecaster`; :func:`get_forecaster_class` maps the
-names the CLI accepts to classes without importing heavy dependencies (torch, lightgbm) early.
+Every model is a :class:`~ltvcast.models.base.Forecaster`; :mod:`ltvcast.models.registry`
+maps the names the CLI accepts to classes. The classes are importable from here and load on
+first access, so ``import ltvcast.models`` imports neither torch nor LightGBM.
 """
 
 from __future__ import annotations
 
 import importlib
+from typing import TYPE_CHECKING, Any
 
-from ltvcast.exceptions import ConfigError
 from ltvcast.models.base import Forecaster
+from ltvcast.models.registry import create, forecaster_class, model_names
 
-#: CLI name -> "module:Class". ``auto`` lives in evaluation (it runs an inner backtest).
-_REGISTRY = {
-    "baseline": "ltvcast.models.baseline:SpendRateForecaster",
-    "tenure_mean": "ltvcast.models.baseline:TenureMeanForecaster",
-    "btyd": "ltvcast.models.btyd:BTYDForecaster",
-    "btyd_cal": "ltvcast.models.btyd_cal:CalibratedBTYDForecaster",
-    "gbdt": "ltvcast.models.gbdt:GBDTForecaster",
-    "seq": "ltvcast.models.seq.estimator:SeqForecaster",
+if TYPE_CHECKING:
+    from ltvcast.models.baseline import SpendRateForecaster, TenureMeanForecaster
+    from ltvcast.models.bgnbd import BetaGeoModel, ModifiedBetaGeoModel
+    from ltvcast.models.btyd import BTYDForecaster
+    from ltvcast.models.btyd_cal import CalibratedBTYDForecaster
+    from ltvcast.models.gamma_gamma import GammaGammaModel
+    from ltvcast.models.gbdt import GBDTForecaster
+    from ltvcast.models.seq.estimator import SeqForecaster
+
+#: Public class -> defining module, imported on first attribute access.
+_LAZY = {
+    "BTYDForecaster": "ltvcast.models.btyd",
+    "BetaGeoModel": "ltvcast.models.bgnbd",
+    "CalibratedBTYDForecaster": "ltvcast.models.btyd_cal",
+    "GBDTForecaster": "ltvcast.models.gbdt",
+    "GammaGammaModel": "ltvcast.models.gamma_gamma",
+    "ModifiedBetaGeoModel": "ltvcast.models.bgnbd",
+    "SeqForecaster": "ltvcast.models.seq.estimator",
+    "SpendRateForecaster": "ltvcast.models.baseline",
+    "TenureMeanForecaster": "ltvcast.models.baseline",
 }
 
-MODEL_NAMES = tuple(_REGISTRY)
+__all__ = [
+    "BTYDForecaster",
+    "BetaGeoModel",
+    "CalibratedBTYDForecaster",
+    "Forecaster",
+    "GBDTForecaster",
+    "GammaGammaModel",
+    "ModifiedBetaGeoModel",
+    "SeqForecaster",
+    "SpendRateForecaster",
+    "TenureMeanForecaster",
+    "create",
+    "forecaster_class",
+    "model_names",
+]
 
 
-def get_forecaster_class(name: str) -> type[Forecaster]:
-    """Return the forecaster class registered under ``name``.
-
-    Raises
-    ------
-    ConfigError
-        For an unknown name (the message lists the known ones).
-    """
-    try:
-        target = _REGISTRY[name]
-    except KeyError:
-        raise ConfigError(
-            f"unknown model {name!r}; choose one of {', '.join(sorted((*_REGISTRY, 'auto')))}"
-        ) from None
-    module_name, class_name = target.split(":")
-    cls: type[Forecaster] = getattr(importlib.import_module(module_name), class_name)
-    return cls
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'ltvcast.models' has no attribute {name!r}")

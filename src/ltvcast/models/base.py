@@ -13,15 +13,25 @@ Persistence never pickles: :meth:`Forecaster.save_state` writes JSON parameters 
 
 from __future__ import annotations
 
+import inspect
 from abc import ABC, abstractmethod
 from pathlib import Path
-from typing import Any, ClassVar, Self
+from typing import Any, ClassVar, Protocol, Self
 
 import pandas as pd
 
 from ltvcast.data.schemas import CUSTOMER_ID, PREDICTION_COLUMNS, QUANTILE_COLUMNS, CustomerData
 from ltvcast.exceptions import ConfigError, NotFittedError
-from ltvcast.features.windows import Horizon
+from ltvcast.timeframe import Horizon
+
+
+class RFMScorer(Protocol):
+    """A model that forecasts straight from RFM summaries (:data:`~ltvcast.features.rfm.RFM_COLUMNS`
+    in the weeks of :func:`~ltvcast.features.rfm.rfm_summary`)."""
+
+    def predict_rfm(self, rfm: pd.DataFrame) -> pd.DataFrame:
+        """Prediction columns (no ``customer_id``) for the rows of ``rfm``, in its order."""
+        ...
 
 
 class Forecaster(ABC):
@@ -74,10 +84,29 @@ class Forecaster(ABC):
 
     def get_params(self) -> dict[str, Any]:
         """Hyperparameters as given to ``__init__`` (JSON-serialisable)."""
-        import inspect
-
         names = [p for p in inspect.signature(type(self).__init__).parameters if p != "self"]
         return {name: getattr(self, name) for name in names}
+
+    def clone(self) -> Self:
+        """A fresh, unfitted forecaster with the same hyperparameters."""
+        return type(self)(**self.get_params())
+
+    @property
+    def chosen(self) -> Forecaster:
+        """The fitted model that makes the forecasts: ``self``, or the one a meta-model picked."""
+        return self
+
+    @property
+    def selection_reason(self) -> str | None:
+        """Why this model makes the forecasts, when a meta-model chose it (else ``None``)."""
+        return None
+
+    @property
+    def rfm_scorer(self) -> RFMScorer | None:
+        """The online fast path: an object that forecasts from per-customer RFM summaries
+        exactly as :meth:`predict` does (BTYD models), or ``None`` when the model needs the
+        customer's rows."""
+        return None
 
     def explain(self, data: CustomerData, as_of: pd.Timestamp) -> pd.DataFrame:
         """Per-customer drivers of ``predicted_value``.

@@ -15,11 +15,13 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from ltvcast.data.purchases import horizon_labels
 from ltvcast.data.schemas import CustomerData
 from ltvcast.exceptions import ConfigError
 from ltvcast.features.rfm import rfm_summary
-from ltvcast.features.windows import Horizon, backtest_origins, horizon_labels
+from ltvcast.features.windows import backtest_origins
 from ltvcast.models.base import Forecaster
+from ltvcast.timeframe import Horizon
 
 _OUTPUTS = ["predicted_value", "predicted_purchases", "p_active"]
 

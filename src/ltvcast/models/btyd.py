@@ -39,10 +39,10 @@ import pandas as pd
 from ltvcast.data.schemas import CUSTOMER_ID, CustomerData
 from ltvcast.exceptions import ConfigError
 from ltvcast.features.rfm import rfm_summary
-from ltvcast.features.windows import Horizon
 from ltvcast.models.base import Forecaster
 from ltvcast.models.bgnbd import BetaGeoModel, FloatArray, ModifiedBetaGeoModel
 from ltvcast.models.gamma_gamma import GammaGammaModel
+from ltvcast.timeframe import Horizon
 
 #: Time unit of the BTYD inputs, in days (weeks).
 WEEK_DAYS = 7.0
@@ -116,6 +116,11 @@ class BTYDForecaster(Forecaster):
         :func:`~ltvcast.features.rfm.rfm_summary`'s.
         """
         return self._inputs(rfm_summary(data.transactions, as_of, time_unit_days=WEEK_DAYS))
+
+    @property
+    def rfm_scorer(self) -> BTYDForecaster:
+        """BTYD forecasts are a formula of each customer's RFM summary: :meth:`predict_rfm`."""
+        return self
 
     def predict_rfm(self, rfm: pd.DataFrame) -> pd.DataFrame:
         """Forecast from a ready RFM summary (what the online scorer keeps per customer).

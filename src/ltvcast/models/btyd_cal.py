@@ -38,12 +38,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ltvcast.data.purchases import horizon_labels
 from ltvcast.data.schemas import CustomerData
 from ltvcast.exceptions import ConfigError, InsufficientDataError
 from ltvcast.features.rfm import rfm_summary
-from ltvcast.features.windows import Horizon, horizon_labels, inner_window, parse_horizon
+from ltvcast.features.windows import inner_window
 from ltvcast.models.bgnbd import FloatArray
 from ltvcast.models.btyd import WEEK_DAYS, BTYDForecaster
+from ltvcast.timeframe import Horizon, parse_horizon
 
 #: Names of the correction's coefficients, in order.
 COEFFICIENTS = ("intercept", "log1p_frequency", "log1p_monetary")

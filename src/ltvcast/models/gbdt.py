@@ -2,7 +2,7 @@
 
 Training set: for each origin ``o`` of :func:`~ltvcast.features.windows.backtest_origins`,
 the features of :func:`~ltvcast.features.tabular.tabular_features` at ``o`` and the labels of
-the window ``(o, o + horizon]`` (:func:`~ltvcast.features.windows.horizon_labels`), stacked,
+the window ``(o, o + horizon]`` (:func:`~ltvcast.data.purchases.horizon_labels`), stacked,
 so the same customer appears at several origins and the trees learn LTV(t) at many t.
 
 Three boosters are fitted, each with a log or logit link:
@@ -54,6 +54,7 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
+from ltvcast.data.purchases import horizon_labels
 from ltvcast.data.schemas import CUSTOMER_ID, CustomerData
 from ltvcast.exceptions import ConfigError, InsufficientDataError
 from ltvcast.features.tabular import (
@@ -62,8 +63,9 @@ from ltvcast.features.tabular import (
     event_type_vocabulary,
     tabular_features,
 )
-from ltvcast.features.windows import Horizon, backtest_origins, horizon_labels
+from ltvcast.features.windows import backtest_origins
 from ltvcast.models.base import Forecaster
+from ltvcast.timeframe import Horizon
 
 FloatArray = NDArray[np.float64]
 OBJECTIVES = ("two_part", "tweedie")

@@ -23,7 +23,6 @@ from ltvcast.data.schemas import CUSTOMER_ID, CustomerData
 from ltvcast.evaluation.backtest import BacktestResult
 from ltvcast.evaluation.metrics import METRICS, decile_table, gain_curve, normalized_gini
 from ltvcast.exceptions import ConfigError, LTVError
-from ltvcast.features.windows import Horizon
 from ltvcast.models.base import Forecaster
 from ltvcast.report import figures
 from ltvcast.strategy.explain import explain_sample, global_importance
@@ -33,6 +32,7 @@ from ltvcast.strategy.segments import (
     customer_history,
     segment_summary,
 )
+from ltvcast.timeframe import Horizon
 
 #: At most this many customers are explained for the importance chart (evenly spaced ids).
 MAX_EXPLAINED = 2000

@@ -17,9 +17,9 @@ import pandas as pd
 
 from ltvcast._version import __version__
 from ltvcast.exceptions import ArtifactError, ConfigError
-from ltvcast.features.windows import parse_horizon
 from ltvcast.models.base import Forecaster
-from ltvcast.scoring.batch import forecaster_class
+from ltvcast.models.registry import forecaster_class
+from ltvcast.timeframe import parse_horizon
 
 MANIFEST = "manifest.json"
 #: Bumped whenever the layout of a model directory changes incompatibly.

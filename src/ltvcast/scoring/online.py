@@ -32,6 +32,7 @@ from typing import Any, Protocol
 import numpy as np
 import pandas as pd
 
+from ltvcast.data.purchases import PURCHASE
 from ltvcast.data.schemas import (
     AMOUNT,
     CUSTOMER_ID,
@@ -51,9 +52,6 @@ from ltvcast.scoring._state import Aggregates, IntArray, Summaries, VersionSnaps
 from ltvcast.strategy.segments import customer_history
 
 log = logging.getLogger(__name__)
-
-#: The event type that carries an ``amount`` and becomes a transaction.
-PURCHASE = "purchase"
 
 
 class CustomerSource(Protocol):

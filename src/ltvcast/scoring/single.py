@@ -20,7 +20,7 @@ import pandas as pd
 
 from ltvcast.data.schemas import AMOUNT, CUSTOMER_ID, EVENT_TYPE, TIMESTAMP, CustomerData
 from ltvcast.exceptions import ConfigError, SchemaError
-from ltvcast.features.windows import parse_as_of
+from ltvcast.timeframe import parse_as_of
 
 #: The id given to the customer a request describes.
 REQUEST_CUSTOMER_ID = "request"

@@ -33,11 +33,12 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
+from ltvcast.data.purchases import PURCHASE
 from ltvcast.data.schemas import AMOUNT, CUSTOMER_ID, EVENT_TYPE, TIMESTAMP, CustomerData
 from ltvcast.data.store import Store
 from ltvcast.exceptions import ArtifactError, ConfigError, InsufficientDataError, LTVError
 from ltvcast.scoring.artifacts import MANIFEST, load_model
-from ltvcast.scoring.online import PURCHASE, OnlineScorer
+from ltvcast.scoring.online import OnlineScorer
 from ltvcast.scoring.single import parse_score_request
 from ltvcast.service.ingest import EVENT_ID, EventLog
 from ltvcast.service.metrics import BodyLimitMiddleware, Metrics, TimingMiddleware
@@ -468,7 +469,7 @@ def tenure_and_purchases(data: CustomerData, as_of: pd.Timestamp) -> tuple[float
 
     The same numbers as :func:`ltvcast.strategy.segments.customer_history` (tested), without
     its group-bys: a purchase day is a day with a row of ``amount >= 0`` (the convention of
-    :func:`ltvcast.features.windows.purchase_days`).
+    :func:`ltvcast.data.purchases.purchase_days`).
     """
     past = data.until(as_of)
     tx = past.transactions

@@ -12,9 +12,9 @@ import duckdb
 import pandas as pd
 import pyarrow as pa
 
+from ltvcast.data.purchases import PURCHASE
 from ltvcast.data.schemas import AMOUNT, CUSTOMER_ID, EVENT_TYPE, TIMESTAMP
 from ltvcast.data.store import Store
-from ltvcast.scoring.online import PURCHASE
 
 EVENT_ID = "event_id"
 LOG_TABLE = "events_ingested"

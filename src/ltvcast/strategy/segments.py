@@ -35,9 +35,9 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
+from ltvcast.data.purchases import purchase_days
 from ltvcast.data.schemas import CUSTOMER_ID, TIMESTAMP, CustomerData
 from ltvcast.exceptions import ConfigError, SchemaError
-from ltvcast.features.windows import purchase_days
 
 CHAMPIONS = "champions"
 HIGH_VALUE_AT_RISK = "high_value_at_risk"
@@ -231,7 +231,7 @@ def customer_history(data: CustomerData, as_of: pd.Timestamp) -> pd.DataFrame:
     DataFrame
         ``customer_id``, ``tenure_days`` (days from the first transaction or event to
         ``as_of``), ``purchases`` (purchase days, see
-        :func:`~ltvcast.features.windows.purchase_days`) and ``past_value`` (net spend).
+        :func:`~ltvcast.data.purchases.purchase_days`) and ``past_value`` (net spend).
     """
     past = data.until(as_of)
     frames = [past.transactions[[CUSTOMER_ID, TIMESTAMP]]]

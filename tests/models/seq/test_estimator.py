@@ -12,9 +12,9 @@ import pytest
 
 from ltvcast.data.schemas import CustomerData
 from ltvcast.exceptions import ArtifactError
-from ltvcast.features.windows import parse_horizon
 from ltvcast.models.seq.estimator import SeqForecaster
 from ltvcast.scoring.artifacts import load_model, save_model
+from ltvcast.timeframe import parse_horizon
 
 START = pd.Timestamp("2024-01-01")
 AS_OF = pd.Timestamp("2024-06-30 23:59:59")

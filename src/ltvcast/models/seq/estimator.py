@@ -66,7 +66,7 @@ from ltvcast.features.sequence import (
     period_matrix,
 )
 from ltvcast.features.tabular import ProfileEncoder
-from ltvcast.features.windows import Horizon, backtest_origins
+from ltvcast.features.windows import backtest_origins
 from ltvcast.models.base import Forecaster
 from ltvcast.models.seq.loss import (
     MIN_SIGMA,
@@ -76,6 +76,7 @@ from ltvcast.models.seq.loss import (
     ziln_quantiles,
 )
 from ltvcast.models.seq.network import SeqNetwork, State
+from ltvcast.timeframe import Horizon
 
 WEIGHTS_FILE = "seq_weights.safetensors"
 MODES = ("direct", "rollout")
