@@ -15,12 +15,11 @@ import pytest
 
 from ltvcast.data.schemas import CustomerData
 from ltvcast.exceptions import InsufficientDataError, NotFittedError
-from ltvcast.features.rfm import rfm_summary
+from ltvcast.features.rfm import customer_history, rfm_summary
 from ltvcast.models import forecaster_class
 from ltvcast.models.base import Forecaster
 from ltvcast.models.btyd import BTYDForecaster
 from ltvcast.scoring.online import CustomerHistory, OnlineScorer
-from ltvcast.strategy.segments import customer_history
 from ltvcast.timeframe import parse_horizon
 
 CUTOFF = pd.Timestamp("1998-01-31")  # bulk-loaded up to here, replayed per event after

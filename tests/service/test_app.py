@@ -14,11 +14,11 @@ import pytest
 from fastapi.testclient import TestClient
 
 from ltvcast.data.schemas import CustomerData
+from ltvcast.features.rfm import customer_history
 from ltvcast.scoring.artifacts import load_model
 from ltvcast.scoring.single import founding_paper_example, parse_score_request
 from ltvcast.service import create_app
 from ltvcast.service.app import ANSWER_FIELDS
-from ltvcast.strategy.segments import customer_history
 
 from .conftest import TOKEN
 
@@ -260,8 +260,8 @@ def test_state_is_rebuilt_from_the_store(model_dir: Path, db_path: Path) -> None
 
 
 def test_one_customer_stats_match_customer_history(store_data: CustomerData) -> None:
+    from ltvcast.features.rfm import customer_history
     from ltvcast.service.app import tenure_and_purchases
-    from ltvcast.strategy.segments import customer_history
 
     as_of = store_data.last_timestamp() - pd.Timedelta(days=30)
     expected = customer_history(store_data, as_of).set_index("customer_id")

@@ -8,13 +8,13 @@ import pytest
 
 from ltvcast.data.schemas import CustomerData
 from ltvcast.exceptions import ConfigError, SchemaError
+from ltvcast.features.rfm import customer_history
 from ltvcast.strategy.segments import (
     ACTIONS,
     SEGMENTS,
     FittedSegmentRules,
     SegmentRules,
     assign_segments,
-    customer_history,
     segment_summary,
 )
 

@@ -18,11 +18,11 @@ from ltvcast.data.clean import CleaningOptions, CleaningReport
 from ltvcast.data.io import ColumnMap
 from ltvcast.data.schemas import CUSTOMER_ID, CustomerData
 from ltvcast.data.validate import load_customer_data
+from ltvcast.features.rfm import customer_history
 from ltvcast.models.base import Forecaster
 from ltvcast.strategy.segments import (
     FittedSegmentRules,
     SegmentRules,
-    customer_history,
     segment_summary,
 )
 from ltvcast.timeframe import parse_as_of

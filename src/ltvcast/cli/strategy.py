@@ -36,6 +36,7 @@ from ltvcast.data.clean import CleaningReport
 from ltvcast.data.io import write_table
 from ltvcast.data.schemas import CUSTOMER_ID, CustomerData
 from ltvcast.exceptions import ConfigError, InsufficientDataError, SchemaError
+from ltvcast.features.rfm import customer_history
 from ltvcast.models.base import Forecaster
 from ltvcast.pipeline import backtest_models
 from ltvcast.scoring.artifacts import load_model
@@ -51,7 +52,6 @@ from ltvcast.strategy.segments import (
     ACTIONS,
     FittedSegmentRules,
     SegmentRules,
-    customer_history,
 )
 
 ModelDirArg = Annotated[Path, typer.Argument(help="Directory written by `ltvcast train`.")]

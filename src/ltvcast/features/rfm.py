@@ -14,10 +14,12 @@ import numpy as np
 import pandas as pd
 
 from ltvcast.data.purchases import purchase_days
-from ltvcast.data.schemas import CUSTOMER_ID, TIMESTAMP
+from ltvcast.data.schemas import CUSTOMER_ID, TIMESTAMP, CustomerData
 from ltvcast.exceptions import ConfigError
 
 RFM_COLUMNS = ("frequency", "recency", "T", "monetary_value", "first_purchase", "total_value")
+#: What :func:`customer_history` gives per customer: the segment inputs and past spend.
+HISTORY_COLUMNS = ("tenure_days", "purchases", "past_value")
 
 
 def rfm_summary(
@@ -91,3 +93,31 @@ def rfm_summary(
         index=pd.Index(ids[keep], name=CUSTOMER_ID),
     )
     return out
+
+
+def customer_history(data: CustomerData, as_of: pd.Timestamp) -> pd.DataFrame:
+    """Tenure and past purchases of every customer seen up to ``as_of``.
+
+    Returns
+    -------
+    DataFrame
+        ``customer_id`` and :data:`HISTORY_COLUMNS`: ``tenure_days`` (days, fractional, from
+        the first transaction or event to ``as_of``: the one meaning of tenure in ltvcast),
+        ``purchases`` (purchase days, see :func:`~ltvcast.data.purchases.purchase_days`) and
+        ``past_value`` (net spend).
+    """
+    past = data.until(as_of)
+    frames = [past.transactions[[CUSTOMER_ID, TIMESTAMP]]]
+    if past.events is not None:
+        frames.append(past.events[[CUSTOMER_ID, TIMESTAMP]])
+    first = pd.concat(frames, ignore_index=True).groupby(CUSTOMER_ID)[TIMESTAMP].min()
+    days = purchase_days(past.transactions).groupby(CUSTOMER_ID)
+    out = pd.DataFrame(
+        {
+            "tenure_days": (as_of - first).dt.total_seconds() / 86400.0,
+            "purchases": days["is_purchase"].sum().reindex(first.index).fillna(0).astype(np.int64),
+            "past_value": days["amount"].sum().reindex(first.index).fillna(0.0),
+        }
+    )
+    out.index.name = CUSTOMER_ID
+    return out.reset_index()

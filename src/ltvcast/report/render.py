@@ -23,13 +23,13 @@ from ltvcast.data.schemas import CUSTOMER_ID, CustomerData
 from ltvcast.evaluation.backtest import BacktestResult
 from ltvcast.evaluation.metrics import METRICS, decile_table, gain_curve, normalized_gini
 from ltvcast.exceptions import ConfigError, LTVError
+from ltvcast.features.rfm import customer_history
 from ltvcast.models.base import Forecaster
 from ltvcast.report import figures
 from ltvcast.strategy.explain import explain_sample, global_importance
 from ltvcast.strategy.segments import (
     FittedSegmentRules,
     SegmentRules,
-    customer_history,
     segment_summary,
 )
 from ltvcast.timeframe import Horizon

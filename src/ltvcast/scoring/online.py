@@ -46,10 +46,10 @@ from ltvcast.data.schemas import (
     CustomerData,
 )
 from ltvcast.exceptions import InsufficientDataError, SchemaError
+from ltvcast.features.rfm import customer_history
 from ltvcast.models.base import Forecaster
 from ltvcast.models.btyd import WEEK_DAYS, BTYDForecaster
 from ltvcast.scoring._state import Aggregates, IntArray, Summaries, VersionSnapshot
-from ltvcast.strategy.segments import customer_history
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +82,7 @@ class Rescored:
 
     ``frame`` has the columns of :meth:`Forecaster.predict` (sorted by ``customer_id``);
     ``stats`` has ``customer_id``, ``tenure_days``, ``purchases`` (as
-    :func:`ltvcast.strategy.segments.customer_history`) in the same rows; ``versions[i]`` is
+    :func:`ltvcast.features.rfm.customer_history`) in the same rows; ``versions[i]`` is
     the history version row ``i`` reflects.
     """
 
@@ -577,7 +577,7 @@ def _btyd_forecast(
 
 
 def _summary_stats(summary: CustomerSummaries, as_of: pd.Timestamp) -> pd.DataFrame:
-    """Segment inputs of :func:`~ltvcast.strategy.segments.customer_history` from summaries."""
+    """Segment inputs of :func:`~ltvcast.features.rfm.customer_history` from summaries."""
     as_of_us = as_of.to_datetime64().astype("datetime64[us]").astype(np.int64)
     return pd.DataFrame(
         {

@@ -37,6 +37,7 @@ from ltvcast.data.purchases import PURCHASE
 from ltvcast.data.schemas import AMOUNT, CUSTOMER_ID, EVENT_TYPE, TIMESTAMP, CustomerData
 from ltvcast.data.store import Store
 from ltvcast.exceptions import ArtifactError, ConfigError, InsufficientDataError, LTVError
+from ltvcast.features.rfm import customer_history
 from ltvcast.scoring.artifacts import MANIFEST, load_model
 from ltvcast.scoring.online import OnlineScorer
 from ltvcast.scoring.single import parse_score_request
@@ -55,7 +56,7 @@ from ltvcast.service.wire import (
     ReloadOut,
     validation_message,
 )
-from ltvcast.strategy.segments import FittedSegmentRules, SegmentRules, customer_history
+from ltvcast.strategy.segments import FittedSegmentRules, SegmentRules
 
 log = logging.getLogger("ltvcast.service")
 
@@ -467,7 +468,7 @@ def _answer(
 def tenure_and_purchases(data: CustomerData, as_of: pd.Timestamp) -> tuple[float, float]:
     """Tenure (days) and purchase days of a one-customer bundle at ``as_of``.
 
-    The same numbers as :func:`ltvcast.strategy.segments.customer_history` (tested), without
+    The same numbers as :func:`ltvcast.features.rfm.customer_history` (tested), without
     its group-bys: a purchase day is a day with a row of ``amount >= 0`` (the convention of
     :func:`ltvcast.data.purchases.purchase_days`).
     """

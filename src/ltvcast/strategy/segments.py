@@ -35,8 +35,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from ltvcast.data.purchases import purchase_days
-from ltvcast.data.schemas import CUSTOMER_ID, TIMESTAMP, CustomerData
+from ltvcast.data.schemas import CUSTOMER_ID
 from ltvcast.exceptions import ConfigError, SchemaError
 
 CHAMPIONS = "champions"
@@ -81,8 +80,9 @@ class FittedSegmentRules:
         predictions
             ``customer_id``, ``predicted_value``, ``p_active``.
         history
-            ``customer_id``, ``tenure_days``, ``purchases`` (see :func:`customer_history`);
-            customers missing from it count as new.
+            ``customer_id``, ``tenure_days``, ``purchases`` (see
+            :func:`~ltvcast.features.rfm.customer_history`); customers missing from it count
+            as new.
 
         Returns
         -------
@@ -221,33 +221,6 @@ class SegmentRules:
             self.new_max_purchases,
             float(high_stake),
         )
-
-
-def customer_history(data: CustomerData, as_of: pd.Timestamp) -> pd.DataFrame:
-    """Tenure and past purchases of every customer seen up to ``as_of``.
-
-    Returns
-    -------
-    DataFrame
-        ``customer_id``, ``tenure_days`` (days from the first transaction or event to
-        ``as_of``), ``purchases`` (purchase days, see
-        :func:`~ltvcast.data.purchases.purchase_days`) and ``past_value`` (net spend).
-    """
-    past = data.until(as_of)
-    frames = [past.transactions[[CUSTOMER_ID, TIMESTAMP]]]
-    if past.events is not None:
-        frames.append(past.events[[CUSTOMER_ID, TIMESTAMP]])
-    first = pd.concat(frames, ignore_index=True).groupby(CUSTOMER_ID)[TIMESTAMP].min()
-    days = purchase_days(past.transactions).groupby(CUSTOMER_ID)
-    out = pd.DataFrame(
-        {
-            "tenure_days": (as_of - first).dt.total_seconds() / 86400.0,
-            "purchases": days["is_purchase"].sum().reindex(first.index).fillna(0).astype(np.int64),
-            "past_value": days["amount"].sum().reindex(first.index).fillna(0.0),
-        }
-    )
-    out.index.name = CUSTOMER_ID
-    return out.reset_index()
 
 
 def assign_segments(
