@@ -23,7 +23,7 @@ from ltvcast.exceptions import (
     SchemaError,
 )
 from ltvcast.models.base import Forecaster
-from ltvcast.pipeline import fit_forecaster
+from ltvcast.pipeline import ScoringModel, load_scoring_model, train_model
 from ltvcast.scoring.artifacts import load_model, save_model
 from ltvcast.timeframe import Horizon, parse_as_of, parse_horizon
 
@@ -41,14 +41,16 @@ __all__ = [
     "LTVError",
     "NotFittedError",
     "SchemaError",
+    "ScoringModel",
     "Store",
     "__version__",
     "backtest",
     "evaluate",
-    "fit_forecaster",
     "load_customer_data",
     "load_model",
+    "load_scoring_model",
     "parse_as_of",
     "parse_horizon",
     "save_model",
+    "train_model",
 ]

@@ -1,21 +1,80 @@
-"""Batch training and scoring: pick a model by name, fit with a fallback, write predictions."""
+"""The application layer: every composition the CLI, the service and the report need, once.
+
+A notebook user drives ltvcast from here::
+
+    from ltvcast import load_customer_data, load_scoring_model, train_model
+
+    data, cleaning = load_customer_data("transactions.csv", "events.csv")
+    model = train_model(data, horizon="90d", cleaning=cleaning)
+    scores = model.score(data)                  # forecasts, segment, tenure and past spend
+    drivers = model.explain(data, ["C042"])     # each customer's top drivers
+    model.save("model/")
+    same = load_scoring_model("model/")
+
+:func:`train_model` fits a model (with the fallback for short histories) and the segment cuts,
+and remembers the training window, the data's event types and profile columns, the cleaning
+report and, for ``auto``, why it chose its model. :class:`ScoringModel` owns the whole model
+artifact: :mod:`ltvcast.scoring.artifacts` stores the forecaster, this module the manifest
+keys around it (:data:`MANIFEST_KEYS`).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from ltvcast.data.schemas import CustomerData
+from ltvcast.data.clean import CleaningReport
+from ltvcast.data.schemas import (
+    CUSTOMER_ID,
+    PREDICTION_COLUMNS,
+    QUANTILE_COLUMNS,
+    CustomerData,
+)
 from ltvcast.evaluation.backtest import BacktestResult, ModelResult, backtest
-from ltvcast.exceptions import InsufficientDataError
+from ltvcast.exceptions import ArtifactError, ConfigError, InsufficientDataError
+from ltvcast.features.rfm import customer_history
 from ltvcast.models.base import Forecaster
 from ltvcast.models.registry import create
-from ltvcast.timeframe import Horizon
+from ltvcast.scoring.artifacts import load_model, save_model
+from ltvcast.scoring.single import parse_score_request
+from ltvcast.strategy.explain import (
+    BASE,
+    explain_customers,
+    explain_sample,
+    global_importance,
+    only_customers,
+    top_drivers,
+)
+from ltvcast.strategy.segments import FittedSegmentRules, SegmentRules
+from ltvcast.timeframe import Horizon, parse_as_of, parse_horizon
 
 #: The model used when the requested one cannot train on a history this short.
 FALLBACK_MODEL = "btyd"
+#: Forecast fields of every answer, in order (``value_p10``/``value_p90`` empty when the
+#: model gives no quantiles).
+FORECAST_COLUMNS = (*PREDICTION_COLUMNS[1:], *QUANTILE_COLUMNS)
+#: The segment of customers scored without cuts (see :meth:`ScoringModel.cuts_for`).
+UNSEGMENTED = "unsegmented"
+#: Fewest forecasts that cuts are fitted on when a model has none stored.
+MIN_CUSTOMERS_FOR_CUTS = 100
+#: Manifest keys this layer writes next to the forecaster's own.
+MANIFEST_KEYS = (
+    "training_window",
+    "customers",
+    "event_types",
+    "profile_columns",
+    "cleaning",
+    "segment_rules",
+    "reason",
+    "notes",
+)
+
+Rules = SegmentRules | FittedSegmentRules | None
 
 
 def fit_forecaster(
@@ -25,13 +84,14 @@ def fit_forecaster(
     horizon: Horizon,
     *,
     on_fallback: Callable[[str], None] | None = None,
+    random_state: int | None = None,
 ) -> Forecaster:
     """Fit the model called ``name``; fall back to BTYD when the history is too short.
 
     ``on_fallback`` receives the reason (the model's own message) when the fallback is taken.
     """
     try:
-        return create(name).fit(data, as_of, horizon)
+        return create(name, random_state=random_state).fit(data, as_of, horizon)
     except InsufficientDataError as err:
         if name == FALLBACK_MODEL:
             raise
@@ -69,3 +129,381 @@ def backtest_models(
     ran = iter(result.results)
     result.results = [failed[i] if i in failed else next(ran) for i in range(len(models))]
     return result
+
+
+@dataclass(frozen=True)
+class TrainingSummary:
+    """What a model was trained on, stored in its manifest."""
+
+    start: pd.Timestamp
+    end: pd.Timestamp
+    customers: int
+    event_types: tuple[str, ...] = ()
+    profile_columns: tuple[str, ...] = ()
+    cleaning: dict[str, Any] | None = None
+    #: Why this model makes the forecasts (``auto``'s choice), if a meta-model chose it.
+    reason: str | None = None
+    #: What else happened while training (a fallback to another model).
+    notes: tuple[str, ...] = ()
+
+    @classmethod
+    def of(
+        cls,
+        data: CustomerData,
+        as_of: pd.Timestamp,
+        cleaning: CleaningReport | None = None,
+        reason: str | None = None,
+        notes: Iterable[str] = (),
+    ) -> TrainingSummary:
+        """Summarise the training data up to ``as_of``."""
+        profiles = data.profiles
+        return cls(
+            start=data.first_timestamp(),
+            end=as_of,
+            customers=len(data.until(as_of).customers()),
+            event_types=data.event_types,
+            profile_columns=()
+            if profiles is None
+            else tuple(str(c) for c in profiles.columns if c != CUSTOMER_ID),
+            cleaning=None if cleaning is None else cleaning.to_dict(),
+            reason=reason,
+            notes=tuple(notes),
+        )
+
+    def to_manifest(self) -> dict[str, Any]:
+        """The manifest keys of :data:`MANIFEST_KEYS` (but ``segment_rules``)."""
+        return {
+            "training_window": {"start": self.start.isoformat(), "end": self.end.isoformat()},
+            "customers": self.customers,
+            "event_types": list(self.event_types),
+            "profile_columns": list(self.profile_columns),
+            "cleaning": self.cleaning,
+            "reason": self.reason,
+            "notes": list(self.notes),
+        }
+
+    @classmethod
+    def from_manifest(cls, manifest: Mapping[str, Any]) -> TrainingSummary | None:
+        """Inverse of :meth:`to_manifest`; ``None`` for a model saved without it."""
+        window = manifest.get("training_window")
+        if not isinstance(window, dict):
+            return None
+        try:
+            return cls(
+                start=pd.Timestamp(window["start"]),
+                end=pd.Timestamp(window["end"]),
+                customers=int(manifest.get("customers", 0)),
+                event_types=tuple(manifest.get("event_types") or ()),
+                profile_columns=tuple(manifest.get("profile_columns") or ()),
+                cleaning=manifest.get("cleaning"),
+                reason=manifest.get("reason"),
+                notes=tuple(manifest.get("notes") or ()),
+            )
+        except (KeyError, TypeError, ValueError) as err:
+            raise ArtifactError(f"manifest: unreadable training_window ({err})") from err
+
+
+@dataclass(frozen=True)
+class CustomerForecast:
+    """One customer's answer: forecast, segment, and (when asked) the forecast's drivers."""
+
+    customer_id: str
+    as_of: pd.Timestamp
+    #: :data:`FORECAST_COLUMNS` -> value (``None`` where the model gives none).
+    values: dict[str, float | None]
+    segment: str
+    tenure_days: float
+    purchases: float
+    #: Drivers and ``base_value`` summing to ``predicted_value`` (``None``: not asked, or
+    #: the model gives no explanations).
+    contributions: pd.Series | None = None
+
+    def answer(self) -> dict[str, Any]:
+        """The forecast fields, ``segment`` and ``as_of``: what every edge shows."""
+        return {**self.values, "segment": self.segment, "as_of": self.as_of}
+
+    def top_drivers(self, k: int) -> list[tuple[str, float]]:
+        """The ``k`` drivers with the largest absolute contribution."""
+        if self.contributions is None:
+            return []
+        frame = self.contributions.to_frame(self.customer_id).T
+        top = top_drivers(frame, k)
+        return list(zip(top["feature"].astype(str), top["contribution"].astype(float), strict=True))
+
+    @property
+    def base_value(self) -> float | None:
+        """The explanation's base value (``None`` without contributions)."""
+        return None if self.contributions is None else float(self.contributions[BASE])
+
+
+@dataclass(frozen=True)
+class ScoringModel:
+    """A fitted forecaster with its segment cuts and training summary: the unit the edges
+    load, score with, explain with and save.
+
+    Parameters
+    ----------
+    forecaster
+        Any fitted :class:`~ltvcast.models.base.Forecaster` (``auto`` included).
+    rules
+        Segment cuts fitted at training (``None``: fitted on the forecasts being labelled
+        when there are at least :data:`MIN_CUSTOMERS_FOR_CUTS`, else :data:`UNSEGMENTED`).
+    training
+        What the model was trained on (``None`` for a forecaster saved on its own).
+    """
+
+    forecaster: Forecaster
+    rules: FittedSegmentRules | None = None
+    training: TrainingSummary | None = None
+
+    @property
+    def manifest(self) -> dict[str, Any]:
+        """The manifest keys this layer owns (:data:`MANIFEST_KEYS`), as :meth:`save` writes
+        them next to the forecaster's own."""
+        extra: dict[str, Any] = {} if self.training is None else self.training.to_manifest()
+        if self.rules is not None:
+            extra["segment_rules"] = self.rules.to_dict()
+        return extra
+
+    @property
+    def horizon(self) -> Horizon:
+        """The forecast horizon."""
+        return self.forecaster.horizon_
+
+    @property
+    def name(self) -> str:
+        """The model's name (``auto`` for a selector)."""
+        return self.forecaster.name
+
+    @property
+    def chosen_name(self) -> str:
+        """The name of the model making the forecasts (``auto``'s pick)."""
+        return self.forecaster.chosen.name
+
+    @property
+    def reason(self) -> str | None:
+        """Why this model makes the forecasts (``auto``'s reason), if a meta-model chose it."""
+        return self.forecaster.selection_reason
+
+    def resolve_as_of(
+        self, data: CustomerData, as_of: str | pd.Timestamp | None = None
+    ) -> pd.Timestamp:
+        """``as_of`` parsed (a bare date: through its end); default: the data's last time."""
+        return parse_as_of(as_of, data.last_timestamp())
+
+    def predict(self, data: CustomerData, as_of: str | pd.Timestamp | None = None) -> pd.DataFrame:
+        """The forecaster's predictions (one row per customer seen up to ``as_of``)."""
+        return self.forecaster.predict(data, self.resolve_as_of(data, as_of))
+
+    def cuts_for(self, predictions: pd.DataFrame, rules: Rules = None) -> FittedSegmentRules | None:
+        """The cuts that label ``predictions``: ``rules`` fitted on them (a
+        :class:`SegmentRules`) or as given (fitted ones); by default the model's own, else
+        cuts fitted on ``predictions`` when there are enough of them."""
+        if isinstance(rules, FittedSegmentRules):
+            return rules
+        if isinstance(rules, SegmentRules):
+            return rules.fit(predictions)
+        if self.rules is not None:
+            return self.rules
+        if len(predictions) >= MIN_CUSTOMERS_FOR_CUTS:
+            return SegmentRules().fit(predictions)
+        return None
+
+    def score(
+        self,
+        data: CustomerData,
+        as_of: str | pd.Timestamp | None = None,
+        rules: Rules = None,
+    ) -> pd.DataFrame:
+        """Forecasts with each customer's segment and history.
+
+        Returns
+        -------
+        DataFrame
+            ``customer_id``, ``segment``, the prediction columns (quantiles where the model
+            has them) and :data:`~ltvcast.features.rfm.HISTORY_COLUMNS`, sorted by id.
+        """
+        when = self.resolve_as_of(data, as_of)
+        predictions = self.forecaster.predict(data, when)
+        history = customer_history(data, when)
+        table = predictions.merge(history, on=CUSTOMER_ID, how="left")
+        cuts = self.cuts_for(predictions, rules)
+        table.insert(1, "segment", label_segments(cuts, predictions, history).to_numpy())
+        return table
+
+    def score_one(
+        self,
+        request: Mapping[str, Any] | CustomerData,
+        as_of: str | pd.Timestamp | None = None,
+        *,
+        customer_id: str | None = None,
+        rules: FittedSegmentRules | None = None,
+        explain: bool = False,
+    ) -> CustomerForecast:
+        """Score one customer: a score request (the JSON of ``ltvcast score`` and
+        ``POST /v1/score``, see :mod:`ltvcast.scoring.single`), or ``customer_id`` of a
+        bundle (a one-customer bundle needs no id).
+
+        ``rules`` overrides the model's cuts; ``explain`` adds the forecast's contributions
+        when the model gives explanations.
+
+        Raises
+        ------
+        InsufficientDataError
+            When the customer has no transaction or event up to ``as_of``.
+        """
+        if isinstance(request, CustomerData):
+            data, requested = request, None
+            if customer_id is not None:
+                data = only_customers(data, [customer_id])
+            subject = "the data" if customer_id is None else f"customer {customer_id!r}"
+        else:
+            data, requested = parse_score_request(dict(request))
+            subject = "as_of: the request"
+        when = self.resolve_as_of(data, requested if as_of is None else as_of)
+        frame = self.forecaster.predict(data, when)
+        if not len(frame):
+            raise InsufficientDataError(
+                f"{subject} has no transaction or event up to {when.isoformat()}"
+            )
+        if len(frame) > 1:
+            raise ConfigError(f"score_one: {len(frame):,} customers given; name one")
+        history = customer_history(data, when)
+        cuts = rules if rules is not None else self.rules
+        row = frame.iloc[0]
+        contributions = None
+        if explain:
+            try:
+                contributions = self.forecaster.explain(data, when).iloc[0]
+            except ConfigError:  # a model without explanations
+                contributions = None
+        past = history.iloc[0]
+        return CustomerForecast(
+            customer_id=str(row[CUSTOMER_ID]),
+            as_of=when,
+            values={name: _scalar(row.get(name)) for name in FORECAST_COLUMNS},
+            segment=str(label_segments(cuts, frame, history).iloc[0]),
+            tenure_days=float(past["tenure_days"]),
+            purchases=float(past["purchases"]),
+            contributions=contributions,
+        )
+
+    def contributions(
+        self,
+        data: CustomerData,
+        customer_ids: Iterable[str] | None = None,
+        as_of: str | pd.Timestamp | None = None,
+    ) -> pd.DataFrame:
+        """Each customer's drivers plus ``base_value`` (rows sum to ``predicted_value``).
+
+        Raises
+        ------
+        ConfigError
+            When the model gives no explanations, or a customer has no row up to ``as_of``.
+        """
+        when = self.resolve_as_of(data, as_of)
+        return explain_customers(self.forecaster, data, when, customer_ids)
+
+    def explain(
+        self,
+        data: CustomerData,
+        customer_ids: Iterable[str] | None = None,
+        top: int = 5,
+        as_of: str | pd.Timestamp | None = None,
+    ) -> pd.DataFrame:
+        """The ``top`` drivers of each customer's forecast.
+
+        Returns
+        -------
+        DataFrame
+            Long form: ``customer_id``, ``rank`` (1 = strongest), ``feature``,
+            ``contribution`` and the customer's ``base_value``.
+        """
+        table = self.contributions(data, customer_ids, as_of)
+        long = top_drivers(table, top)
+        long[BASE] = table[BASE].reindex(long[CUSTOMER_ID]).to_numpy()
+        return long
+
+    def importance(
+        self,
+        data: CustomerData,
+        as_of: str | pd.Timestamp | None = None,
+        max_customers: int = 2000,
+    ) -> pd.DataFrame:
+        """Global driver importance over an even sample of at most ``max_customers``."""
+        when = self.resolve_as_of(data, as_of)
+        return global_importance(explain_sample(self.forecaster, data, when, max_customers))
+
+    def save(self, directory: str | Path) -> Path:
+        """Write the model directory (forecaster state and manifest; no pickle)."""
+        return save_model(self.forecaster, directory, extra=self.manifest)
+
+
+def train_model(
+    data: CustomerData,
+    *,
+    horizon: str | Horizon,
+    model: str = "auto",
+    as_of: str | pd.Timestamp | None = None,
+    cleaning: CleaningReport | None = None,
+    random_state: int | None = None,
+    on_note: Callable[[str], None] | None = None,
+) -> ScoringModel:
+    """Fit ``model`` on ``data`` up to ``as_of`` (default: its last timestamp), with the
+    BTYD fallback for histories too short for it, and the segment cuts on its forecasts.
+
+    ``on_note`` receives what a user should know as it happens (a fallback taken).
+    """
+    span = parse_horizon(horizon)
+    when = parse_as_of(as_of, data.last_timestamp())
+    notes: list[str] = []
+
+    def note(text: str) -> None:
+        notes.append(text)
+        if on_note is not None:
+            on_note(text)
+
+    forecaster = fit_forecaster(
+        model, data, when, span, on_fallback=note, random_state=random_state
+    )
+    predictions = forecaster.predict(data, when)
+    if not len(predictions):
+        raise InsufficientDataError(
+            f"no customer has a transaction or event up to {when:%Y-%m-%d %H:%M}; "
+            "nothing to fit segment cuts on"
+        )
+    rules = SegmentRules().fit(predictions)
+    summary = TrainingSummary.of(data, when, cleaning, forecaster.selection_reason, notes)
+    return ScoringModel(forecaster, rules, summary)
+
+
+def load_scoring_model(directory: str | Path) -> ScoringModel:
+    """Load a model directory written by :meth:`ScoringModel.save` (or ``ltvcast train``).
+
+    Raises
+    ------
+    ArtifactError
+        When the directory is missing, corrupt or from another artifact schema.
+    """
+    forecaster, manifest = load_model(directory)
+    stored = manifest.get("segment_rules")
+    try:
+        rules = None if stored is None else FittedSegmentRules.from_dict(stored)
+    except ConfigError as err:
+        raise ArtifactError(f"{directory}: manifest segment_rules: {err}") from err
+    return ScoringModel(forecaster, rules, TrainingSummary.from_manifest(manifest))
+
+
+def label_segments(
+    rules: FittedSegmentRules | None, predictions: pd.DataFrame, history: pd.DataFrame
+) -> pd.Series:
+    """Segment names of ``predictions`` (indexed by ``customer_id``, in its order);
+    :data:`UNSEGMENTED` for everyone when there are no cuts."""
+    if rules is None:
+        ids = pd.Index(predictions[CUSTOMER_ID].to_numpy(), name=CUSTOMER_ID)
+        return pd.Series(UNSEGMENTED, index=ids, name="segment", dtype=object)
+    return rules.assign(predictions, history)
+
+
+def _scalar(value: Any) -> float | None:
+    return None if value is None or pd.isna(value) else float(value)

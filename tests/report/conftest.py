@@ -13,6 +13,7 @@ from ltvcast.data.schemas import CustomerData
 from ltvcast.evaluation.backtest import BacktestResult, backtest, default_cutoff
 from ltvcast.models import create
 from ltvcast.models.base import Forecaster
+from ltvcast.pipeline import ScoringModel, train_model
 from ltvcast.timeframe import Horizon
 
 
@@ -23,6 +24,7 @@ class Pipeline:
     data: CustomerData
     cleaning: CleaningReport
     result: BacktestResult
+    scoring: ScoringModel
     forecaster: Forecaster
     predictions: pd.DataFrame
     as_of: pd.Timestamp
@@ -34,7 +36,6 @@ def pipeline(tmp_path_factory: pytest.TempPathFactory) -> Pipeline:
     """600 simulated customers over 400 days (1% dirty rows), 60-day horizon."""
     from ltvcast.data.synthetic import simulate_store, write_store
     from ltvcast.data.validate import load_customer_data
-    from ltvcast.models.btyd import BTYDForecaster
 
     horizon = Horizon(60, "d")
     store = simulate_store(600, days=400, dirty_rate=0.01, random_state=1)
@@ -44,5 +45,8 @@ def pipeline(tmp_path_factory: pytest.TempPathFactory) -> Pipeline:
         data, default_cutoff(data, horizon), horizon, [create("baseline"), create("btyd")]
     )
     as_of = data.last_timestamp()
-    model = BTYDForecaster().fit(data, as_of, horizon)
-    return Pipeline(data, cleaning, result, model, model.predict(data, as_of), as_of, files)
+    scoring = train_model(data, model="btyd", horizon=horizon, as_of=as_of, cleaning=cleaning)
+    model = scoring.forecaster
+    return Pipeline(
+        data, cleaning, result, scoring, model, model.predict(data, as_of), as_of, files
+    )

@@ -28,7 +28,7 @@ def _charts(html: str) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def html(pipeline: Any) -> str:
     p = pipeline
-    return build_report(p.data, p.cleaning, p.result, p.forecaster, p.predictions, p.as_of)
+    return build_report(p.scoring, p.data, p.cleaning, p.result, p.as_of)
 
 
 def test_report_is_self_contained(html: str) -> None:
@@ -78,9 +78,7 @@ def test_minimal_report_without_backtest_or_drivers(pipeline: Any, tmp_path: Pat
     )
     assert set(_charts(html)) == {"distribution"}
     assert "The data" not in html and "backtest" not in html.lower()
-    path = write_report(
-        tmp_path / "sub" / "r.html", p.data, None, None, p.forecaster, p.predictions, p.as_of
-    )
+    path = write_report(tmp_path / "sub" / "r.html", p.scoring, p.data, None, None, p.as_of)
     assert set(_charts(path.read_text(encoding="utf-8"))) == {
         "distribution",
         "segments",

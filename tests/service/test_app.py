@@ -18,7 +18,7 @@ from ltvcast.features.rfm import customer_history
 from ltvcast.scoring.artifacts import load_model
 from ltvcast.scoring.single import founding_paper_example, parse_score_request
 from ltvcast.service import create_app
-from ltvcast.service.app import ANSWER_FIELDS
+from ltvcast.service.state import ANSWER_FIELDS
 
 from .conftest import TOKEN
 
@@ -257,21 +257,6 @@ def test_state_is_rebuilt_from_the_store(model_dir: Path, db_path: Path) -> None
             "/v1/events", json={"events": [_event(1, customer="fresh")]}, headers=AUTH
         )
         assert retry.json()["duplicates"] == 1
-
-
-def test_one_customer_stats_match_customer_history(store_data: CustomerData) -> None:
-    from ltvcast.features.rfm import customer_history
-    from ltvcast.service.app import tenure_and_purchases
-
-    as_of = store_data.last_timestamp() - pd.Timedelta(days=30)
-    expected = customer_history(store_data, as_of).set_index("customer_id")
-    tx, ev = store_data.transactions, store_data.events
-    assert ev is not None
-    for customer in expected.index[::37]:
-        one = CustomerData(tx[tx["customer_id"] == customer], ev[ev["customer_id"] == customer])
-        tenure, purchases = tenure_and_purchases(one, as_of)
-        assert tenure == pytest.approx(expected.loc[customer, "tenure_days"], rel=1e-12)
-        assert purchases == expected.loc[customer, "purchases"]
 
 
 def test_empty_store_and_segment_cuts_from_the_manifest(tmp_path: Path, model_dir: Path) -> None:

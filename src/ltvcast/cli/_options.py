@@ -1,125 +1,136 @@
-"""Options shared by several commands, and the data-loading step they all take."""
+"""The input options every data-reading command shares, declared once.
+
+:func:`input_options` adds the transactions argument and the ``--events``, ``--profiles``,
+column-mapping and cleaning options to a command, and hands the command one
+:class:`Inputs` object in their place.
+"""
 
 from __future__ import annotations
 
+import functools
+import inspect
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-import pandas as pd
 import typer
-from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
 from ltvcast.cli._app import console
 from ltvcast.data.clean import CleaningOptions, CleaningReport
 from ltvcast.data.io import ColumnMap
-from ltvcast.data.schemas import CUSTOMER_ID, CustomerData
-from ltvcast.data.validate import load_customer_data
-from ltvcast.features.rfm import customer_history
-from ltvcast.models.base import Forecaster
-from ltvcast.strategy.segments import (
-    FittedSegmentRules,
-    SegmentRules,
-    segment_summary,
-)
-from ltvcast.timeframe import parse_as_of
+from ltvcast.data.schemas import CustomerData
 
-TransactionsArg = Annotated[
-    Path, typer.Argument(help="Transactions file (CSV, CSV.gz or Parquet).", show_default=False)
-]
-EventsOpt = Annotated[
-    Path | None, typer.Option("--events", help="Behaviour events file (view, click, cart ...).")
-]
-ProfilesOpt = Annotated[Path | None, typer.Option("--profiles", help="Customer profiles file.")]
-AsOfOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--as-of",
-        help="Forecast origin: a date (through its end) or a timestamp. Default: last timestamp.",
-    ),
-]
-HorizonOpt = Annotated[
-    str, typer.Option("--horizon", help="Forecast horizon: 30d, 13w, 6m, 1y ...")
-]
-CustomerColOpt = Annotated[
-    str | None, typer.Option("--customer-col", help="Column holding the customer id.")
-]
-TimeColOpt = Annotated[str | None, typer.Option("--time-col", help="Column holding the time.")]
-AmountColOpt = Annotated[
-    str | None, typer.Option("--amount-col", help="Column holding the transaction amount.")
-]
-EventColOpt = Annotated[
-    str | None, typer.Option("--event-col", help="Column holding the event type.")
-]
-OrderColOpt = Annotated[
-    str | None, typer.Option("--order-col", help="Column holding the order id.")
-]
-QuantityColOpt = Annotated[
-    str | None, typer.Option("--quantity-col", help="Column holding the quantity.")
-]
-PriceColOpt = Annotated[
-    str | None,
-    typer.Option("--price-col", help="Unit price column (amount = quantity x price)."),
-]
-ReturnsOpt = Annotated[
-    str,
-    typer.Option("--returns", help="Negative amounts and cancellations: 'net' or 'drop'."),
-]
-WinsorizeOpt = Annotated[
-    float | None,
-    typer.Option("--winsorize", help="Cap amounts at this quantile (e.g. 0.999)."),
-]
-TimezoneOpt = Annotated[
-    str, typer.Option("--timezone", help="Time zone of naive timestamps in the input.")
-]
+#: Column-mapping flag -> ColumnMap field.
+_COLUMN_FLAGS = {
+    "customer_col": ("customer", "Column holding the customer id."),
+    "time_col": ("time", "Column holding the time."),
+    "amount_col": ("amount", "Column holding the transaction amount."),
+    "event_col": ("event", "Column holding the event type."),
+    "order_col": ("order", "Column holding the order id."),
+    "quantity_col": ("quantity", "Column holding the quantity."),
+    "price_col": ("price", "Unit price column (amount = quantity x price)."),
+    "item_col": ("item", "Column holding the item (product) id."),
+}
 
 
-def load_data(
-    transactions: Path,
-    events: Path | None = None,
-    profiles: Path | None = None,
-    *,
-    customer_col: str | None = None,
-    time_col: str | None = None,
-    amount_col: str | None = None,
-    event_col: str | None = None,
-    order_col: str | None = None,
-    quantity_col: str | None = None,
-    price_col: str | None = None,
-    returns: str = "net",
-    winsorize: float | None = None,
-    timezone: str = "UTC",
-    quiet: bool = False,
-) -> tuple[CustomerData, CleaningReport]:
-    """Read, validate and clean the input files; print the cleaning report unless ``quiet``."""
-    if returns not in ("net", "drop"):
-        raise typer.BadParameter("--returns must be 'net' or 'drop'")
-    mode: Literal["net", "drop"] = "net" if returns == "net" else "drop"
-    columns = ColumnMap(
-        customer=customer_col,
-        time=time_col,
-        amount=amount_col,
-        event=event_col,
-        order=order_col,
-        quantity=quantity_col,
-        price=price_col,
+def _option(name: str, kind: Any, default: Any, help_text: str) -> inspect.Parameter:
+    flag = "--" + name.replace("_", "-")
+    return inspect.Parameter(
+        name,
+        inspect.Parameter.KEYWORD_ONLY,
+        default=default,
+        annotation=Annotated[kind, typer.Option(flag, help=help_text)],
     )
-    options = CleaningOptions(returns=mode, winsorize_quantile=winsorize, source_timezone=timezone)
-    with step("Loading and validating data"):
-        data, report = load_customer_data(
-            transactions, events, profiles, columns=columns, options=options
+
+
+_TRANSACTIONS = inspect.Parameter(
+    "transactions",
+    inspect.Parameter.POSITIONAL_OR_KEYWORD,
+    annotation=Annotated[
+        Path, typer.Argument(help="Transactions file (CSV, CSV.gz or Parquet).", show_default=False)
+    ],
+)
+_INPUT_OPTIONS = (
+    _option("events", Path | None, None, "Behaviour events file (view, click, cart ...)."),
+    _option("profiles", Path | None, None, "Customer profiles file."),
+    *(_option(flag, str | None, None, text) for flag, (_, text) in _COLUMN_FLAGS.items()),
+    _option("returns", str, "net", "Negative amounts and cancellations: 'net' or 'drop'."),
+    _option("winsorize", float | None, None, "Cap amounts at this quantile (e.g. 0.999)."),
+    _option("timezone", str, "UTC", "Time zone of naive timestamps in the input."),
+)
+_INPUT_NAMES = ("transactions", *(p.name for p in _INPUT_OPTIONS))
+
+
+@dataclass(frozen=True)
+class Inputs:
+    """The input files and how to read and clean them, as the flags gave them."""
+
+    transactions: Path
+    events: Path | None
+    profiles: Path | None
+    columns: ColumnMap
+    options: CleaningOptions
+
+    @classmethod
+    def from_flags(cls, values: dict[str, Any]) -> Inputs:
+        """Build from the flag values :func:`input_options` collected."""
+        returns = values["returns"]
+        if returns not in ("net", "drop"):
+            raise typer.BadParameter("--returns must be 'net' or 'drop'")
+        mode: Literal["net", "drop"] = returns
+        columns = ColumnMap(**{field: values[flag] for flag, (field, _) in _COLUMN_FLAGS.items()})
+        options = CleaningOptions(
+            returns=mode,
+            winsorize_quantile=values["winsorize"],
+            source_timezone=values["timezone"],
         )
-    if not quiet:
-        print_cleaning(report)
-    return data, report
+        return cls(values["transactions"], values["events"], values["profiles"], columns, options)
+
+    def load(self, *, quiet: bool = False) -> tuple[CustomerData, CleaningReport]:
+        """Read, validate and clean the files; print the cleaning report unless ``quiet``."""
+        from ltvcast.data.validate import load_customer_data
+
+        with step("Loading and validating data"):
+            data, report = load_customer_data(
+                self.transactions,
+                self.events,
+                self.profiles,
+                columns=self.columns,
+                options=self.options,
+            )
+        if not quiet:
+            print_cleaning(report)
+        return data, report
 
 
-def resolve_as_of(data: CustomerData, as_of: str | None) -> pd.Timestamp:
-    """The as-of time from ``--as-of`` (default: the data's last timestamp)."""
-    return parse_as_of(as_of, data.last_timestamp())
+def input_options(command: Callable[..., None]) -> Callable[..., None]:
+    """Give ``command`` the shared input flags; it receives them as ``inputs: Inputs``.
+
+    The transactions argument takes the place of the ``inputs`` parameter (so ``predict
+    MODEL TRANSACTIONS`` keeps its order); the options follow the command's own.
+    """
+    signature = inspect.signature(command, eval_str=True)
+    own = list(signature.parameters.values())
+    at = [p.name for p in own].index("inputs")
+    before = own[:at]
+    after = own[at + 1 :]
+    positional = [p for p in after if p.default is inspect.Parameter.empty]
+    keyword = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in after if p not in positional]
+    parameters = [*before, _TRANSACTIONS, *positional]
+    parameters = [p.replace(kind=inspect.Parameter.POSITIONAL_OR_KEYWORD) for p in parameters]
+
+    @functools.wraps(command)
+    def wrapper(**values: Any) -> None:
+        flags = {name: values.pop(name) for name in _INPUT_NAMES}
+        command(inputs=Inputs.from_flags(flags), **values)
+
+    wrapper.__signature__ = signature.replace(  # type: ignore[attr-defined]
+        parameters=[*parameters, *keyword, *_INPUT_OPTIONS]
+    )
+    return wrapper
 
 
 def print_cleaning(report: CleaningReport) -> None:
@@ -131,6 +142,8 @@ def print_cleaning(report: CleaningReport) -> None:
 @contextmanager
 def step(message: str) -> Iterator[None]:
     """Show a spinner with elapsed time while a step runs, then a check mark and its duration."""
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
     start = time.perf_counter()
     with Progress(
         SpinnerColumn(),
@@ -142,35 +155,3 @@ def step(message: str) -> Iterator[None]:
         progress.add_task(message, total=None)
         yield
     console.print(f"[green]✓[/] {message} [dim]({time.perf_counter() - start:.1f}s)[/]")
-
-
-def score_segments(
-    forecaster: Forecaster, data: CustomerData, as_of: pd.Timestamp, rules: SegmentRules
-) -> tuple[pd.DataFrame, FittedSegmentRules]:
-    """Predictions joined with each customer's history and segment."""
-    with step(f"Scoring with {forecaster.name} ({forecaster.horizon_.describe()} horizon)"):
-        predictions = forecaster.predict(data, as_of)
-    fitted = rules.fit(predictions)
-    history = customer_history(data, as_of)
-    table = predictions.merge(history, on=CUSTOMER_ID, how="left")
-    table.insert(1, "segment", fitted.assign(predictions, history).to_numpy())
-    return table, fitted
-
-
-def print_segments(table: pd.DataFrame, title: str) -> None:
-    """Print the segment summary table and each segment's recommended action."""
-    summary = segment_summary(table, table.set_index(CUSTOMER_ID)["segment"])
-    grid = Table(title=title)
-    for name in ("segment", "customers", "share", "predicted revenue", "revenue share"):
-        grid.add_column(name, justify="left" if name == "segment" else "right")
-    for row in summary.itertuples():
-        grid.add_row(
-            str(row.segment),
-            f"{row.customers:,}",
-            f"{row.share:.1%}",
-            f"{row.predicted_revenue:,.0f}",
-            f"{row.revenue_share:.1%}",
-        )
-    console.print(grid)
-    for row in summary[summary["customers"] > 0].itertuples():
-        console.print(f"  [bold]{row.segment}[/]: {row.action}", highlight=False, soft_wrap=True)

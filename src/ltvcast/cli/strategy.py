@@ -11,75 +11,43 @@ import typer
 from rich.table import Table
 
 from ltvcast.cli._app import app, console
-from ltvcast.cli._options import (
-    AmountColOpt,
-    AsOfOpt,
-    CustomerColOpt,
-    EventColOpt,
-    EventsOpt,
-    OrderColOpt,
-    PriceColOpt,
-    ProfilesOpt,
-    QuantityColOpt,
-    ReturnsOpt,
-    TimeColOpt,
-    TimezoneOpt,
-    TransactionsArg,
-    WinsorizeOpt,
-    load_data,
-    print_segments,
-    resolve_as_of,
-    score_segments,
-    step,
-)
+from ltvcast.cli._options import Inputs, input_options, step
+from ltvcast.cli._print import note, print_customer, print_segments
+from ltvcast.cli.core import AsOfOpt, ModelDirArg
 from ltvcast.data.clean import CleaningReport
 from ltvcast.data.io import write_table
 from ltvcast.data.schemas import CUSTOMER_ID, CustomerData
 from ltvcast.exceptions import ConfigError, InsufficientDataError, SchemaError
-from ltvcast.features.rfm import customer_history
-from ltvcast.models.base import Forecaster
-from ltvcast.pipeline import backtest_models
-from ltvcast.scoring.artifacts import load_model
-from ltvcast.strategy.explain import (
-    explain_customers,
-    explain_sample,
-    global_importance,
-    only_customers,
-    render_drivers,
-)
+from ltvcast.pipeline import ScoringModel, backtest_models, load_scoring_model
 from ltvcast.strategy.plan import plan_contacts, read_uplift_table, uplift_by_segment
-from ltvcast.strategy.segments import (
-    ACTIONS,
-    FittedSegmentRules,
-    SegmentRules,
-)
+from ltvcast.strategy.segments import FittedSegmentRules, SegmentRules
 
-ModelDirArg = Annotated[Path, typer.Argument(help="Directory written by `ltvcast train`.")]
 TopOpt = Annotated[int, typer.Option("--top", help="Drivers to show.")]
 
 
 def _load(
-    model_dir: Path,
-    transactions: Path,
-    events: Path | None,
-    profiles: Path | None,
-    as_of: str | None,
-    columns: dict[str, Any],
-) -> tuple[Forecaster, dict[str, Any], CustomerData, CleaningReport, pd.Timestamp]:
+    model_dir: Path, inputs: Inputs, as_of: str | None
+) -> tuple[ScoringModel, CustomerData, CleaningReport, pd.Timestamp]:
     """Model, cleaned data (cut at as-of) and the as-of time every command here starts from."""
-    forecaster, manifest = load_model(model_dir)
-    data, cleaning = load_data(transactions, events, profiles, **columns)
-    cutoff = resolve_as_of(data, as_of)
-    return forecaster, manifest, data.until(cutoff), cleaning, cutoff
+    scoring = load_scoring_model(model_dir)
+    data, cleaning = inputs.load()
+    cutoff = scoring.resolve_as_of(data, as_of)
+    return scoring, data.until(cutoff), cleaning, cutoff
+
+
+def _score(
+    scoring: ScoringModel, data: CustomerData, as_of: pd.Timestamp, rules: SegmentRules
+) -> pd.DataFrame:
+    with step(f"Scoring with {scoring.name} ({scoring.horizon.describe()} horizon)"):
+        return scoring.score(data, as_of, rules=rules)
 
 
 @app.command()
+@input_options
 def segment(
     model_dir: ModelDirArg,
-    transactions: TransactionsArg,
+    inputs: Inputs,
     out: Annotated[Path, typer.Option("--out", help="Segments file (.csv or .parquet).")],
-    events: EventsOpt = None,
-    profiles: ProfilesOpt = None,
     as_of: AsOfOpt = None,
     high_value: Annotated[
         float, typer.Option("--high-value", help="High-value cut (quantile or amount).")
@@ -104,16 +72,6 @@ def segment(
         Path | None,
         typer.Option("--rules-out", help="Also write the fitted cuts (JSON, for `score --rules`)."),
     ] = None,
-    customer_col: CustomerColOpt = None,
-    time_col: TimeColOpt = None,
-    amount_col: AmountColOpt = None,
-    event_col: EventColOpt = None,
-    order_col: OrderColOpt = None,
-    quantity_col: QuantityColOpt = None,
-    price_col: PriceColOpt = None,
-    returns: ReturnsOpt = "net",
-    winsorize: WinsorizeOpt = None,
-    timezone: TimezoneOpt = "UTC",
 ) -> None:
     """Segment customers by forecast value and P(active); write one row per customer."""
     rules = SegmentRules(
@@ -125,13 +83,10 @@ def segment(
         new_tenure_days=new_days,
         new_max_purchases=new_max_purchases,
     )
-    forecaster, _, data, _, cutoff = _load(
-        model_dir, transactions, events, profiles, as_of,
-        dict(customer_col=customer_col, time_col=time_col, amount_col=amount_col,
-             event_col=event_col, order_col=order_col, quantity_col=quantity_col,
-             price_col=price_col, returns=returns, winsorize=winsorize, timezone=timezone),
-    )  # fmt: skip
-    table, fitted = score_segments(forecaster, data, cutoff, rules)
+    scoring, data, _, cutoff = _load(model_dir, inputs, as_of)
+    table = _score(scoring, data, cutoff, rules)
+    fitted = scoring.cuts_for(table, rules)
+    assert fitted is not None  # SegmentRules always fit
     write_table(table, out)
     print_segments(table, f"Segments as of {cutoff:%Y-%m-%d}, {len(table):,} customers")
     console.print(
@@ -147,16 +102,15 @@ def segment(
 
 
 @app.command()
+@input_options
 def plan(
     model_dir: ModelDirArg,
-    transactions: TransactionsArg,
+    inputs: Inputs,
     out: Annotated[Path, typer.Option("--out", help="Contact list (.csv or .parquet).")],
     budget: Annotated[float, typer.Option("--budget", help="Total campaign budget.")],
     cost_per_contact: Annotated[
         float, typer.Option("--cost-per-contact", help="Cost of contacting one customer.")
     ],
-    events: EventsOpt = None,
-    profiles: ProfilesOpt = None,
     as_of: AsOfOpt = None,
     uplift: Annotated[
         float | None,
@@ -171,16 +125,6 @@ def plan(
         bool,
         typer.Option("--churn-rescue", help="Weigh value by P(churn) = 1 - P(active)."),
     ] = False,
-    customer_col: CustomerColOpt = None,
-    time_col: TimeColOpt = None,
-    amount_col: AmountColOpt = None,
-    event_col: EventColOpt = None,
-    order_col: OrderColOpt = None,
-    quantity_col: QuantityColOpt = None,
-    price_col: PriceColOpt = None,
-    returns: ReturnsOpt = "net",
-    winsorize: WinsorizeOpt = None,
-    timezone: TimezoneOpt = "UTC",
 ) -> None:
     """Choose whom to contact to maximise expected incremental margin within --budget."""
     if uplift is not None and uplift_by_segment_file is not None:
@@ -188,13 +132,8 @@ def plan(
     table_by_segment = (
         None if uplift_by_segment_file is None else read_uplift_table(uplift_by_segment_file)
     )
-    forecaster, _, data, _, cutoff = _load(
-        model_dir, transactions, events, profiles, as_of,
-        dict(customer_col=customer_col, time_col=time_col, amount_col=amount_col,
-             event_col=event_col, order_col=order_col, quantity_col=quantity_col,
-             price_col=price_col, returns=returns, winsorize=winsorize, timezone=timezone),
-    )  # fmt: skip
-    table, _ = score_segments(forecaster, data, cutoff, SegmentRules())
+    scoring, data, _, cutoff = _load(model_dir, inputs, as_of)
+    table = _score(scoring, data, cutoff, SegmentRules())
     segments = table.set_index(CUSTOMER_ID)["segment"]
     lift: float | pd.Series = 0.05 if uplift is None else uplift
     if table_by_segment is not None:
@@ -213,7 +152,7 @@ def plan(
     s = result.summary
     kind = "churn rescue" if churn_rescue else "growth"
     console.print(
-        f"[bold]Contact plan[/] ({kind} campaign, horizon {forecaster.horizon_.describe()}): "
+        f"[bold]Contact plan[/] ({kind} campaign, horizon {scoring.horizon.describe()}): "
         f"contact {s.contacts:,} of {s.customers:,} customers "
         f"({s.eligible:,} are worth more than their cost)",
         soft_wrap=True,
@@ -231,39 +170,23 @@ def plan(
 
 
 @app.command()
+@input_options
 def explain(
     model_dir: ModelDirArg,
-    transactions: TransactionsArg,
-    events: EventsOpt = None,
-    profiles: ProfilesOpt = None,
+    inputs: Inputs,
     as_of: AsOfOpt = None,
     customer: Annotated[
         str | None,
         typer.Option("--customer", help="Explain this customer (default: global importance)."),
     ] = None,
     top: TopOpt = 8,
-    customer_col: CustomerColOpt = None,
-    time_col: TimeColOpt = None,
-    amount_col: AmountColOpt = None,
-    event_col: EventColOpt = None,
-    order_col: OrderColOpt = None,
-    quantity_col: QuantityColOpt = None,
-    price_col: PriceColOpt = None,
-    returns: ReturnsOpt = "net",
-    winsorize: WinsorizeOpt = None,
-    timezone: TimezoneOpt = "UTC",
 ) -> None:
     """Print the drivers of one customer's forecast, or the model's global driver importance."""
-    forecaster, _, data, _, cutoff = _load(
-        model_dir, transactions, events, profiles, as_of,
-        dict(customer_col=customer_col, time_col=time_col, amount_col=amount_col,
-             event_col=event_col, order_col=order_col, quantity_col=quantity_col,
-             price_col=price_col, returns=returns, winsorize=winsorize, timezone=timezone),
-    )  # fmt: skip
+    scoring, data, _, cutoff = _load(model_dir, inputs, as_of)
     if customer is None:
         with step("Explaining a sample of customers"):
-            importance = global_importance(explain_sample(forecaster, data, cutoff))
-        grid = Table(title=f"What drives {forecaster.name}'s forecasts (mean |contribution|)")
+            importance = scoring.importance(data, cutoff)
+        grid = Table(title=f"What drives {scoring.name}'s forecasts (mean |contribution|)")
         for name in ("driver", "mean |contribution|", "share", "average effect"):
             grid.add_column(name, justify="left" if name == "driver" else "right")
         for row in importance.head(top).itertuples():
@@ -272,33 +195,23 @@ def explain(
             )
         console.print(grid)
         return
-    contributions = explain_customers(forecaster, data, cutoff, [customer]).iloc[0]
-    prediction = forecaster.predict(only_customers(data, [customer]), cutoff).iloc[0]
-    _print_customer(customer, cutoff, forecaster, prediction, None, contributions, top)
+    forecast = scoring.score_one(data, cutoff, customer_id=customer, explain=True)
+    if forecast.contributions is None:
+        raise ConfigError(f"model {scoring.name!r} does not provide explanations")
+    print_customer(scoring, forecast, top, show_segment=False)
 
 
 @app.command()
+@input_options
 def report(
     model_dir: ModelDirArg,
-    transactions: TransactionsArg,
+    inputs: Inputs,
     out: Annotated[Path, typer.Option("--out", help="HTML file to write.")] = Path("report.html"),
-    events: EventsOpt = None,
-    profiles: ProfilesOpt = None,
     as_of: AsOfOpt = None,
     models: Annotated[
         str,
         typer.Option("--models", help="Models to backtest next to this one ('' for none)."),
     ] = "baseline",
-    customer_col: CustomerColOpt = None,
-    time_col: TimeColOpt = None,
-    amount_col: AmountColOpt = None,
-    event_col: EventColOpt = None,
-    order_col: OrderColOpt = None,
-    quantity_col: QuantityColOpt = None,
-    price_col: PriceColOpt = None,
-    returns: ReturnsOpt = "net",
-    winsorize: WinsorizeOpt = None,
-    timezone: TimezoneOpt = "UTC",
 ) -> None:
     """Write a self-contained HTML report: data quality, backtest, forecasts, segments, drivers.
 
@@ -307,14 +220,9 @@ def report(
     """
     from ltvcast.report import write_report
 
-    forecaster, _, data, cleaning, cutoff = _load(
-        model_dir, transactions, events, profiles, as_of,
-        dict(customer_col=customer_col, time_col=time_col, amount_col=amount_col,
-             event_col=event_col, order_col=order_col, quantity_col=quantity_col,
-             price_col=price_col, returns=returns, winsorize=winsorize, timezone=timezone),
-    )  # fmt: skip
-    horizon = forecaster.horizon_
-    own = forecaster.chosen
+    scoring, data, cleaning, cutoff = _load(model_dir, inputs, as_of)
+    horizon = scoring.horizon
+    own = scoring.forecaster.chosen
     others = [m.strip() for m in models.split(",") if m.strip() and m.strip() != own.name]
     result = None
     try:
@@ -323,10 +231,9 @@ def report(
                 data, horizon.start(cutoff), horizon, [own, *others], end=cutoff
             )
     except InsufficientDataError as err:
-        console.print(f"[yellow]note:[/] no backtest section ({err})", highlight=False)
+        note(f"no backtest section ({err})")
     with step("Scoring and writing the report"):
-        predictions = forecaster.predict(data, cutoff)
-        path = write_report(out, data, cleaning, result, forecaster, predictions, cutoff)
+        path = write_report(out, scoring, data, cleaning, result, cutoff)
     console.print(f"  wrote {path}")
 
 
@@ -344,64 +251,10 @@ def score(
     top: TopOpt = 6,
 ) -> None:
     """Score one customer described in JSON (the body of the service's POST /v1/score)."""
-    from ltvcast.scoring.single import REQUEST_CUSTOMER_ID, parse_score_request
-
-    forecaster, manifest = load_model(model_dir)
-    data, requested = parse_score_request(_read_json(json_input))
-    cutoff = requested if requested is not None else data.last_timestamp()
-    prediction = forecaster.predict(data, cutoff).iloc[0]
-    if rules is not None:
-        fitted: FittedSegmentRules | None = FittedSegmentRules.from_dict(_read_json(str(rules)))
-    elif "segment_rules" in manifest:
-        fitted = FittedSegmentRules.from_dict(manifest["segment_rules"])
-    else:
-        fitted = None
-    if fitted is None:
-        segment_text = "n/a (no segment cuts: pass --rules from `ltvcast segment --rules-out`)"
-    else:
-        history = customer_history(data, cutoff).iloc[0]
-        name = fitted.label(
-            float(prediction["predicted_value"]),
-            float(prediction["p_active"]),
-            float(history["tenure_days"]),
-            float(history["purchases"]),
-        )
-        segment_text = f"[bold]{name}[/] - {ACTIONS[name]}"
-    try:
-        contributions: pd.Series | None = forecaster.explain(data, cutoff).iloc[0]
-    except ConfigError:
-        contributions = None
-    _print_customer(
-        REQUEST_CUSTOMER_ID, cutoff, forecaster, prediction, segment_text, contributions, top
-    )
-
-
-def _print_customer(
-    customer: str,
-    as_of: pd.Timestamp,
-    forecaster: Forecaster,
-    prediction: pd.Series,
-    segment_text: str | None,
-    contributions: pd.Series | None,
-    top: int,
-) -> None:
-    horizon = forecaster.horizon_.describe()
-    console.print(f"[bold]Customer {customer}[/] as of {as_of:%Y-%m-%d %H:%M} ({forecaster.name})")
-    value = f"{prediction['predicted_value']:,.2f}"
-    if "value_p10" in prediction.index:
-        value += (
-            f"  (80% interval {prediction['value_p10']:,.2f} .. {prediction['value_p90']:,.2f})"
-        )
-    console.print(f"  predicted value over {horizon}: {value}", highlight=False)
-    console.print(f"  expected purchases: {prediction['predicted_purchases']:,.2f}")
-    console.print(f"  P(active): {prediction['p_active']:.1%}")
-    if segment_text is not None:
-        console.print(f"  segment: {segment_text}", highlight=False, soft_wrap=True)
-    if contributions is None:
-        console.print(f"  [dim]model {forecaster.name!r} gives no explanations[/]")
-        return
-    console.print("  top drivers:")
-    console.print(render_drivers(contributions, top), highlight=False)
+    scoring = load_scoring_model(model_dir)
+    cuts = None if rules is None else FittedSegmentRules.from_dict(_read_json(str(rules)))
+    forecast = scoring.score_one(_read_json(json_input), rules=cuts, explain=True)
+    print_customer(scoring, forecast, top)
 
 
 def _mode(value: str, flag: str) -> Any:

@@ -18,6 +18,20 @@ from ltvcast.data.schemas import AMOUNT, CUSTOMER_ID, TIMESTAMP
 PURCHASE = "purchase"
 
 
+def amount_rule_violations(event_types: np.ndarray, has_amount: np.ndarray) -> dict[int, str]:
+    """Rows of an event stream that break the amount rule, with the reason: a purchase
+    needs an ``amount``, any other event must not carry one."""
+    purchase = event_types == PURCHASE
+    broken = {
+        int(i): "amount: a purchase needs an amount" for i in np.flatnonzero(purchase & ~has_amount)
+    }
+    broken.update(
+        (int(i), f"amount: only purchase events carry an amount, not {event_types[i]!r}")
+        for i in np.flatnonzero(~purchase & has_amount)
+    )
+    return broken
+
+
 def purchase_days(transactions: pd.DataFrame) -> pd.DataFrame:
     """Collapse transactions to one row per customer-day: the unit BTYD models count.
 

@@ -26,6 +26,12 @@ from ltvcast.models import registry
 from ltvcast.models.base import Forecaster, RFMScorer
 from ltvcast.timeframe import Horizon, parse_horizon
 
+#: What auto ranks candidates by, and its guard on the other axis (see :class:`AutoForecaster`).
+DEFAULT_METRIC = "normalized_gini"
+MAX_MAE_RATIO = 1.05
+#: Picked when no candidate could be scored.
+FALLBACK_CHOICE = "btyd"
+
 
 class AutoForecaster(Forecaster):
     """Choose among ``candidates`` by an inner backtest on ``metric``; delegate to the winner.
@@ -61,8 +67,8 @@ class AutoForecaster(Forecaster):
     def __init__(
         self,
         candidates: tuple[str, ...] = ("baseline", "btyd", "btyd_cal", "gbdt", "seq"),
-        metric: str = "normalized_gini",
-        max_mae_ratio: float = 1.05,
+        metric: str = DEFAULT_METRIC,
+        max_mae_ratio: float = MAX_MAE_RATIO,
         random_state: int = 0,
     ) -> None:
         self.candidates = candidates
@@ -197,8 +203,22 @@ class AutoForecaster(Forecaster):
         self.inner_table_ = table
 
 
+def pick(
+    result: BacktestResult, metric: str = DEFAULT_METRIC, max_mae_ratio: float = MAX_MAE_RATIO
+) -> tuple[str, str]:
+    """Auto's rule applied to a backtest: the model to use and the rule, in words."""
+    preferred, passed = preference_order(result, metric, max_mae_ratio)
+    label = {name: text for name, text, _ in METRICS}[metric]
+    if not preferred:
+        return FALLBACK_CHOICE, f"no model could be scored, so {FALLBACK_CHOICE} is used"
+    why = f"best {label} among models within {max_mae_ratio - 1:.0%} of the best MAE"
+    if passed:
+        why += "; passed over " + ", ".join(passed)
+    return preferred[0], why
+
+
 def preference_order(
-    result: BacktestResult, metric: str = "normalized_gini", max_mae_ratio: float = 1.05
+    result: BacktestResult, metric: str = DEFAULT_METRIC, max_mae_ratio: float = MAX_MAE_RATIO
 ) -> tuple[list[str], list[str]]:
     """Scored models in order of preference, and the ones the MAE guard passed over.
 

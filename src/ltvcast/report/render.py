@@ -19,19 +19,13 @@ from markupsafe import Markup
 
 from ltvcast._version import __version__
 from ltvcast.data.clean import CleaningReport
-from ltvcast.data.schemas import CUSTOMER_ID, CustomerData
+from ltvcast.data.schemas import CUSTOMER_ID, PREDICTION_COLUMNS, QUANTILE_COLUMNS, CustomerData
 from ltvcast.evaluation.backtest import BacktestResult
 from ltvcast.evaluation.metrics import METRICS, decile_table, gain_curve, normalized_gini
 from ltvcast.exceptions import ConfigError, LTVError
-from ltvcast.features.rfm import customer_history
-from ltvcast.models.base import Forecaster
+from ltvcast.pipeline import ScoringModel
 from ltvcast.report import figures
-from ltvcast.strategy.explain import explain_sample, global_importance
-from ltvcast.strategy.segments import (
-    FittedSegmentRules,
-    SegmentRules,
-    segment_summary,
-)
+from ltvcast.strategy.segments import FittedSegmentRules, segment_summary
 from ltvcast.timeframe import Horizon
 
 #: At most this many customers are explained for the importance chart (evenly spaced ids).
@@ -123,30 +117,28 @@ def render_report(
 
 
 def build_report(
+    model: ScoringModel,
     data: CustomerData,
     cleaning_report: CleaningReport | None,
     backtest_result: BacktestResult | None,
-    forecaster: Forecaster,
-    predictions: pd.DataFrame,
     as_of: pd.Timestamp,
 ) -> str:
-    """The full report from the objects the CLI holds; returns HTML.
+    """The full report of ``model`` scoring ``data`` at ``as_of``; returns HTML.
 
-    Segments use the default :class:`~ltvcast.strategy.segments.SegmentRules`; driver
-    importance comes from ``forecaster.explain`` on at most :data:`MAX_EXPLAINED` customers
-    (the section says so when the model gives no explanations).
+    Segments use the model's own cuts (:meth:`~ltvcast.pipeline.ScoringModel.cuts_for`);
+    driver importance comes from its explanations on at most :data:`MAX_EXPLAINED`
+    customers (the section says so when the model gives no explanations).
     """
-    chosen = str(getattr(forecaster, "choice_", forecaster.name))
-    model_name = chosen if chosen == forecaster.name else f"{forecaster.name} -> {chosen}"
-    reason = getattr(forecaster, "reason_", None)
-    notes = [str(reason)] if reason else []
-    rules = SegmentRules().fit(predictions)
-    segments = segment_summary(
-        predictions, rules.assign(predictions, customer_history(data, as_of))
-    )
+    chosen = model.chosen_name
+    model_name = chosen if chosen == model.name else f"{model.name} -> {chosen}"
+    notes = [model.reason] if model.reason else []
+    table = model.score(data, as_of)
+    columns = [c for c in (*PREDICTION_COLUMNS, *QUANTILE_COLUMNS) if c in table.columns]
+    predictions = table[columns]
+    segments = segment_summary(predictions, table.set_index(CUSTOMER_ID)["segment"])
     importance = None
     try:
-        importance = global_importance(explain_sample(forecaster, data, as_of, MAX_EXPLAINED))
+        importance = model.importance(data, as_of, MAX_EXPLAINED)
     except ConfigError as err:
         notes.append(f"Driver importance is not shown: {err}.")
     backtest_model = None
@@ -162,14 +154,14 @@ def build_report(
     return render_report(
         predictions=predictions,
         as_of=as_of,
-        horizon=forecaster.horizon_,
+        horizon=model.horizon,
         model_name=model_name,
         data_summary=DataSummary.of(data),
         cleaning=cleaning_report,
         backtest=backtest_result,
         backtest_model=backtest_model,
         segments=segments,
-        segment_rules=rules,
+        segment_rules=model.cuts_for(predictions),
         importance=importance,
         notes=notes,
     )
@@ -177,15 +169,14 @@ def build_report(
 
 def write_report(
     path: str | Path,
+    model: ScoringModel,
     data: CustomerData,
     cleaning_report: CleaningReport | None,
     backtest_result: BacktestResult | None,
-    forecaster: Forecaster,
-    predictions: pd.DataFrame,
     as_of: pd.Timestamp,
 ) -> Path:
     """:func:`build_report` written to ``path`` (UTF-8); returns the path."""
-    html = build_report(data, cleaning_report, backtest_result, forecaster, predictions, as_of)
+    html = build_report(model, data, cleaning_report, backtest_result, as_of)
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(html, encoding="utf-8")

@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from ltvcast.service.app import create_app
+from ltvcast.service.routes import create_app
 
 __all__ = ["create_app"]

@@ -31,7 +31,7 @@ class EventIn(TypedDict):
 
     A typed dict, not a model: a batch of 1,000 validates without building 1,000 objects.
     Two rules span fields and are checked on the whole batch at once (see
-    ``ltvcast.service.app``): a purchase needs an ``amount``, other events must not have
+    ``ltvcast.service.events``): a purchase needs an ``amount``, other events must not have
     one; and timestamps with a zone are converted to naive UTC.
     """
 

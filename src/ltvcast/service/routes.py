@@ -1,0 +1,167 @@
+"""The FastAPI application: routes, authentication, error answers and lifespan.
+
+Durable event ingestion, per-customer forecasts, one-off scoring, atomic model reload,
+health and metrics; the state behind them is :class:`~ltvcast.service.state.Service`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import logging
+import signal
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import Body, Depends, FastAPI, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.concurrency import run_in_threadpool
+
+from ltvcast.exceptions import ArtifactError, InsufficientDataError, LTVError
+from ltvcast.service.metrics import BodyLimitMiddleware, TimingMiddleware
+from ltvcast.service.state import HTTPProblem, Service
+from ltvcast.service.wire import CustomerOut, EventsIn, EventsOut, Forecast, HealthOut, ReloadOut
+
+log = logging.getLogger("ltvcast.service")
+
+
+def create_app(
+    model_dir: str | Path,
+    db_path: str | Path,
+    *,
+    token: str | None,
+    max_body_bytes: int = 8 * 1024 * 1024,
+    max_batch: int = 10_000,
+    handle_sighup: bool = False,
+) -> FastAPI:
+    """Build the service application.
+
+    Parameters
+    ----------
+    model_dir
+        A model directory written by ``ltvcast train``; ``POST /v1/admin/reload`` reloads it.
+    db_path
+        The DuckDB store (created when absent); customer histories are rebuilt from it at start.
+    token
+        Bearer token required on every ``/v1`` route; ``None`` disables auth (the CLI only
+        allows that with ``--insecure``).
+    max_body_bytes, max_batch
+        Request body limit (413 above it) and most events per ``POST /v1/events``.
+    handle_sighup
+        Reload the model on SIGHUP (the CLI sets it; tests leave it off).
+    """
+    service = Service(Path(model_dir), db_path)
+    expected = None if token is None else token.encode()
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        loop = asyncio.get_running_loop()
+        if handle_sighup:
+            loop.add_signal_handler(
+                signal.SIGHUP, lambda: loop.create_task(_reload_quietly(service))
+            )
+        try:
+            yield
+        finally:
+            if handle_sighup:
+                loop.remove_signal_handler(signal.SIGHUP)
+            service.close()
+
+    app = FastAPI(
+        title="ltvcast",
+        version="1",
+        summary="Per-customer lifetime-value forecasts, updated per event.",
+        lifespan=lifespan,
+    )
+    app.state.service = service
+    bearer = HTTPBearer(auto_error=False)
+
+    async def authorize(
+        credentials: HTTPAuthorizationCredentials | None = Depends(bearer),  # noqa: B008
+    ) -> None:
+        # async: a sync dependency would hop to the thread pool on every request (a thread
+        # wake-up and a GIL hand-off each way: the bulk of a cached GET's tail under load)
+        if expected is None:
+            return
+        if credentials is None or credentials.scheme.lower() != "bearer":
+            raise HTTPProblem(401, "missing bearer token", {"WWW-Authenticate": "Bearer"})
+        if not hmac.compare_digest(credentials.credentials.encode(), expected):
+            raise HTTPProblem(403, "invalid token")
+
+    secured = [Depends(authorize)]
+
+    @app.exception_handler(HTTPProblem)
+    async def _problem(_: Request, exc: HTTPProblem) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, exc.status, headers=exc.headers)
+
+    @app.exception_handler(LTVError)
+    async def _ltv_error(_: Request, exc: LTVError) -> JSONResponse:
+        status = 404 if isinstance(exc, InsufficientDataError) else 422
+        if isinstance(exc, ArtifactError):
+            status = 409
+        return JSONResponse({"detail": str(exc)}, status)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        lines = []
+        for item in exc.errors():
+            path = ".".join(str(p) for p in item["loc"])
+            lines.append(f"{path}: {item['msg']}")
+        return JSONResponse({"detail": "; ".join(lines)}, 422)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
+        log.exception("unexpected error", exc_info=exc)
+        return JSONResponse({"detail": "internal error (see the server log)"}, 500)
+
+    @app.post("/v1/events", dependencies=secured, tags=["events"])
+    def post_events(body: EventsIn) -> EventsOut:
+        """Store events durably (committed before this answer) and update forecasts."""
+        if len(body.events) > max_batch:
+            raise HTTPProblem(
+                413, f"events: {len(body.events)} events exceed the batch limit of {max_batch}"
+            )
+        return service.ingest(body.events)
+
+    @app.get("/v1/customers/{customer_id}", dependencies=secured, tags=["forecasts"])
+    async def get_customer(
+        customer_id: str,
+        explain: Annotated[
+            int, Query(ge=0, le=50, description="Add this many top drivers of the forecast.")
+        ] = 0,
+    ) -> CustomerOut:
+        """The customer's forecast at the stream clock (the latest event time seen)."""
+        return service.customer(customer_id, explain)
+
+    @app.post("/v1/score", dependencies=secured, tags=["forecasts"])
+    def post_score(payload: Annotated[dict[str, Any], Body()]) -> Forecast:
+        """Score a customer described in the request, without storing anything."""
+        return service.score(payload)
+
+    @app.post("/v1/admin/reload", dependencies=secured, tags=["admin"])
+    def post_reload() -> ReloadOut:
+        """Load the model directory again and swap it in atomically."""
+        return service.reload()
+
+    @app.get("/healthz", tags=["ops"])
+    def healthz() -> HealthOut:
+        return service.health()
+
+    @app.get("/metrics", response_class=PlainTextResponse, tags=["ops"])
+    def metrics() -> PlainTextResponse:
+        return PlainTextResponse(service.metrics.render(), media_type="text/plain; version=0.0.4")
+
+    app.add_middleware(BodyLimitMiddleware, max_bytes=max_body_bytes)
+    app.add_middleware(TimingMiddleware, metrics=service.metrics)
+    return app
+
+
+async def _reload_quietly(service: Service) -> None:
+    try:
+        await run_in_threadpool(service.reload)
+    except HTTPProblem:
+        pass  # logged by reload; the old model keeps serving

@@ -1,0 +1,285 @@
+"""The service's state: store, event log, customer history, the current model and its cache.
+
+The model in use is one immutable :class:`Model` bundle (scoring model, online scorer, segment
+cuts, version, answer cache) behind a single reference, so a reload builds the new bundle
+completely and then swaps that reference: no request sees a half-loaded model. Customer
+histories are shared across reloads (they do not depend on the model). What an answer holds
+comes from :mod:`ltvcast.pipeline`; this module only caches and versions it.
+"""
+
+from __future__ import annotations
+
+import gc
+import hashlib
+import logging
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from itertools import repeat
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from ltvcast.data.schemas import CUSTOMER_ID
+from ltvcast.data.store import Store
+from ltvcast.exceptions import ConfigError, InsufficientDataError, LTVError
+from ltvcast.features.rfm import customer_history
+from ltvcast.pipeline import FORECAST_COLUMNS, ScoringModel, label_segments, load_scoring_model
+from ltvcast.scoring.artifacts import MANIFEST
+from ltvcast.scoring.online import OnlineScorer
+from ltvcast.service.events import validate_events
+from ltvcast.service.ingest import EVENT_ID, EventLog
+from ltvcast.service.metrics import Metrics
+from ltvcast.service.wire import CustomerOut, Driver, EventsOut, Forecast, HealthOut, ReloadOut
+from ltvcast.strategy.segments import FittedSegmentRules
+
+log = logging.getLogger("ltvcast.service")
+
+#: The cached answer of a customer, in order: forecast columns, then segment, as-of, model.
+ANSWER_FIELDS = (*FORECAST_COLUMNS, "segment", "as_of", "model_version")
+#: An ingest touching at least this many customers queues them for one batch rescoring.
+BATCH_RESCORE_MIN = 32
+
+Answers = dict[str, tuple[tuple[int, int], tuple[Any, ...]]]
+
+
+class HTTPProblem(Exception):
+    """An expected failure answered as ``{"detail": message}`` with ``status``."""
+
+    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.headers = headers
+
+
+@dataclass(frozen=True)
+class Model:
+    """Everything that changes when the model does; swapped as one reference."""
+
+    scoring: ScoringModel
+    scorer: OnlineScorer
+    version: str
+    #: The model's own cuts, or cuts fitted on the store's forecasts at start-up.
+    rules: FittedSegmentRules | None
+    #: customer -> (history version the answer reflects, answer values in ANSWER_FIELDS
+    #: order); tuples rather than dicts: cheap to build by the thousand, light for the GC
+    answers: Answers = field(default_factory=dict)
+
+    def answer_batch(
+        self,
+        frame: pd.DataFrame,
+        stats: pd.DataFrame,
+        as_of: pd.Timestamp,
+        versions: Sequence[tuple[int, int]],
+    ) -> Answers:
+        """Cache entries for a batch forecast (``versions[i]``: the history version row ``i``
+        reflects; ``stats``: tenure and purchases in the same rows as ``frame``)."""
+        segments = label_segments(self.rules, frame, stats).tolist()
+        n = len(frame)
+        columns = [
+            frame[name].tolist() if name in frame.columns else [None] * n
+            for name in FORECAST_COLUMNS
+        ]
+        fixed = (repeat(as_of, n), repeat(self.version, n))
+        values = zip(*columns, segments, *fixed, strict=True)
+        ids = frame[CUSTOMER_ID].tolist()
+        return dict(zip(ids, zip(versions, values, strict=True), strict=True))
+
+
+class Service:
+    """The service state: store, event log, customer history and the current model."""
+
+    def __init__(self, model_dir: Path, db_path: Path | str) -> None:
+        self.model_dir = model_dir
+        self.store = Store(db_path)
+        self.log = EventLog(self.store)
+        self.metrics = Metrics()
+        self.write_lock = threading.Lock()
+        self.reload_lock = threading.Lock()
+        scoring = load_scoring_model(model_dir)
+        scorer = OnlineScorer(scoring.forecaster, self.store)
+        self.model = _warm(scoring, scorer, _model_version(model_dir, scoring))
+        self.metrics.counters["events_ingested"] = 0
+        self._gauges()
+        # customers with new events, rescored together in the background (one vectorised
+        # predict per round instead of one per customer); reads that come first rescore alone
+        self._stale: set[str] = set()
+        self._stale_lock = threading.Lock()
+        self._wake = threading.Event()
+        self._closing = False
+        self._worker = threading.Thread(target=self._rescore_loop, name="rescore", daemon=True)
+        self._worker.start()
+        _freeze_heap()
+
+    def ingest(self, items: list[Any]) -> EventsOut:
+        """Validate, durably store and learn a batch of events."""
+        frame, rejected = validate_events(items)
+        duplicates = 0
+        if len(frame):
+            unique = frame.drop_duplicates(EVENT_ID, keep="first")
+            with self.write_lock:
+                new = self.log.write(unique)
+                self.model.scorer.learn_many(new.drop(columns=EVENT_ID))
+            touched = new[CUSTOMER_ID].unique().tolist()
+            if len(touched) >= BATCH_RESCORE_MIN:  # a few customers are cheaper rescored on read
+                with self._stale_lock:
+                    self._stale.update(touched)
+                self._wake.set()
+            duplicates = len(frame) - len(new)
+            self.metrics.inc("events_ingested", len(new))
+            self.metrics.inc("events_duplicate", duplicates)
+        self.metrics.inc("events_rejected", len(rejected))
+        self._gauges()
+        return EventsOut(accepted=len(frame), duplicates=duplicates, rejected=rejected)
+
+    def customer(self, customer_id: str, explain: int = 0) -> CustomerOut:
+        """The current forecast of one customer (404 when unknown).
+
+        A customer with a new event is rescored at once at the stream clock; the others keep
+        the forecast computed in batch at start-up or at the last reload (its ``as_of`` says
+        when), so reads stay cheap while the clock moves. ``explain > 0`` adds that many top
+        drivers of the forecast (computed on request, at the forecast's own as-of).
+        """
+        model = self.model
+        scorer = model.scorer
+        if customer_id not in scorer:
+            raise HTTPProblem(404, f"unknown customer {customer_id!r}")
+        version = scorer.history.version(customer_id)
+        cached = model.answers.get(customer_id)
+        if cached is not None and cached[0] == version:
+            values = cached[1]  # no new event since: the forecast at its own as_of stands
+        else:
+            scored = scorer.rescore([customer_id])
+            if not len(scored.frame):
+                raise InsufficientDataError(
+                    f"customer {customer_id!r} has no transaction or event up to "
+                    f"{scored.as_of.isoformat()}"
+                )
+            fresh = model.answer_batch(scored.frame, scored.stats, scored.as_of, scored.versions)
+            model.answers.update(fresh)
+            values = fresh[customer_id][1]
+        last = scorer.history.last_event_at(customer_id)
+        answer = dict(zip(ANSWER_FIELDS, values, strict=True))
+        out = CustomerOut(customer_id=customer_id, last_event_at=last, **answer)
+        if explain > 0:
+            own = scorer.history.customer_data(customer_id)
+            assert own is not None  # a known customer
+            try:
+                drivers = model.scoring.explain(own, top=explain, as_of=pd.Timestamp(out.as_of))
+            except ConfigError as err:  # a model without explanations
+                raise HTTPProblem(422, str(err)) from err
+            out.base_value = float(drivers["base_value"].iloc[0])
+            out.drivers = [
+                Driver(feature=str(f), contribution=float(c))
+                for f, c in zip(drivers["feature"], drivers["contribution"], strict=True)
+            ]
+        return out
+
+    def score(self, payload: dict[str, Any]) -> Forecast:
+        """Score a customer described in the request (nothing is stored)."""
+        model = self.model
+        try:
+            forecast = model.scoring.score_one(payload, rules=model.rules)
+        except InsufficientDataError as err:  # the request itself is short, not a lookup miss
+            raise HTTPProblem(422, str(err)) from err
+        return Forecast(**forecast.answer(), model_version=model.version)
+
+    def reload(self) -> ReloadOut:
+        """Load the model directory again and swap it in; on failure keep the old one."""
+        if not self.reload_lock.acquire(blocking=False):
+            raise HTTPProblem(409, "a reload is already running")
+        try:
+            old = self.model
+            try:
+                scoring = load_scoring_model(self.model_dir)
+                scorer = OnlineScorer(scoring.forecaster, history=old.scorer.history)
+                new = _warm(scoring, scorer, _model_version(self.model_dir, scoring))
+            except Exception as err:
+                self.metrics.inc("model_reload_failures")
+                reason = str(err) if isinstance(err, LTVError) else f"{type(err).__name__}: {err}"
+                log.error("model reload failed, still serving %s: %s", old.version, reason)
+                raise HTTPProblem(
+                    409, f"reload failed, still serving {old.version}: {reason}"
+                ) from err
+            self.model = new
+            del old
+            _freeze_heap()
+            self.metrics.inc("model_reloads")
+            log.info("model reloaded: %s", new.version)
+            return ReloadOut(reloaded=True, model_version=new.version, customers=len(scorer))
+        finally:
+            self.reload_lock.release()
+
+    def health(self) -> HealthOut:
+        model = self.model
+        return HealthOut(
+            status="ok",
+            model_version=model.version,
+            customers=len(model.scorer),
+            clock=model.scorer.clock,
+        )
+
+    def close(self) -> None:
+        """Stop the rescoring thread and close the store."""
+        self._closing = True
+        self._wake.set()
+        self._worker.join(timeout=30)
+        self.store.close()
+
+    def _rescore_loop(self) -> None:
+        while True:
+            self._wake.wait()
+            if self._closing:
+                return
+            with self._stale_lock:
+                customers, self._stale = self._stale, set()
+                self._wake.clear()
+            try:
+                self._rescore(customers)
+            except Exception:  # reads then rescore one by one; keep the loop alive
+                log.exception("batch rescoring of %d customers failed", len(customers))
+
+    def _rescore(self, customers: set[str]) -> None:
+        model = self.model
+        if model.scorer.clock is None:
+            return
+        scored = model.scorer.rescore(customers)
+        answers = model.answer_batch(scored.frame, scored.stats, scored.as_of, scored.versions)
+        model.answers.update(answers)
+        self.metrics.inc("customers_rescored", len(answers))
+
+    def _gauges(self) -> None:
+        self.metrics.gauges["customers"] = len(self.model.scorer)
+
+
+def _warm(scoring: ScoringModel, scorer: OnlineScorer, version: str) -> Model:
+    """Batch-score everyone (vectorised) and label their segments with the model's cuts
+    (or cuts fitted on these forecasts, see :meth:`~ltvcast.pipeline.ScoringModel.cuts_for`)."""
+    if not len(scorer):
+        return Model(scoring, scorer, version, scoring.rules)
+    data, epoch, versions = scorer.history.snapshot()
+    as_of = scorer.clock
+    assert as_of is not None
+    frame = scorer.predict_many(as_of)  # also checks the fast rescoring path against it
+    model = Model(scoring, scorer, version, scoring.cuts_for(frame))
+    ids = frame[CUSTOMER_ID].tolist()
+    stats = customer_history(data, as_of).set_index(CUSTOMER_ID).reindex(ids).reset_index()
+    model.answers.update(
+        model.answer_batch(frame, stats, as_of, [(epoch, versions.get(c)) for c in ids])
+    )
+    return model
+
+
+def _model_version(model_dir: Path, scoring: ScoringModel) -> str:
+    """``<model>-<first 12 hex of the manifest's sha256>``."""
+    digest = hashlib.sha256((model_dir / MANIFEST).read_bytes()).hexdigest()[:12]
+    return f"{scoring.name}-{digest}"
+
+
+def _freeze_heap() -> None:
+    """Move the objects alive now (the store's history, the model) out of the collector's
+    reach: a full collection over millions of long-lived objects otherwise pauses a request
+    for tens of milliseconds, which is what a GET's p99 showed."""
+    gc.collect()
+    gc.freeze()
