@@ -24,6 +24,7 @@ docs: demo
 	$(PY) bench/docs.py out/demo
 
 lint: $(STAMP)
+	$(VENV)/bin/lint-imports
 	$(VENV)/bin/ruff check src tests bench
 	$(VENV)/bin/ruff format --check src tests bench
 

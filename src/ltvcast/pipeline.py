@@ -353,14 +353,15 @@ class ScoringModel:
             When the customer has no transaction or event up to ``as_of``.
         """
         if isinstance(request, CustomerData):
-            data, requested = request, None
+            data = request
+            when = self.resolve_as_of(data, as_of)  # the bundle's clock, not the customer's
             if customer_id is not None:
                 data = only_customers(data, [customer_id])
             subject = "the data" if customer_id is None else f"customer {customer_id!r}"
         else:
             data, requested = parse_score_request(dict(request))
+            when = self.resolve_as_of(data, requested if as_of is None else as_of)
             subject = "as_of: the request"
-        when = self.resolve_as_of(data, requested if as_of is None else as_of)
         frame = self.forecaster.predict(data, when)
         if not len(frame):
             raise InsufficientDataError(

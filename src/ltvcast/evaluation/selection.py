@@ -189,7 +189,7 @@ class AutoForecaster(Forecaster):
 
     def load_state(self, directory: Path, state: dict[str, Any]) -> None:
         """Rebuild the winner with its registered class and restore its state."""
-        winner = registry.forecaster_class(state["choice"])(**state["winner_params"])
+        winner = registry.forecaster_class(state["choice"]).from_params(state["winner_params"])
         winner.load_state(Path(directory) / "winner", state["winner_state"])
         winner.horizon_ = parse_horizon(state["winner_horizon"])
         winner.as_of_ = pd.Timestamp(state["winner_as_of"])

@@ -21,7 +21,7 @@ from typing import Any, ClassVar, Protocol, Self
 import pandas as pd
 
 from ltvcast.data.schemas import CUSTOMER_ID, PREDICTION_COLUMNS, QUANTILE_COLUMNS, CustomerData
-from ltvcast.exceptions import ConfigError, NotFittedError
+from ltvcast.exceptions import ConfigError, InsufficientDataError, NotFittedError
 from ltvcast.timeframe import Horizon
 
 
@@ -53,8 +53,20 @@ class Forecaster(ABC):
         """Learn from ``data`` up to ``as_of`` to forecast ``horizon`` ahead; returns ``self``.
 
         Rows after ``as_of`` are dropped before the model sees them.
+
+        Raises
+        ------
+        InsufficientDataError
+            When no transaction is dated up to ``as_of`` (or when the model needs more
+            history than the data holds).
         """
-        self._fit(data.until(as_of), as_of, horizon)
+        past = data.until(as_of)
+        if past.transactions.empty:
+            raise InsufficientDataError(
+                f"{self.name or type(self).__name__}: no transaction up to "
+                f"{as_of:%Y-%m-%d %H:%M}; nothing to learn from"
+            )
+        self._fit(past, as_of, horizon)
         self.horizon_ = horizon
         self.as_of_ = as_of
         return self
@@ -86,6 +98,30 @@ class Forecaster(ABC):
         """Hyperparameters as given to ``__init__`` (JSON-serialisable)."""
         names = [p for p in inspect.signature(type(self).__init__).parameters if p != "self"]
         return {name: getattr(self, name) for name in names}
+
+    @classmethod
+    def from_params(cls, params: dict[str, Any]) -> Self:
+        """An unfitted forecaster from :meth:`get_params` output read back from JSON (the
+        tuples JSON turned into lists are restored, so ``get_params`` round-trips).
+
+        Raises
+        ------
+        ConfigError
+            When ``params`` is not a mapping of this class's hyperparameters.
+        """
+        if not isinstance(params, dict):
+            raise ConfigError(f"{cls.__name__} params must be an object; got {params!r:.60}")
+        defaults = inspect.signature(cls).parameters
+        unknown = sorted(set(params) - set(defaults))
+        if unknown:
+            raise ConfigError(f"{cls.__name__} has no hyperparameter {unknown[0]!r}")
+        restored = {
+            key: tuple(value)
+            if isinstance(value, list) and isinstance(defaults[key].default, tuple)
+            else value
+            for key, value in params.items()
+        }
+        return cls(**restored)
 
     def clone(self) -> Self:
         """A fresh, unfitted forecaster with the same hyperparameters."""

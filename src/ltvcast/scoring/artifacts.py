@@ -88,7 +88,7 @@ def load_model(directory: str | Path) -> tuple[Forecaster, dict[str, Any]]:
     manifest = read_manifest(directory)
     cls = _forecaster_class(manifest["model"])
     try:
-        forecaster = cls(**manifest["params"])
+        forecaster = cls.from_params(manifest["params"])
         forecaster.load_state(Path(directory), manifest["state"])
     except (OSError, KeyError, ValueError, TypeError) as err:
         raise ArtifactError(
