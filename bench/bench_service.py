@@ -40,10 +40,11 @@ from ltvcast.data.store import Store
 from ltvcast.data.synthetic import simulate_store
 from ltvcast.models import forecaster_class
 from ltvcast.scoring.artifacts import save_model
-from ltvcast.scoring.single import founding_paper_example
 from ltvcast.timeframe import parse_horizon
 
 OUT = Path(__file__).resolve().parent / "out" / "service.md"
+#: The founding paper's example customer (the README's score request).
+PAPER_REQUEST = Path(__file__).resolve().parents[1] / "docs" / "examples" / "score_request.json"
 TOKEN = "bench-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 JSON = {"content-type": "application/json"}
@@ -98,7 +99,7 @@ def main() -> None:
                 rows, f"GET /v1/customers/{{id}} at {args.rate:.0f}/s, cached", warm, pid, cpu
             )
             score = _sequential(
-                lambda: client.post("/v1/score", json=founding_paper_example(as_of)),
+                lambda: client.post("/v1/score", json=json.loads(PAPER_REQUEST.read_text())),
                 args.score_requests,
             )
             cpu = _add(rows, "POST /v1/score (paper example)", score, pid, cpu)

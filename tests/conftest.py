@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -13,6 +15,16 @@ REPO = Path(__file__).resolve().parents[1]
 
 def _data_dir() -> Path:
     return Path(os.environ.get("LTVCAST_DATA", REPO.parent / "shared" / "data"))
+
+
+@pytest.fixture(scope="session")
+def paper_request() -> dict[str, Any]:
+    """The founding paper's example customer as a score request (docs/examples): 5 clicks
+    and 8 views over the 30 days before as-of, 2 purchases of 300 15 days apart, the last 3
+    days before as-of, age 30, male, tier-1 city."""
+    path = REPO / "docs" / "examples" / "score_request.json"
+    payload: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    return payload
 
 
 @pytest.fixture(scope="session")

@@ -12,10 +12,13 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import TypeVar
 
 import pandas as pd
 
 from ltvcast.exceptions import ConfigError
+
+TimeLike = TypeVar("TimeLike", pd.Timestamp, pd.DatetimeIndex)
 
 _UNIT_DAYS = {"d": 1.0, "w": 7.0, "m": 365.25 / 12.0, "y": 365.25}
 _UNIT_NAMES = {"d": "day", "w": "week", "m": "month", "y": "year"}
@@ -114,14 +117,15 @@ def parse_as_of(text: str | pd.Timestamp | None, default: pd.Timestamp) -> pd.Ti
         is_date = bool(re.fullmatch(r"\d{4}-\d{2}-\d{2}", raw))
     if pd.isna(stamp):
         raise ConfigError(f"as_of must be a date or timestamp; got {text!r}")
-    stamp = to_naive_utc(stamp)
+    stamp = to_naive_utc(pd.Timestamp(stamp))
     if is_date:
         stamp = stamp + pd.Timedelta(days=1) - pd.Timedelta(microseconds=1)
     return pd.Timestamp(stamp)
 
 
-def to_naive_utc(stamp: pd.Timestamp) -> pd.Timestamp:
-    """``stamp`` in tz-naive UTC: aware times are converted, naive ones are taken as UTC."""
-    if stamp.tzinfo is not None:
-        return pd.Timestamp(stamp.tz_convert("UTC").tz_localize(None))
-    return pd.Timestamp(stamp)
+def to_naive_utc(stamp: TimeLike) -> TimeLike:
+    """``stamp`` (a timestamp or an index of them) in tz-naive UTC: aware times are
+    converted, naive ones are taken as UTC already."""
+    if stamp.tzinfo is None:
+        return stamp
+    return stamp.tz_convert("UTC").tz_localize(None)

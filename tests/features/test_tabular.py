@@ -67,7 +67,7 @@ def test_transaction_features_hand_computed(data: CustomerData) -> None:
         "a": {
             "frequency": 2,
             "recency_days": 31,
-            "tenure_days": 59,
+            "days_since_first_purchase": 59,
             "monetary_value": 25,
             "total_value": 60,
             "purchases_7d": 0,
@@ -89,7 +89,7 @@ def test_transaction_features_hand_computed(data: CustomerData) -> None:
         # b: one purchase Jan 10; the Mar 1 line is after as_of
         "b": {
             "frequency": 0,
-            "tenure_days": 50,
+            "days_since_first_purchase": 50,
             "total_value": 5,
             "purchases_365d": 1,
             "spend_365d": 5,
@@ -116,7 +116,12 @@ def test_transaction_features_hand_computed(data: CustomerData) -> None:
     for customer, values in expected.items():
         for column, value in values.items():
             assert f.loc[customer, column] == pytest.approx(value), (customer, column)
-    for column in ("days_since_last_purchase", "tenure_days", "order_value_mean", "ipi_mean"):
+    for column in (
+        "days_since_last_purchase",
+        "days_since_first_purchase",
+        "order_value_mean",
+        "ipi_mean",
+    ):
         assert np.isnan(f.loc["d", column]), column
     assert np.isnan(f.loc["b", "ipi_mean"]) and np.isnan(f.loc["c", "ipi_std"])
     assert (f["asof_month"] == 2).all() and (f["asof_dayofweek"] == 3).all()
@@ -126,7 +131,7 @@ def test_transaction_features_hand_computed(data: CustomerData) -> None:
 def test_rfm_columns_come_from_rfm_summary(data: CustomerData) -> None:
     rfm = rfm_summary(data.transactions, AS_OF, time_unit_days=1.0)
     f = transaction_features(data.transactions, rfm.index, AS_OF)
-    np.testing.assert_allclose(f["tenure_days"], rfm["T"])
+    np.testing.assert_allclose(f["days_since_first_purchase"], rfm["T"])
     np.testing.assert_allclose(f["recency_days"], rfm["recency"])
     np.testing.assert_allclose(f["monetary_value"], rfm["monetary_value"])
 

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pandas as pd
 import pytest
 
 from ltvcast.exceptions import SchemaError
 from ltvcast.scoring.single import (
     REQUEST_CUSTOMER_ID,
-    founding_paper_example,
     parse_score_request,
 )
 
@@ -104,9 +105,8 @@ def test_errors_name_the_json_path(payload: dict, message: str) -> None:
         parse_score_request(payload)
 
 
-def test_founding_paper_example() -> None:
-    payload = founding_paper_example("2024-05-01")
-    data, as_of = parse_score_request(payload)
+def test_founding_paper_example(paper_request: dict[str, Any]) -> None:
+    data, as_of = parse_score_request(paper_request)
     assert as_of is not None and as_of.floor("D") == pd.Timestamp("2024-05-01")
     assert data.events is not None
     counts = data.events["event_type"].value_counts().to_dict()

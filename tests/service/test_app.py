@@ -16,7 +16,7 @@ from fastapi.testclient import TestClient
 from ltvcast.data.schemas import CustomerData
 from ltvcast.features.rfm import customer_history
 from ltvcast.scoring.artifacts import load_model
-from ltvcast.scoring.single import founding_paper_example, parse_score_request
+from ltvcast.scoring.single import parse_score_request
 from ltvcast.service import create_app
 from ltvcast.service.state import ANSWER_FIELDS
 
@@ -178,8 +178,10 @@ def test_request_validation_and_limits(client: TestClient) -> None:
     assert huge.status_code == 413 and "200000 bytes" in huge.json()["detail"]
 
 
-def test_score_without_storing(client: TestClient, model_dir: Path) -> None:
-    payload = founding_paper_example("2024-01-01")
+def test_score_without_storing(
+    client: TestClient, model_dir: Path, paper_request: dict[str, Any]
+) -> None:
+    payload = paper_request
     response = client.post("/v1/score", json=payload, headers=AUTH)
     assert response.status_code == 200
     body = response.json()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -116,11 +117,12 @@ def test_report_command_writes_html(files: dict[str, Path], tmp_path: Path) -> N
 
 
 def test_score_founding_paper_customer(
-    files: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    files: dict[str, Path],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    paper_request: dict[str, Any],
 ) -> None:
-    from ltvcast.scoring.single import founding_paper_example
-
-    payload = founding_paper_example("2024-02-20")
+    payload = paper_request
     request = tmp_path / "request.json"
     request.write_text(json.dumps(payload))
     rules = tmp_path / "rules.json"

@@ -7,7 +7,7 @@ day), and a trailing window of ``w`` days holds the rows with age ``< w``.
 
 Column names (``w`` ranges over ``windows_days``):
 
-- transactions: ``frequency``, ``recency_days``, ``tenure_days``, ``monetary_value``,
+- transactions: ``frequency``, ``recency_days``, ``days_since_first_purchase``, ``monetary_value``,
   ``total_value`` (from :func:`~ltvcast.features.rfm.rfm_summary` in days), ``purchases_{w}d``,
   ``spend_{w}d``, ``days_since_last_purchase``, ``ipi_mean``, ``ipi_std``, ``ipi_last``
   (inter-purchase intervals in days), ``orders``, ``order_value_mean``, ``order_value_max``,
@@ -46,7 +46,7 @@ DEFAULT_WINDOWS: tuple[int, ...] = (7, 30, 90, 365)
 _RFM_COLUMNS = {
     "frequency": "frequency",
     "recency": "recency_days",
-    "T": "tenure_days",
+    "T": "days_since_first_purchase",
     "monetary_value": "monetary_value",
     "total_value": "total_value",
 }

@@ -20,7 +20,7 @@ import pandas as pd
 
 from ltvcast.data.schemas import AMOUNT, CUSTOMER_ID, EVENT_TYPE, TIMESTAMP, CustomerData
 from ltvcast.exceptions import ConfigError, SchemaError
-from ltvcast.timeframe import parse_as_of
+from ltvcast.timeframe import parse_as_of, to_naive_utc
 
 #: The id given to the customer a request describes.
 REQUEST_CUSTOMER_ID = "request"
@@ -45,9 +45,7 @@ def parse_timestamp(value: object, path: str) -> pd.Timestamp:
         raise SchemaError(f"{path}: must be an ISO-8601 timestamp string; got {value!r}") from None
     if pd.isna(stamp):
         raise SchemaError(f"{path}: must be an ISO-8601 timestamp string; got {value!r}")
-    if stamp.tzinfo is not None:
-        stamp = stamp.tz_convert("UTC").tz_localize(None)
-    return pd.Timestamp(stamp)
+    return to_naive_utc(stamp)
 
 
 def parse_amount(value: object, path: str) -> float:
@@ -137,38 +135,6 @@ def parse_score_request(payload: dict[str, Any]) -> tuple[CustomerData, pd.Times
         transactions=transactions, events=events if ev_items else None, profiles=profiles
     )
     return data, as_of
-
-
-def founding_paper_example(as_of: str | pd.Timestamp) -> dict[str, Any]:
-    """The founding paper's example customer as a score request.
-
-    5 clicks and 8 views over the last 30 days, 2 purchases 15 days apart (the last one 3 days
-    before ``as_of``, both of 300; the paper gives only the last amount, so the first repeats
-    it), age 30, male, tier-1 city.
-    """
-    end = parse_as_of(as_of, pd.Timestamp(0))
-    day = end.floor("D")
-    last = day - pd.Timedelta(days=3) + pd.Timedelta(hours=12)
-    orders = [last - pd.Timedelta(days=15), last]
-
-    def iso(stamp: pd.Timestamp) -> str:
-        return stamp.strftime("%Y-%m-%dT%H:%M:%SZ")
-
-    def spread(count: int, hour: int) -> list[str]:
-        """``count`` days spread over the 30 days before ``as_of``, at ``hour`` o'clock."""
-        return [
-            iso(day - pd.Timedelta(days=1 + 29 * k // count) + pd.Timedelta(hours=hour))
-            for k in range(count)
-        ]
-
-    events = [{"timestamp": t, "event_type": "click"} for t in spread(5, 20)]
-    events += [{"timestamp": t, "event_type": "view"} for t in spread(8, 19)]
-    return {
-        "as_of": iso(end),
-        "transactions": [{"timestamp": iso(t), "amount": 300.0} for t in orders],
-        "events": sorted(events, key=lambda e: e["timestamp"]),
-        "profile": {"age": 30, "gender": "male", "city_tier": 1},
-    }
 
 
 def _parse_as_of(value: object) -> pd.Timestamp | None:

@@ -13,6 +13,7 @@ from ltvcast.data.purchases import amount_rule_violations
 from ltvcast.data.schemas import AMOUNT, CUSTOMER_ID, EVENT_TYPE, TIMESTAMP
 from ltvcast.service.ingest import EVENT_ID
 from ltvcast.service.wire import EVENTS, EventIn, Rejection, validation_message
+from ltvcast.timeframe import to_naive_utc
 
 
 def validate_events(items: list[Any]) -> tuple[pd.DataFrame, list[Rejection]]:
@@ -43,12 +44,12 @@ def event_frame(events: list[EventIn]) -> tuple[pd.DataFrame, dict[int, str]]:
     kinds = np.array([e["event_type"] for e in events], dtype=object)
     amounts = [e.get("amount") for e in events]
     has_amount = np.array([a is not None for a in amounts], dtype=bool)
-    stamps = pd.to_datetime([e["timestamp"] for e in events], utc=True)
+    stamps = to_naive_utc(pd.to_datetime([e["timestamp"] for e in events], utc=True))
     frame = pd.DataFrame(
         {
             EVENT_ID: [e.get("event_id") or f"auto-{uuid.uuid4().hex}" for e in events],
             CUSTOMER_ID: pd.Series([e["customer_id"] for e in events], dtype="str"),
-            TIMESTAMP: stamps.tz_localize(None).as_unit("us"),
+            TIMESTAMP: stamps.as_unit("us"),
             EVENT_TYPE: pd.Series(kinds, dtype="str"),
             AMOUNT: np.array([np.nan if a is None else a for a in amounts], dtype=np.float64),
         }
