@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 import pytest
 
-from ltvcast.data.schemas import PREDICTION_COLUMNS, CustomerData
+from ltvcast.data.schemas import CustomerData
 from ltvcast.exceptions import ConfigError
 from ltvcast.models.baseline import SpendRateForecaster, TenureMeanForecaster
-from ltvcast.scoring.artifacts import load_model, save_model
 from ltvcast.timeframe import parse_as_of, parse_horizon
 
 MARCH_1 = parse_as_of("2024-03-01", None)
@@ -104,38 +101,3 @@ def test_tenure_mean_bad_params(regular_store: CustomerData) -> None:
         TenureMeanForecaster(bucket_edges_days=(90.0, 30.0)).fit(
             regular_store, JUNE_30, parse_horizon("30d")
         )
-
-
-@pytest.mark.parametrize("cls", [SpendRateForecaster, TenureMeanForecaster])
-def test_rows_after_as_of_change_nothing(cls: type, regular_store: CustomerData) -> None:
-    as_of = parse_as_of("2024-05-31", None)
-    horizon = parse_horizon("30d")
-    later = pd.DataFrame(
-        {
-            "customer_id": ["c1", "late"],
-            "timestamp": pd.to_datetime(["2024-06-01 00:00:00", "2024-06-03 00:00:00"]),
-            "amount": [999.0, 5.0],
-        }
-    )
-    cut = regular_store.until(as_of)
-    leaky = CustomerData(pd.concat([cut.transactions, later], ignore_index=True), cut.events)
-    clean = cls().fit(cut, as_of, horizon)
-    dirty = cls().fit(leaky, as_of, horizon)
-    pd.testing.assert_frame_equal(dirty.predict(leaky, as_of), clean.predict(cut, as_of))
-    assert dirty.save_state(Path(".")) == clean.save_state(Path("."))
-
-
-@pytest.mark.parametrize(
-    ("cls", "horizon"),
-    [(SpendRateForecaster, "30d"), (TenureMeanForecaster, "30d"), (TenureMeanForecaster, "1y")],
-)
-def test_save_load_round_trip(
-    cls: type, horizon: str, regular_store: CustomerData, tmp_path: Path
-) -> None:
-    model = cls().fit(regular_store, JUNE_30, parse_horizon(horizon))
-    save_model(model, tmp_path / "m")
-    loaded, manifest = load_model(tmp_path / "m")
-    assert type(loaded) is cls and manifest["horizon"] == horizon
-    expected = model.predict(regular_store, JUNE_30)
-    pd.testing.assert_frame_equal(loaded.predict(regular_store, JUNE_30), expected)
-    assert list(expected.columns) == list(PREDICTION_COLUMNS)

@@ -115,16 +115,6 @@ def test_forecast_is_btyd_times_the_factor(
 
 
 @pytest.mark.realdata
-def test_rows_after_as_of_change_nothing(
-    cdnow_after_as_of: CustomerData, fitted: CalibratedBTYDForecaster, predictions: pd.DataFrame
-) -> None:
-    leaky = cdnow_after_as_of
-    refit = CalibratedBTYDForecaster().fit(leaky, AS_OF, HORIZON)
-    np.testing.assert_array_equal(refit.coef_, fitted.coef_)
-    pd.testing.assert_frame_equal(refit.predict(leaky, AS_OF), predictions)
-
-
-@pytest.mark.realdata
 def test_explain_stays_additive(
     fitted: CalibratedBTYDForecaster, cdnow: CustomerData, predictions: pd.DataFrame
 ) -> None:

@@ -49,8 +49,24 @@ def _store(n: int = 120, seed: int = 5) -> CustomerData:
             "amount": rng.lognormal(3.0, 0.5, len(rows)),
         }
     )
+    # after as-of: a big purchase, a return, a new buyer and a new browser (none may matter)
+    late = pd.DataFrame(
+        {
+            "customer_id": ["c000", "c001", "late"],
+            "timestamp": pd.to_datetime(["2024-07-01", "2024-07-02", "2024-07-03"]),
+            "amount": [5000.0, -80.0, 20.0],
+        }
+    )
+    tx = pd.concat([tx, late], ignore_index=True)
     events = tx.assign(event_type="view")[["customer_id", "timestamp", "event_type"]]
-    profiles = pd.DataFrame({"customer_id": ids, "tier": np.where(rate > 0.1, "gold", "basic")})
+    browser = pd.DataFrame(
+        {"customer_id": ["browser"], "timestamp": [AS_OF + pd.Timedelta(hours=1)],
+         "event_type": ["cart"]}
+    )  # fmt: skip
+    events = pd.concat([events, browser], ignore_index=True)
+    profiles = pd.DataFrame(
+        {"customer_id": [*ids, "late"], "tier": [*np.where(rate > 0.1, "gold", "basic"), "gold"]}
+    )
     return CustomerData(tx, events=events, profiles=profiles)
 
 
