@@ -133,6 +133,37 @@ def input_options(command: Callable[..., None]) -> Callable[..., None]:
     return wrapper
 
 
+def writable_dir(value: Path | None) -> Path | None:
+    """``--out`` directory check, run while the flags are parsed (before any work): the
+    directory exists or can be created, and a file can be written in it."""
+    if value is not None:
+        _check_writable(value, value)
+    return value
+
+
+def writable_file(value: Path | None) -> Path | None:
+    """``--out`` file check, run while the flags are parsed: not a directory, and its folder
+    exists or can be created and takes a new file."""
+    if value is not None:
+        if value.is_dir():
+            raise typer.BadParameter(f"{value} is a directory; give a file name")
+        _check_writable(value, value.parent)
+    return value
+
+
+def _check_writable(value: Path, folder: Path) -> None:
+    """Create ``folder`` if needed and write (then remove) a probe file in it."""
+    import tempfile
+
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".ltvcast-probe-"):
+            pass
+    except OSError as err:
+        reason = err.strerror or type(err).__name__
+        raise typer.BadParameter(f"{value}: cannot write there ({reason})") from None
+
+
 def print_cleaning(report: CleaningReport) -> None:
     """Print the cleaning steps that touched rows."""
     for line in report.lines():

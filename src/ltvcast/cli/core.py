@@ -10,7 +10,14 @@ import pandas as pd
 import typer
 
 from ltvcast.cli._app import app, console
-from ltvcast.cli._options import Inputs, input_options, print_cleaning, step
+from ltvcast.cli._options import (
+    Inputs,
+    input_options,
+    print_cleaning,
+    step,
+    writable_dir,
+    writable_file,
+)
 from ltvcast.cli._print import note, print_metrics, print_segments
 from ltvcast.data.clean import CleaningReport
 from ltvcast.data.io import write_table
@@ -24,7 +31,7 @@ ModelOpt = Annotated[
     str,
     typer.Option("--model", help=f"auto or one of {', '.join(model_names())}."),
 ]
-OutDirOpt = Annotated[Path, typer.Option("--out", help="Output directory.")]
+OutDirOpt = Annotated[Path, typer.Option("--out", help="Output directory.", callback=writable_dir)]
 HorizonOpt = Annotated[
     str, typer.Option("--horizon", help="Forecast horizon: 30d, 13w, 6m, 1y ...")
 ]
@@ -93,7 +100,10 @@ def train(
 def predict(
     model_dir: ModelDirArg,
     inputs: Inputs,
-    out: Annotated[Path, typer.Option("--out", help="Predictions file (.csv or .parquet).")],
+    out: Annotated[
+        Path,
+        typer.Option("--out", help="Predictions file (.csv or .parquet).", callback=writable_file),
+    ],
     as_of: AsOfOpt = None,
 ) -> None:
     """Score every customer seen up to --as-of over the model's horizon."""
@@ -120,7 +130,10 @@ def backtest_command(
         typer.Option("--cutoff", help="Train up to this time; score the horizon after it."),
     ] = None,
     models: ModelsOpt = DEFAULT_MODELS,
-    out: Annotated[Path | None, typer.Option("--out", help="Directory for the results.")] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", help="Directory for the results.", callback=writable_dir),
+    ] = None,
     report: Annotated[
         bool, typer.Option("--report", help="Also write report.html into --out.")
     ] = False,

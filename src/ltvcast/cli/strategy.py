@@ -11,7 +11,7 @@ import typer
 from rich.table import Table
 
 from ltvcast.cli._app import app, console
-from ltvcast.cli._options import Inputs, input_options, step
+from ltvcast.cli._options import Inputs, input_options, step, writable_file
 from ltvcast.cli._print import note, print_customer, print_segments
 from ltvcast.cli.core import AsOfOpt, ModelDirArg
 from ltvcast.data.clean import CleaningReport
@@ -47,7 +47,10 @@ def _score(
 def segment(
     model_dir: ModelDirArg,
     inputs: Inputs,
-    out: Annotated[Path, typer.Option("--out", help="Segments file (.csv or .parquet).")],
+    out: Annotated[
+        Path,
+        typer.Option("--out", help="Segments file (.csv or .parquet).", callback=writable_file),
+    ],
     as_of: AsOfOpt = None,
     high_value: Annotated[
         float, typer.Option("--high-value", help="High-value cut (quantile or amount).")
@@ -70,7 +73,11 @@ def segment(
     ] = 2.0,
     rules_out: Annotated[
         Path | None,
-        typer.Option("--rules-out", help="Also write the fitted cuts (JSON, for `score --rules`)."),
+        typer.Option(
+            "--rules-out",
+            help="Also write the fitted cuts (JSON, for `score --rules`).",
+            callback=writable_file,
+        ),
     ] = None,
 ) -> None:
     """Segment customers by forecast value and P(active); write one row per customer."""
@@ -106,7 +113,10 @@ def segment(
 def plan(
     model_dir: ModelDirArg,
     inputs: Inputs,
-    out: Annotated[Path, typer.Option("--out", help="Contact list (.csv or .parquet).")],
+    out: Annotated[
+        Path,
+        typer.Option("--out", help="Contact list (.csv or .parquet).", callback=writable_file),
+    ],
     budget: Annotated[float, typer.Option("--budget", help="Total campaign budget.")],
     cost_per_contact: Annotated[
         float, typer.Option("--cost-per-contact", help="Cost of contacting one customer.")
@@ -206,7 +216,9 @@ def explain(
 def report(
     model_dir: ModelDirArg,
     inputs: Inputs,
-    out: Annotated[Path, typer.Option("--out", help="HTML file to write.")] = Path("report.html"),
+    out: Annotated[
+        Path, typer.Option("--out", help="HTML file to write.", callback=writable_file)
+    ] = Path("report.html"),
     as_of: AsOfOpt = None,
     models: Annotated[
         str,
