@@ -21,7 +21,7 @@ from typing import Any, ClassVar, Protocol, Self
 import pandas as pd
 
 from ltvcast.data.schemas import CUSTOMER_ID, PREDICTION_COLUMNS, QUANTILE_COLUMNS, CustomerData
-from ltvcast.exceptions import ConfigError, InsufficientDataError, NotFittedError
+from ltvcast.exceptions import ArtifactError, ConfigError, InsufficientDataError, NotFittedError
 from ltvcast.timeframe import Horizon
 
 
@@ -172,6 +172,28 @@ class Forecaster(ABC):
         The returned dict is stored in the manifest under ``"state"`` and given back to
         :meth:`load_state`.
         """
+
+    @staticmethod
+    def state_file(directory: Path, name: object) -> Path:
+        """The state file ``name`` of a model directory, checked: a plain relative name that
+        resolves inside ``directory`` to an existing file.
+
+        Raises
+        ------
+        ArtifactError
+            For a name that is not a string, points outside the directory, or is missing.
+        """
+        if not isinstance(name, str) or not name:
+            raise ArtifactError(f"{directory}: state file name must be a string; got {name!r:.60}")
+        root = Path(directory).resolve()
+        path = (root / name).resolve()
+        if root not in path.parents:
+            raise ArtifactError(
+                f"{directory}: state file {name!r} lies outside the model directory"
+            )
+        if not path.is_file():
+            raise ArtifactError(f"{directory}: state file {name!r} is missing")
+        return path
 
     @abstractmethod
     def load_state(self, directory: Path, state: dict[str, Any]) -> None:

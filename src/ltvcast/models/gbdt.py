@@ -375,7 +375,7 @@ class GBDTForecaster(Forecaster):
     def load_state(self, directory: Path, state: dict[str, Any]) -> None:
         """Read the boosters and encoders written by :meth:`save_state`."""
         self.boosters_ = {
-            kind: lgb.Booster(model_file=str(Path(directory) / name))
+            kind: lgb.Booster(model_file=str(self.state_file(directory, name)))
             for kind, name in state["boosters"].items()
         }
         self.best_iterations_ = {k: int(v) for k, v in state["best_iterations"].items()}

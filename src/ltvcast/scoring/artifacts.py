@@ -61,15 +61,20 @@ def read_manifest(directory: str | Path) -> dict[str, Any]:
     Raises
     ------
     ArtifactError
-        When the directory or manifest is missing, unreadable, or of another schema version.
+        When the directory or manifest is missing, unreadable (not UTF-8, not JSON, not an
+        object), of another schema version, or lacks a required key.
     """
     path = Path(directory) / MANIFEST
     if not path.is_file():
         raise ArtifactError(f"{directory}: not a model directory (no {MANIFEST})")
     try:
-        manifest: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as err:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
         raise ArtifactError(f"{path}: unreadable manifest ({err})") from err
+    if not isinstance(manifest, dict):
+        raise ArtifactError(
+            f"{path}: the manifest must be a JSON object; got {type(manifest).__name__}"
+        )
     version = manifest.get("artifact_schema_version")
     if version != ARTIFACT_SCHEMA_VERSION:
         raise ArtifactError(
@@ -80,27 +85,49 @@ def read_manifest(directory: str | Path) -> dict[str, Any]:
     for key in ("model", "params", "horizon", "as_of", "state"):
         if key not in manifest:
             raise ArtifactError(f"{path}: manifest lacks {key!r}")
+    if not isinstance(manifest["model"], str):
+        raise ArtifactError(
+            f"{path}: manifest 'model' must be a name; got {manifest['model']!r:.60}"
+        )
     return manifest
 
 
 def load_model(directory: str | Path) -> tuple[Forecaster, dict[str, Any]]:
-    """Load a forecaster saved by :func:`save_model`; returns it with its manifest."""
+    """Load a forecaster saved by :func:`save_model`; returns it with its manifest.
+
+    Raises
+    ------
+    ArtifactError
+        For any problem with the directory, in one line: a bad manifest, an unknown model,
+        a state file that is missing, corrupt, or named outside the directory.
+    """
     manifest = read_manifest(directory)
+    where = Path(directory) / MANIFEST
     cls = _forecaster_class(manifest["model"])
+    try:
+        horizon = parse_horizon(manifest["horizon"])
+        as_of = pd.Timestamp(manifest["as_of"])
+        if pd.isna(as_of):
+            raise ValueError(f"as_of {manifest['as_of']!r} is not a time")
+    except (ConfigError, ValueError, TypeError) as err:
+        raise ArtifactError(f"{where}: bad horizon or as_of ({err})") from err
     try:
         forecaster = cls.from_params(manifest["params"])
         forecaster.load_state(Path(directory), manifest["state"])
-    except (OSError, KeyError, ValueError, TypeError) as err:
+    except ArtifactError:
+        raise
+    except Exception as err:  # any failure to rebuild the model is the directory's
+        reason = str(err).splitlines()[0] if str(err) else type(err).__name__
         raise ArtifactError(
-            f"{directory}: cannot load {manifest['model']!r} model ({err})"
+            f"{directory}: cannot load {manifest['model']!r} model ({reason})"
         ) from err
-    forecaster.horizon_ = parse_horizon(manifest["horizon"])
-    forecaster.as_of_ = pd.Timestamp(manifest["as_of"])
+    forecaster.horizon_ = horizon
+    forecaster.as_of_ = as_of
     return forecaster, manifest
 
 
 def _forecaster_class(name: str) -> type[Forecaster]:
     try:
         return forecaster_class(name)
-    except ConfigError as err:
+    except (ConfigError, ImportError) as err:
         raise ArtifactError(f"unknown model {name!r} in manifest ({err})") from err
