@@ -7,10 +7,11 @@
      ├── ConfigError(ValueError)      a parameter (horizon, as_of, flag) is invalid
      ├── InsufficientDataError        too little history for what was asked
      ├── NotFittedError(AttributeError)  predict before fit
-     └── ArtifactError                model directory missing, corrupt or from another version
+     ├── ArtifactError                model directory missing, corrupt or from another version
+     └── StoreError                   the embedded store cannot be opened, or is no longer there
 
 The CLI turns any ``LTVError`` into one line on stderr and exit code 2; the service into a
-4xx JSON body with the same text.
+4xx JSON body with the same text (503 for a ``StoreError``: nothing is acknowledged).
 """
 
 from __future__ import annotations
@@ -38,3 +39,8 @@ class NotFittedError(LTVError, AttributeError):
 
 class ArtifactError(LTVError):
     """A model directory is missing, corrupt, or was written by an incompatible version."""
+
+
+class StoreError(LTVError):
+    """The embedded DuckDB store cannot be opened (locked, corrupt, not a database) or its
+    file was removed or replaced while in use."""

@@ -35,6 +35,14 @@ def serve(
     max_batch: Annotated[
         int, typer.Option("--max-batch", help="Most events per POST /v1/events.")
     ] = 10_000,
+    max_future_seconds: Annotated[
+        float,
+        typer.Option(
+            "--max-future-seconds",
+            help="Refuse events dated more than this after the server's clock.",
+            min=0,
+        ),
+    ] = 900.0,
 ) -> None:
     """Serve forecasts over HTTP: POST /v1/events, GET /v1/customers/{id}, POST /v1/score.
 
@@ -52,6 +60,7 @@ def serve(
             "[bold yellow]warning:[/] running WITHOUT authentication (--insecure); "
             "anyone who can reach the port can read forecasts and write events"
         )
+    import pandas as pd
     import uvicorn
 
     from ltvcast.service import create_app
@@ -62,6 +71,7 @@ def serve(
         token=token,
         max_body_bytes=max_body_bytes,
         max_batch=max_batch,
+        max_future=pd.Timedelta(seconds=max_future_seconds),
         handle_sighup=True,
     )
     err_console.print(f"ltvcast serving {model_dir} on http://{host}:{port} (docs: /docs)")

@@ -15,7 +15,7 @@ import duckdb
 import pandas as pd
 
 from ltvcast.data.schemas import CUSTOMER_ID, TIMESTAMP, CustomerData
-from ltvcast.exceptions import SchemaError
+from ltvcast.exceptions import SchemaError, StoreError
 
 TABLES = ("transactions", "events", "profiles")
 _TIMED = ("transactions", "events")
@@ -32,7 +32,31 @@ class Store:
 
     def __init__(self, path: str | Path = ":memory:") -> None:
         self.path = str(path)
-        self._con = duckdb.connect(self.path)
+        on_disk = self.path != ":memory:"
+        if on_disk:
+            _check_database_file(Path(self.path))
+        try:
+            self._con = duckdb.connect(self.path)
+        except duckdb.Error as err:
+            reason = str(err).splitlines()[0].split(" See also ")[0]
+            raise StoreError(f"{self.path}: cannot open the store ({reason})") from None
+        self._identity = _identity(Path(self.path)) if on_disk else None
+
+    def verify(self) -> None:
+        """Check that the database file is still the one opened.
+
+        Raises
+        ------
+        StoreError
+            When the file was removed or replaced (rows written now would be lost).
+        """
+        if self._identity is None:
+            return
+        if _identity(Path(self.path)) != self._identity:
+            raise StoreError(
+                f"{self.path}: the store file was removed or replaced while in use; "
+                "nothing more can be stored durably (restart the server)"
+            )
 
     @property
     def connection(self) -> duckdb.DuckDBPyConnection:
@@ -155,6 +179,37 @@ class Store:
 
     def _transaction(self) -> _Transaction:
         return _Transaction(self._con)
+
+
+def _identity(path: Path) -> tuple[int, int] | None:
+    """(device, inode) of ``path``; ``None`` when it does not exist."""
+    try:
+        stat = path.stat()
+    except FileNotFoundError:
+        return None
+    return stat.st_dev, stat.st_ino
+
+
+#: A DuckDB database file carries this at bytes 8-11 of its header.
+_MAGIC = b"DUCK"
+
+
+def _check_database_file(path: Path) -> None:
+    """Refuse an existing file that is not a DuckDB database, before DuckDB writes to it."""
+    if not path.exists():
+        return
+    if not path.is_file():
+        raise StoreError(f"{path}: not a file")
+    try:
+        with path.open("rb") as handle:
+            header = handle.read(12)
+    except OSError as err:
+        raise StoreError(f"{path}: cannot read the store ({err.strerror})") from None
+    if len(header) < 12 or header[8:12] != _MAGIC:
+        kind = "empty" if not header else "not a DuckDB database (corrupt or another format)"
+        raise StoreError(
+            f"{path}: the file is {kind}; left untouched (move it away to start a new store)"
+        )
 
 
 class _Transaction:

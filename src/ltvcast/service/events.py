@@ -15,10 +15,15 @@ from ltvcast.service.ingest import EVENT_ID
 from ltvcast.service.wire import EVENTS, EventIn, Rejection, validation_message
 from ltvcast.timeframe import to_naive_utc
 
+#: Column of :func:`validate_events`' frame: the item's index in the request.
+POSITION = "position"
+#: What makes two events with one ``event_id`` the same event.
+CONTENT = (CUSTOMER_ID, TIMESTAMP, EVENT_TYPE, AMOUNT)
+
 
 def validate_events(items: list[Any]) -> tuple[pd.DataFrame, list[Rejection]]:
     """Validate all items in one pass (failing ones set aside with their reasons) and return
-    the valid events as a frame (see :func:`event_frame`)."""
+    the valid events as a frame (see :func:`event_frame`, plus :data:`POSITION`)."""
     reasons: dict[int, list[str]] = {}
     try:
         good = EVENTS.validate_python(items)
@@ -32,6 +37,7 @@ def validate_events(items: list[Any]) -> tuple[pd.DataFrame, list[Rejection]]:
     frame, broken = event_frame(good)
     for row, reason in broken.items():
         reasons[int(positions[row])] = [reason]
+    frame[POSITION] = positions
     if broken:
         frame = frame.drop(index=list(broken)).reset_index(drop=True)
     rejected = [Rejection(index=i, reason="; ".join(r)) for i, r in sorted(reasons.items())]
@@ -55,3 +61,54 @@ def event_frame(events: list[EventIn]) -> tuple[pd.DataFrame, dict[int, str]]:
         }
     )
     return frame, amount_rule_violations(kinds, has_amount)
+
+
+def refuse(
+    frame: pd.DataFrame, mask: pd.Series | np.ndarray, reasons: pd.Series | str
+) -> tuple[pd.DataFrame, list[Rejection]]:
+    """Set aside the rows of ``frame`` under ``mask``, each with its reason."""
+    mask = np.asarray(mask, dtype=bool)
+    if not mask.any():
+        return frame, []
+    why = pd.Series(reasons, index=frame.index) if isinstance(reasons, str) else reasons
+    out = [
+        Rejection(index=int(i), reason=str(r))
+        for i, r in zip(frame.loc[mask, POSITION], why[mask], strict=True)
+    ]
+    return frame.loc[~mask], out
+
+
+def future_reasons(
+    frame: pd.DataFrame, limit: pd.Timestamp, now: pd.Timestamp
+) -> tuple[np.ndarray, pd.Series]:
+    """Rows dated after ``limit`` (the server's clock plus its tolerance), with the reason."""
+    late = (frame[TIMESTAMP] > limit).to_numpy()
+    reasons = (
+        "timestamp: "
+        + frame[TIMESTAMP].dt.strftime("%Y-%m-%dT%H:%M:%S")
+        + f" is after the server's clock ({now:%Y-%m-%dT%H:%M:%S} UTC) plus its tolerance; "
+        "events from the future are refused"
+    )
+    return late, reasons
+
+
+def batch_conflicts(frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """Later rows repeating an earlier ``event_id`` of the batch: with other content
+    (refused) and with the same content (retries, counted as duplicates)."""
+    repeated = frame.duplicated(EVENT_ID, keep="first").to_numpy()
+    if not repeated.any():
+        return repeated, repeated
+    first = frame.loc[~repeated].set_index(EVENT_ID)[list(CONTENT)]
+    later = frame.loc[repeated]
+    earlier = first.loc[later[EVENT_ID]]
+    same = (earlier[list(CONTENT[:3])].to_numpy() == later[list(CONTENT[:3])].to_numpy()).all(
+        axis=1
+    ) & (
+        (earlier[AMOUNT].to_numpy() == later[AMOUNT].to_numpy())
+        | (earlier[AMOUNT].isna().to_numpy() & later[AMOUNT].isna().to_numpy())
+    )
+    conflict = np.zeros(len(frame), dtype=bool)
+    retry = np.zeros(len(frame), dtype=bool)
+    conflict[np.flatnonzero(repeated)[~same]] = True
+    retry[np.flatnonzero(repeated)[same]] = True
+    return conflict, retry

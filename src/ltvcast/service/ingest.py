@@ -18,6 +18,7 @@ from ltvcast.data.store import Store
 
 EVENT_ID = "event_id"
 LOG_TABLE = "events_ingested"
+_COLUMNS = (EVENT_ID, CUSTOMER_ID, TIMESTAMP, EVENT_TYPE, AMOUNT)
 
 _DDL = (
     f"CREATE TABLE IF NOT EXISTS {LOG_TABLE} ({EVENT_ID} VARCHAR PRIMARY KEY, "
@@ -47,12 +48,14 @@ class EventLog:
         row = self.store.connection.execute(f"SELECT count(*) FROM {LOG_TABLE}").fetchone()
         return int(row[0]) if row else 0
 
-    def write(self, events: pd.DataFrame) -> pd.DataFrame:
-        """Store the events whose ``event_id`` is new; return those rows (committed).
+    def write(self, events: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """Store the events whose ``event_id`` is new; return those rows (committed) and the
+        rows whose id is stored already with other content (refused, not stored).
 
         The batch is inserted as it is first (the primary key refuses it when an id is
-        already stored, which a retry makes rare); only then are stored ids looked up and
-        the new rows inserted.
+        already stored, which a retry makes rare); only then are stored ids looked up: a
+        stored id with the same customer, time, type and amount is a retry (neither new nor
+        refused), one with other content a conflict.
 
         Parameters
         ----------
@@ -61,31 +64,35 @@ class EventLog:
             ``amount`` (NaN except for purchases); ``event_id`` unique within the frame.
         """
         if not len(events):
-            return events
+            return events, events
         con = self.store.connection
-        con.register(
-            "_batch", pa.Table.from_pandas(events, preserve_index=False, nthreads=1)
-        )  # faster scan
+        batch = events[list(_COLUMNS)]
+        con.register("_batch", pa.Table.from_pandas(batch, preserve_index=False, nthreads=1))
         try:
             try:
                 self._insert("_batch")
-                return events
+                return events, events.iloc[:0]
             except duckdb.ConstraintException:
                 pass  # some ids are stored already (rolled back): insert only the new ones
             seen = con.execute(
-                f"SELECT {EVENT_ID} FROM {LOG_TABLE} WHERE {EVENT_ID} IN "
-                f"(SELECT {EVENT_ID} FROM _batch)"
+                f"SELECT b.{EVENT_ID}, (s.{CUSTOMER_ID} = b.{CUSTOMER_ID} "
+                f"AND s.{TIMESTAMP} = b.{TIMESTAMP} AND s.{EVENT_TYPE} = b.{EVENT_TYPE} "
+                f"AND s.{AMOUNT} IS NOT DISTINCT FROM b.{AMOUNT}) AS same "
+                f"FROM _batch b JOIN {LOG_TABLE} s USING ({EVENT_ID})"
             ).fetchall()
         finally:
             con.unregister("_batch")
-        new = events[~events[EVENT_ID].isin([row[0] for row in seen])].reset_index(drop=True)
+        stored = {row[0] for row in seen}
+        other = {row[0] for row in seen if not row[1]}
+        new = events[~events[EVENT_ID].isin(stored)].reset_index(drop=True)
+        conflicts = events[events[EVENT_ID].isin(other)].reset_index(drop=True)
         if len(new):
-            con.register("_new", new)
+            con.register("_new", new[list(_COLUMNS)])
             try:
                 self._insert("_new")
             finally:
                 con.unregister("_new")
-        return new
+        return new, conflicts
 
     def _insert(self, view: str) -> None:
         """Insert the rows of a registered frame into the three tables, in one transaction."""

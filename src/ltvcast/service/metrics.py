@@ -13,6 +13,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 #: Latency histogram bucket upper bounds, seconds.
 BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+#: HTTP methods counted under their own name; any other is counted as "other", so that
+#: requests with invented methods cannot grow the metric series without bound.
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
 class Metrics:
@@ -102,8 +105,9 @@ class TimingMiddleware:
             await self.app(scope, receive, send_status)
         finally:
             route: Any = scope.get("route")
-            path = getattr(route, "path", None) or "unmatched"
-            self.metrics.observe(scope["method"], path, status, time.perf_counter() - start)
+            path = getattr(route, "path_format", None) or "unmatched"  # a template: bounded
+            method = scope["method"] if scope["method"] in METHODS else "other"
+            self.metrics.observe(method, path, status, time.perf_counter() - start)
 
 
 class BodyLimitMiddleware:
@@ -123,30 +127,31 @@ class BodyLimitMiddleware:
             return
         received = 0
         started = False
+        answered = False  # the 413 went out: the app's own answer is dropped
 
         async def limited_receive() -> Message:
-            nonlocal received
+            nonlocal received, answered
             message = await receive()
-            if message["type"] == "http.request":
+            if message["type"] == "http.request" and not answered:
                 received += len(message.get("body", b""))
-                if received > self.max_bytes:
-                    raise _BodyTooLarge
+                if received > self.max_bytes and not started:
+                    answered = True
+                    await _too_large(send, self.max_bytes)
+                    return {"type": "http.disconnect"}  # the app stops reading the body
             return message
 
         async def tracking_send(message: Message) -> None:
             nonlocal started
+            if answered:
+                return
             started = started or message["type"] == "http.response.start"
             await send(message)
 
         try:
             await self.app(scope, limited_receive, tracking_send)
-        except _BodyTooLarge:
-            if not started:
-                await _too_large(send, self.max_bytes)
-
-
-class _BodyTooLarge(Exception):
-    pass
+        except Exception:
+            if not answered:
+                raise  # the app's own failure; after a 413 a disconnect error is expected
 
 
 async def _too_large(send: Send, limit: int) -> None:

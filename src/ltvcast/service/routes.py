@@ -15,15 +15,16 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
+import pandas as pd
 from fastapi import Body, Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
-from ltvcast.exceptions import ArtifactError, InsufficientDataError, LTVError
+from ltvcast.exceptions import ArtifactError, InsufficientDataError, LTVError, StoreError
 from ltvcast.service.metrics import BodyLimitMiddleware, TimingMiddleware
-from ltvcast.service.state import HTTPProblem, Service
+from ltvcast.service.state import MAX_FUTURE, HTTPProblem, Service
 from ltvcast.service.wire import CustomerOut, EventsIn, EventsOut, Forecast, HealthOut, ReloadOut
 
 log = logging.getLogger("ltvcast.service")
@@ -36,6 +37,7 @@ def create_app(
     token: str | None,
     max_body_bytes: int = 8 * 1024 * 1024,
     max_batch: int = 10_000,
+    max_future: pd.Timedelta = MAX_FUTURE,
     handle_sighup: bool = False,
 ) -> FastAPI:
     """Build the service application.
@@ -51,10 +53,12 @@ def create_app(
         allows that with ``--insecure``).
     max_body_bytes, max_batch
         Request body limit (413 above it) and most events per ``POST /v1/events``.
+    max_future
+        How far after the server's clock an event may be dated (later ones are refused).
     handle_sighup
         Reload the model on SIGHUP (the CLI sets it; tests leave it off).
     """
-    service = Service(Path(model_dir), db_path)
+    service = Service(Path(model_dir), db_path, max_future=max_future)
     expected = None if token is None else token.encode()
 
     @asynccontextmanager
@@ -103,6 +107,8 @@ def create_app(
         status = 404 if isinstance(exc, InsufficientDataError) else 422
         if isinstance(exc, ArtifactError):
             status = 409
+        if isinstance(exc, StoreError):
+            status = 503
         return JSONResponse({"detail": str(exc)}, status)
 
     @app.exception_handler(RequestValidationError)
@@ -127,7 +133,7 @@ def create_app(
             )
         return service.ingest(body.events)
 
-    @app.get("/v1/customers/{customer_id}", dependencies=secured, tags=["forecasts"])
+    @app.get("/v1/customers/{customer_id:path}", dependencies=secured, tags=["forecasts"])
     async def get_customer(
         customer_id: str,
         explain: Annotated[

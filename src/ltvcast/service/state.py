@@ -13,25 +13,40 @@ import gc
 import hashlib
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from itertools import repeat
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
-from ltvcast.data.schemas import CUSTOMER_ID
+from ltvcast.data.schemas import CUSTOMER_ID, CustomerData
 from ltvcast.data.store import Store
 from ltvcast.exceptions import ConfigError, InsufficientDataError, LTVError
 from ltvcast.features.rfm import customer_history
 from ltvcast.pipeline import FORECAST_COLUMNS, ScoringModel, label_segments, load_scoring_model
 from ltvcast.scoring.artifacts import MANIFEST
 from ltvcast.scoring.online import OnlineScorer
-from ltvcast.service.events import validate_events
+from ltvcast.service.events import (
+    POSITION,
+    batch_conflicts,
+    future_reasons,
+    refuse,
+    validate_events,
+)
 from ltvcast.service.ingest import EVENT_ID, EventLog
 from ltvcast.service.metrics import Metrics
-from ltvcast.service.wire import CustomerOut, Driver, EventsOut, Forecast, HealthOut, ReloadOut
+from ltvcast.service.wire import (
+    CustomerOut,
+    Driver,
+    EventsOut,
+    Forecast,
+    HealthOut,
+    Rejection,
+    ReloadOut,
+)
 from ltvcast.strategy.segments import FittedSegmentRules
 
 log = logging.getLogger("ltvcast.service")
@@ -40,6 +55,14 @@ log = logging.getLogger("ltvcast.service")
 ANSWER_FIELDS = (*FORECAST_COLUMNS, "segment", "as_of", "model_version")
 #: An ingest touching at least this many customers queues them for one batch rescoring.
 BATCH_RESCORE_MIN = 32
+#: Default tolerance for event times after the server's clock (client clocks drift).
+MAX_FUTURE = pd.Timedelta(minutes=15)
+
+
+def utc_now() -> pd.Timestamp:
+    """The wall clock in naive UTC (the service's only reading of it)."""
+    return pd.Timestamp.now(tz="UTC").tz_localize(None)
+
 
 Answers = dict[str, tuple[tuple[int, int], tuple[Any, ...]]]
 
@@ -90,15 +113,24 @@ class Model:
 class Service:
     """The service state: store, event log, customer history and the current model."""
 
-    def __init__(self, model_dir: Path, db_path: Path | str) -> None:
+    def __init__(
+        self,
+        model_dir: Path,
+        db_path: Path | str,
+        *,
+        max_future: pd.Timedelta = MAX_FUTURE,
+        clock: Callable[[], pd.Timestamp] = utc_now,
+    ) -> None:
         self.model_dir = model_dir
+        self.max_future = max_future
+        self.clock = clock
+        scoring = load_scoring_model(model_dir)  # a bad model directory creates no store file
         self.store = Store(db_path)
         self.log = EventLog(self.store)
         self.metrics = Metrics()
         self.write_lock = threading.Lock()
         self.reload_lock = threading.Lock()
-        scoring = load_scoring_model(model_dir)
-        scorer = OnlineScorer(scoring.forecaster, self.store)
+        scorer = OnlineScorer(scoring.forecaster, _Until(self.store, self._limit()))
         self.model = _warm(scoring, scorer, _model_version(model_dir, scoring))
         self.metrics.counters["events_ingested"] = 0
         self._gauges()
@@ -113,25 +145,61 @@ class Service:
         _freeze_heap()
 
     def ingest(self, items: list[Any]) -> EventsOut:
-        """Validate, durably store and learn a batch of events."""
+        """Validate, durably store and learn a batch of events.
+
+        Refused per item, with the reason: invalid items, events dated after the server's
+        clock plus ``max_future``, and an ``event_id`` seen before (in the store or earlier
+        in the batch) with other content. The same id with the same content is a retry:
+        accepted and counted as a duplicate, stored once.
+
+        Raises
+        ------
+        StoreError
+            When the store file is gone or replaced: nothing is acknowledged (503).
+        """
         frame, rejected = validate_events(items)
-        duplicates = 0
-        if len(frame):
-            unique = frame.drop_duplicates(EVENT_ID, keep="first")
+        now = self.clock()
+        frame, late = refuse(frame, *future_reasons(frame, now + self.max_future, now))
+        conflict, retry = batch_conflicts(frame)
+        frame, clashes = refuse(
+            frame, conflict,
+            "event_id: " + frame[EVENT_ID] + " appears earlier in this batch with other content",
+        )  # fmt: skip
+        retries = int(retry.sum())
+        unique = frame.loc[~retry[~conflict]] if retries else frame
+        new = unique.iloc[:0]
+        stored: list[Rejection] = []
+        if len(unique):
             with self.write_lock:
-                new = self.log.write(unique)
-                self.model.scorer.learn_many(new.drop(columns=EVENT_ID))
+                self.store.verify()
+                new, conflicts = self.log.write(unique)
+                self.store.verify()  # a file removed during the write: acknowledge nothing
+                self.model.scorer.learn_many(new.drop(columns=[EVENT_ID, POSITION]))
+            _, stored = refuse(
+                conflicts, np.ones(len(conflicts), dtype=bool),
+                "event_id: " + conflicts[EVENT_ID] + " is stored already with other content",
+            )  # fmt: skip
             touched = new[CUSTOMER_ID].unique().tolist()
             if len(touched) >= BATCH_RESCORE_MIN:  # a few customers are cheaper rescored on read
                 with self._stale_lock:
                     self._stale.update(touched)
                 self._wake.set()
-            duplicates = len(frame) - len(new)
-            self.metrics.inc("events_ingested", len(new))
-            self.metrics.inc("events_duplicate", duplicates)
-        self.metrics.inc("events_rejected", len(rejected))
+        refused = [*rejected, *late, *clashes, *stored]
+        accepted = len(frame) - len(stored)
+        duplicates = accepted - len(new)
+        self.metrics.inc("events_ingested", len(new))
+        self.metrics.inc("events_duplicate", duplicates)
+        self.metrics.inc("events_rejected", len(refused))
         self._gauges()
-        return EventsOut(accepted=len(frame), duplicates=duplicates, rejected=rejected)
+        return EventsOut(
+            accepted=accepted,
+            duplicates=duplicates,
+            rejected=sorted(refused, key=lambda r: r.index),
+        )
+
+    def _limit(self) -> pd.Timestamp:
+        """Latest event time the server accepts now."""
+        return self.clock() + self.max_future
 
     def customer(self, customer_id: str, explain: int = 0) -> CustomerOut:
         """The current forecast of one customer (404 when unknown).
@@ -212,6 +280,8 @@ class Service:
             self.reload_lock.release()
 
     def health(self) -> HealthOut:
+        """Liveness and what is served; a store that is no longer there is a 503."""
+        self.store.verify()
         model = self.model
         return HealthOut(
             status="ok",
@@ -251,6 +321,27 @@ class Service:
 
     def _gauges(self) -> None:
         self.metrics.gauges["customers"] = len(self.model.scorer)
+
+
+class _Until:
+    """The store as a customer source cut at ``limit``: stored rows dated after the server's
+    clock (written before the clock rule existed) are not learned, so the stream clock
+    never runs ahead of wall time."""
+
+    def __init__(self, store: Store, limit: pd.Timestamp) -> None:
+        self.store = store
+        self.limit = limit
+
+    def read(self) -> CustomerData:
+        everything = self.store.counts()
+        data = self.store.read(as_of=self.limit)
+        kept = len(data.transactions) + (0 if data.events is None else len(data.events))
+        dropped = everything["transactions"] + everything["events"] - kept
+        if dropped:
+            log.warning(
+                "%d stored rows are dated after %s and are not learned", dropped, self.limit
+            )
+        return data
 
 
 def _warm(scoring: ScoringModel, scorer: OnlineScorer, version: str) -> Model:
