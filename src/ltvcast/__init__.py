@@ -1,31 +1,67 @@
 """ltvcast: dynamic customer lifetime value forecasting.
 
-The curated public API; heavy dependencies (torch, LightGBM, FastAPI) load only when a model
-or the service that needs them is used.
+The curated public API. Names load on first access, so ``import ltvcast`` (and every CLI
+start) costs almost nothing; pandas, torch, LightGBM and FastAPI load when a function that
+needs them is used.
 """
 
 from __future__ import annotations
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from ltvcast._version import __version__
-from ltvcast.data.clean import CleaningOptions, CleaningReport
-from ltvcast.data.io import ColumnMap
-from ltvcast.data.schemas import CustomerData
-from ltvcast.data.store import Store
-from ltvcast.data.validate import load_customer_data
-from ltvcast.evaluation.backtest import BacktestResult, backtest
-from ltvcast.evaluation.metrics import evaluate
-from ltvcast.exceptions import (
-    ArtifactError,
-    ConfigError,
-    InsufficientDataError,
-    LTVError,
-    NotFittedError,
-    SchemaError,
-)
-from ltvcast.models.base import Forecaster
-from ltvcast.pipeline import ScoringModel, load_scoring_model, train_model
-from ltvcast.scoring.artifacts import load_model, save_model
-from ltvcast.timeframe import Horizon, parse_as_of, parse_horizon
+
+if TYPE_CHECKING:
+    from ltvcast.data.clean import CleaningOptions, CleaningReport
+    from ltvcast.data.io import ColumnMap
+    from ltvcast.data.schemas import CustomerData
+    from ltvcast.data.store import Store
+    from ltvcast.data.validate import load_customer_data
+    from ltvcast.evaluation.backtest import BacktestResult, backtest
+    from ltvcast.evaluation.metrics import evaluate
+    from ltvcast.exceptions import (
+        ArtifactError,
+        ConfigError,
+        InsufficientDataError,
+        LTVError,
+        NotFittedError,
+        SchemaError,
+        StoreError,
+    )
+    from ltvcast.models.base import Forecaster
+    from ltvcast.pipeline import ScoringModel, load_scoring_model, train_model
+    from ltvcast.scoring.artifacts import load_model, save_model
+    from ltvcast.timeframe import Horizon, parse_as_of, parse_horizon
+
+#: Public name -> defining module, imported on first attribute access.
+_PUBLIC = {
+    "ArtifactError": "ltvcast.exceptions",
+    "BacktestResult": "ltvcast.evaluation.backtest",
+    "CleaningOptions": "ltvcast.data.clean",
+    "CleaningReport": "ltvcast.data.clean",
+    "ColumnMap": "ltvcast.data.io",
+    "ConfigError": "ltvcast.exceptions",
+    "CustomerData": "ltvcast.data.schemas",
+    "Forecaster": "ltvcast.models.base",
+    "Horizon": "ltvcast.timeframe",
+    "InsufficientDataError": "ltvcast.exceptions",
+    "LTVError": "ltvcast.exceptions",
+    "NotFittedError": "ltvcast.exceptions",
+    "SchemaError": "ltvcast.exceptions",
+    "ScoringModel": "ltvcast.pipeline",
+    "Store": "ltvcast.data.store",
+    "StoreError": "ltvcast.exceptions",
+    "backtest": "ltvcast.evaluation.backtest",
+    "evaluate": "ltvcast.evaluation.metrics",
+    "load_customer_data": "ltvcast.data.validate",
+    "load_model": "ltvcast.scoring.artifacts",
+    "load_scoring_model": "ltvcast.pipeline",
+    "parse_as_of": "ltvcast.timeframe",
+    "parse_horizon": "ltvcast.timeframe",
+    "save_model": "ltvcast.scoring.artifacts",
+    "train_model": "ltvcast.pipeline",
+}
 
 __all__ = [
     "ArtifactError",
@@ -43,6 +79,7 @@ __all__ = [
     "SchemaError",
     "ScoringModel",
     "Store",
+    "StoreError",
     "__version__",
     "backtest",
     "evaluate",
@@ -54,3 +91,15 @@ __all__ = [
     "save_model",
     "train_model",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _PUBLIC:
+        value = getattr(importlib.import_module(_PUBLIC[name]), name)
+        globals()[name] = value  # later accesses skip this hook
+        return value
+    raise AttributeError(f"module 'ltvcast' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return __all__

@@ -14,14 +14,16 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
 
 from ltvcast.cli._app import console
-from ltvcast.data.clean import CleaningOptions, CleaningReport
-from ltvcast.data.io import ColumnMap
-from ltvcast.data.schemas import CustomerData
+
+if TYPE_CHECKING:
+    from ltvcast.data.clean import CleaningOptions, CleaningReport
+    from ltvcast.data.io import ColumnMap
+    from ltvcast.data.schemas import CustomerData
 
 #: Column-mapping flag -> ColumnMap field.
 _COLUMN_FLAGS = {
@@ -77,6 +79,9 @@ class Inputs:
     @classmethod
     def from_flags(cls, values: dict[str, Any]) -> Inputs:
         """Build from the flag values :func:`input_options` collected."""
+        from ltvcast.data.clean import CleaningOptions
+        from ltvcast.data.io import ColumnMap
+
         returns = values["returns"]
         if returns not in ("net", "drop"):
             raise typer.BadParameter("--returns must be 'net' or 'drop'")

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
-import pandas as pd
 import typer
 
 from ltvcast.cli._app import app, console
@@ -18,14 +17,16 @@ from ltvcast.cli._options import (
     writable_dir,
     writable_file,
 )
-from ltvcast.cli._print import note, print_metrics, print_segments
-from ltvcast.data.clean import CleaningReport
-from ltvcast.data.io import write_table
-from ltvcast.data.schemas import PREDICTION_COLUMNS, QUANTILE_COLUMNS, CustomerData
-from ltvcast.evaluation.backtest import BacktestResult, default_cutoff
 from ltvcast.models.registry import model_names
-from ltvcast.pipeline import ScoringModel, backtest_models, load_scoring_model, train_model
-from ltvcast.timeframe import Horizon, parse_as_of, parse_horizon
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from ltvcast.data.clean import CleaningReport
+    from ltvcast.data.schemas import CustomerData
+    from ltvcast.evaluation.backtest import BacktestResult
+    from ltvcast.pipeline import ScoringModel
+    from ltvcast.timeframe import Horizon
 
 ModelOpt = Annotated[
     str,
@@ -64,6 +65,7 @@ def simulate(
 ) -> None:
     """Simulate a store (profiles, events, purchases, returns, dirty rows) with true values."""
     from ltvcast.data.synthetic import simulate_store, write_store
+    from ltvcast.timeframe import parse_horizon
 
     if fmt not in ("csv", "parquet"):
         raise typer.BadParameter("--format must be csv or parquet")
@@ -88,6 +90,8 @@ def train(
     model: ModelOpt = "auto",
 ) -> None:
     """Train a model on data up to --as-of and save it to --out."""
+    from ltvcast.timeframe import parse_horizon
+
     span = parse_horizon(horizon)
     data, cleaning = inputs.load()
     scoring = _train(data, cleaning, model, span, as_of)
@@ -107,6 +111,9 @@ def predict(
     as_of: AsOfOpt = None,
 ) -> None:
     """Score every customer seen up to --as-of over the model's horizon."""
+    from ltvcast.data.io import write_table
+    from ltvcast.pipeline import load_scoring_model
+
     scoring = load_scoring_model(model_dir)
     data, _ = inputs.load()
     cutoff = scoring.resolve_as_of(data, as_of)
@@ -139,6 +146,9 @@ def backtest_command(
     ] = False,
 ) -> None:
     """Train every model up to --cutoff, score the period after it and compare."""
+    from ltvcast.evaluation.backtest import default_cutoff
+    from ltvcast.timeframe import parse_as_of, parse_horizon
+
     span = parse_horizon(horizon)
     data, cleaning = inputs.load()
     origin = (
@@ -169,10 +179,15 @@ def demo(
     seed: Annotated[int, typer.Option("--seed", help="Random seed.")] = 0,
 ) -> None:
     """The main job end to end: data, validation, backtest, training, predictions, report."""
+    from ltvcast.cli._print import print_segments
     from ltvcast.data.datasets import load_dataset_dir
+    from ltvcast.data.io import write_table
+    from ltvcast.data.schemas import PREDICTION_COLUMNS, QUANTILE_COLUMNS
     from ltvcast.data.synthetic import simulate_store, write_store
     from ltvcast.data.validate import load_customer_data
+    from ltvcast.evaluation.backtest import default_cutoff
     from ltvcast.evaluation.selection import pick
+    from ltvcast.timeframe import parse_horizon
 
     out.mkdir(parents=True, exist_ok=True)
     span = parse_horizon(horizon)
@@ -221,6 +236,10 @@ def _train(
     horizon: Horizon,
     as_of: str | pd.Timestamp | None,
 ) -> ScoringModel:
+    from ltvcast.cli._print import note
+    from ltvcast.pipeline import train_model
+    from ltvcast.timeframe import parse_as_of
+
     when = parse_as_of(as_of, data.last_timestamp())
     with step(f"Training {model} on data up to {when:%Y-%m-%d} for a {horizon.describe()} horizon"):
         scoring = train_model(
@@ -234,6 +253,9 @@ def _train(
 def _run_backtest(
     data: CustomerData, cutoff: pd.Timestamp, horizon: Horizon, models: list[str]
 ) -> BacktestResult:
+    from ltvcast.cli._print import print_metrics
+    from ltvcast.pipeline import backtest_models
+
     console.print(
         f"Backtest: train up to {cutoff:%Y-%m-%d}, score ({cutoff:%Y-%m-%d}, "
         f"{horizon.end(cutoff):%Y-%m-%d}] ({horizon.describe()})"
@@ -245,6 +267,8 @@ def _run_backtest(
 
 
 def _write_backtest(result: BacktestResult, out: Path) -> list[Path]:
+    from ltvcast.data.io import write_table
+
     out.mkdir(parents=True, exist_ok=True)
     metrics = write_table(result.table().reset_index(names="model"), out / "metrics.csv")
     meta = out / "backtest.json"

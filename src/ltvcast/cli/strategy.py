@@ -4,23 +4,22 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-import pandas as pd
 import typer
-from rich.table import Table
 
 from ltvcast.cli._app import app, console
 from ltvcast.cli._options import Inputs, input_options, step, writable_file
-from ltvcast.cli._print import note, print_customer, print_segments
 from ltvcast.cli.core import AsOfOpt, ModelDirArg
-from ltvcast.data.clean import CleaningReport
-from ltvcast.data.io import write_table
-from ltvcast.data.schemas import CUSTOMER_ID, CustomerData
 from ltvcast.exceptions import ConfigError, InsufficientDataError, SchemaError
-from ltvcast.pipeline import ScoringModel, backtest_models, load_scoring_model
-from ltvcast.strategy.plan import plan_contacts, read_uplift_table, uplift_by_segment
-from ltvcast.strategy.segments import FittedSegmentRules, SegmentRules
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from ltvcast.data.clean import CleaningReport
+    from ltvcast.data.schemas import CustomerData
+    from ltvcast.pipeline import ScoringModel
+    from ltvcast.strategy.segments import SegmentRules
 
 TopOpt = Annotated[int, typer.Option("--top", help="Drivers to show.")]
 
@@ -29,6 +28,8 @@ def _load(
     model_dir: Path, inputs: Inputs, as_of: str | None
 ) -> tuple[ScoringModel, CustomerData, CleaningReport, pd.Timestamp]:
     """Model, cleaned data (cut at as-of) and the as-of time every command here starts from."""
+    from ltvcast.pipeline import load_scoring_model
+
     scoring = load_scoring_model(model_dir)
     data, cleaning = inputs.load()
     cutoff = scoring.resolve_as_of(data, as_of)
@@ -81,6 +82,10 @@ def segment(
     ] = None,
 ) -> None:
     """Segment customers by forecast value and P(active); write one row per customer."""
+    from ltvcast.cli._print import print_segments
+    from ltvcast.data.io import write_table
+    from ltvcast.strategy.segments import SegmentRules
+
     rules = SegmentRules(
         high_value=high_value,
         low_value=low_value,
@@ -137,6 +142,12 @@ def plan(
     ] = False,
 ) -> None:
     """Choose whom to contact to maximise expected incremental margin within --budget."""
+
+    from ltvcast.data.io import write_table
+    from ltvcast.data.schemas import CUSTOMER_ID
+    from ltvcast.strategy.plan import plan_contacts, read_uplift_table, uplift_by_segment
+    from ltvcast.strategy.segments import SegmentRules
+
     if uplift is not None and uplift_by_segment_file is not None:
         raise ConfigError("give either --uplift or --uplift-by-segment, not both")
     table_by_segment = (
@@ -192,6 +203,10 @@ def explain(
     top: TopOpt = 8,
 ) -> None:
     """Print the drivers of one customer's forecast, or the model's global driver importance."""
+    from rich.table import Table
+
+    from ltvcast.cli._print import print_customer
+
     scoring, data, _, cutoff = _load(model_dir, inputs, as_of)
     if customer is None:
         with step("Explaining a sample of customers"):
@@ -230,6 +245,8 @@ def report(
     The backtest retrains this model's kind (and --models) at as-of minus the horizon and
     scores the horizon up to as-of.
     """
+    from ltvcast.cli._print import note
+    from ltvcast.pipeline import backtest_models
     from ltvcast.report import write_report
 
     scoring, data, cleaning, cutoff = _load(model_dir, inputs, as_of)
@@ -263,6 +280,10 @@ def score(
     top: TopOpt = 6,
 ) -> None:
     """Score one customer described in JSON (the body of the service's POST /v1/score)."""
+    from ltvcast.cli._print import print_customer
+    from ltvcast.pipeline import load_scoring_model
+    from ltvcast.strategy.segments import FittedSegmentRules
+
     scoring = load_scoring_model(model_dir)
     cuts = None if rules is None else FittedSegmentRules.from_dict(_read_json(str(rules)))
     forecast = scoring.score_one(_read_json(json_input), rules=cuts, explain=True)

@@ -1,8 +1,8 @@
 """L3 estimators.
 
 Every model is a :class:`~ltvcast.models.base.Forecaster`; :mod:`ltvcast.models.registry`
-maps the names the CLI accepts to classes. The classes are importable from here and load on
-first access, so ``import ltvcast.models`` imports neither torch nor LightGBM.
+maps the names the CLI accepts to classes. Everything here loads on first access, so
+``import ltvcast.models`` imports neither pandas, torch nor LightGBM.
 """
 
 from __future__ import annotations
@@ -10,20 +10,23 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from ltvcast.models.base import Forecaster
-from ltvcast.models.registry import create, forecaster_class, model_names
-
 if TYPE_CHECKING:
+    from ltvcast.models.base import Forecaster
     from ltvcast.models.baseline import SpendRateForecaster, TenureMeanForecaster
     from ltvcast.models.bgnbd import BetaGeoModel, ModifiedBetaGeoModel
     from ltvcast.models.btyd import BTYDForecaster
     from ltvcast.models.btyd_cal import CalibratedBTYDForecaster
     from ltvcast.models.gamma_gamma import GammaGammaModel
     from ltvcast.models.gbdt import GBDTForecaster
+    from ltvcast.models.registry import create, forecaster_class, model_names
     from ltvcast.models.seq.estimator import SeqForecaster
 
 #: Public class -> defining module, imported on first attribute access.
 _LAZY = {
+    "Forecaster": "ltvcast.models.base",
+    "create": "ltvcast.models.registry",
+    "forecaster_class": "ltvcast.models.registry",
+    "model_names": "ltvcast.models.registry",
     "BTYDForecaster": "ltvcast.models.btyd",
     "BetaGeoModel": "ltvcast.models.bgnbd",
     "CalibratedBTYDForecaster": "ltvcast.models.btyd_cal",

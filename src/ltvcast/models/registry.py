@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import importlib
 import inspect
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ltvcast.exceptions import ConfigError
-from ltvcast.models.base import Forecaster
+
+if TYPE_CHECKING:
+    from ltvcast.models.base import Forecaster
 
 #: The meta-model that picks among the others by an inner backtest.
 AUTO = "auto"
