@@ -102,3 +102,18 @@ def test_bad_input_exits_2_with_one_line(
     assert missing == 2
     assert run_app(["train", str(bad), "--horizon", "soon", "--out", "x"]) == 2
     assert "horizon" in capsys.readouterr().err
+
+
+def test_forecast_is_train_then_predict(store_files: dict[str, Path], tmp_path: Path) -> None:
+    source = str(store_files["transactions"])
+    common = ["--horizon", "60d", "--model", "btyd"]
+    one = tmp_path / "one.csv"
+    saved = tmp_path / "saved"
+    assert (
+        run_app(["forecast", source, *common, "--out", str(one), "--save-model", str(saved)]) == 0
+    )
+    assert run_app(["train", source, *common, "--out", str(tmp_path / "m")]) == 0
+    two = tmp_path / "two.csv"
+    assert run_app(["predict", str(tmp_path / "m"), source, "--out", str(two)]) == 0
+    pd.testing.assert_frame_equal(pd.read_csv(one), pd.read_csv(two))
+    assert (saved / "manifest.json").is_file()

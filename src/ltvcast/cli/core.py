@@ -127,6 +127,40 @@ def predict(
     )
 
 
+@app.command()
+@input_options
+def forecast(
+    inputs: Inputs,
+    horizon: HorizonOpt,
+    out: Annotated[
+        Path,
+        typer.Option("--out", help="Predictions file (.csv or .parquet).", callback=writable_file),
+    ],
+    as_of: AsOfOpt = None,
+    model: ModelOpt = "auto",
+    save_model: Annotated[
+        Path | None,
+        typer.Option("--save-model", help="Also save the model here.", callback=writable_dir),
+    ] = None,
+) -> None:
+    """Train on data up to --as-of and score everyone at once (train + predict, one process)."""
+    from ltvcast.data.io import write_table
+    from ltvcast.timeframe import parse_horizon
+
+    span = parse_horizon(horizon)
+    data, cleaning = inputs.load()
+    scoring = _train(data, cleaning, model, span, as_of)
+    if save_model is not None:
+        scoring.save(save_model)
+    cutoff = scoring.resolve_as_of(data, as_of)
+    predictions = scoring.predict(data, cutoff)
+    write_table(predictions, out)
+    console.print(
+        f"{len(predictions):,} customers as of {cutoff:%Y-%m-%d %H:%M}: predicted "
+        f"{predictions['predicted_value'].sum():,.2f} over {span.describe()} -> {out}"
+    )
+
+
 @app.command(name="backtest")
 @input_options
 def backtest_command(
