@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -114,15 +115,31 @@ def test_save_load_round_trip(fitted: SeqForecaster, data: CustomerData, tmp_pat
     save_model(fitted, tmp_path / "m")
     assert (tmp_path / "m" / "seq_weights.safetensors").is_file()
     loaded, manifest = load_model(tmp_path / "m")
-    assert manifest["state"]["mode"] == "direct" and manifest["state"]["stride"] == 2
+    state = manifest["state"]
+    assert state["mode"] == "direct" and state["stride"] == 2 and state["state_version"] == 2
+    assert list(state["scalers"]["steps"])[:3] == ["purchases", "log_spend", "event:view"]
+    assert list(state["scalers"]["numeric"]) == ["profile_age"]
     pd.testing.assert_frame_equal(loaded.predict(data, AS_OF), fitted.predict(data, AS_OF))
-    # an artifact of the previous input layout (no mean-spend context) is refused by name
-    path = tmp_path / "m" / "manifest.json"
+
+
+def _edit_state(directory: Path, edit: Callable[[dict[str, Any]], None]) -> None:
+    path = directory / "manifest.json"
     manifest = json.loads(path.read_text())
-    manifest["state"]["context_mean"] = manifest["state"]["context_mean"][:7]
+    edit(manifest["state"])
     path.write_text(json.dumps(manifest))
-    with pytest.raises(ArtifactError, match="7 context features; this version uses 8"):
+
+
+def test_artifacts_of_another_layout_are_refused(fitted: SeqForecaster, tmp_path: Path) -> None:
+    save_model(fitted, tmp_path / "m")
+    # an input layout without the mean-spend context is refused by name
+    _edit_state(tmp_path / "m", lambda state: state["scalers"]["steps"].pop("log_mean_spend"))
+    with pytest.raises(ArtifactError, match=r"7 context features .*; this version uses 8"):
         load_model(tmp_path / "m")
+    # an artifact of the positional scalers (no state version) must be retrained
+    save_model(fitted, tmp_path / "old")
+    _edit_state(tmp_path / "old", lambda state: state.pop("state_version"))
+    with pytest.raises(ArtifactError, match=r"state version 1; this version reads 2.*retrain it"):
+        load_model(tmp_path / "old")
 
 
 def test_rows_after_as_of_change_nothing(fitted: SeqForecaster, data: CustomerData) -> None:
@@ -163,28 +180,6 @@ def test_profiles_with_categorical_columns_only(data: CustomerData) -> None:
     predictions = model.predict(only_tier, AS_OF)
     assert len(predictions) == 80
     assert np.isfinite(predictions["predicted_value"]).all()
-
-
-def test_path_quantiles_match_a_lognormal_reference() -> None:
-    """Many lognormal paths: the ZILN quantiles match scipy's; p_active moves the level."""
-    import torch
-    from scipy import stats
-
-    from ltvcast.models.seq.estimator import _path_quantiles
-
-    rng = np.random.default_rng(0)
-    totals = torch.from_numpy(rng.lognormal(1.0, 0.5, (1, 4000)))
-    mean = torch.tensor([np.exp(1.0 + 0.125)], dtype=torch.float64)
-    prior = torch.tensor([0.25], dtype=torch.float64)
-    for p_active, level in ((1.0, 0.9), (0.5, 0.8)):  # p90 of the mixture = positive part's p80
-        p = torch.tensor([p_active], dtype=torch.float64)
-        q10, q90 = _path_quantiles(mean * p, p, totals, prior)[0].tolist()
-        assert q90 == pytest.approx(stats.lognorm.ppf(level, 0.5, scale=np.e), rel=0.03)
-        assert q10 == (
-            0.0
-            if p_active < 0.9
-            else pytest.approx(stats.lognorm.ppf(0.1, 0.5, scale=np.e), rel=0.03)
-        )
 
 
 def test_rollout_refit_learns_the_latest_level() -> None:
