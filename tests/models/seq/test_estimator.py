@@ -1,4 +1,5 @@
-"""SeqForecaster: learning, determinism, artifacts, no leakage, rollout, explanations."""
+"""SeqForecaster: learning, determinism, artifacts, no leakage, rollout, explanations, and
+too short histories (the fallback and the backtest skip)."""
 
 from __future__ import annotations
 
@@ -12,8 +13,10 @@ import pandas as pd
 import pytest
 
 from ltvcast.data.schemas import CustomerData
-from ltvcast.exceptions import ArtifactError
+from ltvcast.evaluation.backtest import backtest
+from ltvcast.exceptions import ArtifactError, InsufficientDataError
 from ltvcast.models.seq.estimator import SeqForecaster
+from ltvcast.pipeline import fit_forecaster
 from ltvcast.scoring.artifacts import load_model, save_model
 from ltvcast.timeframe import parse_horizon
 
@@ -206,3 +209,45 @@ def test_rollout_refit_learns_the_latest_level() -> None:
     new = latest.predict(data, as_of)["predicted_value"].mean() / 26
     # measured: 7.7 a week without the refit, 12.4 with it, 21.4 expected
     assert abs(np.log(new / weekly)) < abs(np.log(old / weekly)) - 0.3
+
+
+def _two_days() -> tuple[CustomerData, pd.Timestamp]:
+    """30 customers with two days of history (repeat buyers among them), more after."""
+    rng = np.random.default_rng(0)
+    ids = [f"c{i:02d}" for i in range(30)]
+    days = [
+        (c, d)
+        for i, c in enumerate(ids)
+        for d in (0, 1, 5 + i % 20)
+        if d != 1 or rng.random() < 0.5
+    ]
+    tx = pd.DataFrame(
+        {
+            "customer_id": [c for c, _ in days],
+            "timestamp": [START + pd.Timedelta(days=d, hours=10) for _, d in days],
+            "amount": [20.0 + int(c[1:]) for c, _ in days],
+        }
+    )
+    return CustomerData(tx), START + pd.Timedelta(days=1, hours=23)
+
+
+def test_too_short_history_is_insufficient_data() -> None:
+    """Every "too little history" case is an InsufficientDataError: btyd takes over."""
+    data, as_of = _two_days()
+    with pytest.raises(InsufficientDataError, match="too little history"):
+        SeqForecaster(**TINY).fit(data, as_of, parse_horizon("30d"))
+    with pytest.raises(InsufficientDataError, match="no customer"):
+        SeqForecaster(**TINY).fit(data, START - pd.Timedelta(days=1), parse_horizon("30d"))
+    reasons: list[str] = []
+    model = fit_forecaster("seq", data, as_of, parse_horizon("30d"), on_fallback=reasons.append)
+    assert model.name == "btyd"
+    assert len(reasons) == 1 and reasons[0].startswith("seq cannot train here")
+    assert "too little history" in reasons[0]
+
+
+def test_backtest_skips_seq_on_a_too_short_history() -> None:
+    data, cutoff = _two_days()
+    result = backtest(data, cutoff, parse_horizon("14d"), [SeqForecaster(**TINY)])
+    (seq,) = result.results
+    assert seq.name == "seq" and seq.metrics == {} and seq.predictions is None
+    assert seq.error is not None and "too little history" in seq.error

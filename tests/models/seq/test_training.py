@@ -11,7 +11,7 @@ import torch
 from scipy import special, stats
 
 from ltvcast.data.schemas import CustomerData
-from ltvcast.exceptions import ConfigError
+from ltvcast.exceptions import InsufficientDataError
 from ltvcast.features.sequence import CONTEXT_NAMES, SequenceBatch
 from ltvcast.models.seq.forward import torch_session
 from ltvcast.models.seq.inputs import NetworkInputs, PeriodGrid, SeqInputs, fit_inputs
@@ -83,7 +83,7 @@ def test_split_is_time_ordered() -> None:
 
 
 def test_split_refuses_too_little_history() -> None:
-    with pytest.raises(ConfigError, match="too little history"):
+    with pytest.raises(InsufficientDataError, match="too little history"):
         _split(np.ones((10, 2), dtype=bool), rollout=True)
 
 

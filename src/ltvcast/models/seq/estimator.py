@@ -39,7 +39,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from ltvcast.data.schemas import CustomerData
-from ltvcast.exceptions import ArtifactError, ConfigError
+from ltvcast.exceptions import ArtifactError, ConfigError, InsufficientDataError
 from ltvcast.features.sequence import CONTEXT_NAMES, horizon_periods
 from ltvcast.features.windows import backtest_origins
 from ltvcast.models.base import Forecaster
@@ -212,6 +212,10 @@ class SeqForecaster(Forecaster):
     # ------------------------------------------------------------------ fit
     def _fit(self, data: CustomerData, as_of: pd.Timestamp, horizon: Horizon) -> None:
         self._check_params()
+        if data.customers().empty:
+            raise InsufficientDataError(
+                f"seq: no customer has a transaction or event up to {as_of:%Y-%m-%d %H:%M}"
+            )
         has_origin = bool(backtest_origins(data.first_timestamp(), as_of, horizon, max_origins=1))
         self.mode_ = self.mode if self.mode != "auto" else ("direct" if has_origin else "rollout")
         grid = choose_grid(

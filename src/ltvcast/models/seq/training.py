@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ltvcast.exceptions import ConfigError
+from ltvcast.exceptions import InsufficientDataError
 from ltvcast.features.sequence import LOG_SPEND, PURCHASES, SequenceBatch
 from ltvcast.models.seq.forward import forward_all
 from ltvcast.models.seq.inputs import NetworkInputs, channel, left_align, spend_from_log
@@ -136,7 +136,7 @@ def split_origins(
 
     Raises
     ------
-    ConfigError
+    InsufficientDataError
         When no training or no validation origin remains.
     """
     t, h, s = mask.shape[1], horizon_periods, stride
@@ -157,7 +157,7 @@ def split_origins(
         train = usable & ~held[:, None] & ~valid
         valid = valid & held[:, None]
     if not train.any() or not valid.any():
-        raise ConfigError(
+        raise InsufficientDataError(
             f"seq: too little history to train ({mask.sum()} customer-periods of "
             f"{period_days} days for a {horizon_periods}-period horizon)"
         )
