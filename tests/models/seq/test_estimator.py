@@ -1,8 +1,10 @@
-"""SeqForecaster: learning, determinism, artifacts, no leakage, rollout, explanations."""
+"""SeqForecaster: learning, determinism, artifacts, no leakage, rollout, explanations, and
+too short histories (the fallback and the backtest skip)."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -11,8 +13,10 @@ import pandas as pd
 import pytest
 
 from ltvcast.data.schemas import CustomerData
-from ltvcast.exceptions import ArtifactError
+from ltvcast.evaluation.backtest import backtest
+from ltvcast.exceptions import ArtifactError, InsufficientDataError
 from ltvcast.models.seq.estimator import SeqForecaster
+from ltvcast.pipeline import fit_forecaster
 from ltvcast.scoring.artifacts import load_model, save_model
 from ltvcast.timeframe import parse_horizon
 
@@ -114,15 +118,31 @@ def test_save_load_round_trip(fitted: SeqForecaster, data: CustomerData, tmp_pat
     save_model(fitted, tmp_path / "m")
     assert (tmp_path / "m" / "seq_weights.safetensors").is_file()
     loaded, manifest = load_model(tmp_path / "m")
-    assert manifest["state"]["mode"] == "direct" and manifest["state"]["stride"] == 2
+    state = manifest["state"]
+    assert state["mode"] == "direct" and state["stride"] == 2 and state["state_version"] == 2
+    assert list(state["scalers"]["steps"])[:3] == ["purchases", "log_spend", "event:view"]
+    assert list(state["scalers"]["numeric"]) == ["profile_age"]
     pd.testing.assert_frame_equal(loaded.predict(data, AS_OF), fitted.predict(data, AS_OF))
-    # an artifact of the previous input layout (no mean-spend context) is refused by name
-    path = tmp_path / "m" / "manifest.json"
+
+
+def _edit_state(directory: Path, edit: Callable[[dict[str, Any]], None]) -> None:
+    path = directory / "manifest.json"
     manifest = json.loads(path.read_text())
-    manifest["state"]["context_mean"] = manifest["state"]["context_mean"][:7]
+    edit(manifest["state"])
     path.write_text(json.dumps(manifest))
-    with pytest.raises(ArtifactError, match="7 context features; this version uses 8"):
+
+
+def test_artifacts_of_another_layout_are_refused(fitted: SeqForecaster, tmp_path: Path) -> None:
+    save_model(fitted, tmp_path / "m")
+    # an input layout without the mean-spend context is refused by name
+    _edit_state(tmp_path / "m", lambda state: state["scalers"]["steps"].pop("log_mean_spend"))
+    with pytest.raises(ArtifactError, match=r"7 context features .*; this version uses 8"):
         load_model(tmp_path / "m")
+    # an artifact of the positional scalers (no state version) must be retrained
+    save_model(fitted, tmp_path / "old")
+    _edit_state(tmp_path / "old", lambda state: state.pop("state_version"))
+    with pytest.raises(ArtifactError, match=r"state version 1; this version reads 2.*retrain it"):
+        load_model(tmp_path / "old")
 
 
 def test_rows_after_as_of_change_nothing(fitted: SeqForecaster, data: CustomerData) -> None:
@@ -165,28 +185,6 @@ def test_profiles_with_categorical_columns_only(data: CustomerData) -> None:
     assert np.isfinite(predictions["predicted_value"]).all()
 
 
-def test_path_quantiles_match_a_lognormal_reference() -> None:
-    """Many lognormal paths: the ZILN quantiles match scipy's; p_active moves the level."""
-    import torch
-    from scipy import stats
-
-    from ltvcast.models.seq.estimator import _path_quantiles
-
-    rng = np.random.default_rng(0)
-    totals = torch.from_numpy(rng.lognormal(1.0, 0.5, (1, 4000)))
-    mean = torch.tensor([np.exp(1.0 + 0.125)], dtype=torch.float64)
-    prior = torch.tensor([0.25], dtype=torch.float64)
-    for p_active, level in ((1.0, 0.9), (0.5, 0.8)):  # p90 of the mixture = positive part's p80
-        p = torch.tensor([p_active], dtype=torch.float64)
-        q10, q90 = _path_quantiles(mean * p, p, totals, prior)[0].tolist()
-        assert q90 == pytest.approx(stats.lognorm.ppf(level, 0.5, scale=np.e), rel=0.03)
-        assert q10 == (
-            0.0
-            if p_active < 0.9
-            else pytest.approx(stats.lognorm.ppf(0.1, 0.5, scale=np.e), rel=0.03)
-        )
-
-
 def test_rollout_refit_learns_the_latest_level() -> None:
     """Spend drops to a fifth in the last four of 13 weeks: the refit (default) is nearer it."""
     rng = np.random.default_rng(3)
@@ -211,3 +209,45 @@ def test_rollout_refit_learns_the_latest_level() -> None:
     new = latest.predict(data, as_of)["predicted_value"].mean() / 26
     # measured: 7.7 a week without the refit, 12.4 with it, 21.4 expected
     assert abs(np.log(new / weekly)) < abs(np.log(old / weekly)) - 0.3
+
+
+def _two_days() -> tuple[CustomerData, pd.Timestamp]:
+    """30 customers with two days of history (repeat buyers among them), more after."""
+    rng = np.random.default_rng(0)
+    ids = [f"c{i:02d}" for i in range(30)]
+    days = [
+        (c, d)
+        for i, c in enumerate(ids)
+        for d in (0, 1, 5 + i % 20)
+        if d != 1 or rng.random() < 0.5
+    ]
+    tx = pd.DataFrame(
+        {
+            "customer_id": [c for c, _ in days],
+            "timestamp": [START + pd.Timedelta(days=d, hours=10) for _, d in days],
+            "amount": [20.0 + int(c[1:]) for c, _ in days],
+        }
+    )
+    return CustomerData(tx), START + pd.Timedelta(days=1, hours=23)
+
+
+def test_too_short_history_is_insufficient_data() -> None:
+    """Every "too little history" case is an InsufficientDataError: btyd takes over."""
+    data, as_of = _two_days()
+    with pytest.raises(InsufficientDataError, match="too little history"):
+        SeqForecaster(**TINY).fit(data, as_of, parse_horizon("30d"))
+    with pytest.raises(InsufficientDataError, match="no customer"):
+        SeqForecaster(**TINY).fit(data, START - pd.Timedelta(days=1), parse_horizon("30d"))
+    reasons: list[str] = []
+    model = fit_forecaster("seq", data, as_of, parse_horizon("30d"), on_fallback=reasons.append)
+    assert model.name == "btyd"
+    assert len(reasons) == 1 and reasons[0].startswith("seq cannot train here")
+    assert "too little history" in reasons[0]
+
+
+def test_backtest_skips_seq_on_a_too_short_history() -> None:
+    data, cutoff = _two_days()
+    result = backtest(data, cutoff, parse_horizon("14d"), [SeqForecaster(**TINY)])
+    (seq,) = result.results
+    assert seq.name == "seq" and seq.metrics == {} and seq.predictions is None
+    assert seq.error is not None and "too little history" in seq.error

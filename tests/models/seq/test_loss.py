@@ -1,13 +1,21 @@
-"""ZILN loss, mean and quantiles against scipy's lognormal."""
+"""ZILN loss, mean and quantiles against scipy's lognormal; Poisson NLL and inverse softplus."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 import torch
-from scipy import stats
+from scipy import special, stats
 
-from ltvcast.models.seq.loss import ziln_loss, ziln_mean, ziln_nll, ziln_params, ziln_quantiles
+from ltvcast.models.seq.loss import (
+    inverse_softplus,
+    poisson_nll,
+    ziln_loss,
+    ziln_mean,
+    ziln_nll,
+    ziln_params,
+    ziln_quantiles,
+)
 
 LOGITS = torch.tensor(
     [[0.3, 1.2, 0.4], [-1.5, 3.0, -0.2], [2.0, -0.5, 1.5], [0.0, 0.0, 0.0]], dtype=torch.float64
@@ -58,3 +66,18 @@ def test_loss_gradient_finite_for_zero_targets() -> None:
     logits = LOGITS.clone().requires_grad_(True)
     ziln_loss(logits, torch.zeros(4, dtype=torch.float64)).backward()
     assert logits.grad is not None and torch.isfinite(logits.grad).all()
+
+
+def test_poisson_nll_is_minus_log_pmf_without_the_factorial() -> None:
+    rate = np.array([0.3, 1.0, 2.5, 7.0, 0.01])
+    count = np.array([0.0, 1.0, 4.0, 3.0, 2.0])
+    got = poisson_nll(torch.from_numpy(np.log(rate)), torch.from_numpy(count)).numpy()
+    expected = -stats.poisson.logpmf(count, rate) - special.gammaln(count + 1.0)
+    np.testing.assert_allclose(got, expected, rtol=1e-12)
+
+
+def test_inverse_softplus_undoes_softplus() -> None:
+    x = np.array([1e-3, 0.1, 0.7, 2.0, 15.0])
+    got = inverse_softplus(torch.from_numpy(x)).numpy()
+    np.testing.assert_allclose(got, np.log(np.expm1(x)), rtol=1e-12)
+    np.testing.assert_allclose(np.logaddexp(0.0, got), x, rtol=1e-12)  # softplus(z) = x

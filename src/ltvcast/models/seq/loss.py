@@ -1,4 +1,4 @@
-"""Zero-inflated lognormal (ZILN) distribution for customer value.
+"""Losses of the sequence model: the zero-inflated lognormal (ZILN) and Poisson counts.
 
 Wang, Liu & Miao (2019), "A Deep Probabilistic Model for Customer Lifetime Value Prediction"
 (google/lifetime_value). A network emits three numbers per customer: a logit for
@@ -10,6 +10,8 @@ above it, so
   ``-log p - log LogNormal(y; mu, sigma)`` for ``y > 0`` (eq. 2 of the paper);
 - mean: ``p * exp(mu + sigma^2 / 2)``;
 - quantile ``q``: ``0`` when ``q <= 1 - p``, else the lognormal quantile at ``(q - (1 - p)) / p``.
+
+Purchase counts get a Poisson likelihood on a log-rate head (:func:`poisson_nll`).
 """
 
 from __future__ import annotations
@@ -78,3 +80,19 @@ def ziln_quantiles(logits: torch.Tensor, quantiles: tuple[float, ...] = (0.1, 0.
         value = torch.exp(mu + sigma * torch.special.ndtri(level))
         out.append(torch.where(q <= 1.0 - p, torch.zeros_like(value), value))
     return torch.stack(out, dim=-1)
+
+
+def poisson_nll(log_rate: torch.Tensor, count: torch.Tensor) -> torch.Tensor:
+    """Per-sample Poisson negative log-likelihood of ``count`` given ``log(rate)``.
+
+    The constant ``log(count!)`` is left out: ``rate - count * log(rate)``.
+    """
+    return torch.exp(log_rate) - count * log_rate
+
+
+def inverse_softplus(x: torch.Tensor) -> torch.Tensor:
+    """The ``z`` with ``softplus(z) = x`` (``x > 0``): ``x + log(1 - exp(-x))``.
+
+    Turns a lognormal scale into the raw logit that :func:`ziln_params` maps back to it.
+    """
+    return x + torch.log(-torch.expm1(-x))
