@@ -39,7 +39,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from ltvcast.data.schemas import CustomerData
-from ltvcast.exceptions import ArtifactError, ConfigError, InsufficientDataError
+from ltvcast.exceptions import ArtifactError, ConfigError
 from ltvcast.features.sequence import CONTEXT_NAMES, horizon_periods
 from ltvcast.features.windows import backtest_origins
 from ltvcast.models.base import Forecaster
@@ -212,10 +212,6 @@ class SeqForecaster(Forecaster):
     # ------------------------------------------------------------------ fit
     def _fit(self, data: CustomerData, as_of: pd.Timestamp, horizon: Horizon) -> None:
         self._check_params()
-        if data.customers().empty:
-            raise InsufficientDataError(
-                f"seq: no customer has a transaction or event up to {as_of:%Y-%m-%d %H:%M}"
-            )
         has_origin = bool(backtest_origins(data.first_timestamp(), as_of, horizon, max_origins=1))
         self.mode_ = self.mode if self.mode != "auto" else ("direct" if has_origin else "rollout")
         grid = choose_grid(
@@ -365,7 +361,7 @@ class SeqForecaster(Forecaster):
 
     def load_state(self, directory: Path, state: dict[str, Any]) -> None:
         """Check the state's version and inputs, rebuild the network and load its weights."""
-        source = Path(directory) / str(state.get("weights", WEIGHTS_FILE))
+        source = self.state_file(directory, state.get("weights", WEIGHTS_FILE))
         version = state.get("state_version", 1)
         if version != STATE_VERSION:
             raise ArtifactError(
