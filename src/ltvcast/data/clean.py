@@ -64,7 +64,9 @@ class CleaningOptions:
         Events whose type is not one of :data:`~ltvcast.data.schemas.KNOWN_EVENT_TYPES`:
         ``"keep"`` them as their own channel or ``"drop"`` them.
     drop_duplicates
-        Remove exact duplicate rows (equal in every canonical column).
+        Remove exact duplicate rows: rows equal to an earlier row in every column of the
+        source table as read (not only in the canonical columns: two products of one invoice
+        with the same quantity and price are two rows). They are always counted.
     """
 
     returns: Literal["net", "drop"] = "net"
@@ -137,34 +139,56 @@ class CleaningReport:
 
 
 def clean_transactions(
-    frame: pd.DataFrame, options: CleaningOptions, report: CleaningReport, table: str
+    frame: pd.DataFrame,
+    options: CleaningOptions,
+    report: CleaningReport,
+    table: str,
+    duplicated: np.ndarray | None = None,
 ) -> pd.DataFrame:
-    """Apply duplicates, returns, zero-amount and winsorizing rules to typed transactions."""
-    frame = _drop_duplicates(frame, options, report, table)
+    """Apply duplicates, returns, zero-amount and winsorizing rules to typed transactions.
+
+    ``duplicated`` marks the rows of ``frame`` that repeat an earlier row of the source table
+    in every column as read (:mod:`~ltvcast.data.validate` passes it); ``None`` compares the
+    columns of ``frame`` itself.
+    """
+    frame = _drop_duplicates(frame, options, report, table, duplicated)
     frame = _returns(frame, options, report, table)
     frame = _zero_amounts(frame, options, report, table)
     return _winsorize(frame, options, report, table)
 
 
 def clean_events(
-    frame: pd.DataFrame, options: CleaningOptions, report: CleaningReport, table: str
+    frame: pd.DataFrame,
+    options: CleaningOptions,
+    report: CleaningReport,
+    table: str,
+    duplicated: np.ndarray | None = None,
 ) -> pd.DataFrame:
-    """Map event-type aliases, apply the unknown-type rule and drop duplicates."""
-    frame = _event_types(frame, options, report, table)
-    return _drop_duplicates(frame, options, report, table)
+    """Drop duplicates, map event-type aliases and apply the unknown-type rule.
+
+    ``duplicated`` as in :func:`clean_transactions`.
+    """
+    frame = _drop_duplicates(frame, options, report, table, duplicated)
+    return _event_types(frame, options, report, table)
 
 
 def _drop_duplicates(
-    frame: pd.DataFrame, options: CleaningOptions, report: CleaningReport, table: str
+    frame: pd.DataFrame,
+    options: CleaningOptions,
+    report: CleaningReport,
+    table: str,
+    duplicated: np.ndarray | None,
 ) -> pd.DataFrame:
-    duplicated = frame.duplicated(keep="first").to_numpy()
+    if duplicated is None:
+        duplicated = frame.duplicated(keep="first").to_numpy()
     n = int(duplicated.sum())
     if not n:
         return frame
+    what = "exact duplicate rows (equal to an earlier row in every source column)"
     if options.drop_duplicates:
-        report.add(table, "duplicates", n, "exact duplicate rows dropped")
+        report.add(table, "duplicates", n, f"{what}: dropped")
         return frame[~duplicated]
-    report.add(table, "duplicates", n, "exact duplicate rows kept")
+    report.add(table, "duplicates", n, f"{what}: kept")
     return frame
 
 

@@ -12,8 +12,9 @@ Decisions per dataset:
 - **Online Retail**: ``amount = Quantity * UnitPrice`` (GBP), ``order_id = InvoiceNo``,
   ``item_id = StockCode``; times are UK wall-clock (``Europe/London``) converted to UTC. Rows
   without CustomerID are dropped and counted; "C" invoices are returns (netted by default);
-  exact duplicate lines are dropped. Postage, carriage, discounts, manual lines and samples
-  (POST, DOT, C2, D, M, S ...) are what the customer paid or was refunded, so they stay;
+  exact duplicate lines (equal in all 8 columns) are dropped. Postage, carriage, discounts,
+  manual lines and samples (POST, DOT, C2, D, M, S ...) are what the customer paid or was
+  refunded, so they stay;
   fees and commissions that are not customer spend (BANK CHARGES, AMAZONFEE, CRUK) and the
   bad-debt adjustments (StockCode B, invoices "A...") are dropped. Profiles: each customer's
   most frequent Country.

@@ -91,7 +91,7 @@ def validate_transactions(
     checker.ids(ORDER_ID, "order", required=False)
     checker.ids(ITEM_ID, "item", required=False)
     out = checker.result()
-    out = clean_transactions(out, options, report, TRANSACTIONS)
+    out = clean_transactions(out, options, report, TRANSACTIONS, checker.source_duplicates())
     return _finish(out, source, TRANSACTIONS, report)
 
 
@@ -115,7 +115,7 @@ def validate_events(
     checker.ids(ITEM_ID, "item", required=False)
     checker.optional_number(VALUE, "value")
     out = checker.result()
-    out = clean_events(out, options, report, EVENTS)
+    out = clean_events(out, options, report, EVENTS, checker.source_duplicates())
     return _finish(out, source, EVENTS, report)
 
 
@@ -228,10 +228,19 @@ class _Checker:
     report: CleaningReport
     out: dict[str, pd.Series] = field(default_factory=dict)
     problems: list[tuple[str, str, str, str, np.ndarray]] = field(default_factory=list)
+    kept: np.ndarray = field(default_factory=lambda: np.ones(0, dtype=bool))
 
     def __post_init__(self) -> None:
         if not len(self.frame) or not self.frame.shape[1]:
             raise SchemaError(f"{self.source}: no data rows")
+        repeated = self.frame.columns[self.frame.columns.duplicated()]
+        if len(repeated):
+            name = repeated[0]
+            where = ", ".join(str(i + 1) for i in np.flatnonzero(self.frame.columns == name))
+            raise SchemaError(
+                f"{self.source}: column names must be unique; '{name}' appears "
+                f"{len(where.split(', '))} times (columns {where})"
+            )
         self.report.add(self.table, "read", len(self.frame), self.source)
         index = self.frame.index
         if pd.api.types.is_integer_dtype(index.dtype):
@@ -351,10 +360,19 @@ class _Checker:
             raise SchemaError(f"{self.source}: no valid row left: " + "; ".join(messages))
         for (_, step, _, _, mask), message in zip(self.problems, messages, strict=True):
             self.report.add(self.table, step, int(mask.sum()), f"{message}; dropped")
+        self.kept = ~rejected
         order = [c for c in _CANONICAL_ORDER if c in self.out]
         order += [c for c in self.out if c not in order]
         out = pd.DataFrame({k: self.out[k].reset_index(drop=True) for k in order})
         return out[~rejected] if rejected.any() else out
+
+    def source_duplicates(self) -> np.ndarray:
+        """Which kept rows equal an earlier source row in every column as read (after result)."""
+        try:
+            duplicated = self.frame.duplicated(keep="first")
+        except TypeError:  # unhashable cells (lists, dicts): compare their text
+            duplicated = self.frame.astype(str).duplicated(keep="first")
+        return duplicated.to_numpy()[self.kept]
 
 
 def _finish(frame: pd.DataFrame, source: str, table: str, report: CleaningReport) -> pd.DataFrame:
