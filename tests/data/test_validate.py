@@ -536,6 +536,51 @@ def test_invalid_now_options(options: dict[str, object], message: str) -> None:
         CleaningOptions(**options)  # type: ignore[arg-type]
 
 
+@pytest.mark.parametrize("huge", [1e308, -2e12, "1e13", "inf"])
+def test_implausible_amounts_are_dropped_and_counted(huge: object) -> None:
+    report = CleaningReport()
+    out = validate_transactions(_tx(amount=[10.0, huge, 30.0, 1e12]), "tx.csv", report=report)
+    assert out["amount"].tolist() == [10.0, 30.0, 1e12]
+    step = "invalid_amount" if huge == "inf" else "implausible_amount"  # inf is no number
+    assert report.count("transactions", step) == 1
+    if step == "implausible_amount":
+        detail = report.to_frame().set_index("step").loc[step, "detail"]
+        assert detail == (
+            "tx.csv: column 'amount' must be finite with |amount| at most 1,000,000,000,000; "
+            "1 of 4 rows are not (rows 2); dropped"
+        )
+
+
+def test_implausible_derived_amounts_and_optional_numbers() -> None:
+    frame = pd.DataFrame(
+        {
+            "customer_id": ["a", "b", "c"],
+            "timestamp": ["2024-01-01"] * 3,
+            "Quantity": [3, 1e200, 2],
+            "UnitPrice": [2.5, 1e200, 1e11],
+        }
+    )
+    report = CleaningReport()
+    columns = ColumnMap(quantity="Quantity", price="UnitPrice")
+    out = validate_transactions(frame, "tx.csv", columns, report=report)
+    assert out["amount"].tolist() == [7.5, 2e11]
+    assert "column 'Quantity' (quantity) x 'UnitPrice' (price) must be finite" in report.lines()[1]
+    with pytest.raises(SchemaError, match=r"no valid row left|must be finite"):
+        validate_transactions(frame.iloc[1:2], "tx.csv", columns)
+    events = pd.DataFrame(
+        {
+            "customer_id": ["a", "b"],
+            "timestamp": ["2024-01-01"] * 2,
+            "event_type": "view",
+            "value": [1.5, 1e300],
+        }
+    )
+    report = CleaningReport()
+    out = validate_events(events, "ev.csv", report=report)
+    assert out["value"].iloc[0] == 1.5 and np.isnan(out["value"].iloc[1])
+    assert report.count("events", "invalid_value") == 1
+
+
 def test_repeated_columns_of_a_frame_are_refused() -> None:
     frame = pd.concat([_tx(), _tx()[["amount"]]], axis=1)
     with pytest.raises(SchemaError) as err:

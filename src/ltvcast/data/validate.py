@@ -65,6 +65,11 @@ TIMESTAMP_RANGE: Final = (
     pd.Timestamp("1678-01-01"),
     (pd.Timestamp.max - pd.Timedelta(days=MAX_HORIZON_DAYS)).floor("D"),
 )
+#: Largest plausible ``|amount|`` (a trillion in any currency): larger or infinite amounts
+#: (unit errors, overflow sentinels such as 1e308, quantity x price overflowing) are dropped
+#: and counted; in optional numeric columns (quantity, value) they become missing.
+MAX_ABS_AMOUNT: Final = 1e12
+_PLAUSIBLE = f"must be finite with |amount| at most {MAX_ABS_AMOUNT:,.0f}"
 #: Numbers below this many seconds after 1970 (1973-03-03; in the unit chosen) are not read as
 #: epoch times: they are counts or amounts (a column mapped as time by mistake) or 0 for none.
 EPOCH_FLOOR_SECONDS: Final = 1e8
@@ -333,9 +338,17 @@ class _Checker:
         canonical = CANONICAL_OF[field_name]
         return f"'{name}'" if name == canonical else f"'{name}' ({canonical})"
 
-    def reject(self, field_name: str, step: str, rule: str, failure: str, mask: np.ndarray) -> None:
+    def reject(
+        self,
+        field_name: str,
+        step: str,
+        rule: str,
+        failure: str,
+        mask: np.ndarray,
+        label: str | None = None,
+    ) -> None:
         if mask.any():
-            self.problems.append((self.label(field_name), step, rule, failure, mask))
+            self.problems.append((label or self.label(field_name), step, rule, failure, mask))
 
     def ids(self, target: str, field_name: str, required: bool) -> None:
         raw = self.column(field_name, required)
@@ -416,16 +429,21 @@ class _Checker:
             self.out[AMOUNT] = amount = _numbers(raw)
             bad = amount.isna().to_numpy()
             self.reject("amount", "invalid_amount", "must be numeric", "are not", bad)
+            self.reject("amount", "implausible_amount", _PLAUSIBLE, "are not", _too_large(amount))
             if quantity is not None and count is not None:
-                self.unparsable(quantity, count, "quantity", "invalid_quantity")
+                count = self.unparsable(quantity, count, "quantity", "invalid_quantity")
+                self.out[QUANTITY] = count
             return
         price_raw = self.column("price", required=True)
         assert price_raw is not None and count is not None
         price = _numbers(price_raw)
-        self.out[AMOUNT] = count * price
+        self.out[AMOUNT] = amount = count * price
         for name, numbers in (("price", price), ("quantity", count)):
             bad = numbers.isna().to_numpy()
             self.reject(name, "invalid_amount", "must be numeric", "are not", bad)
+        label = f"{self.label('quantity')} x {self.label('price')}"
+        too_large = _too_large(amount)
+        self.reject("amount", "implausible_amount", _PLAUSIBLE, "are not", too_large, label)
 
     def event_types(self) -> None:
         raw = self.column("event", required=True)
@@ -439,15 +457,23 @@ class _Checker:
     def optional_number(self, target: str, field_name: str) -> None:
         raw = self.column(field_name, required=False)
         if raw is not None:
-            self.out[target] = numbers = _numbers(raw)
-            self.unparsable(raw, numbers, field_name, f"invalid_{target}")
+            self.out[target] = self.unparsable(raw, _numbers(raw), field_name, f"invalid_{target}")
 
-    def unparsable(self, raw: pd.Series, numbers: pd.Series, field_name: str, step: str) -> None:
-        """Report entries of an optional numeric column that did not parse (kept as missing)."""
+    def unparsable(
+        self, raw: pd.Series, numbers: pd.Series, field_name: str, step: str
+    ) -> pd.Series:
+        """An optional numeric column with its unparsable and implausible entries missing
+        (and reported)."""
         bad = (numbers.isna() & raw.notna()).to_numpy()
-        if bad.any():
-            detail = self.describe(self.label(field_name), "must be numeric", "are not", bad)
-            self.report.add(self.table, step, int(bad.sum()), f"{detail}; set to missing")
+        too_large = _too_large(numbers)
+        for mask, rule, failure in (
+            (bad, "must be numeric", "are not"),
+            (too_large, _PLAUSIBLE.replace("|amount|", "|value|"), "are not"),
+        ):
+            if mask.any():
+                detail = self.describe(self.label(field_name), rule, failure, mask)
+                self.report.add(self.table, step, int(mask.sum()), f"{detail}; set to missing")
+        return numbers.mask(too_large) if too_large.any() else numbers
 
     def describe(self, label: str, rule: str, failure: str, mask: np.ndarray) -> str:
         return (
@@ -503,6 +529,13 @@ def _frame(
     if isinstance(table, pd.DataFrame):
         return table, name
     return read_table(table, text_columns=text_columns), str(table)
+
+
+def _too_large(numbers: pd.Series) -> np.ndarray:
+    """Entries that are infinite or beyond :data:`MAX_ABS_AMOUNT` (missing ones are not)."""
+    values = numbers.to_numpy(dtype="float64", na_value=np.nan)
+    with np.errstate(invalid="ignore"):
+        return ~np.isnan(values) & ~(np.abs(values) <= MAX_ABS_AMOUNT)
 
 
 def _numbers(values: pd.Series) -> pd.Series:
