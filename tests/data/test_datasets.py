@@ -230,6 +230,10 @@ def test_dataset_dir_generic_folder(tmp_path: Path) -> None:
     assert data.transactions["customer_id"].tolist() == ["1", "2"]
     assert data.events is not None and len(data.events) == 1 and data.profiles is None
     assert report.count("events", "result") == 1
+    options = CleaningOptions(now=pd.Timestamp("2023-12-31"))  # the caller's clock
+    _, data, report = load_dataset_dir(tmp_path, options)
+    assert data.transactions["customer_id"].tolist() == ["1"]
+    assert report.count("transactions", "future_timestamp") == 1
 
 
 def test_dataset_dir_errors(tmp_path: Path) -> None:

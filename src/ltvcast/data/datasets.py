@@ -320,12 +320,15 @@ _MARKERS = (
 )
 
 
-def load_dataset_dir(path: Path) -> tuple[str, CustomerData, CleaningReport]:
+def load_dataset_dir(
+    path: Path, options: CleaningOptions | None = None
+) -> tuple[str, CustomerData, CleaningReport]:
     """Load a folder: a known shared dataset (recognised by its files) or a generic folder.
 
     A generic folder holds ``transactions.<ext>`` and optionally ``events.<ext>`` and
     ``profiles.<ext>`` (any extension :func:`~ltvcast.data.io.read_table` reads) in canonical
-    column names.
+    column names; it is cleaned with ``options`` (e.g. the caller's ``now``). Known datasets
+    keep their documented options.
 
     Returns
     -------
@@ -348,7 +351,10 @@ def load_dataset_dir(path: Path) -> tuple[str, CustomerData, CleaningReport]:
             f"dataset file ({known})"
         )
     data, report = load_customer_data(
-        tables["transactions"], tables.get("events"), tables.get("profiles")
+        tables["transactions"],
+        tables.get("events"),
+        tables.get("profiles"),
+        options=options or CleaningOptions(),
     )
     return path.name, data, report
 
