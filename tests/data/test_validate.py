@@ -610,3 +610,19 @@ def test_duplicate_amount_column_in_a_file_is_refused(tmp_path: Path) -> None:
     path.write_text("customer_id,timestamp,amount,amount\na,2024-01-01,1,100\n")
     with pytest.raises(SchemaError, match=r"'amount' appears 2 times \(columns 3, 4\)"):
         load_customer_data(path)
+
+
+def test_decimal_commas_are_not_read_and_make_comma_groups_ambiguous() -> None:
+    """A semicolon file (now read) often writes 12,50: then 1,250 may be 1.25, not 1250."""
+    report = CleaningReport()
+    out = validate_transactions(_tx(amount=["12,50", "1,250", "3", "7.5"]), "tx.csv", report=report)
+    assert out["amount"].tolist() == [3.0, 7.5]
+    detail = report.to_frame().set_index("step").loc["invalid_amount", "detail"]
+    assert detail == (
+        "tx.csv: column 'amount' must be numeric (decimal commas such as '12,50' are not read); "
+        "2 of 4 rows are not (rows 1, 2); dropped"
+    )
+    plain = validate_transactions(_tx(amount=["1,250", "3", "€1.234,5", "2,125.5"]), "tx.csv")
+    assert plain["amount"].tolist() == [3.0, 2125.5]
+    us = validate_transactions(_tx(amount=["1,250", "3", "$1,234.50", "2"]), "tx.csv")
+    assert us["amount"].tolist() == [1250.0, 3.0, 1234.5, 2.0]

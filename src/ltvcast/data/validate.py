@@ -9,6 +9,14 @@ names the file, the column, the rule, the count and example rows.
 Row numbers are 1-based data rows: ``index + 1`` for frames with an integer index (the frames
 :func:`~ltvcast.data.io.read_table` returns number the file's data rows this way), else positions.
 
+Rows dropped and counted, per rule (step name in the report): empty ids (``invalid_*``),
+unparsable times (``invalid_timestamp``), times outside :data:`TIMESTAMP_RANGE`
+(``timestamp_out_of_range``), times after the caller's ``now`` plus a tolerance
+(``future_timestamp``), unparsable amounts (``invalid_amount``) and amounts beyond
+:data:`MAX_ABS_AMOUNT` (``implausible_amount``). Numeric dates with the year last take their
+day/month order from the rows that settle it (``date_order``); a column that cannot settle it
+is refused. A rule that rejects every row raises instead.
+
 Canonical outputs: ids are ``str`` (numbers written without ``.0``), ``timestamp`` is
 ``datetime64[us]`` naive UTC, ``amount``/``quantity``/``value`` are ``float64``, ``event_type``
 is lower case with runs of spaces and hyphens made ``_``. Transactions and events are sorted by
@@ -69,7 +77,6 @@ TIMESTAMP_RANGE: Final = (
 #: (unit errors, overflow sentinels such as 1e308, quantity x price overflowing) are dropped
 #: and counted; in optional numeric columns (quantity, value) they become missing.
 MAX_ABS_AMOUNT: Final = 1e12
-_PLAUSIBLE = f"must be finite with |amount| at most {MAX_ABS_AMOUNT:,.0f}"
 #: Numbers below this many seconds after 1970 (1973-03-03; in the unit chosen) are not read as
 #: epoch times: they are counts or amounts (a column mapped as time by mistake) or 0 for none.
 EPOCH_FLOOR_SECONDS: Final = 1e8
@@ -101,7 +108,8 @@ def validate_transactions(
         Input names of the canonical columns. Without an amount column, a ``price`` mapping
         gives ``amount = quantity * price``.
     options
-        Cleaning rules (returns, zero amounts, winsorizing, time zone, duplicates).
+        Cleaning rules (returns, zero amounts, winsorizing, time zone, date format, ``now``,
+        duplicates).
     report
         Receives one entry per step that touched rows.
 
@@ -306,10 +314,10 @@ class _Checker:
         repeated = self.frame.columns[self.frame.columns.duplicated()]
         if len(repeated):
             name = repeated[0]
-            where = ", ".join(str(i + 1) for i in np.flatnonzero(self.frame.columns == name))
+            positions = np.flatnonzero(self.frame.columns == name) + 1
             raise SchemaError(
                 f"{self.source}: column names must be unique; '{name}' appears "
-                f"{len(where.split(', '))} times (columns {where})"
+                f"{len(positions)} times (columns {', '.join(map(str, positions))})"
             )
         self.report.add(self.table, "read", len(self.frame), self.source)
         index = self.frame.index
@@ -428,22 +436,24 @@ class _Checker:
             assert raw is not None
             self.out[AMOUNT] = amount = _numbers(raw)
             bad = amount.isna().to_numpy()
-            self.reject("amount", "invalid_amount", "must be numeric", "are not", bad)
-            self.reject("amount", "implausible_amount", _PLAUSIBLE, "are not", _too_large(amount))
+            self.reject("amount", "invalid_amount", _numeric_rule(raw, bad), "are not", bad)
+            too_large = _too_large(amount)
+            self.reject("amount", "implausible_amount", _plausible("amount"), "are not", too_large)
             if quantity is not None and count is not None:
                 count = self.unparsable(quantity, count, "quantity", "invalid_quantity")
                 self.out[QUANTITY] = count
             return
         price_raw = self.column("price", required=True)
-        assert price_raw is not None and count is not None
+        assert price_raw is not None and quantity is not None and count is not None
         price = _numbers(price_raw)
         self.out[AMOUNT] = amount = count * price
-        for name, numbers in (("price", price), ("quantity", count)):
+        for name, numbers, text in (("price", price, price_raw), ("quantity", count, quantity)):
             bad = numbers.isna().to_numpy()
-            self.reject(name, "invalid_amount", "must be numeric", "are not", bad)
+            self.reject(name, "invalid_amount", _numeric_rule(text, bad), "are not", bad)
         label = f"{self.label('quantity')} x {self.label('price')}"
         too_large = _too_large(amount)
-        self.reject("amount", "implausible_amount", _PLAUSIBLE, "are not", too_large, label)
+        rule = _plausible("amount")
+        self.reject("amount", "implausible_amount", rule, "are not", too_large, label)
 
     def event_types(self) -> None:
         raw = self.column("event", required=True)
@@ -468,7 +478,7 @@ class _Checker:
         too_large = _too_large(numbers)
         for mask, rule, failure in (
             (bad, "must be numeric", "are not"),
-            (too_large, _PLAUSIBLE.replace("|amount|", "|value|"), "are not"),
+            (too_large, _plausible(field_name), "are not"),
         ):
             if mask.any():
                 detail = self.describe(self.label(field_name), rule, failure, mask)
@@ -531,6 +541,21 @@ def _frame(
     return read_table(table, text_columns=text_columns), str(table)
 
 
+def _numeric_rule(raw: pd.Series, bad: np.ndarray) -> str:
+    """``must be numeric``, with a word on decimal commas when the bad entries use them."""
+    if not bad.any() or pd.api.types.is_numeric_dtype(raw):
+        return "must be numeric"
+    commas = _decimal_commas(raw[bad].astype("str").str.strip())
+    if not commas.any():
+        return "must be numeric"
+    example = raw[bad][commas].iloc[0]
+    return f"must be numeric (decimal commas such as '{example}' are not read)"
+
+
+def _plausible(what: str) -> str:
+    return f"must be finite with |{what}| at most {MAX_ABS_AMOUNT:,.0f}"
+
+
 def _too_large(numbers: pd.Series) -> np.ndarray:
     """Entries that are infinite or beyond :data:`MAX_ABS_AMOUNT` (missing ones are not)."""
     values = numbers.to_numpy(dtype="float64", na_value=np.nan)
@@ -542,7 +567,8 @@ def _numbers(values: pd.Series) -> pd.Series:
     """Float64 numbers; unparsable entries and infinities become NaN.
 
     Text may carry a leading currency sign (``"$1,234.50"``) and comma thousands separators;
-    a decimal comma (``"10,5"``) is not guessed at and counts as unparsable.
+    a decimal comma (``"10,5"``) is not guessed at and counts as unparsable, and in a column
+    that holds one, ``"1,250"`` is as ambiguous and unparsable too (not 1250).
     """
     if pd.api.types.is_bool_dtype(values):
         return values.astype("float64")
@@ -561,7 +587,15 @@ def _numbers(values: pd.Series) -> pd.Series:
 def _plain_number(text: pd.Series) -> pd.Series:
     text = text.str.replace(r"^([-+]?)\s*[$€£¥]\s*", r"\1", regex=True)
     grouped = text.str.fullmatch(r"[-+]?\d{1,3}(,\d{3})+(\.\d+)?").fillna(False)
+    if _decimal_commas(text).any():  # then "1,250" may be 1.25: only "1,234.50" is grouped
+        grouped &= text.str.contains(".", regex=False).fillna(False)
     return text.mask(grouped, text.str.replace(",", "", regex=False))
+
+
+def _decimal_commas(text: pd.Series) -> np.ndarray:
+    """Entries written with a decimal comma (``10,5``, ``1.234,50``), which are not read."""
+    pattern = r"[-+]?\s*[$€£¥]?\s*(\d+,(\d{1,2}|\d{4,})|\d{1,3}(\.\d{3})+,\d+)"
+    return text.str.fullmatch(pattern).fillna(False).to_numpy(dtype=bool)
 
 
 def _profile_column(values: pd.Series) -> pd.Series:
@@ -630,8 +664,8 @@ class _DateOrder:
     def problem(self, where: str, row_numbers: np.ndarray, text: pd.Series) -> str | None:
         """Why the order cannot be told (``where`` starts the message), or ``None``."""
         day, month = self.day_first_rows, self.month_first_rows
-        hint = f"give the format with --date-format (e.g. {_format_hint(text, self)})"
         if day.any() and month.any():
+            hint = f"give the format with --date-format (e.g. {_format_hint(text, self)})"
             return (
                 f"{where} mixes day-first and month-first dates: {int(day.sum()):,} rows have "
                 f"a first field over 12 ({_rows(row_numbers, day)}; e.g. "
@@ -639,6 +673,7 @@ class _DateOrder:
                 f"({_rows(row_numbers, month)}; e.g. '{text[month].iloc[0]}'); {hint}"
             )
         if self.ambiguous.any() and not self.settled:
+            hint = f"give the format with --date-format (e.g. {_format_hint(text, self)})"
             return (
                 f"{where} has dates whose day/month order cannot be told: "
                 f"{int(self.ambiguous.sum()):,} of {int(self.matched.sum()):,} rows like "
@@ -708,7 +743,7 @@ def _decide_date_order(order: _DateOrder, text: pd.Series) -> bool:
 def _format_hint(text: pd.Series, order: _DateOrder) -> str:
     """``'%d/%m/%Y' or '%m/%d/%Y'``, with the separator, year width and time of the data."""
     example = str(text[order.matched].iloc[0])
-    found = re.match(_NUMERIC_DATE.replace("(?P<sep2>[/.\\-])", "(?P=sep)"), example)
+    found = re.match(_NUMERIC_DATE, example)
     assert found is not None
     sep, year = found["sep"], "%Y" if len(found["year"]) == 4 else "%y"
     rest = found["rest"] or ""
