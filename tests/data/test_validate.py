@@ -223,6 +223,7 @@ DAYS = pd.date_range("2023-01-01", "2023-12-31", freq="7D")
         ("%m/%d/%y %H:%M", "month-first"),
         ("%d/%m/%Y %H:%M:%S", "day-first"),
         ("%-d/%-m/%Y", "day-first"),
+        ("%m/%d/%Y, %H:%M", "month-first"),
     ],
 )
 def test_numeric_date_order_is_read_from_the_unambiguous_rows(fmt: str, order: str) -> None:

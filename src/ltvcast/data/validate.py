@@ -84,7 +84,7 @@ EPOCH_FLOOR_SECONDS: Final = 1e8
 #: (which must agree), year, and the time of day if any. RE2 syntax (pyarrow's kernels).
 _NUMERIC_DATE = (
     r"^(?P<first>\d{1,2})(?P<sep>[/.\-])(?P<second>\d{1,2})(?P<sep2>[/.\-])"
-    r"(?P<year>\d{4}|\d{2})(?P<rest>[T\s].*)?$"
+    r"(?P<year>\d{4}|\d{2})(?P<rest>[T\s,].*)?$"
 )
 _DateDecider = Callable[["_DateOrder", pd.Series], bool]
 
@@ -746,9 +746,8 @@ def _format_hint(text: pd.Series, order: _DateOrder) -> str:
     found = re.match(_NUMERIC_DATE, example)
     assert found is not None
     sep, year = found["sep"], "%Y" if len(found["year"]) == 4 else "%y"
-    rest = found["rest"] or ""
-    clock = " %H:%M:%S" if re.fullmatch(r" \d{1,2}:\d{2}:\d{2}", rest) else ""
-    clock = " %H:%M" if re.fullmatch(r" \d{1,2}:\d{2}", rest) else clock
+    time = re.fullmatch(r"(,? |T)\d{1,2}:\d{2}(:\d{2})?", found["rest"] or "")
+    clock = "" if time is None else f"{time[1]}%H:%M{':%S' if time[2] else ''}"
     day_first, month_first = f"%d{sep}%m{sep}{year}{clock}", f"%m{sep}%d{sep}{year}{clock}"
     return f"'{day_first}' or '{month_first}'"
 
