@@ -230,3 +230,47 @@ def test_blank_header_names_are_numbered_not_refused(tmp_path: Path) -> None:
     path = tmp_path / "tx.csv"
     path.write_text("customer_id,amount,,\n1,2,,\n")
     assert read_table(path).columns[:2].tolist() == ["customer_id", "amount"]
+
+
+def test_trailing_delimiters_do_not_shift_the_columns(tmp_path: Path) -> None:
+    """pandas used to take the first column as the index and shift the others left."""
+    path = tmp_path / "tx.csv"
+    path.write_text(ROWS.replace("\n", ",\n").replace("amount,", "amount"))
+    got = read_table(path, text_columns=["customer_id", "timestamp"])
+    pd.testing.assert_frame_equal(got, _expected(), check_dtype=False)
+
+
+def test_a_first_row_wider_than_the_header_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "tx.csv"
+    path.write_text("customer_id,timestamp,amount\n7,2024-01-01,3,4\n8,2024-01-02,5\n")
+    with pytest.raises(SchemaError) as err:
+        read_table(path)
+    assert str(err.value) == (
+        f"{path}: data row 1 has 4 fields but the header names 3 columns (a delimiter inside "
+        "an unquoted value, or a header name missing?)"
+    )
+
+
+def test_a_megabyte_data_line_is_refused_at_once(tmp_path: Path) -> None:
+    """500,000 fields under a 3-name header took pandas minutes (an implicit 500k-level index)."""
+    path = tmp_path / "tx.csv"
+    for first in ("", "7,2024-01-01,3\n"):
+        path.write_text("customer_id,timestamp,amount\n" + first + "1," * 500_000 + "\n")
+        start = time.perf_counter()
+        with pytest.raises(SchemaError, match=r"(500,001 fields|Expected 3 fields in line 3)"):
+            read_table(path)
+        assert time.perf_counter() - start < 2.0
+
+
+def test_a_first_row_beyond_the_sniffed_bytes_is_still_checked(tmp_path: Path) -> None:
+    path = tmp_path / "tx.csv"
+    path.write_text("a,b,c\n" + "x" * (4 * MAX_HEADER_CHARS + 100) + ",1,2,3\n")
+    with pytest.raises(SchemaError, match="data rows have more fields than the header names"):
+        read_table(path)
+
+
+def test_an_overlong_column_name_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "tx.csv"
+    path.write_text("a," + "b" * 200_000 + "\n1,2\n")
+    with pytest.raises(SchemaError, match="a column name is longer than 131,072 characters"):
+        read_table(path)

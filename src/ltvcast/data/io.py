@@ -14,9 +14,11 @@ import codecs
 import csv
 import gzip
 import re
+import warnings
 from collections import Counter
 from collections.abc import Collection
 from dataclasses import dataclass, fields
+from functools import partial
 from pathlib import Path
 
 import pandas as pd
@@ -225,13 +227,35 @@ def _sniff(path: Path, sep: str) -> _Layout:
             f"{path}: header line is longer than {MAX_HEADER_CHARS:,} characters (the limit "
             "for column names); is this a table with one header line?"
         )
-    if sep == r"\s+":
-        names = line.split()
-    else:
+    if sep != r"\s+":
         sep = _delimiter(path, line, sep)
-        names = next(csv.reader([line], delimiter=sep), [])
+    names = _fields(line, sep)
+    if names is None:
+        raise SchemaError(
+            f"{path}: a column name is longer than {csv.field_size_limit():,} characters"
+        )
     _check_names(path, [n.strip() for n in names])
+    rest = "" if end < 0 else text[end:].lstrip("\r\n")
+    row = rest[: min((i for i in (rest.find("\n"), rest.find("\r")) if i >= 0), default=None)]
+    values = (_fields(row, sep) if row.strip() else None) or []  # unknown: pandas checks
+    if len(values) > len(names) and values[len(names) :] != [""]:  # one trailing "," is fine
+        raise SchemaError(
+            f"{path}: data row 1 has {len(values):,} fields but the header names "
+            f"{len(names):,} columns (a delimiter inside an unquoted value, or a header name "
+            "missing?)"
+        )
     return _Layout(sep, encoding)
+
+
+def _fields(line: str, sep: str) -> list[str] | None:
+    """The fields of one line (quotes honoured for delimited text); ``None`` when a field is
+    longer than the csv module reads."""
+    if sep == r"\s+":
+        return line.split()
+    try:
+        return next(csv.reader([line], delimiter=sep), [])
+    except csv.Error:
+        return None
 
 
 def _delimiter(path: Path, header: str, expected: str) -> str:
@@ -269,16 +293,30 @@ def _check_names(path: Path, names: list[str]) -> None:
 
 
 def _read_text(path: Path, layout: _Layout, text_columns: Collection[str]) -> pd.DataFrame:
-    dtype = dict.fromkeys(text_columns, str)
-    if layout.encoding is not None:
-        return pd.read_csv(
-            path, sep=layout.sep, dtype=dtype, low_memory=False, encoding=layout.encoding
-        )
-    try:
-        return pd.read_csv(path, sep=layout.sep, dtype=dtype, low_memory=False)
-    except UnicodeDecodeError:
-        # Legacy exports (Excel, Windows tools) are often Latin-1; every byte decodes in it.
-        return pd.read_csv(path, sep=layout.sep, dtype=dtype, low_memory=False, encoding="latin-1")
+    # index_col=False: a first row with one field more than the header must not become the
+    # index (which shifts every column left); pandas' warning about such rows is an error.
+    read = partial(
+        pd.read_csv,
+        path,
+        sep=layout.sep,
+        dtype=dict.fromkeys(text_columns, str),
+        low_memory=False,
+        index_col=False,
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", pd.errors.ParserWarning)
+        try:
+            if layout.encoding is not None:
+                return read(encoding=layout.encoding)
+            try:
+                return read()
+            except UnicodeDecodeError:
+                # Legacy exports (Excel, Windows tools) are often Latin-1; every byte decodes.
+                return read(encoding="latin-1")
+        except pd.errors.ParserWarning as warning:
+            raise SchemaError(
+                f"{path}: data rows have more fields than the header names ({warning})"
+            ) from warning
 
 
 def write_table(frame: pd.DataFrame, path: str | Path) -> Path:
