@@ -18,7 +18,6 @@ import warnings
 from collections import Counter
 from collections.abc import Collection
 from dataclasses import dataclass, fields
-from functools import partial
 from pathlib import Path
 
 import pandas as pd
@@ -295,14 +294,12 @@ def _check_names(path: Path, names: list[str]) -> None:
 def _read_text(path: Path, layout: _Layout, text_columns: Collection[str]) -> pd.DataFrame:
     # index_col=False: a first row with one field more than the header must not become the
     # index (which shifts every column left); pandas' warning about such rows is an error.
-    read = partial(
-        pd.read_csv,
-        path,
-        sep=layout.sep,
-        dtype=dict.fromkeys(text_columns, str),
-        low_memory=False,
-        index_col=False,
-    )
+    def read(encoding: str | None = None) -> pd.DataFrame:
+        dtype = dict.fromkeys(text_columns, str)
+        return pd.read_csv(
+            path, sep=layout.sep, dtype=dtype, low_memory=False, index_col=False, encoding=encoding
+        )
+
     with warnings.catch_warnings():
         warnings.simplefilter("error", pd.errors.ParserWarning)
         try:
