@@ -189,7 +189,8 @@ def read_table(path: str | Path, *, text_columns: Collection[str] = ()) -> pd.Da
 
 @dataclass(frozen=True)
 class _Layout:
-    """How a delimited text file is read: separator and encoding (``None``: UTF-8, else Latin-1)."""
+    """How a delimited text file is read: separator and encoding (``None``: UTF-8, or Latin-1
+    when the file is not UTF-8)."""
 
     sep: str
     encoding: str | None
