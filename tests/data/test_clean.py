@@ -9,7 +9,8 @@ import pandas as pd
 import pytest
 
 from ltvcast.data.clean import CleaningOptions, CleaningReport, cancelled_orders
-from ltvcast.data.validate import validate_transactions
+from ltvcast.data.io import ColumnMap
+from ltvcast.data.validate import validate_events, validate_transactions
 from ltvcast.exceptions import ConfigError
 
 
@@ -51,6 +52,51 @@ def test_exact_duplicates_dropped_or_kept() -> None:
 def test_rows_differing_in_order_id_are_not_duplicates() -> None:
     out, report = _run(_lines(orders=["1", "2", "3", "4", "5", "6"]))
     assert len(out) == 6 and report.count("transactions", "duplicates") == 0
+
+
+def test_duplicates_are_judged_on_the_source_row_not_the_canonical_columns() -> None:
+    """Two products of one invoice with equal quantity and price are two purchases, whether or
+    not the item column is mapped; only a line repeated in every column is a duplicate."""
+    frame = pd.DataFrame(
+        {
+            "InvoiceNo": ["536365", "536365", "536365", "536366"],
+            "StockCode": ["85123A", "71053", "71053", "22633"],
+            "Description": ["HEART HOLDER", "LANTERN", "LANTERN", "HAND WARMER"],
+            "Quantity": [6, 6, 6, 6],
+            "InvoiceDate": ["2010-12-01 08:26"] * 3 + ["2010-12-01 08:28"],
+            "UnitPrice": [2.55, 2.55, 2.55, 1.85],
+            "CustomerID": [17850, 17850, 17850, 17850],
+        }
+    )
+    mapping = {
+        "customer": "CustomerID",
+        "time": "InvoiceDate",
+        "quantity": "Quantity",
+        "price": "UnitPrice",
+        "order": "InvoiceNo",
+    }
+    for columns in (ColumnMap(**mapping), ColumnMap(**mapping, item="StockCode")):
+        report = CleaningReport()
+        out = validate_transactions(frame, "retail.csv", columns, report=report)
+        assert len(out) == 3 and out["amount"].sum() == pytest.approx(2 * 15.3 + 11.1)
+        assert report.count("transactions", "duplicates") == 1  # row 3 repeats row 2
+    kept = CleaningOptions(drop_duplicates=False)
+    out = validate_transactions(frame, "retail.csv", ColumnMap(**mapping), kept)
+    assert len(out) == 4
+
+
+def test_event_duplicates_are_judged_on_the_source_row() -> None:
+    frame = pd.DataFrame(
+        {
+            "customer_id": ["a", "a", "a"],
+            "timestamp": ["2024-01-01 10:00"] * 3,
+            "event_type": ["view", "view", "view"],
+            "session": ["s1", "s2", "s2"],
+        }
+    )
+    report = CleaningReport()
+    out = validate_events(frame, "ev.csv", report=report)
+    assert len(out) == 2 and report.count("events", "duplicates") == 1
 
 
 def test_returns_net_keeps_negative_rows() -> None:
@@ -129,6 +175,6 @@ def test_report_forms() -> None:
         "table": "transactions",
         "step": "duplicates",
         "rows": 1,
-        "detail": "exact duplicate rows dropped",
+        "detail": "exact duplicate rows (equal to an earlier row in every source column): dropped",
     }
     assert CleaningReport().to_frame().empty

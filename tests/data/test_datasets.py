@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from ltvcast.data.clean import CleaningReport
+from ltvcast.data.clean import CleaningOptions, CleaningReport
 from ltvcast.data.datasets import (
     DATASETS,
     RETAIL_NON_PURCHASE_CODES,
@@ -20,7 +20,9 @@ from ltvcast.data.datasets import (
     load_shapees,
     load_taobao_head,
 )
+from ltvcast.data.io import ColumnMap
 from ltvcast.data.schemas import CustomerData
+from ltvcast.data.validate import load_customer_data
 from ltvcast.exceptions import SchemaError
 
 pytestmark = pytest.mark.realdata
@@ -77,23 +79,73 @@ def test_online_retail_total_matches_readme(
     data_dir: Path, online_retail: tuple[CustomerData, CleaningReport, float]
 ) -> None:
     """The net total is the README's £8,300,065.81 over rows with a CustomerID, less the
-    fee/commission lines and the exact duplicate lines the loader drops (computed here from the
-    raw file), and summer times are shifted from London time to UTC."""
+    fee/commission lines and the exact duplicate lines (equal in all 8 columns) the loader drops
+    (computed here from the raw file), and summer times are shifted from London time to UTC."""
     data, report, _ = online_retail
     raw = pd.read_csv(data_dir / "online_retail" / "online_retail.csv.gz", dtype={"StockCode": str})
+    assert raw.duplicated().sum() == 5_268  # the README's count, over all rows
     raw = raw[raw["CustomerID"].notna()]
+    twins_all = raw.duplicated()
     raw["line"] = raw["Quantity"] * raw["UnitPrice"]
     fees = raw["StockCode"].isin(RETAIL_NON_PURCHASE_CODES)
     kept = raw[~fees]
-    twins = kept.duplicated(
-        ["CustomerID", "InvoiceDate", "InvoiceNo", "StockCode", "Quantity", "UnitPrice"]
-    )
-    assert twins.sum() == report.count("transactions", "duplicates")
+    twins = twins_all[~fees]
+    # 2 line pairs of one invoice agree in every column but Description: not duplicates
+    assert twins.sum() == report.count("transactions", "duplicates") == 5_225
     expected = 8_300_065.81 - raw.loc[fees, "line"].sum() - kept.loc[twins, "line"].sum()
     assert data.transactions["amount"].sum() == pytest.approx(expected, abs=0.05)
     first = raw[raw["InvoiceNo"] == "558638"]["InvoiceDate"].iloc[0]  # 2011-07-01, BST
     got = data.transactions.loc[data.transactions["order_id"] == "558638", "timestamp"].iloc[0]
     assert got == pd.Timestamp(first) - pd.Timedelta(hours=1)
+
+
+@pytest.mark.parametrize("item", [None, "StockCode"])
+def test_online_retail_cli_mapping_keeps_the_loaders_rows(
+    data_dir: Path, online_retail: tuple[CustomerData, CleaningReport, float], item: str | None
+) -> None:
+    """The CLI mapping (--customer-col CustomerID --time-col InvoiceDate --quantity-col Quantity
+    --price-col UnitPrice --order-col InvoiceNo [--item-col StockCode] --timezone Europe/London),
+    read from the file, gives the loader's rows plus the fee/commission lines the loader drops
+    as not customer spend: duplicates are exact duplicates of the source line, so different
+    products of one invoice are never merged, with or without an item column."""
+    loaded, _, _ = online_retail
+    path = data_dir / "online_retail" / "online_retail.csv.gz"
+    columns = ColumnMap(
+        customer="CustomerID",
+        time="InvoiceDate",
+        quantity="Quantity",
+        price="UnitPrice",
+        order="InvoiceNo",
+        item=item,
+    )
+    data, report = load_customer_data(
+        path, columns=columns, options=CleaningOptions(source_timezone="Europe/London")
+    )
+    tx = data.transactions
+    assert (item is None) == ("item_id" not in tx.columns)
+    # README: £8,300,065.81 over the 406,829 lines with a CustomerID; the 5,225 of them that
+    # repeat an earlier line in every column hold £21,546.39 (was 151,429 lines, £2.2 M, when
+    # duplicates were judged on the mapped columns alone)
+    raw = pd.read_csv(path, dtype={"StockCode": str, "InvoiceNo": str, "CustomerID": str})
+    with_id = raw[raw["CustomerID"].notna()]
+    lines = with_id["Quantity"] * with_id["UnitPrice"]
+    twins = with_id.duplicated().to_numpy()
+    assert len(with_id) == 406_829 and lines.sum() == pytest.approx(8_300_065.81, abs=0.05)
+    assert report.count("transactions", "duplicates") == int(twins.sum()) == 5_225
+    assert len(tx) == 406_829 - 5_225 == 401_604
+    assert tx["amount"].sum() == pytest.approx(lines[~twins].sum(), abs=0.05)
+    assert tx["amount"].sum() == pytest.approx(8_278_519.42, abs=0.05)
+    expected = loaded.transactions
+    fee_lines = raw[raw["StockCode"].isin(RETAIL_NON_PURCHASE_CODES) & raw["CustomerID"].notna()]
+    fees = float((fee_lines["Quantity"] * fee_lines["UnitPrice"]).sum())
+    assert len(tx) == len(expected) + len(fee_lines)
+    assert tx["amount"].sum() == pytest.approx(expected["amount"].sum() + fees, abs=0.05)
+    if item is not None:  # same rows, in the same order, once the fee lines are set aside
+        fee = tx["item_id"].isin(RETAIL_NON_PURCHASE_CODES).to_numpy()
+        assert int(fee.sum()) == len(fee_lines)
+        pd.testing.assert_frame_equal(
+            tx[~fee].reset_index(drop=True), expected, check_exact=False, check_dtype=False
+        )
 
 
 def test_shapees(data_dir: Path) -> None:
@@ -178,6 +230,10 @@ def test_dataset_dir_generic_folder(tmp_path: Path) -> None:
     assert data.transactions["customer_id"].tolist() == ["1", "2"]
     assert data.events is not None and len(data.events) == 1 and data.profiles is None
     assert report.count("events", "result") == 1
+    options = CleaningOptions(now=pd.Timestamp("2023-12-31"))  # the caller's clock
+    _, data, report = load_dataset_dir(tmp_path, options)
+    assert data.transactions["customer_id"].tolist() == ["1"]
+    assert report.count("transactions", "future_timestamp") == 1
 
 
 def test_dataset_dir_errors(tmp_path: Path) -> None:

@@ -38,6 +38,9 @@ EVENT_ALIASES = {
     "transaction": "purchase",
 }
 
+#: Default of :attr:`CleaningOptions.future_tolerance`: rows up to a day past ``now`` are kept.
+DEFAULT_FUTURE_TOLERANCE = pd.Timedelta(days=1)
+
 #: Cancelled-invoice pattern of UCI Online Retail: "C" + the digits of an invoice number.
 _CANCELLED_ORDER = r"^C\d+$"
 _PLAIN_ORDER = r"^\d+$"
@@ -64,7 +67,22 @@ class CleaningOptions:
         Events whose type is not one of :data:`~ltvcast.data.schemas.KNOWN_EVENT_TYPES`:
         ``"keep"`` them as their own channel or ``"drop"`` them.
     drop_duplicates
-        Remove exact duplicate rows (equal in every canonical column).
+        Remove exact duplicate rows: rows equal to an earlier row in every column of the
+        source table as read (not only in the canonical columns: two products of one invoice
+        with the same quantity and price are two rows). They are always counted.
+    date_format
+        ``strftime`` format of the text times (e.g. ``"%d/%m/%Y"``); times that do not match
+        it are dropped as invalid. ``None`` infers the format; the day/month order of dates
+        such as ``03/04/2024`` is then taken from the rows that settle it (a first field over
+        12 means day-first, a second one month-first), and a column that never settles it, or
+        settles it both ways, is refused.
+    now
+        The present, passed in by the caller (the library never reads the clock): rows dated
+        after ``now + future_tolerance`` are dropped and counted. Naive times are UTC.
+        ``None`` skips the check.
+    future_tolerance
+        How far past ``now`` a time may lie (clock skew, time zones), default
+        :data:`DEFAULT_FUTURE_TOLERANCE`.
     """
 
     returns: Literal["net", "drop"] = "net"
@@ -73,6 +91,9 @@ class CleaningOptions:
     source_timezone: str = "UTC"
     unknown_event_types: Literal["keep", "drop"] = "keep"
     drop_duplicates: bool = True
+    date_format: str | None = None
+    now: pd.Timestamp | None = None
+    future_tolerance: pd.Timedelta = DEFAULT_FUTURE_TOLERANCE
 
     def __post_init__(self) -> None:
         if self.returns not in ("net", "drop"):
@@ -88,6 +109,45 @@ class CleaningOptions:
             zoneinfo.ZoneInfo(self.source_timezone)
         except (zoneinfo.ZoneInfoNotFoundError, ValueError) as err:
             raise ConfigError(f"unknown time zone {self.source_timezone!r}") from err
+        if self.date_format is not None:
+            _check_date_format(self.date_format)
+        if self.now is not None:
+            object.__setattr__(self, "now", _utc_now(self.now))
+        try:
+            tolerance = pd.Timedelta(self.future_tolerance)
+        except (ValueError, TypeError) as err:
+            raise ConfigError(
+                f"future tolerance must be a duration, got {self.future_tolerance!r}"
+            ) from err
+        if pd.isna(tolerance) or tolerance < pd.Timedelta(0):
+            raise ConfigError(f"future tolerance must be 0 or more, got {self.future_tolerance!r}")
+        object.__setattr__(self, "future_tolerance", tolerance)
+
+
+def _check_date_format(date_format: str) -> None:
+    """Refuse a format without directives or one pandas cannot parse with."""
+    probe = pd.Timestamp("2001-02-03 04:05:06")
+    try:
+        if "%" not in date_format:
+            raise ValueError("no % directive")
+        pd.to_datetime(probe.strftime(date_format), format=date_format)
+    except (ValueError, TypeError) as err:
+        raise ConfigError(
+            f"date format {date_format!r} is not a strftime format such as '%d/%m/%Y' ({err})"
+        ) from err
+
+
+def _utc_now(now: object) -> pd.Timestamp:
+    """``now`` as a naive UTC timestamp (aware ones converted, naive ones taken as UTC)."""
+    try:
+        stamp = pd.Timestamp(now)  # type: ignore[arg-type]
+    except (ValueError, TypeError) as err:
+        raise ConfigError(f"now must be a timestamp, got {now!r}") from err
+    if pd.isna(stamp):
+        raise ConfigError(f"now must be a timestamp, got {now!r}")
+    if stamp.tzinfo is not None:
+        stamp = stamp.tz_convert("UTC").tz_localize(None)
+    return stamp
 
 
 @dataclass(frozen=True)
@@ -137,34 +197,56 @@ class CleaningReport:
 
 
 def clean_transactions(
-    frame: pd.DataFrame, options: CleaningOptions, report: CleaningReport, table: str
+    frame: pd.DataFrame,
+    options: CleaningOptions,
+    report: CleaningReport,
+    table: str,
+    duplicated: np.ndarray | None = None,
 ) -> pd.DataFrame:
-    """Apply duplicates, returns, zero-amount and winsorizing rules to typed transactions."""
-    frame = _drop_duplicates(frame, options, report, table)
+    """Apply duplicates, returns, zero-amount and winsorizing rules to typed transactions.
+
+    ``duplicated`` marks the rows of ``frame`` that repeat an earlier row of the source table
+    in every column as read (:mod:`~ltvcast.data.validate` passes it); ``None`` compares the
+    columns of ``frame`` itself.
+    """
+    frame = _drop_duplicates(frame, options, report, table, duplicated)
     frame = _returns(frame, options, report, table)
     frame = _zero_amounts(frame, options, report, table)
     return _winsorize(frame, options, report, table)
 
 
 def clean_events(
-    frame: pd.DataFrame, options: CleaningOptions, report: CleaningReport, table: str
+    frame: pd.DataFrame,
+    options: CleaningOptions,
+    report: CleaningReport,
+    table: str,
+    duplicated: np.ndarray | None = None,
 ) -> pd.DataFrame:
-    """Map event-type aliases, apply the unknown-type rule and drop duplicates."""
-    frame = _event_types(frame, options, report, table)
-    return _drop_duplicates(frame, options, report, table)
+    """Drop duplicates, map event-type aliases and apply the unknown-type rule.
+
+    ``duplicated`` as in :func:`clean_transactions`.
+    """
+    frame = _drop_duplicates(frame, options, report, table, duplicated)
+    return _event_types(frame, options, report, table)
 
 
 def _drop_duplicates(
-    frame: pd.DataFrame, options: CleaningOptions, report: CleaningReport, table: str
+    frame: pd.DataFrame,
+    options: CleaningOptions,
+    report: CleaningReport,
+    table: str,
+    duplicated: np.ndarray | None,
 ) -> pd.DataFrame:
-    duplicated = frame.duplicated(keep="first").to_numpy()
+    if duplicated is None:
+        duplicated = frame.duplicated(keep="first").to_numpy()
     n = int(duplicated.sum())
     if not n:
         return frame
+    what = "exact duplicate rows (equal to an earlier row in every source column)"
     if options.drop_duplicates:
-        report.add(table, "duplicates", n, "exact duplicate rows dropped")
+        report.add(table, "duplicates", n, f"{what}: dropped")
         return frame[~duplicated]
-    report.add(table, "duplicates", n, "exact duplicate rows kept")
+    report.add(table, "duplicates", n, f"{what}: kept")
     return frame
 
 

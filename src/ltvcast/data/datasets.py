@@ -12,8 +12,9 @@ Decisions per dataset:
 - **Online Retail**: ``amount = Quantity * UnitPrice`` (GBP), ``order_id = InvoiceNo``,
   ``item_id = StockCode``; times are UK wall-clock (``Europe/London``) converted to UTC. Rows
   without CustomerID are dropped and counted; "C" invoices are returns (netted by default);
-  exact duplicate lines are dropped. Postage, carriage, discounts, manual lines and samples
-  (POST, DOT, C2, D, M, S ...) are what the customer paid or was refunded, so they stay;
+  exact duplicate lines (equal in all 8 columns) are dropped. Postage, carriage, discounts,
+  manual lines and samples (POST, DOT, C2, D, M, S ...) are what the customer paid or was
+  refunded, so they stay;
   fees and commissions that are not customer spend (BANK CHARGES, AMAZONFEE, CRUK) and the
   bad-debt adjustments (StockCode B, invoices "A...") are dropped. Profiles: each customer's
   most frequent Country.
@@ -319,12 +320,15 @@ _MARKERS = (
 )
 
 
-def load_dataset_dir(path: Path) -> tuple[str, CustomerData, CleaningReport]:
+def load_dataset_dir(
+    path: Path, options: CleaningOptions | None = None
+) -> tuple[str, CustomerData, CleaningReport]:
     """Load a folder: a known shared dataset (recognised by its files) or a generic folder.
 
     A generic folder holds ``transactions.<ext>`` and optionally ``events.<ext>`` and
     ``profiles.<ext>`` (any extension :func:`~ltvcast.data.io.read_table` reads) in canonical
-    column names.
+    column names; it is cleaned with ``options`` (e.g. the caller's ``now``). Known datasets
+    keep their documented options.
 
     Returns
     -------
@@ -347,7 +351,10 @@ def load_dataset_dir(path: Path) -> tuple[str, CustomerData, CleaningReport]:
             f"dataset file ({known})"
         )
     data, report = load_customer_data(
-        tables["transactions"], tables.get("events"), tables.get("profiles")
+        tables["transactions"],
+        tables.get("events"),
+        tables.get("profiles"),
+        options=options or CleaningOptions(),
     )
     return path.name, data, report
 

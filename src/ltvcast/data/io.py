@@ -2,11 +2,20 @@
 
 Delimited text is read with pandas' C parser; columns named in ``text_columns`` (ids, times) are
 kept as strings exactly as written (so ``"00042"`` stays ``"00042"``), the others get pandas'
-usual type inference. Parsing and checking values is :mod:`ltvcast.data.validate`'s job.
+usual type inference. Before pandas sees a text file, its first bytes are sniffed: encoding
+(byte-order marks, NUL bytes), delimiter (from the header line) and header size and names, so
+a file pandas would misread, or take minutes over, is refused in one line that says what was
+found. Parsing and checking values is :mod:`ltvcast.data.validate`'s job.
 """
 
 from __future__ import annotations
 
+import codecs
+import csv
+import gzip
+import re
+import warnings
+from collections import Counter
 from collections.abc import Collection
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -37,6 +46,21 @@ CANONICAL_OF = {
     "item": ITEM_ID,
     "value": VALUE,
 }
+
+#: Widest header :func:`read_table` reads: columns, and characters of the header line. Wider
+#: inputs are refused before pandas parses them (pandas renames repeated names in quadratic time).
+MAX_COLUMNS = 4096
+MAX_HEADER_CHARS = 262_144
+#: Byte-order marks and their codecs (UTF-32 before UTF-16: it starts with the same bytes).
+_BOMS = (
+    (codecs.BOM_UTF32_LE, "utf-32"),
+    (codecs.BOM_UTF32_BE, "utf-32"),
+    (codecs.BOM_UTF16_LE, "utf-16"),
+    (codecs.BOM_UTF16_BE, "utf-16"),
+    (codecs.BOM_UTF8, "utf-8-sig"),
+)
+#: Delimiters a ``.csv`` / ``.tsv`` header is sniffed for, and their names in messages.
+_DELIMITERS = {",": "comma", ";": "semicolon", "\t": "tab", "|": "pipe"}
 
 #: File suffixes :func:`read_table` understands, and how it reads them.
 SUPPORTED_SUFFIXES = {
@@ -101,6 +125,12 @@ def table_suffix(path: Path) -> str:
 def read_table(path: str | Path, *, text_columns: Collection[str] = ()) -> pd.DataFrame:
     """Read one input table.
 
+    Delimited text is checked before pandas reads it: a UTF-16/UTF-32 byte-order mark selects
+    that encoding (NUL bytes without one are refused); the header line may hold at most
+    :data:`MAX_COLUMNS` columns and :data:`MAX_HEADER_CHARS` characters; a ``.csv`` whose header
+    has no comma but one other delimiter (``;``, tab, ``|``) is read with that one (likewise a
+    ``.tsv`` without tabs); column names must be unique.
+
     Parameters
     ----------
     path
@@ -118,7 +148,9 @@ def read_table(path: str | Path, *, text_columns: Collection[str] = ()) -> pd.Da
     Raises
     ------
     SchemaError
-        The file is missing, empty, of an unknown kind or unreadable; the message names it.
+        The file is missing, empty, of an unknown kind, unreadable, in an unsupported encoding,
+        with an ambiguous delimiter, an oversized header or repeated column names; the message
+        names it and what was detected.
     """
     path = Path(path)
     if not path.exists():
@@ -131,28 +163,158 @@ def read_table(path: str | Path, *, text_columns: Collection[str] = ()) -> pd.Da
         raise SchemaError(f"{path}: unknown file type; expected one of {kinds}")
     if path.stat().st_size == 0:
         raise SchemaError(f"{path}: file is empty")
+    sep = SUPPORTED_SUFFIXES[suffix]
+    layout = None
     try:
-        frame = _read(path, SUPPORTED_SUFFIXES[suffix], text_columns)
+        if sep is None:
+            frame = pd.read_parquet(path)
+        else:
+            layout = _sniff(path, sep)
+            frame = _read_text(path, layout, text_columns)
+    except SchemaError:
+        raise
     except pd.errors.EmptyDataError as err:
         raise SchemaError(f"{path}: file is empty") from err
     except (ValueError, OSError, EOFError, ImportError) as err:
         first = str(err).splitlines()[0] if str(err) else type(err).__name__
-        raise SchemaError(f"{path}: cannot read the file ({first})") from err
+        how = "" if layout is None else f" as {layout.describe()}"
+        raise SchemaError(f"{path}: cannot read the file{how} ({first})") from err
     if frame.shape[1] == 0 or len(frame) == 0:
         raise SchemaError(f"{path}: file has no data rows")
-    frame.columns = [str(c).strip() for c in frame.columns]
+    names = [str(c).strip() for c in frame.columns]
+    _check_names(path, names)
+    frame.columns = names
     return frame
 
 
-def _read(path: Path, sep: str | None, text_columns: Collection[str]) -> pd.DataFrame:
-    if sep is None:
-        return pd.read_parquet(path)
-    dtype = dict.fromkeys(text_columns, str)
-    try:
-        return pd.read_csv(path, sep=sep, dtype=dtype, low_memory=False)
+@dataclass(frozen=True)
+class _Layout:
+    """How a delimited text file is read: separator and encoding (``None``: UTF-8, or Latin-1
+    when the file is not UTF-8)."""
+
+    sep: str
+    encoding: str | None
+
+    def describe(self) -> str:
+        name = _DELIMITERS.get(self.sep, "whitespace")
+        return f"{name}-separated {self.encoding or 'UTF-8'} text"
+
+
+def _sniff(path: Path, sep: str) -> _Layout:
+    """Encoding and delimiter from the first bytes; refuses oversized or repeated headers."""
+    limit = 4 * MAX_HEADER_CHARS + 8  # UTF-32 takes 4 bytes a character
+    opener = gzip.open if path.name.lower().endswith(".gz") else open
+    with opener(path, "rb") as fh:
+        head = fh.read(limit)
+    encoding = next((name for bom, name in _BOMS if head.startswith(bom)), None)
+    if encoding is None and b"\x00" in head:
+        raise SchemaError(
+            f"{path}: wrong encoding: NUL bytes in the first {len(head):,} bytes and no "
+            "byte-order mark (UTF-16 or UTF-32 without a BOM, or not a text file); "
+            "save it as UTF-8 text"
+        )
+    try:  # not final: the read may end inside a character
+        text = codecs.getincrementaldecoder(encoding or "utf-8")().decode(head)
     except UnicodeDecodeError:
-        # Legacy exports (Excel, Windows tools) are often Latin-1; every byte decodes in it.
-        return pd.read_csv(path, sep=sep, dtype=dtype, low_memory=False, encoding="latin-1")
+        if encoding is not None:
+            raise
+        text = head.decode("latin-1")  # as pandas will read it
+    text = text.lstrip("\ufeff").lstrip("\r\n")
+    end = min((i for i in (text.find("\n"), text.find("\r")) if i >= 0), default=-1)
+    line = text if end < 0 else text[:end]
+    if len(line) > MAX_HEADER_CHARS or (end < 0 and len(head) == limit):
+        raise SchemaError(
+            f"{path}: header line is longer than {MAX_HEADER_CHARS:,} characters (the limit "
+            "for column names); is this a table with one header line?"
+        )
+    if sep != r"\s+":
+        sep = _delimiter(path, line, sep)
+    names = _fields(line, sep)
+    if names is None:
+        raise SchemaError(
+            f"{path}: a column name is longer than {csv.field_size_limit():,} characters"
+        )
+    _check_names(path, [n.strip() for n in names])
+    rest = "" if end < 0 else text[end:].lstrip("\r\n")
+    row = rest[: min((i for i in (rest.find("\n"), rest.find("\r")) if i >= 0), default=None)]
+    values = (_fields(row, sep) if row.strip() else None) or []  # unknown: pandas checks
+    if len(values) > len(names) and values[len(names) :] != [""]:  # one trailing "," is fine
+        raise SchemaError(
+            f"{path}: data row 1 has {len(values):,} fields but the header names "
+            f"{len(names):,} columns (a delimiter inside an unquoted value, or a header name "
+            "missing?)"
+        )
+    return _Layout(sep, encoding)
+
+
+def _fields(line: str, sep: str) -> list[str] | None:
+    """The fields of one line (quotes honoured for delimited text); ``None`` when a field is
+    longer than the csv module reads."""
+    if sep == r"\s+":
+        return line.split()
+    try:
+        return next(csv.reader([line], delimiter=sep), [])
+    except csv.Error:
+        return None
+
+
+def _delimiter(path: Path, header: str, expected: str) -> str:
+    """``expected`` when the header holds it, else the one other delimiter it holds."""
+    unquoted = re.sub(r'"[^"]*"', "", header)
+    if expected in unquoted:
+        return expected
+    found = {d: unquoted.count(d) for d in _DELIMITERS if d != expected and d in unquoted}
+    if len(found) > 1:
+        counts = " and ".join(f"{n} {_DELIMITERS[d]}s" for d, n in found.items())
+        raise SchemaError(
+            f"{path}: wrong delimiter: the header line has no {_DELIMITERS[expected]} but "
+            f"{counts}; cannot tell which one separates the columns"
+        )
+    return next(iter(found), expected)
+
+
+def _check_names(path: Path, names: list[str]) -> None:
+    """Refuse repeated column names (blank ones, which pandas numbers, excepted)."""
+    if len(names) > MAX_COLUMNS:
+        raise SchemaError(
+            f"{path}: header has {len(names):,} columns; at most {MAX_COLUMNS:,} are read"
+        )
+    counts = Counter(n for n in names if n)
+    repeated = [n for n, k in counts.items() if k > 1]
+    if not repeated:
+        return
+    name = repeated[0]
+    where = ", ".join(str(i + 1) for i, n in enumerate(names) if n == name)
+    others = f"; {len(repeated) - 1} more names repeat" if len(repeated) > 1 else ""
+    raise SchemaError(
+        f"{path}: column names must be unique; '{name}' appears {counts[name]} times "
+        f"(columns {where}){others}"
+    )
+
+
+def _read_text(path: Path, layout: _Layout, text_columns: Collection[str]) -> pd.DataFrame:
+    # index_col=False: a first row with one field more than the header must not become the
+    # index (which shifts every column left); pandas' warning about such rows is an error.
+    def read(encoding: str | None = None) -> pd.DataFrame:
+        dtype = dict.fromkeys(text_columns, str)
+        return pd.read_csv(
+            path, sep=layout.sep, dtype=dtype, low_memory=False, index_col=False, encoding=encoding
+        )
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", pd.errors.ParserWarning)
+        try:
+            if layout.encoding is not None:
+                return read(encoding=layout.encoding)
+            try:
+                return read()
+            except UnicodeDecodeError:
+                # Legacy exports (Excel, Windows tools) are often Latin-1; every byte decodes.
+                return read(encoding="latin-1")
+        except pd.errors.ParserWarning as warning:
+            raise SchemaError(
+                f"{path}: data rows have more fields than the header names ({warning})"
+            ) from warning
 
 
 def write_table(frame: pd.DataFrame, path: str | Path) -> Path:

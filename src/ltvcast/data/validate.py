@@ -9,6 +9,14 @@ names the file, the column, the rule, the count and example rows.
 Row numbers are 1-based data rows: ``index + 1`` for frames with an integer index (the frames
 :func:`~ltvcast.data.io.read_table` returns number the file's data rows this way), else positions.
 
+Rows dropped and counted, per rule (step name in the report): empty ids (``invalid_*``),
+unparsable times (``invalid_timestamp``), times outside :data:`TIMESTAMP_RANGE`
+(``timestamp_out_of_range``), times after the caller's ``now`` plus a tolerance
+(``future_timestamp``), unparsable amounts (``invalid_amount``) and amounts beyond
+:data:`MAX_ABS_AMOUNT` (``implausible_amount``). Numeric dates with the year last take their
+day/month order from the rows that settle it (``date_order``); a column that cannot settle it
+is refused. A rule that rejects every row raises instead.
+
 Canonical outputs: ids are ``str`` (numbers written without ``.0``), ``timestamp`` is
 ``datetime64[us]`` naive UTC, ``amount``/``quantity``/``value`` are ``float64``, ``event_type``
 is lower case with runs of spaces and hyphens made ``_``. Transactions and events are sorted by
@@ -17,13 +25,18 @@ is lower case with runs of spaces and hyphens made ``_``. Transactions and event
 
 from __future__ import annotations
 
+import re
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Final, Literal
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from ltvcast.data.clean import CleaningOptions, CleaningReport, clean_events, clean_transactions
 from ltvcast.data.io import CANONICAL_OF, ColumnMap, read_table
@@ -42,6 +55,7 @@ from ltvcast.data.schemas import (
     CustomerData,
 )
 from ltvcast.exceptions import SchemaError
+from ltvcast.timeframe import MAX_HORIZON_DAYS
 
 TRANSACTIONS = "transactions"
 EVENTS = "events"
@@ -53,6 +67,26 @@ DEFAULT_OPTIONS = CleaningOptions()
 _EXAMPLES = 5
 _CANONICAL_ORDER = (*TRANSACTION_REQUIRED, *EVENT_REQUIRED[2:], *TRANSACTION_OPTIONAL, VALUE)
 _UTC_NAMES = frozenset({"UTC", "Etc/UTC", "utc", "Z", "GMT", "Etc/GMT"})
+#: Times a table may hold: pandas' nanosecond range (1677-09-21 .. 2262-04-11), less the longest
+#: horizon at the top so that as-of + horizon still fits. Rows outside are dropped and counted.
+TIMESTAMP_RANGE: Final = (
+    pd.Timestamp("1678-01-01"),
+    (pd.Timestamp.max - pd.Timedelta(days=MAX_HORIZON_DAYS)).floor("D"),
+)
+#: Largest plausible ``|amount|`` (a trillion in any currency): larger or infinite amounts
+#: (unit errors, overflow sentinels such as 1e308, quantity x price overflowing) are dropped
+#: and counted; in optional numeric columns (quantity, value) they become missing.
+MAX_ABS_AMOUNT: Final = 1e12
+#: Numbers below this many seconds after 1970 (1973-03-03; in the unit chosen) are not read as
+#: epoch times: they are counts or amounts (a column mapped as time by mistake) or 0 for none.
+EPOCH_FLOOR_SECONDS: Final = 1e8
+#: A numeric date with the year last: day and month (in one order or the other), separators
+#: (which must agree), year, and the time of day if any. RE2 syntax (pyarrow's kernels).
+_NUMERIC_DATE = (
+    r"^(?P<first>\d{1,2})(?P<sep>[/.\-])(?P<second>\d{1,2})(?P<sep2>[/.\-])"
+    r"(?P<year>\d{4}|\d{2})(?P<rest>[T\s,].*)?$"
+)
+_DateDecider = Callable[["_DateOrder", pd.Series], bool]
 
 
 def validate_transactions(
@@ -74,7 +108,8 @@ def validate_transactions(
         Input names of the canonical columns. Without an amount column, a ``price`` mapping
         gives ``amount = quantity * price``.
     options
-        Cleaning rules (returns, zero amounts, winsorizing, time zone, duplicates).
+        Cleaning rules (returns, zero amounts, winsorizing, time zone, date format, ``now``,
+        duplicates).
     report
         Receives one entry per step that touched rows.
 
@@ -86,12 +121,12 @@ def validate_transactions(
     report = CleaningReport() if report is None else report
     checker = _Checker(frame, source, TRANSACTIONS, columns, report)
     checker.ids(CUSTOMER_ID, "customer", required=True)
-    checker.times(options.source_timezone)
+    checker.times(options)
     checker.amount()
     checker.ids(ORDER_ID, "order", required=False)
     checker.ids(ITEM_ID, "item", required=False)
     out = checker.result()
-    out = clean_transactions(out, options, report, TRANSACTIONS)
+    out = clean_transactions(out, options, report, TRANSACTIONS, checker.source_duplicates())
     return _finish(out, source, TRANSACTIONS, report)
 
 
@@ -110,12 +145,12 @@ def validate_events(
     report = CleaningReport() if report is None else report
     checker = _Checker(frame, source, EVENTS, columns, report)
     checker.ids(CUSTOMER_ID, "customer", required=True)
-    checker.times(options.source_timezone)
+    checker.times(options)
     checker.event_types()
     checker.ids(ITEM_ID, "item", required=False)
     checker.optional_number(VALUE, "value")
     out = checker.result()
-    out = clean_events(out, options, report, EVENTS)
+    out = clean_events(out, options, report, EVENTS, checker.source_duplicates())
     return _finish(out, source, EVENTS, report)
 
 
@@ -193,21 +228,64 @@ def as_ids(values: pd.Series) -> pd.Series:
     return text.mask(text == "")
 
 
-def parse_timestamps(values: pd.Series, source_timezone: str = "UTC") -> pd.Series:
+def parse_timestamps(
+    values: pd.Series,
+    source_timezone: str = "UTC",
+    *,
+    date_format: str | None = None,
+    day_first: bool | None = None,
+) -> pd.Series:
     """Times as naive UTC ``datetime64[us]``; unparsable entries become ``NaT``.
 
     Zone-aware values are converted to UTC; naive ones are read in ``source_timezone``.
-    Numbers are Unix epoch times (unit by magnitude: s, ms, us, ns), except 8-digit integers,
-    which are ``YYYYMMDD`` dates.
+    Numbers are Unix epoch times (unit by magnitude: s, ms, us, ns; from
+    :data:`EPOCH_FLOOR_SECONDS` on), except 8-digit integers, which are ``YYYYMMDD`` dates.
+
+    Parameters
+    ----------
+    date_format
+        ``strftime`` format every text (or integer) time must match; ``None`` infers it.
+    day_first
+        Order of numeric dates with the year last (``03/04/2024``, ``3.4.24``): ``True`` for
+        day/month, ``False`` for month/day, ``None`` to take it from the values (a first
+        field over 12 means day-first). Ignored with ``date_format``.
+
+    Raises
+    ------
+    SchemaError
+        ``day_first`` is ``None`` and the values do not settle the order: such dates occur,
+        none has a field over 12 although some have day != month, or some have the first
+        field over 12 and others the second.
     """
+    return _parse_times(values, source_timezone, date_format, day_first, _decide_date_order)
+
+
+def _parse_times(
+    values: pd.Series,
+    source_timezone: str,
+    date_format: str | None,
+    day_first: bool | None,
+    decide: _DateDecider,
+) -> pd.Series:
+    """:func:`parse_timestamps`; ``decide`` picks the day/month order when ``day_first`` is None."""
     if pd.api.types.is_datetime64_any_dtype(values):
         return _naive_utc(values, source_timezone)
-    if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
+    numeric = pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values)
+    if date_format is not None:
+        text = as_ids(values) if numeric else values.astype("str").str.strip()
+        parsed = _to_datetime(text.mask(text == ""), format=date_format)
+        return _naive_utc(parsed, source_timezone)
+    if numeric:
         return _from_numbers(values.astype("float64"), source_timezone)
     text = values.astype("str").str.strip().mask(lambda s: s == "")
     present = text.dropna()
     if len(present) and _all_digits(present):
         return _from_numbers(pd.to_numeric(text, errors="coerce"), source_timezone)
+    dates = _NumericDates.of(text)
+    if dates is not None:
+        if day_first is None:
+            day_first = decide(_DateOrder.of(dates), text)
+        text = dates.as_iso(day_first, text)
     parsed = _naive_utc(_to_datetime(text), source_timezone)
     retry = (parsed.isna() & text.notna()).to_numpy()
     if retry.any():
@@ -228,10 +306,19 @@ class _Checker:
     report: CleaningReport
     out: dict[str, pd.Series] = field(default_factory=dict)
     problems: list[tuple[str, str, str, str, np.ndarray]] = field(default_factory=list)
+    kept: np.ndarray = field(default_factory=lambda: np.ones(0, dtype=bool))
 
     def __post_init__(self) -> None:
         if not len(self.frame) or not self.frame.shape[1]:
             raise SchemaError(f"{self.source}: no data rows")
+        repeated = self.frame.columns[self.frame.columns.duplicated()]
+        if len(repeated):
+            name = repeated[0]
+            positions = np.flatnonzero(self.frame.columns == name) + 1
+            raise SchemaError(
+                f"{self.source}: column names must be unique; '{name}' appears "
+                f"{len(positions)} times (columns {', '.join(map(str, positions))})"
+            )
         self.report.add(self.table, "read", len(self.frame), self.source)
         index = self.frame.index
         if pd.api.types.is_integer_dtype(index.dtype):
@@ -259,9 +346,17 @@ class _Checker:
         canonical = CANONICAL_OF[field_name]
         return f"'{name}'" if name == canonical else f"'{name}' ({canonical})"
 
-    def reject(self, field_name: str, step: str, rule: str, failure: str, mask: np.ndarray) -> None:
+    def reject(
+        self,
+        field_name: str,
+        step: str,
+        rule: str,
+        failure: str,
+        mask: np.ndarray,
+        label: str | None = None,
+    ) -> None:
         if mask.any():
-            self.problems.append((self.label(field_name), step, rule, failure, mask))
+            self.problems.append((label or self.label(field_name), step, rule, failure, mask))
 
     def ids(self, target: str, field_name: str, required: bool) -> None:
         raw = self.column(field_name, required)
@@ -273,13 +368,61 @@ class _Checker:
             missing = ids.isna().to_numpy()
             self.reject(field_name, f"invalid_{target}", "must hold an id", "are empty", missing)
 
-    def times(self, source_timezone: str) -> None:
+    def times(self, options: CleaningOptions) -> None:
+        """Parse the time column; drop unparsable, out-of-range and future rows."""
         raw = self.column("time", required=True)
         assert raw is not None
-        parsed = parse_timestamps(raw, source_timezone)
+        fmt = options.date_format
+        parsed = _parse_times(raw, options.source_timezone, fmt, None, self.date_order)
         self.out[TIMESTAMP] = parsed
         bad = parsed.isna().to_numpy()
-        self.reject("time", "invalid_timestamp", "must be a date/time", "are not", bad)
+        if fmt is not None:
+            rule = f"must be a date/time in the format '{fmt}'"
+        elif _numeric(raw):
+            rule = (
+                "must be a date/time (numbers are read as Unix epoch times from "
+                f"{pd.Timestamp(EPOCH_FLOOR_SECONDS, unit='s'):%Y-%m-%d} on, or YYYYMMDD dates)"
+            )
+        else:
+            rule = "must be a date/time"
+        self.reject("time", "invalid_timestamp", rule, "are not", bad)
+        low, high = TIMESTAMP_RANGE  # compared by pandas: numpy would cast to ns and wrap
+        outside = ~bad & ((parsed < low) | (parsed > high)).to_numpy()
+        self.reject(
+            "time",
+            "timestamp_out_of_range",
+            f"must lie between {low:%Y-%m-%d} and {high:%Y-%m-%d}",
+            "do not",
+            outside,
+        )
+        if options.now is not None:
+            limit = options.now + options.future_tolerance
+            future = ~bad & ~outside & (parsed > limit).to_numpy()
+            tolerance = options.future_tolerance
+            plus = f" + {_duration(tolerance)}" if tolerance > pd.Timedelta(0) else ""
+            rule = f"must not lie after now{plus} ({limit}, UTC)"
+            self.reject("time", "future_timestamp", rule, "do", future)
+
+    def date_order(self, order: _DateOrder, text: pd.Series) -> bool:
+        """Day-first or not, as the numeric dates tell (reported); raises when they cannot."""
+        where = f"{self.source}: column {self.label('time')}"
+        problem = order.problem(where, self.row_numbers, text)
+        if problem:
+            raise SchemaError(problem)
+        if not order.settled:  # every such date has day == month: either order reads it
+            return False
+        evidence = order.day_first_rows if order.day_first else order.month_first_rows
+        form = "day-first (DD/MM/YYYY)" if order.day_first else "month-first (MM/DD/YYYY)"
+        field_name = "first" if order.day_first else "second"
+        self.report.add(
+            self.table,
+            "date_order",
+            int(order.matched.sum()),
+            f"{where}: dates read {form}, as {int(evidence.sum()):,} of them have a "
+            f"{field_name} field over 12 ({_rows(self.row_numbers, evidence)}); name the "
+            "format with --date-format to override",
+        )
+        return order.day_first
 
     def amount(self) -> None:
         derive = self.columns.price is not None
@@ -293,17 +436,24 @@ class _Checker:
             assert raw is not None
             self.out[AMOUNT] = amount = _numbers(raw)
             bad = amount.isna().to_numpy()
-            self.reject("amount", "invalid_amount", "must be numeric", "are not", bad)
+            self.reject("amount", "invalid_amount", _numeric_rule(raw, bad), "are not", bad)
+            too_large = _too_large(amount)
+            self.reject("amount", "implausible_amount", _plausible("amount"), "are not", too_large)
             if quantity is not None and count is not None:
-                self.unparsable(quantity, count, "quantity", "invalid_quantity")
+                count = self.unparsable(quantity, count, "quantity", "invalid_quantity")
+                self.out[QUANTITY] = count
             return
         price_raw = self.column("price", required=True)
-        assert price_raw is not None and count is not None
+        assert price_raw is not None and quantity is not None and count is not None
         price = _numbers(price_raw)
-        self.out[AMOUNT] = count * price
-        for name, numbers in (("price", price), ("quantity", count)):
+        self.out[AMOUNT] = amount = count * price
+        for name, numbers, text in (("price", price, price_raw), ("quantity", count, quantity)):
             bad = numbers.isna().to_numpy()
-            self.reject(name, "invalid_amount", "must be numeric", "are not", bad)
+            self.reject(name, "invalid_amount", _numeric_rule(text, bad), "are not", bad)
+        label = f"{self.label('quantity')} x {self.label('price')}"
+        too_large = _too_large(amount)
+        rule = _plausible("amount")
+        self.reject("amount", "implausible_amount", rule, "are not", too_large, label)
 
     def event_types(self) -> None:
         raw = self.column("event", required=True)
@@ -317,23 +467,28 @@ class _Checker:
     def optional_number(self, target: str, field_name: str) -> None:
         raw = self.column(field_name, required=False)
         if raw is not None:
-            self.out[target] = numbers = _numbers(raw)
-            self.unparsable(raw, numbers, field_name, f"invalid_{target}")
+            self.out[target] = self.unparsable(raw, _numbers(raw), field_name, f"invalid_{target}")
 
-    def unparsable(self, raw: pd.Series, numbers: pd.Series, field_name: str, step: str) -> None:
-        """Report entries of an optional numeric column that did not parse (kept as missing)."""
+    def unparsable(
+        self, raw: pd.Series, numbers: pd.Series, field_name: str, step: str
+    ) -> pd.Series:
+        """An optional numeric column with its unparsable and implausible entries missing
+        (and reported)."""
         bad = (numbers.isna() & raw.notna()).to_numpy()
-        if bad.any():
-            detail = self.describe(self.label(field_name), "must be numeric", "are not", bad)
-            self.report.add(self.table, step, int(bad.sum()), f"{detail}; set to missing")
+        too_large = _too_large(numbers)
+        for mask, rule, failure in (
+            (bad, "must be numeric", "are not"),
+            (too_large, _plausible(field_name), "are not"),
+        ):
+            if mask.any():
+                detail = self.describe(self.label(field_name), rule, failure, mask)
+                self.report.add(self.table, step, int(mask.sum()), f"{detail}; set to missing")
+        return numbers.mask(too_large) if too_large.any() else numbers
 
     def describe(self, label: str, rule: str, failure: str, mask: np.ndarray) -> str:
-        count = int(mask.sum())
-        examples = ", ".join(str(r) for r in self.row_numbers[mask][:_EXAMPLES])
-        more = ", ..." if count > _EXAMPLES else ""
         return (
-            f"{self.source}: column {label} {rule}; {count:,} of {len(mask):,} rows "
-            f"{failure} (rows {examples}{more})"
+            f"{self.source}: column {label} {rule}; {int(mask.sum()):,} of {len(mask):,} rows "
+            f"{failure} ({_rows(self.row_numbers, mask)})"
         )
 
     def result(self) -> pd.DataFrame:
@@ -351,10 +506,19 @@ class _Checker:
             raise SchemaError(f"{self.source}: no valid row left: " + "; ".join(messages))
         for (_, step, _, _, mask), message in zip(self.problems, messages, strict=True):
             self.report.add(self.table, step, int(mask.sum()), f"{message}; dropped")
+        self.kept = ~rejected
         order = [c for c in _CANONICAL_ORDER if c in self.out]
         order += [c for c in self.out if c not in order]
         out = pd.DataFrame({k: self.out[k].reset_index(drop=True) for k in order})
         return out[~rejected] if rejected.any() else out
+
+    def source_duplicates(self) -> np.ndarray:
+        """Which kept rows equal an earlier source row in every column as read (after result)."""
+        try:
+            duplicated = self.frame.duplicated(keep="first")
+        except TypeError:  # unhashable cells (lists, dicts): compare their text
+            duplicated = self.frame.astype(str).duplicated(keep="first")
+        return duplicated.to_numpy()[self.kept]
 
 
 def _finish(frame: pd.DataFrame, source: str, table: str, report: CleaningReport) -> pd.DataFrame:
@@ -377,11 +541,34 @@ def _frame(
     return read_table(table, text_columns=text_columns), str(table)
 
 
+def _numeric_rule(raw: pd.Series, bad: np.ndarray) -> str:
+    """``must be numeric``, with a word on decimal commas when the bad entries use them."""
+    if not bad.any() or pd.api.types.is_numeric_dtype(raw):
+        return "must be numeric"
+    commas = _decimal_commas(raw[bad].astype("str").str.strip())
+    if not commas.any():
+        return "must be numeric"
+    example = raw[bad][commas].iloc[0]
+    return f"must be numeric (decimal commas such as '{example}' are not read)"
+
+
+def _plausible(what: str) -> str:
+    return f"must be finite with |{what}| at most {MAX_ABS_AMOUNT:,.0f}"
+
+
+def _too_large(numbers: pd.Series) -> np.ndarray:
+    """Entries that are infinite or beyond :data:`MAX_ABS_AMOUNT` (missing ones are not)."""
+    values = numbers.to_numpy(dtype="float64", na_value=np.nan)
+    with np.errstate(invalid="ignore"):
+        return ~np.isnan(values) & ~(np.abs(values) <= MAX_ABS_AMOUNT)
+
+
 def _numbers(values: pd.Series) -> pd.Series:
     """Float64 numbers; unparsable entries and infinities become NaN.
 
     Text may carry a leading currency sign (``"$1,234.50"``) and comma thousands separators;
-    a decimal comma (``"10,5"``) is not guessed at and counts as unparsable.
+    a decimal comma (``"10,5"``) is not guessed at and counts as unparsable, and in a column
+    that holds one, ``"1,250"`` is as ambiguous and unparsable too (not 1250).
     """
     if pd.api.types.is_bool_dtype(values):
         return values.astype("float64")
@@ -400,7 +587,15 @@ def _numbers(values: pd.Series) -> pd.Series:
 def _plain_number(text: pd.Series) -> pd.Series:
     text = text.str.replace(r"^([-+]?)\s*[$€£¥]\s*", r"\1", regex=True)
     grouped = text.str.fullmatch(r"[-+]?\d{1,3}(,\d{3})+(\.\d+)?").fillna(False)
+    if _decimal_commas(text).any():  # then "1,250" may be 1.25: only "1,234.50" is grouped
+        grouped &= text.str.contains(".", regex=False).fillna(False)
     return text.mask(grouped, text.str.replace(",", "", regex=False))
+
+
+def _decimal_commas(text: pd.Series) -> np.ndarray:
+    """Entries written with a decimal comma (``10,5``, ``1.234,50``), which are not read."""
+    pattern = r"[-+]?\s*[$€£¥]?\s*(\d+,(\d{1,2}|\d{4,})|\d{1,3}(\.\d{3})+,\d+)"
+    return text.str.fullmatch(pattern).fillna(False).to_numpy(dtype=bool)
 
 
 def _profile_column(values: pd.Series) -> pd.Series:
@@ -438,6 +633,151 @@ def _naive_utc(parsed: pd.Series, source_timezone: str) -> pd.Series:
     return parsed.astype(TIMESTAMP_DTYPE)
 
 
+@dataclass(frozen=True)
+class _DateOrder:
+    """What the numeric dates with the year last (``03/04/2024``) say about their order."""
+
+    matched: np.ndarray
+    day_first_rows: np.ndarray  # first field 13..31, second 1..12
+    month_first_rows: np.ndarray  # second field 13..31, first 1..12
+    ambiguous: np.ndarray  # both fields 1..12 and different
+
+    @classmethod
+    def of(cls, dates: _NumericDates) -> _DateOrder:
+        first, second = dates.number("first"), dates.number("second")
+        with np.errstate(invalid="ignore"):
+            small_first, small_second = (first >= 1) & (first <= 12), (second >= 1) & (second <= 12)
+            day_first = (first > 12) & (first <= 31) & small_second
+            month_first = (second > 12) & (second <= 31) & small_first
+            ambiguous = small_first & small_second & (first != second)
+        rows = dates.rows
+        return cls(rows(dates.matched), rows(day_first), rows(month_first), rows(ambiguous))
+
+    @property
+    def day_first(self) -> bool:
+        return bool(self.day_first_rows.any())
+
+    @property
+    def settled(self) -> bool:
+        return bool(self.day_first_rows.any() or self.month_first_rows.any())
+
+    def problem(self, where: str, row_numbers: np.ndarray, text: pd.Series) -> str | None:
+        """Why the order cannot be told (``where`` starts the message), or ``None``."""
+        day, month = self.day_first_rows, self.month_first_rows
+        if day.any() and month.any():
+            hint = f"give the format with --date-format (e.g. {_format_hint(text, self)})"
+            return (
+                f"{where} mixes day-first and month-first dates: {int(day.sum()):,} rows have "
+                f"a first field over 12 ({_rows(row_numbers, day)}; e.g. "
+                f"'{text[day].iloc[0]}') and {int(month.sum()):,} a second field over 12 "
+                f"({_rows(row_numbers, month)}; e.g. '{text[month].iloc[0]}'); {hint}"
+            )
+        if self.ambiguous.any() and not self.settled:
+            hint = f"give the format with --date-format (e.g. {_format_hint(text, self)})"
+            return (
+                f"{where} has dates whose day/month order cannot be told: "
+                f"{int(self.ambiguous.sum()):,} of {int(self.matched.sum()):,} rows like "
+                f"'{text[self.ambiguous].iloc[0]}' have day and month 12 or less "
+                f"({_rows(row_numbers, self.ambiguous)}) and no row has a field over 12; {hint}"
+            )
+        return None
+
+
+@dataclass(frozen=True)
+class _NumericDates:
+    """The numeric dates with the year last (``03/04/2024``, ``3.4.24 10:00``) of a text
+    column, found among its distinct values (pyarrow's RE2 kernels: no Python loop)."""
+
+    codes: np.ndarray  # row -> distinct value (-1: missing)
+    values: pa.Array  # the distinct values
+    fields: pa.StructArray  # their fields (null: not such a date)
+    matched: np.ndarray  # which distinct values are such dates
+
+    @classmethod
+    def of(cls, text: pd.Series) -> _NumericDates | None:
+        """``None`` when the column holds no such date."""
+        if not text.str.match(r"\d{1,2}[/.\-]\d").fillna(False).to_numpy(dtype=bool).any():
+            return None  # cheap test first: ISO columns end here
+        codes, uniques = pd.factorize(text)
+        values = pa.array(np.asarray(uniques, dtype=object), type=pa.large_string())
+        fields = pc.extract_regex(values, _NUMERIC_DATE)
+        same = pc.equal(pc.struct_field(fields, "sep"), pc.struct_field(fields, "sep2"))
+        matched = pc.fill_null(same, False).to_numpy(zero_copy_only=False)
+        if not matched.any():
+            return None
+        return cls(np.asarray(codes), values, fields, matched)
+
+    def rows(self, mask: np.ndarray) -> np.ndarray:
+        """A mask over the distinct values as a mask over the rows."""
+        return np.append(mask, False)[self.codes]
+
+    def number(self, name: str) -> np.ndarray:
+        """Field ``name`` as float64 per distinct value (NaN where not such a date)."""
+        numbers = pc.cast(pc.struct_field(self.fields, name), pa.float64())
+        out = numbers.to_numpy(zero_copy_only=False).astype("float64")
+        return np.where(self.matched, out, np.nan)
+
+    def as_iso(self, day_first: bool, text: pd.Series) -> pd.Series:
+        """``text`` with these dates rewritten ``YYYY-MM-DD`` (two-digit years as ``%y``)."""
+        field = partial(pc.struct_field, self.fields)
+        day, month = (field("first"), field("second"))[:: 1 if day_first else -1]
+        short = self.number("year")
+        year = np.where(short < 100, short + np.where(short < 69, 2000, 1900), short)
+        year_text = pc.cast(pa.array(np.nan_to_num(year).astype(np.int64)), pa.large_string())
+        pad = partial(pc.utf8_lpad, width=2, padding="0")
+        dash, empty = pa.scalar("-", pa.large_string()), pa.scalar("", pa.large_string())
+        date = pc.binary_join_element_wise(year_text, pad(month), pad(day), dash)
+        iso = pc.binary_join_element_wise(date, pc.fill_null(field("rest"), empty), empty)
+        values = pc.if_else(pa.array(self.matched), iso, self.values)
+        out = np.append(values.to_numpy(zero_copy_only=False), [None])[self.codes]
+        return pd.Series(out, index=text.index, dtype=text.dtype)
+
+
+def _decide_date_order(order: _DateOrder, text: pd.Series) -> bool:
+    problem = order.problem("times", np.arange(1, len(text) + 1), text)
+    if problem:
+        raise SchemaError(problem)
+    return order.day_first
+
+
+def _format_hint(text: pd.Series, order: _DateOrder) -> str:
+    """``'%d/%m/%Y' or '%m/%d/%Y'``, with the separator, year width and time of the data."""
+    example = str(text[order.matched].iloc[0])
+    found = re.match(_NUMERIC_DATE, example)
+    assert found is not None
+    sep, year = found["sep"], "%Y" if len(found["year"]) == 4 else "%y"
+    time = re.fullmatch(r"(,? |T)\d{1,2}:\d{2}(:\d{2})?", found["rest"] or "")
+    clock = "" if time is None else f"{time[1]}%H:%M{':%S' if time[2] else ''}"
+    day_first, month_first = f"%d{sep}%m{sep}{year}{clock}", f"%m{sep}%d{sep}{year}{clock}"
+    return f"'{day_first}' or '{month_first}'"
+
+
+def _rows(row_numbers: np.ndarray, mask: np.ndarray) -> str:
+    """``rows 17, 204, 9051, ...``: the first few row numbers where ``mask`` holds."""
+    examples = ", ".join(str(r) for r in row_numbers[mask][:_EXAMPLES])
+    return f"rows {examples}{', ...' if int(mask.sum()) > _EXAMPLES else ''}"
+
+
+def _numeric(values: pd.Series) -> bool:
+    """Numbers, or text made of digits only (read as epoch times or YYYYMMDD dates)."""
+    if pd.api.types.is_bool_dtype(values) or pd.api.types.is_datetime64_any_dtype(values):
+        return False
+    if pd.api.types.is_numeric_dtype(values):
+        return True
+    text = values.astype("str").str.strip()
+    present = text[text != ""].dropna()
+    return bool(len(present)) and _all_digits(present)
+
+
+def _duration(span: pd.Timedelta) -> str:
+    """``1 day``, ``3 days``, ``2 hours`` or pandas' own form for other spans."""
+    for unit, size in (("day", pd.Timedelta(days=1)), ("hour", pd.Timedelta(hours=1))):
+        if span >= size and span % size == pd.Timedelta(0):
+            n = span // size
+            return f"{n} {unit}{'s' if n != 1 else ''}"
+    return str(span)
+
+
 def _all_digits(text: pd.Series) -> bool:
     pattern = r"\d+(\.\d*)?"
     return bool(text.iloc[:1].str.fullmatch(pattern).all() and text.str.fullmatch(pattern).all())
@@ -455,4 +795,7 @@ def _from_numbers(numbers: pd.Series, source_timezone: str) -> pd.Series:
     unit: Literal["s", "ms", "us", "ns"] = (
         "s" if scale < 1e11 else "ms" if scale < 1e14 else "us" if scale < 1e17 else "ns"
     )
+    floor = EPOCH_FLOOR_SECONDS * {"s": 1, "ms": 1e3, "us": 1e6, "ns": 1e9}[unit]
+    with np.errstate(invalid="ignore"):
+        numbers = numbers.mask(~(values >= floor))  # NaN stays missing
     return pd.to_datetime(numbers, unit=unit, errors="coerce").astype(TIMESTAMP_DTYPE)
