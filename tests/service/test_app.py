@@ -72,12 +72,12 @@ def test_customer_forecast_matches_batch(
         "low_value",
     }
     assert body["model_version"].startswith("baseline-")
-    assert pd.Timestamp(body["as_of"]) == as_of
+    assert pd.Timestamp(body["as_of"]).tz_convert(None) == as_of
     history = store_data.transactions[store_data.transactions["customer_id"] == customer]
     assert store_data.events is not None
     events = store_data.events[store_data.events["customer_id"] == customer]
     last = max(history["timestamp"].max(), events["timestamp"].max())
-    assert pd.Timestamp(body["last_event_at"]) == last
+    assert pd.Timestamp(body["last_event_at"]).tz_convert(None) == last
     missing = client.get("/v1/customers/nobody", headers=AUTH)
     assert missing.status_code == 404 and "unknown customer 'nobody'" in missing.json()["detail"]
 
@@ -105,8 +105,8 @@ def test_events_are_stored_learned_and_idempotent(client: TestClient, db_path: P
     retry = client.post("/v1/events", json=batch, headers=AUTH).json()
     assert retry == {"accepted": 3, "duplicates": 3, "rejected": []}
     after = client.get("/v1/customers/C00000001", headers=AUTH).json()
-    assert after["last_event_at"] == "2024-01-05T10:00:00"
-    assert after["as_of"] == "2024-01-05T10:00:00"  # the stream clock moved
+    assert after["last_event_at"] == "2024-01-05T10:00:00Z"
+    assert after["as_of"] == "2024-01-05T10:00:00Z"  # the stream clock moved
     assert after["predicted_value"] != before["predicted_value"]
     # customers without new events keep their batch forecast (and say as of when) until a
     # reload rescores everyone at the stream clock
@@ -114,7 +114,7 @@ def test_events_are_stored_learned_and_idempotent(client: TestClient, db_path: P
     assert other["as_of"] == before["as_of"]
     assert client.post("/v1/admin/reload", headers=AUTH).status_code == 200
     other = client.get("/v1/customers/C00000002", headers=AUTH).json()
-    assert other["as_of"] == "2024-01-05T10:00:00"
+    assert other["as_of"] == "2024-01-05T10:00:00Z"
     # a brand-new customer becomes known at once
     client.post("/v1/events", json={"events": [_event(9, customer="newbie")]}, headers=AUTH)
     assert client.get("/v1/customers/newbie", headers=AUTH).status_code == 200
@@ -329,7 +329,7 @@ def test_partial_retry_and_time_zones(client: TestClient) -> None:
         ("e2", "2024-01-05 10:30:00"),
     ]
     last = client.get("/v1/customers/C00000001", headers=AUTH).json()["last_event_at"]
-    assert last == "2024-01-05T10:30:00"
+    assert last == "2024-01-05T10:30:00Z"
 
 
 def test_customer_drivers_on_request(

@@ -97,7 +97,7 @@ def test_sigkill_loses_no_acknowledged_event(
         with httpx.Client(base_url=restarted.url, headers=AUTH, timeout=30) as client:
             last = acked[-1]
             body = client.get(f"/v1/customers/k{last}").json()
-            assert body["last_event_at"] == "2024-01-05T10:00:00"  # state rebuilt from the store
+            assert body["last_event_at"] == "2024-01-05T10:00:00Z"  # state rebuilt from the store
             retry = client.post("/v1/events", json=_batch(acked[0], len(acked))).json()
             assert retry["duplicates"] == len(acked)  # idempotent across the crash
             # SIGHUP swaps in the model now in the directory

@@ -16,6 +16,8 @@ from dataclasses import dataclass, replace
 
 import pandas as pd
 
+from ltvcast.timeframe import MAX_HORIZON_DAYS
+
 CUSTOMER_ID = "customer_id"
 TIMESTAMP = "timestamp"
 AMOUNT = "amount"
@@ -31,6 +33,16 @@ EVENT_REQUIRED = (CUSTOMER_ID, TIMESTAMP, EVENT_TYPE)
 EVENT_OPTIONAL = (ITEM_ID, VALUE)
 PROFILE_REQUIRED = (CUSTOMER_ID,)
 
+#: Times a table may hold: pandas' nanosecond range (1677-09-21 .. 2262-04-11), less the longest
+#: horizon at the top so that as-of + horizon still fits. Rows outside are dropped and counted.
+TIMESTAMP_RANGE = (
+    pd.Timestamp("1678-01-01"),
+    (pd.Timestamp.max - pd.Timedelta(days=MAX_HORIZON_DAYS)).floor("D"),
+)
+#: Largest plausible ``|amount|`` (a trillion in any currency): larger or infinite amounts
+#: (unit errors, overflow sentinels such as 1e308, quantity x price overflowing) are dropped
+#: and counted; in optional numeric columns (quantity, value) they become missing.
+MAX_ABS_AMOUNT = 1e12
 #: Event types the features know by name; any other string is kept as its own channel.
 KNOWN_EVENT_TYPES = ("view", "click", "cart", "checkout", "purchase")
 

@@ -46,16 +46,17 @@ from ltvcast.data.schemas import (
     EVENT_REQUIRED,
     EVENT_TYPE,
     ITEM_ID,
+    MAX_ABS_AMOUNT,
     ORDER_ID,
     QUANTITY,
     TIMESTAMP,
+    TIMESTAMP_RANGE,
     TRANSACTION_OPTIONAL,
     TRANSACTION_REQUIRED,
     VALUE,
     CustomerData,
 )
 from ltvcast.exceptions import SchemaError
-from ltvcast.timeframe import MAX_HORIZON_DAYS
 
 TRANSACTIONS = "transactions"
 EVENTS = "events"
@@ -67,16 +68,6 @@ DEFAULT_OPTIONS = CleaningOptions()
 _EXAMPLES = 5
 _CANONICAL_ORDER = (*TRANSACTION_REQUIRED, *EVENT_REQUIRED[2:], *TRANSACTION_OPTIONAL, VALUE)
 _UTC_NAMES = frozenset({"UTC", "Etc/UTC", "utc", "Z", "GMT", "Etc/GMT"})
-#: Times a table may hold: pandas' nanosecond range (1677-09-21 .. 2262-04-11), less the longest
-#: horizon at the top so that as-of + horizon still fits. Rows outside are dropped and counted.
-TIMESTAMP_RANGE: Final = (
-    pd.Timestamp("1678-01-01"),
-    (pd.Timestamp.max - pd.Timedelta(days=MAX_HORIZON_DAYS)).floor("D"),
-)
-#: Largest plausible ``|amount|`` (a trillion in any currency): larger or infinite amounts
-#: (unit errors, overflow sentinels such as 1e308, quantity x price overflowing) are dropped
-#: and counted; in optional numeric columns (quantity, value) they become missing.
-MAX_ABS_AMOUNT: Final = 1e12
 #: Numbers below this many seconds after 1970 (1973-03-03; in the unit chosen) are not read as
 #: epoch times: they are counts or amounts (a column mapped as time by mistake) or 0 for none.
 EPOCH_FLOOR_SECONDS: Final = 1e8

@@ -18,7 +18,15 @@ from typing import Any
 
 import pandas as pd
 
-from ltvcast.data.schemas import AMOUNT, CUSTOMER_ID, EVENT_TYPE, TIMESTAMP, CustomerData
+from ltvcast.data.schemas import (
+    AMOUNT,
+    CUSTOMER_ID,
+    EVENT_TYPE,
+    MAX_ABS_AMOUNT,
+    TIMESTAMP,
+    TIMESTAMP_RANGE,
+    CustomerData,
+)
 from ltvcast.exceptions import ConfigError, SchemaError
 from ltvcast.timeframe import parse_as_of, to_naive_utc
 
@@ -45,7 +53,14 @@ def parse_timestamp(value: object, path: str) -> pd.Timestamp:
         raise SchemaError(f"{path}: must be an ISO-8601 timestamp string; got {value!r}") from None
     if pd.isna(stamp):
         raise SchemaError(f"{path}: must be an ISO-8601 timestamp string; got {value!r}")
-    return to_naive_utc(stamp)
+    stamp = to_naive_utc(stamp)
+    low, high = TIMESTAMP_RANGE
+    if not low <= stamp <= high:
+        raise SchemaError(
+            f"{path}: {value.strip()!r} lies outside the supported range "
+            f"{low:%Y-%m-%d} .. {high:%Y-%m-%d}"
+        )
+    return stamp
 
 
 def parse_amount(value: object, path: str) -> float:
@@ -54,6 +69,8 @@ def parse_amount(value: object, path: str) -> float:
         raise SchemaError(f"{path}: must be a number; got {value!r}")
     if not math.isfinite(value):
         raise SchemaError(f"{path}: must be a finite number; got {value!r}")
+    if abs(value) > MAX_ABS_AMOUNT:
+        raise SchemaError(f"{path}: |amount| must be at most {MAX_ABS_AMOUNT:,.0f}; got {value!r}")
     return float(value)
 
 

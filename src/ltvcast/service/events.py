@@ -10,7 +10,7 @@ import pandas as pd
 from pydantic import ValidationError
 
 from ltvcast.data.purchases import amount_rule_violations
-from ltvcast.data.schemas import AMOUNT, CUSTOMER_ID, EVENT_TYPE, TIMESTAMP
+from ltvcast.data.schemas import AMOUNT, CUSTOMER_ID, EVENT_TYPE, TIMESTAMP, TIMESTAMP_RANGE
 from ltvcast.service.ingest import EVENT_ID
 from ltvcast.service.wire import EVENTS, EventIn, Rejection, validation_message
 from ltvcast.timeframe import to_naive_utc
@@ -78,18 +78,21 @@ def refuse(
     return frame.loc[~mask], out
 
 
-def future_reasons(
+def time_reasons(
     frame: pd.DataFrame, limit: pd.Timestamp, now: pd.Timestamp
 ) -> tuple[np.ndarray, pd.Series]:
-    """Rows dated after ``limit`` (the server's clock plus its tolerance), with the reason."""
-    late = (frame[TIMESTAMP] > limit).to_numpy()
-    reasons = (
-        "timestamp: "
-        + frame[TIMESTAMP].dt.strftime("%Y-%m-%dT%H:%M:%S")
-        + f" is after the server's clock ({now:%Y-%m-%dT%H:%M:%S} UTC) plus its tolerance; "
-        "events from the future are refused"
-    )
-    return late, reasons
+    """Rows dated after ``limit`` (the server's clock plus its tolerance) or before the
+    supported range (:data:`~ltvcast.data.schemas.TIMESTAMP_RANGE`), with the reason."""
+    stamps = frame[TIMESTAMP]
+    late = (stamps > limit).to_numpy()
+    early = (stamps < TIMESTAMP_RANGE[0]).to_numpy()
+    text = "timestamp: " + stamps.dt.strftime("%Y-%m-%dT%H:%M:%S").astype(str)
+    reasons = text.where(
+        ~late,
+        text + f" is after the server's clock ({now:%Y-%m-%dT%H:%M:%S} UTC) plus its "
+        "tolerance; events from the future are refused",
+    ).where(~early, text + f" is before {TIMESTAMP_RANGE[0]:%Y-%m-%d}, outside the supported range")
+    return late | early, reasons
 
 
 def batch_conflicts(frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:

@@ -25,9 +25,35 @@ from starlette.concurrency import run_in_threadpool
 from ltvcast.exceptions import ArtifactError, InsufficientDataError, LTVError, StoreError
 from ltvcast.service.metrics import BodyLimitMiddleware, TimingMiddleware
 from ltvcast.service.state import MAX_FUTURE, HTTPProblem, Service
-from ltvcast.service.wire import CustomerOut, EventsIn, EventsOut, Forecast, HealthOut, ReloadOut
+from ltvcast.service.wire import (
+    CustomerOut,
+    EventsIn,
+    EventsOut,
+    Forecast,
+    HealthOut,
+    Problem,
+    ReloadOut,
+)
 
 log = logging.getLogger("ltvcast.service")
+
+_WHY = {
+    401: "No bearer token.",
+    403: "Wrong token.",
+    404: "Unknown customer.",
+    409: "A reload is running, or the new model failed to load (the old one serves).",
+    413: "Body or batch over the limit.",
+    422: "Invalid request (the detail names the field).",
+    503: "The event store is unavailable: nothing was acknowledged.",
+}
+
+
+def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI entries for the error answers of a route (all shaped as :class:`Problem`)."""
+    return {code: {"model": Problem, "description": _WHY[code]} for code in codes}
+
+
+_AUTH = (401, 403)
 
 
 def create_app(
@@ -124,7 +150,12 @@ def create_app(
         log.exception("unexpected error", exc_info=exc)
         return JSONResponse({"detail": "internal error (see the server log)"}, 500)
 
-    @app.post("/v1/events", dependencies=secured, tags=["events"])
+    @app.post(
+        "/v1/events",
+        dependencies=secured,
+        tags=["events"],
+        responses=_errors(*_AUTH, 413, 422, 503),
+    )
     def post_events(body: EventsIn) -> EventsOut:
         """Store events durably (committed before this answer) and update forecasts."""
         if len(body.events) > max_batch:
@@ -133,7 +164,12 @@ def create_app(
             )
         return service.ingest(body.events)
 
-    @app.get("/v1/customers/{customer_id:path}", dependencies=secured, tags=["forecasts"])
+    @app.get(
+        "/v1/customers/{customer_id:path}",
+        dependencies=secured,
+        tags=["forecasts"],
+        responses=_errors(*_AUTH, 404, 422),
+    )
     async def get_customer(
         customer_id: str,
         explain: Annotated[
@@ -143,17 +179,21 @@ def create_app(
         """The customer's forecast at the stream clock (the latest event time seen)."""
         return service.customer(customer_id, explain)
 
-    @app.post("/v1/score", dependencies=secured, tags=["forecasts"])
+    @app.post(
+        "/v1/score", dependencies=secured, tags=["forecasts"], responses=_errors(*_AUTH, 413, 422)
+    )
     def post_score(payload: Annotated[dict[str, Any], Body()]) -> Forecast:
         """Score a customer described in the request, without storing anything."""
         return service.score(payload)
 
-    @app.post("/v1/admin/reload", dependencies=secured, tags=["admin"])
+    @app.post(
+        "/v1/admin/reload", dependencies=secured, tags=["admin"], responses=_errors(*_AUTH, 409)
+    )
     def post_reload() -> ReloadOut:
         """Load the model directory again and swap it in atomically."""
         return service.reload()
 
-    @app.get("/healthz", tags=["ops"])
+    @app.get("/healthz", tags=["ops"], responses=_errors(503))
     def healthz() -> HealthOut:
         return service.health()
 

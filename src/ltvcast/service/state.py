@@ -32,8 +32,8 @@ from ltvcast.scoring.online import OnlineScorer
 from ltvcast.service.events import (
     POSITION,
     batch_conflicts,
-    future_reasons,
     refuse,
+    time_reasons,
     validate_events,
 )
 from ltvcast.service.ingest import EVENT_ID, EventLog
@@ -159,12 +159,12 @@ class Service:
         """
         frame, rejected = validate_events(items)
         now = self.clock()
-        frame, late = refuse(frame, *future_reasons(frame, now + self.max_future, now))
+        frame, late = refuse(frame, *time_reasons(frame, now + self.max_future, now))
         conflict, retry = batch_conflicts(frame)
+        ids = "event_id: " + frame[EVENT_ID].astype(str)
         frame, clashes = refuse(
-            frame, conflict,
-            "event_id: " + frame[EVENT_ID] + " appears earlier in this batch with other content",
-        )  # fmt: skip
+            frame, conflict, ids + " appears earlier in this batch with other content"
+        )
         retries = int(retry.sum())
         unique = frame.loc[~retry[~conflict]] if retries else frame
         new = unique.iloc[:0]
@@ -175,10 +175,12 @@ class Service:
                 new, conflicts = self.log.write(unique)
                 self.store.verify()  # a file removed during the write: acknowledge nothing
                 self.model.scorer.learn_many(new.drop(columns=[EVENT_ID, POSITION]))
-            _, stored = refuse(
-                conflicts, np.ones(len(conflicts), dtype=bool),
-                "event_id: " + conflicts[EVENT_ID] + " is stored already with other content",
-            )  # fmt: skip
+            other = (
+                "event_id: "
+                + conflicts[EVENT_ID].astype(str)
+                + " is stored already with other content"
+            )
+            _, stored = refuse(conflicts, np.ones(len(conflicts), dtype=bool), other)
             touched = new[CUSTOMER_ID].unique().tolist()
             if len(touched) >= BATCH_RESCORE_MIN:  # a few customers are cheaper rescored on read
                 with self._stale_lock:

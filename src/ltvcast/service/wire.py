@@ -10,19 +10,29 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    PlainSerializer,
     Strict,
     StringConstraints,
     TypeAdapter,
     ValidationError,
+    WithJsonSchema,
     with_config,
 )
 from typing_extensions import TypedDict
+
+from ltvcast.data.schemas import MAX_ABS_AMOUNT
 
 Id = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 EventType = Annotated[
     str, StringConstraints(strip_whitespace=True, to_lower=True, min_length=1, max_length=50)
 ]
-Amount = Annotated[float, AllowInfNan(False)]
+Amount = Annotated[float, AllowInfNan(False), Field(ge=-MAX_ABS_AMOUNT, le=MAX_ABS_AMOUNT)]
+#: Times in answers: naive UTC inside, RFC 3339 with a ``Z`` on the wire.
+UTCTime = Annotated[
+    datetime,
+    PlainSerializer(lambda t: t.isoformat() + "Z", return_type=str, when_used="json"),
+    WithJsonSchema({"type": "string", "format": "date-time"}),
+]
 
 
 @with_config(ConfigDict(strict=True, extra="forbid"))
@@ -66,6 +76,12 @@ class EventsIn(BaseModel):
     )
 
 
+class Problem(BaseModel):
+    """Every error answer: one line that says what is wrong."""
+
+    detail: str
+
+
 class Rejection(BaseModel):
     index: int
     reason: str
@@ -84,7 +100,7 @@ class Forecast(BaseModel):
     value_p10: float | None
     value_p90: float | None
     segment: str
-    as_of: datetime
+    as_of: UTCTime
     model_version: str
 
 
@@ -95,7 +111,7 @@ class Driver(BaseModel):
 
 class CustomerOut(Forecast):
     customer_id: str
-    last_event_at: datetime | None
+    last_event_at: UTCTime | None
     #: With ``?explain=true``: the model's base value and the strongest drivers; base value
     #: plus every driver's contribution (not only these) adds up to ``predicted_value``.
     base_value: float | None = None
@@ -112,7 +128,7 @@ class HealthOut(BaseModel):
     status: str
     model_version: str
     customers: int
-    clock: datetime | None
+    clock: UTCTime | None
 
 
 def validation_message(error: ValidationError, skip: int = 0) -> str:
