@@ -14,8 +14,8 @@ from typing import Any
 
 import schemathesis
 from fastapi.testclient import TestClient
-from schemathesis.checks import positive_data_acceptance
 from hypothesis import HealthCheck, given, settings
+from schemathesis.checks import positive_data_acceptance
 
 from ltvcast.service import create_app
 
