@@ -131,3 +131,87 @@ def test_broken_model_directories_are_one_artifact_error(
                    "--out", str(tmp_path / f"{name}.csv"))  # fmt: skip
         _one_error(run, 2, *fragments)
         assert not (tmp_path / f"{name}.csv").exists()
+
+
+def _train(source: Path, tmp_path: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+    return _run("train", str(source), "--horizon", "30d", "--model", "baseline",
+                "--out", str(tmp_path / "model"), *extra)  # fmt: skip
+
+
+def _csv(tmp_path: Path, name: str, text: str, encoding: str = "utf-8") -> Path:
+    path = tmp_path / name
+    path.write_bytes(text.encode(encoding))
+    return path
+
+
+DAY_FIRST = "customer_id,timestamp,amount\n" + "".join(
+    f"c{i},{d:02d}/{m:02d}/2023,10\n"
+    for i, (d, m) in enumerate([(31, 12), (5, 1), (3, 2), (13, 4)])
+)
+
+
+def test_day_first_dates_are_read_day_first_or_refused(tmp_path: Path) -> None:
+    run = _train(_csv(tmp_path, "dmy.csv", DAY_FIRST), tmp_path)
+    assert run.returncode == 0, run.stderr
+    assert "day first" in run.stdout.replace("-", " ") or "day/month" in run.stdout
+    ambiguous = "customer_id,timestamp,amount\nc1,01/02/2023,10\nc2,03/04/2023,5\n"
+    _one_error(
+        _train(_csv(tmp_path, "amb.csv", ambiguous), tmp_path), 2, "timestamp", "--date-format"
+    )
+    forced = _train(_csv(tmp_path, "amb2.csv", ambiguous), tmp_path, "--date-format", "%d/%m/%Y")
+    assert forced.returncode == 0, forced.stderr
+
+
+def test_times_outside_the_range_and_a_numeric_time_column(tmp_path: Path) -> None:
+    text = "customer_id,timestamp,amount\nc1,1600-01-01,10\nc1,2024-01-05,10\nc2,9999-01-01,5\n"
+    run = _train(_csv(tmp_path, "range.csv", text), tmp_path)
+    assert run.returncode == 0 and "out of range" in run.stdout.replace("_", " "), run.stdout
+    _one_error(_train(_csv(tmp_path, "num.csv", DAY_FIRST), tmp_path, "--time-col", "amount"), 2,
+               "amount")  # fmt: skip
+
+
+def test_a_megabyte_header_is_refused_at_once(tmp_path: Path) -> None:
+    wide = _csv(tmp_path, "wide.csv", ",".join(f"column_{i}" for i in range(100_000)))
+    _one_error(_train(wide, tmp_path), 2, "wide.csv")
+
+
+def test_repeated_columns_and_absurd_amounts(tmp_path: Path) -> None:
+    twice = "customer_id,timestamp,amount,amount\nc1,2024-01-05,10,11\n"
+    _one_error(_train(_csv(tmp_path, "twice.csv", twice), tmp_path), 2, "'amount' appears 2 times")
+    huge = "customer_id,timestamp,amount\nc1,2024-01-05,1e308\nc1,2024-02-05,10\nc2,2024-01-09,4\n"
+    run = _train(_csv(tmp_path, "huge.csv", huge), tmp_path)
+    assert run.returncode == 0 and "implausible amount: 1 rows" in run.stdout, run.stdout
+
+
+def test_rows_after_now_are_reported(tmp_path: Path) -> None:
+    text = "customer_id,timestamp,amount\nc1,2024-01-05,10\nc1,2024-02-05,10\nc2,2030-01-01,4\n"
+    run = _train(_csv(tmp_path, "future.csv", text), tmp_path)
+    assert run.returncode == 0 and "future timestamp: 1 rows" in run.stdout, run.stdout
+    assert "2024-02-05" in run.stdout and "2030" not in run.stdout.split("Training")[-1]
+
+
+def test_other_encodings_and_delimiters_are_read(tmp_path: Path) -> None:
+    rows = "customer_id;timestamp;amount\nc1;2024-01-05;10\nc1;2024-02-05;10\nc2;2024-01-09;4\n"
+    assert _train(_csv(tmp_path, "semi.csv", rows), tmp_path).returncode == 0
+    utf16 = _csv(tmp_path, "utf16.csv", rows.replace(";", ","), encoding="utf-16")
+    assert _train(utf16, tmp_path).returncode == 0
+
+
+def test_an_as_of_before_all_data_says_so(tmp_path: Path) -> None:
+    rows = "customer_id,timestamp,amount\nc1,2024-01-05,10\nc1,2024-02-05,10\n"
+    run = _train(_csv(tmp_path, "few.csv", rows), tmp_path, "--as-of", "2020-01-01")
+    _one_error(run, 2, "no transaction up to 2020-01-01")
+
+
+@pytest.mark.realdata
+def test_the_readme_mapping_keeps_online_retail_revenue(data_dir: Path, tmp_path: Path) -> None:
+    source = data_dir / "online_retail" / "online_retail.csv.gz"
+    if not source.is_file():
+        pytest.skip(f"{source} not found")
+    run = _run("train", str(source), "--customer-col", "CustomerID", "--time-col", "InvoiceDate",
+               "--quantity-col", "Quantity", "--price-col", "UnitPrice", "--order-col",
+               "InvoiceNo", "--timezone", "Europe/London", "--horizon", "90d", "--model", "btyd",
+               "--out", str(tmp_path / "or"))  # fmt: skip
+    assert run.returncode == 0, run.stderr[-2000:]
+    duplicates = [line for line in run.stdout.splitlines() if "duplicates:" in line]
+    assert duplicates and "5,225 rows" in duplicates[0], duplicates

@@ -62,6 +62,19 @@ _INPUT_OPTIONS = (
     _option("returns", str, "net", "Negative amounts and cancellations: 'net' or 'drop'."),
     _option("winsorize", float | None, None, "Cap amounts at this quantile (e.g. 0.999)."),
     _option("timezone", str, "UTC", "Time zone of naive timestamps in the input."),
+    _option(
+        "date_format",
+        str | None,
+        None,
+        "strftime format of the time column, e.g. '%d/%m/%Y'. Default: inferred (day/month "
+        "order from the dates with a field over 12).",
+    ),
+    _option(
+        "future_tolerance",
+        str,
+        "1d",
+        "Rows dated more than this after now are dropped and reported (e.g. 1d, 12h).",
+    ),
 )
 _INPUT_NAMES = ("transactions", *(p.name for p in _INPUT_OPTIONS))
 
@@ -79,18 +92,31 @@ class Inputs:
     @classmethod
     def from_flags(cls, values: dict[str, Any]) -> Inputs:
         """Build from the flag values :func:`input_options` collected."""
+        import pandas as pd
+
         from ltvcast.data.clean import CleaningOptions
         from ltvcast.data.io import ColumnMap
+        from ltvcast.exceptions import ConfigError
 
         returns = values["returns"]
         if returns not in ("net", "drop"):
             raise typer.BadParameter("--returns must be 'net' or 'drop'")
         mode: Literal["net", "drop"] = returns
         columns = ColumnMap(**{field: values[flag] for flag, (field, _) in _COLUMN_FLAGS.items()})
+        try:
+            tolerance = pd.Timedelta(values["future_tolerance"])
+        except ValueError:
+            raise ConfigError(
+                f"--future-tolerance must be a duration such as 1d or 12h; "
+                f"got {values['future_tolerance']!r}"
+            ) from None
         options = CleaningOptions(
             returns=mode,
             winsorize_quantile=values["winsorize"],
             source_timezone=values["timezone"],
+            date_format=values["date_format"],
+            now=pd.Timestamp.now(tz="UTC"),  # the edge reads the clock: rows after it are reported
+            future_tolerance=tolerance,
         )
         return cls(values["transactions"], values["events"], values["profiles"], columns, options)
 
