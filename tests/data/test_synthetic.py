@@ -5,7 +5,6 @@ integral, Monte-Carlo re-simulation, and what actually happened in the simulated
 from __future__ import annotations
 
 from dataclasses import replace
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -17,7 +16,6 @@ from ltvcast.data.synthetic import (
     iter_simulated_chunks,
     seasonality,
     simulate_store,
-    write_store,
 )
 from ltvcast.exceptions import ConfigError
 from ltvcast.timeframe import Horizon
@@ -308,27 +306,7 @@ def test_truth_matches_what_happened(big_store: SimulatedStore) -> None:
             assert realised[key] == pytest.approx(expected[key], rel=0.1), (as_of, key)
 
 
-# ------------------------------------------------------------------------ files and scale
-@pytest.mark.parametrize("fmt", ["csv", "parquet"])
-def test_write_store_writes_readable_tables_and_truth(tmp_path: Path, fmt: str) -> None:
-    small = simulate_store(300, random_state=2, dirty_rate=0.02 if fmt == "csv" else 0.0)
-    paths = write_store(small, tmp_path, horizon="30d", fmt=fmt)  # type: ignore[arg-type]
-    assert set(paths) == {"transactions", "events", "profiles", "params", "truth"}
-    read = pd.read_csv if fmt == "csv" else pd.read_parquet
-    for name in ("transactions", "events", "profiles", "params"):
-        assert len(read(paths[name])) == len(getattr(small, name))
-    truth = read(paths["truth"])
-    assert truth["as_of"].nunique() == 2 and (truth["horizon"] == "30d").all()
-    origin = pd.Timestamp(truth["as_of"].min())
-    assert origin == small.end - pd.Timedelta(days=30)
-    past = truth[pd.to_datetime(truth["as_of"]) == origin]
-    labels = horizon_labels(
-        small.clean_transactions(), pd.Index(past["customer_id"]), origin, small.end
-    )
-    np.testing.assert_allclose(past["actual_value"], labels["value"])
-    assert truth.loc[pd.to_datetime(truth["as_of"]) > origin, "actual_value"].isna().all()
-
-
+# ------------------------------------------------------------------------ scale
 def test_chunks_have_unique_ids_and_are_deterministic() -> None:
     chunks = list(iter_simulated_chunks(1000, chunk_size=400, random_state=9, events=False))
     assert [len(c.profiles) for c in chunks] == [400, 400, 200]
@@ -339,3 +317,18 @@ def test_chunks_have_unique_ids_and_are_deterministic() -> None:
     assert all(c.events.empty for c in chunks)
     again = next(iter_simulated_chunks(1000, chunk_size=400, random_state=9, events=False))
     pd.testing.assert_frame_equal(chunks[0].transactions, again.transactions)
+
+
+def test_a_store_in_one_chunk_is_the_in_memory_store() -> None:
+    [chunk] = iter_simulated_chunks(700, 700, days=300, dirty_rate=0.02, random_state=4)
+    whole = simulate_store(700, days=300, dirty_rate=0.02, random_state=4)
+    for name in ("transactions", "events", "profiles", "params", "orders"):
+        pd.testing.assert_frame_equal(getattr(chunk, name), getattr(whole, name))
+
+
+def test_chunks_are_simulated_as_they_are_consumed() -> None:
+    """Memory, indirectly: one chunk at a time, never more than ``chunk_size`` customers."""
+    chunks = iter_simulated_chunks(10**9, chunk_size=200, days=100, events=False)
+    first, second = next(chunks), next(chunks)  # 10^9 customers would not fit
+    assert len(first.profiles) == len(second.profiles) == 200
+    assert second.profiles["customer_id"].iloc[0] == "C00000201"

@@ -16,7 +16,7 @@ import gzip
 import re
 import warnings
 from collections import Counter
-from collections.abc import Collection
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, fields
 from pathlib import Path
 
@@ -317,14 +317,62 @@ def _read_text(path: Path, layout: _Layout, text_columns: Collection[str]) -> pd
             ) from warning
 
 
-def write_table(frame: pd.DataFrame, path: str | Path) -> Path:
-    """Write ``frame`` as CSV (``.csv``, ``.csv.gz``) or Parquet (``.parquet``), by suffix."""
+def write_table(
+    frame: pd.DataFrame | Iterable[pd.DataFrame],
+    path: str | Path,
+    *,
+    float_format: str | None = "%.6g",
+) -> Path:
+    """Write a table as CSV (``.csv``, ``.csv.gz``) or Parquet (``.parquet``), by suffix.
+
+    Parameters
+    ----------
+    frame
+        The table, or its chunks (frames with the same columns, e.g. a generator), written
+        one at a time so that memory holds one chunk: CSV appended under one header,
+        Parquet one row group per chunk (schema of the first chunk).
+    float_format
+        Format of CSV floats; ``None`` writes each float in full (shortest round trip).
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
     target = Path(path)
     if target.suffix not in (".parquet", ".csv", ".gz"):
         raise ConfigError(f"{target}: output must end in .csv, .csv.gz or .parquet")
     target.parent.mkdir(parents=True, exist_ok=True)
-    if target.suffix == ".parquet":
-        frame.to_parquet(target, index=False)
-    else:
-        frame.to_csv(target, index=False, float_format="%.6g")
+    chunks = [frame] if isinstance(frame, pd.DataFrame) else frame
+    columns: list[object] = []
+    written = 0
+    writer: pq.ParquetWriter | None = None
+    try:
+        for chunk in chunks:
+            if written and list(chunk.columns) != columns:
+                raise ConfigError(
+                    f"{target}: chunk {written} has columns {list(chunk.columns)}; "
+                    f"chunk 0 has {columns}"
+                )
+            columns = list(chunk.columns)
+            if target.suffix == ".parquet":
+                table = pa.Table.from_pandas(chunk, preserve_index=False)
+                if writer is None:
+                    writer = pq.ParquetWriter(target, table.schema)
+                writer.write_table(table)
+                del table
+            else:
+                first = not written
+                chunk.to_csv(
+                    target,
+                    mode="w" if first else "a",
+                    header=first,
+                    index=False,
+                    float_format=float_format,
+                )
+            written += 1
+            del chunk  # hold no chunk while the next one is made
+    finally:
+        if writer is not None:
+            writer.close()
+    if not written:
+        raise ConfigError(f"{target}: no table to write (no chunks)")
     return target
