@@ -8,6 +8,8 @@ server process on a free 127.0.0.1 port and measures:
 - ``POST /v1/score`` (the founding paper's example customer), back to back;
 - event ingestion in batches of 1,000 (``POST /v1/events``, bodies JSON-encoded before the
   clock starts), back to back;
+- ``GET`` at the same rate while another client ingests batches of 1,000 back to back (the
+  mixed-load row: its name gives the events/s reached while the GETs ran);
 - the delay from an event's acknowledgement until ``GET`` returns a forecast that reflects it.
 
 Prints a markdown snippet and writes it to ``bench/out/service.md``.
@@ -60,6 +62,9 @@ def main() -> None:
     parser.add_argument("--score-requests", type=int, default=300)
     parser.add_argument("--batches", type=int, default=30, help="ingestion batches of 1,000")
     parser.add_argument("--delay-trials", type=int, default=50)
+    parser.add_argument(
+        "--mixed-batches", type=int, default=400, help="most batches of the mixed-load row"
+    )
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="ltvcast-bench-"))
@@ -103,11 +108,22 @@ def main() -> None:
                 args.score_requests,
             )
             cpu = _add(rows, "POST /v1/score (paper example)", score, pid, cpu)
-            ingest, events_per_s = _ingest(client, customers, rng, as_of, args.batches)
+            payloads = _payloads(customers, rng, as_of, args.batches, "bench")
+            ingest, events_per_s = _ingest(client, payloads)
             cpu = _add(rows, "POST /v1/events, batches of 1,000", ingest, pid, cpu)
             cold = _paced_gets(server[1], customers, rng, args.rate, args.get_seconds)
             name = f"GET /v1/customers/{{id}} at {args.rate:.0f}/s, after ingestion"
             cpu = _add(rows, name, cold, pid, cpu)
+            later = as_of + pd.Timedelta(seconds=args.batches * 1000)
+            mixed_payloads = _payloads(customers, rng, later, args.mixed_batches, "mixed")
+            mixed, mixed_rate = _mixed(
+                server[1], customers, rng, args.rate, args.get_seconds, mixed_payloads
+            )
+            name = (
+                f"GET /v1/customers/{{id}} at {args.rate:.0f}/s while ingesting "
+                f"{mixed_rate:,.0f} events/s"
+            )
+            cpu = _add(rows, name, mixed, pid, cpu)
             delays = _reflect_delay(client, customers, rng, args.delay_trials)
             cpu = _add(rows, "event ack -> forecast reflects it (POST + GETs)", delays, pid, cpu)
             server_side = _server_side(client.get("/metrics").text)
@@ -206,13 +222,10 @@ def _sequential(call: Any, n: int) -> np.ndarray:
     return latencies
 
 
-def _ingest(
-    client: httpx.Client,
-    customers: np.ndarray,
-    rng: np.random.Generator,
-    as_of: pd.Timestamp,
-    batches: int,
-) -> tuple[np.ndarray, float]:
+def _payloads(
+    customers: np.ndarray, rng: np.random.Generator, as_of: pd.Timestamp, batches: int, tag: str
+) -> list[bytes]:
+    """JSON bodies of ``batches`` batches of 1,000 events (encoded before any clock starts)."""
     payloads = []
     for b in range(batches):
         who = rng.choice(customers, 1000)
@@ -221,19 +234,57 @@ def _ingest(
         events = []
         for i in range(1000):
             event: dict[str, Any] = {"customer_id": str(who[i]), "timestamp": stamps[i].isoformat(),
-                     "event_type": str(kinds[i]), "event_id": f"bench-{b}-{i}"}  # fmt: skip
+                     "event_type": str(kinds[i]), "event_id": f"{tag}-{b}-{i}"}  # fmt: skip
             if kinds[i] == "purchase":
                 event["amount"] = float(round(rng.gamma(2.0, 20.0), 2))
             events.append(event)
-        payloads.append(json.dumps({"events": events}).encode())  # encoded before the clock
-    latencies = np.empty(batches)
+        payloads.append(json.dumps({"events": events}).encode())
+    return payloads
+
+
+def _ingest(client: httpx.Client, payloads: list[bytes]) -> tuple[np.ndarray, float]:
+    """Post the batches back to back: latency of each and events/s over all."""
+    latencies = np.empty(len(payloads))
     start = time.perf_counter()
     for b, payload in enumerate(payloads):
         t0 = time.perf_counter()
         response = client.post("/v1/events", content=payload, headers=JSON)
         assert response.status_code == 200 and response.json()["accepted"] == 1000, response.text
         latencies[b] = time.perf_counter() - t0
-    return latencies, batches * 1000 / (time.perf_counter() - start)
+    return latencies, len(payloads) * 1000 / (time.perf_counter() - start)
+
+
+def _mixed(
+    url: str,
+    customers: np.ndarray,
+    rng: np.random.Generator,
+    rate: float,
+    seconds: float,
+    payloads: list[bytes],
+) -> tuple[np.ndarray, float]:
+    """Paced GETs while another client ingests batches back to back: GET latency from the
+    scheduled send, and the events/s ingested while the GETs ran."""
+    done = threading.Event()
+    sent: list[float] = []
+
+    def ingest() -> None:
+        with httpx.Client(base_url=url, headers=AUTH, timeout=60) as client:
+            for payload in payloads:
+                if done.is_set():
+                    return
+                response = client.post("/v1/events", content=payload, headers=JSON)
+                assert response.status_code == 200, response.text
+                sent.append(time.perf_counter())
+
+    writer = threading.Thread(target=ingest)
+    start = time.perf_counter()
+    writer.start()
+    latencies = _paced_gets(url, customers, rng, rate, seconds)
+    end = time.perf_counter()
+    done.set()
+    writer.join()
+    during = sum(1 for t in sent if t <= end)
+    return latencies, during * 1000 / (end - start)
 
 
 def _reflect_delay(

@@ -62,19 +62,32 @@ def simulate(
     horizon: HorizonOpt = "90d",
     fmt: Annotated[str, typer.Option("--format", help="csv or parquet.")] = "csv",
     seed: Annotated[int, typer.Option("--seed", help="Random seed.")] = 0,
+    chunk: Annotated[
+        int,
+        typer.Option("--chunk", help="Customers simulated at a time (bounds memory).", min=1),
+    ] = 100_000,
 ) -> None:
-    """Simulate a store (profiles, events, purchases, returns, dirty rows) with true values."""
-    from ltvcast.data.synthetic import simulate_store, write_store
+    """Simulate a store (profiles, events, purchases, returns, dirty rows) with true values.
+
+    Any size is written in bounded memory, --chunk customers at a time; a store of at most
+    --chunk customers is exactly the in-memory simulation of the same seed.
+    """
+    from ltvcast.data.synthetic import write_simulated_store
     from ltvcast.timeframe import parse_horizon
 
     if fmt not in ("csv", "parquet"):
         raise typer.BadParameter("--format must be csv or parquet")
     with step(f"Simulating {customers:,} customers over {days} days"):
-        store = simulate_store(
-            customers, start=start, days=days, dirty_rate=dirty_rate, random_state=seed
-        )
-        paths = write_store(
-            store, out, horizon=parse_horizon(horizon), fmt="csv" if fmt == "csv" else "parquet"
+        paths = write_simulated_store(
+            out,
+            customers,
+            chunk_size=chunk,
+            horizon=parse_horizon(horizon),
+            fmt="csv" if fmt == "csv" else "parquet",
+            start=start,
+            days=days,
+            dirty_rate=dirty_rate,
+            random_state=seed,
         )
     for name, path in paths.items():
         console.print(f"  {name}: {path}")

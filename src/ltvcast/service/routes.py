@@ -20,6 +20,7 @@ from fastapi import Body, Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from ltvcast.exceptions import ArtifactError, InsufficientDataError, LTVError, StoreError
@@ -155,14 +156,34 @@ def create_app(
         dependencies=secured,
         tags=["events"],
         responses=_errors(*_AUTH, 413, 422, 503),
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {"application/json": {"schema": EventsIn.model_json_schema()}},
+            }
+        },
     )
-    def post_events(body: EventsIn) -> EventsOut:
-        """Store events durably (committed before this answer) and update forecasts."""
-        if len(body.events) > max_batch:
+    async def post_events(request: Request) -> EventsOut:
+        """Store events durably (committed before this answer) and update forecasts.
+
+        The body is only received on the event loop; decoding, validation, the write and
+        the learning run on a worker thread, in slices, so reads keep their pace.
+        """
+        body = await request.body()
+        return await run_in_threadpool(_ingest, body)
+
+    def _ingest(body: bytes) -> EventsOut:
+        try:
+            parsed = EventsIn.model_validate_json(body)
+        except ValidationError as err:
+            raise RequestValidationError(
+                [{**e, "loc": ("body", *e["loc"])} for e in err.errors()]
+            ) from None
+        if len(parsed.events) > max_batch:
             raise HTTPProblem(
-                413, f"events: {len(body.events)} events exceed the batch limit of {max_batch}"
+                413, f"events: {len(parsed.events)} events exceed the batch limit of {max_batch}"
             )
-        return service.ingest(body.events)
+        return service.ingest(parsed.events)
 
     @app.get(
         "/v1/customers/{customer_id:path}",

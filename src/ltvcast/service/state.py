@@ -12,6 +12,7 @@ from __future__ import annotations
 import gc
 import hashlib
 import logging
+import sys
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -32,8 +33,9 @@ from ltvcast.scoring.online import OnlineScorer
 from ltvcast.service.events import (
     POSITION,
     batch_conflicts,
+    id_reason,
     refuse,
-    time_reasons,
+    time_rule,
     validate_events,
 )
 from ltvcast.service.ingest import EVENT_ID, EventLog
@@ -142,6 +144,7 @@ class Service:
         self._closing = False
         self._worker = threading.Thread(target=self._rescore_loop, name="rescore", daemon=True)
         self._worker.start()
+        sys.setswitchinterval(SWITCH_INTERVAL_S)
         _freeze_heap()
 
     def ingest(self, items: list[Any]) -> EventsOut:
@@ -159,11 +162,10 @@ class Service:
         """
         frame, rejected = validate_events(items)
         now = self.clock()
-        frame, late = refuse(frame, *time_reasons(frame, now + self.max_future, now))
+        frame, late = refuse(frame, *time_rule(frame, now + self.max_future, now))
         conflict, retry = batch_conflicts(frame)
-        ids = "event_id: " + frame[EVENT_ID].astype(str)
         frame, clashes = refuse(
-            frame, conflict, ids + " appears earlier in this batch with other content"
+            frame, conflict, id_reason("appears earlier in this batch with other content")
         )
         retries = int(retry.sum())
         unique = frame.loc[~retry[~conflict]] if retries else frame
@@ -175,12 +177,11 @@ class Service:
                 new, conflicts = self.log.write(unique)
                 self.store.verify()  # a file removed during the write: acknowledge nothing
                 self.model.scorer.learn_many(new.drop(columns=[EVENT_ID, POSITION]))
-            other = (
-                "event_id: "
-                + conflicts[EVENT_ID].astype(str)
-                + " is stored already with other content"
+            _, stored = refuse(
+                conflicts,
+                np.ones(len(conflicts), dtype=bool),
+                id_reason("is stored already with other content"),
             )
-            _, stored = refuse(conflicts, np.ones(len(conflicts), dtype=bool), other)
             touched = new[CUSTOMER_ID].unique().tolist()
             if len(touched) >= BATCH_RESCORE_MIN:  # a few customers are cheaper rescored on read
                 with self._stale_lock:
@@ -368,6 +369,11 @@ def _model_version(model_dir: Path, scoring: ScoringModel) -> str:
     """``<model>-<first 12 hex of the manifest's sha256>``."""
     digest = hashlib.sha256((model_dir / MANIFEST).read_bytes()).hexdigest()[:12]
     return f"{scoring.name}-{digest}"
+
+
+#: How long a thread may hold the interpreter before another gets it (Python's default is
+#: 5 ms): the event loop's thread serving reads waits at most this long behind ingestion.
+SWITCH_INTERVAL_S = 0.0005
 
 
 def _freeze_heap() -> None:
