@@ -14,12 +14,14 @@ import pandas as pd
 import pytest
 
 from ltvcast.data.schemas import CustomerData
+from ltvcast.evaluation.selection import AutoForecaster
 from ltvcast.exceptions import InsufficientDataError, NotFittedError
 from ltvcast.features.rfm import customer_history, rfm_summary
 from ltvcast.models import forecaster_class
 from ltvcast.models.base import Forecaster
 from ltvcast.models.btyd import BTYDForecaster
-from ltvcast.scoring.online import CustomerHistory, OnlineScorer
+from ltvcast.scoring.history import CustomerHistory
+from ltvcast.scoring.online import OnlineScorer
 from ltvcast.timeframe import parse_horizon
 
 CUTOFF = pd.Timestamp("1998-01-31")  # bulk-loaded up to here, replayed per event after
@@ -284,24 +286,19 @@ def test_summaries_equal_rfm_summary_whatever_the_arrival_order(cdnow: CustomerD
     for event in late.to_dict("records"):
         history.learn_one({str(k): v for k, v in event.items()})
     as_of = data.last_timestamp()
-    expected = rfm_summary(data.transactions, as_of, time_unit_days=1.0)
-    summary = history.summaries(data.customers())
-    agg = summary.aggregates
-    buyer = agg.n > 0
-    assert summary.ids[buyer].tolist() == expected.index.tolist()
-    first_day = expected["first_purchase"].to_numpy().astype("datetime64[D]").astype(np.int64)
-    np.testing.assert_array_equal(agg.n[buyer] - 1, expected["frequency"])
-    np.testing.assert_array_equal(agg.first[buyer], first_day)
-    np.testing.assert_array_equal(agg.last[buyer] - agg.first[buyer], expected["recency"])
-    np.testing.assert_allclose(agg.total[buyer], expected["total_value"], rtol=1e-12)
-    repeat = agg.spend[buyer] - agg.first_spend[buyer]
-    frequency = expected["frequency"].to_numpy()
-    monetary = np.divide(repeat, frequency, out=np.zeros_like(repeat), where=frequency > 0)
-    np.testing.assert_allclose(monetary, expected["monetary_value"], rtol=1e-9, atol=1e-9)
+    summary, versions = history.summaries(data.customers(), as_of)
+    expected = rfm_summary(data.transactions, as_of)
+    pd.testing.assert_frame_equal(
+        summary.rfm, expected, rtol=1e-9, atol=1e-9, check_index_type=False
+    )
+    days = ["frequency", "recency", "T", "first_purchase"]
+    pd.testing.assert_frame_equal(
+        summary.rfm[days], expected[days], check_exact=True, check_index_type=False
+    )
     # the segment inputs (first row time) too
-    stats = customer_history(history.to_data(), as_of).set_index("customer_id")
-    tenure = (np.datetime64(as_of, "us").astype(np.int64) - summary.first_seen) / 86_400e6
-    np.testing.assert_allclose(tenure, stats.loc[summary.ids, "tenure_days"], rtol=1e-12)
+    stats = customer_history(history.to_data(), as_of)[["customer_id", "tenure_days", "purchases"]]
+    pd.testing.assert_frame_equal(summary.history, stats, rtol=1e-12)
+    assert versions == [history.version(c) for c in summary.ids]
 
 
 @pytest.mark.parametrize(
@@ -342,3 +339,26 @@ def test_fast_path_is_checked_against_predict(cdnow: CustomerData) -> None:
     scorer.learn_one({"customer_id": customer, "timestamp": scorer.clock, "event_type": "view"})
     got = scorer.rescore([customer]).frame.iloc[0]
     assert got["predicted_value"] == pytest.approx(frame["predicted_value"].iloc[3], rel=1e-9)
+
+
+def test_auto_with_a_btyd_winner_takes_the_rfm_path(
+    cdnow: CustomerData, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The fast path is a capability (``rfm_scorer``), not a class: ``auto`` has it when its
+    winner does, and rescoring then never calls ``predict``."""
+    auto = AutoForecaster(candidates=("btyd",)).fit(cdnow, FIT_AS_OF, parse_horizon("13w"))
+    assert auto.choice_ == "btyd" and auto.rfm_scorer is auto.winner_
+    scorer = _replayed(auto, cdnow)
+    assert scorer.fast_path
+    scorer.predict_many()  # the agreement check against predict keeps it
+    assert scorer.fast_path
+    customers = cdnow.customers()
+    expected = auto.predict(_as_replayed(cdnow), cdnow.last_timestamp())
+
+    def no_predict(*args: object) -> pd.DataFrame:
+        raise AssertionError("rescored through predict")
+
+    monkeypatch.setattr(auto, "predict", no_predict)
+    pd.testing.assert_frame_equal(scorer.rescore(customers).frame, expected, rtol=1e-9)
+    other = AutoForecaster(candidates=("baseline",)).fit(cdnow, FIT_AS_OF, parse_horizon("13w"))
+    assert other.rfm_scorer is None and not OnlineScorer(other).fast_path

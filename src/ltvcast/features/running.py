@@ -1,9 +1,16 @@
-"""Per-customer running summaries: what rescoring a customer needs, kept up to date per event.
+"""Running per-customer aggregates: RFM summaries and segment inputs kept up to date per event.
 
-:class:`Summaries` holds, per customer (dense integer codes, columnar numpy arrays), the first
-and last event time, a history version, and the *purchase-day* aggregates of
-:func:`ltvcast.features.rfm.rfm_summary` (purchase days are customer-days with a row of
-``amount >= 0``; a day's spend is its net amount, returns included):
+River-style: :meth:`RunningAggregates.update` learns rows (vectorised over the customers they
+touch), :meth:`RunningAggregates.get` reads, for any set of customers, what the batch
+feature functions would compute from all their rows: the
+:func:`~ltvcast.features.rfm.rfm_summary` rows and the ``tenure_days`` / ``purchases`` of
+:func:`~ltvcast.features.rfm.customer_history`, at an ``as_of`` on or after every row
+learned. Reading costs a few array gathers instead of a group-by over the customers' rows.
+
+State is columnar: per customer (dense integer codes into numpy arrays) the first and last
+row time, a history version, and the *purchase-day* aggregates (purchase days as in
+:func:`ltvcast.data.purchases.purchase_days`: customer-days with a row of ``amount >= 0``; a
+day's spend is its net amount, returns included):
 
 - the *open day*: the customer's latest transaction day, its net amount and whether it is a
   purchase day (later rows of the same day still change it);
@@ -11,22 +18,22 @@ and last event time, a history version, and the *purchase-day* aggregates of
   day, net spend of the purchase days, of the first purchase day and of every day from the
   first purchase day on (returns-only days included).
 
-Events that arrive in time order (a transaction on or after the open day) update these in
-O(rows) vectorised steps; a transaction dated before its customer's open day marks the
-customer *dirty*, and the owner rebuilds that customer from the full history
-(:meth:`Summaries.rebuild`) before reading. Reading combines closed and open aggregates, so
-the RFM inputs of any set of customers cost a few array gathers instead of a group-by over
-their transactions.
+Rows that arrive in time order (a transaction on or after its customer's open day) update
+these in O(rows) vectorised steps; a transaction dated before its customer's open day makes
+the customer *stale*: the owner of the rows passes that customer's transactions to
+:meth:`RunningAggregates.rebuild` before reading (see :meth:`RunningAggregates.stale`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
+
+from ltvcast.data.schemas import CUSTOMER_ID
+from ltvcast.exceptions import ConfigError
 
 IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float64]
@@ -35,11 +42,36 @@ BoolArray = npt.NDArray[np.bool_]
 #: "No day / no time yet" sentinels (smallest and largest int64).
 _LOW = np.iinfo(np.int64).min
 _HIGH = np.iinfo(np.int64).max
-_US_PER_DAY = 86_400_000_000
+
+
+@dataclass(frozen=True)
+class RunningSummary:
+    """What :meth:`RunningAggregates.get` returns for some customers.
+
+    Attributes
+    ----------
+    ids
+        The customers, in the order asked.
+    rfm
+        :func:`~ltvcast.features.rfm.rfm_summary` rows (:data:`~ltvcast.features.rfm.RFM_COLUMNS`,
+        same units and dtypes; index ``customer_id`` of the ids as given, object dtype) of
+        the customers with a purchase day (``history["purchases"] > 0``), in the order of
+        ``ids``.
+    history
+        ``customer_id``, ``tenure_days`` and ``purchases`` as in
+        :func:`~ltvcast.features.rfm.customer_history`, one row per id in order.
+    versions
+        Each customer's history version (see :meth:`RunningAggregates.version`).
+    """
+
+    ids: npt.NDArray[np.object_]
+    rfm: pd.DataFrame
+    history: pd.DataFrame
+    versions: IntArray
 
 
 @dataclass
-class Days:
+class _Days:
     """Customer-days: one row per (code, day), sorted by code then day."""
 
     code: IntArray
@@ -50,11 +82,11 @@ class Days:
     def __len__(self) -> int:
         return len(self.code)
 
-    def subset(self, rows: BoolArray | IntArray) -> Days:
-        return Days(self.code[rows], self.day[rows], self.net[rows], self.buy[rows])
+    def subset(self, rows: BoolArray | IntArray) -> _Days:
+        return _Days(self.code[rows], self.day[rows], self.net[rows], self.buy[rows])
 
     @classmethod
-    def collapse(cls, code: IntArray, day: IntArray, net: FloatArray, buy: BoolArray) -> Days:
+    def collapse(cls, code: IntArray, day: IntArray, net: FloatArray, buy: BoolArray) -> _Days:
         """Rows (any order, repeats allowed) -> customer-days: net amounts summed in row
         order, a day is a purchase when any of its rows is."""
         if not len(code):
@@ -71,7 +103,7 @@ class Days:
 
 
 @dataclass
-class Aggregates:
+class _Aggregates:
     """Purchase-day aggregates of some customers (one row each)."""
 
     n: IntArray
@@ -81,7 +113,7 @@ class Aggregates:
     first_spend: FloatArray
     total: FloatArray
 
-    def fold(self, row: IntArray, days: Days) -> Aggregates:
+    def fold(self, row: IntArray, days: _Days) -> _Aggregates:
         """These aggregates plus ``days`` (customer-days later than every day already
         counted; ``row`` gives each day's row in ``self``)."""
         m = len(self.n)
@@ -93,7 +125,7 @@ class Aggregates:
         np.maximum.at(last, r, d)
         had = self.n > 0
         since_first = days.day >= first[row]
-        return Aggregates(
+        return _Aggregates(
             n=self.n + np.bincount(r, minlength=m),
             first=np.where(had, self.first, first),
             last=np.maximum(self.last, last),
@@ -109,8 +141,8 @@ class Aggregates:
         )
 
 
-class Summaries:
-    """Running per-customer summaries (see the module docstring). Not thread-safe."""
+class RunningAggregates:
+    """Running per-customer aggregates (see the module docstring). Not thread-safe."""
 
     _INT = ("first_seen", "last_seen", "version", "n", "first", "last", "open_day")
     _FLOAT = ("spend", "first_spend", "total", "open_net")
@@ -129,14 +161,112 @@ class Summaries:
     def __contains__(self, customer_id: object) -> bool:
         return customer_id in self._codes
 
-    def code(self, customer_id: str) -> int:
-        """The customer's code (``-1`` when unknown)."""
-        return self._codes.get(customer_id, -1)
+    def update(
+        self,
+        customer_ids: npt.NDArray[np.object_],
+        stamps: npt.NDArray[np.datetime64],
+        amounts: FloatArray,
+        is_transaction: BoolArray,
+    ) -> None:
+        """Learn rows: transactions where ``is_transaction`` (``amounts`` are read there
+        only), behaviour events elsewhere. Every customer touched gets a new version."""
+        inverse, uniques = pd.factorize(customer_ids)
+        touched = self._encode(uniques)
+        code = touched[inverse]
+        us = stamps.astype("datetime64[us]").astype(np.int64)
+        ints = self._int
+        ints["version"][touched] += 1
+        np.minimum.at(ints["first_seen"], code, us)
+        np.maximum.at(ints["last_seen"], code, us)
+        if is_transaction.any():
+            tx_day = stamps[is_transaction].astype("datetime64[D]").astype(np.int64)
+            amount = amounts[is_transaction]
+            days = _Days.collapse(code[is_transaction], tx_day, amount, amount >= 0)
+            late = days.day < ints["open_day"][days.code]
+            self._bool["dirty"][days.code[late]] = True
+            self._absorb(days.subset(~self._bool["dirty"][days.code]))
 
-    def codes(self, customer_ids: Iterable[str]) -> IntArray:
-        """Codes of known customers (``-1`` for unknown ones), in order."""
-        get = self._codes.get
-        return np.fromiter((get(c, -1) for c in customer_ids), dtype=np.int64)
+    def rebuild(
+        self,
+        customer_ids: npt.NDArray[np.object_],
+        stamps: npt.NDArray[np.datetime64],
+        amounts: FloatArray,
+    ) -> None:
+        """Recompute the purchase days of the customers of these transactions (all of their
+        transactions, any order); they are no longer stale."""
+        inverse, uniques = pd.factorize(customer_ids)
+        touched = self._encode(uniques)
+        for name in ("n", "spend", "first_spend", "total", "open_net"):
+            (self._int if name == "n" else self._float)[name][touched] = 0
+        self._int["first"][touched] = _HIGH
+        self._int["last"][touched] = _LOW
+        self._int["open_day"][touched] = _LOW
+        self._bool["open_buy"][touched] = False
+        self._bool["dirty"][touched] = False
+        day = stamps.astype("datetime64[D]").astype(np.int64)
+        self._absorb(_Days.collapse(touched[inverse], day, amounts, amounts >= 0))
+
+    def stale(self, customer_ids: npt.NDArray[np.object_]) -> npt.NDArray[np.object_]:
+        """Those of these (known) customers whose purchase days must be :meth:`rebuild` from
+        their transactions before :meth:`get` (a transaction arrived out of time order)."""
+        return customer_ids[self._bool["dirty"][self._known(customer_ids)]]
+
+    def get(
+        self,
+        customer_ids: npt.NDArray[np.object_],
+        as_of: pd.Timestamp,
+        *,
+        time_unit_days: float = 7.0,
+    ) -> RunningSummary:
+        """RFM summary and segment inputs of these known, not stale customers at ``as_of``.
+
+        Parameters
+        ----------
+        customer_ids
+            Known customers, none :meth:`stale`.
+        as_of
+            On or after every row learned for them (the aggregates hold all their rows).
+        time_unit_days
+            Unit of ``recency`` and ``T``, as in :func:`~ltvcast.features.rfm.rfm_summary`.
+
+        Raises
+        ------
+        ConfigError
+            For an unknown or stale customer, an ``as_of`` before one of their rows, or a
+            non-positive ``time_unit_days``.
+        """
+        if time_unit_days <= 0:
+            raise ConfigError(f"time_unit_days must be positive; got {time_unit_days!r}")
+        codes = self._known(customer_ids)
+        stale = self._bool["dirty"][codes]
+        if stale.any():
+            raise ConfigError(
+                f"running aggregates: {int(stale.sum())} customers are stale "
+                f"(e.g. {customer_ids[stale][0]!r}); rebuild them first"
+            )
+        as_of = pd.Timestamp(as_of)
+        as_of_us = as_of.to_datetime64().astype("datetime64[us]").astype(np.int64)
+        ints = self._int
+        later = ints["last_seen"][codes] > as_of_us
+        if later.any():
+            raise ConfigError(
+                f"as_of {as_of.isoformat()} is before the latest row of {int(later.sum())} "
+                f"customers (e.g. {customer_ids[later][0]!r})"
+            )
+        agg = self._read(codes)
+        buyer = agg.n > 0
+        return RunningSummary(
+            ids=customer_ids,
+            rfm=_rfm_rows(customer_ids[buyer], agg, buyer, as_of, time_unit_days),
+            history=pd.DataFrame(
+                {
+                    CUSTOMER_ID: customer_ids,
+                    "tenure_days": (as_of_us - ints["first_seen"][codes]) / 1e6 / 86400.0,
+                    "purchases": agg.n,
+                }
+            ),
+            versions=ints["version"][codes],
+        )
 
     def version(self, customer_id: str) -> int:
         """How many times the customer's history changed (0 when unknown)."""
@@ -154,79 +284,33 @@ class Summaries:
             return None
         return pd.Timestamp(int(self._int["last_seen"][code]), unit="us")
 
-    def versions_of(self, codes: IntArray) -> IntArray:
-        """Versions of these (known) customers."""
-        return self._int["version"][codes]
+    def _known(self, customer_ids: npt.NDArray[np.object_]) -> IntArray:
+        """Codes of these customers; :class:`ConfigError` when one is unknown."""
+        get = self._codes.get
+        codes = np.fromiter((get(c, -1) for c in customer_ids), dtype=np.int64)
+        if (codes < 0).any():
+            unknown = [c for c, k in zip(customer_ids, codes.tolist(), strict=True) if k < 0]
+            raise ConfigError(
+                f"running aggregates: {len(unknown)} customers are unknown (e.g. {unknown[0]!r})"
+            )
+        return codes
 
-    def dirty(self, codes: IntArray) -> BoolArray:
-        """Which of these (known) customers' purchase days must be rebuilt from history."""
-        return self._bool["dirty"][codes]
-
-    def learn(
-        self,
-        customer_ids: npt.NDArray[np.object_],
-        stamps: npt.NDArray[np.datetime64],
-        amounts: FloatArray,
-        is_transaction: BoolArray,
-    ) -> IntArray:
-        """Learn rows (transactions where ``is_transaction``, else behaviour events); return
-        the codes of the customers they touch."""
-        inverse, uniques = pd.factorize(customer_ids)
-        touched = self._encode(uniques)
-        code = touched[inverse]
-        us = stamps.astype("datetime64[us]").astype(np.int64)
+    def _read(self, codes: IntArray) -> _Aggregates:
+        """Purchase-day aggregates of these customers, closed and open days together."""
         ints = self._int
-        ints["version"][touched] += 1
-        np.minimum.at(ints["first_seen"], code, us)
-        np.maximum.at(ints["last_seen"], code, us)
-        if is_transaction.any():
-            tx_day = stamps[is_transaction].astype("datetime64[D]").astype(np.int64)
-            amount = amounts[is_transaction]
-            days = Days.collapse(code[is_transaction], tx_day, amount, amount >= 0)
-            late = days.day < ints["open_day"][days.code]
-            self._bool["dirty"][days.code[late]] = True
-            self._absorb(days.subset(~self._bool["dirty"][days.code]))
-        return touched
-
-    def rebuild(
-        self,
-        customer_ids: npt.NDArray[np.object_],
-        stamps: npt.NDArray[np.datetime64],
-        amounts: FloatArray,
-    ) -> None:
-        """Recompute the purchase days of the customers of these transactions (all of their
-        transactions, any order) and clear their dirty flag."""
-        inverse, uniques = pd.factorize(customer_ids)
-        touched = self._encode(uniques)
-        for name in ("n", "spend", "first_spend", "total", "open_net"):
-            (self._int if name == "n" else self._float)[name][touched] = 0
-        self._int["first"][touched] = _HIGH
-        self._int["last"][touched] = _LOW
-        self._int["open_day"][touched] = _LOW
-        self._bool["open_buy"][touched] = False
-        self._bool["dirty"][touched] = False
-        day = stamps.astype("datetime64[D]").astype(np.int64)
-        self._absorb(Days.collapse(touched[inverse], day, amounts, amounts >= 0))
-
-    def read(self, codes: IntArray) -> tuple[Aggregates, IntArray, IntArray]:
-        """Purchase-day aggregates (closed and open days together), first and last row time
-        (microseconds) of these (clean) customers."""
-        ints = self._int
-        agg = self._aggregates(codes)
         has_open = ints["open_day"][codes] != _LOW
         open_codes = codes[has_open]
-        days = Days(
+        days = _Days(
             open_codes,
             ints["open_day"][open_codes],
             self._float["open_net"][open_codes],
             self._bool["open_buy"][open_codes],
         )
-        agg = agg.fold(np.flatnonzero(has_open), days)
-        return agg, ints["first_seen"][codes], ints["last_seen"][codes]
+        return self._aggregates(codes).fold(np.flatnonzero(has_open), days)
 
-    def _aggregates(self, codes: IntArray) -> Aggregates:
+    def _aggregates(self, codes: IntArray) -> _Aggregates:
         ints, floats = self._int, self._float
-        return Aggregates(
+        return _Aggregates(
             ints["n"][codes],
             ints["first"][codes],
             ints["last"][codes],
@@ -235,7 +319,7 @@ class Summaries:
             floats["total"][codes],
         )
 
-    def _absorb(self, days: Days) -> None:
+    def _absorb(self, days: _Days) -> None:
         """Add customer-days, none before its customer's open day: the open day and these
         merge, each customer's latest day becomes the open day, the others are closed."""
         if not len(days):
@@ -244,7 +328,7 @@ class Summaries:
         customers = np.unique(days.code)
         has_open = ints["open_day"][customers] != _LOW
         held = customers[has_open]
-        merged = Days.collapse(
+        merged = _Days.collapse(
             np.concatenate([held, days.code]),
             np.concatenate([ints["open_day"][held], days.day]),
             np.concatenate([floats["open_net"][held], days.net]),
@@ -304,3 +388,31 @@ class VersionSnapshot:
     def get(self, customer_id: str) -> int:
         code = self._codes.get(customer_id, -1)
         return int(self._versions[code]) if 0 <= code < len(self._versions) else -1
+
+
+def _rfm_rows(
+    ids: npt.NDArray[np.object_],
+    agg: _Aggregates,
+    buyer: BoolArray,
+    as_of: pd.Timestamp,
+    time_unit_days: float,
+) -> pd.DataFrame:
+    """The :func:`~ltvcast.features.rfm.rfm_summary` frame of the ``buyer`` rows of
+    ``agg`` (customers ``ids``), same formulas and dtypes."""
+    frequency = (agg.n[buyer] - 1).astype(np.float64)
+    first, last = agg.first[buyer], agg.last[buyer]
+    repeat_spend = (agg.spend[buyer] - agg.first_spend[buyer]).astype(np.float64)
+    as_of_day = as_of.floor("D").to_datetime64().astype("datetime64[D]").astype(np.int64)
+    return pd.DataFrame(
+        {
+            "frequency": frequency,
+            "recency": (last - first) / time_unit_days,
+            "T": (as_of_day - first) / time_unit_days,
+            "monetary_value": np.divide(
+                repeat_spend, frequency, out=np.zeros_like(repeat_spend), where=frequency > 0
+            ),
+            "first_purchase": first.astype("datetime64[D]").astype("datetime64[ns]"),
+            "total_value": agg.total[buyer].astype(np.float64),
+        },
+        index=pd.Index(ids, dtype=object, name=CUSTOMER_ID),  # as given: no string copy
+    )
