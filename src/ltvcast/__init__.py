@@ -7,9 +7,9 @@ needs them is used.
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING, Any
 
+from ltvcast._lazy import load
 from ltvcast._version import __version__
 
 if TYPE_CHECKING:
@@ -94,11 +94,7 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
-    if name in _PUBLIC:
-        value = getattr(importlib.import_module(_PUBLIC[name]), name)
-        globals()[name] = value  # later accesses skip this hook
-        return value
-    raise AttributeError(f"module 'ltvcast' has no attribute {name!r}")
+    return load(globals(), _PUBLIC, name)
 
 
 def __dir__() -> list[str]:

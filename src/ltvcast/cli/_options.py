@@ -164,6 +164,11 @@ def input_options(command: Callable[..., None]) -> Callable[..., None]:
     return wrapper
 
 
+def out_file(help_text: str) -> Any:
+    """The ``--out`` option of a command that writes one file (checked before any work)."""
+    return typer.Option("--out", help=help_text, callback=writable_file)
+
+
 def writable_dir(value: Path | None) -> Path | None:
     """``--out`` directory check, run while the flags are parsed (before any work): the
     directory exists or can be created, and a file can be written in it."""

@@ -12,10 +12,10 @@ from ltvcast.cli._app import app, console
 from ltvcast.cli._options import (
     Inputs,
     input_options,
+    out_file,
     print_cleaning,
     step,
     writable_dir,
-    writable_file,
 )
 from ltvcast.models.registry import model_names
 
@@ -117,10 +117,7 @@ def train(
 def predict(
     model_dir: ModelDirArg,
     inputs: Inputs,
-    out: Annotated[
-        Path,
-        typer.Option("--out", help="Predictions file (.csv or .parquet).", callback=writable_file),
-    ],
+    out: Annotated[Path, out_file("Predictions file (.csv or .parquet).")],
     as_of: AsOfOpt = None,
 ) -> None:
     """Score every customer seen up to --as-of over the model's horizon."""
@@ -145,10 +142,7 @@ def predict(
 def forecast(
     inputs: Inputs,
     horizon: HorizonOpt,
-    out: Annotated[
-        Path,
-        typer.Option("--out", help="Predictions file (.csv or .parquet).", callback=writable_file),
-    ],
+    out: Annotated[Path, out_file("Predictions file (.csv or .parquet).")],
     as_of: AsOfOpt = None,
     model: ModelOpt = "auto",
     save_model: Annotated[

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from ltvcast.cli._app import app, console
-from ltvcast.cli._options import Inputs, input_options, step, writable_file
+from ltvcast.cli._options import Inputs, input_options, out_file, step, writable_file
 from ltvcast.cli.core import AsOfOpt, ModelDirArg
 from ltvcast.exceptions import ConfigError, InsufficientDataError, SchemaError
 
@@ -48,10 +48,7 @@ def _score(
 def segment(
     model_dir: ModelDirArg,
     inputs: Inputs,
-    out: Annotated[
-        Path,
-        typer.Option("--out", help="Segments file (.csv or .parquet).", callback=writable_file),
-    ],
+    out: Annotated[Path, out_file("Segments file (.csv or .parquet).")],
     as_of: AsOfOpt = None,
     high_value: Annotated[
         float, typer.Option("--high-value", help="High-value cut (quantile or amount).")
@@ -118,10 +115,7 @@ def segment(
 def plan(
     model_dir: ModelDirArg,
     inputs: Inputs,
-    out: Annotated[
-        Path,
-        typer.Option("--out", help="Contact list (.csv or .parquet).", callback=writable_file),
-    ],
+    out: Annotated[Path, out_file("Contact list (.csv or .parquet).")],
     budget: Annotated[float, typer.Option("--budget", help="Total campaign budget.")],
     cost_per_contact: Annotated[
         float, typer.Option("--cost-per-contact", help="Cost of contacting one customer.")
@@ -231,9 +225,7 @@ def explain(
 def report(
     model_dir: ModelDirArg,
     inputs: Inputs,
-    out: Annotated[
-        Path, typer.Option("--out", help="HTML file to write.", callback=writable_file)
-    ] = Path("report.html"),
+    out: Annotated[Path, out_file("HTML file to write.")] = Path("report.html"),
     as_of: AsOfOpt = None,
     models: Annotated[
         str,

@@ -7,8 +7,9 @@ maps the names the CLI accepts to classes. Everything here loads on first access
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING, Any
+
+from ltvcast._lazy import load
 
 if TYPE_CHECKING:
     from ltvcast.models.base import Forecaster
@@ -56,6 +57,4 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'ltvcast.models' has no attribute {name!r}")
+    return load(globals(), _LAZY, name)

@@ -1,45 +1,19 @@
-"""The application layer: every composition the CLI, the service and the report need, once.
-
-A notebook user drives ltvcast from here::
-
-    from ltvcast import load_customer_data, load_scoring_model, train_model
-
-    data, cleaning = load_customer_data("transactions.csv", "events.csv")
-    model = train_model(data, horizon="90d", cleaning=cleaning)
-    scores = model.score(data)                  # forecasts, segment, tenure and past spend
-    drivers = model.explain(data, ["C042"])     # each customer's top drivers
-    model.save("model/")
-    same = load_scoring_model("model/")
-
-:func:`train_model` fits a model (with the fallback for short histories) and the segment cuts,
-and remembers the training window, the data's event types and profile columns, the cleaning
-report and, for ``auto``, why it chose its model. :class:`ScoringModel` owns the whole model
-artifact: :mod:`ltvcast.scoring.artifacts` stores the forecaster, this module the manifest
-keys around it (:data:`MANIFEST_KEYS`).
-"""
+"""The scoring model: a fitted forecaster with its segment cuts and training summary."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
-from ltvcast.data.clean import CleaningReport
-from ltvcast.data.schemas import (
-    CUSTOMER_ID,
-    PREDICTION_COLUMNS,
-    QUANTILE_COLUMNS,
-    CustomerData,
-)
-from ltvcast.evaluation.backtest import BacktestResult, ModelResult, backtest
+from ltvcast.data.schemas import CUSTOMER_ID, CustomerData
 from ltvcast.exceptions import ArtifactError, ConfigError, InsufficientDataError
 from ltvcast.features.rfm import customer_history
 from ltvcast.models.base import Forecaster
-from ltvcast.models.registry import create
+from ltvcast.pipeline.records import FORECAST_COLUMNS, CustomerForecast, TrainingSummary
 from ltvcast.scoring.artifacts import load_model, save_model
 from ltvcast.scoring.single import parse_score_request
 from ltvcast.strategy.explain import (
@@ -51,189 +25,14 @@ from ltvcast.strategy.explain import (
     top_drivers,
 )
 from ltvcast.strategy.segments import FittedSegmentRules, SegmentRules
-from ltvcast.timeframe import Horizon, parse_as_of, parse_horizon
+from ltvcast.timeframe import Horizon, parse_as_of
 
-#: The model used when the requested one cannot train on a history this short.
-FALLBACK_MODEL = "btyd"
-#: Forecast fields of every answer, in order (``value_p10``/``value_p90`` empty when the
-#: model gives no quantiles).
-FORECAST_COLUMNS = (*PREDICTION_COLUMNS[1:], *QUANTILE_COLUMNS)
 #: The segment of customers scored without cuts (see :meth:`ScoringModel.cuts_for`).
 UNSEGMENTED = "unsegmented"
 #: Fewest forecasts that cuts are fitted on when a model has none stored.
 MIN_CUSTOMERS_FOR_CUTS = 100
-#: Manifest keys this layer writes next to the forecaster's own.
-MANIFEST_KEYS = (
-    "training_window",
-    "customers",
-    "event_types",
-    "profile_columns",
-    "cleaning",
-    "segment_rules",
-    "reason",
-    "notes",
-)
 
 Rules = SegmentRules | FittedSegmentRules | None
-
-
-def fit_forecaster(
-    name: str,
-    data: CustomerData,
-    as_of: pd.Timestamp,
-    horizon: Horizon,
-    *,
-    on_fallback: Callable[[str], None] | None = None,
-    random_state: int | None = None,
-) -> Forecaster:
-    """Fit the model called ``name``; fall back to BTYD when the history is too short.
-
-    ``on_fallback`` receives the reason (the model's own message) when the fallback is taken.
-    """
-    try:
-        return create(name, random_state=random_state).fit(data, as_of, horizon)
-    except InsufficientDataError as err:
-        if name == FALLBACK_MODEL:
-            raise
-        if on_fallback is not None:
-            on_fallback(f"{name} cannot train here ({err}); using {FALLBACK_MODEL} instead")
-        return create(FALLBACK_MODEL).fit(data, as_of, horizon)
-
-
-def backtest_models(
-    data: CustomerData,
-    cutoff: pd.Timestamp,
-    horizon: Horizon,
-    models: Sequence[str | Forecaster],
-    *,
-    end: pd.Timestamp | None = None,
-) -> BacktestResult:
-    """:func:`~ltvcast.evaluation.backtest.backtest` of models given by name or instance.
-
-    A name whose model cannot be imported (a missing optional dependency) is reported as a
-    skipped model, in its place, like a model that cannot train on the history.
-    """
-    built: list[Forecaster] = []
-    failed: dict[int, ModelResult] = {}
-    for position, model in enumerate(models):
-        if isinstance(model, Forecaster):
-            built.append(model)
-            continue
-        try:
-            built.append(create(model))
-        except ImportError as err:
-            failed[position] = ModelResult(
-                model, {}, np.nan, np.nan, None, f"cannot import {model!r} ({err})"
-            )
-    result = backtest(data, cutoff, horizon, built, end=end)
-    ran = iter(result.results)
-    result.results = [failed[i] if i in failed else next(ran) for i in range(len(models))]
-    return result
-
-
-@dataclass(frozen=True)
-class TrainingSummary:
-    """What a model was trained on, stored in its manifest."""
-
-    start: pd.Timestamp
-    end: pd.Timestamp
-    customers: int
-    event_types: tuple[str, ...] = ()
-    profile_columns: tuple[str, ...] = ()
-    cleaning: dict[str, Any] | None = None
-    #: Why this model makes the forecasts (``auto``'s choice), if a meta-model chose it.
-    reason: str | None = None
-    #: What else happened while training (a fallback to another model).
-    notes: tuple[str, ...] = ()
-
-    @classmethod
-    def of(
-        cls,
-        data: CustomerData,
-        as_of: pd.Timestamp,
-        cleaning: CleaningReport | None = None,
-        reason: str | None = None,
-        notes: Iterable[str] = (),
-    ) -> TrainingSummary:
-        """Summarise the training data up to ``as_of``."""
-        profiles = data.profiles
-        return cls(
-            start=data.first_timestamp(),
-            end=as_of,
-            customers=len(data.until(as_of).customers()),
-            event_types=data.event_types,
-            profile_columns=()
-            if profiles is None
-            else tuple(str(c) for c in profiles.columns if c != CUSTOMER_ID),
-            cleaning=None if cleaning is None else cleaning.to_dict(),
-            reason=reason,
-            notes=tuple(notes),
-        )
-
-    def to_manifest(self) -> dict[str, Any]:
-        """The manifest keys of :data:`MANIFEST_KEYS` (but ``segment_rules``)."""
-        return {
-            "training_window": {"start": self.start.isoformat(), "end": self.end.isoformat()},
-            "customers": self.customers,
-            "event_types": list(self.event_types),
-            "profile_columns": list(self.profile_columns),
-            "cleaning": self.cleaning,
-            "reason": self.reason,
-            "notes": list(self.notes),
-        }
-
-    @classmethod
-    def from_manifest(cls, manifest: Mapping[str, Any]) -> TrainingSummary | None:
-        """Inverse of :meth:`to_manifest`; ``None`` for a model saved without it."""
-        window = manifest.get("training_window")
-        if not isinstance(window, dict):
-            return None
-        try:
-            return cls(
-                start=pd.Timestamp(window["start"]),
-                end=pd.Timestamp(window["end"]),
-                customers=int(manifest.get("customers", 0)),
-                event_types=tuple(manifest.get("event_types") or ()),
-                profile_columns=tuple(manifest.get("profile_columns") or ()),
-                cleaning=manifest.get("cleaning"),
-                reason=manifest.get("reason"),
-                notes=tuple(manifest.get("notes") or ()),
-            )
-        except (KeyError, TypeError, ValueError) as err:
-            raise ArtifactError(f"manifest: unreadable training_window ({err})") from err
-
-
-@dataclass(frozen=True)
-class CustomerForecast:
-    """One customer's answer: forecast, segment, and (when asked) the forecast's drivers."""
-
-    customer_id: str
-    as_of: pd.Timestamp
-    #: :data:`FORECAST_COLUMNS` -> value (``None`` where the model gives none).
-    values: dict[str, float | None]
-    segment: str
-    tenure_days: float
-    purchases: float
-    #: Drivers and ``base_value`` summing to ``predicted_value`` (``None``: not asked, or
-    #: the model gives no explanations).
-    contributions: pd.Series | None = None
-
-    def answer(self) -> dict[str, Any]:
-        """The forecast fields, ``segment`` and ``as_of``: what every edge shows."""
-        return {**self.values, "segment": self.segment, "as_of": self.as_of}
-
-    def top_drivers(self, k: int) -> list[tuple[str, float]]:
-        """The ``k`` drivers with the largest absolute contribution."""
-        if self.contributions is None:
-            return []
-        frame = self.contributions.to_frame(self.customer_id).T
-        top = top_drivers(frame, k)
-        return list(zip(top["feature"].astype(str), top["contribution"].astype(float), strict=True))
-
-    @property
-    def base_value(self) -> float | None:
-        """The explanation's base value (``None`` without contributions)."""
-        return None if self.contributions is None else float(self.contributions[BASE])
 
 
 @dataclass(frozen=True)
@@ -438,44 +237,6 @@ class ScoringModel:
     def save(self, directory: str | Path) -> Path:
         """Write the model directory (forecaster state and manifest; no pickle)."""
         return save_model(self.forecaster, directory, extra=self.manifest)
-
-
-def train_model(
-    data: CustomerData,
-    *,
-    horizon: str | Horizon,
-    model: str = "auto",
-    as_of: str | pd.Timestamp | None = None,
-    cleaning: CleaningReport | None = None,
-    random_state: int | None = None,
-    on_note: Callable[[str], None] | None = None,
-) -> ScoringModel:
-    """Fit ``model`` on ``data`` up to ``as_of`` (default: its last timestamp), with the
-    BTYD fallback for histories too short for it, and the segment cuts on its forecasts.
-
-    ``on_note`` receives what a user should know as it happens (a fallback taken).
-    """
-    span = parse_horizon(horizon)
-    when = parse_as_of(as_of, data.last_timestamp())
-    notes: list[str] = []
-
-    def note(text: str) -> None:
-        notes.append(text)
-        if on_note is not None:
-            on_note(text)
-
-    forecaster = fit_forecaster(
-        model, data, when, span, on_fallback=note, random_state=random_state
-    )
-    predictions = forecaster.predict(data, when)
-    if not len(predictions):
-        raise InsufficientDataError(
-            f"no customer has a transaction or event up to {when:%Y-%m-%d %H:%M}; "
-            "nothing to fit segment cuts on"
-        )
-    rules = SegmentRules().fit(predictions)
-    summary = TrainingSummary.of(data, when, cleaning, forecaster.selection_reason, notes)
-    return ScoringModel(forecaster, rules, summary)
 
 
 def load_scoring_model(directory: str | Path) -> ScoringModel:

@@ -1,0 +1,115 @@
+"""Fitting models: by name with the short-history fallback, in a backtest, and as a whole
+scoring model (forecaster, segment cuts, training summary)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import pandas as pd
+
+from ltvcast.data.clean import CleaningReport
+from ltvcast.data.schemas import CustomerData
+from ltvcast.evaluation.backtest import BacktestResult, ModelResult, backtest
+from ltvcast.exceptions import InsufficientDataError
+from ltvcast.models.base import Forecaster
+from ltvcast.models.registry import create
+from ltvcast.pipeline.model import ScoringModel
+from ltvcast.pipeline.records import TrainingSummary
+from ltvcast.strategy.segments import SegmentRules
+from ltvcast.timeframe import Horizon, parse_as_of, parse_horizon
+
+#: The model used when the requested one cannot train on a history this short.
+FALLBACK_MODEL = "btyd"
+
+
+def fit_forecaster(
+    name: str,
+    data: CustomerData,
+    as_of: pd.Timestamp,
+    horizon: Horizon,
+    *,
+    on_fallback: Callable[[str], None] | None = None,
+    random_state: int | None = None,
+) -> Forecaster:
+    """Fit the model called ``name``; fall back to BTYD when the history is too short.
+
+    ``on_fallback`` receives the reason (the model's own message) when the fallback is taken.
+    """
+    try:
+        return create(name, random_state=random_state).fit(data, as_of, horizon)
+    except InsufficientDataError as err:
+        if name == FALLBACK_MODEL:
+            raise
+        if on_fallback is not None:
+            on_fallback(f"{name} cannot train here ({err}); using {FALLBACK_MODEL} instead")
+        return create(FALLBACK_MODEL).fit(data, as_of, horizon)
+
+
+def backtest_models(
+    data: CustomerData,
+    cutoff: pd.Timestamp,
+    horizon: Horizon,
+    models: Sequence[str | Forecaster],
+    *,
+    end: pd.Timestamp | None = None,
+) -> BacktestResult:
+    """:func:`~ltvcast.evaluation.backtest.backtest` of models given by name or instance.
+
+    A name whose model cannot be imported (a missing optional dependency) is reported as a
+    skipped model, in its place, like a model that cannot train on the history.
+    """
+    built: list[Forecaster] = []
+    failed: dict[int, ModelResult] = {}
+    for position, model in enumerate(models):
+        if isinstance(model, Forecaster):
+            built.append(model)
+            continue
+        try:
+            built.append(create(model))
+        except ImportError as err:
+            failed[position] = ModelResult(
+                model, {}, np.nan, np.nan, None, f"cannot import {model!r} ({err})"
+            )
+    result = backtest(data, cutoff, horizon, built, end=end)
+    ran = iter(result.results)
+    result.results = [failed[i] if i in failed else next(ran) for i in range(len(models))]
+    return result
+
+
+def train_model(
+    data: CustomerData,
+    *,
+    horizon: str | Horizon,
+    model: str = "auto",
+    as_of: str | pd.Timestamp | None = None,
+    cleaning: CleaningReport | None = None,
+    random_state: int | None = None,
+    on_note: Callable[[str], None] | None = None,
+) -> ScoringModel:
+    """Fit ``model`` on ``data`` up to ``as_of`` (default: its last timestamp), with the
+    BTYD fallback for histories too short for it, and the segment cuts on its forecasts.
+
+    ``on_note`` receives what a user should know as it happens (a fallback taken).
+    """
+    span = parse_horizon(horizon)
+    when = parse_as_of(as_of, data.last_timestamp())
+    notes: list[str] = []
+
+    def note(text: str) -> None:
+        notes.append(text)
+        if on_note is not None:
+            on_note(text)
+
+    forecaster = fit_forecaster(
+        model, data, when, span, on_fallback=note, random_state=random_state
+    )
+    predictions = forecaster.predict(data, when)
+    if not len(predictions):
+        raise InsufficientDataError(
+            f"no customer has a transaction or event up to {when:%Y-%m-%d %H:%M}; "
+            "nothing to fit segment cuts on"
+        )
+    rules = SegmentRules().fit(predictions)
+    summary = TrainingSummary.of(data, when, cleaning, forecaster.selection_reason, notes)
+    return ScoringModel(forecaster, rules, summary)
