@@ -178,3 +178,23 @@ def test_report_forms() -> None:
         "detail": "exact duplicate rows (equal to an earlier row in every source column): dropped",
     }
     assert CleaningReport().to_frame().empty
+
+
+def test_an_invalid_date_format_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match="date format '%Q' is not a strftime format"):
+        CleaningOptions(date_format="%Q")
+    with pytest.raises(ConfigError, match="'DD/MM/YYYY'"):
+        CleaningOptions(date_format="DD/MM/YYYY")
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"now": "soon"}, "now must be a timestamp"),
+        ({"future_tolerance": pd.Timedelta(days=-1)}, "future tolerance must be 0 or more"),
+        ({"future_tolerance": "a while"}, "future tolerance must be a duration"),
+    ],
+)
+def test_invalid_now_options(options: dict[str, object], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        CleaningOptions(**options)  # type: ignore[arg-type]

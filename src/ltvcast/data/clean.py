@@ -9,6 +9,7 @@ amounts, winsorizing, event-type names). Every rule that touches rows appends on
 from __future__ import annotations
 
 import zoneinfo
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
@@ -196,38 +197,29 @@ class CleaningReport:
         return {"steps": [asdict(s) for s in self.steps]}
 
 
-def clean_transactions(
+#: A content rule: the frame after it, with what it did added to the report under the table.
+CleaningRule = Callable[[pd.DataFrame, CleaningOptions, CleaningReport, str], pd.DataFrame]
+
+
+def clean_table(
     frame: pd.DataFrame,
+    rules: Sequence[CleaningRule],
     options: CleaningOptions,
     report: CleaningReport,
     table: str,
     duplicated: np.ndarray | None = None,
 ) -> pd.DataFrame:
-    """Apply duplicates, returns, zero-amount and winsorizing rules to typed transactions.
+    """Drop (or count) exact duplicate rows, then apply ``rules`` in order.
 
-    ``duplicated`` marks the rows of ``frame`` that repeat an earlier row of the source table
-    in every column as read (:mod:`~ltvcast.data.validate` passes it); ``None`` compares the
-    columns of ``frame`` itself.
+    ``rules`` is :data:`TRANSACTION_RULES` or :data:`EVENT_RULES`. ``duplicated`` marks the
+    rows of ``frame`` that repeat an earlier row of the source table in every column as read
+    (:mod:`~ltvcast.data.validate` passes it); ``None`` compares the columns of ``frame``
+    itself.
     """
     frame = _drop_duplicates(frame, options, report, table, duplicated)
-    frame = _returns(frame, options, report, table)
-    frame = _zero_amounts(frame, options, report, table)
-    return _winsorize(frame, options, report, table)
-
-
-def clean_events(
-    frame: pd.DataFrame,
-    options: CleaningOptions,
-    report: CleaningReport,
-    table: str,
-    duplicated: np.ndarray | None = None,
-) -> pd.DataFrame:
-    """Drop duplicates, map event-type aliases and apply the unknown-type rule.
-
-    ``duplicated`` as in :func:`clean_transactions`.
-    """
-    frame = _drop_duplicates(frame, options, report, table, duplicated)
-    return _event_types(frame, options, report, table)
+    for rule in rules:
+        frame = rule(frame, options, report, table)
+    return frame
 
 
 def _drop_duplicates(
@@ -345,3 +337,9 @@ def _event_types(
         return frame[~unknown]
     report.add(table, "unknown_event_types", int(unknown.sum()), f"kept as own types: {names}")
     return frame
+
+
+#: Content rules of transactions: returns and cancellations, zero amounts, winsorizing.
+TRANSACTION_RULES: tuple[CleaningRule, ...] = (_returns, _zero_amounts, _winsorize)
+#: Content rules of events: event-type aliases, then the unknown-type rule.
+EVENT_RULES: tuple[CleaningRule, ...] = (_event_types,)

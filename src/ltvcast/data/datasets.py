@@ -41,9 +41,9 @@ import pandas as pd
 from ltvcast.data.clean import CleaningOptions, CleaningReport
 from ltvcast.data.io import SUPPORTED_SUFFIXES, ColumnMap, table_suffix
 from ltvcast.data.schemas import AMOUNT, CUSTOMER_ID, TIMESTAMP, CustomerData
+from ltvcast.data.times import TIMESTAMP_DTYPE
 from ltvcast.data.validate import (
     EVENTS,
-    TIMESTAMP_DTYPE,
     TRANSACTIONS,
     load_customer_data,
     validate_events,

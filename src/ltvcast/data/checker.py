@@ -1,0 +1,154 @@
+"""Bookkeeping of one table's validation: its columns, and the rows each rule rejects.
+
+A :class:`TableChecker` finds the columns of a raw table through a :class:`ColumnMap`,
+collects the parsed canonical columns (the parsers of :mod:`~ltvcast.data.ids`,
+:mod:`~ltvcast.data.times` and :mod:`~ltvcast.data.numeric` put them there), and records per
+rule the rows that fail it. :meth:`TableChecker.result` drops those rows with one report entry
+per rule, or raises :class:`SchemaError` with one line that names the file, the column, the
+rule, the count and example rows.
+
+Row numbers are 1-based data rows: ``index + 1`` for frames with an integer index (the frames
+:func:`~ltvcast.data.io.read_table` returns number the file's data rows this way), else positions.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from ltvcast.data.clean import CleaningReport
+from ltvcast.data.io import CANONICAL_OF, ColumnMap
+from ltvcast.data.schemas import EVENT_REQUIRED, TRANSACTION_OPTIONAL, TRANSACTION_REQUIRED, VALUE
+from ltvcast.exceptions import SchemaError
+
+_EXAMPLES = 5
+_CANONICAL_ORDER = (*TRANSACTION_REQUIRED, *EVENT_REQUIRED[2:], *TRANSACTION_OPTIONAL, VALUE)
+
+
+@dataclass
+class TableChecker:
+    """Collects parsed canonical columns and the rows each rule rejects.
+
+    Parameters
+    ----------
+    frame
+        The raw table; refused when it is empty or repeats a column name.
+    source
+        Name used in messages (a file path or a table name).
+    table
+        Name of the table in the report (``transactions``, ``events``, ``profiles``).
+    columns
+        Input names of the canonical columns.
+    report
+        Receives the ``read`` entry now, and one entry per rule that touched rows.
+    """
+
+    frame: pd.DataFrame
+    source: str
+    table: str
+    columns: ColumnMap
+    report: CleaningReport
+    out: dict[str, pd.Series] = field(default_factory=dict)
+    problems: list[tuple[str, str, str, str, np.ndarray]] = field(default_factory=list)
+    kept: np.ndarray = field(default_factory=lambda: np.ones(0, dtype=bool))
+
+    def __post_init__(self) -> None:
+        if not len(self.frame) or not self.frame.shape[1]:
+            raise SchemaError(f"{self.source}: no data rows")
+        repeated = self.frame.columns[self.frame.columns.duplicated()]
+        if len(repeated):
+            name = repeated[0]
+            positions = np.flatnonzero(self.frame.columns == name) + 1
+            raise SchemaError(
+                f"{self.source}: column names must be unique; '{name}' appears "
+                f"{len(positions)} times (columns {', '.join(map(str, positions))})"
+            )
+        self.report.add(self.table, "read", len(self.frame), self.source)
+        index = self.frame.index
+        if pd.api.types.is_integer_dtype(index.dtype):
+            self.row_numbers = np.asarray(index, dtype=np.int64) + 1
+        else:
+            self.row_numbers = np.arange(1, len(self.frame) + 1)
+
+    def column(self, field_name: str, required: bool) -> pd.Series | None:
+        """The input column of ``field_name`` (a :class:`ColumnMap` field).
+
+        ``None`` when it is optional, not mapped and absent; a required or mapped column that
+        is absent raises, listing the columns there are.
+        """
+        name = self.columns.source(field_name)
+        if name in self.frame.columns:
+            column = self.frame[name]
+            if isinstance(column, pd.DataFrame):
+                raise SchemaError(f"{self.source}: column '{name}' appears more than once")
+            return column
+        if not required and getattr(self.columns, field_name) is None:
+            return None
+        available = ", ".join(f"'{c}'" for c in self.frame.columns)
+        raise SchemaError(
+            f"{self.source}: required column '{name}' not found in the {self.table} table; "
+            f"available columns: {available}; name yours with {self.columns.flag(field_name)}"
+        )
+
+    def label(self, field_name: str) -> str:
+        """``'CustomerID' (customer_id)``, or ``'customer_id'`` when the names agree."""
+        name = self.columns.source(field_name)
+        canonical = CANONICAL_OF[field_name]
+        return f"'{name}'" if name == canonical else f"'{name}' ({canonical})"
+
+    def reject(
+        self,
+        field_name: str,
+        step: str,
+        rule: str,
+        failure: str,
+        mask: np.ndarray,
+        label: str | None = None,
+    ) -> None:
+        """Mark the rows of ``mask`` for dropping under ``step`` (when there are any)."""
+        if mask.any():
+            self.problems.append((label or self.label(field_name), step, rule, failure, mask))
+
+    def describe(self, label: str, rule: str, failure: str, mask: np.ndarray) -> str:
+        """``source: column label rule; n of N rows failure (rows ...)``."""
+        return (
+            f"{self.source}: column {label} {rule}; {int(mask.sum()):,} of {len(mask):,} rows "
+            f"{failure} ({example_rows(self.row_numbers, mask)})"
+        )
+
+    def result(self) -> pd.DataFrame:
+        """The canonical frame without the rejected rows; raises when none is left."""
+        n = len(self.frame)
+        rejected = np.zeros(n, dtype=bool)
+        messages = []
+        for label, _, rule, failure, mask in self.problems:
+            message = self.describe(label, rule, failure, mask)
+            if mask.all():
+                raise SchemaError(message)
+            messages.append(message)
+            rejected |= mask
+        if rejected.all():
+            raise SchemaError(f"{self.source}: no valid row left: " + "; ".join(messages))
+        for (_, step, _, _, mask), message in zip(self.problems, messages, strict=True):
+            self.report.add(self.table, step, int(mask.sum()), f"{message}; dropped")
+        self.kept = ~rejected
+        order = [c for c in _CANONICAL_ORDER if c in self.out]
+        order += [c for c in self.out if c not in order]
+        out = pd.DataFrame({k: self.out[k].reset_index(drop=True) for k in order})
+        return out[~rejected] if rejected.any() else out
+
+    def source_duplicates(self) -> np.ndarray:
+        """Which kept rows equal an earlier source row in every column as read (after result)."""
+        try:
+            duplicated = self.frame.duplicated(keep="first")
+        except TypeError:  # unhashable cells (lists, dicts): compare their text
+            duplicated = self.frame.astype(str).duplicated(keep="first")
+        return duplicated.to_numpy()[self.kept]
+
+
+def example_rows(row_numbers: np.ndarray, mask: np.ndarray) -> str:
+    """``rows 17, 204, 9051, ...``: the first few row numbers where ``mask`` holds."""
+    examples = ", ".join(str(r) for r in row_numbers[mask][:_EXAMPLES])
+    return f"rows {examples}{', ...' if int(mask.sum()) > _EXAMPLES else ''}"
