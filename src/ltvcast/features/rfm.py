@@ -11,6 +11,7 @@ that reproduces the published CDNOW summary (``cdnow_customers_summary_with_tran
 from __future__ import annotations
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 
 from ltvcast.data.purchases import purchase_days
@@ -75,11 +76,35 @@ def rfm_summary(
     total = np.bincount(codes, weights=amount * (day >= first[codes]), minlength=n)
 
     keep = n_days > 0
-    frequency = (n_days[keep] - 1).astype(np.float64)
-    first, last = first[keep], last[keep]
-    repeat_spend = (spend[keep] - first_spend[keep]).astype(np.float64)
+    return rfm_rows(
+        pd.Index(ids[keep], name=CUSTOMER_ID),
+        n_days[keep],
+        first[keep],
+        last[keep],
+        (spend[keep] - first_spend[keep]).astype(np.float64),
+        total[keep].astype(np.float64),
+        as_of,
+        time_unit_days,
+    )
+
+
+def rfm_rows(
+    index: pd.Index,
+    purchase_days: npt.NDArray[np.integer],
+    first: npt.NDArray[np.integer],
+    last: npt.NDArray[np.integer],
+    repeat_spend: npt.NDArray[np.floating],
+    total: npt.NDArray[np.floating],
+    as_of: pd.Timestamp,
+    time_unit_days: float,
+) -> pd.DataFrame:
+    """The :func:`rfm_summary` frame from per-customer purchase-day aggregates (customers
+    with at least one purchase day; days as integers since the epoch): the one place its
+    formulas live, shared by the batch summary and the running aggregates."""
+    frequency = (purchase_days - 1).astype(np.float64)
+    repeat_spend = repeat_spend.astype(np.float64)
     as_of_day = as_of.floor("D").to_datetime64().astype("datetime64[D]").astype(np.int64)
-    out = pd.DataFrame(
+    return pd.DataFrame(
         {
             "frequency": frequency,
             "recency": (last - first) / time_unit_days,
@@ -87,12 +112,11 @@ def rfm_summary(
             "monetary_value": np.divide(
                 repeat_spend, frequency, out=np.zeros_like(repeat_spend), where=frequency > 0
             ),
-            "first_purchase": pd.to_datetime(first.astype("datetime64[D]")).as_unit("ns"),
-            "total_value": total[keep].astype(np.float64),
+            "first_purchase": first.astype("datetime64[D]").astype("datetime64[ns]"),
+            "total_value": total.astype(np.float64),
         },
-        index=pd.Index(ids[keep], name=CUSTOMER_ID),
+        index=index,
     )
-    return out
 
 
 def customer_history(data: CustomerData, as_of: pd.Timestamp) -> pd.DataFrame:

@@ -34,6 +34,7 @@ import pandas as pd
 
 from ltvcast.data.schemas import CUSTOMER_ID
 from ltvcast.exceptions import ConfigError
+from ltvcast.features.rfm import rfm_rows
 
 IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float64]
@@ -398,21 +399,14 @@ def _rfm_rows(
     time_unit_days: float,
 ) -> pd.DataFrame:
     """The :func:`~ltvcast.features.rfm.rfm_summary` frame of the ``buyer`` rows of
-    ``agg`` (customers ``ids``), same formulas and dtypes."""
-    frequency = (agg.n[buyer] - 1).astype(np.float64)
-    first, last = agg.first[buyer], agg.last[buyer]
-    repeat_spend = (agg.spend[buyer] - agg.first_spend[buyer]).astype(np.float64)
-    as_of_day = as_of.floor("D").to_datetime64().astype("datetime64[D]").astype(np.int64)
-    return pd.DataFrame(
-        {
-            "frequency": frequency,
-            "recency": (last - first) / time_unit_days,
-            "T": (as_of_day - first) / time_unit_days,
-            "monetary_value": np.divide(
-                repeat_spend, frequency, out=np.zeros_like(repeat_spend), where=frequency > 0
-            ),
-            "first_purchase": first.astype("datetime64[D]").astype("datetime64[ns]"),
-            "total_value": agg.total[buyer].astype(np.float64),
-        },
-        index=pd.Index(ids, dtype=object, name=CUSTOMER_ID),  # as given: no string copy
+    ``agg`` (customers ``ids``)."""
+    return rfm_rows(
+        pd.Index(ids, dtype=object, name=CUSTOMER_ID),  # as given: no string copy
+        agg.n[buyer],
+        agg.first[buyer],
+        agg.last[buyer],
+        agg.spend[buyer] - agg.first_spend[buyer],
+        agg.total[buyer],
+        as_of,
+        time_unit_days,
     )
