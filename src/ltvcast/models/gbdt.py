@@ -25,22 +25,10 @@ Early stopping uses the latest origin as a time-ordered validation set (models t
 earlier origins); each booster is then refitted on all origins with its best iteration count.
 With a single origin there is no validation and ``n_estimators`` rounds are used.
 
-Default by measurement (full data, default hyperparameters, data loaded by
-:mod:`ltvcast.data.datasets`; normalized Gini / MAE of the value after the cut-off):
-
-======================================  ===============  ===============  ===============
-protocol                                two-part         tweedie          spend rate
-======================================  ===============  ===============  ===============
-CDNOW master, as-of 1998-03-31, 13w     0.7833 / 11.85   0.7792 / 12.07   0.7519 / 19.07
-Online Retail, cut-off 2011-09-09, 90d  0.7557 / 570.8   0.7531 / 565.0   0.7530 / 569.4
-======================================  ===============  ===============  ===============
-
-Two-part ranks better on both (Gini) and has the lower MAE on CDNOW; tweedie's MAE is 1%
-lower on Online Retail. Both under-forecast Online Retail's autumn peak (predicted total
-1.60M vs 2.58M actual): its training origins (March, June 2011) never see a Q4 label window.
-The spend part on a log target (L2 with Duan's smearing) instead of gamma measured 0.7852 /
-11.72 (CDNOW) and 0.7586 / 571.9 (Online Retail): a tie within a few thousandths, so the
-gamma link, which needs no retransformation factor, is kept.
+``"two_part"`` is the default: on the CDNOW and Online Retail backtests it ranked customers
+better than ``"tweedie"`` at a comparable MAE, and a log-target spend model (L2 with Duan's
+smearing) tied with the gamma link, which needs no retransformation factor (the figures of
+every protocol are in ``bench/results.md``).
 """
 
 from __future__ import annotations
@@ -116,8 +104,8 @@ class GBDTForecaster(Forecaster):
         Categories kept per profile column (the rest are "other").
     num_threads
         LightGBM threads. One by default: on small machines LightGBM's OpenMP threads spin
-        against any other busy process, and a 2-thread fit measured 16x slower than 1 thread
-        with one other job running (54 s vs 3.4 s on the demo store).
+        against any other busy process, and a multi-threaded fit then runs many times
+        slower than a single-threaded one.
     random_state
         Seed; training is deterministic for a given seed and thread count.
     """

@@ -12,9 +12,8 @@ timestamp seen, as batch scoring defaults to the last timestamp in the data.
 A forecaster with an :attr:`~ltvcast.models.base.Forecaster.rfm_scorer` (BTYD models, or an
 ``auto`` model that picked one) is rescored at the stream clock from the history's running
 RFM summaries (:mod:`ltvcast.features.running`), a vectorised formula over the touched
-customers (4 ms per 1,000 customers with their segment inputs on 2 busy cores, against
-39 ms to gather their rows and call ``predict``); other models and earlier as-of times go
-through ``predict``.
+customers instead of gathering their rows and calling ``predict`` (``bench/bench_service.py``
+measures both); other models and earlier as-of times go through ``predict``.
 """
 
 from __future__ import annotations
