@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -142,33 +143,19 @@ def test_expected_purchases_equals_paper_form() -> None:
     np.testing.assert_allclose(model.expected_purchases(t, x, t_x, T), numer / denom, rtol=1e-10)
 
 
-def _bins(values: np.ndarray, n_bins: int = 10) -> np.ndarray:
-    edges = np.unique(np.quantile(values, np.linspace(0, 1, n_bins + 1)[1:-1]))
-    return np.searchsorted(edges, values, side="right")
-
-
-def _assert_calibrated(pred: np.ndarray, observed: np.ndarray, bins: np.ndarray) -> None:
-    frame = pd.DataFrame({"pred": pred, "obs": observed, "bin": bins}).groupby("bin")
-    means = frame.mean()
-    se = frame["obs"].std() / np.sqrt(frame.size())
-    assert (np.abs(means["pred"] - means["obs"]) <= 5 * se + 1e-3).all(), means
-
-
-def test_conditional_predictions_match_monte_carlo(simulated: dict[str, np.ndarray]) -> None:
+def test_conditional_predictions_match_monte_carlo(
+    simulated: dict[str, np.ndarray], assert_calibrated: Callable[..., None]
+) -> None:
     """P(alive), P(no purchase) and E[purchases] agree with the simulated futures, by decile."""
     model = _model(int(simulated["shift"])).set_params(PARAMS)
     x, t_x, T = simulated["x"], simulated["t_x"], simulated["T"]
     p_zero = model.p_no_purchase(26.0, x, t_x, T)
-    _assert_calibrated(p_zero, (simulated["future"] == 0).astype(float), _bins(p_zero))
-    p_alive = model.p_alive(x, t_x, T)
-    _assert_calibrated(p_alive, simulated["alive"].astype(float), _bins(p_alive))
-    expected = model.expected_purchases(26.0, x, t_x, T)
-    _assert_calibrated(expected, simulated["future"].astype(float), _bins(expected))
+    assert_calibrated(p_zero, (simulated["future"] == 0).astype(float))
+    assert_calibrated(model.p_alive(x, t_x, T), simulated["alive"].astype(float))
+    assert_calibrated(model.expected_purchases(26.0, x, t_x, T), simulated["future"].astype(float))
     for k in (0, 1, 2, 3):  # also within each frequency
         sel = x == k
-        _assert_calibrated(
-            p_zero[sel], (simulated["future"][sel] == 0) * 1.0, _bins(p_zero[sel], 4)
-        )
+        assert_calibrated(p_zero[sel], (simulated["future"][sel] == 0) * 1.0, 4)
 
 
 @pytest.mark.parametrize("shift", [0, 1])

@@ -112,3 +112,28 @@ def test_errors() -> None:
         # Pareto spends with tail index 0.5 have no finite mean: the fit finds q <= 1.
         rng = np.random.default_rng(5)
         GammaGammaModel().fit(np.ones(3000), rng.pareto(0.5, 3000) + 1.0)
+
+
+def test_degenerate_spend_falls_back_to_the_constant() -> None:
+    """Dates-only logs (every amount 1): no spread to fit, so the constant spend, flagged."""
+    rng = np.random.default_rng(2)
+    frequency = rng.integers(1, 12, 500).astype(float)
+    model = GammaGammaModel().fit(frequency, np.ones(500))
+    assert model.degenerate_ and "same mean spend" in model.note_
+    assert model.params_ == {"mean_spend": 1.0}
+    assert model.population_mean == 1.0
+    np.testing.assert_array_equal(model.expected_spend([0, 3, 7], [0.0, 1.0, 5.0]), 1.0)
+    with pytest.raises(ConfigError, match="degenerate"):
+        model.log_likelihood(frequency, np.ones(500))
+    restored = GammaGammaModel().set_params(model.params_)
+    assert restored.degenerate_ and restored.population_mean == 1.0
+    # Almost no spread (one customer of 500 differs, a little): the search cannot converge.
+    spend = np.r_[np.full(499, 20.0), 20.5]
+    nearly = GammaGammaModel().fit(frequency, spend)
+    assert nearly.degenerate_ and "too little spread" in nearly.note_
+    assert nearly.population_mean == pytest.approx(spend.mean())
+    # Real spread: the maximum-likelihood fit, as before.
+    fitted = GammaGammaModel().set_params(PARAMS)
+    assert not fitted.degenerate_
+    with pytest.raises(ConfigError, match="mean_spend must be positive"):
+        GammaGammaModel().set_params({"mean_spend": 0.0})

@@ -14,11 +14,19 @@ from ltvcast._lazy import load
 if TYPE_CHECKING:
     from ltvcast.models.base import Forecaster
     from ltvcast.models.baseline import SpendRateForecaster, TenureMeanForecaster
+    from ltvcast.models.bgbb import BetaGeoBetaBinomModel
     from ltvcast.models.bgnbd import BetaGeoModel, ModifiedBetaGeoModel
-    from ltvcast.models.btyd import BTYDForecaster
+    from ltvcast.models.btyd import (
+        BetaGeoCNBDForecaster,
+        BTYDForecaster,
+        ModifiedBetaGeoCNBDForecaster,
+        ParetoNBDForecaster,
+    )
     from ltvcast.models.btyd_cal import CalibratedBTYDForecaster
+    from ltvcast.models.cnbd import BetaGeoCNBDModel, ModifiedBetaGeoCNBDModel
     from ltvcast.models.gamma_gamma import GammaGammaModel
     from ltvcast.models.gbdt import GBDTForecaster
+    from ltvcast.models.pareto_nbd import ParetoNBDModel
     from ltvcast.models.registry import create, forecaster_class, model_names
     from ltvcast.models.seq.estimator import SeqForecaster
 
@@ -29,11 +37,18 @@ _LAZY = {
     "forecaster_class": "ltvcast.models.registry",
     "model_names": "ltvcast.models.registry",
     "BTYDForecaster": "ltvcast.models.btyd",
+    "BetaGeoBetaBinomModel": "ltvcast.models.bgbb",
+    "BetaGeoCNBDForecaster": "ltvcast.models.btyd",
+    "BetaGeoCNBDModel": "ltvcast.models.cnbd",
     "BetaGeoModel": "ltvcast.models.bgnbd",
     "CalibratedBTYDForecaster": "ltvcast.models.btyd_cal",
     "GBDTForecaster": "ltvcast.models.gbdt",
     "GammaGammaModel": "ltvcast.models.gamma_gamma",
+    "ModifiedBetaGeoCNBDForecaster": "ltvcast.models.btyd",
+    "ModifiedBetaGeoCNBDModel": "ltvcast.models.cnbd",
     "ModifiedBetaGeoModel": "ltvcast.models.bgnbd",
+    "ParetoNBDForecaster": "ltvcast.models.btyd",
+    "ParetoNBDModel": "ltvcast.models.pareto_nbd",
     "SeqForecaster": "ltvcast.models.seq.estimator",
     "SpendRateForecaster": "ltvcast.models.baseline",
     "TenureMeanForecaster": "ltvcast.models.baseline",
@@ -41,12 +56,19 @@ _LAZY = {
 
 __all__ = [
     "BTYDForecaster",
+    "BetaGeoBetaBinomModel",
+    "BetaGeoCNBDForecaster",
+    "BetaGeoCNBDModel",
     "BetaGeoModel",
     "CalibratedBTYDForecaster",
     "Forecaster",
     "GBDTForecaster",
     "GammaGammaModel",
+    "ModifiedBetaGeoCNBDForecaster",
+    "ModifiedBetaGeoCNBDModel",
     "ModifiedBetaGeoModel",
+    "ParetoNBDForecaster",
+    "ParetoNBDModel",
     "SeqForecaster",
     "SpendRateForecaster",
     "TenureMeanForecaster",

@@ -13,8 +13,12 @@ a customer may also drop out right after the *first* purchase, so a one-time buy
 certainly alive (BG/NBD gives every ``x = 0`` customer P(alive) = 1, however long ago they
 bought). Every BG/NBD formula carries over with ``b + x`` shifted by one (see ``_SHIFT``).
 
-This module also holds the two small helpers the Gamma-Gamma model shares (array checks and
-the bounded maximum-likelihood search on log-parameters).
+The likelihood and P(alive) are written for Erlang-k inter-purchase times (the (M)BG/CNBD-k of
+Platzer & Reutterer 2016, :mod:`ltvcast.models.cnbd`); ``k = 1`` is the BG/NBD itself.
+
+This module also holds the small helpers the other BTYD models share (array and RFM checks,
+the fit's minimum data, row compression and the bounded maximum-likelihood search on
+log-parameters).
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 from scipy.optimize import minimize
-from scipy.special import betaln, digamma, gammaln, hyp2f1
+from scipy.special import betaln, digamma, gammaln, hyp2f1, logsumexp
 
 from ltvcast.exceptions import ConfigError, InsufficientDataError, NotFittedError
 
@@ -61,12 +65,55 @@ def check_rule(name: str, ok: FloatArray | npt.NDArray[np.bool_], rule: str) -> 
         )
 
 
+def check_rfm(
+    frequency: ArrayLike, recency: ArrayLike, T: ArrayLike
+) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """``(x, t_x, T)`` as float arrays, with ``x >= 0`` and ``0 <= t_x <= T`` checked."""
+    x = as_float_array("frequency", frequency)
+    tx = as_float_array("recency", recency, size=x.size)
+    t_cal = as_float_array("T", T, size=x.size)
+    check_rule("frequency", x >= 0, ">= 0")
+    check_rule("recency", (tx >= 0) & (tx <= t_cal + 1e-9), "0 <= recency <= T")
+    return x, tx, t_cal
+
+
+def fit_weights(
+    model: str, x: FloatArray, weights: ArrayLike | None, n_params: int = 4
+) -> FloatArray:
+    """Customer weights (ones by default) once the data can identify ``model``.
+
+    Raises
+    ------
+    ConfigError
+        For negative or non-finite weights.
+    InsufficientDataError
+        With fewer customers than parameters, or no repeat purchase at all.
+    """
+    w = np.ones_like(x) if weights is None else as_float_array("weights", weights, size=x.size)
+    check_rule("weights", w >= 0, ">= 0")
+    if w.sum() < n_params:
+        raise InsufficientDataError(
+            f"{model} needs at least {n_params} customers to fit {n_params} parameters; "
+            f"got {w.sum():g}"
+        )
+    if not np.any((x > 0) & (w > 0)):
+        raise InsufficientDataError(
+            f"{model} needs at least one repeat purchase; all {w.sum():g} customers have "
+            "frequency 0"
+        )
+    return w
+
+
 def maximise_log_likelihood(
     neg_loglik: Callable[[FloatArray], tuple[float, FloatArray]],
     x0: FloatArray,
     model: str,
+    method: str = "TNC",
 ) -> FloatArray:
-    """Minimise ``neg_loglik`` (value and gradient in log-parameters) by bounded TNC.
+    """Minimise ``neg_loglik`` (value and gradient in log-parameters) within the bounds.
+
+    ``method`` is ``"TNC"`` (for analytic gradients) or ``"L-BFGS-B"``, which copes better
+    with a finite-difference gradient along a flat ridge (the Pareto/NBD's ``s, beta``).
 
     Raises
     ------
@@ -74,14 +121,12 @@ def maximise_log_likelihood(
         When the search does not converge to a finite optimum.
     """
     bounds = [(-LOG_BOUND, LOG_BOUND)] * len(x0)
-    res = minimize(
-        neg_loglik,
-        x0,
-        jac=True,
-        method="TNC",
-        bounds=bounds,
-        options={"maxfun": 2000, "ftol": 1e-13, "gtol": 1e-9},
+    options: dict[str, float] = (
+        {"maxfun": 2000, "ftol": 1e-13, "gtol": 1e-9}
+        if method == "TNC"
+        else {"maxfun": 2000, "ftol": 1e-12, "gtol": 1e-9}
     )
+    res = minimize(neg_loglik, x0, jac=True, method=method, bounds=bounds, options=options)
     value, grad = neg_loglik(res.x)
     # A search may stop on a line-search failure at the optimum itself: accept a flat point.
     free = (res.x > -LOG_BOUND + 1e-8) & (res.x < LOG_BOUND - 1e-8)
@@ -152,17 +197,7 @@ class BetaGeoModel:
         if self.penalizer_coef < 0:
             raise ConfigError(f"penalizer_coef must be >= 0; got {self.penalizer_coef!r}")
         x, tx, t_cal = self._check(frequency, recency, T)
-        w = np.ones_like(x) if weights is None else as_float_array("weights", weights, size=x.size)
-        check_rule("weights", w >= 0, ">= 0")
-        if w.sum() < 4:
-            raise InsufficientDataError(
-                f"{self._NAME} needs at least 4 customers to fit 4 parameters; got {w.sum():g}"
-            )
-        if not np.any((x > 0) & (w > 0)):
-            raise InsufficientDataError(
-                f"{self._NAME} needs at least one repeat purchase; all {w.sum():g} customers have "
-                "frequency 0"
-            )
+        w = fit_weights(self._NAME, x, weights)
         scale = 10.0 / float(t_cal.max()) if t_cal.max() > 0 else 1.0
         (x, tx, t_cal), w = compress_rows((x, tx * scale, t_cal * scale), w)
         total = float(w.sum())
@@ -269,16 +304,7 @@ class BetaGeoModel:
         p = self.params_
         return p["r"], p["alpha"], p["a"], p["b"]
 
-    @staticmethod
-    def _check(
-        frequency: ArrayLike, recency: ArrayLike, T: ArrayLike
-    ) -> tuple[FloatArray, FloatArray, FloatArray]:
-        x = as_float_array("frequency", frequency)
-        tx = as_float_array("recency", recency, size=x.size)
-        t_cal = as_float_array("T", T, size=x.size)
-        check_rule("frequency", x >= 0, ">= 0")
-        check_rule("recency", (tx >= 0) & (tx <= t_cal + 1e-9), "0 <= recency <= T")
-        return x, tx, t_cal
+    _check = staticmethod(check_rfm)
 
     def __repr__(self) -> str:
         fitted: Any = getattr(self, "params_", "unfitted")
@@ -301,27 +327,60 @@ def _p_alive(
     tx: FloatArray,
     t_cal: FloatArray,
     shift: int,
+    k: int = 1,
 ) -> FloatArray:
-    """``1 / (1 + a / (b + x - 1 + shift) ((alpha + T) / (alpha + t_x))^(r + x))``; with
-    ``shift = 0`` (BG/NBD) customers with ``x = 0`` are alive for sure."""
+    """``1 / (1 + a / (b + x - 1 + shift) ((alpha + T) / (alpha + t_x))^(r + k x) / S)``; with
+    ``shift = 0`` (BG/NBD) customers with ``x = 0`` are alive for sure.
+
+    ``S = sum_m (r + k x)_m / m! ((T - t_x) / (alpha + T))^m`` over the ``m < k`` Erlang
+    phases that may have passed since the last purchase (1 for ``k = 1``); Platzer &
+    Reutterer (2016), P(alive) of the (M)BG/CNBD-k.
+    """
     r, alpha, a, b = params
     has = (x > 0) | (shift > 0)
     xm = np.where(has, x, 1.0)
-    log_ratio = np.log(a / (b + xm - 1.0 + shift)) + (r + xm) * (
+    log_ratio = np.log(a / (b + xm - 1.0 + shift)) + (r + k * xm) * (
         np.log(alpha + t_cal) - np.log(alpha + tx)
     )
+    if k > 1:
+        levels, idx = np.unique(xm, return_inverse=True)
+        phases = log_phases(r + k * levels, k)[idx.ravel()] + _phase_times(tx, t_cal, alpha, k)
+        log_ratio = log_ratio - logsumexp(phases, axis=1)
     out: FloatArray = np.where(has, 1.0 / (1.0 + np.exp(np.minimum(log_ratio, 700.0))), 1.0)
     return out
 
 
+def log_phases(shape: FloatArray, k: int) -> FloatArray:
+    """``log((shape)_m / m!)`` for ``m = 0 .. k-1``, one row per value of ``shape``."""
+    m = np.arange(k, dtype=np.float64)
+    out: FloatArray = gammaln(shape[:, None] + m) - gammaln(shape)[:, None] - gammaln(m + 1.0)
+    return out
+
+
+def _phase_times(tx: FloatArray, t_cal: FloatArray, alpha: float, k: int) -> FloatArray:
+    """``m log((T - t_x) / (alpha + T))`` for ``m = 0 .. k-1`` (``-inf`` for ``m > 0`` when
+    the last purchase is at ``T``)."""
+    m = np.arange(k, dtype=np.float64)
+    gap = np.maximum(t_cal - tx, 0.0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        log_u = np.log(gap) - np.log(alpha + t_cal)
+        out: FloatArray = np.where(m > 0, m * log_u[:, None], 0.0)
+    return out
+
+
 def _loglik_and_grad(
-    theta: FloatArray, x: FloatArray, tx: FloatArray, t_cal: FloatArray, shift: int
+    theta: FloatArray, x: FloatArray, tx: FloatArray, t_cal: FloatArray, shift: int, k: int = 1
 ) -> tuple[FloatArray, FloatArray]:
     """Per-row log-likelihood and its gradient in ``log(r, alpha, a, b)``.
 
     BG/NBD (``shift = 0``, FHL 2005 eq. 6) or MBG/NBD (``shift = 1``, where ``b + x`` becomes
-    ``b + x + 1`` and the "dead" branch exists at ``x = 0`` too). Special functions depend
-    on ``x`` only, so they are evaluated once per distinct ``x``.
+    ``b + x + 1`` and the "dead" branch exists at ``x = 0`` too). With Erlang-k inter-purchase
+    times (``k > 1``, the (M)BG/CNBD-k of Platzer & Reutterer 2016) ``x`` purchases take
+    ``k x`` Poisson phases, and a customer alive at ``T`` may have passed ``m < k`` phases
+    since the last purchase: the "alive" branch sums over ``m``. The term
+    ``(k - 1) litt - x log((k - 1)!)`` of the Erlang densities does not depend on the
+    parameters and is left out here. Special functions depend on ``x`` only, so they are
+    evaluated once per distinct ``x``.
     """
     r, alpha, a, b = np.exp(theta)
     levels, idx = np.unique(x, return_inverse=True)
@@ -330,13 +389,18 @@ def _loglik_and_grad(
     # The "dead" branch exists for x >= 1 only in BG/NBD (its value at x = 0 is unused).
     lev_m = levels + shift if shift else np.maximum(levels, 1.0)
     lev_s = levels + shift
+    kx, lev_k = k * x, k * levels
     beta_ab = betaln(a, b)
-    head = (gammaln(r + levels) - gammaln(r) + r * np.log(alpha))[idx]
+    head = (gammaln(r + lev_k) - gammaln(r) + r * np.log(alpha))[idx]
     beta_alive = (betaln(a, b + lev_s) - beta_ab)[idx]
     beta_dead = (betaln(a + 1.0, b + lev_m - 1.0) - beta_ab)[idx]
     log_at, log_atx = np.log(alpha + t_cal), np.log(alpha + tx)
-    term_alive = beta_alive - (r + x) * log_at
-    term_dead = np.where(has, beta_dead - (r + x) * log_atx, -np.inf)
+    term_alive = beta_alive - (r + kx) * log_at
+    if k > 1:
+        phases = log_phases(r + lev_k, k)[idx] + _phase_times(tx, t_cal, alpha, k)
+        log_sum = logsumexp(phases, axis=1)
+        term_alive = term_alive + log_sum
+    term_dead = np.where(has, beta_dead - (r + kx) * log_atx, -np.inf)
     top = np.maximum(term_alive, term_dead)
     lse = top + np.log(np.exp(term_alive - top) + np.exp(term_dead - top))
     ll = head + lse
@@ -344,10 +408,18 @@ def _loglik_and_grad(
     w_dead = 1.0 - w_alive
 
     psi_ab = digamma(a + b)
-    psi_rx, psi_abx = digamma(r + levels)[idx], digamma(a + b + lev_s)[idx]
+    psi_rx, psi_abx = digamma(r + lev_k)[idx], digamma(a + b + lev_s)[idx]
     psi_bx, psi_bx1 = digamma(b + lev_s)[idx], digamma(b + lev_m - 1.0)[idx]
     d_r = psi_rx - digamma(r) + np.log(alpha) - w_alive * log_at - w_dead * log_atx
-    d_alpha = r / alpha - (r + x) * (w_alive / (alpha + t_cal) + w_dead / (alpha + tx))
+    d_alpha = r / alpha - (r + kx) * (w_alive / (alpha + t_cal) + w_dead / (alpha + tx))
+    if k > 1:
+        # The phase sum: d/dr log(r + kx)_m = psi(r + kx + m) - psi(r + kx); d/dalpha gives
+        # -m / (alpha + T) per phase.
+        share = np.exp(phases - log_sum[:, None])
+        m = np.arange(k, dtype=np.float64)
+        psi_m = (digamma(r + lev_k[:, None] + m) - digamma(r + lev_k)[:, None])[idx]
+        d_r = d_r + w_alive * (share * psi_m).sum(axis=1)
+        d_alpha = d_alpha - w_alive * (share @ m) / (alpha + t_cal)
     d_a = psi_ab - psi_abx + w_dead / a
     d_b = psi_ab - psi_abx - digamma(b) + w_alive * psi_bx + w_dead * psi_bx1
     grad = np.column_stack([d_r * r, d_alpha * alpha, d_a * a, d_b * b])

@@ -1,15 +1,15 @@
-"""BTYD forecaster: (M)BG/NBD purchases x Gamma-Gamma spend (Fader, Hardie & Lee 2005).
+"""BTYD forecaster: a purchase model ((M)BG/NBD by default) x Gamma-Gamma spend (FHL 2005).
 
 Time is measured in weeks of purchase days (:func:`ltvcast.features.rfm.rfm_summary`), the
 unit of the published CDNOW parameters. For a horizon of ``h`` days the forecaster gives
 
-- ``predicted_purchases``: BG/NBD conditional expected repeat purchases in ``h / 7`` weeks
-  (FHL 2005 eq. 10);
+- ``predicted_purchases``: the purchase model's conditional expected repeat purchases in
+  ``h / 7`` weeks (BG/NBD: FHL 2005 eq. 10);
 - ``predicted_value``: that count times the Gamma-Gamma conditional expected spend per
   purchase day (Fader & Hardie 2013 note), the usual CLV product, which assumes spend and
   purchase rate are independent;
 - ``p_active``: 1 - P(no purchase in the horizon | x, t_x, T) (see
-  :meth:`BetaGeoModel.p_no_purchase`).
+  :meth:`BetaGeoModel.p_no_purchase <ltvcast.models.bgnbd.BetaGeoModel.p_no_purchase>`).
 
 Gamma-Gamma spend (``spend_days``): the textbook model (``"repeat"``, as in the note and in
 ``lifetimes``) learns from repeat purchase days only, so every one-time buyer gets the
@@ -22,7 +22,20 @@ MAE, and ties on Complete Journey.
 Purchases (``purchase_model``): BG/NBD, or by default its MBG/NBD variant (Batislam et al.
 2007; see :class:`~ltvcast.models.bgnbd.ModifiedBetaGeoModel`), whose one-time buyers can
 have dropped out; it ranks and errs a little better on CDNOW's inner backtests and ties on
-the other datasets.
+the other datasets. Also: the Pareto/NBD (``"pnbd"``, :mod:`ltvcast.models.pareto_nbd`) and
+the BG/CNBD-k and MBG/CNBD-k (``"bgcnbd"``, ``"mbgcnbd"``, :mod:`ltvcast.models.cnbd`), whose
+Erlang-k inter-purchase times capture regular buying; their ``k`` is chosen by likelihood
+(:func:`~ltvcast.models.cnbd.select_k`) from each customer's inter-purchase-day times
+(:func:`log_intertransaction_times`), which the forecasts themselves do not need: every
+purchase model forecasts from the RFM summary, so :meth:`BTYDForecaster.predict_rfm` (the
+online fast path) serves them all. :class:`ParetoNBDForecaster`,
+:class:`BetaGeoCNBDForecaster` and :class:`ModifiedBetaGeoCNBDForecaster` register these
+variants under their own names.
+
+Dates-only logs (every amount the same, e.g. 1) leave Gamma-Gamma nothing to fit: it falls
+back to that constant spend (:attr:`GammaGammaModel.degenerate_
+<ltvcast.models.gamma_gamma.GammaGammaModel>`), so ``predicted_value`` is
+``predicted_purchases`` times it.
 
 Customers seen up to ``as_of`` without a purchase (events only, or returns only) have no
 first purchase from which BG/NBD can count; they get 0 for all three.
@@ -36,13 +49,20 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ltvcast.data.schemas import CUSTOMER_ID, CustomerData
+from ltvcast.data.purchases import purchase_days
+from ltvcast.data.schemas import CUSTOMER_ID, TIMESTAMP, CustomerData
 from ltvcast.exceptions import ConfigError
 from ltvcast.features.rfm import rfm_summary
 from ltvcast.models.base import Forecaster
 from ltvcast.models.bgnbd import BetaGeoModel, FloatArray, ModifiedBetaGeoModel
+from ltvcast.models.cnbd import BetaGeoCNBDModel, ModifiedBetaGeoCNBDModel, select_k
 from ltvcast.models.gamma_gamma import GammaGammaModel
+from ltvcast.models.pareto_nbd import ParetoNBDModel
 from ltvcast.timeframe import Horizon
+
+#: An RFM-level purchase model the forecaster can use.
+PurchaseModel = BetaGeoModel | ParetoNBDModel | BetaGeoCNBDModel
+
 
 #: Time unit of the BTYD inputs, in days (weeks).
 WEEK_DAYS = 7.0
@@ -51,8 +71,40 @@ WEEK_DAYS = 7.0
 DRIVERS = ("recency", "frequency", "T", "monetary_value")
 #: Values of ``spend_days``.
 SPEND_DAYS = ("all", "repeat")
-#: Values of ``purchase_model``.
-PURCHASE_MODELS = {"bgnbd": BetaGeoModel, "mbgnbd": ModifiedBetaGeoModel}
+#: Values of ``purchase_model``: the RFM-level model of each.
+PURCHASE_MODELS: dict[str, type[PurchaseModel]] = {
+    "bgnbd": BetaGeoModel,
+    "mbgnbd": ModifiedBetaGeoModel,
+    "pnbd": ParetoNBDModel,
+    "bgcnbd": BetaGeoCNBDModel,
+    "mbgcnbd": ModifiedBetaGeoCNBDModel,
+}
+
+
+def log_intertransaction_times(
+    transactions: pd.DataFrame, as_of: pd.Timestamp, *, time_unit_days: float = WEEK_DAYS
+) -> pd.Series:
+    """Per customer, the sum of the logs of the times between consecutive purchase days.
+
+    The ``litt`` statistic of the (M)BG/CNBD-k likelihood (BTYDplus ``elog2cbs``), over the
+    purchase days of :func:`~ltvcast.features.rfm.rfm_summary` up to ``as_of``, in units of
+    ``time_unit_days``; 0 for one-time buyers.
+
+    Returns
+    -------
+    Series
+        Indexed by ``customer_id`` like :func:`~ltvcast.features.rfm.rfm_summary`.
+    """
+    days = purchase_days(transactions.loc[transactions[TIMESTAMP] <= as_of])
+    days = days.loc[days["is_purchase"]]
+    codes, ids = pd.factorize(days[CUSTOMER_ID], sort=True)
+    day = days["day"].to_numpy(dtype="datetime64[D]").astype(np.int64)
+    order = np.lexsort((day, codes))
+    codes, day = codes[order], day[order]
+    same = codes[1:] == codes[:-1]
+    gaps = (day[1:] - day[:-1])[same] / time_unit_days
+    litt = np.bincount(codes[1:][same], weights=np.log(gaps), minlength=len(ids))
+    return pd.Series(litt.astype(np.float64), index=pd.Index(ids, name=CUSTOMER_ID), name="litt")
 
 
 class BTYDForecaster(Forecaster):
@@ -66,13 +118,18 @@ class BTYDForecaster(Forecaster):
         Purchase days whose spend Gamma-Gamma learns from: ``"all"`` (first and repeat
         days, returns netted) or ``"repeat"`` (repeat days only, as published).
     purchase_model
-        ``"mbgnbd"`` (MBG/NBD: a one-time buyer may have dropped out) or ``"bgnbd"``.
-        ``spend_days="repeat", purchase_model="bgnbd"`` is the textbook model, which
-        reproduces the published CDNOW parameters and ``lifetimes``.
+        ``"mbgnbd"`` (MBG/NBD: a one-time buyer may have dropped out) or ``"bgnbd"``;
+        ``"pnbd"`` (Pareto/NBD); ``"bgcnbd"`` or ``"mbgcnbd"`` ((M)BG/CNBD-k, ``k`` chosen by
+        likelihood). ``spend_days="repeat", purchase_model="bgnbd"`` is the textbook model,
+        which reproduces the published CDNOW parameters and ``lifetimes``.
 
     Attributes
     ----------
-    bgnbd_ : BetaGeoModel
+    bgnbd_ : BetaGeoModel, ParetoNBDModel or BetaGeoCNBDModel
+        The fitted purchase model of ``purchase_model`` (named after the default family).
+    k_log_likelihoods_ : dict or None
+        (M)BG/CNBD-k only: the log-likelihood of each ``k`` tried (the chosen one is
+        ``bgnbd_.k``).
     gamma_gamma_ : GammaGammaModel
     n_customers_ : int
         Customers with a purchase up to the training ``as_of``.
@@ -98,15 +155,28 @@ class BTYDForecaster(Forecaster):
                 f"got {self.purchase_model!r}"
             )
         rfm = self.summary(data, as_of)
-        self.bgnbd_ = PURCHASE_MODELS[self.purchase_model](self.penalizer_coef).fit(
-            rfm["frequency"], rfm["recency"], rfm["T"]
-        )
+        self.bgnbd_ = self._fit_purchases(data, as_of, rfm)
         self.gamma_gamma_ = GammaGammaModel(self.penalizer_coef).fit(
             self._spend_days(rfm["frequency"].to_numpy()), rfm["monetary_value"]
         )
         self.n_customers_ = len(rfm)
         #: The average training buyer (recency, frequency, T, spend): explain's reference.
         self.reference_ = rfm[list(DRIVERS)].mean().to_numpy(dtype=np.float64)
+
+    def _fit_purchases(
+        self, data: CustomerData, as_of: pd.Timestamp, rfm: pd.DataFrame
+    ) -> PurchaseModel:
+        """The purchase model fitted on ``rfm`` (and, for CNBD-k, the inter-purchase times)."""
+        cls = PURCHASE_MODELS[self.purchase_model]
+        rows = (rfm["frequency"], rfm["recency"], rfm["T"])
+        self.k_log_likelihoods_: dict[int, float] | None = None
+        if issubclass(cls, BetaGeoCNBDModel):
+            litt = log_intertransaction_times(data.transactions, as_of).reindex(rfm.index)
+            model, self.k_log_likelihoods_ = select_k(
+                *rows, litt.to_numpy(), model=cls, penalizer_coef=self.penalizer_coef
+            )
+            return model
+        return cls(self.penalizer_coef).fit(*rows)
 
     def summary(self, data: CustomerData, as_of: pd.Timestamp) -> pd.DataFrame:
         """The model's inputs per customer with a purchase: :data:`DRIVERS` in weeks.
@@ -211,8 +281,9 @@ class BTYDForecaster(Forecaster):
         return out
 
     def save_state(self, directory: Path) -> dict[str, Any]:
-        """Parameters only (JSON in the manifest); no file is written."""
-        return {
+        """Parameters only (JSON in the manifest); no file is written. ``bgnbd`` holds the
+        purchase model's parameters, ``k`` (CNBD-k only) its Erlang shape."""
+        state = {
             "time_unit_days": WEEK_DAYS,
             "spend_days": self.spend_days,
             "bgnbd": dict(self.bgnbd_.params_),
@@ -220,6 +291,12 @@ class BTYDForecaster(Forecaster):
             "n_customers": self.n_customers_,
             "reference": [float(v) for v in self.reference_],
         }
+        if isinstance(self.bgnbd_, BetaGeoCNBDModel):
+            state["k"] = self.bgnbd_.k
+            state["k_log_likelihoods"] = {
+                str(k): v for k, v in (self.k_log_likelihoods_ or {}).items()
+            }
+        return state
 
     def load_state(self, directory: Path, state: dict[str, Any]) -> None:
         """Restore the parameters written by :meth:`save_state`."""
@@ -231,9 +308,46 @@ class BTYDForecaster(Forecaster):
                 f"artifact of an earlier ltvcast has none), the forecaster has "
                 f"{self.spend_days!r}; retrain the model"
             )
-        self.bgnbd_ = PURCHASE_MODELS[self.purchase_model](self.penalizer_coef).set_params(
-            state["bgnbd"]
-        )
+        if self.purchase_model not in PURCHASE_MODELS:
+            raise ValueError(f"unknown purchase_model {self.purchase_model!r}")
+        cls = PURCHASE_MODELS[self.purchase_model]
+        self.k_log_likelihoods_ = None
+        if issubclass(cls, BetaGeoCNBDModel):
+            self.bgnbd_ = cls(int(state["k"]), self.penalizer_coef).set_params(state["bgnbd"])
+            lls = state.get("k_log_likelihoods", {})
+            self.k_log_likelihoods_ = {int(k): float(v) for k, v in lls.items()}
+        else:
+            self.bgnbd_ = cls(self.penalizer_coef).set_params(state["bgnbd"])
         self.gamma_gamma_ = GammaGammaModel(self.penalizer_coef).set_params(state["gamma_gamma"])
         self.n_customers_ = int(state["n_customers"])
         self.reference_ = np.asarray(state["reference"], dtype=np.float64)
+
+
+class ParetoNBDForecaster(BTYDForecaster):
+    """Pareto/NBD + Gamma-Gamma (``--model pnbd``): :class:`BTYDForecaster` with
+    ``purchase_model="pnbd"``."""
+
+    name = "pnbd"
+
+    def __init__(self, penalizer_coef: float = 0.0, spend_days: str = "all") -> None:
+        super().__init__(penalizer_coef, spend_days, purchase_model="pnbd")
+
+
+class BetaGeoCNBDForecaster(BTYDForecaster):
+    """BG/CNBD-k + Gamma-Gamma (``--model bgcnbd``): :class:`BTYDForecaster` with
+    ``purchase_model="bgcnbd"``, ``k`` chosen by likelihood."""
+
+    name = "bgcnbd"
+
+    def __init__(self, penalizer_coef: float = 0.0, spend_days: str = "all") -> None:
+        super().__init__(penalizer_coef, spend_days, purchase_model="bgcnbd")
+
+
+class ModifiedBetaGeoCNBDForecaster(BTYDForecaster):
+    """MBG/CNBD-k + Gamma-Gamma (``--model mbgcnbd``): :class:`BTYDForecaster` with
+    ``purchase_model="mbgcnbd"``, ``k`` chosen by likelihood."""
+
+    name = "mbgcnbd"
+
+    def __init__(self, penalizer_coef: float = 0.0, spend_days: str = "all") -> None:
+        super().__init__(penalizer_coef, spend_days, purchase_model="mbgcnbd")

@@ -10,6 +10,12 @@ note's marginal density of ``m`` (``Gamma(p x, nu x)`` given ``nu``, integrated 
 and the conditional expected spend is ``p (v + x m) / (p x + q - 1)`` (the note's
 ``E(M | p, q, gamma, m_x, x)``, with ``gamma = v``), a weighted mean of the population
 mean ``p v / (q - 1)`` and the customer's own ``m``.
+
+Degenerate spend: a log of dates only (every amount 1), or one where the customers' mean
+spends (nearly) all agree, has its likelihood maximum at infinity (``p, q -> inf``: no
+spread within or between customers) and the search cannot converge. There the model falls
+back to the constant spend, the repeat buyers' mean spend, for every customer;
+``degenerate_`` is True, ``note_`` says why and ``params_`` holds ``mean_spend`` alone.
 """
 
 from __future__ import annotations
@@ -45,6 +51,11 @@ class GammaGammaModel:
         ``p``, ``q``, ``v`` (``v`` in money units).
     n_excluded_ : int
         Rows left out of the fit (non-repeaters or non-positive mean spend).
+    degenerate_ : bool
+        True when the spend held no spread to fit and the model gives the constant
+        ``params_["mean_spend"]`` to every customer (see the module docstring).
+    note_ : str
+        How the parameters were obtained (``"maximum likelihood"`` or why the fallback).
     """
 
     def __init__(self, penalizer_coef: float = 0.0) -> None:
@@ -57,13 +68,16 @@ class GammaGammaModel:
 
         Spend is divided by its mean during the search (``v`` is scaled back after).
 
+        When all usable mean spends are equal (to 1e-9 relative), or the search does not
+        converge, the fit falls back to the constant spend (``degenerate_``).
+
         Raises
         ------
         ConfigError
             For non-finite or negative inputs.
         InsufficientDataError
-            With fewer than 3 usable repeat buyers, no convergence, or ``q <= 1`` (the
-            population mean spend would be infinite).
+            With fewer than 3 usable repeat buyers, or ``q <= 1`` (the population mean spend
+            would be infinite).
         """
         if self.penalizer_coef < 0:
             raise ConfigError(f"penalizer_coef must be >= 0; got {self.penalizer_coef!r}")
@@ -81,6 +95,10 @@ class GammaGammaModel:
             )
         x, m, w = x[keep], m[keep], w[keep]
         scale = float(np.average(m, weights=w))
+        self.degenerate_ = False
+        if np.ptp(m) <= 1e-9 * scale:
+            self._constant(scale, f"all {len(m)} customers fitted have the same mean spend")
+            return self
         m = m / scale
         total = float(w.sum())
         penalty = self.penalizer_coef
@@ -93,7 +111,11 @@ class GammaGammaModel:
             value = -ll / total + penalty * float(params @ params)
             return value, -grad / total + 2.0 * penalty * params**2
 
-        theta = maximise_log_likelihood(neg_loglik, np.log([1.0, 2.0, 1.0]), "Gamma-Gamma")
+        try:
+            theta = maximise_log_likelihood(neg_loglik, np.log([1.0, 2.0, 1.0]), "Gamma-Gamma")
+        except InsufficientDataError as err:
+            self._constant(scale, f"the spend has too little spread to fit ({err})")
+            return self
         p, q, v = np.exp(theta)
         if q <= 1.0:
             raise InsufficientDataError(
@@ -101,10 +123,24 @@ class GammaGammaModel:
                 "population mean; cap outliers (winsorize) or use another model"
             )
         self.params_ = {"p": float(p), "q": float(q), "v": float(v * scale)}
+        self.note_ = "maximum likelihood"
         return self
 
+    def _constant(self, mean_spend: float, why: str) -> None:
+        """The degenerate fallback: every customer spends ``mean_spend`` per purchase."""
+        self.params_ = {"mean_spend": float(mean_spend)}
+        self.degenerate_ = True
+        self.note_ = f"constant spend {mean_spend:.6g} per purchase: {why}"
+
     def set_params(self, params: dict[str, float]) -> GammaGammaModel:
-        """Use given ``p, q, v`` (e.g. loaded from JSON) instead of fitting."""
+        """Use given ``p, q, v`` (e.g. loaded from JSON) instead of fitting; ``mean_spend``
+        alone restores a degenerate (constant-spend) model."""
+        if set(params) == {"mean_spend"}:
+            mean_spend = float(params["mean_spend"])
+            if not (np.isfinite(mean_spend) and mean_spend > 0):
+                raise ConfigError(f"Gamma-Gamma mean_spend must be positive; got {mean_spend}")
+            self._constant(mean_spend, "set by set_params")
+            return self
         missing = {"p", "q", "v"} - set(params)
         if missing:
             raise ConfigError(f"Gamma-Gamma parameters lack {sorted(missing)}")
@@ -112,22 +148,30 @@ class GammaGammaModel:
         if not (values["p"] > 0 and values["q"] > 1 and values["v"] > 0):
             raise ConfigError(f"Gamma-Gamma parameters need p > 0, q > 1, v > 0; got {values}")
         self.params_ = values
+        self.degenerate_ = False
+        self.note_ = "set by set_params"
         return self
 
     @property
     def population_mean(self) -> float:
-        """Mean spend per transaction across customers, ``p v / (q - 1)``."""
+        """Mean spend per transaction across customers, ``p v / (q - 1)`` (the constant spend
+        of a degenerate fit)."""
+        if self._is_constant():
+            return self.params_["mean_spend"]
         p, q, v = self._params()
         return p * v / (q - 1.0)
 
     def expected_spend(self, frequency: ArrayLike, monetary_value: ArrayLike) -> FloatArray:
         """Conditional expected spend per transaction, ``p (v + x m) / (p x + q - 1)``.
 
-        Rows with ``frequency == 0`` or ``monetary_value <= 0`` get the population mean.
+        Rows with ``frequency == 0`` or ``monetary_value <= 0`` get the population mean; a
+        degenerate fit gives every row its constant spend.
         """
-        p, q, v = self._params()
         x = as_float_array("frequency", frequency)
         m = as_float_array("monetary_value", monetary_value, size=x.size)
+        if self._is_constant():
+            return np.full(x.size, self.params_["mean_spend"])
+        p, q, v = self._params()
         usable = (x > 0) & (m > 0)
         xs, ms = np.where(usable, x, 0.0), np.where(usable, m, 0.0)
         out: FloatArray = p * (v + xs * ms) / (p * xs + q - 1.0)
@@ -136,7 +180,15 @@ class GammaGammaModel:
     def log_likelihood(
         self, frequency: ArrayLike, monetary_value: ArrayLike, weights: ArrayLike | None = None
     ) -> float:
-        """Total log-likelihood of the usable rows (``frequency > 0``, spend > 0)."""
+        """Total log-likelihood of the usable rows (``frequency > 0``, spend > 0).
+
+        Raises
+        ------
+        ConfigError
+            For a degenerate fit (a point mass has no finite likelihood).
+        """
+        if self._is_constant():
+            raise ConfigError(f"a degenerate Gamma-Gamma has no likelihood ({self.note_})")
         p, q, v = self._params()
         x = as_float_array("frequency", frequency)
         m = as_float_array("monetary_value", monetary_value, size=x.size)
@@ -145,11 +197,18 @@ class GammaGammaModel:
         ll, _ = _loglik_and_grad(np.log([p, q, v]), _Rows(x[keep], m[keep], w[keep]))
         return ll
 
-    def _params(self) -> tuple[float, float, float]:
+    def _is_constant(self) -> bool:
+        return "mean_spend" in self._fitted()
+
+    def _fitted(self) -> dict[str, float]:
         if not hasattr(self, "params_"):
             raise NotFittedError(
                 "GammaGammaModel is not fitted; call fit(frequency, monetary_value)"
             )
+        return self.params_
+
+    def _params(self) -> tuple[float, float, float]:
+        self._fitted()
         return self.params_["p"], self.params_["q"], self.params_["v"]
 
 
