@@ -167,3 +167,19 @@ def test_start_up_refusals_are_one_line_and_leave_the_file(
     _refused(_serve(tmp_path / "no-model", fresh, files["token"]), "not a model directory")
     assert not fresh.exists()
     shutil.rmtree(tmp_path / "no-model", ignore_errors=True)
+
+
+def test_out_of_range_times_and_absurd_amounts_are_4xx(server: Server) -> None:
+    with httpx.Client(base_url=server.url, headers=AUTH, timeout=30) as client:
+        for stamp in ("1600-01-01T00:00:00Z", "0001-01-01T00:00:00Z"):
+            score = client.post("/v1/score", json={"transactions": [{"timestamp": stamp,
+                                                                      "amount": 5.0}]})  # fmt: skip
+            assert score.status_code == 422, score.text
+            posted = client.post("/v1/events", json={"events": [_event(20, timestamp=stamp)]})
+            assert posted.status_code == 200 and posted.json()["accepted"] == 0
+        huge = client.post("/v1/events", json={"events": [_event(21, amount=1e308)]})
+        assert huge.status_code == 200 and huge.json()["accepted"] == 0
+        assert "less than or equal" in huge.json()["rejected"][0]["reason"]
+        score = client.post("/v1/score", json={"transactions": [
+            {"timestamp": "2024-01-01T00:00:00Z", "amount": 1e308}]})  # fmt: skip
+        assert score.status_code == 422 and "at most" in score.json()["detail"]
