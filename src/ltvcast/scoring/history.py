@@ -85,6 +85,10 @@ class CustomerHistory:
     merge_fraction = 0.25
     #: ... or at least this many rows.
     merge_min_rows = 50_000
+    #: Merge inside ``learn_frame`` when due (``False``: the owner calls
+    #: :meth:`merge_pending` when :meth:`merge_due`, e.g. on a worker thread, as the service
+    #: does so that a merge never holds up a read).
+    auto_merge = True
 
     def __init__(self) -> None:
         self._lock = threading.RLock()
@@ -253,9 +257,46 @@ class CustomerHistory:
         if self.clock is None or stamp > self.clock:
             self.clock = stamp
 
-    def _maybe_merge(self) -> None:
+    def merge_due(self) -> bool:
+        """Whether the append buffers have grown enough to be merged into the tables."""
         size = len(self._tx.frame) + len(self._ev.frame)
-        if self._pending_rows >= max(self.merge_min_rows, self.merge_fraction * size):
+        return self._pending_rows >= max(self.merge_min_rows, self.merge_fraction * size)
+
+    def merge_pending(self) -> None:
+        """Merge the buffered rows into the sorted tables without holding the history for
+        the build: the buffers are taken under the lock, the tables built outside it, and
+        swapped in under it again; rows learned meanwhile stay buffered."""
+        with self._lock:
+            frames, dicts = list(self._pending_frames), list(self._pending_dicts)
+            tx, ev = self._tx.frame, self._ev.frame
+        if not frames and not dicts:
+            return
+        parts = frames + ([pd.DataFrame(dicts)] if dicts else [])
+        new_tx, new_ev = split_events(pd.concat(parts, ignore_index=True))
+        built_tx = _Table.build(_concat(tx, new_tx))
+        built_ev = _Table.build(_concat(ev, new_ev)) if len(new_ev) else None
+        with self._lock:
+            if self._tx.frame is not tx or self._ev.frame is not ev:
+                return  # a bulk load changed the tables meanwhile: merge another time
+            merged = {id(f) for f in frames} | {id(d) for d in dicts}
+            self._tx = built_tx
+            if built_ev is not None:
+                self._ev = built_ev
+            self._pending_frames = self._pending_frames[len(frames) :]
+            self._pending_dicts = self._pending_dicts[len(dicts) :]
+            self._pending_rows -= sum(len(f) for f in frames) + len(dicts)
+            for customer in list(self._pending):
+                kept = [
+                    e for e in self._pending[customer]
+                    if id(e if isinstance(e, dict) else e[0]) not in merged
+                ]  # fmt: skip
+                if kept:
+                    self._pending[customer] = kept
+                else:
+                    del self._pending[customer]
+
+    def _maybe_merge(self) -> None:
+        if self.auto_merge and self.merge_due():
             self._merge_pending()
 
     def _merge_pending(self) -> None:

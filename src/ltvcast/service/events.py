@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import numpy as np
@@ -25,12 +24,14 @@ SLICE = 200
 CONTENT = (CUSTOMER_ID, TIMESTAMP, EVENT_TYPE, AMOUNT)
 
 
-def validate_events(items: list[Any]) -> tuple[pd.DataFrame, list[Rejection]]:
+async def validate_events(
+    items: list[Any], pause: Callable[[], Awaitable[None]]
+) -> tuple[pd.DataFrame, list[Rejection]]:
     """Validate the items (failing ones set aside with their reasons) and return the valid
     events as a frame (see :func:`event_frame`, plus :data:`POSITION`).
 
-    Items are validated :data:`SLICE` at a time, yielding the interpreter between slices, so
-    a large batch never holds up the requests served next to it for long.
+    Items are validated :data:`SLICE` at a time, awaiting ``pause`` between slices, so a
+    large batch never holds up the requests served next to it for long.
     """
     reasons: dict[int, list[str]] = {}
     good: list[EventIn] = []
@@ -46,7 +47,7 @@ def validate_events(items: list[Any]) -> tuple[pd.DataFrame, list[Rejection]]:
                 reasons.setdefault(start + index, []).append(validation_message(sub, skip=1))
                 bad.add(index)
             good += EVENTS.validate_python([item for i, item in enumerate(part) if i not in bad])
-        time.sleep(0)  # let the event loop's thread take the interpreter
+        await pause()  # serve what is waiting
     positions = np.array([i for i in range(len(items)) if i not in reasons], dtype=np.int64)
     frame, broken = event_frame(good)
     for row, reason in broken.items():

@@ -95,12 +95,13 @@ def create_app(
             loop.add_signal_handler(
                 signal.SIGHUP, lambda: loop.create_task(_reload_quietly(service))
             )
+        service.start()
         try:
             yield
         finally:
             if handle_sighup:
                 loop.remove_signal_handler(signal.SIGHUP)
-            service.close()
+            await service.aclose()
 
     app = FastAPI(
         title="ltvcast",
@@ -166,13 +167,10 @@ def create_app(
     async def post_events(request: Request) -> EventsOut:
         """Store events durably (committed before this answer) and update forecasts.
 
-        The body is only received on the event loop; decoding, validation, the write and
-        the learning run on a worker thread, in slices, so reads keep their pace.
+        Ingestion runs on the event loop in short steps, the DuckDB write on a worker thread,
+        so reads keep their pace while batches arrive.
         """
         body = await request.body()
-        return await run_in_threadpool(_ingest, body)
-
-    def _ingest(body: bytes) -> EventsOut:
         try:
             parsed = EventsIn.model_validate_json(body)
         except ValidationError as err:
@@ -183,7 +181,7 @@ def create_app(
             raise HTTPProblem(
                 413, f"events: {len(parsed.events)} events exceed the batch limit of {max_batch}"
             )
-        return service.ingest(parsed.events)
+        return await service.ingest(parsed.events)
 
     @app.get(
         "/v1/customers/{customer_id:path}",

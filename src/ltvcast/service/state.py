@@ -9,11 +9,14 @@ comes from :mod:`ltvcast.pipeline`; this module only caches and versions it.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import gc
 import hashlib
 import logging
 import sys
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from itertools import repeat
@@ -22,6 +25,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from starlette.concurrency import run_in_threadpool
 
 from ltvcast.data.schemas import CUSTOMER_ID, CustomerData
 from ltvcast.data.store import Store
@@ -57,6 +61,11 @@ log = logging.getLogger("ltvcast.service")
 ANSWER_FIELDS = (*FORECAST_COLUMNS, "segment", "as_of", "model_version")
 #: An ingest touching at least this many customers queues them for one batch rescoring.
 BATCH_RESCORE_MIN = 32
+#: Ingestion pauses this many times as long as each of its steps on the event loop took, so
+#: it takes at most half of the loop and reads are served between its steps.
+INGEST_YIELD = 1.0
+#: Customers rescored in one step of the background rescoring.
+RESCORE_SLICE = 256
 #: Default tolerance for event times after the server's clock (client clocks drift).
 MAX_FUTURE = pd.Timedelta(minutes=15)
 
@@ -130,24 +139,31 @@ class Service:
         self.store = Store(db_path)
         self.log = EventLog(self.store)
         self.metrics = Metrics()
-        self.write_lock = threading.Lock()
         self.reload_lock = threading.Lock()
         scorer = OnlineScorer(scoring.forecaster, _Until(self.store, self._limit()))
+        scorer.history.auto_merge = False  # merged on a worker thread (see ingest)
         self.model = _warm(scoring, scorer, _model_version(model_dir, scoring))
         self.metrics.counters["events_ingested"] = 0
         self._gauges()
         # customers with new events, rescored together in the background (one vectorised
         # predict per round instead of one per customer); reads that come first rescore alone
         self._stale: set[str] = set()
-        self._stale_lock = threading.Lock()
-        self._wake = threading.Event()
-        self._closing = False
-        self._worker = threading.Thread(target=self._rescore_loop, name="rescore", daemon=True)
-        self._worker.start()
+        self._wake: asyncio.Event | None = None
+        self._worker: asyncio.Task[None] | None = None
+        self._write_lock: asyncio.Lock | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         sys.setswitchinterval(SWITCH_INTERVAL_S)
         _freeze_heap()
 
-    def ingest(self, items: list[Any]) -> EventsOut:
+    def start(self) -> None:
+        """Start the background rescoring (call on the running event loop; the service's
+        lifespan does)."""
+        self._loop = asyncio.get_running_loop()
+        self._wake = asyncio.Event()
+        self._write_lock = asyncio.Lock()
+        self._worker = asyncio.get_running_loop().create_task(self._rescore_loop())
+
+    async def ingest(self, items: list[Any]) -> EventsOut:
         """Validate, durably store and learn a batch of events.
 
         Refused per item, with the reason: invalid items, events dated after the server's
@@ -155,28 +171,41 @@ class Service:
         in the batch) with other content. The same id with the same content is a retry:
         accepted and counted as a duplicate, stored once.
 
+        Runs on the event loop in short steps (validation slices, the rules, the learning)
+        with the loop free between them; the DuckDB write runs on a worker thread. Reads are
+        served between the steps, so a batch never holds them up for more than one step.
+
         Raises
         ------
         StoreError
             When the store file is gone or replaced: nothing is acknowledged (503).
         """
-        frame, rejected = validate_events(items)
+        if self._loop is not asyncio.get_running_loop():  # run without the lifespan (tests)
+            self.start()
+        assert self._write_lock is not None and self._wake is not None
+        pace = _Pacer(INGEST_YIELD)
+        frame, rejected = await validate_events(items, pace.pause)
         now = self.clock()
         frame, late = refuse(frame, *time_rule(frame, now + self.max_future, now))
         conflict, retry = batch_conflicts(frame)
         frame, clashes = refuse(
             frame, conflict, id_reason("appears earlier in this batch with other content")
         )
-        retries = int(retry.sum())
-        unique = frame.loc[~retry[~conflict]] if retries else frame
+        await pace.pause()
+        unique = frame.loc[~retry[~conflict]] if retry.any() else frame
         new = unique.iloc[:0]
         stored: list[Rejection] = []
         if len(unique):
-            with self.write_lock:
-                self.store.verify()
-                new, conflicts = self.log.write(unique)
-                self.store.verify()  # a file removed during the write: acknowledge nothing
-                self.model.scorer.learn_many(new.drop(columns=[EVENT_ID, POSITION]))
+            async with self._write_lock:  # one write at a time, in arrival order
+                new, conflicts = await run_in_threadpool(self._write, unique)
+                pace.restart()
+                history = self.model.scorer.history
+                if len(new):
+                    history.learn_frame(new.drop(columns=[EVENT_ID, POSITION]))
+                gc.freeze()  # what the history keeps is long-lived: out of the collector's scans
+                await pace.pause()
+                if history.merge_due():  # compact the buffers off the loop, reads go on
+                    await run_in_threadpool(history.merge_pending)
             _, stored = refuse(
                 conflicts,
                 np.ones(len(conflicts), dtype=bool),
@@ -184,8 +213,7 @@ class Service:
             )
             touched = new[CUSTOMER_ID].unique().tolist()
             if len(touched) >= BATCH_RESCORE_MIN:  # a few customers are cheaper rescored on read
-                with self._stale_lock:
-                    self._stale.update(touched)
+                self._stale.update(touched)
                 self._wake.set()
         refused = [*rejected, *late, *clashes, *stored]
         accepted = len(frame) - len(stored)
@@ -199,6 +227,14 @@ class Service:
             duplicates=duplicates,
             rejected=sorted(refused, key=lambda r: r.index),
         )
+
+    def _write(self, events: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """The durable write, with the store checked before and after it (a file removed
+        during the write acknowledges nothing)."""
+        self.store.verify()
+        written = self.log.write(events)
+        self.store.verify()
+        return written
 
     def _limit(self) -> pd.Timestamp:
         """Latest event time the server accepts now."""
@@ -293,25 +329,32 @@ class Service:
             clock=model.scorer.clock,
         )
 
-    def close(self) -> None:
-        """Stop the rescoring thread and close the store."""
-        self._closing = True
-        self._wake.set()
-        self._worker.join(timeout=30)
+    async def aclose(self) -> None:
+        """Stop the background rescoring and close the store."""
+        if self._worker is not None:
+            self._worker.cancel()
+            if self._loop is asyncio.get_running_loop():  # else its loop is gone already
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._worker
         self.store.close()
 
-    def _rescore_loop(self) -> None:
+    async def _rescore_loop(self) -> None:
+        """Rescore the customers ingestion touched, :data:`RESCORE_SLICE` at a time, with
+        the event loop free twice as long as each slice took (reads of a customer not
+        rescored yet rescore that customer on the spot)."""
+        assert self._wake is not None
         while True:
-            self._wake.wait()
-            if self._closing:
-                return
-            with self._stale_lock:
-                customers, self._stale = self._stale, set()
-                self._wake.clear()
-            try:
-                self._rescore(customers)
-            except Exception:  # reads then rescore one by one; keep the loop alive
-                log.exception("batch rescoring of %d customers failed", len(customers))
+            await self._wake.wait()
+            self._wake.clear()
+            customers, self._stale = list(self._stale), set()
+            for start in range(0, len(customers), RESCORE_SLICE):
+                began = time.perf_counter()
+                try:
+                    self._rescore(set(customers[start : start + RESCORE_SLICE]))
+                except Exception:  # reads then rescore one by one; keep the loop alive
+                    log.exception("batch rescoring of %d customers failed", len(customers))
+                # a background job: at most a third of the loop, whatever the ingestion rate
+                await asyncio.sleep(2 * (time.perf_counter() - began))
 
     def _rescore(self, customers: set[str]) -> None:
         model = self.model
@@ -324,6 +367,23 @@ class Service:
 
     def _gauges(self) -> None:
         self.metrics.gauges["customers"] = len(self.model.scorer)
+
+
+class _Pacer:
+    """Paces a job on the event loop: :meth:`pause` sleeps ``ratio`` times as long as the
+    job ran since the last pause."""
+
+    def __init__(self, ratio: float) -> None:
+        self.ratio = ratio
+        self.started = time.perf_counter()
+
+    def restart(self) -> None:
+        """Count from now (the time before was spent off the loop)."""
+        self.started = time.perf_counter()
+
+    async def pause(self) -> None:
+        await asyncio.sleep(self.ratio * (time.perf_counter() - self.started))
+        self.started = time.perf_counter()
 
 
 class _Until:
