@@ -17,8 +17,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import numpy as np
 
 from ltvcast.data.purchases import horizon_labels
-from ltvcast.evaluation.backtest import backtest
 from ltvcast.evaluation.metrics import evaluate
+from ltvcast.pipeline import backtest_models
 
 from protocols import PROTOCOLS
 
@@ -50,7 +50,7 @@ def main(protocol_key: str, model: str) -> dict[str, object]:
         )
         row["customers"] = len(customers)
     else:
-        result = backtest(data, cutoff, horizon, [model]).results[0]
+        result = backtest_models(data, cutoff, horizon, [model]).results[0]
         row["fit_s"] = result.fit_seconds
         row["predict_s"] = result.predict_seconds
         row["metrics"] = result.metrics

@@ -28,7 +28,10 @@ from protocols import PROTOCOLS, replace_readme_block
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
-MODELS = ("baseline", "tenure_mean", "btyd", "btyd_cal", "gbdt", "seq", "auto", "lifetimes")
+MODELS = (
+    "baseline", "tenure_mean", "btyd", "btyd_cal", "pnbd", "bgcnbd", "mbgcnbd", "gbdt", "seq",
+    "auto", "lifetimes",
+)  # fmt: skip
 SHOWN = (
     ("normalized_gini", "Gini"),
     ("mae", "MAE"),

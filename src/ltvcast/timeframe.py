@@ -18,7 +18,7 @@ import pandas as pd
 
 from ltvcast.exceptions import ConfigError
 
-TimeLike = TypeVar("TimeLike", pd.Timestamp, pd.DatetimeIndex)
+TimeLike = TypeVar("TimeLike", pd.Timestamp, pd.DatetimeIndex, pd.Series)
 
 _UNIT_DAYS = {"d": 1.0, "w": 7.0, "m": 365.25 / 12.0, "y": 365.25}
 _UNIT_NAMES = {"d": "day", "w": "week", "m": "month", "y": "year"}
@@ -124,8 +124,12 @@ def parse_as_of(text: str | pd.Timestamp | None, default: pd.Timestamp) -> pd.Ti
 
 
 def to_naive_utc(stamp: TimeLike) -> TimeLike:
-    """``stamp`` (a timestamp or an index of them) in tz-naive UTC: aware times are
-    converted, naive ones are taken as UTC already."""
+    """``stamp`` (a timestamp, an index of them or a datetime column) in tz-naive UTC: aware
+    times are converted, naive ones are taken as UTC already."""
+    if isinstance(stamp, pd.Series):
+        if isinstance(stamp.dtype, pd.DatetimeTZDtype):
+            return stamp.dt.tz_convert("UTC").dt.tz_localize(None)
+        return stamp
     if stamp.tzinfo is None:
         return stamp
     return stamp.tz_convert("UTC").tz_localize(None)

@@ -16,8 +16,9 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from ltvcast.data.schemas import AMOUNT, EVENT_TYPE, KNOWN_EVENT_TYPES, ORDER_ID
+from ltvcast.data.schemas import AMOUNT, EVENT_TYPE, KNOWN_EVENT_TYPES, ORDER_ID, PURCHASE
 from ltvcast.exceptions import ConfigError
+from ltvcast.timeframe import to_naive_utc
 
 #: Common event names of tracking tools and public logs -> the canonical names.
 EVENT_ALIASES = {
@@ -33,10 +34,10 @@ EVENT_ALIASES = {
     "product_added": "cart",
     "begin_checkout": "checkout",
     "checkout_started": "checkout",
-    "buy": "purchase",
-    "order": "purchase",
-    "order_completed": "purchase",
-    "transaction": "purchase",
+    "buy": PURCHASE,
+    "order": PURCHASE,
+    "order_completed": PURCHASE,
+    "transaction": PURCHASE,
 }
 
 #: Default of :attr:`CleaningOptions.future_tolerance`: rows up to a day past ``now`` are kept.
@@ -146,9 +147,7 @@ def _utc_now(now: object) -> pd.Timestamp:
         raise ConfigError(f"now must be a timestamp, got {now!r}") from err
     if pd.isna(stamp):
         raise ConfigError(f"now must be a timestamp, got {now!r}")
-    if stamp.tzinfo is not None:
-        stamp = stamp.tz_convert("UTC").tz_localize(None)
-    return stamp
+    return to_naive_utc(stamp)
 
 
 @dataclass(frozen=True)

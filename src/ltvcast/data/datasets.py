@@ -40,7 +40,7 @@ import pandas as pd
 
 from ltvcast.data.clean import CleaningOptions, CleaningReport
 from ltvcast.data.io import SUPPORTED_SUFFIXES, ColumnMap, table_suffix
-from ltvcast.data.schemas import AMOUNT, CUSTOMER_ID, TIMESTAMP, CustomerData
+from ltvcast.data.schemas import AMOUNT, CUSTOMER_ID, PURCHASE, TIMESTAMP, CustomerData
 from ltvcast.data.times import TIMESTAMP_DTYPE
 from ltvcast.data.validate import (
     EVENTS,
@@ -259,7 +259,7 @@ def load_rees46_head(data_dir: Path, options: CleaningOptions | None = None) -> 
     report = CleaningReport()
     columns = ColumnMap(customer="user_id", time="event_time", item="product_id", value="price")
     events = validate_events(raw, str(path), columns, options, report)
-    purchases = raw[raw["event_type"] == "purchase"]
+    purchases = raw[raw["event_type"] == PURCHASE]
     tx = validate_transactions(
         purchases,
         f"{path} (purchases)",

@@ -1,7 +1,8 @@
 """What a purchase is, once for every layer.
 
-- A *purchase event* is an event of type :data:`PURCHASE`; it carries an ``amount`` and is a
-  transaction as well as a behaviour event (the service and clickstream sources record it so).
+- A *purchase event* is an event of type :data:`~ltvcast.data.schemas.PURCHASE`; it carries
+  an ``amount`` and is a transaction as well as a behaviour event (the service and
+  clickstream sources record it so).
 - A *purchase* (the unit BTYD models count) is a distinct customer-day with at least one
   transaction of ``amount >= 0``: a day of returns only is not a purchase, a free item is.
   Counting days makes counts comparable across stores that split orders into lines.
@@ -12,10 +13,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ltvcast.data.schemas import AMOUNT, CUSTOMER_ID, TIMESTAMP
-
-#: The event type that carries an ``amount`` and is also a transaction.
-PURCHASE = "purchase"
+from ltvcast.data.schemas import AMOUNT, CUSTOMER_ID, PURCHASE, TIMESTAMP
 
 
 def amount_rule_violations(event_types: np.ndarray, has_amount: np.ndarray) -> dict[int, str]:

@@ -44,7 +44,9 @@ TIMESTAMP_RANGE = (
 #: and counted; in optional numeric columns (quantity, value) they become missing.
 MAX_ABS_AMOUNT = 1e12
 #: Event types the features know by name; any other string is kept as its own channel.
-KNOWN_EVENT_TYPES = ("view", "click", "cart", "checkout", "purchase")
+#: The event type that carries an ``amount`` and is also a transaction.
+PURCHASE = "purchase"
+KNOWN_EVENT_TYPES = ("view", "click", "cart", "checkout", PURCHASE)
 
 #: Columns of every prediction table, in order; quantile columns follow where a model has them.
 PREDICTION_COLUMNS = (CUSTOMER_ID, "predicted_value", "predicted_purchases", "p_active")

@@ -28,6 +28,7 @@ from ltvcast.data.clean import CleaningOptions
 from ltvcast.data.ids import as_ids
 from ltvcast.data.schemas import TIMESTAMP, TIMESTAMP_RANGE
 from ltvcast.exceptions import SchemaError
+from ltvcast.timeframe import to_naive_utc
 
 TIMESTAMP_DTYPE: Final = "datetime64[us]"
 _UTC_NAMES = frozenset({"UTC", "Etc/UTC", "utc", "Z", "GMT", "Etc/GMT"})
@@ -186,13 +187,12 @@ def _naive_utc(parsed: pd.Series, source_timezone: str) -> pd.Series:
     if not pd.api.types.is_datetime64_any_dtype(parsed):  # e.g. all NaT as object
         parsed = pd.to_datetime(parsed, errors="coerce", utc=True)
     if isinstance(parsed.dtype, pd.DatetimeTZDtype):
-        parsed = parsed.dt.tz_convert("UTC").dt.tz_localize(None)
+        parsed = to_naive_utc(parsed)
     elif source_timezone not in _UTC_NAMES:
         standard = np.zeros(len(parsed), dtype=bool)  # an ambiguous hour is read as standard time
-        parsed = parsed.dt.tz_localize(
-            source_timezone, ambiguous=standard, nonexistent="shift_forward"
+        parsed = to_naive_utc(
+            parsed.dt.tz_localize(source_timezone, ambiguous=standard, nonexistent="shift_forward")
         )
-        parsed = parsed.dt.tz_convert("UTC").dt.tz_localize(None)
     return parsed.astype(TIMESTAMP_DTYPE)
 
 

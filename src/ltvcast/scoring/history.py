@@ -20,13 +20,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ltvcast.data.purchases import PURCHASE
 from ltvcast.data.schemas import (
     AMOUNT,
     CUSTOMER_ID,
     EVENT_OPTIONAL,
     EVENT_REQUIRED,
     EVENT_TYPE,
+    PURCHASE,
     TIMESTAMP,
     TRANSACTION_OPTIONAL,
     TRANSACTION_REQUIRED,

@@ -12,8 +12,7 @@ import duckdb
 import pandas as pd
 import pyarrow as pa
 
-from ltvcast.data.purchases import PURCHASE
-from ltvcast.data.schemas import AMOUNT, CUSTOMER_ID, EVENT_TYPE, TIMESTAMP
+from ltvcast.data.schemas import AMOUNT, CUSTOMER_ID, EVENT_TYPE, PURCHASE, TIMESTAMP
 from ltvcast.data.store import Store
 
 EVENT_ID = "event_id"

@@ -54,6 +54,7 @@ from ltvcast.service.wire import (
     ReloadOut,
 )
 from ltvcast.strategy.segments import FittedSegmentRules
+from ltvcast.timeframe import to_naive_utc
 
 log = logging.getLogger("ltvcast.service")
 
@@ -72,7 +73,7 @@ MAX_FUTURE = pd.Timedelta(minutes=15)
 
 def utc_now() -> pd.Timestamp:
     """The wall clock in naive UTC (the service's only reading of it)."""
-    return pd.Timestamp.now(tz="UTC").tz_localize(None)
+    return to_naive_utc(pd.Timestamp.now(tz="UTC"))
 
 
 Answers = dict[str, tuple[tuple[int, int], tuple[Any, ...]]]
