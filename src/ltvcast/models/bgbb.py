@@ -13,12 +13,11 @@ of the last of them, 0 when ``x = 0``) and ``n_periods`` (n).
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 from scipy.special import betaln, digamma, logsumexp
 
-from ltvcast.exceptions import ConfigError, NotFittedError
+from ltvcast.exceptions import ConfigError
+from ltvcast.models._population import PopulationModel
 from ltvcast.models.bgnbd import (
     ArrayLike,
     FloatArray,
@@ -33,7 +32,7 @@ from ltvcast.models.bgnbd import (
 PARAMS = ("alpha", "beta", "gamma", "delta")
 
 
-class BetaGeoBetaBinomModel:
+class BetaGeoBetaBinomModel(PopulationModel):
     """BG/BB model fitted by maximum likelihood (FHS 2010, eq. 5).
 
     Parameters
@@ -51,6 +50,8 @@ class BetaGeoBetaBinomModel:
     """
 
     _NAME = "BG/BB"
+    PARAMS = PARAMS
+    _FIT_CALL = "fit(frequency, recency, n_periods)"
 
     def __init__(self, penalizer_coef: float = 0.0) -> None:
         self.penalizer_coef = penalizer_coef
@@ -93,17 +94,6 @@ class BetaGeoBetaBinomModel:
         theta = maximise_log_likelihood(neg_loglik, np.zeros(4), self._NAME)
         self.params_ = dict(zip(PARAMS, (float(v) for v in np.exp(theta)), strict=True))
         self.n_customers_ = total
-        return self
-
-    def set_params(self, params: dict[str, float]) -> BetaGeoBetaBinomModel:
-        """Use given ``alpha, beta, gamma, delta`` (e.g. loaded from JSON) instead of fitting."""
-        missing = set(PARAMS) - set(params)
-        if missing:
-            raise ConfigError(f"{self._NAME} parameters lack {sorted(missing)}")
-        bad = {k: params[k] for k in PARAMS if not float(params[k]) > 0}
-        if bad:
-            raise ConfigError(f"{self._NAME} parameters must be positive; got {bad}")
-        self.params_ = {k: float(params[k]) for k in PARAMS}
         return self
 
     # -------------------------------------------------------------- predictions
@@ -171,17 +161,6 @@ class BetaGeoBetaBinomModel:
         return out
 
     # ------------------------------------------------------------------ helpers
-    def _params(self) -> tuple[float, float, float, float]:
-        if not hasattr(self, "params_"):
-            raise NotFittedError(
-                f"{type(self).__name__} is not fitted; call fit(frequency, recency, n_periods)"
-            )
-        p = self.params_
-        return p["alpha"], p["beta"], p["gamma"], p["delta"]
-
-    def __repr__(self) -> str:
-        fitted: Any = getattr(self, "params_", "unfitted")
-        return f"{type(self).__name__}(penalizer_coef={self.penalizer_coef!r}) [{fitted}]"
 
 
 def _check(

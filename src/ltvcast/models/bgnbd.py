@@ -24,14 +24,14 @@ log-parameters).
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 from scipy.optimize import minimize
 from scipy.special import betaln, digamma, gammaln, hyp2f1, logsumexp
 
-from ltvcast.exceptions import ConfigError, InsufficientDataError, NotFittedError
+from ltvcast.exceptions import ConfigError, InsufficientDataError
+from ltvcast.models._population import PopulationModel
 
 FloatArray = npt.NDArray[np.float64]
 ArrayLike = npt.ArrayLike
@@ -75,6 +75,17 @@ def check_rfm(
     check_rule("frequency", x >= 0, ">= 0")
     check_rule("recency", (tx >= 0) & (tx <= t_cal + 1e-9), "0 <= recency <= T")
     return x, tx, t_cal
+
+
+def check_future_rfm(
+    t: float | ArrayLike, frequency: ArrayLike, recency: ArrayLike, T: ArrayLike
+) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
+    """:func:`check_rfm` plus a horizon ``t`` (broadcast to the rows), checked ``>= 0`` and
+    finite."""
+    x, tx, t_cal = check_rfm(frequency, recency, T)
+    t_arr = np.broadcast_to(np.asarray(t, dtype=np.float64), x.shape).astype(np.float64)
+    check_rule("t", np.isfinite(t_arr) & (t_arr >= 0), ">= 0 and finite")
+    return x, tx, t_cal, t_arr
 
 
 def fit_weights(
@@ -149,7 +160,7 @@ def compress_rows(
     return tuple(unique[:, i] for i in range(unique.shape[1])), summed
 
 
-class BetaGeoModel:
+class BetaGeoModel(PopulationModel):
     """BG/NBD model fitted by maximum likelihood (FHL 2005, eq. 6).
 
     Parameters
@@ -169,6 +180,7 @@ class BetaGeoModel:
     #: Dropout opportunities before the first repeat purchase: 0 (BG/NBD) or 1 (MBG/NBD).
     _SHIFT = 0
     _NAME = "BG/NBD"
+    PARAMS = ("r", "alpha", "a", "b")
 
     def __init__(self, penalizer_coef: float = 0.0) -> None:
         self.penalizer_coef = penalizer_coef
@@ -216,17 +228,6 @@ class BetaGeoModel:
         self.n_customers_ = total
         return self
 
-    def set_params(self, params: dict[str, float]) -> BetaGeoModel:
-        """Use given ``r, alpha, a, b`` (e.g. loaded from JSON) instead of fitting."""
-        missing = {"r", "alpha", "a", "b"} - set(params)
-        if missing:
-            raise ConfigError(f"{self._NAME} parameters lack {sorted(missing)}")
-        bad = {k: params[k] for k in ("r", "alpha", "a", "b") if not float(params[k]) > 0}
-        if bad:
-            raise ConfigError(f"{self._NAME} parameters must be positive; got {bad}")
-        self.params_ = {k: float(params[k]) for k in ("r", "alpha", "a", "b")}
-        return self
-
     # -------------------------------------------------------------- predictions
     def log_likelihood(
         self,
@@ -263,9 +264,7 @@ class BetaGeoModel:
         formula is a removable singularity; ``a`` is moved by 1e-6 there.
         """
         r, alpha, a, b = self._params()
-        x, tx, t_cal = self._check(frequency, recency, T)
-        t_arr = np.broadcast_to(np.asarray(t, dtype=np.float64), x.shape)
-        check_rule("t", t_arr >= 0, ">= 0")
+        x, tx, t_cal, t_arr = check_future_rfm(t, frequency, recency, T)
         if abs(a - 1.0) < 1e-6:
             a = 1.0 + 1e-6
         z = t_arr / (alpha + t_cal + t_arr)
@@ -287,28 +286,14 @@ class BetaGeoModel:
         ``1 - P(alive) + P(alive) ((alpha + T) / (alpha + T + t))^(r + x)``.
         """
         r, alpha, a, b = self._params()
-        x, tx, t_cal = self._check(frequency, recency, T)
-        t_arr = np.broadcast_to(np.asarray(t, dtype=np.float64), x.shape)
-        check_rule("t", t_arr >= 0, ">= 0")
+        x, tx, t_cal, t_arr = check_future_rfm(t, frequency, recency, T)
         alive = _p_alive((r, alpha, a, b), x, tx, t_cal, self._SHIFT)
         silent = np.exp((r + x) * (np.log(alpha + t_cal) - np.log(alpha + t_cal + t_arr)))
         out: FloatArray = 1.0 - alive + alive * silent
         return out
 
     # ------------------------------------------------------------------ helpers
-    def _params(self) -> tuple[float, float, float, float]:
-        if not hasattr(self, "params_"):
-            raise NotFittedError(
-                f"{type(self).__name__} is not fitted; call fit(frequency, recency, T)"
-            )
-        p = self.params_
-        return p["r"], p["alpha"], p["a"], p["b"]
-
     _check = staticmethod(check_rfm)
-
-    def __repr__(self) -> str:
-        fitted: Any = getattr(self, "params_", "unfitted")
-        return f"{type(self).__name__}(penalizer_coef={self.penalizer_coef!r}) [{fitted}]"
 
 
 class ModifiedBetaGeoModel(BetaGeoModel):

@@ -24,12 +24,11 @@ rescaled to the cohort's unconditional expectation; the two agree closely, see t
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 from scipy.special import betainc, gammaln, logsumexp
 
-from ltvcast.exceptions import ConfigError, InsufficientDataError, NotFittedError
+from ltvcast.exceptions import ConfigError, InsufficientDataError
+from ltvcast.models._population import PopulationModel
 from ltvcast.models.bgnbd import (
     ArrayLike,
     FloatArray,
@@ -37,8 +36,8 @@ from ltvcast.models.bgnbd import (
     _p_alive,
     _phase_times,
     as_float_array,
+    check_future_rfm,
     check_rfm,
-    check_rule,
     compress_rows,
     fit_weights,
     log_phases,
@@ -52,7 +51,7 @@ K_MAX = 12
 TAIL = 1e-13
 
 
-class BetaGeoCNBDModel:
+class BetaGeoCNBDModel(PopulationModel):
     """BG/CNBD-k model fitted by maximum likelihood at a given ``k`` (Platzer & Reutterer
     2016, eq. 9).
 
@@ -76,6 +75,7 @@ class BetaGeoCNBDModel:
     #: Dropout opportunities before the first repeat purchase: 0 (BG) or 1 (MBG).
     _SHIFT = 0
     _NAME = "BG/CNBD-k"
+    PARAMS = ("r", "alpha", "a", "b")
 
     def __init__(self, k: int = 1, penalizer_coef: float = 0.0) -> None:
         self.k = k
@@ -127,14 +127,7 @@ class BetaGeoCNBDModel:
     def set_params(self, params: dict[str, float]) -> BetaGeoCNBDModel:
         """Use given ``r, alpha, a, b`` (e.g. loaded from JSON) instead of fitting."""
         self._k()
-        missing = {"r", "alpha", "a", "b"} - set(params)
-        if missing:
-            raise ConfigError(f"{self._NAME} parameters lack {sorted(missing)}")
-        bad = {k: params[k] for k in ("r", "alpha", "a", "b") if not float(params[k]) > 0}
-        if bad:
-            raise ConfigError(f"{self._NAME} parameters must be positive; got {bad}")
-        self.params_ = {k: float(params[k]) for k in ("r", "alpha", "a", "b")}
-        return self
+        return super().set_params(params)
 
     def log_likelihood(
         self,
@@ -186,7 +179,7 @@ class BetaGeoCNBDModel:
         The pmf and ``C`` are updated by their term ratios, in log space for the pmf; the sum
         stops once the pmf's mass left is below :data:`TAIL`.
         """
-        x, tx, t_cal, t_arr = self._future_inputs(t, frequency, recency, T)
+        x, tx, t_cal, t_arr = check_future_rfm(t, frequency, recency, T)
         share, shape, z, alive = self._posterior(x, tx, t_cal, t_arr)
         a, b = self._params()[2:]
         k = self._k()
@@ -231,7 +224,7 @@ class BetaGeoCNBDModel:
         ``1 - P(alive) sum_m w_m P(N >= k - m)``: an alive customer buys once the ``k - m``
         phases left to their next purchase have passed.
         """
-        x, tx, t_cal, t_arr = self._future_inputs(t, frequency, recency, T)
+        x, tx, t_cal, t_arr = check_future_rfm(t, frequency, recency, T)
         share, shape, z, alive = self._posterior(x, tx, t_cal, t_arr)
         k = self._k()
         events = k - np.arange(k, dtype=np.float64)
@@ -240,14 +233,6 @@ class BetaGeoCNBDModel:
         return out
 
     # ------------------------------------------------------------------ helpers
-    def _future_inputs(
-        self, t: float | ArrayLike, frequency: ArrayLike, recency: ArrayLike, T: ArrayLike
-    ) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
-        x, tx, t_cal = check_rfm(frequency, recency, T)
-        t_arr = np.broadcast_to(np.asarray(t, dtype=np.float64), x.shape).astype(np.float64)
-        check_rule("t", np.isfinite(t_arr) & (t_arr >= 0), ">= 0 and finite")
-        return x, tx, t_cal, t_arr
-
     def _posterior(
         self, x: FloatArray, tx: FloatArray, t_cal: FloatArray, t_arr: FloatArray
     ) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
@@ -264,26 +249,11 @@ class BetaGeoCNBDModel:
         alive = _p_alive(params, x, tx, t_cal, self._SHIFT, k)
         return share, shape, z, alive
 
-    def _params(self) -> tuple[float, float, float, float]:
-        if not hasattr(self, "params_"):
-            raise NotFittedError(
-                f"{type(self).__name__} is not fitted; call fit(frequency, recency, T)"
-            )
-        p = self.params_
-        return p["r"], p["alpha"], p["a"], p["b"]
-
     def _k(self) -> int:
         k = self.k
         if isinstance(k, bool) or not isinstance(k, int | np.integer) or k < 1:
             raise ConfigError(f"k must be a positive integer; got {k!r}")
         return int(k)
-
-    def __repr__(self) -> str:
-        fitted: Any = getattr(self, "params_", "unfitted")
-        return (
-            f"{type(self).__name__}(k={self.k!r}, penalizer_coef={self.penalizer_coef!r}) "
-            f"[{fitted}]"
-        )
 
 
 class ModifiedBetaGeoCNBDModel(BetaGeoCNBDModel):

@@ -17,19 +17,18 @@ buyers (see there).
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 import numpy.typing as npt
 from scipy.special import gammaln, hyp2f1, logit, roots_legendre
 
-from ltvcast.exceptions import ConfigError, NotFittedError
+from ltvcast.exceptions import ConfigError
+from ltvcast.models._population import PopulationModel
 from ltvcast.models.bgnbd import (
     ArrayLike,
     FloatArray,
     as_float_array,
+    check_future_rfm,
     check_rfm,
-    check_rule,
     compress_rows,
     fit_weights,
     maximise_log_likelihood,
@@ -39,7 +38,7 @@ from ltvcast.models.bgnbd import (
 GRADIENT_STEP = 1e-6
 
 
-class ParetoNBDModel:
+class ParetoNBDModel(PopulationModel):
     """Pareto/NBD model fitted by maximum likelihood (FHL 2005 note, eq. 22).
 
     Parameters
@@ -57,6 +56,7 @@ class ParetoNBDModel:
     """
 
     _NAME = "Pareto/NBD"
+    PARAMS = ("r", "alpha", "s", "beta")
 
     def __init__(self, penalizer_coef: float = 0.0) -> None:
         self.penalizer_coef = penalizer_coef
@@ -117,18 +117,6 @@ class ParetoNBDModel:
         self.n_customers_ = total
         return self
 
-    def set_params(self, params: dict[str, float]) -> ParetoNBDModel:
-        """Use given ``r, alpha, s, beta`` (e.g. loaded from JSON) instead of fitting."""
-        names = ("r", "alpha", "s", "beta")
-        missing = set(names) - set(params)
-        if missing:
-            raise ConfigError(f"{self._NAME} parameters lack {sorted(missing)}")
-        bad = {k: params[k] for k in names if not float(params[k]) > 0}
-        if bad:
-            raise ConfigError(f"{self._NAME} parameters must be positive; got {bad}")
-        self.params_ = {k: float(params[k]) for k in names}
-        return self
-
     # -------------------------------------------------------------- predictions
     def log_likelihood(
         self,
@@ -162,7 +150,7 @@ class ParetoNBDModel:
         ``s = 1`` is its limit ``log(1 + t / (beta + T))``.
         """
         r, alpha, s, beta = self._params()
-        x, tx, t_cal, t_arr = self._future_inputs(t, frequency, recency, T)
+        x, tx, t_cal, t_arr = check_future_rfm(t, frequency, recency, T)
         alive, dead = _branches((r, alpha, s, beta), x, tx, t_cal)
         p_alive = np.exp(alive - np.logaddexp(alive, dead))
         horizon = np.log1p(t_arr / (beta + t_cal))
@@ -185,7 +173,7 @@ class ParetoNBDModel:
         (alpha + u)^-(r + x + 1) (beta + u)^-s du``.
         """
         r, alpha, s, beta = self._params()
-        x, tx, t_cal, t_arr = self._future_inputs(t, frequency, recency, T)
+        x, tx, t_cal, t_arr = check_future_rfm(t, frequency, recency, T)
         alive, dead = _branches((r, alpha, s, beta), x, tx, t_cal)
         p_alive = np.exp(alive - np.logaddexp(alive, dead))
         shape = r + x + 1.0
@@ -197,25 +185,6 @@ class ParetoNBDModel:
         return out
 
     # ------------------------------------------------------------------ helpers
-    def _future_inputs(
-        self, t: float | ArrayLike, frequency: ArrayLike, recency: ArrayLike, T: ArrayLike
-    ) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
-        x, tx, t_cal = check_rfm(frequency, recency, T)
-        t_arr = np.broadcast_to(np.asarray(t, dtype=np.float64), x.shape).astype(np.float64)
-        check_rule("t", np.isfinite(t_arr) & (t_arr >= 0), ">= 0 and finite")
-        return x, tx, t_cal, t_arr
-
-    def _params(self) -> tuple[float, float, float, float]:
-        if not hasattr(self, "params_"):
-            raise NotFittedError(
-                f"{type(self).__name__} is not fitted; call fit(frequency, recency, T)"
-            )
-        p = self.params_
-        return p["r"], p["alpha"], p["s"], p["beta"]
-
-    def __repr__(self) -> str:
-        fitted: Any = getattr(self, "params_", "unfitted")
-        return f"{type(self).__name__}(penalizer_coef={self.penalizer_coef!r}) [{fitted}]"
 
 
 def _branches(
