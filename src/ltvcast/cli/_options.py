@@ -103,8 +103,9 @@ class Inputs:
             raise typer.BadParameter("--returns must be 'net' or 'drop'")
         mode: Literal["net", "drop"] = returns
         columns = ColumnMap(**{field: values[flag] for flag, (field, _) in _COLUMN_FLAGS.items()})
-        try:
-            tolerance = pd.Timedelta(values["future_tolerance"])
+        text = str(values["future_tolerance"]).strip()
+        try:  # pandas spells days "D" (a lower-case "d" is deprecated)
+            tolerance = pd.Timedelta(text[:-1] + "D" if text.endswith("d") else text)
         except ValueError:
             raise ConfigError(
                 f"--future-tolerance must be a duration such as 1d or 12h; "
