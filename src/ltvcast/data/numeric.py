@@ -15,12 +15,17 @@ import pandas as pd
 from ltvcast.data.checker import TableChecker
 from ltvcast.data.schemas import AMOUNT, MAX_ABS_AMOUNT, QUANTITY
 
+#: What each transaction of a dates-only log is worth (see :func:`check_amount`).
+DATES_ONLY_AMOUNT = 1.0
+
 
 def check_amount(checker: TableChecker) -> None:
     """Parse the amount and the quantity; reject rows whose amount is unusable.
 
     Without an amount column, a ``price`` mapping gives ``amount = quantity * price``, and a
-    row whose quantity or price cannot be read is rejected too.
+    row whose quantity or price cannot be read is rejected too. A log of dates only (no
+    amount column, none mapped, no price) is valid: every transaction is worth
+    :data:`DATES_ONLY_AMOUNT`, so forecast values count purchases, and the report says so.
     """
     columns = checker.columns
     derive = columns.price is not None
@@ -29,6 +34,17 @@ def check_amount(checker: TableChecker) -> None:
     count = None if quantity is None else _numbers(quantity)
     if count is not None:
         checker.out[QUANTITY] = count
+    if not derive and columns.amount is None and columns.source("amount") not in checker.frame:
+        checker.out[AMOUNT] = pd.Series(DATES_ONLY_AMOUNT, index=checker.frame.index)
+        checker.report.add(
+            checker.table,
+            "dates_only",
+            len(checker.frame),
+            f"no amount column: every transaction counts {DATES_ONLY_AMOUNT:g}, so "
+            "predicted_value is the expected number of purchases (map --amount-col or "
+            "--price-col for money)",
+        )
+        return
     if not derive:
         raw = checker.column("amount", required=True)
         assert raw is not None
