@@ -29,6 +29,9 @@ from ltvcast.timeframe import Horizon, parse_horizon
 #: What auto ranks candidates by, and its guard on the other axis (see :class:`AutoForecaster`).
 DEFAULT_METRIC = "normalized_gini"
 MAX_MAE_RATIO = 1.05
+#: The models auto compares by default: every registered model but ``tenure_mean`` (a
+#: reference for the report, never better than the baseline in the benchmarks).
+DEFAULT_CANDIDATES = ("baseline", "btyd", "btyd_cal", "pnbd", "bgcnbd", "mbgcnbd", "gbdt", "seq")
 #: Picked when no candidate could be scored.
 FALLBACK_CHOICE = "btyd"
 
@@ -66,7 +69,7 @@ class AutoForecaster(Forecaster):
 
     def __init__(
         self,
-        candidates: tuple[str, ...] = ("baseline", "btyd", "btyd_cal", "gbdt", "seq"),
+        candidates: tuple[str, ...] = DEFAULT_CANDIDATES,
         metric: str = DEFAULT_METRIC,
         max_mae_ratio: float = MAX_MAE_RATIO,
         random_state: int = 0,
