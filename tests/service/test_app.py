@@ -351,3 +351,19 @@ def test_customer_drivers_on_request(
     strongest = expected.drop("base_value").abs().sort_values(ascending=False).index[:2]
     assert [d["feature"] for d in body["drivers"]] == list(strongest)
     assert expected.sum() == pytest.approx(body["predicted_value"], rel=1e-6)
+
+
+def test_out_of_memory_is_one_line_and_503(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    service = client.app.state.service  # type: ignore[attr-defined]
+
+    def exhausted(payload: dict[str, Any]) -> None:
+        raise MemoryError
+
+    monkeypatch.setattr(service, "score", exhausted)
+    answer = TestClient(client.app, raise_server_exceptions=False).post(
+        "/v1/score", json={"transactions": []}, headers=AUTH
+    )
+    assert answer.status_code == 503
+    assert answer.json() == {"detail": "out of memory: the server cannot answer now"}

@@ -149,6 +149,9 @@ def create_app(
 
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
+        if isinstance(exc, MemoryError):  # a machine limit, not a bug: say so, in one line
+            log.error("out of memory while answering a request")
+            return JSONResponse({"detail": "out of memory: the server cannot answer now"}, 503)
         log.exception("unexpected error", exc_info=exc)
         return JSONResponse({"detail": "internal error (see the server log)"}, 500)
 
