@@ -22,6 +22,9 @@ class PopulationModel:
     _FIT_CALL: ClassVar[str] = "fit(frequency, recency, T)"
     params_: dict[str, float]
 
+    def __init__(self, penalizer_coef: float = 0.0) -> None:
+        self.penalizer_coef = penalizer_coef
+
     def set_params(self, params: dict[str, float]) -> Self:
         """Use given parameters (e.g. loaded from JSON) instead of fitting.
 

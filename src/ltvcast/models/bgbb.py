@@ -53,9 +53,6 @@ class BetaGeoBetaBinomModel(PopulationModel):
     PARAMS = PARAMS
     _FIT_CALL = "fit(frequency, recency, n_periods)"
 
-    def __init__(self, penalizer_coef: float = 0.0) -> None:
-        self.penalizer_coef = penalizer_coef
-
     def fit(
         self,
         frequency: ArrayLike,

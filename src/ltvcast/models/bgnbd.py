@@ -160,6 +160,32 @@ def compress_rows(
     return tuple(unique[:, i] for i in range(unique.shape[1])), summed
 
 
+def prepare_fit(
+    model: str,
+    penalizer_coef: float,
+    frequency: ArrayLike,
+    recency: ArrayLike,
+    T: ArrayLike,
+    weights: ArrayLike | None,
+) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray, float]:
+    """What every ``fit(frequency, recency, T, weights)`` starts with: checked inputs and
+    weights (:func:`check_rfm`, :func:`fit_weights`), time rescaled so the longest ``T`` is 10
+    units during the search (as ``lifetimes`` does), identical rows merged.
+
+    Returns
+    -------
+    (x, t_x, T, weights, scale)
+        The merged rows in rescaled time and the factor ``scale`` applied to time.
+    """
+    if penalizer_coef < 0:
+        raise ConfigError(f"penalizer_coef must be >= 0; got {penalizer_coef!r}")
+    x, tx, t_cal = check_rfm(frequency, recency, T)
+    w = fit_weights(model, x, weights)
+    scale = 10.0 / float(t_cal.max()) if t_cal.max() > 0 else 1.0
+    (x, tx, t_cal), w = compress_rows((x, tx * scale, t_cal * scale), w)
+    return x, tx, t_cal, w, scale
+
+
 class BetaGeoModel(PopulationModel):
     """BG/NBD model fitted by maximum likelihood (FHL 2005, eq. 6).
 
@@ -182,9 +208,6 @@ class BetaGeoModel(PopulationModel):
     _NAME = "BG/NBD"
     PARAMS = ("r", "alpha", "a", "b")
 
-    def __init__(self, penalizer_coef: float = 0.0) -> None:
-        self.penalizer_coef = penalizer_coef
-
     # ------------------------------------------------------------------ fitting
     def fit(
         self,
@@ -206,12 +229,9 @@ class BetaGeoModel(PopulationModel):
         InsufficientDataError
             With fewer than 4 customers, no repeat purchase, or no convergence.
         """
-        if self.penalizer_coef < 0:
-            raise ConfigError(f"penalizer_coef must be >= 0; got {self.penalizer_coef!r}")
-        x, tx, t_cal = self._check(frequency, recency, T)
-        w = fit_weights(self._NAME, x, weights)
-        scale = 10.0 / float(t_cal.max()) if t_cal.max() > 0 else 1.0
-        (x, tx, t_cal), w = compress_rows((x, tx * scale, t_cal * scale), w)
+        x, tx, t_cal, w, scale = prepare_fit(
+            self._NAME, self.penalizer_coef, frequency, recency, T, weights
+        )
         total = float(w.sum())
         penalty = self.penalizer_coef
 

@@ -38,10 +38,9 @@ from ltvcast.models.bgnbd import (
     as_float_array,
     check_future_rfm,
     check_rfm,
-    compress_rows,
-    fit_weights,
     log_phases,
     maximise_log_likelihood,
+    prepare_fit,
 )
 
 #: ``k`` searched by :func:`select_k` by default (BTYDplus searches the same 1..12).
@@ -102,12 +101,9 @@ class BetaGeoCNBDModel(PopulationModel):
             With fewer than 4 customers, no repeat purchase, or no convergence.
         """
         k = self._k()
-        if self.penalizer_coef < 0:
-            raise ConfigError(f"penalizer_coef must be >= 0; got {self.penalizer_coef!r}")
-        x, tx, t_cal = check_rfm(frequency, recency, T)
-        w = fit_weights(self._NAME, x, weights)
-        scale = 10.0 / float(t_cal.max()) if t_cal.max() > 0 else 1.0
-        (x, tx, t_cal), w = compress_rows((x, tx * scale, t_cal * scale), w)
+        x, tx, t_cal, w, scale = prepare_fit(
+            self._NAME, self.penalizer_coef, frequency, recency, T, weights
+        )
         total = float(w.sum())
         penalty = self.penalizer_coef
 

@@ -21,7 +21,6 @@ import numpy as np
 import numpy.typing as npt
 from scipy.special import gammaln, hyp2f1, logit, roots_legendre
 
-from ltvcast.exceptions import ConfigError
 from ltvcast.models._population import PopulationModel
 from ltvcast.models.bgnbd import (
     ArrayLike,
@@ -29,9 +28,8 @@ from ltvcast.models.bgnbd import (
     as_float_array,
     check_future_rfm,
     check_rfm,
-    compress_rows,
-    fit_weights,
     maximise_log_likelihood,
+    prepare_fit,
 )
 
 #: Step of the central differences that give the likelihood's gradient in log-parameters.
@@ -58,9 +56,6 @@ class ParetoNBDModel(PopulationModel):
     _NAME = "Pareto/NBD"
     PARAMS = ("r", "alpha", "s", "beta")
 
-    def __init__(self, penalizer_coef: float = 0.0) -> None:
-        self.penalizer_coef = penalizer_coef
-
     def fit(
         self,
         frequency: ArrayLike,
@@ -81,12 +76,9 @@ class ParetoNBDModel(PopulationModel):
         InsufficientDataError
             With fewer than 4 customers, no repeat purchase, or no convergence.
         """
-        if self.penalizer_coef < 0:
-            raise ConfigError(f"penalizer_coef must be >= 0; got {self.penalizer_coef!r}")
-        x, tx, t_cal = check_rfm(frequency, recency, T)
-        w = fit_weights(self._NAME, x, weights)
-        scale = 10.0 / float(t_cal.max()) if t_cal.max() > 0 else 1.0
-        (x, tx, t_cal), w = compress_rows((x, tx * scale, t_cal * scale), w)
+        x, tx, t_cal, w, scale = prepare_fit(
+            self._NAME, self.penalizer_coef, frequency, recency, T, weights
+        )
         total = float(w.sum())
         penalty = self.penalizer_coef
         steps = GRADIENT_STEP * np.eye(4)
