@@ -13,7 +13,6 @@ from scipy import integrate, stats
 from scipy.optimize import approx_fprime
 from scipy.special import hyp2f1
 
-from ltvcast.exceptions import ConfigError, InsufficientDataError, NotFittedError
 from ltvcast.models.bgnbd import BetaGeoModel, ModifiedBetaGeoModel, _loglik_and_grad
 
 GOLDEN = json.loads((Path(__file__).parents[1] / "golden" / "cdnow_btyd.json").read_text())
@@ -190,23 +189,6 @@ def test_edge_cases_stay_finite() -> None:
     ]
     np.testing.assert_allclose(near_one[1], near_one[0], rtol=1e-3)
     np.testing.assert_allclose(near_one[1], near_one[2], rtol=1e-3)
-
-
-def test_errors() -> None:
-    with pytest.raises(NotFittedError):
-        BetaGeoModel().p_alive([0], [0], [1])
-    with pytest.raises(InsufficientDataError, match="at least one repeat purchase"):
-        BetaGeoModel().fit([0, 0, 0, 0, 0], [0] * 5, [5, 6, 7, 8, 9])
-    with pytest.raises(InsufficientDataError, match="at least 4 customers"):
-        BetaGeoModel().fit([1, 2], [1, 2], [3, 4])
-    with pytest.raises(ConfigError, match="recency"):
-        BetaGeoModel().fit([1, 2, 0, 1], [5, 2, 0, 1], [3, 4, 4, 4])
-    with pytest.raises(ConfigError, match="frequency must be finite"):
-        BetaGeoModel().fit([1, np.nan, 0, 1], [1, 2, 0, 1], [3, 4, 4, 4])
-    with pytest.raises(ConfigError, match="penalizer_coef"):
-        BetaGeoModel(penalizer_coef=-1.0).fit([1, 2, 0, 1], [1, 2, 0, 1], [3, 4, 4, 4])
-    with pytest.raises(ConfigError, match="positive"):
-        BetaGeoModel().set_params(PARAMS | {"b": 0.0})
 
 
 def test_tiny_data_fits_or_says_why() -> None:

@@ -12,7 +12,6 @@ import pytest
 from scipy import integrate
 from scipy.special import gammaln, hyp2f1
 
-from ltvcast.exceptions import ConfigError, InsufficientDataError, NotFittedError
 from ltvcast.models.pareto_nbd import (
     ParetoNBDModel,
     _log_hyp2f1_series,
@@ -276,18 +275,3 @@ def test_heavy_buyers_and_edges_stay_finite() -> None:
     ]
     np.testing.assert_allclose(near[1], near[0], rtol=1e-5)
     np.testing.assert_allclose(near[1], near[2], rtol=1e-5)
-
-
-def test_errors() -> None:
-    with pytest.raises(NotFittedError):
-        ParetoNBDModel().p_alive([0], [0], [1])
-    with pytest.raises(InsufficientDataError, match="at least one repeat purchase"):
-        ParetoNBDModel().fit([0, 0, 0, 0, 0], [0] * 5, [5, 6, 7, 8, 9])
-    with pytest.raises(ConfigError, match="recency"):
-        ParetoNBDModel().fit([1, 2, 0, 1], [5, 2, 0, 1], [3, 4, 4, 4])
-    with pytest.raises(ConfigError, match="penalizer_coef"):
-        ParetoNBDModel(penalizer_coef=-1.0).fit([1, 2, 0, 1], [1, 2, 0, 1], [3, 4, 4, 4])
-    with pytest.raises(ConfigError, match="positive"):
-        ParetoNBDModel().set_params(PARAMS | {"s": 0.0})
-    with pytest.raises(ConfigError, match="t must"):
-        ParetoNBDModel().set_params(PARAMS).expected_purchases(-1.0, [1], [1], [2])
