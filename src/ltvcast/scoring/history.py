@@ -172,17 +172,12 @@ class CustomerHistory:
                 f"events: {int(bad.sum())} purchases lack an amount (e.g. customer {example!r})"
             )
         ids = frame[CUSTOMER_ID].to_numpy(dtype=object)
-        codes, customers = pd.factorize(ids)
-        order = np.argsort(codes, kind="stable")
-        bounds = np.searchsorted(codes[order], np.arange(len(customers) + 1)).tolist()
+        groups = _rows_by_customer(ids)
         stamps = frame[TIMESTAMP].to_numpy()
         is_purchase = (frame[EVENT_TYPE] == PURCHASE).to_numpy()
         with self._lock:
             self._pending_frames.append(frame)
-            pending = self._pending
-            for k, customer_id in enumerate(customers.tolist()):
-                rows = order[bounds[k] : bounds[k + 1]]
-                pending.setdefault(customer_id, []).append((frame, rows))
+            self._index(frame, groups)
             self._running.update(ids, stamps, frame[AMOUNT].to_numpy(np.float64), is_purchase)
             self._advance(pd.Timestamp(stamps.max()))
             self._pending_rows += len(frame)
@@ -257,6 +252,12 @@ class CustomerHistory:
         if self.clock is None or stamp > self.clock:
             self.clock = stamp
 
+    def _index(self, frame: pd.DataFrame, groups: list[tuple[str, np.ndarray]]) -> None:
+        """Add a buffered frame's rows to the per-customer index of :attr:`_pending`."""
+        pending = self._pending
+        for customer_id, rows in groups:
+            pending.setdefault(customer_id, []).append((frame, rows))
+
     def merge_due(self) -> bool:
         """Whether the append buffers have grown enough to be merged into the tables."""
         size = len(self._tx.frame) + len(self._ev.frame)
@@ -278,22 +279,18 @@ class CustomerHistory:
         with self._lock:
             if self._tx.frame is not tx or self._ev.frame is not ev:
                 return  # a bulk load changed the tables meanwhile: merge another time
-            merged = {id(f) for f in frames} | {id(d) for d in dicts}
             self._tx = built_tx
             if built_ev is not None:
                 self._ev = built_ev
             self._pending_frames = self._pending_frames[len(frames) :]
             self._pending_dicts = self._pending_dicts[len(dicts) :]
             self._pending_rows -= sum(len(f) for f in frames) + len(dicts)
-            for customer in list(self._pending):
-                kept = [
-                    e for e in self._pending[customer]
-                    if id(e if isinstance(e, dict) else e[0]) not in merged
-                ]  # fmt: skip
-                if kept:
-                    self._pending[customer] = kept
-                else:
-                    del self._pending[customer]
+            # index what arrived during the build again (a few batches), not every customer
+            self._pending = {}
+            for frame in self._pending_frames:
+                self._index(frame, _rows_by_customer(frame[CUSTOMER_ID].to_numpy(dtype=object)))
+            for row in self._pending_dicts:
+                self._pending.setdefault(row[CUSTOMER_ID], []).append(row)
 
     def _maybe_merge(self) -> None:
         if self.auto_merge and self.merge_due():
@@ -370,3 +367,12 @@ def _concat(base: pd.DataFrame, new: pd.DataFrame | None) -> pd.DataFrame:
         return new.reset_index(drop=True)
     dtypes = {c: t for c, t in base.dtypes.items() if c in new.columns}
     return pd.concat([base, new.astype(dtypes)], ignore_index=True)
+
+
+def _rows_by_customer(ids: np.ndarray) -> list[tuple[str, np.ndarray]]:
+    """Each customer of ``ids`` with the positions of their rows (in order of first
+    appearance)."""
+    codes, customers = pd.factorize(ids)
+    order = np.argsort(codes, kind="stable")
+    bounds = np.searchsorted(codes[order], np.arange(len(customers) + 1)).tolist()
+    return [(c, order[bounds[k] : bounds[k + 1]]) for k, c in enumerate(customers.tolist())]
