@@ -11,7 +11,9 @@ Conventions used everywhere in ltvcast:
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import pairwise
 from typing import TypeVar
 
 import pandas as pd
@@ -90,6 +92,34 @@ def parse_horizon(text: str | Horizon) -> Horizon:
             f"horizon must be at most {MAX_HORIZON_DAYS // 365.25:.0f} years; got {text!r}"
         )
     return horizon
+
+
+#: The most horizons one curve request may list.
+MAX_HORIZONS = 24
+
+
+def parse_horizons(text: str | Sequence[str | Horizon]) -> tuple[Horizon, ...]:
+    """``"30d,90d,365d"`` (or a sequence) as distinct horizons, shortest first.
+
+    Raises
+    ------
+    ConfigError
+        For an empty list, more than :data:`MAX_HORIZONS`, a bad horizon, or one listed
+        twice (``4w`` and ``28d`` are the same horizon).
+    """
+    parts = text.split(",") if isinstance(text, str) else list(text)
+    if not parts or len(parts) > MAX_HORIZONS:
+        raise ConfigError(
+            f"horizons must list 1 to {MAX_HORIZONS} horizons such as 30d,90d; got {text!r:.80}"
+        )
+    horizons = sorted(
+        (parse_horizon(p.strip() if isinstance(p, str) else p) for p in parts),
+        key=lambda h: h.days,
+    )
+    for first, second in pairwise(horizons):
+        if first.days == second.days:
+            raise ConfigError(f"horizons list the same horizon twice ({first} and {second})")
+    return tuple(horizons)
 
 
 def parse_as_of(text: str | pd.Timestamp | None, default: pd.Timestamp) -> pd.Timestamp:

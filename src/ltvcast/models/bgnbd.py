@@ -295,6 +295,28 @@ class BetaGeoModel(PopulationModel):
         out: FloatArray = unconditional_alive * alive
         return out
 
+    def p_alive_at(
+        self, t: float | ArrayLike, frequency: ArrayLike, recency: ArrayLike, T: ArrayLike
+    ) -> FloatArray:
+        """P(alive at ``T + t`` | x, t_x, T): alive at ``T``, then no dropout at the purchases
+        of ``(T, T + t]``.
+
+        Alive at ``T``, a customer has ``lambda ~ Gamma(r + x, alpha + T)`` and ``p ~ Beta(a,
+        b + x + shift)``; surviving ``Poisson(lambda t)`` purchases has probability
+        ``exp(-lambda p t)``, whose expectation is ``2F1(r + x, a; a + b + x + shift; -t /
+        (alpha + T))``, evaluated after Pfaff's transformation as ``((alpha + T) / (alpha + T +
+        t))^a 2F1(a + b + shift - r, a; a + b + x + shift; t / (alpha + T + t))`` (arguments
+        that do not grow with ``x`` but the third).
+        """
+        r, alpha, a, b = self._params()
+        x, tx, t_cal, t_arr = check_future_rfm(t, frequency, recency, T)
+        alive = _p_alive((r, alpha, a, b), x, tx, t_cal, self._SHIFT)
+        z = t_arr / (alpha + t_cal + t_arr)
+        c = a + b + self._SHIFT
+        survive = (1.0 - z) ** a * hyp2f1(c - r, a, c + x, z)
+        out: FloatArray = alive * survive
+        return out
+
     def p_no_purchase(
         self, t: float | ArrayLike, frequency: ArrayLike, recency: ArrayLike, T: ArrayLike
     ) -> FloatArray:

@@ -43,6 +43,7 @@ first purchase from which BG/NBD can count; they get 0 for all three.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +56,7 @@ from ltvcast.exceptions import ConfigError
 from ltvcast.features.rfm import rfm_summary
 from ltvcast.models.base import Forecaster
 from ltvcast.models.bgnbd import BetaGeoModel, FloatArray, ModifiedBetaGeoModel
+from ltvcast.models.clv import discounted_purchases
 from ltvcast.models.cnbd import BetaGeoCNBDModel, ModifiedBetaGeoCNBDModel, select_k
 from ltvcast.models.gamma_gamma import GammaGammaModel
 from ltvcast.models.pareto_nbd import ParetoNBDModel
@@ -236,9 +238,103 @@ class BTYDForecaster(Forecaster):
         """(value, purchases, p_active) over the fitted horizon for RFM arrays in weeks."""
         t = self.horizon_.days / WEEK_DAYS
         purchases = self.bgnbd_.expected_purchases(t, frequency, recency, T)
-        spend = self.gamma_gamma_.expected_spend(self._spend_days(frequency), monetary)
         active = 1.0 - self.bgnbd_.p_no_purchase(t, frequency, recency, T)
-        return purchases * spend, purchases, active
+        return purchases * self._value_per_purchase(frequency, monetary), purchases, active
+
+    def _value_per_purchase(self, frequency: FloatArray, monetary: FloatArray) -> FloatArray:
+        """What each expected purchase is worth: Gamma-Gamma's conditional expected spend."""
+        return self.gamma_gamma_.expected_spend(self._spend_days(frequency), monetary)
+
+    def predict_curve(
+        self,
+        data: CustomerData,
+        as_of: pd.Timestamp,
+        horizons: Sequence[Horizon],
+        *,
+        discount_rate: float | None = None,
+    ) -> pd.DataFrame:
+        """Forecasts at several horizons from the one fitted model.
+
+        Per horizon ``h`` (named as written, e.g. ``90d``): ``purchases_h`` and ``value_h``
+        (expected repeat purchases and their value in ``(as_of, as_of + h]``, non-decreasing
+        in ``h`` by construction), ``p_alive_h`` (P(alive) at ``as_of + h``, the purchase
+        model's ``p_alive_at``) and, with a ``discount_rate``, ``discounted_value_h`` (value
+        with continuous annual discounting, :func:`~ltvcast.models.clv.discounted_purchases`).
+
+        Returns
+        -------
+        DataFrame
+            Indexed by ``customer_id`` (customers seen up to ``as_of``; 0 for those without
+            a purchase).
+        """
+        self.check_fitted()
+        past = data.until(as_of)
+        rfm = rfm_summary(past.transactions, as_of, time_unit_days=WEEK_DAYS)
+        out = self.curve_rfm(rfm, horizons, discount_rate=discount_rate)
+        out = out.reindex(past.customers()).fillna(0.0)
+        out.index.name = CUSTOMER_ID
+        return out
+
+    def curve_rfm(
+        self,
+        rfm: pd.DataFrame,
+        horizons: Sequence[Horizon],
+        *,
+        discount_rate: float | None = None,
+    ) -> pd.DataFrame:
+        """:meth:`predict_curve` from a ready RFM summary (as :meth:`predict_rfm` takes)."""
+        self.check_fitted()
+        inputs = self._inputs(rfm)
+        recency, frequency, T, monetary = (inputs[c].to_numpy() for c in DRIVERS)
+        per_purchase = self._value_per_purchase(frequency, monetary)
+        columns: dict[str, FloatArray] = {}
+        for horizon in horizons:
+            t = horizon.days / WEEK_DAYS
+            purchases = self.bgnbd_.expected_purchases(t, frequency, recency, T)
+            columns[f"purchases_{horizon}"] = purchases
+            columns[f"value_{horizon}"] = purchases * per_purchase
+            columns[f"p_alive_{horizon}"] = self.bgnbd_.p_alive_at(t, frequency, recency, T)
+            if discount_rate is not None:
+                discounted = discounted_purchases(
+                    self.bgnbd_, t, frequency, recency, T, rate=discount_rate, unit_days=WEEK_DAYS
+                )
+                columns[f"discounted_value_{horizon}"] = discounted * per_purchase
+        return pd.DataFrame(columns, index=rfm.index)
+
+    def new_customer(
+        self, horizons: Sequence[Horizon], *, discount_rate: float | None = None
+    ) -> pd.DataFrame:
+        """What a customer who has just made a first purchase is expected to do next.
+
+        The population-level forecast (CLVTools' ``newcustomer``, PyMC-Marketing's
+        population predictions): per horizon, ``purchases`` (expected repeat purchases,
+        the purchase model's curve at ``x = t_x = T = 0``), ``value`` (times the population
+        mean spend per purchase day), ``p_alive`` at the horizon and, with a
+        ``discount_rate``, ``discounted_value``.
+
+        Returns
+        -------
+        DataFrame
+            One row per horizon, indexed by its name.
+        """
+        self.check_fitted()
+        fresh = pd.DataFrame(
+            {
+                "frequency": [0.0],
+                "recency": [0.0],
+                "T": [0.0],
+                "monetary_value": [self.gamma_gamma_.population_mean],
+                "total_value": [self.gamma_gamma_.population_mean],
+            }
+        )
+        curve = self.curve_rfm(fresh, horizons, discount_rate=discount_rate).iloc[0]
+        names = ["purchases", "value", "p_alive"] + (
+            ["discounted_value"] * (discount_rate is not None)
+        )
+        rows = {str(h): {name: float(curve[f"{name}_{h}"]) for name in names} for h in horizons}
+        out = pd.DataFrame.from_dict(rows, orient="index")
+        out.index.name = "horizon"
+        return out
 
     def explain(self, data: CustomerData, as_of: pd.Timestamp) -> pd.DataFrame:
         """Exact Shapley attribution of ``predicted_value`` to recency, frequency, T, spend.

@@ -199,12 +199,10 @@ class CalibratedBTYDForecaster(BTYDForecaster):
         self.check_fitted()
         return dict(zip(COEFFICIENTS, (float(c) for c in self.coef_), strict=True))
 
-    def _forecast(
-        self, recency: FloatArray, frequency: FloatArray, T: FloatArray, monetary: FloatArray
-    ) -> tuple[FloatArray, FloatArray, FloatArray]:
-        value, purchases, active = super()._forecast(recency, frequency, T, monetary)
+    def _value_per_purchase(self, frequency: FloatArray, monetary: FloatArray) -> FloatArray:
         factor = np.exp(calibration_design(frequency, monetary) @ self.coef_)
-        return value * factor, purchases, active
+        out: FloatArray = super()._value_per_purchase(frequency, monetary) * factor
+        return out
 
     def save_state(self, directory: Path) -> dict[str, Any]:
         """BTYD's parameters plus the factor, its window and note (JSON in the manifest)."""

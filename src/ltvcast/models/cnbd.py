@@ -171,12 +171,36 @@ class BetaGeoCNBDModel(PopulationModel):
         of ``m`` phases passed since the last purchase, ``N`` the Poisson events in ``t``
         (negative binomial with shape ``r + k x + m``, scale ``alpha + T``), and ``C(J) =
         sum_(j <= J) E[(1 - p)^(j - 1)]`` with ``p ~ Beta(a, b + x + shift)`` the expected
-        number of the ``J`` purchases those events complete that the customer lives to make.
-        The pmf and ``C`` are updated by their term ratios, in log space for the pmf; the sum
-        stops once the pmf's mass left is below :data:`TAIL`.
+        number of the ``J`` purchases those events complete that the customer lives to make
+        (see :meth:`_future_sums`).
         """
         x, tx, t_cal, t_arr = check_future_rfm(t, frequency, recency, T)
         share, shape, z, alive = self._posterior(x, tx, t_cal, t_arr)
+        purchases, _ = self._future_sums(x, shape, z)
+        out: FloatArray = alive * (share * purchases).sum(axis=1)
+        return out
+
+    def p_alive_at(
+        self, t: float | ArrayLike, frequency: ArrayLike, recency: ArrayLike, T: ArrayLike
+    ) -> FloatArray:
+        """P(alive at ``T + t`` | x, t_x, T): alive at ``T``, then no dropout at the ``J =
+        (N + m) // k`` purchases the window completes, ``P(alive) sum_m w_m sum_n P(N = n)
+        E[(1 - p)^J]`` (terms as in :meth:`expected_purchases`)."""
+        x, tx, t_cal, t_arr = check_future_rfm(t, frequency, recency, T)
+        share, shape, z, alive = self._posterior(x, tx, t_cal, t_arr)
+        _, survive = self._future_sums(x, shape, z)
+        out: FloatArray = alive * (share * survive).sum(axis=1)
+        return out
+
+    def _future_sums(
+        self, x: FloatArray, shape: FloatArray, z: FloatArray
+    ) -> tuple[FloatArray, FloatArray]:
+        """Per row and phase ``m`` (rows x phases): ``sum_n P(N = n) C((n + m) // k)`` and
+        ``sum_n P(N = n) E[(1 - p)^((n + m) // k)]``.
+
+        The pmf and the Beta moments are updated by their term ratios, in log space for the
+        pmf; the sum stops once the pmf's mass left is below :data:`TAIL`.
+        """
         a, b = self._params()[2:]
         k = self._k()
         # Rows x phases, flattened: the n-sum runs on the entries whose mass is not complete.
@@ -189,6 +213,7 @@ class BetaGeoCNBDModel(PopulationModel):
         log_pmf = shape_f * np.log1p(-z_f)  # log P(N = 0)
         mass = np.exp(log_pmf)
         total = np.zeros_like(shape_f)
+        survive = mass.copy()  # N = 0 completes no purchase: E[(1 - p)^0] = 1
         reached = np.zeros_like(shape_f)  # C(J) of the purchases completed so far
         following = np.ones_like(shape_f)  # E[(1 - p)^J], the next purchase's term
         active = np.flatnonzero((z_f > 0) & (mass < 1.0 - TAIL))
@@ -203,14 +228,13 @@ class BetaGeoCNBDModel(PopulationModel):
             following[completes] *= (b_c + j - 1.0) / (a + b_c + j - 1.0)
             pmf = np.exp(log_pmf[active])
             total[active] += pmf * reached[active]
+            survive[active] += pmf * following[active]
             mass[active] += pmf
             # Past the mean a vanishing pmf also ends the sum (rounding may keep the mass
             # a hair below 1 - TAIL).
             keep = (mass[active] < 1.0 - TAIL) & ((n <= mean[active]) | (pmf > 1e-30))
             active = active[keep]
-        per_phase = total.reshape(x.size, k)
-        out: FloatArray = alive * (share * per_phase).sum(axis=1)
-        return out
+        return total.reshape(x.size, k), survive.reshape(x.size, k)
 
     def p_no_purchase(
         self, t: float | ArrayLike, frequency: ArrayLike, recency: ArrayLike, T: ArrayLike

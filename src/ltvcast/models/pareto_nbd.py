@@ -132,6 +132,21 @@ class ParetoNBDModel(PopulationModel):
         out: FloatArray = np.exp(alive - np.logaddexp(alive, dead))
         return out
 
+    def p_alive_at(
+        self, t: float | ArrayLike, frequency: ArrayLike, recency: ArrayLike, T: ArrayLike
+    ) -> FloatArray:
+        """P(alive at ``T + t`` | x, t_x, T): alive at ``T``, then a lifetime past ``T + t``.
+
+        Given alive at ``T`` the dropout rate is ``mu ~ Gamma(s, beta + T)`` (purchases do not
+        move it), so the factor is ``E[exp(-mu t)] = ((beta + T) / (beta + T + t))^s``.
+        """
+        r, alpha, s, beta = self._params()
+        x, tx, t_cal, t_arr = check_future_rfm(t, frequency, recency, T)
+        alive, dead = _branches((r, alpha, s, beta), x, tx, t_cal)
+        p_alive = np.exp(alive - np.logaddexp(alive, dead))
+        out: FloatArray = p_alive * np.exp(-s * np.log1p(t_arr / (beta + t_cal)))
+        return out
+
     def expected_purchases(
         self, t: float | ArrayLike, frequency: ArrayLike, recency: ArrayLike, T: ArrayLike
     ) -> FloatArray:
