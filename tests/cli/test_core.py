@@ -140,3 +140,42 @@ def test_a_dates_only_log_through_the_cli(data_dir: Path, tmp_path: Path) -> Non
     assert error.mean() <= 1.46
     # value counts purchases: every transaction is worth 1
     assert (predicted["predicted_value"] - predicted["predicted_purchases"]).abs().max() < 1e-9
+
+
+def test_predict_adds_horizon_curves_and_the_new_customer_forecast(
+    store_files: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = str(store_files["transactions"])
+    model_dir = tmp_path / "m"
+    assert (
+        run_app(["train", source, "--horizon", "90d", "--model", "pnbd", "--out", str(model_dir)])
+        == 0
+    )
+    out = tmp_path / "curves.csv"
+    extra = ["--horizons", "1y,30d,90d", "--discount-rate", "0.08"]
+    assert run_app(["predict", str(model_dir), source, "--out", str(out), *extra]) == 0
+    table = pd.read_csv(out)
+    for family in ("purchases", "value", "p_alive", "discounted_value"):
+        assert [c for c in table.columns if c.startswith(f"{family}_")] == [
+            f"{family}_{h}" for h in ("30d", "90d", "1y")
+        ]
+    assert (table["value_90d"] - table["predicted_value"]).abs().max() < 1e-9
+    assert (table["value_1y"] >= table["value_90d"] - 1e-12).all()
+    assert (table["p_alive_1y"] <= table["p_alive_30d"] + 1e-12).all()
+    assert "A new customer" in capsys.readouterr().out
+
+
+def test_curves_need_a_btyd_model(
+    store_files: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = str(store_files["transactions"])
+    args = ["forecast", source, "--horizon", "30d", "--out", str(tmp_path / "p.csv")]
+    assert run_app([*args, "--model", "baseline", "--horizons", "30d,60d"]) == 2
+    captured = capsys.readouterr()
+    assert "need a BTYD model" in captured.err and "Traceback" not in captured.err
+    assert "Training" not in captured.out  # refused before any work
+    assert not (tmp_path / "p.csv").exists()
+    assert run_app([*args, "--model", "btyd", "--discount-rate", "-1"]) == 2
+    assert "discount rate" in capsys.readouterr().err
+    assert run_app([*args, "--model", "btyd", "--horizons", "30d,4w,30d"]) == 2
+    assert "twice" in capsys.readouterr().err

@@ -70,6 +70,24 @@ def print_segments(table: pd.DataFrame, title: str) -> None:
         console.print(f"  [bold]{row.segment}[/]: {row.action}", highlight=False, soft_wrap=True)
 
 
+def print_new_customer(table: pd.DataFrame) -> None:
+    """The new-customer forecast (:meth:`~ltvcast.pipeline.ScoringModel.new_customer`)."""
+    grid = Table(title="A new customer, just after their first purchase (population level)")
+    grid.add_column("horizon")
+    labels = {
+        "purchases": "repeat purchases",
+        "value": "value",
+        "p_alive": "P(alive) then",
+        "discounted_value": "discounted value",
+    }
+    for column in table.columns:
+        grid.add_column(labels.get(column, column), justify="right")
+    for horizon, row in table.iterrows():
+        cells = [f"{row[c]:.1%}" if c == "p_alive" else f"{row[c]:,.2f}" for c in table.columns]
+        grid.add_row(str(horizon), *cells)
+    console.print(grid)
+
+
 def print_customer(
     model: ScoringModel,
     forecast: CustomerForecast,

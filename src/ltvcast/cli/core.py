@@ -45,6 +45,22 @@ AsOfOpt = Annotated[
 ]
 ModelsOpt = Annotated[str, typer.Option("--models", help="Comma-separated models to compare.")]
 ModelDirArg = Annotated[Path, typer.Argument(help="Directory written by `ltvcast train`.")]
+HorizonsOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--horizons",
+        help="Also forecast these horizons from the one model (BTYD models), e.g. "
+        "30d,90d,365d: purchases_H, value_H and p_alive_H (P(alive) at as-of + H) columns.",
+    ),
+]
+DiscountOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--discount-rate",
+        help="Annual discount rate, continuously compounded (0.1 = 10%): adds "
+        "discounted_value_H per horizon (BTYD models).",
+    ),
+]
 
 #: Models the backtest and demo compare by default (every other registered model, such as
 #: the BTYD variants pnbd, bgcnbd and mbgcnbd, by --models).
@@ -120,22 +136,17 @@ def predict(
     inputs: Inputs,
     out: Annotated[Path, out_file("Predictions file (.csv or .parquet).")],
     as_of: AsOfOpt = None,
+    horizons: HorizonsOpt = None,
+    discount_rate: DiscountOpt = None,
 ) -> None:
     """Score every customer seen up to --as-of over the model's horizon."""
-    from ltvcast.data.io import write_table
     from ltvcast.pipeline import load_scoring_model
 
+    curves = _curve_request(horizons, discount_rate)
     scoring = load_scoring_model(model_dir)
     data, _ = inputs.load()
-    cutoff = scoring.resolve_as_of(data, as_of)
     with step(f"Scoring with {scoring.name} ({scoring.horizon} horizon)"):
-        predictions = scoring.predict(data, cutoff)
-    write_table(predictions, out)
-    console.print(
-        f"{len(predictions):,} customers as of {cutoff:%Y-%m-%d %H:%M}: predicted "
-        f"{predictions['predicted_value'].sum():,.2f} over {scoring.horizon.describe()} "
-        f"-> {out}"
-    )
+        _write_predictions(scoring, data, as_of, out, curves)
 
 
 @app.command()
@@ -150,23 +161,19 @@ def forecast(
         Path | None,
         typer.Option("--save-model", help="Also save the model here.", callback=writable_dir),
     ] = None,
+    horizons: HorizonsOpt = None,
+    discount_rate: DiscountOpt = None,
 ) -> None:
     """Train on data up to --as-of and score everyone at once (train + predict, one process)."""
-    from ltvcast.data.io import write_table
     from ltvcast.timeframe import parse_horizon
 
     span = parse_horizon(horizon)
+    curves = _curve_request(horizons, discount_rate, model)
     data, cleaning = inputs.load()
     scoring = _train(data, cleaning, model, span, as_of)
     if save_model is not None:
         scoring.save(save_model)
-    cutoff = scoring.resolve_as_of(data, as_of)
-    predictions = scoring.predict(data, cutoff)
-    write_table(predictions, out)
-    console.print(
-        f"{len(predictions):,} customers as of {cutoff:%Y-%m-%d %H:%M}: predicted "
-        f"{predictions['predicted_value'].sum():,.2f} over {span.describe()} -> {out}"
-    )
+    _write_predictions(scoring, data, as_of, out, curves)
 
 
 @app.command(name="backtest")
@@ -265,6 +272,60 @@ def demo(
     console.print(f"\n[bold]Demo on {source}[/]: {len(predictions):,} customers scored.")
     for path in written:
         console.print(f"  wrote {path}")
+
+
+def _curve_request(
+    horizons: str | None, discount_rate: float | None, model: str | None = None
+) -> tuple[tuple[Horizon, ...] | None, float | None]:
+    """``--horizons`` and ``--discount-rate`` checked before any work, and ``model`` (when
+    named) checked to be one that gives curves.
+
+    Raises
+    ------
+    ConfigError
+        For a bad list or rate, or a model that learns one horizon only.
+    """
+    if horizons is None and discount_rate is None:
+        return None, None
+    from ltvcast.exceptions import ConfigError
+    from ltvcast.models.btyd import BTYDForecaster
+    from ltvcast.models.clv import check_discount_rate
+    from ltvcast.models.registry import AUTO, forecaster_class
+    from ltvcast.timeframe import parse_horizons
+
+    spans = None if horizons is None else parse_horizons(horizons)
+    rate = None if discount_rate is None else check_discount_rate(discount_rate)
+    if model not in (None, AUTO) and not issubclass(forecaster_class(str(model)), BTYDForecaster):
+        raise ConfigError(
+            f"--horizons and --discount-rate need a BTYD model (btyd, btyd_cal, pnbd, bgcnbd, "
+            f"mbgcnbd), whose one fit gives every horizon; {model} learns one horizon only"
+        )
+    return spans, rate
+
+
+def _write_predictions(
+    scoring: ScoringModel,
+    data: CustomerData,
+    as_of: str | None,
+    out: Path,
+    curves: tuple[tuple[Horizon, ...] | None, float | None],
+) -> None:
+    """Predictions (with the curve columns asked for) to ``out``, a summary line, and the
+    new-customer forecast when curves were asked for."""
+    from ltvcast.cli._print import print_new_customer
+    from ltvcast.data.io import write_table
+
+    spans, rate = curves
+    cutoff = scoring.resolve_as_of(data, as_of)
+    predictions = scoring.predict(data, cutoff, horizons=spans, discount_rate=rate)
+    write_table(predictions, out)
+    console.print(
+        f"{len(predictions):,} customers as of {cutoff:%Y-%m-%d %H:%M}: predicted "
+        f"{predictions['predicted_value'].sum():,.2f} over {scoring.horizon.describe()} "
+        f"-> {out}"
+    )
+    if spans is not None or rate is not None:
+        print_new_customer(scoring.new_customer(spans, discount_rate=rate))
 
 
 def _names(models: str) -> list[str]:

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
@@ -26,6 +26,9 @@ from ltvcast.strategy.explain import (
 )
 from ltvcast.strategy.segments import FittedSegmentRules, SegmentRules
 from ltvcast.timeframe import Horizon, parse_as_of
+
+if TYPE_CHECKING:
+    from ltvcast.models.btyd import BTYDForecaster
 
 #: The segment of customers scored without cuts (see :meth:`ScoringModel.cuts_for`).
 UNSEGMENTED = "unsegmented"
@@ -90,9 +93,76 @@ class ScoringModel:
         """``as_of`` parsed (a bare date: through its end); default: the data's last time."""
         return parse_as_of(as_of, data.last_timestamp())
 
-    def predict(self, data: CustomerData, as_of: str | pd.Timestamp | None = None) -> pd.DataFrame:
-        """The forecaster's predictions (one row per customer seen up to ``as_of``)."""
-        return self.forecaster.predict(data, self.resolve_as_of(data, as_of))
+    def predict(
+        self,
+        data: CustomerData,
+        as_of: str | pd.Timestamp | None = None,
+        *,
+        horizons: Sequence[Horizon] | None = None,
+        discount_rate: float | None = None,
+    ) -> pd.DataFrame:
+        """The forecaster's predictions (one row per customer seen up to ``as_of``).
+
+        With ``horizons`` or a ``discount_rate`` (then at the model's own horizon) the
+        columns of :meth:`predict_curve` follow the prediction columns.
+        """
+        when = self.resolve_as_of(data, as_of)
+        out = self.forecaster.predict(data, when)
+        if horizons is None and discount_rate is None:
+            return out
+        curve = self.predict_curve(
+            data, when, horizons or (self.horizon,), discount_rate=discount_rate
+        )
+        return out.join(curve, on=CUSTOMER_ID)
+
+    def predict_curve(
+        self,
+        data: CustomerData,
+        as_of: str | pd.Timestamp | None,
+        horizons: Sequence[Horizon],
+        *,
+        discount_rate: float | None = None,
+    ) -> pd.DataFrame:
+        """Per customer, expected purchases, value, P(alive) (and discounted value) at each
+        of ``horizons``, from the one fitted model: see
+        :meth:`~ltvcast.models.btyd.BTYDForecaster.predict_curve`.
+
+        Raises
+        ------
+        ConfigError
+            When the model forecasting is not a BTYD model (others learn one horizon).
+        """
+        when = self.resolve_as_of(data, as_of)
+        return self._curves("horizon curves").predict_curve(
+            data, when, horizons, discount_rate=discount_rate
+        )
+
+    def new_customer(
+        self, horizons: Sequence[Horizon] | None = None, *, discount_rate: float | None = None
+    ) -> pd.DataFrame:
+        """What a customer who has just made a first purchase is expected to do, per horizon
+        (default: the model's): see :meth:`~ltvcast.models.btyd.BTYDForecaster.new_customer`.
+
+        Raises
+        ------
+        ConfigError
+            When the model forecasting is not a BTYD model.
+        """
+        return self._curves("new-customer forecasts").new_customer(
+            horizons or (self.horizon,), discount_rate=discount_rate
+        )
+
+    def _curves(self, what: str) -> BTYDForecaster:
+        """The BTYD forecaster making the forecasts, or :class:`ConfigError` naming ``what``."""
+        from ltvcast.models.btyd import BTYDForecaster
+
+        chosen = self.forecaster.chosen
+        if not isinstance(chosen, BTYDForecaster):
+            raise ConfigError(
+                f"{what} need a BTYD model (btyd, btyd_cal, pnbd, bgcnbd, mbgcnbd), whose one "
+                f"fit gives every horizon; {chosen.name} learns its {self.horizon} horizon only"
+            )
+        return chosen
 
     def cuts_for(self, predictions: pd.DataFrame, rules: Rules = None) -> FittedSegmentRules | None:
         """The cuts that label ``predictions``: ``rules`` fitted on them (a
