@@ -19,6 +19,7 @@ from ltvcast.scoring.artifacts import load_model
 from ltvcast.scoring.single import parse_score_request
 from ltvcast.service import create_app
 from ltvcast.service.state import ANSWER_FIELDS
+from ltvcast.timeframe import parse_horizons
 
 from .conftest import TOKEN
 
@@ -367,3 +368,39 @@ def test_out_of_memory_is_one_line_and_503(
     )
     assert answer.status_code == 503
     assert answer.json() == {"detail": "out of memory: the server cannot answer now"}
+
+
+def test_customer_curve_and_new_customer_on_request(
+    client: TestClient, model_dirs: dict[str, Path], db_path: Path, store_data: CustomerData
+) -> None:
+    customer = str(store_data.transactions["customer_id"].iloc[0])
+    refused = client.get(f"/v1/customers/{customer}?horizons=30d", headers=AUTH)
+    assert refused.status_code == 422 and "need a BTYD model" in refused.text
+    assert client.get("/v1/new-customer", headers=AUTH).status_code == 422
+    app = create_app(model_dirs["btyd"], db_path, token=TOKEN)
+    with TestClient(app) as btyd_client:
+        url = f"/v1/customers/{customer}?horizons=1y,30d,90d&discount_rate=0.1"
+        body = btyd_client.get(url, headers=AUTH).json()
+        fresh = btyd_client.get("/v1/new-customer?horizons=30d,1y", headers=AUTH).json()
+        bad = [
+            btyd_client.get(f"/v1/customers/{customer}?horizons={h}", headers=AUTH)
+            for h in ("30d,30d", "soon", ",".join(["1d"] * 30))
+        ]
+        rates = [
+            btyd_client.get(f"/v1/new-customer?discount_rate={r}", headers=AUTH).status_code
+            for r in ("-1", "nan", "inf", "11")
+        ]
+    forecaster, _ = load_model(model_dirs["btyd"])
+    as_of = pd.Timestamp(body["as_of"].rstrip("Z"))
+    spans = parse_horizons("30d,90d,1y")
+    expected = forecaster.predict_curve(store_data, as_of, spans, discount_rate=0.1).loc[customer]
+    assert [p["horizon"] for p in body["curve"]] == ["30d", "90d", "1y"]
+    for point in body["curve"]:
+        for key in ("purchases", "value", "p_alive", "discounted_value"):
+            assert point[key] == pytest.approx(expected[f"{key}_{point['horizon']}"], rel=1e-9)
+    assert body["curve"][1]["value"] == pytest.approx(body["predicted_value"], rel=1e-9)
+    table = forecaster.new_customer(parse_horizons("30d,1y"))
+    assert [p["value"] for p in fresh["curve"]] == pytest.approx(table["value"].tolist(), rel=1e-12)
+    assert all(p["discounted_value"] is None for p in fresh["curve"])
+    assert [r.status_code for r in bad] == [422, 422, 422]
+    assert rates == [422, 422, 422, 422]

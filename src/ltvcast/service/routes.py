@@ -24,6 +24,7 @@ from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from ltvcast.exceptions import ArtifactError, InsufficientDataError, LTVError, StoreError
+from ltvcast.models.clv import MAX_DISCOUNT_RATE
 from ltvcast.service.metrics import BodyLimitMiddleware, TimingMiddleware
 from ltvcast.service.state import MAX_FUTURE, HTTPProblem, Service
 from ltvcast.service.wire import (
@@ -32,9 +33,11 @@ from ltvcast.service.wire import (
     EventsOut,
     Forecast,
     HealthOut,
+    NewCustomerOut,
     Problem,
     ReloadOut,
 )
+from ltvcast.timeframe import parse_horizons
 
 log = logging.getLogger("ltvcast.service")
 
@@ -55,6 +58,22 @@ def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
 
 
 _AUTH = (401, 403)
+HorizonsQuery = Annotated[
+    str | None,
+    Query(
+        max_length=200,
+        description="Comma-separated horizons, e.g. 30d,90d,1y: the forecast at each "
+        "(BTYD models).",
+    ),
+]
+DiscountQuery = Annotated[
+    float | None,
+    Query(
+        ge=0,
+        le=MAX_DISCOUNT_RATE,
+        description="Annual discount rate, continuously compounded: adds discounted_value.",
+    ),
+]
 
 
 def create_app(
@@ -197,9 +216,26 @@ def create_app(
         explain: Annotated[
             int, Query(ge=0, le=50, description="Add this many top drivers of the forecast.")
         ] = 0,
+        horizons: HorizonsQuery = None,
+        discount_rate: DiscountQuery = None,
     ) -> CustomerOut:
         """The customer's forecast at the stream clock (the latest event time seen)."""
-        return service.customer(customer_id, explain)
+        spans = None if horizons is None else parse_horizons(horizons)
+        return service.customer(customer_id, explain, spans, discount_rate)
+
+    @app.get(
+        "/v1/new-customer",
+        dependencies=secured,
+        tags=["forecasts"],
+        responses=_errors(*_AUTH, 422),
+    )
+    def get_new_customer(
+        horizons: HorizonsQuery = None, discount_rate: DiscountQuery = None
+    ) -> NewCustomerOut:
+        """What a customer who has just made a first purchase is expected to do (BTYD
+        models; default horizon: the model's)."""
+        spans = None if horizons is None else parse_horizons(horizons)
+        return service.new_customer(spans, discount_rate)
 
     @app.post(
         "/v1/score", dependencies=secured, tags=["forecasts"], responses=_errors(*_AUTH, 413, 422)

@@ -45,16 +45,18 @@ from ltvcast.service.events import (
 from ltvcast.service.ingest import EVENT_ID, EventLog
 from ltvcast.service.metrics import Metrics
 from ltvcast.service.wire import (
+    CurvePoint,
     CustomerOut,
     Driver,
     EventsOut,
     Forecast,
     HealthOut,
+    NewCustomerOut,
     Rejection,
     ReloadOut,
 )
 from ltvcast.strategy.segments import FittedSegmentRules
-from ltvcast.timeframe import to_naive_utc
+from ltvcast.timeframe import Horizon, to_naive_utc
 
 log = logging.getLogger("ltvcast.service")
 
@@ -241,13 +243,21 @@ class Service:
         """Latest event time the server accepts now."""
         return self.clock() + self.max_future
 
-    def customer(self, customer_id: str, explain: int = 0) -> CustomerOut:
+    def customer(
+        self,
+        customer_id: str,
+        explain: int = 0,
+        horizons: Sequence[Horizon] | None = None,
+        discount_rate: float | None = None,
+    ) -> CustomerOut:
         """The current forecast of one customer (404 when unknown).
 
         A customer with a new event is rescored at once at the stream clock; the others keep
         the forecast computed in batch at start-up or at the last reload (its ``as_of`` says
         when), so reads stay cheap while the clock moves. ``explain > 0`` adds that many top
-        drivers of the forecast (computed on request, at the forecast's own as-of).
+        drivers of the forecast (computed on request, at the forecast's own as-of);
+        ``horizons`` (or a ``discount_rate``, then at the model's horizon) add the forecast
+        at each horizon, at that as-of too (422 for a model without curves).
         """
         model = self.model
         scorer = model.scorer
@@ -282,7 +292,34 @@ class Service:
                 Driver(feature=str(f), contribution=float(c))
                 for f, c in zip(drivers["feature"], drivers["contribution"], strict=True)
             ]
+        if horizons is not None or discount_rate is not None:
+            own = scorer.history.customer_data(customer_id)
+            assert own is not None  # a known customer
+            spans = horizons or (model.scoring.horizon,)
+            try:
+                table = model.scoring.predict_curve(
+                    own, pd.Timestamp(out.as_of), spans, discount_rate=discount_rate
+                )
+            except ConfigError as err:  # a model without curves
+                raise HTTPProblem(422, str(err)) from err
+            out.curve = _curve_points(table.iloc[0], spans)
         return out
+
+    def new_customer(
+        self, horizons: Sequence[Horizon] | None = None, discount_rate: float | None = None
+    ) -> NewCustomerOut:
+        """The population-level forecast of a customer who has just made a first purchase
+        (422 for a model without curves)."""
+        model = self.model
+        try:
+            table = model.scoring.new_customer(horizons, discount_rate=discount_rate)
+        except ConfigError as err:
+            raise HTTPProblem(422, str(err)) from err
+        points = [
+            CurvePoint(horizon=str(h), **{k: float(v) for k, v in row.items()})
+            for h, row in table.iterrows()
+        ]
+        return NewCustomerOut(model_version=model.version, curve=points)
 
     def score(self, payload: dict[str, Any]) -> Forecast:
         """Score a customer described in the request (nothing is stored)."""
@@ -424,6 +461,21 @@ def _warm(scoring: ScoringModel, scorer: OnlineScorer, version: str) -> Model:
         model.answer_batch(frame, stats, as_of, [(epoch, versions.get(c)) for c in ids])
     )
     return model
+
+
+#: Quantities of a curve point, as the curve columns name them.
+_CURVE = ("purchases", "value", "p_alive", "discounted_value")
+
+
+def _curve_points(row: pd.Series, horizons: Sequence[Horizon]) -> list[CurvePoint]:
+    """One customer's curve columns (``purchases_30d`` ...) as points."""
+    return [
+        CurvePoint(
+            horizon=str(h),
+            **{k: float(row[f"{k}_{h}"]) for k in _CURVE if f"{k}_{h}" in row.index},
+        )
+        for h in horizons
+    ]
 
 
 def _model_version(model_dir: Path, scoring: ScoringModel) -> str:

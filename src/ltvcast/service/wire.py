@@ -109,6 +109,18 @@ class Driver(BaseModel):
     contribution: float
 
 
+class CurvePoint(BaseModel):
+    """The forecast over ``(as_of, as_of + horizon]`` from the one fitted BTYD model."""
+
+    horizon: str
+    purchases: float = Field(description="Expected repeat purchases.")
+    value: float = Field(description="Their expected value.")
+    p_alive: float = Field(description="P(alive) at as_of + horizon.")
+    discounted_value: float | None = Field(
+        None, description="Value with continuous annual discounting (with discount_rate)."
+    )
+
+
 class CustomerOut(Forecast):
     customer_id: str
     last_event_at: UTCTime | None
@@ -116,6 +128,15 @@ class CustomerOut(Forecast):
     #: plus every driver's contribution (not only these) adds up to ``predicted_value``.
     base_value: float | None = None
     drivers: list[Driver] | None = None
+    #: With ``?horizons=30d,90d``: the forecast at each horizon.
+    curve: list[CurvePoint] | None = None
+
+
+class NewCustomerOut(BaseModel):
+    """What a customer who has just made a first purchase is expected to do."""
+
+    model_version: str
+    curve: list[CurvePoint]
 
 
 class ReloadOut(BaseModel):
