@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from ltvcast.models.base import Forecaster
     from ltvcast.pipeline import ScoringModel, load_scoring_model, train_model
     from ltvcast.scoring.artifacts import load_model, save_model
-    from ltvcast.timeframe import Horizon, parse_as_of, parse_horizon
+    from ltvcast.timeframe import Horizon, parse_as_of, parse_horizon, parse_horizons
 
 #: Public name -> defining module, imported on first attribute access.
 _PUBLIC = {
@@ -59,6 +59,7 @@ _PUBLIC = {
     "load_scoring_model": "ltvcast.pipeline",
     "parse_as_of": "ltvcast.timeframe",
     "parse_horizon": "ltvcast.timeframe",
+    "parse_horizons": "ltvcast.timeframe",
     "save_model": "ltvcast.scoring.artifacts",
     "train_model": "ltvcast.pipeline",
 }
@@ -88,6 +89,7 @@ __all__ = [
     "load_scoring_model",
     "parse_as_of",
     "parse_horizon",
+    "parse_horizons",
     "save_model",
     "train_model",
 ]

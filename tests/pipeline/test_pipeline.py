@@ -146,3 +146,21 @@ def test_backtest_models_by_name_and_instance(
     assert [r.name for r in result.results] == ["baseline", "missing", "btyd"]
     assert "cannot import 'missing'" in str(result.results[1].error)
     assert result.results[0].error is None and result.results[2].error is None
+
+
+def test_curves_from_a_notebook(data: CustomerData) -> None:
+    """Horizons as text, curve columns after the predictions, the new-customer table; a
+    model that learns one horizon says so."""
+    scoring = train_model(data, horizon="60d", model="btyd")
+    table = scoring.predict(data, horizons="1y,60d", discount_rate=0.1)
+    assert list(table.columns[4:]) == [
+        f"{name}_{h}" for h in ("60d", "1y") for name in ("purchases", "value", "p_alive",
+                                                          "discounted_value")
+    ]  # fmt: skip
+    assert np.allclose(table["value_60d"], table["predicted_value"], rtol=1e-12)
+    fresh = scoring.new_customer("30d,1y")
+    assert list(fresh.index) == ["30d", "1y"] and fresh["value"].is_monotonic_increasing
+    assert scoring.new_customer().index.tolist() == ["60d"]
+    baseline = train_model(data, horizon="60d", model="baseline")
+    with pytest.raises(ltvcast.ConfigError, match="need a BTYD model"):
+        baseline.predict(data, horizons="30d")

@@ -25,7 +25,7 @@ from ltvcast.strategy.explain import (
     top_drivers,
 )
 from ltvcast.strategy.segments import FittedSegmentRules, SegmentRules
-from ltvcast.timeframe import Horizon, parse_as_of
+from ltvcast.timeframe import Horizon, parse_as_of, parse_horizons
 
 if TYPE_CHECKING:
     from ltvcast.models.btyd import BTYDForecaster
@@ -98,7 +98,7 @@ class ScoringModel:
         data: CustomerData,
         as_of: str | pd.Timestamp | None = None,
         *,
-        horizons: Sequence[Horizon] | None = None,
+        horizons: str | Sequence[str | Horizon] | None = None,
         discount_rate: float | None = None,
     ) -> pd.DataFrame:
         """The forecaster's predictions (one row per customer seen up to ``as_of``).
@@ -119,7 +119,7 @@ class ScoringModel:
         self,
         data: CustomerData,
         as_of: str | pd.Timestamp | None,
-        horizons: Sequence[Horizon],
+        horizons: str | Sequence[str | Horizon],
         *,
         discount_rate: float | None = None,
     ) -> pd.DataFrame:
@@ -134,11 +134,14 @@ class ScoringModel:
         """
         when = self.resolve_as_of(data, as_of)
         return self._curves("horizon curves").predict_curve(
-            data, when, horizons, discount_rate=discount_rate
+            data, when, parse_horizons(horizons), discount_rate=discount_rate
         )
 
     def new_customer(
-        self, horizons: Sequence[Horizon] | None = None, *, discount_rate: float | None = None
+        self,
+        horizons: str | Sequence[str | Horizon] | None = None,
+        *,
+        discount_rate: float | None = None,
     ) -> pd.DataFrame:
         """What a customer who has just made a first purchase is expected to do, per horizon
         (default: the model's): see :meth:`~ltvcast.models.btyd.BTYDForecaster.new_customer`.
@@ -149,7 +152,7 @@ class ScoringModel:
             When the model forecasting is not a BTYD model.
         """
         return self._curves("new-customer forecasts").new_customer(
-            horizons or (self.horizon,), discount_rate=discount_rate
+            parse_horizons(horizons or (self.horizon,)), discount_rate=discount_rate
         )
 
     def _curves(self, what: str) -> BTYDForecaster:
