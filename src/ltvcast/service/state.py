@@ -316,7 +316,7 @@ class Service:
         except ConfigError as err:
             raise HTTPProblem(422, str(err)) from err
         points = [
-            CurvePoint(horizon=str(h), **{k: float(v) for k, v in row.items()})
+            CurvePoint(horizon=str(h), **{str(k): float(v) for k, v in row.items()})
             for h, row in table.iterrows()
         ]
         return NewCustomerOut(model_version=model.version, curve=points)
