@@ -32,11 +32,11 @@ def main(protocol_key: str, model: str) -> dict[str, object]:
     data, cutoff, horizon = protocol.load()
     loaded_mb = _peak_mb()
     row: dict[str, object] = {"protocol": protocol_key, "model": model}
-    if model == "lifetimes":
-        from lifetimes_reference import lifetimes_predict
+    if model.startswith("lifetimes"):
+        from lifetimes_reference import REFERENCES, lifetimes_predict
 
         start = time.perf_counter()
-        predictions = lifetimes_predict(data, cutoff, horizon)
+        predictions = lifetimes_predict(data, cutoff, horizon, REFERENCES[model])
         row["fit_s"] = time.perf_counter() - start
         row["predict_s"] = 0.0
         customers = data.until(cutoff).customers()

@@ -16,7 +16,12 @@ from pathlib import Path
 import pandas as pd
 
 from ltvcast.data.clean import CleaningReport
-from ltvcast.data.datasets import load_cdnow, load_completejourney, load_online_retail
+from ltvcast.data.datasets import (
+    load_cdnow,
+    load_completejourney,
+    load_grocery,
+    load_online_retail,
+)
 from ltvcast.data.schemas import CustomerData
 from ltvcast.evaluation.backtest import default_cutoff
 from ltvcast.timeframe import Horizon, parse_as_of, parse_horizon
@@ -100,6 +105,14 @@ PROTOCOLS = {
             load_completejourney,
             "90d",
             None,
+        ),
+        Protocol(
+            "grocery_52w",
+            "Online grocery (BTYDplus, 1,525 customers, dates only: value = purchase days): "
+            "calibration 2006, the 52 weeks of 2007 held out",
+            load_grocery,
+            "52w",
+            "2006-12-31",
         ),
     )
 }

@@ -15,6 +15,7 @@ from ltvcast.data.datasets import (
     load_cdnow,
     load_completejourney,
     load_dataset_dir,
+    load_grocery,
     load_online_retail,
     load_rees46_head,
     load_shapees,
@@ -202,6 +203,18 @@ def test_taobao_head(data_dir: Path) -> None:
     assert list(data.transactions.columns) == ["customer_id", "timestamp", "amount"]
 
 
+def test_grocery(data_dir: Path) -> None:
+    """The README's counts; no amounts, so every purchase counts 1 (the dates-only step)."""
+    data, report = load_grocery(data_dir)
+    tx = data.transactions
+    assert len(tx) == 10_483 and tx["customer_id"].nunique() == 1_525
+    assert (tx["amount"] == 1.0).all()
+    assert str(tx["timestamp"].min().date()) == "2006-01-01"
+    assert str(tx["timestamp"].max().date()) == "2007-12-30"
+    assert report.count("transactions", "dates_only") == 10_483
+    assert load_dataset_dir(data_dir / "grocery_btydplus")[0] == "grocery"
+
+
 def test_dataset_dir_recognises_shared_folders(data_dir: Path) -> None:
     name, data, _ = load_dataset_dir(data_dir / "cdnow")
     assert name == "cdnow" and len(data.transactions) == 69_659
@@ -213,6 +226,7 @@ def test_dataset_dir_recognises_shared_folders(data_dir: Path) -> None:
         "online_retail",
         "shapees",
         "completejourney",
+        "grocery",
         "rees46_head",
         "taobao_head",
     }

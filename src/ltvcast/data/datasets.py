@@ -24,6 +24,8 @@ Decisions per dataset:
 - **Complete Journey**: receipt lines (``sales_value``, basket as order, UTC times),
   demographics as profiles, campaign contacts (at the campaign start) and coupon redemptions
   as events (item_id: the campaign, or the coupon redeemed).
+- **Online grocery** (BTYDplus): purchase dates only, so every purchase is worth 1 (value
+  forecasts count purchase days).
 - **REES46 / Taobao heads**: behaviour events; REES46 purchases with their price also become
   transactions (session as order). Taobao has no money, so its transactions table is empty,
   and the one row outside the official window is dropped.
@@ -63,6 +65,7 @@ JOURNEY_TRANSACTIONS = "transactions.csv.gz"
 JOURNEY_CAMPAIGNS = "campaigns.csv"
 REES46_HEAD = "2019-Oct_head*.csv"
 TAOBAO_HEAD = "UserBehavior_head*.csv"
+GROCERY = "groceryElog.csv"
 
 #: StockCodes of Online Retail lines that are not customer spend (fees, commission, bad debt).
 RETAIL_NON_PURCHASE_CODES = ("AMAZONFEE", "BANK CHARGES", "CRUK", "B")
@@ -251,6 +254,18 @@ def load_completejourney(data_dir: Path, options: CleaningOptions | None = None)
     return CustomerData(tx, events, profiles), report
 
 
+def load_grocery(data_dir: Path, options: CleaningOptions | None = None) -> Loaded:
+    """BTYDplus' online grocery log: purchase dates of 1,525 customers, no amounts (a
+    dates-only log: every purchase counts 1, see :mod:`ltvcast.data.numeric`)."""
+    options = options or CleaningOptions()
+    path = _find(data_dir, "grocery_btydplus", GROCERY)
+    raw = pd.read_csv(path, dtype=str)
+    report = CleaningReport()
+    columns = ColumnMap(customer="cust", time="date")
+    tx = validate_transactions(raw, str(path), columns, options, report)
+    return CustomerData(tx), report
+
+
 def load_rees46_head(data_dir: Path, options: CleaningOptions | None = None) -> Loaded:
     """REES46 event log head (3 hours): events, and purchases with their price as transactions."""
     options = options or CleaningOptions()
@@ -304,6 +319,7 @@ DATASETS: dict[str, Callable[[Path], Loaded]] = {
     "online_retail": load_online_retail,
     "shapees": load_shapees,
     "completejourney": load_completejourney,
+    "grocery": load_grocery,
     "rees46_head": load_rees46_head,
     "taobao_head": load_taobao_head,
 }
@@ -315,6 +331,7 @@ _MARKERS = (
     ("online_retail", ONLINE_RETAIL),
     ("shapees", SHAPEES_ORDERS),
     ("completejourney", JOURNEY_CAMPAIGNS),
+    ("grocery", GROCERY),
     ("rees46_head", REES46_HEAD),
     ("taobao_head", TAOBAO_HEAD),
 )
