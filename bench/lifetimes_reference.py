@@ -18,7 +18,6 @@ import pandas as pd
 from ltvcast.data.schemas import CustomerData
 from ltvcast.timeframe import Horizon
 
-
 #: Reference model names in the bench -> lifetimes' purchase model.
 REFERENCES = {"lifetimes": "BetaGeoFitter", "lifetimes_pnbd": "ParetoNBDFitter"}
 
