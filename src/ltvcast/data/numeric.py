@@ -105,8 +105,10 @@ def _unusable_to_missing(
         (too_large, _plausible(field_name), "are not"),
     ):
         if mask.any():
-            detail = checker.describe(checker.label(field_name), rule, failure, mask)
-            checker.report.add(checker.table, step, int(mask.sum()), f"{detail}; set to missing")
+            detail = checker.detail(checker.label(field_name), rule, failure, mask)
+            checker.report.add(
+                checker.table, step, int(mask.sum()), detail.then("; set to missing")
+            )
     return numbers.mask(too_large) if too_large.any() else numbers
 
 
