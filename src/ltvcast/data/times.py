@@ -41,7 +41,12 @@ _NUMERIC_DATE = (
     r"^(?P<first>\d{1,2})(?P<sep>[/.\-])(?P<second>\d{1,2})(?P<sep2>[/.\-])"
     r"(?P<year>\d{4}|\d{2})(?P<rest>[T\s,].*)?$"
 )
-_DateDecider = Callable[["_DateOrder", pd.Series], bool]
+#: Picks the day/month order from what the numeric dates say: ``(order, text, positions)``,
+#: ``positions`` being where the rows of ``text`` lie in the whole column (0-based).
+_DateDecider = Callable[["_DateOrder", pd.Series, np.ndarray], bool]
+#: Text times of the plain ISO forms ``YYYY-MM-DD``, ``YYYY-MM-DD HH:MM`` and ``YYYY-MM-DD
+#: HH:MM:SS`` (``T`` or a space between date and time), read by a fast path (RE2 syntax).
+_PLAIN_ISO = r"^\d{4}-\d{2}-\d{2}([ T]\d{2}:\d{2}(:\d{2})?)?$"
 
 
 def parse_timestamps(
@@ -138,10 +143,59 @@ def _parse_times(
     present = text.dropna()
     if len(present) and _all_digits(present):
         return _from_numbers(pd.to_numeric(text, errors="coerce"), source_timezone)
+    parsed = _naive_utc(_plain_iso_times(text), source_timezone)
+    pending = (text.notna() & parsed.isna()).to_numpy()
+    if pending.any():
+        positions = np.flatnonzero(pending)
+        rest = _parse_text(text[pending], positions, source_timezone, day_first, decide)
+        parsed = parsed.copy()
+        parsed[pending] = rest
+    return parsed
+
+
+def _plain_iso_times(text: pd.Series) -> pd.Series:
+    """The times of the plain ISO forms (:data:`_PLAIN_ISO`) as naive ``datetime64[us]``,
+    ``NaT`` elsewhere: read by pyarrow, checked field by field (a day or second that
+    ``strptime`` would carry over, such as 2023-02-30, is left to pandas, which refuses it).
+    """
+    values = pa.array(text.array, type=pa.large_string(), from_pandas=True)
+    plain = pc.fill_null(pc.match_substring_regex(values, _PLAIN_ISO), False)
+    if not pc.any(plain).as_py():
+        return pd.Series(pd.NaT, index=text.index, dtype=TIMESTAMP_DTYPE)
+    text_type = pa.large_string()
+
+    def literal(value: str | None) -> pa.Scalar:
+        return pa.scalar(value, text_type)
+
+    iso = pc.if_else(plain, values, literal(None))
+    length = pc.utf8_length(iso)
+    seconds = pc.if_else(pc.equal(length, 16), literal(":00"), literal(""))
+    suffix = pc.if_else(pc.equal(length, 10), literal(" 00:00:00"), seconds)
+    iso = pc.binary_join_element_wise(iso, suffix, literal(""))
+    iso = pc.utf8_replace_slice(iso, 10, 11, " ")  # all YYYY-MM-DD HH:MM:SS now
+    stamps = pc.strptime(iso, format="%Y-%m-%d %H:%M:%S", unit="us", error_is_null=True)
+    day = pc.cast(pc.utf8_slice_codeunits(iso, 8, 10), pa.int64())
+    second = pc.cast(pc.utf8_slice_codeunits(iso, 17, 19), pa.int64())
+    exact = pc.and_(pc.equal(pc.day(stamps), day), pc.equal(pc.second(stamps), second))
+    stamps = pc.if_else(pc.fill_null(exact, False), stamps, pa.scalar(None, stamps.type))
+    out = stamps.to_numpy(zero_copy_only=False).astype(TIMESTAMP_DTYPE)
+    return pd.Series(out, index=text.index)
+
+
+def _parse_text(
+    text: pd.Series,
+    positions: np.ndarray,
+    source_timezone: str,
+    day_first: bool | None,
+    decide: _DateDecider,
+) -> pd.Series:
+    """Text times in any form pandas reads (numeric dates with the year last in the order
+    ``day_first`` or ``decide`` gives), as naive UTC; ``positions`` locate the rows of
+    ``text`` in the whole column, for ``decide``'s messages."""
     dates = _NumericDates.of(text)
     if dates is not None:
         if day_first is None:
-            day_first = decide(_DateOrder.of(dates), text)
+            day_first = decide(_DateOrder.of(dates), text, positions)
         text = dates.as_iso(day_first, text)
     parsed = _naive_utc(_to_datetime(text), source_timezone)
     retry = (parsed.isna() & text.notna()).to_numpy()
@@ -152,10 +206,13 @@ def _parse_times(
     return parsed
 
 
-def _reported_date_order(checker: TableChecker, order: _DateOrder, text: pd.Series) -> bool:
+def _reported_date_order(
+    checker: TableChecker, order: _DateOrder, text: pd.Series, positions: np.ndarray
+) -> bool:
     """Day-first or not, as the numeric dates tell (reported); raises when they cannot."""
     where = f"{checker.source}: column {checker.label('time')}"
-    problem = order.problem(where, checker.row_numbers, text)
+    rows = checker.row_numbers[positions]
+    problem = order.problem(where, rows, text)
     if problem:
         raise SchemaError(problem)
     if not order.settled:  # every such date has day == month: either order reads it
@@ -168,7 +225,7 @@ def _reported_date_order(checker: TableChecker, order: _DateOrder, text: pd.Seri
         "date_order",
         int(order.matched.sum()),
         f"{where}: dates read {form}, as {int(evidence.sum()):,} of them have a "
-        f"{field_name} field over 12 ({example_rows(checker.row_numbers, evidence)}); name the "
+        f"{field_name} field over 12 ({example_rows(rows, evidence)}); name the "
         "format with --date-format to override",
     )
     return order.day_first
@@ -297,8 +354,8 @@ class _NumericDates:
         return pd.Series(out, index=text.index, dtype=text.dtype)
 
 
-def _decide_date_order(order: _DateOrder, text: pd.Series) -> bool:
-    problem = order.problem("times", np.arange(1, len(text) + 1), text)
+def _decide_date_order(order: _DateOrder, text: pd.Series, positions: np.ndarray) -> bool:
+    problem = order.problem("times", positions + 1, text)
     if problem:
         raise SchemaError(problem)
     return order.day_first
