@@ -14,6 +14,7 @@ Row numbers are 1-based data rows: ``index + 1`` for frames with an integer inde
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -21,7 +22,13 @@ import pandas as pd
 from ltvcast.data.clean import CleaningReport
 from ltvcast.data.details import EXAMPLE_ROWS, Detail, Figure, example_text
 from ltvcast.data.io import CANONICAL_OF, ColumnMap
-from ltvcast.data.schemas import EVENT_REQUIRED, TRANSACTION_OPTIONAL, TRANSACTION_REQUIRED, VALUE
+from ltvcast.data.schemas import (
+    EVENT_REQUIRED,
+    TIMESTAMP,
+    TRANSACTION_OPTIONAL,
+    TRANSACTION_REQUIRED,
+    VALUE,
+)
 from ltvcast.exceptions import SchemaError
 
 _CANONICAL_ORDER = (*TRANSACTION_REQUIRED, *EVENT_REQUIRED[2:], *TRANSACTION_OPTIONAL, VALUE)
@@ -158,12 +165,25 @@ class TableChecker:
         return out[~rejected] if rejected.any() else out
 
     def source_duplicates(self) -> np.ndarray:
-        """Which kept rows equal an earlier source row in every column as read (after result)."""
-        try:
-            duplicated = self.frame.duplicated(keep="first")
-        except TypeError:  # unhashable cells (lists, dicts): compare their text
-            duplicated = self.frame.astype(str).duplicated(keep="first")
-        return duplicated.to_numpy()[self.kept]
+        """Which kept rows equal an earlier source row in every column as read (after result).
+
+        Only rows whose parsed time (nearly unique per row) repeats can be such rows, so the
+        columns are compared on those alone.
+        """
+        rows = np.ones(len(self.frame), dtype=bool)
+        if TIMESTAMP in self.out:
+            rows = self.out[TIMESTAMP].duplicated(keep=False).to_numpy()
+        duplicated = np.zeros(len(self.frame), dtype=bool)
+        duplicated[rows] = _duplicated(self.frame[rows], keep="first")
+        return duplicated[self.kept]
+
+
+def _duplicated(frame: pd.DataFrame, keep: Literal["first", False]) -> np.ndarray:
+    """``frame.duplicated(keep=keep)``; unhashable cells (lists, dicts) compared as text."""
+    try:
+        return frame.duplicated(keep=keep).to_numpy()
+    except TypeError:
+        return frame.astype(str).duplicated(keep=keep).to_numpy()
 
 
 def example_rows(row_numbers: np.ndarray, mask: np.ndarray) -> str:

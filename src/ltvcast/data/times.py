@@ -44,9 +44,26 @@ _NUMERIC_DATE = (
 #: Picks the day/month order from what the numeric dates say: ``(order, text, positions)``,
 #: ``positions`` being where the rows of ``text`` lie in the whole column (0-based).
 _DateDecider = Callable[["_DateOrder", pd.Series, np.ndarray], bool]
-#: Text times of the plain ISO forms ``YYYY-MM-DD``, ``YYYY-MM-DD HH:MM`` and ``YYYY-MM-DD
-#: HH:MM:SS`` (``T`` or a space between date and time), read by a fast path (RE2 syntax).
-_PLAIN_ISO = r"^\d{4}-\d{2}-\d{2}([ T]\d{2}:\d{2}(:\d{2})?)?$"
+#: Bytes of the longest plain ISO time read by :func:`_plain_iso_times`, and rows per block.
+_ISO_WIDTH = 19
+_ISO_BLOCK = 1 << 16
+
+
+def _iso_layout(form: str) -> list[int]:
+    """Per byte of a plain ISO form: -1 a digit, 0 anything (the date/time separator, which
+    is checked apart, and bytes past the end), else that byte."""
+    codes = [-1 if c == "9" else 0 if c == "_" else ord(c) for c in form]
+    return codes + [0] * (_ISO_WIDTH - len(codes))
+
+
+#: Byte layouts of no form, ``YYYY-MM-DD``, ``... HH:MM`` and ``... HH:MM:SS``.
+_ISO_LAYOUTS = np.array(
+    [
+        [0] * _ISO_WIDTH,
+        *map(_iso_layout, ("9999-99-99", "9999-99-99_99:99", "9999-99-99_99:99:99")),
+    ],
+    dtype=np.int16,
+)
 
 
 def parse_timestamps(
@@ -154,32 +171,59 @@ def _parse_times(
 
 
 def _plain_iso_times(text: pd.Series) -> pd.Series:
-    """The times of the plain ISO forms (:data:`_PLAIN_ISO`) as naive ``datetime64[us]``,
-    ``NaT`` elsewhere: read by pyarrow, checked field by field (a day or second that
-    ``strptime`` would carry over, such as 2023-02-30, is left to pandas, which refuses it).
+    """The times of the plain ISO forms ``YYYY-MM-DD``, ``YYYY-MM-DD HH:MM`` and
+    ``YYYY-MM-DD HH:MM:SS`` (``T`` or a space before the time) as naive ``datetime64[us]``;
+    ``NaT`` for every other text, and for impossible dates (2023-02-30, 24:00) or years
+    outside :data:`~ltvcast.data.schemas.TIMESTAMP_RANGE`, which are left to pandas.
+
+    The digits are read by position from the bytes of the Arrow strings: no parser runs.
     """
-    values = pa.array(text.array, type=pa.large_string(), from_pandas=True)
-    plain = pc.fill_null(pc.match_substring_regex(values, _PLAIN_ISO), False)
-    if not pc.any(plain).as_py():
-        return pd.Series(pd.NaT, index=text.index, dtype=TIMESTAMP_DTYPE)
-    text_type = pa.large_string()
-
-    def literal(value: str | None) -> pa.Scalar:
-        return pa.scalar(value, text_type)
-
-    iso = pc.if_else(plain, values, literal(None))
-    length = pc.utf8_length(iso)
-    seconds = pc.if_else(pc.equal(length, 16), literal(":00"), literal(""))
-    suffix = pc.if_else(pc.equal(length, 10), literal(" 00:00:00"), seconds)
-    iso = pc.binary_join_element_wise(iso, suffix, literal(""))
-    iso = pc.utf8_replace_slice(iso, 10, 11, " ")  # all YYYY-MM-DD HH:MM:SS now
-    stamps = pc.strptime(iso, format="%Y-%m-%d %H:%M:%S", unit="us", error_is_null=True)
-    day = pc.cast(pc.utf8_slice_codeunits(iso, 8, 10), pa.int64())
-    second = pc.cast(pc.utf8_slice_codeunits(iso, 17, 19), pa.int64())
-    exact = pc.and_(pc.equal(pc.day(stamps), day), pc.equal(pc.second(stamps), second))
-    stamps = pc.if_else(pc.fill_null(exact, False), stamps, pa.scalar(None, stamps.type))
-    out = stamps.to_numpy(zero_copy_only=False).astype(TIMESTAMP_DTYPE)
+    values = pa.array(text.array, from_pandas=True)  # no copy when pandas holds Arrow
+    pieces = values.chunks if isinstance(values, pa.ChunkedArray) else [values]
+    chunks = [_plain_iso_chunk(chunk.cast(pa.large_string())) for chunk in pieces]
+    out = np.concatenate(chunks) if chunks else np.zeros(0, dtype=TIMESTAMP_DTYPE)
     return pd.Series(out, index=text.index)
+
+
+def _plain_iso_chunk(values: pa.Array) -> np.ndarray:
+    """:func:`_plain_iso_times` of one Arrow ``large_string`` array."""
+    _, offset_buffer, data_buffer = values.buffers()
+    offsets = np.frombuffer(offset_buffer, dtype=np.int64)[values.offset :][: len(values) + 1]
+    data = np.frombuffer(data_buffer, dtype=np.uint8) if data_buffer is not None else []
+    chars = np.concatenate([data, np.zeros(_ISO_WIDTH, dtype=np.uint8)])
+    valid = values.is_valid().to_numpy(zero_copy_only=False)
+    parts = [
+        _plain_iso_block(chars, offsets[at : at + _ISO_BLOCK + 1], valid[at : at + _ISO_BLOCK])
+        for at in range(0, len(values), _ISO_BLOCK)
+    ]
+    return np.concatenate(parts) if parts else np.zeros(0, dtype=TIMESTAMP_DTYPE)
+
+
+def _plain_iso_block(chars: np.ndarray, offsets: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """The plain ISO times of the strings at ``offsets`` into ``chars``."""
+    length = np.diff(offsets)
+    block = chars[offsets[:-1, None] + np.arange(_ISO_WIDTH)].astype(np.int16)
+    shape = np.select([length == 19, length == 16, length == 10], [3, 2, 1], 0)
+    layout = _ISO_LAYOUTS[shape]  # per row and byte: digit (-1), no check (0) or that byte
+    digit = (block >= 48) & (block <= 57)
+    fits = np.where(layout < 0, digit, (layout == 0) | (block == layout)).all(axis=1)
+    fits &= (shape > 0) & valid & ((block[:, 10] == 32) | (block[:, 10] == 84) | (shape == 1))
+    d = np.where(digit, block - 48, 0).astype(np.int64)
+    year = d[:, 0] * 1000 + d[:, 1] * 100 + d[:, 2] * 10 + d[:, 3]
+    month, day = d[:, 5] * 10 + d[:, 6], d[:, 8] * 10 + d[:, 9]
+    timed, with_seconds = shape >= 2, shape == 3
+    hour = np.where(timed, d[:, 11] * 10 + d[:, 12], 0)
+    minute = np.where(timed, d[:, 14] * 10 + d[:, 15], 0)
+    second = np.where(with_seconds, d[:, 17] * 10 + d[:, 18], 0)
+    low, high = (stamp.year for stamp in TIMESTAMP_RANGE)
+    fits &= (year >= low) & (year <= high) & (month >= 1) & (month <= 12) & (day >= 1)
+    fits &= (hour <= 23) & (minute <= 59) & (second <= 59)
+    months = np.where(fits, (year - 1970) * 12 + month - 1, 0).astype("datetime64[M]")
+    days = months.astype("datetime64[D]") + np.where(fits, day - 1, 0).astype("timedelta64[D]")
+    fits &= days.astype("datetime64[M]") == months  # the day exists in its month
+    clock = ((hour * 60 + minute) * 60 + second) * 1_000_000
+    stamps = days.astype(TIMESTAMP_DTYPE) + clock.astype("timedelta64[us]")
+    return np.where(fits, stamps, np.datetime64("NaT", "us"))
 
 
 def _parse_text(

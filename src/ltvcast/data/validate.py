@@ -261,7 +261,7 @@ def _validate_timed(
     out = out.take(order).reset_index(drop=True)
     first, last = out[TIMESTAMP].min(), out[TIMESTAMP].max()
     detail = Detail.join(
-        Figure(int(out[CUSTOMER_ID].nunique())),
+        Figure(int(codes.max()) + 1),
         " customers, ",
         Figure(first, "min", "{}"),
         " .. ",
