@@ -133,7 +133,7 @@ class TableChecker:
             f"{self.source}: column {label} {rule}; ",
             Figure(int(mask.sum())),
             " of ",
-            Figure(len(mask)),
+            Figure(len(mask), "read"),
             f" rows {failure} (",
             Figure.rows(self.row_numbers[mask]),
             ")",

@@ -209,7 +209,8 @@ class CleaningReport:
                 merged[key] = step
                 later = [k for k in keys[at + 1 :] if k in order]
                 order.insert(order.index(later[0]) if later else len(order), key)
-        return cls([merged[key] for key in order])
+        read = {table: merged[(table, "read")].rows for table, step in order if step == "read"}
+        return cls([_with_rows_read(merged[key], read.get(key[0])) for key in order])
 
     def count(self, table: str, step: str) -> int:
         """Rows of ``table`` counted under ``step`` (0 when the step never fired)."""
@@ -231,6 +232,14 @@ class CleaningReport:
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form: ``{"steps": [{"table", "step", "rows", "detail"}, ...]}``."""
         return {"steps": [s.to_dict() for s in self.steps]}
+
+
+def _with_rows_read(step: CleaningStep, rows: int | None) -> CleaningStep:
+    """``step`` with the figures that count the table's rows set to ``rows``."""
+    if step.parts is None or rows is None:
+        return step
+    parts = step.parts.with_rows_read(rows)
+    return CleaningStep(step.table, step.step, step.rows, parts.render(), parts, step.rejects)
 
 
 def _merge_steps(first: CleaningStep, second: CleaningStep) -> CleaningStep:

@@ -14,8 +14,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
-#: How the values of one figure combine over the parts of a table.
-Combine = Literal["sum", "min", "max", "rows"]
+#: How the values of one figure combine over the parts of a table (``read``: the rows the
+#: table has, which parts without the step count too; see :meth:`Detail.with_rows_read`).
+Combine = Literal["sum", "min", "max", "rows", "read"]
 #: Example row numbers a detail shows; one more is kept to know whether to add ", ...".
 EXAMPLE_ROWS = 5
 
@@ -34,10 +35,10 @@ class Figure:
     Parameters
     ----------
     value
-        A count or amount (``sum``), a time (``min``, ``max``), or the first
-        ``EXAMPLE_ROWS + 1`` row numbers, ascending (``rows``).
+        A count or amount (``sum``), a time (``min``, ``max``), the first
+        ``EXAMPLE_ROWS + 1`` row numbers, ascending (``rows``), or the rows read (``read``).
     combine
-        ``"sum"``, ``"min"``, ``"max"`` or ``"rows"``.
+        ``"sum"``, ``"min"``, ``"max"``, ``"rows"`` or ``"read"``.
     text
         Format of the value (one ``{}`` field), e.g. ``"{:,}"`` or ``", {:,} lines of
         cancelled orders"``.
@@ -65,7 +66,7 @@ class Figure:
 
     def merge(self, other: Figure) -> Figure:
         """This figure combined with the same figure of another part."""
-        if self.combine == "sum":
+        if self.combine in ("sum", "read"):
             value = self.value + other.value
         elif self.combine == "min":
             value = min(self.value, other.value)
@@ -92,6 +93,11 @@ class Detail:
     def then(self, text: str) -> Detail:
         """This detail followed by literal ``text``."""
         return Detail(self.template + _escape(text), self.figures)
+
+    def with_rows_read(self, rows: int) -> Detail:
+        """This detail with its ``read`` figures set to ``rows`` (the whole table's)."""
+        figures = tuple(replace(f, value=rows) if f.combine == "read" else f for f in self.figures)
+        return Detail(self.template, figures)
 
     def render(self) -> str:
         """The detail's text."""

@@ -98,6 +98,27 @@ def parse_timestamps(
     return _parse_times(values, source_timezone, date_format, day_first, _decide_date_order)
 
 
+def date_order_at_stake(values: pd.Series) -> str | None:
+    """What the numeric dates with the year last (``03/04/2024``) among ``values`` say about
+    their day/month order, when it matters: ``"day-first"``, ``"month-first"``, ``"mixed"``
+    or ``"ambiguous"``; ``None`` when no such date depends on the order.
+
+    :func:`check_times` decides the order from a whole column, so a column for which this
+    is not ``None`` cannot be parsed in parts without a ``date_format``. ``values`` may be
+    the column's distinct texts.
+    """
+    text = values.astype("str").str.strip().mask(lambda s: s == "")
+    dates = _NumericDates.of(text)
+    if dates is None:
+        return None
+    order = _DateOrder.of(dates)
+    if order.day_first_rows.any() and order.month_first_rows.any():
+        return "mixed"
+    if order.settled:
+        return "day-first" if order.day_first else "month-first"
+    return "ambiguous" if order.ambiguous.any() else None
+
+
 def check_times(checker: TableChecker, options: CleaningOptions) -> None:
     """Parse the time column; reject unparsable, out-of-range and future rows.
 

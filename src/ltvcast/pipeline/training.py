@@ -36,14 +36,30 @@ def fit_forecaster(
 
     ``on_fallback`` receives the reason (the model's own message) when the fallback is taken.
     """
+
+    def fit(model: str) -> Forecaster:
+        seed = random_state if model == name else None
+        return create(model, random_state=seed).fit(data, as_of, horizon)
+
+    return with_fallback(name, fit, on_fallback)
+
+
+def with_fallback(
+    name: str,
+    fit: Callable[[str], Forecaster],
+    on_fallback: Callable[[str], None] | None = None,
+) -> Forecaster:
+    """``fit(name)``, or ``fit(FALLBACK_MODEL)`` when that raises
+    :class:`~ltvcast.exceptions.InsufficientDataError` (the rule of :func:`fit_forecaster`
+    for any way of fitting, such as :mod:`ltvcast.engine`'s partitioned one)."""
     try:
-        return create(name, random_state=random_state).fit(data, as_of, horizon)
+        return fit(name)
     except InsufficientDataError as err:
         if name == FALLBACK_MODEL:
             raise
         if on_fallback is not None:
             on_fallback(f"{name} cannot train here ({err}); using {FALLBACK_MODEL} instead")
-        return create(FALLBACK_MODEL).fit(data, as_of, horizon)
+        return fit(FALLBACK_MODEL)
 
 
 def backtest_models(

@@ -1,0 +1,460 @@
+"""Partitioned jobs on one machine: split by customer, map over buckets, stream the output.
+
+:class:`LocalJob` runs one job over a transactions file in a temporary directory:
+
+1. :meth:`~LocalJob.split`: DuckDB hash-partitions the rows by customer into Parquet buckets
+   (:mod:`ltvcast.engine.partition`), reading the file out of core;
+2. :meth:`~LocalJob.clean`: a pool of worker processes validates and cleans every bucket with
+   the in-memory rules (:func:`~ltvcast.engine.buckets.clean_bucket`) and keeps it; the
+   buckets' reports merge into the table's, and a table the in-memory path refuses is
+   refused with the same one line;
+3. :meth:`~LocalJob.train`: the workers summarise their buckets (RFM), the summaries are
+   gathered in customer order and the BTYD model is fitted once
+   (:func:`~ltvcast.engine.fit.fit_from_summary`), with the segment cuts on its forecasts;
+4. :meth:`~LocalJob.predict`: the workers score their buckets with the saved model
+   (:meth:`~ltvcast.pipeline.ScoringModel.predict`, loaded from its directory in each worker:
+   no model is pickled) and write their part; DuckDB merges the parts in customer order into
+   the output file, one batch at a time.
+
+A worker holds one bucket; the parent holds the RFM summary of all buyers while training
+(six numbers and an id each) and the two forecast columns the segment cuts are quantiles of,
+never the transactions. The workers are forked when the job starts, before DuckDB starts its
+threads.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import sys
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Any, TypeVar
+
+import duckdb
+import numpy as np
+import pandas as pd
+
+from ltvcast.data.clean import CleaningOptions, CleaningReport
+from ltvcast.data.io import ColumnMap, write_table
+from ltvcast.data.schemas import CUSTOMER_ID, TIMESTAMP, CustomerData
+from ltvcast.data.times import date_order_at_stake
+from ltvcast.data.validate import (
+    DEFAULT_COLUMNS,
+    DEFAULT_OPTIONS,
+    TRANSACTIONS,
+    check_whole_table,
+    validate_transactions,
+)
+from ltvcast.engine.buckets import clean_bucket, summarise_bucket
+from ltvcast.engine.fit import fit_from_summary, fits_from_summary, needs_litt
+from ltvcast.engine.partition import Buckets, Source, distinct_values, read_bucket, split_table
+from ltvcast.exceptions import ConfigError, InsufficientDataError, SchemaError
+from ltvcast.models.base import Forecaster
+from ltvcast.models.btyd import BTYDForecaster
+from ltvcast.models.registry import create
+from ltvcast.pipeline import ScoringModel, TrainingSummary, load_scoring_model, with_fallback
+from ltvcast.strategy.segments import SegmentRules
+from ltvcast.timeframe import Horizon, parse_as_of
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+#: Texts of the time column whose day/month order a whole column decides (RE2 syntax).
+_NUMERIC_DATE = r"^\d{1,2}[/.\-]\d"
+#: Rows per batch when the output is written.
+_BATCH_ROWS = 250_000
+
+
+@dataclass(frozen=True)
+class Predicted:
+    """What :meth:`LocalJob.predict` wrote: the file, its customers and their total value."""
+
+    path: Path
+    customers: int
+    total_value: float
+    as_of: pd.Timestamp
+
+
+class LocalJob:
+    """One partitioned job over a transactions file (see the module docstring).
+
+    Parameters
+    ----------
+    transactions
+        A CSV, CSV.gz, TSV, whitespace-separated TXT or Parquet file.
+    columns, options
+        How to read and clean it, as for :func:`~ltvcast.data.validate.load_customer_data`
+        (``winsorize_quantile`` is refused: its cap is a quantile of the whole table).
+    buckets
+        Customer buckets to split the rows into (at least 1).
+    workers
+        Worker processes (1 runs the buckets in this process).
+    work_dir
+        Where the temporary directory of buckets goes (default: the system's).
+    memory_limit
+        DuckDB's memory limit while splitting and merging (it spills beyond it).
+    """
+
+    def __init__(
+        self,
+        transactions: str | Path,
+        *,
+        columns: ColumnMap = DEFAULT_COLUMNS,
+        options: CleaningOptions = DEFAULT_OPTIONS,
+        buckets: int,
+        workers: int,
+        work_dir: str | Path | None = None,
+        memory_limit: str = "2GB",
+    ) -> None:
+        if buckets < 1 or workers < 1:
+            raise ConfigError(f"buckets and workers must be at least 1; got {buckets}, {workers}")
+        if options.winsorize_quantile is not None:
+            raise ConfigError(
+                "--winsorize caps amounts at a quantile of the whole table, which the "
+                "partitioned path does not compute; use --partitions 0 (in memory)"
+            )
+        self.transactions = Path(transactions)
+        self.columns = columns
+        self.options = options
+        self.buckets = buckets
+        self.workers = workers
+        self._work_dir = None if work_dir is None else str(work_dir)
+        self._memory_limit = memory_limit
+        self._cleaned: list[tuple[Path, int]] = []
+        self._report: CleaningReport | None = None
+        self._span: tuple[pd.Timestamp, pd.Timestamp] | None = None
+
+    def __enter__(self) -> LocalJob:
+        self._tmp = tempfile.TemporaryDirectory(prefix="ltvcast-job-", dir=self._work_dir)
+        self.root = Path(self._tmp.name)
+        self._pool = _Pool(self.workers)
+        self._con = duckdb.connect(
+            config={
+                "threads": self.workers,
+                "memory_limit": self._memory_limit,
+                "temp_directory": str(self.root / "spill"),
+            }
+        )
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self._con.close()
+        self._pool.close()
+        self._tmp.cleanup()
+
+    @property
+    def source(self) -> str:
+        """The transactions file as messages name it."""
+        return str(self.transactions)
+
+    def split(self) -> Buckets:
+        """Hash-partition the file's rows by customer into the job's buckets.
+
+        Raises
+        ------
+        SchemaError
+            As the in-memory path does, for a file it cannot read or a missing customer
+            column; for numeric dates whose day/month order the whole column decides, unless
+            ``options.date_format`` names it (a :class:`ConfigError` then says which order).
+        """
+        source = Source.of(self._con, self.transactions)
+        names = source.columns(self._con)
+        customer = self.columns.source("customer")
+        if customer not in names:  # the validator's own message, from the first rows
+            validate_transactions(source.head(self._con, 5), self.source, self.columns)
+            raise SchemaError(f"{self.source}: required column '{customer}' not found")
+        split = split_table(self._con, source, customer, self.buckets, self.root / "raw")
+        if not split.rows:
+            raise SchemaError(f"{self.source}: file has no data rows")
+        time = self.columns.source("time")
+        if self.options.date_format is None and names.get(time, "").startswith("VARCHAR"):
+            texts = distinct_values(self._con, split, time, _NUMERIC_DATE)
+            order = date_order_at_stake(texts)
+            if order is not None:
+                raise ConfigError(
+                    f"{self.source}: column '{time}' holds dates such as "
+                    f"'{texts.iloc[0]}' ({order}), whose day/month order ltvcast tells "
+                    "from the whole column; give it with --date-format ('%d/%m/%Y' or "
+                    "'%m/%d/%Y', with the time if any) or use --partitions 0 (in memory)"
+                )
+        self._split = split
+        return split
+
+    def clean(self) -> CleaningReport:
+        """Validate and clean every bucket; the merged report of the whole table.
+
+        Raises
+        ------
+        SchemaError
+            When the in-memory path would refuse the table (a rule that drops every row,
+            no row left).
+        """
+        folder = self.root / "clean"
+        folder.mkdir()
+        tasks = [
+            _CleanTask(files, self.source, self.columns, self.options, folder / f"{i}.parquet")
+            for i, files in enumerate(self._split.files)
+        ]
+        done = self._pool.map(_clean, tasks)
+        report = CleaningReport.merge(d.report for d in done)
+        check_whole_table(report, TRANSACTIONS, self.source)
+        self._cleaned = [(t.out, d.rows) for t, d in zip(tasks, done, strict=True) if d.rows]
+        firsts = [d.first for d in done if d.rows]
+        self._span = (min(firsts), max(d.last for d in done if d.rows))
+        self._report = report
+        return report
+
+    @property
+    def last_timestamp(self) -> pd.Timestamp:
+        """The latest time of the cleaned transactions (the default as-of)."""
+        return self._cleaned_span()[1]
+
+    def train(
+        self,
+        model: str,
+        horizon: Horizon,
+        as_of: str | pd.Timestamp | None = None,
+        *,
+        on_note: Callable[[str], None] | None = None,
+    ) -> ScoringModel:
+        """Fit ``model`` (see :func:`~ltvcast.engine.fit.fits_from_summary`) on the data up
+        to ``as_of`` (default: the last time), with the fallback and segment cuts of
+        :func:`~ltvcast.pipeline.train_model`; the same model as in memory.
+
+        Raises
+        ------
+        ConfigError
+            For a model the partitioned path does not train.
+        InsufficientDataError
+            When no transaction is dated up to ``as_of``, or the model cannot be fitted.
+        """
+        when = parse_as_of(as_of, self.last_timestamp)
+        first = create(model)
+        if not fits_from_summary(type(first)):
+            raise ConfigError(partitioned_models_message(model))
+        notes: list[str] = []
+
+        def note(text: str) -> None:
+            notes.append(text)
+            if on_note is not None:
+                on_note(text)
+
+        summaries: dict[bool, tuple[pd.DataFrame, int]] = {}
+
+        def fit(name: str) -> Forecaster:
+            forecaster = first if name == model else create(name)
+            assert isinstance(forecaster, BTYDForecaster)
+            litt = needs_litt(forecaster)
+            if litt not in summaries:
+                summaries[litt] = self._summary(when, litt)
+            rfm, customers = summaries[litt]
+            if not customers:
+                raise InsufficientDataError(
+                    f"{forecaster.name}: no transaction up to {when:%Y-%m-%d %H:%M}; "
+                    "nothing to learn from"
+                )
+            return fit_from_summary(forecaster, rfm, when, horizon)
+
+        forecaster = with_fallback(model, fit, note)
+        assert isinstance(forecaster, BTYDForecaster)
+        rfm, customers = next(iter(summaries.values()))
+        forecasts = forecaster.predict_rfm(rfm)
+        idle = np.zeros(customers - len(rfm))  # seen, no purchase: 0 for everything
+        rules = SegmentRules().fit(
+            pd.DataFrame(
+                {
+                    "predicted_value": np.r_[forecasts["predicted_value"].to_numpy(), idle],
+                    "p_active": np.r_[forecasts["p_active"].to_numpy(), idle],
+                }
+            )
+        )
+        start, _ = self._cleaned_span()
+        cleaning = None if self._report is None else self._report.to_dict()
+        summary = TrainingSummary(start, when, customers, cleaning=cleaning, notes=tuple(notes))
+        return ScoringModel(forecaster, rules, summary)
+
+    def predict(
+        self,
+        scoring: ScoringModel,
+        out: str | Path,
+        as_of: str | pd.Timestamp | None = None,
+        *,
+        horizons: Sequence[Horizon] | None = None,
+        discount_rate: float | None = None,
+    ) -> Predicted:
+        """Score every customer seen up to ``as_of`` (default: the last time) into ``out``
+        (``.csv``, ``.csv.gz`` or ``.parquet``), sorted by customer id: the file
+        :meth:`~ltvcast.pipeline.ScoringModel.predict` and
+        :func:`~ltvcast.data.io.write_table` write in memory.
+
+        Raises
+        ------
+        ConfigError
+            When the model's forecasts are not a function of each customer's own rows alone
+            (only BTYD models are scored in buckets).
+        """
+        if not isinstance(scoring.forecaster.chosen, BTYDForecaster):
+            raise ConfigError(partitioned_models_message(scoring.chosen_name, scoring=True))
+        when = parse_as_of(as_of, self.last_timestamp)
+        model_dir = scoring.save(self.root / "model")
+        folder = self.root / "predictions"
+        folder.mkdir(exist_ok=True)
+        tasks = [
+            _PredictTask(path, model_dir, when, horizons, discount_rate, folder / f"{i}.parquet")
+            for i, (path, _) in enumerate(self._cleaned)
+        ]
+        done = self._pool.map(_predict, tasks)
+        parts = [t.out for t in tasks]
+        customers = sum(rows for rows, _ in done)
+        total = float(sum(value for _, value in done))
+        path = write_table(self._sorted(parts), out)
+        return Predicted(path, customers, total, when)
+
+    def _summary(self, as_of: pd.Timestamp, litt: bool) -> tuple[pd.DataFrame, int]:
+        """The RFM summary of all buyers in customer-id order, and the customers seen."""
+        tasks = [_SummaryTask(path, as_of, litt) for path, _ in self._cleaned]
+        done = self._pool.map(_summarise, tasks)
+        rfm = pd.concat([d[0] for d in done]).sort_index(kind="stable")
+        return rfm, sum(d[1] for d in done)
+
+    def _sorted(self, parts: list[Path]) -> Iterator[pd.DataFrame]:
+        """The prediction parts in customer order, one batch at a time (DuckDB sorts out of
+        core); an empty frame with the columns when no customer was scored."""
+        files = ", ".join("'" + str(p).replace("'", "''") + "'" for p in parts)
+        sql = f"SELECT * FROM read_parquet([{files}]) ORDER BY {CUSTOMER_ID}"
+        reader = self._con.sql(sql).to_arrow_reader(_BATCH_ROWS)
+        empty = True
+        for batch in reader:
+            empty = False
+            yield batch.to_pandas()
+        if empty:
+            yield pd.read_parquet(parts[0]).iloc[:0]
+
+    def _cleaned_span(self) -> tuple[pd.Timestamp, pd.Timestamp]:
+        if self._span is None:
+            raise ConfigError("LocalJob: call split() and clean() first")
+        return self._span
+
+
+def partitioned_models_message(name: str, *, scoring: bool = False) -> str:
+    """Why model ``name`` does not run partitioned, and what to do."""
+    what = "scores" if scoring else "trains"
+    which = "BTYD models" if scoring else "btyd, pnbd, bgcnbd and mbgcnbd"
+    return (
+        f"the partitioned path {what} {which} (their forecasts and fits need each customer's "
+        f"RFM summary only); {name} needs the whole table in memory: use --partitions 0"
+    )
+
+
+@dataclass(frozen=True)
+class _CleanTask:
+    files: tuple[Path, ...]
+    source: str
+    columns: ColumnMap
+    options: CleaningOptions
+    out: Path
+
+
+@dataclass(frozen=True)
+class _Cleaned:
+    report: CleaningReport
+    rows: int
+    first: pd.Timestamp | None
+    last: pd.Timestamp | None
+
+
+@dataclass(frozen=True)
+class _SummaryTask:
+    path: Path
+    as_of: pd.Timestamp
+    litt: bool
+
+
+@dataclass(frozen=True)
+class _PredictTask:
+    path: Path
+    model_dir: Path
+    as_of: pd.Timestamp
+    horizons: Sequence[Horizon] | None
+    discount_rate: float | None
+    out: Path
+
+
+def _clean(task: _CleanTask) -> _Cleaned:
+    data, report = clean_bucket(read_bucket(task.files), task.source, task.columns, task.options)
+    tx = data.transactions
+    tx.to_parquet(task.out, index=False)
+    if not len(tx):
+        return _Cleaned(report, 0, None, None)
+    return _Cleaned(report, len(tx), tx[TIMESTAMP].min(), tx[TIMESTAMP].max())
+
+
+def _cleaned(path: Path) -> CustomerData:
+    return CustomerData(pd.read_parquet(path))
+
+
+def _summarise(task: _SummaryTask) -> tuple[pd.DataFrame, int]:
+    return summarise_bucket(_cleaned(task.path), task.as_of, with_litt=task.litt)
+
+
+def _predict(task: _PredictTask) -> tuple[int, float]:
+    scoring = load_scoring_model(task.model_dir)
+    data = _cleaned(task.path)
+    frame = scoring.predict(
+        data, task.as_of, horizons=task.horizons, discount_rate=task.discount_rate
+    )
+    frame.to_parquet(task.out, index=False)
+    return len(frame), float(frame["predicted_value"].sum())
+
+
+class _Pool:
+    """``workers`` processes forked at once (before the parent starts threads), or this
+    process for one worker; :meth:`map` keeps the order of its tasks."""
+
+    def __init__(self, workers: int) -> None:
+        self._executor: ProcessPoolExecutor | None = None
+        if workers > 1:
+            method = "fork" if sys.platform == "linux" else "spawn"
+            context = multiprocessing.get_context(method)
+            self._executor = ProcessPoolExecutor(workers, mp_context=context)
+            for started in [self._executor.submit(_ready) for _ in range(workers)]:
+                started.result()
+
+    def map(self, fn: Callable[[T], R], tasks: Sequence[T]) -> list[R]:
+        """``[fn(task) for task in tasks]``, in the workers.
+
+        Raises
+        ------
+        MemoryError
+            When a worker dies (killed by the system, most often for memory).
+        """
+        if self._executor is None:
+            return [fn(task) for task in tasks]
+        futures: list[Future[R]] = [self._executor.submit(fn, task) for task in tasks]
+        try:
+            return [future.result() for future in futures]
+        except BrokenProcessPool:
+            raise MemoryError(
+                "a worker process was killed (most often for memory): use more --partitions"
+            ) from None
+        finally:
+            for future in futures:
+                future.cancel()
+
+    def close(self) -> None:
+        if self._executor is not None:
+            self._executor.shutdown(wait=True, cancel_futures=True)
+
+
+def _ready() -> Any:
+    return None
