@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from ltvcast.cli._app import app, console
+from ltvcast.cli._engine import PartitionsOpt, WorkersOpt, partitioned, plan
 from ltvcast.cli._options import (
     Inputs,
     input_options,
@@ -24,6 +25,7 @@ if TYPE_CHECKING:
 
     from ltvcast.data.clean import CleaningReport
     from ltvcast.data.schemas import CustomerData
+    from ltvcast.engine import LocalJob
     from ltvcast.evaluation.backtest import BacktestResult
     from ltvcast.pipeline import ScoringModel
     from ltvcast.timeframe import Horizon
@@ -118,13 +120,20 @@ def train(
     horizon: HorizonOpt,
     as_of: AsOfOpt = None,
     model: ModelOpt = "auto",
+    partitions: PartitionsOpt = None,
+    workers: WorkersOpt = None,
 ) -> None:
     """Train a model on data up to --as-of and save it to --out."""
     from ltvcast.timeframe import parse_horizon
 
     span = parse_horizon(horizon)
-    data, cleaning = inputs.load()
-    scoring = _train(data, cleaning, model, span, as_of)
+    run = plan(inputs, partitions, workers, model=model)
+    if run.partitioned:
+        with partitioned(inputs, run, as_of, model=model, keep=False) as job:
+            scoring = _train_job(job, model, span)
+    else:
+        data, cleaning = inputs.load()
+        scoring = _train(data, cleaning, model, span, as_of)
     scoring.save(out)
     console.print(f"Model [bold]{scoring.name}[/] written to {out}")
 
@@ -138,12 +147,19 @@ def predict(
     as_of: AsOfOpt = None,
     horizons: HorizonsOpt = None,
     discount_rate: DiscountOpt = None,
+    partitions: PartitionsOpt = None,
+    workers: WorkersOpt = None,
 ) -> None:
     """Score every customer seen up to --as-of over the model's horizon."""
     from ltvcast.pipeline import load_scoring_model
 
     curves = _curve_request(horizons, discount_rate)
     scoring = load_scoring_model(model_dir)
+    run = plan(inputs, partitions, workers, scoring=scoring)
+    if run.partitioned:
+        with partitioned(inputs, run, as_of) as job:
+            _score_job(job, scoring, out, curves)
+        return
     data, _ = inputs.load()
     with step(f"Scoring with {scoring.name} ({scoring.horizon} horizon)"):
         _write_predictions(scoring, data, as_of, out, curves)
@@ -163,12 +179,22 @@ def forecast(
     ] = None,
     horizons: HorizonsOpt = None,
     discount_rate: DiscountOpt = None,
+    partitions: PartitionsOpt = None,
+    workers: WorkersOpt = None,
 ) -> None:
     """Train on data up to --as-of and score everyone at once (train + predict, one process)."""
     from ltvcast.timeframe import parse_horizon
 
     span = parse_horizon(horizon)
     curves = _curve_request(horizons, discount_rate, model)
+    run = plan(inputs, partitions, workers, model=model)
+    if run.partitioned:
+        with partitioned(inputs, run, as_of, model=model) as job:
+            scoring = _train_job(job, model, span)
+            if save_model is not None:
+                scoring.save(save_model)
+            _score_job(job, scoring, out, curves)
+        return
     data, cleaning = inputs.load()
     scoring = _train(data, cleaning, model, span, as_of)
     if save_model is not None:
@@ -312,18 +338,46 @@ def _write_predictions(
 ) -> None:
     """Predictions (with the curve columns asked for) to ``out``, a summary line, and the
     new-customer forecast when curves were asked for."""
-    from ltvcast.cli._print import print_new_customer
     from ltvcast.data.io import write_table
 
     spans, rate = curves
     cutoff = scoring.resolve_as_of(data, as_of)
     predictions = scoring.predict(data, cutoff, horizons=spans, discount_rate=rate)
     write_table(predictions, out)
+    total = float(predictions["predicted_value"].sum())
+    _print_predicted(scoring, len(predictions), total, cutoff, out, curves)
+
+
+def _score_job(
+    job: LocalJob,
+    scoring: ScoringModel,
+    out: Path,
+    curves: tuple[tuple[Horizon, ...] | None, float | None],
+) -> None:
+    """:func:`_write_predictions` on a partitioned job."""
+    spans, rate = curves
+    with step(f"Scoring with {scoring.name} ({scoring.horizon} horizon)"):
+        done = job.predict(scoring, out, horizons=spans, discount_rate=rate)
+    _print_predicted(scoring, done.customers, done.total_value, done.as_of, out, curves)
+
+
+def _print_predicted(
+    scoring: ScoringModel,
+    customers: int,
+    total: float,
+    cutoff: pd.Timestamp,
+    out: Path,
+    curves: tuple[tuple[Horizon, ...] | None, float | None],
+) -> None:
+    """The summary line of written predictions, and the new-customer forecast when curves
+    were asked for."""
+    from ltvcast.cli._print import print_new_customer
+
     console.print(
-        f"{len(predictions):,} customers as of {cutoff:%Y-%m-%d %H:%M}: predicted "
-        f"{predictions['predicted_value'].sum():,.2f} over {scoring.horizon.describe()} "
-        f"-> {out}"
+        f"{customers:,} customers as of {cutoff:%Y-%m-%d %H:%M}: predicted "
+        f"{total:,.2f} over {scoring.horizon.describe()} -> {out}"
     )
+    spans, rate = curves
     if spans is not None or rate is not None:
         print_new_customer(scoring.new_customer(spans, discount_rate=rate))
 
@@ -351,6 +405,15 @@ def _train(
     if scoring.reason:
         console.print(f"  {scoring.reason}", highlight=False)
     return scoring
+
+
+def _train_job(job: LocalJob, model: str, horizon: Horizon) -> ScoringModel:
+    """:func:`_train` on a partitioned job."""
+    from ltvcast.cli._print import note
+
+    what = f"{model} on data up to {job.as_of:%Y-%m-%d} for a {horizon.describe()} horizon"
+    with step(f"Training {what}"):
+        return job.train(model, horizon, on_note=note)
 
 
 def _run_backtest(

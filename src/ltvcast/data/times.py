@@ -210,7 +210,7 @@ def _plain_iso_chunk(values: pa.Array) -> np.ndarray:
     """:func:`_plain_iso_times` of one Arrow ``large_string`` array."""
     _, offset_buffer, data_buffer = values.buffers()
     offsets = np.frombuffer(offset_buffer, dtype=np.int64)[values.offset :][: len(values) + 1]
-    data = np.frombuffer(data_buffer, dtype=np.uint8) if data_buffer is not None else []
+    data = np.frombuffer(data_buffer if data_buffer is not None else b"", dtype=np.uint8)
     chars = np.concatenate([data, np.zeros(_ISO_WIDTH, dtype=np.uint8)])
     valid = values.is_valid().to_numpy(zero_copy_only=False)
     parts = [

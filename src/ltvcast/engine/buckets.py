@@ -37,17 +37,19 @@ def clean_bucket(
 
 
 def summarise_bucket(
-    data: CustomerData, as_of: pd.Timestamp, *, with_litt: bool
+    data: CustomerData, as_of: pd.Timestamp | None, *, with_litt: bool
 ) -> tuple[pd.DataFrame, int]:
     """The RFM summary (in weeks) of one bucket's customers up to ``as_of``, and how many
     customers it has up to then (buyers or not).
 
-    With ``with_litt`` the summary gets the :data:`LITT` column of
-    :func:`~ltvcast.models.btyd.log_intertransaction_times` (what CNBD-k models choose ``k``
-    by).
+    ``as_of=None`` summarises every row at the bucket's last time; the summary at any later
+    time follows by :func:`~ltvcast.features.rfm.rfm_later`. With ``with_litt`` the summary
+    gets the :data:`LITT` column of :func:`~ltvcast.models.btyd.log_intertransaction_times`
+    (what CNBD-k models choose ``k`` by).
     """
-    past = data.until(as_of)
-    rfm = rfm_summary(past.transactions, as_of, time_unit_days=WEEK_DAYS)
+    when = data.last_timestamp() if as_of is None else as_of
+    past = data.until(when)
+    rfm = rfm_summary(past.transactions, when, time_unit_days=WEEK_DAYS)
     if with_litt:
-        rfm[LITT] = log_intertransaction_times(past.transactions, as_of).reindex(rfm.index)
+        rfm[LITT] = log_intertransaction_times(past.transactions, when).reindex(rfm.index)
     return rfm, len(past.customers())

@@ -5,21 +5,22 @@
 1. :meth:`~LocalJob.split`: DuckDB hash-partitions the rows by customer into Parquet buckets
    (:mod:`ltvcast.engine.partition`), reading the file out of core;
 2. :meth:`~LocalJob.clean`: a pool of worker processes validates and cleans every bucket with
-   the in-memory rules (:func:`~ltvcast.engine.buckets.clean_bucket`) and keeps it; the
-   buckets' reports merge into the table's, and a table the in-memory path refuses is
-   refused with the same one line;
-3. :meth:`~LocalJob.train`: the workers summarise their buckets (RFM), the summaries are
-   gathered in customer order and the BTYD model is fitted once
-   (:func:`~ltvcast.engine.fit.fit_from_summary`), with the segment cuts on its forecasts;
+   the in-memory rules (:func:`~ltvcast.engine.buckets.clean_bucket`), summarises it (RFM,
+   :func:`~ltvcast.engine.buckets.summarise_bucket`) and keeps it for scoring; the buckets'
+   reports merge into the table's, and a table the in-memory path refuses is refused with
+   the same one line;
+3. :meth:`~LocalJob.train`: the summaries, gathered in customer order, fit the BTYD model
+   once (:mod:`ltvcast.engine.fit`; its purchase and spend models in two workers at once),
+   and its forecasts of them the segment cuts;
 4. :meth:`~LocalJob.predict`: the workers score their buckets with the saved model
    (:meth:`~ltvcast.pipeline.ScoringModel.predict`, loaded from its directory in each worker:
    no model is pickled) and write their part; DuckDB merges the parts in customer order into
    the output file, one batch at a time.
 
-A worker holds one bucket; the parent holds the RFM summary of all buyers while training
-(six numbers and an id each) and the two forecast columns the segment cuts are quantiles of,
-never the transactions. The workers are forked when the job starts, before DuckDB starts its
-threads.
+A worker holds one bucket; the parent holds the RFM summary of all buyers (six numbers and
+an id each) and, while it fits the segment cuts, two forecasts per customer; never the
+transactions or the predictions. The workers are forked when the job starts, before DuckDB
+starts its threads.
 """
 
 from __future__ import annotations
@@ -31,9 +32,10 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import duckdb
 import numpy as np
@@ -50,22 +52,35 @@ from ltvcast.data.validate import (
     check_whole_table,
     validate_transactions,
 )
-from ltvcast.engine.buckets import clean_bucket, summarise_bucket
-from ltvcast.engine.fit import fit_from_summary, fits_from_summary, needs_litt
+from ltvcast.engine.buckets import LITT, clean_bucket, summarise_bucket
+from ltvcast.engine.fit import (
+    fit_purchases,
+    fit_spend,
+    fits_from_summary,
+    fitted,
+    needs_litt,
+    purchase_rows,
+    summary_inputs,
+)
 from ltvcast.engine.partition import Buckets, Source, distinct_values, read_bucket, split_table
 from ltvcast.exceptions import ConfigError, InsufficientDataError, SchemaError
+from ltvcast.features.rfm import RFM_COLUMNS, rfm_later
 from ltvcast.models.base import Forecaster
-from ltvcast.models.btyd import BTYDForecaster
+from ltvcast.models.btyd import WEEK_DAYS, BTYDForecaster
 from ltvcast.models.registry import create
 from ltvcast.pipeline import ScoringModel, TrainingSummary, load_scoring_model, with_fallback
 from ltvcast.strategy.segments import SegmentRules
 from ltvcast.timeframe import Horizon, parse_as_of
 
+A = TypeVar("A")
+B = TypeVar("B")
 T = TypeVar("T")
 R = TypeVar("R")
 
 #: Texts of the time column whose day/month order a whole column decides (RE2 syntax).
 _NUMERIC_DATE = r"^\d{1,2}[/.\-]\d"
+#: Why a job stops when the system kills one of its workers.
+_KILLED = "a worker process was killed (most often for memory): use more --partitions"
 #: Rows per batch when the output is written.
 _BATCH_ROWS = 250_000
 
@@ -87,6 +102,9 @@ class LocalJob:
     ----------
     transactions
         A CSV, CSV.gz, TSV, whitespace-separated TXT or Parquet file.
+    as_of
+        The time the job trains and scores at (a bare date: through its end; default: the
+        last time of the cleaned transactions).
     columns, options
         How to read and clean it, as for :func:`~ltvcast.data.validate.load_customer_data`
         (``winsorize_quantile`` is refused: its cap is a quantile of the whole table).
@@ -94,6 +112,8 @@ class LocalJob:
         Customer buckets to split the rows into (at least 1).
     workers
         Worker processes (1 runs the buckets in this process).
+    keep
+        Keep the cleaned buckets for :meth:`predict` (a job that only trains needs none).
     work_dir
         Where the temporary directory of buckets goes (default: the system's).
     memory_limit
@@ -104,10 +124,12 @@ class LocalJob:
         self,
         transactions: str | Path,
         *,
+        as_of: str | pd.Timestamp | None = None,
         columns: ColumnMap = DEFAULT_COLUMNS,
         options: CleaningOptions = DEFAULT_OPTIONS,
         buckets: int,
         workers: int,
+        keep: bool = True,
         work_dir: str | Path | None = None,
         memory_limit: str = "2GB",
     ) -> None:
@@ -123,9 +145,13 @@ class LocalJob:
         self.options = options
         self.buckets = buckets
         self.workers = workers
+        self.keep = keep
+        self._as_of = as_of
         self._work_dir = None if work_dir is None else str(work_dir)
         self._memory_limit = memory_limit
-        self._cleaned: list[tuple[Path, int]] = []
+        self._split: Buckets | None = None
+        self._cleaned: list[Path] = []
+        self._summary: tuple[pd.DataFrame, int] | None = None
         self._report: CleaningReport | None = None
         self._span: tuple[pd.Timestamp, pd.Timestamp] | None = None
 
@@ -164,8 +190,10 @@ class LocalJob:
         ------
         SchemaError
             As the in-memory path does, for a file it cannot read or a missing customer
-            column; for numeric dates whose day/month order the whole column decides, unless
-            ``options.date_format`` names it (a :class:`ConfigError` then says which order).
+            column.
+        ConfigError
+            For numeric dates whose day/month order the whole column decides, unless
+            ``options.date_format`` names it.
         """
         source = Source.of(self._con, self.transactions)
         names = source.columns(self._con)
@@ -190,8 +218,11 @@ class LocalJob:
         self._split = split
         return split
 
-    def clean(self) -> CleaningReport:
-        """Validate and clean every bucket; the merged report of the whole table.
+    def clean(self, *, with_litt: bool = False) -> CleaningReport:
+        """Validate, clean and summarise every bucket; the merged report of the whole table.
+
+        ``with_litt`` adds the inter-purchase statistic to the summaries (to train CNBD-k
+        models).
 
         Raises
         ------
@@ -199,46 +230,67 @@ class LocalJob:
             When the in-memory path would refuse the table (a rule that drops every row,
             no row left).
         """
+        if self._split is None:
+            raise ConfigError("LocalJob: call split() first")
         folder = self.root / "clean"
-        folder.mkdir()
+        folder.mkdir(exist_ok=True)
+        # A bare date needs no default time; without an as-of, each bucket is summarised
+        # at its own last time, and the summary moved to the last time of all below.
+        as_of = None if self._as_of is None else parse_as_of(self._as_of, pd.Timestamp(0))
         tasks = [
-            _CleanTask(files, self.source, self.columns, self.options, folder / f"{i}.parquet")
+            _CleanTask(
+                files,
+                self.source,
+                self.columns,
+                self.options,
+                as_of,
+                with_litt,
+                folder / f"{i}.parquet" if self.keep else None,
+            )
             for i, files in enumerate(self._split.files)
         ]
         done = self._pool.map(_clean, tasks)
         report = CleaningReport.merge(d.report for d in done)
         check_whole_table(report, TRANSACTIONS, self.source)
-        self._cleaned = [(t.out, d.rows) for t, d in zip(tasks, done, strict=True) if d.rows]
-        firsts = [d.first for d in done if d.rows]
-        self._span = (min(firsts), max(d.last for d in done if d.rows))
+        spans = [(d.first, d.last) for d in done if d.first is not None and d.last is not None]
+        self._span = (min(first for first, _ in spans), max(last for _, last in spans))
+        self._cleaned = [t.out for t, d in zip(tasks, done, strict=True) if t.out and d.first]
+        rfm = pd.concat([d.rfm for d in done]).sort_index(kind="stable")
+        if as_of is None:
+            rfm = rfm_later(rfm, self.as_of, time_unit_days=WEEK_DAYS)
+        self._summary = (rfm, sum(d.customers for d in done))
         self._report = report
         return report
 
     @property
     def last_timestamp(self) -> pd.Timestamp:
-        """The latest time of the cleaned transactions (the default as-of)."""
+        """The latest time of the cleaned transactions."""
         return self._cleaned_span()[1]
 
+    @property
+    def as_of(self) -> pd.Timestamp:
+        """The job's as-of time, resolved (after :meth:`clean`)."""
+        return parse_as_of(self._as_of, self.last_timestamp)
+
     def train(
-        self,
-        model: str,
-        horizon: Horizon,
-        as_of: str | pd.Timestamp | None = None,
-        *,
-        on_note: Callable[[str], None] | None = None,
+        self, model: str, horizon: Horizon, *, on_note: Callable[[str], None] | None = None
     ) -> ScoringModel:
         """Fit ``model`` (see :func:`~ltvcast.engine.fit.fits_from_summary`) on the data up
-        to ``as_of`` (default: the last time), with the fallback and segment cuts of
-        :func:`~ltvcast.pipeline.train_model`; the same model as in memory.
+        to the job's as-of, with the fallback and segment cuts of
+        :func:`~ltvcast.pipeline.train_model`: the same model as in memory.
 
         Raises
         ------
         ConfigError
-            For a model the partitioned path does not train.
+            For a model the partitioned path does not train, or a CNBD-k model when the
+            buckets were cleaned without ``with_litt``.
         InsufficientDataError
-            When no transaction is dated up to ``as_of``, or the model cannot be fitted.
+            When no transaction is dated up to the as-of time, or the model cannot be fitted.
         """
-        when = parse_as_of(as_of, self.last_timestamp)
+        if self._summary is None:
+            raise ConfigError("LocalJob: call split() and clean() first")
+        rfm, customers = self._summary
+        when = self.as_of
         first = create(model)
         if not fits_from_summary(type(first)):
             raise ConfigError(partitioned_models_message(model))
@@ -249,25 +301,25 @@ class LocalJob:
             if on_note is not None:
                 on_note(text)
 
-        summaries: dict[bool, tuple[pd.DataFrame, int]] = {}
-
         def fit(name: str) -> Forecaster:
             forecaster = first if name == model else create(name)
             assert isinstance(forecaster, BTYDForecaster)
-            litt = needs_litt(forecaster)
-            if litt not in summaries:
-                summaries[litt] = self._summary(when, litt)
-            rfm, customers = summaries[litt]
+            if needs_litt(forecaster) and LITT not in rfm:
+                raise ConfigError(f"{name}: clean the buckets with with_litt=True to train it")
             if not customers:
                 raise InsufficientDataError(
                     f"{forecaster.name}: no transaction up to {when:%Y-%m-%d %H:%M}; "
                     "nothing to learn from"
                 )
-            return fit_from_summary(forecaster, rfm, when, horizon)
+            inputs = summary_inputs(forecaster, rfm)
+            purchases, spend = self._pool.pair(
+                partial(fit_purchases, forecaster, purchase_rows(forecaster, rfm)),
+                partial(fit_spend, forecaster, inputs),
+            )
+            return fitted(forecaster, purchases, spend, inputs, when, horizon)
 
         forecaster = with_fallback(model, fit, note)
         assert isinstance(forecaster, BTYDForecaster)
-        rfm, customers = next(iter(summaries.values()))
         forecasts = forecaster.predict_rfm(rfm)
         idle = np.zeros(customers - len(rfm))  # seen, no purchase: 0 for everything
         rules = SegmentRules().fit(
@@ -287,13 +339,12 @@ class LocalJob:
         self,
         scoring: ScoringModel,
         out: str | Path,
-        as_of: str | pd.Timestamp | None = None,
         *,
         horizons: Sequence[Horizon] | None = None,
         discount_rate: float | None = None,
     ) -> Predicted:
-        """Score every customer seen up to ``as_of`` (default: the last time) into ``out``
-        (``.csv``, ``.csv.gz`` or ``.parquet``), sorted by customer id: the file
+        """Score every customer seen up to the job's as-of into ``out`` (``.csv``,
+        ``.csv.gz`` or ``.parquet``), sorted by customer id: the file
         :meth:`~ltvcast.pipeline.ScoringModel.predict` and
         :func:`~ltvcast.data.io.write_table` write in memory.
 
@@ -301,31 +352,25 @@ class LocalJob:
         ------
         ConfigError
             When the model's forecasts are not a function of each customer's own rows alone
-            (only BTYD models are scored in buckets).
+            (only BTYD models are scored in buckets), or the job keeps no buckets.
         """
         if not isinstance(scoring.forecaster.chosen, BTYDForecaster):
             raise ConfigError(partitioned_models_message(scoring.chosen_name, scoring=True))
-        when = parse_as_of(as_of, self.last_timestamp)
+        if not self.keep:
+            raise ConfigError("LocalJob: a job made with keep=False scores nothing")
+        when = self.as_of
         model_dir = scoring.save(self.root / "model")
         folder = self.root / "predictions"
         folder.mkdir(exist_ok=True)
         tasks = [
             _PredictTask(path, model_dir, when, horizons, discount_rate, folder / f"{i}.parquet")
-            for i, (path, _) in enumerate(self._cleaned)
+            for i, path in enumerate(self._cleaned)
         ]
         done = self._pool.map(_predict, tasks)
-        parts = [t.out for t in tasks]
         customers = sum(rows for rows, _ in done)
         total = float(sum(value for _, value in done))
-        path = write_table(self._sorted(parts), out)
+        path = write_table(self._sorted([t.out for t in tasks]), out)
         return Predicted(path, customers, total, when)
-
-    def _summary(self, as_of: pd.Timestamp, litt: bool) -> tuple[pd.DataFrame, int]:
-        """The RFM summary of all buyers in customer-id order, and the customers seen."""
-        tasks = [_SummaryTask(path, as_of, litt) for path, _ in self._cleaned]
-        done = self._pool.map(_summarise, tasks)
-        rfm = pd.concat([d[0] for d in done]).sort_index(kind="stable")
-        return rfm, sum(d[1] for d in done)
 
     def _sorted(self, parts: list[Path]) -> Iterator[pd.DataFrame]:
         """The prediction parts in customer order, one batch at a time (DuckDB sorts out of
@@ -362,22 +407,18 @@ class _CleanTask:
     source: str
     columns: ColumnMap
     options: CleaningOptions
-    out: Path
+    as_of: pd.Timestamp | None
+    with_litt: bool
+    out: Path | None
 
 
 @dataclass(frozen=True)
 class _Cleaned:
     report: CleaningReport
-    rows: int
     first: pd.Timestamp | None
     last: pd.Timestamp | None
-
-
-@dataclass(frozen=True)
-class _SummaryTask:
-    path: Path
-    as_of: pd.Timestamp
-    litt: bool
+    rfm: pd.DataFrame
+    customers: int
 
 
 @dataclass(frozen=True)
@@ -393,23 +434,18 @@ class _PredictTask:
 def _clean(task: _CleanTask) -> _Cleaned:
     data, report = clean_bucket(read_bucket(task.files), task.source, task.columns, task.options)
     tx = data.transactions
-    tx.to_parquet(task.out, index=False)
     if not len(tx):
-        return _Cleaned(report, 0, None, None)
-    return _Cleaned(report, len(tx), tx[TIMESTAMP].min(), tx[TIMESTAMP].max())
-
-
-def _cleaned(path: Path) -> CustomerData:
-    return CustomerData(pd.read_parquet(path))
-
-
-def _summarise(task: _SummaryTask) -> tuple[pd.DataFrame, int]:
-    return summarise_bucket(_cleaned(task.path), task.as_of, with_litt=task.litt)
+        empty = pd.DataFrame(columns=list(RFM_COLUMNS), index=pd.Index([], name=CUSTOMER_ID))
+        return _Cleaned(report, None, None, empty, 0)
+    if task.out is not None:
+        tx.to_parquet(task.out, index=False)
+    rfm, customers = summarise_bucket(data, task.as_of, with_litt=task.with_litt)
+    return _Cleaned(report, tx[TIMESTAMP].min(), tx[TIMESTAMP].max(), rfm, customers)
 
 
 def _predict(task: _PredictTask) -> tuple[int, float]:
     scoring = load_scoring_model(task.model_dir)
-    data = _cleaned(task.path)
+    data = CustomerData(pd.read_parquet(task.path))
     frame = scoring.predict(
         data, task.as_of, horizons=task.horizons, discount_rate=task.discount_rate
     )
@@ -444,17 +480,27 @@ class _Pool:
         try:
             return [future.result() for future in futures]
         except BrokenProcessPool:
-            raise MemoryError(
-                "a worker process was killed (most often for memory): use more --partitions"
-            ) from None
+            raise MemoryError(_KILLED) from None
         finally:
             for future in futures:
                 future.cancel()
+
+    def pair(self, first: Callable[[], A], second: Callable[[], B]) -> tuple[A, B]:
+        """``(first(), second())``, in two workers at once (the first one's error first)."""
+        if self._executor is None:
+            return first(), second()
+        one, two = self._executor.submit(first), self._executor.submit(second)
+        try:
+            return one.result(), two.result()
+        except BrokenProcessPool:
+            raise MemoryError(_KILLED) from None
+        finally:
+            two.cancel()
 
     def close(self) -> None:
         if self._executor is not None:
             self._executor.shutdown(wait=True, cancel_futures=True)
 
 
-def _ready() -> Any:
+def _ready() -> None:
     return None

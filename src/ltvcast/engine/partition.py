@@ -134,11 +134,14 @@ def split_table(
     kind = source.columns(con)[customer]
     column = '"' + customer.replace('"', '""') + '"'
     key = column
-    if kind.startswith("VARCHAR"):  # as_ids: stripped, "42.0" -> "42"
-        key = f"regexp_replace(trim({column}, '{_BLANKS}'), '^(-?[0-9]+)\\.0+$', '\\1')"
+    if kind.startswith("VARCHAR"):  # as_ids: stripped, "42.0" -> "42" (only ids that need it)
+        normal = f"regexp_replace(trim({column}, '{_BLANKS}'), '^(-?[0-9]+)\\.0+$', '\\1')"
+        odd = f"contains({column}, '.') OR {column}[1] <= ' ' OR {column}[-1] <= ' '"
+        key = f"CASE WHEN {odd} THEN {normal} ELSE {column} END"
     target = "'" + str(into).replace("'", "''") + "'"
     sql = (
-        f"COPY (SELECT *, hash({key}) % {int(buckets)} AS {_BUCKET} FROM ({source.sql})) "
+        f"COPY (SELECT *, coalesce(hash({key}), 0) % {int(buckets)} AS {_BUCKET} "
+        f"FROM ({source.sql})) "
         f"TO {target} (FORMAT parquet, PARTITION_BY ({_BUCKET}), OVERWRITE_OR_IGNORE)"
     )
     written = source._run(con, sql).fetchone()
@@ -208,7 +211,10 @@ def _whitespace_sql(con: duckdb.DuckDBPyConnection, path: Path, literal: str, en
             else None
         )
     except duckdb.Error as err:
-        raise SchemaError(f"{path}: cannot read the file as whitespace-separated text ({err})")
+        first = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise SchemaError(
+            f"{path}: cannot read the file as whitespace-separated text ({first})"
+        ) from None
     if header is None:
         raise SchemaError(f"{path}: file has no data rows")
     if wide is not None and wide[0] is not None:
