@@ -196,7 +196,7 @@ class CleaningReport:
         The entries of one table and step add their rows and combine the figures of their
         details (:mod:`ltvcast.data.details`); details whose texts differ between parts are
         joined. Entries keep the order the parts met them in: one that some part lacks
-        comes before the next entry that part has.
+        comes before the next entry that part has (its table's ``result`` at the latest).
         """
         merged: dict[tuple[str, str], CleaningStep] = {}
         order: list[tuple[str, str]] = []
@@ -207,7 +207,7 @@ class CleaningReport:
                     merged[key] = _merge_steps(merged[key], step)
                     continue
                 merged[key] = step
-                later = [k for k in keys[at + 1 :] if k in order]
+                later = [k for k in (*keys[at + 1 :], (step.table, "result")) if k in order]
                 order.insert(order.index(later[0]) if later else len(order), key)
         read = {table: merged[(table, "read")].rows for table, step in order if step == "read"}
         return cls([_with_rows_read(merged[key], read.get(key[0])) for key in order])
