@@ -119,8 +119,9 @@ class TableChecker:
         mask: np.ndarray,
         label: str | None = None,
     ) -> None:
-        """Mark the rows of ``mask`` for dropping under ``step`` (when there are any)."""
-        if mask.any():
+        """Mark the rows of ``mask`` for dropping under ``step`` (when there are any; in a
+        ``part``, always: its report then names every rule, in order, for the merge)."""
+        if mask.any() or self.part:
             self.problems.append((label or self.label(field_name), step, rule, failure, mask))
 
     def describe(self, label: str, rule: str, failure: str, mask: np.ndarray) -> str:

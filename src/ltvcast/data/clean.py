@@ -196,7 +196,9 @@ class CleaningReport:
         The entries of one table and step add their rows and combine the figures of their
         details (:mod:`ltvcast.data.details`); details whose texts differ between parts are
         joined. Entries keep the order the parts met them in: one that some part lacks
-        comes before the next entry that part has (its table's ``result`` at the latest).
+        comes before the next entry that part has (its table's ``result`` at the latest);
+        parts report every validation rule, even one that met no row, so that rules keep
+        their order, and entries that met no row in any part are left out.
         """
         merged: dict[tuple[str, str], CleaningStep] = {}
         order: list[tuple[str, str]] = []
@@ -210,7 +212,8 @@ class CleaningReport:
                 later = [k for k in (*keys[at + 1 :], (step.table, "result")) if k in order]
                 order.insert(order.index(later[0]) if later else len(order), key)
         read = {table: merged[(table, "read")].rows for table, step in order if step == "read"}
-        return cls([_with_rows_read(merged[key], read.get(key[0])) for key in order])
+        steps = [_with_rows_read(merged[key], read.get(key[0])) for key in order]
+        return cls([s for s in steps if s.rows or s.step in ("read", "result")])
 
     def count(self, table: str, step: str) -> int:
         """Rows of ``table`` counted under ``step`` (0 when the step never fired)."""

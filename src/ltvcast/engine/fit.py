@@ -3,8 +3,8 @@
 Every BTYD fit needs only the summary: the purchase model the ``(frequency, recency, T)``
 rows, which may come merged into distinct rows with weights (:class:`PurchaseRows`),
 Gamma-Gamma each buyer's spend, CNBD-k the inter-purchase statistic. The two fits are
-independent, so a job may run them at once (:func:`fit_purchases`, :func:`fit_spend`);
-:func:`fit_from_summary` runs both here. Together they do what
+independent, so a job may run them at once (:func:`fit_purchases`, :func:`fit_spend`;
+:func:`fitted` puts them together). They do what
 :meth:`BTYDForecaster._fit <ltvcast.models.btyd.BTYDForecaster>` does from the same summary;
 given the summary in customer-id order (as :func:`~ltvcast.features.rfm.rfm_summary` gives
 it: Gamma-Gamma's optimum moves with the order in which its rows are summed), the
@@ -133,26 +133,3 @@ def fitted(
     forecaster.horizon_ = horizon
     forecaster.as_of_ = as_of
     return forecaster
-
-
-def fit_from_summary(
-    forecaster: BTYDForecaster, rfm: pd.DataFrame, as_of: pd.Timestamp, horizon: Horizon
-) -> BTYDForecaster:
-    """Fit ``forecaster`` (unfitted, see :func:`fits_from_summary`) on ``rfm``.
-
-    Parameters
-    ----------
-    rfm
-        :func:`~ltvcast.features.rfm.rfm_summary` in weeks at ``as_of`` of every customer with
-        a purchase, in customer-id order, with :data:`~ltvcast.engine.buckets.LITT` for CNBD-k.
-
-    Raises
-    ------
-    ConfigError
-        For hyperparameters the forecaster's own fit refuses.
-    InsufficientDataError
-        When the models cannot be fitted on the data (as in memory).
-    """
-    inputs = summary_inputs(forecaster, rfm)
-    purchases = fit_purchases(forecaster, purchase_rows(forecaster, rfm))
-    return fitted(forecaster, purchases, fit_spend(forecaster, inputs), inputs, as_of, horizon)
