@@ -9,7 +9,7 @@ import pytest
 
 from ltvcast.data.clean import CleaningOptions
 from ltvcast.data.io import ColumnMap
-from ltvcast.data.validate import load_customer_data
+from ltvcast.data.validate import DEFAULT_COLUMNS, load_customer_data
 from ltvcast.engine import LocalJob
 from ltvcast.engine.fit import needs_litt
 from ltvcast.exceptions import ConfigError, LTVError, SchemaError
@@ -21,6 +21,8 @@ from ltvcast.timeframe import parse_horizon, parse_horizons
 from .conftest import CDNOW_COLUMNS
 
 NOW = CleaningOptions(now=pd.Timestamp("2026-01-01"))
+#: A path's model, cleaning report lines and predictions.
+Run = tuple[ScoringModel, list[str], pd.DataFrame]
 
 
 def _both(
@@ -30,7 +32,7 @@ def _both(
     tmp_path: Path,
     *,
     as_of: str | None = None,
-    columns: ColumnMap = ColumnMap(),
+    columns: ColumnMap = DEFAULT_COLUMNS,
     buckets: int = 4,
     workers: int = 2,
     curves: str | None = None,
@@ -57,7 +59,7 @@ def _both(
     return (scoring, report.lines(), pd.read_parquet(out)), (memory, cleaning.lines(), predictions)
 
 
-def _assert_same(partitioned: tuple, memory: tuple) -> None:  # type: ignore[type-arg]
+def _assert_same(partitioned: Run, memory: Run) -> None:
     (model, lines, predictions), (model_m, lines_m, predictions_m) = partitioned, memory
     assert lines == lines_m
     assert model.manifest == model_m.manifest  # training window, customers, cleaning, cuts
@@ -77,7 +79,7 @@ def test_cdnow_as_in_memory(
     _assert_same(
         *_both(
             cdnow_master, model, "39w", tmp_path, as_of=as_of, columns=CDNOW_COLUMNS, curves=curves
-        )  # fmt: skip
+        )
     )
 
 
@@ -91,7 +93,7 @@ def test_simulated_store_as_in_memory(
 
 
 def _error(path: Path, **job: object) -> str:
-    with pytest.raises(LTVError) as caught:  # noqa: PT012
+    with pytest.raises(LTVError) as caught:
         with LocalJob(path, buckets=3, workers=2, **job) as run:  # type: ignore[arg-type]
             run.split()
             run.clean()
