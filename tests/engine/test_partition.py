@@ -10,7 +10,8 @@ import pandas as pd
 import pytest
 
 from ltvcast.data.io import read_table
-from ltvcast.engine.partition import Source, count_rows, read_bucket, split_table
+from ltvcast.engine.partition import Source, read_bucket, split_table
+from ltvcast.engine.plan import count_rows
 from ltvcast.exceptions import SchemaError
 
 

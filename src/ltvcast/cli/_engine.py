@@ -18,7 +18,8 @@ from ltvcast.cli._app import console
 from ltvcast.cli._options import Inputs, print_cleaning, step
 
 if TYPE_CHECKING:
-    from ltvcast.engine import LocalJob, Plan
+    from ltvcast.engine.local import LocalJob
+    from ltvcast.engine.plan import Plan
     from ltvcast.pipeline import ScoringModel
 
 PartitionsOpt = Annotated[
@@ -49,7 +50,7 @@ def plan(
     scoring: ScoringModel | None = None,
 ) -> Plan:
     """The run of a command that trains ``model`` or scores with ``scoring``, printed."""
-    from ltvcast.engine import plan_job
+    from ltvcast.engine.plan import plan_job
 
     chosen = plan_job(
         inputs.transactions,
@@ -67,8 +68,8 @@ def partitioned(
 ) -> Iterator[LocalJob]:
     """A job whose transactions are split and cleaned (the cleaning report printed), summarised
     for training ``model`` when given, and kept for scoring unless not ``keep``."""
-    from ltvcast.engine import LocalJob
     from ltvcast.engine.fit import needs_litt
+    from ltvcast.engine.local import LocalJob
     from ltvcast.models.btyd import BTYDForecaster
     from ltvcast.models.registry import create
 
@@ -93,7 +94,7 @@ def partitioned(
 
 def _refusal(inputs: Inputs, model: str | None, scoring: ScoringModel | None) -> str | None:
     """Why the command cannot run partitioned, or ``None``."""
-    from ltvcast.engine import partitioned_models_message
+    from ltvcast.engine.plan import partitioned_models_message
 
     if inputs.events is not None or inputs.profiles is not None:
         return "--events and --profiles are read in memory only (use --partitions 0)"

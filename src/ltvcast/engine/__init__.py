@@ -23,8 +23,31 @@ every BTYD model.
 
 from __future__ import annotations
 
-from ltvcast.engine.local import LocalJob, Predicted, partitioned_models_message
-from ltvcast.engine.plan import BUCKET_ROWS, PARTITION_FROM_ROWS, Plan, plan_job
+from typing import TYPE_CHECKING, Any
+
+from ltvcast._lazy import load
+
+if TYPE_CHECKING:
+    from ltvcast.engine.local import LocalJob, Predicted
+    from ltvcast.engine.plan import (
+        BUCKET_ROWS,
+        PARTITION_FROM_ROWS,
+        Plan,
+        partitioned_models_message,
+        plan_job,
+    )
+
+#: Public name -> defining module, imported on first access (choosing a plan loads neither
+#: DuckDB nor the models).
+_PUBLIC = {
+    "BUCKET_ROWS": "ltvcast.engine.plan",
+    "LocalJob": "ltvcast.engine.local",
+    "PARTITION_FROM_ROWS": "ltvcast.engine.plan",
+    "Plan": "ltvcast.engine.plan",
+    "Predicted": "ltvcast.engine.local",
+    "partitioned_models_message": "ltvcast.engine.plan",
+    "plan_job": "ltvcast.engine.plan",
+}
 
 __all__ = [
     "BUCKET_ROWS",
@@ -35,3 +58,7 @@ __all__ = [
     "partitioned_models_message",
     "plan_job",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    return load(globals(), _PUBLIC, name)

@@ -63,6 +63,7 @@ from ltvcast.engine.fit import (
     summary_inputs,
 )
 from ltvcast.engine.partition import Buckets, Source, distinct_values, read_bucket, split_table
+from ltvcast.engine.plan import partitioned_models_message
 from ltvcast.exceptions import ConfigError, InsufficientDataError, SchemaError
 from ltvcast.features.rfm import RFM_COLUMNS, rfm_later
 from ltvcast.models.base import Forecaster
@@ -389,16 +390,6 @@ class LocalJob:
         if self._span is None:
             raise ConfigError("LocalJob: call split() and clean() first")
         return self._span
-
-
-def partitioned_models_message(name: str, *, scoring: bool = False) -> str:
-    """Why model ``name`` does not run partitioned, and what to do."""
-    what = "scores" if scoring else "trains"
-    which = "BTYD models" if scoring else "btyd, pnbd, bgcnbd and mbgcnbd"
-    return (
-        f"the partitioned path {what} {which} (their forecasts and fits need each customer's "
-        f"RFM summary only); {name} needs the whole table in memory: use --partitions 0"
-    )
 
 
 @dataclass(frozen=True)

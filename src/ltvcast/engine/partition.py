@@ -17,7 +17,6 @@ from pathlib import Path
 
 import duckdb
 import pandas as pd
-import pyarrow.parquet as pq
 
 from ltvcast.data.io import SUPPORTED_SUFFIXES, TextLayout, check_table_file, sniff_text
 from ltvcast.exceptions import ConfigError, SchemaError
@@ -96,32 +95,6 @@ class Buckets:
     source: Path
     files: tuple[tuple[Path, ...], ...]
     rows: int
-
-
-def count_rows(path: Path) -> int:
-    """The data rows of an input table: exact for Parquet (its metadata), estimated from the
-    size and the first lines for text (used to plan, never to count).
-
-    Raises
-    ------
-    SchemaError
-        For a file :func:`~ltvcast.data.io.read_table` refuses at once (missing, empty ...).
-    """
-    if SUPPORTED_SUFFIXES[check_table_file(path)] is None:
-        try:
-            return int(pq.ParquetFile(path).metadata.num_rows)
-        except (OSError, ValueError) as err:
-            raise SchemaError(f"{path}: cannot read the file as Parquet ({err})") from None
-    opener = open
-    if path.name.lower().endswith(".gz"):
-        import gzip
-
-        opener = gzip.open  # type: ignore[assignment]
-    with opener(path, "rb") as handle:
-        head = handle.read(1 << 16)
-    lines = max(head.count(b"\n"), 1)
-    size = path.stat().st_size * (4 if path.name.lower().endswith(".gz") else 1)
-    return max(int(size / (len(head) / lines)) - 1, 1)
 
 
 def split_table(

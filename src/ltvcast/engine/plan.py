@@ -8,12 +8,13 @@ choice and its reason are the plan's; ``partitions`` forces it (0: in memory).
 
 from __future__ import annotations
 
+import gzip
 import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from ltvcast.engine.partition import count_rows
-from ltvcast.exceptions import ConfigError
+from ltvcast.data.io import SUPPORTED_SUFFIXES, check_table_file
+from ltvcast.exceptions import ConfigError, SchemaError
 
 #: Transaction rows (estimated for text files) from which jobs run partitioned by default.
 #: Measured on 2 cores (bench/bench_scale.py): the split and the worker start cost more than
@@ -82,3 +83,37 @@ def plan_job(
         return Plan(0, workers, f"~{rows:,} rows, under {PARTITION_FROM_ROWS:,}")
     buckets = workers * math.ceil(rows / (workers * BUCKET_ROWS))
     return Plan(buckets, workers, f"~{rows:,} rows")
+
+
+def partitioned_models_message(name: str, *, scoring: bool = False) -> str:
+    """Why model ``name`` does not run partitioned, and what to do."""
+    what = "scores" if scoring else "trains"
+    which = "BTYD models" if scoring else "btyd, pnbd, bgcnbd and mbgcnbd"
+    return (
+        f"the partitioned path {what} {which} (their forecasts and fits need each customer's "
+        f"RFM summary only); {name} needs the whole table in memory: use --partitions 0"
+    )
+
+
+def count_rows(path: Path) -> int:
+    """The data rows of an input table: exact for Parquet (its metadata), estimated from the
+    size and the first lines for text (used to plan, never to count).
+
+    Raises
+    ------
+    SchemaError
+        For a file :func:`~ltvcast.data.io.read_table` refuses at once (missing, empty ...).
+    """
+    if SUPPORTED_SUFFIXES[check_table_file(path)] is None:
+        import pyarrow.parquet as pq
+
+        try:
+            return int(pq.ParquetFile(path).metadata.num_rows)
+        except (OSError, ValueError) as err:
+            raise SchemaError(f"{path}: cannot read the file as Parquet ({err})") from None
+    opener = gzip.open if path.name.lower().endswith(".gz") else open
+    with opener(path, "rb") as handle:
+        head = handle.read(1 << 16)
+    lines = max(head.count(b"\n"), 1)
+    size = path.stat().st_size * (4 if path.name.lower().endswith(".gz") else 1)
+    return max(int(size / (len(head) / lines)) - 1, 1)
