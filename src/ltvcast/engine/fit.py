@@ -110,11 +110,17 @@ def fit_purchases(
     return cls(penalty).fit(*data, rows.weights), None
 
 
-def fit_spend(forecaster: BTYDForecaster, inputs: pd.DataFrame) -> GammaGammaModel:
-    """Gamma-Gamma on the buyers' spend (``inputs`` of :func:`summary_inputs`, in order)."""
-    frequency = inputs["frequency"].to_numpy()
+def spend_rows(forecaster: BTYDForecaster, inputs: pd.DataFrame) -> tuple[FloatArray, FloatArray]:
+    """Gamma-Gamma's rows, in order: purchase days and mean spend per buyer (``inputs`` of
+    :func:`summary_inputs`)."""
+    frequency = inputs["frequency"].to_numpy(np.float64)
     days = frequency + 1.0 if forecaster.spend_days == "all" else frequency
-    return GammaGammaModel(forecaster.penalizer_coef).fit(days, inputs["monetary_value"])
+    return days, inputs["monetary_value"].to_numpy(np.float64)
+
+
+def fit_spend(forecaster: BTYDForecaster, rows: tuple[FloatArray, FloatArray]) -> GammaGammaModel:
+    """Gamma-Gamma fitted on :func:`spend_rows`."""
+    return GammaGammaModel(forecaster.penalizer_coef).fit(*rows)
 
 
 def fitted(

@@ -60,6 +60,7 @@ from ltvcast.engine.fit import (
     fitted,
     needs_litt,
     purchase_rows,
+    spend_rows,
     summary_inputs,
 )
 from ltvcast.engine.partition import Buckets, Source, distinct_values, read_bucket, split_table
@@ -315,7 +316,7 @@ class LocalJob:
             inputs = summary_inputs(forecaster, rfm)
             purchases, spend = self._pool.pair(
                 partial(fit_purchases, forecaster, purchase_rows(forecaster, rfm)),
-                partial(fit_spend, forecaster, inputs),
+                partial(fit_spend, forecaster, spend_rows(forecaster, inputs)),
             )
             return fitted(forecaster, purchases, spend, inputs, when, horizon)
 
