@@ -478,16 +478,20 @@ class _Pool:
                 future.cancel()
 
     def pair(self, first: Callable[[], A], second: Callable[[], B]) -> tuple[A, B]:
-        """``(first(), second())``, in two workers at once (the first one's error first)."""
+        """``(first(), second())`` at once: ``second`` in a worker, ``first`` here (this
+        process is otherwise idle, and its memory is warm); ``first``'s error first."""
         if self._executor is None:
             return first(), second()
-        one, two = self._executor.submit(first), self._executor.submit(second)
+        other = self._executor.submit(second)
         try:
-            return one.result(), two.result()
+            mine = first()
+        except BaseException:
+            other.cancel()
+            raise
+        try:
+            return mine, other.result()
         except BrokenProcessPool:
             raise MemoryError(_KILLED) from None
-        finally:
-            two.cancel()
 
     def close(self) -> None:
         if self._executor is not None:
