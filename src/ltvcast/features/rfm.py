@@ -14,7 +14,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from ltvcast.data.purchases import purchase_days
+from ltvcast.data.purchases import factorize_ids, purchase_days
 from ltvcast.data.schemas import CUSTOMER_ID, TIMESTAMP, CustomerData
 from ltvcast.exceptions import ConfigError
 
@@ -59,7 +59,7 @@ def rfm_summary(
     days = purchase_days(transactions.loc[transactions[TIMESTAMP] <= as_of])
     # Group-bys as bincounts / ufunc.at over integer customer codes: one factorisation of
     # the (string) ids instead of one per aggregate.
-    codes, ids = pd.factorize(days[CUSTOMER_ID], sort=True)
+    codes, ids = factorize_ids(days[CUSTOMER_ID])
     n = len(ids)
     day = days["day"].to_numpy(dtype="datetime64[D]").astype(np.int64)
     amount = days["amount"].to_numpy(dtype=np.float64)
