@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from ltvcast.data.io import read_table
-from ltvcast.engine.partition import Source, read_bucket, split_table
+from ltvcast.engine.partition import Source, read_bucket, read_source, split_table
 from ltvcast.engine.plan import count_rows
 from ltvcast.exceptions import SchemaError
 
@@ -98,3 +98,18 @@ def test_text_rows_are_estimated(tmp_path: Path) -> None:
     path = tmp_path / "tx.csv"
     path.write_text("customer_id,timestamp,amount\n" + "a,2024-01-01,1.5\n" * 5000)
     assert 4000 < count_rows(path) < 6000
+
+
+def test_text_that_is_not_utf8_is_read_as_latin1(
+    con: duckdb.DuckDBPyConnection, tmp_path: Path
+) -> None:
+    """As pandas reads a legacy export (the first read, as UTF-8, fails on the bytes)."""
+    path = tmp_path / "tx.csv"
+    path.write_bytes(b"customer_id,timestamp,amount\nab\xe9,2024-01-01,1\nb,2024-01-02,2\n")
+
+    def split(source: Source) -> list[pd.DataFrame]:
+        into = tmp_path / ("utf8" if source.utf8 else "latin1")
+        return [read_bucket(f) for f in split_table(con, source, "customer_id", 2, into).files]
+
+    rows = pd.concat(read_source(con, path, split)).sort_index()
+    assert rows["customer_id"].tolist() == read_table(path)["customer_id"].tolist() == ["abé", "b"]

@@ -63,7 +63,14 @@ from ltvcast.engine.fit import (
     spend_rows,
     summary_inputs,
 )
-from ltvcast.engine.partition import Buckets, Source, distinct_values, read_bucket, split_table
+from ltvcast.engine.partition import (
+    Buckets,
+    Source,
+    distinct_values,
+    read_bucket,
+    read_source,
+    split_table,
+)
 from ltvcast.engine.plan import partitioned_models_message
 from ltvcast.exceptions import ConfigError, InsufficientDataError, SchemaError
 from ltvcast.features.rfm import RFM_COLUMNS, rfm_later
@@ -197,13 +204,7 @@ class LocalJob:
             For numeric dates whose day/month order the whole column decides, unless
             ``options.date_format`` names it.
         """
-        source = Source.of(self._con, self.transactions)
-        names = source.columns(self._con)
-        customer = self.columns.source("customer")
-        if customer not in names:  # the validator's own message, from the first rows
-            validate_transactions(source.head(self._con, 5), self.source, self.columns)
-            raise SchemaError(f"{self.source}: required column '{customer}' not found")
-        split = split_table(self._con, source, customer, self.buckets, self.root / "raw")
+        names, split = read_source(self._con, self.transactions, self._split_source)
         if not split.rows:
             raise SchemaError(f"{self.source}: file has no data rows")
         time = self.columns.source("time")
@@ -219,6 +220,16 @@ class LocalJob:
                 )
         self._split = split
         return split
+
+    def _split_source(self, source: Source) -> tuple[dict[str, str], Buckets]:
+        """The source's columns, and its rows split (each read into a folder of its own)."""
+        names = source.columns(self._con)
+        customer = self.columns.source("customer")
+        if customer not in names:  # the validator's own message, from the first rows
+            validate_transactions(source.head(self._con, 5), self.source, self.columns)
+            raise SchemaError(f"{self.source}: required column '{customer}' not found")
+        into = self.root / ("raw" if source.utf8 else "raw-as-read")
+        return names, split_table(self._con, source, customer, self.buckets, into)
 
     def clean(self, *, with_litt: bool = False) -> CleaningReport:
         """Validate, clean and summarise every bucket; the merged report of the whole table.

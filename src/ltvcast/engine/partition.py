@@ -11,9 +11,10 @@ a streaming pass and spills to disk, so memory holds no more than its ``memory_l
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import duckdb
 import pandas as pd
@@ -21,6 +22,7 @@ import pandas as pd
 from ltvcast.data.io import SUPPORTED_SUFFIXES, TextLayout, check_table_file, sniff_text
 from ltvcast.exceptions import ConfigError, SchemaError
 
+T = TypeVar("T")
 #: Column of every bucket holding the row's 1-based number among the file's data rows.
 ROW = "__ltvcast_row"
 _BUCKET = "__ltvcast_bucket"
@@ -36,6 +38,10 @@ _ENCODINGS = {None: "utf-8", "utf-8-sig": "utf-8", "utf-16": "utf-16"}
 _BLANKS = " \t\n\r\x0b\x0c"
 
 
+class NotUTF8(SchemaError):
+    """A text file read as UTF-8 holds other bytes: pandas reads such a file as Latin-1."""
+
+
 @dataclass(frozen=True)
 class Source:
     """An input table as DuckDB reads it: a SQL relation over the file, and how it reads."""
@@ -43,11 +49,18 @@ class Source:
     path: Path
     sql: str
     how: str
+    #: Text read as UTF-8, which may turn out not to be (:class:`NotUTF8`).
+    utf8: bool = False
 
     @classmethod
-    def of(cls, con: duckdb.DuckDBPyConnection, path: Path) -> Source:
+    def of(cls, con: duckdb.DuckDBPyConnection, path: Path, *, latin1: bool = False) -> Source:
         """The relation of ``path``, after :func:`~ltvcast.data.io.check_table_file` and, for
-        text, the sniffing :func:`~ltvcast.data.io.read_table` does (same refusals)."""
+        text, the sniffing :func:`~ltvcast.data.io.read_table` does (same refusals).
+
+        Text is read as UTF-8 (or the encoding its byte-order mark names), or as Latin-1
+        with ``latin1``; :func:`read_source` reads a file that is not UTF-8 again as
+        Latin-1, as pandas does.
+        """
         sep = SUPPORTED_SUFFIXES[check_table_file(path)]
         literal = "'" + str(path).replace("'", "''") + "'"
         if sep is None:
@@ -57,16 +70,18 @@ class Source:
             )
             return cls(path, sql, "Parquet")
         layout = sniff_text(path, sep)
-        encoding = _duckdb_encoding(path, layout)
+        encoding = "latin-1" if latin1 else _duckdb_encoding(path, layout)
+        how = f"{layout.describe()}{' (not UTF-8: as Latin-1)' if latin1 else ''}"
+        utf8 = encoding == "utf-8"
         if sep == r"\s+":
-            return cls(path, _whitespace_sql(con, path, literal, encoding), layout.describe())
+            return cls(path, _whitespace_sql(con, path, literal, encoding), how, utf8)
         delim = "'" + layout.sep.replace("'", "''") + "'"
         sql = (
             f"SELECT *, row_number() OVER () AS {ROW} FROM read_csv({literal}, delim = {delim}, "
             f"header = true, all_varchar = true, quote = '\"', escape = '\"', "
             f"nullstr = [{_MISSING_SQL}], null_padding = true, encoding = '{encoding}')"
         )
-        return cls(path, sql, layout.describe())
+        return cls(path, sql, how, utf8)
 
     def columns(self, con: duckdb.DuckDBPyConnection) -> dict[str, str]:
         """Column name -> DuckDB type (without :data:`ROW`)."""
@@ -82,10 +97,19 @@ class Source:
         try:
             return con.execute(sql)
         except duckdb.Error as err:
-            first = str(err).splitlines()[0] if str(err) else type(err).__name__
-            raise SchemaError(
-                f"{self.path}: cannot read the file as {self.how} ({first})"
-            ) from None
+            text = str(err)
+            first = text.splitlines()[0] if text else type(err).__name__
+            kind = NotUTF8 if self.utf8 and "Invalid unicode" in text else SchemaError
+            raise kind(f"{self.path}: cannot read the file as {self.how} ({first})") from None
+
+
+def read_source(con: duckdb.DuckDBPyConnection, path: Path, use: Callable[[Source], T]) -> T:
+    """``use(source)`` of the file's :class:`Source`; again with the file read as Latin-1
+    when its text is not UTF-8."""
+    try:
+        return use(Source.of(con, path))
+    except NotUTF8:
+        return use(Source.of(con, path, latin1=True))
 
 
 @dataclass(frozen=True)
