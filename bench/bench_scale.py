@@ -193,7 +193,7 @@ def sizes_section(sizes: list[int], lifetimes: bool) -> list[str]:
         "",
         f"Slope of log(wall) against log(customers): {'; '.join(slopes)} (1.0 is linear; "
         "each process's start-up, about 1 s, flattens the small end, and the engine changes "
-        "at 1,000,000 rows).",
+        "at 2,000,000 rows).",
     ]
 
 

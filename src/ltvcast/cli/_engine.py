@@ -27,7 +27,7 @@ PartitionsOpt = Annotated[
     typer.Option(
         "--partitions",
         help="Customer buckets to split the transactions into (0: in memory). Default: in "
-        "memory under 1,000,000 rows, else buckets of at most 500,000 rows, for the models "
+        "memory under 2,000,000 rows, else buckets of at most 500,000 rows, for the models "
         "the partitioned path runs (training btyd, pnbd, bgcnbd, mbgcnbd; scoring any BTYD "
         "model; transactions only).",
         min=0,

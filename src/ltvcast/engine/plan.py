@@ -17,9 +17,11 @@ from ltvcast.data.io import SUPPORTED_SUFFIXES, check_table_file
 from ltvcast.exceptions import ConfigError, SchemaError
 
 #: Transaction rows (estimated for text files) from which jobs run partitioned by default.
-#: Measured on 2 cores (bench/bench_scale.py): the split and the worker start cost more than
-#: they save below about a million rows.
-PARTITION_FROM_ROWS = 1_000_000
+#: Measured on 2 cores, whole ``forecast --model btyd`` processes on simulated stores: 1.04M
+#: rows took 3.5-4.3 s in memory and 4.8 s partitioned, 2.6M rows 6.8 s and 5.7 s
+#: (bench/bench_scale.py): the split, the buckets written and read again and the merge
+#: cost more than two workers save below about two million rows.
+PARTITION_FROM_ROWS = 2_000_000
 #: Most rows a bucket gets when the buckets are chosen by size (a worker holds one bucket).
 BUCKET_ROWS = 500_000
 
