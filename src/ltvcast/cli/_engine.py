@@ -87,7 +87,7 @@ def partitioned(
         with step(f"Splitting the transactions into {run.buckets} customer buckets"):
             job.split()
         with step(f"Loading and validating data in {run.buckets} buckets"):
-            report = job.clean(with_litt=litt)
+            report = job.clean(summarise=model is not None, with_litt=litt)
         print_cleaning(report)
         yield job
 

@@ -73,7 +73,7 @@ from ltvcast.engine.partition import (
 )
 from ltvcast.engine.plan import partitioned_models_message
 from ltvcast.exceptions import ConfigError, InsufficientDataError, SchemaError
-from ltvcast.features.rfm import RFM_COLUMNS, rfm_later
+from ltvcast.features.rfm import rfm_later
 from ltvcast.models.base import Forecaster
 from ltvcast.models.btyd import WEEK_DAYS, BTYDForecaster
 from ltvcast.models.registry import create
@@ -231,11 +231,12 @@ class LocalJob:
         into = self.root / ("raw" if source.utf8 else "raw-as-read")
         return names, split_table(self._con, source, customer, self.buckets, into)
 
-    def clean(self, *, with_litt: bool = False) -> CleaningReport:
+    def clean(self, *, summarise: bool = True, with_litt: bool = False) -> CleaningReport:
         """Validate, clean and summarise every bucket; the merged report of the whole table.
 
-        ``with_litt`` adds the inter-purchase statistic to the summaries (to train CNBD-k
-        models).
+        ``summarise`` computes the RFM summaries :meth:`train` fits on (a job that only
+        scores needs none); ``with_litt`` adds the inter-purchase statistic to them (to
+        train CNBD-k models).
 
         Raises
         ------
@@ -257,6 +258,7 @@ class LocalJob:
                 self.columns,
                 self.options,
                 as_of,
+                summarise,
                 with_litt,
                 folder / f"{i}.parquet" if self.keep else None,
             )
@@ -268,10 +270,12 @@ class LocalJob:
         spans = [(d.first, d.last) for d in done if d.first is not None and d.last is not None]
         self._span = (min(first for first, _ in spans), max(last for _, last in spans))
         self._cleaned = [t.out for t, d in zip(tasks, done, strict=True) if t.out and d.first]
-        rfm = pd.concat([d.rfm for d in done]).sort_index(kind="stable")
-        if as_of is None:
-            rfm = rfm_later(rfm, self.as_of, time_unit_days=WEEK_DAYS)
-        self._summary = (rfm, sum(d.customers for d in done))
+        self._summary = None
+        if summarise:
+            rfm = pd.concat([d.rfm for d in done if d.rfm is not None]).sort_index(kind="stable")
+            if as_of is None:
+                rfm = rfm_later(rfm, self.as_of, time_unit_days=WEEK_DAYS)
+            self._summary = (rfm, sum(d.customers for d in done))
         self._report = report
         return report
 
@@ -301,7 +305,7 @@ class LocalJob:
             When no transaction is dated up to the as-of time, or the model cannot be fitted.
         """
         if self._summary is None:
-            raise ConfigError("LocalJob: call split() and clean() first")
+            raise ConfigError("LocalJob: call split() and clean(summarise=True) first")
         rfm, customers = self._summary
         when = self.as_of
         first = create(model)
@@ -411,6 +415,7 @@ class _CleanTask:
     columns: ColumnMap
     options: CleaningOptions
     as_of: pd.Timestamp | None
+    summarise: bool
     with_litt: bool
     out: Path | None
 
@@ -420,7 +425,7 @@ class _Cleaned:
     report: CleaningReport
     first: pd.Timestamp | None
     last: pd.Timestamp | None
-    rfm: pd.DataFrame
+    rfm: pd.DataFrame | None
     customers: int
 
 
@@ -438,12 +443,14 @@ def _clean(task: _CleanTask) -> _Cleaned:
     data, report = clean_bucket(read_bucket(task.files), task.source, task.columns, task.options)
     tx = data.transactions
     if not len(tx):
-        empty = pd.DataFrame(columns=list(RFM_COLUMNS), index=pd.Index([], name=CUSTOMER_ID))
-        return _Cleaned(report, None, None, empty, 0)
+        return _Cleaned(report, None, None, None, 0)
     if task.out is not None:
         tx.to_parquet(task.out, index=False)
+    first, last = tx[TIMESTAMP].min(), tx[TIMESTAMP].max()
+    if not task.summarise:
+        return _Cleaned(report, first, last, None, 0)
     rfm, customers = summarise_bucket(data, task.as_of, with_litt=task.with_litt)
-    return _Cleaned(report, tx[TIMESTAMP].min(), tx[TIMESTAMP].max(), rfm, customers)
+    return _Cleaned(report, first, last, rfm, customers)
 
 
 def _predict(task: _PredictTask) -> tuple[int, float]:
