@@ -165,3 +165,15 @@ def test_missing_file_is_one_line(tmp_path: Path) -> None:
     with pytest.raises(SchemaError, match="file not found"):
         with LocalJob(tmp_path / "none.csv", buckets=2, workers=2) as job:
             job.split()
+
+
+def test_train_needs_the_summaries_it_fits_on(store: Path) -> None:
+    with LocalJob(store, buckets=2, workers=1, keep=False) as job:
+        job.split()
+        job.clean(summarise=False)
+        with pytest.raises(ConfigError, match="summarise=True"):
+            job.train("btyd", parse_horizon("30d"))
+        job.clean()
+        with pytest.raises(ConfigError, match="with_litt=True"):
+            job.train("bgcnbd", parse_horizon("30d"))
+        assert job.train("btyd", parse_horizon("30d")).name == "btyd"
