@@ -8,9 +8,7 @@ import pandas as pd
 import pytest
 
 from ltvcast.engine import plan
-from ltvcast.engine.fit import fits_from_summary
 from ltvcast.exceptions import ConfigError
-from ltvcast.models.registry import forecaster_class
 
 
 @pytest.fixture
@@ -44,12 +42,3 @@ def test_partitions_force_the_choice(parquet: Path) -> None:
         plan.plan_job(parquet, partitions=3, workers=2, refusal="auto: no")
     with pytest.raises(ConfigError, match="--workers"):
         plan.plan_job(parquet, partitions=None, workers=0, refusal=None)
-
-
-@pytest.mark.parametrize(
-    ("model", "fits"),
-    [("btyd", True), ("pnbd", True), ("bgcnbd", True), ("mbgcnbd", True), ("btyd_cal", False),
-     ("baseline", False)],
-)  # fmt: skip
-def test_models_fitted_from_summaries(model: str, fits: bool) -> None:
-    assert fits_from_summary(forecaster_class(model)) is fits
