@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from ltvcast.cli import run_app
-from ltvcast.data.synthetic import write_simulated_store
 
 CDNOW = ["--time-col", "date", "--amount-col", "dollar_value", "--quantity-col", "number_of_cds"]
 SPLIT_39W = ["--as-of", "1997-09-30", "--horizon", "39w"]
@@ -15,11 +15,12 @@ SPLIT_39W = ["--as-of", "1997-09-30", "--horizon", "39w"]
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A dirty store written by ``ltvcast simulate`` in chunks, transactions only."""
     folder = tmp_path_factory.mktemp("store")
-    paths = write_simulated_store(
-        folder, 800, chunk_size=300, days=400, dirty_rate=0.03, events=False, random_state=5
-    )
-    return paths["transactions"]
+    args = ["simulate", "--out", str(folder), "--customers", "800", "--chunk", "300"]
+    assert run_app([*args, "--days", "400", "--dirty-rate", "0.03", "--no-events"]) == 0
+    assert len(pd.read_csv(folder / "events.csv")) == 0
+    return folder / "transactions.csv"
 
 
 @pytest.mark.realdata

@@ -85,6 +85,13 @@ def simulate(
         int,
         typer.Option("--chunk", help="Customers simulated at a time (bounds memory).", min=1),
     ] = 100_000,
+    events: Annotated[
+        bool,
+        typer.Option(
+            "--events/--no-events",
+            help="Simulate behaviour events (--no-events: an empty events table, much faster).",
+        ),
+    ] = True,
 ) -> None:
     """Simulate a store (profiles, events, purchases, returns, dirty rows) with true values.
 
@@ -106,6 +113,7 @@ def simulate(
             start=start,
             days=days,
             dirty_rate=dirty_rate,
+            events=events,
             random_state=seed,
         )
     for name, path in paths.items():
