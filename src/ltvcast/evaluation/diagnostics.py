@@ -128,16 +128,10 @@ def tracking_table(
     first_day = _day_numbers(first)
     cut, last = _day_number(as_of), _day_number(end)
     start = int(first_day.min()) if first_day.size else cut
-    back = -(-(cut - start) // PERIOD_DAYS)
-    ahead = -(-(last - cut) // PERIOD_DAYS)
-    edges = np.r_[
-        cut - PERIOD_DAYS * np.arange(back, 0, -1),
-        cut,
-        np.minimum(cut + PERIOD_DAYS * np.arange(1, ahead + 1), last),
-    ].astype(np.int64)
+    edges = _period_edges(start, cut, last)
     repeat = cal["day"].to_numpy() > first_day[cal["code"].to_numpy()]
     days = np.r_[cal["day"].to_numpy()[repeat], np.maximum(hold["day"].to_numpy(), cut + 1)]
-    period = np.searchsorted(edges, days, side="left")
+    period = np.asarray(np.searchsorted(edges, days, side="left"))
     actual = np.bincount(period[period < len(edges)], minlength=len(edges))[1:]
     # Expected repeat purchases by the end of each day since the cohort's start: the count
     # of first purchases per day convolved with E[X] per day since a first purchase.
@@ -274,6 +268,18 @@ def _check_count(name: str, value: int, minimum: int) -> None:
         raise ConfigError(f"{name} must be an integer >= {minimum}; got {value!r}")
 
 
+def _period_edges(start: int, cut: int, last: int) -> npt.NDArray[np.int64]:
+    """Day numbers ending the periods of :func:`tracking_table`, after a first edge before
+    ``start``: :data:`PERIOD_DAYS` apart through ``cut``, then on to ``last``."""
+    back = -(-(cut - start) // PERIOD_DAYS)
+    ahead = -(-(last - cut) // PERIOD_DAYS)
+    return np.r_[
+        cut - PERIOD_DAYS * np.arange(back, 0, -1),
+        cut,
+        np.minimum(cut + PERIOD_DAYS * np.arange(1, ahead + 1), last),
+    ].astype(np.int64)
+
+
 def _check_window(as_of: pd.Timestamp, end: pd.Timestamp) -> None:
     if end < as_of:
         raise ConfigError(f"end must not be before as_of ({as_of}); got {end}")
@@ -293,6 +299,6 @@ def _days(transactions: pd.DataFrame, cohort: pd.Index) -> pd.DataFrame:
     ``day`` (days since the epoch)."""
     days = purchase_days(transactions)
     days = days.loc[days["is_purchase"]]
-    code = cohort.get_indexer(days[CUSTOMER_ID])
+    code = cohort.get_indexer(pd.Index(days[CUSTOMER_ID]))
     keep = code >= 0
     return pd.DataFrame({"code": code[keep], "day": _day_numbers(days["day"])[keep]})

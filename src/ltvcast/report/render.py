@@ -21,7 +21,7 @@ from ltvcast._version import __version__
 from ltvcast.data.clean import CleaningReport
 from ltvcast.data.schemas import CUSTOMER_ID, PREDICTION_COLUMNS, QUANTILE_COLUMNS, CustomerData
 from ltvcast.evaluation.backtest import BacktestResult
-from ltvcast.evaluation.metrics import METRICS, decile_table, gain_curve, normalized_gini
+from ltvcast.evaluation.metrics import METRICS
 from ltvcast.exceptions import ConfigError, LTVError
 from ltvcast.pipeline import ScoringModel
 from ltvcast.report import figures
@@ -277,16 +277,11 @@ def _backtest(result: BacktestResult, chosen: str | None) -> dict[str, Any]:
     scored = {r.name: r.predictions for r in result.results if r.predictions is not None}
     if not scored or float(actual.sum()) == 0.0:
         return out
-    curves: dict[str, tuple[np.ndarray, np.ndarray]] = {"perfect": gain_curve(actual, actual)}
-    for name, frame in scored.items():
-        predicted = _aligned(frame, actual.index)
-        gini = normalized_gini(actual, predicted)
-        curves[f"{name} (Gini {gini:.2f})"] = gain_curve(actual, predicted)
-    out["gain_svg"] = Markup(figures.gain_chart(curves, chosen))
-    if chosen in scored:
-        predicted = _aligned(scored[chosen], actual.index)
-        out["decile_svg"] = Markup(figures.decile_chart(decile_table(actual, predicted)))
-        out["scatter_svg"] = Markup(figures.scatter_chart(actual.to_numpy(), predicted))
+    predicted = {name: _aligned(frame, actual.index) for name, frame in scored.items()}
+    out["gain_svg"] = Markup(figures.gain_chart(actual, predicted, chosen))
+    if chosen in predicted:
+        out["decile_svg"] = Markup(figures.decile_chart(actual, predicted[chosen]))
+        out["scatter_svg"] = Markup(figures.scatter_chart(actual.to_numpy(), predicted[chosen]))
     return out
 
 
