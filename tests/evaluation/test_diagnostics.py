@@ -114,6 +114,7 @@ def test_tracking_table_on_cdnow(
     assert list(tracking.columns) == list(TRACKING_COLUMNS)
     # 78 weeks from 1997-01-01 (the first week ends on Jan 7), 39 of them held out.
     assert len(tracking) == 78 and int(tracking["holdout"].sum()) == 39
+    assert (tracking["days"] == 7).all()
     assert tracking["period_end"].iloc[0] == pd.Timestamp("1997-01-07")
     assert tracking.loc[~tracking["holdout"], "period_end"].iloc[-1] == pd.Timestamp("1997-09-30")
     assert tracking["period_end"].iloc[-1] == pd.Timestamp("1998-06-30")
@@ -209,6 +210,7 @@ def test_tracking_periods_end_on_the_cut_off_day() -> None:
         pd.Timestamp("2024-01-20 23:00"),
     )
     assert table["period_end"].dt.strftime("%m-%d").tolist() == ["01-03", "01-10", "01-17", "01-20"]
+    assert table["days"].tolist() == [7, 7, 7, 3]
     assert table["holdout"].tolist() == [False, False, True, True]
     # a: repeats on Jan 3, Jan 10 (morning); Jan 10 (afternoon) and 12; Jan 20. b: none.
     assert table["actual"].tolist() == [1.0, 1.0, 2.0, 1.0]

@@ -37,6 +37,7 @@ PERIOD_DAYS = 7
 #: Columns of :func:`tracking_table`.
 TRACKING_COLUMNS = (
     "period_end",
+    "days",
     "holdout",
     "actual",
     "expected",
@@ -116,8 +117,8 @@ def tracking_table(
     -------
     DataFrame
         One row per period, columns :data:`TRACKING_COLUMNS`: ``period_end`` (its last day),
-        ``holdout`` (bool), repeat purchases in the period (``actual``, ``expected``) and up
-        to its end.
+        ``days`` (its length), ``holdout`` (bool), repeat purchases in the period (``actual``,
+        ``expected``) and up to its end.
     """
     _check_window(as_of, end)
     purchases = purchase_model(model)
@@ -144,6 +145,7 @@ def tracking_table(
     return pd.DataFrame(
         {
             "period_end": edges[1:].astype("datetime64[D]").astype("datetime64[ns]"),
+            "days": np.diff(edges),
             "holdout": edges[1:] > cut,
             "actual": actual.astype(np.float64),
             "expected": np.diff(cumulative),

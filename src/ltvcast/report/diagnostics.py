@@ -23,13 +23,17 @@ _MATRIX = (6.0, 4.6)
 
 
 def draw_tracking(ax: Axes, table: pd.DataFrame, *, cumulative: bool = False) -> None:
-    """Actual and expected repeat purchases per week (or, ``cumulative``, up to each week's
+    """Actual and expected repeat purchases per week (or, ``cumulative``, up to each period's
     end) of a :func:`~ltvcast.evaluation.diagnostics.tracking_table`; a dotted line marks
     the end of the calibration."""
-    column = "{}_cumulative" if cumulative else "{}"
     weeks = table["period_end"].to_numpy()
-    ax.plot(weeks, table[column.format("actual")], color=SECOND, lw=1.8, label="actual")
-    ax.plot(weeks, table[column.format("expected")], color=ACCENT, lw=1.8, ls="--", label="model")
+    if cumulative:
+        actual, expected = table["actual_cumulative"], table["expected_cumulative"]
+    else:  # per 7 days, so that a short first or last period does not dip
+        per_week = 7.0 / table["days"]
+        actual, expected = table["actual"] * per_week, table["expected"] * per_week
+    ax.plot(weeks, actual, color=SECOND, lw=1.8, label="actual")
+    ax.plot(weeks, expected, color=ACCENT, lw=1.8, ls="--", label="model")
     calibration = table.loc[~table["holdout"], "period_end"]
     if len(calibration) and table["holdout"].any():
         ax.axvline(calibration.iloc[-1], color=MUTED, lw=1, ls=":", label="end of calibration")
