@@ -99,9 +99,10 @@ def tracking_table(
     purchase is on day ``s`` is expected to make ``E[X((d - s) / time_unit_days)]``
     (:func:`expected_repeat_purchases`) repeat purchases by the end of day ``d``; the
     cohort's curve sums them, through the calibration and the holdout alike (the tracking
-    plot of FHL 2005, fig. 2 and 3). Periods are :data:`PERIOD_DAYS` whole days that end on
-    the day of ``as_of``; the first and the last one may be shorter. A holdout purchase later
-    on the day of ``as_of`` counts in the first holdout period.
+    plot of FHL 2005, fig. 2 and 3). Periods are :data:`PERIOD_DAYS` whole days, one of them
+    ending on the day of ``as_of``; the last one ends on the day of ``end`` and may be
+    shorter. A holdout purchase later on the day of ``as_of`` counts in the first holdout
+    period.
 
     Parameters
     ----------
