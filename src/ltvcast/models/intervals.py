@@ -46,7 +46,7 @@ from typing import Any, ClassVar, Protocol, Self, TypeVar
 import numpy as np
 import numpy.typing as npt
 
-from ltvcast.exceptions import ConfigError, InsufficientDataError
+from ltvcast.exceptions import ConfigError
 from ltvcast.models.bgnbd import (
     ArrayLike,
     BetaGeoModel,
@@ -76,8 +76,6 @@ BLOCK_VALUES = 1 << 23
 MEMORYLESS = (BetaGeoModel, ParetoNBDModel)
 #: Gamma-Gamma's parameters, in the order of its formulas.
 SPEND_PARAMS = ("p", "q", "v")
-#: Rounds of redrawing Gamma-Gamma sets with ``q <= 1`` before giving up.
-MAX_REDRAWS = 100
 
 
 class PurchaseModel(Protocol):
@@ -331,8 +329,6 @@ def value_intervals(
     ------
     ConfigError
         For levels outside (0, 1) or fewer than 2 draws.
-    InsufficientDataError
-        When Gamma-Gamma's ``q`` is so close to 1 that its draws keep falling below it.
     """
     levels = np.asarray(quantiles, dtype=np.float64)
     if levels.ndim != 1 or levels.size == 0 or not np.all((levels > 0) & (levels < 1)):
@@ -458,18 +454,15 @@ def _with_params(model: M, names: tuple[str, ...], values: FloatArray) -> M:
 def _spend_draws(
     model: GammaGammaModel, covariance: ParameterCovariance, n_draws: int, rng: np.random.Generator
 ) -> FloatArray:
-    """``n_draws`` Gamma-Gamma sets with ``q > 1`` (the others are redrawn)."""
+    """``n_draws`` Gamma-Gamma sets with ``q > 1``, the others redrawn (more than half pass:
+    the estimate itself has ``q > 1``)."""
     q = covariance.names.index("q")
     kept = np.empty((0, len(covariance.names)))
-    for _ in range(MAX_REDRAWS):
+    while len(kept) < n_draws:
         sets = covariance.draw(model.params_, n_draws, rng)
         kept = np.vstack([kept, sets[sets[:, q] > 1.0]])
-        if len(kept) >= n_draws:
-            return kept[:n_draws]
-    raise InsufficientDataError(
-        f"Gamma-Gamma q = {model.params_['q']:.4g} is too close to 1 for its sampling spread: "
-        f"only {len(kept)} of {MAX_REDRAWS * n_draws} draws have a finite mean spend"
-    )
+    out: FloatArray = kept[:n_draws]
+    return out
 
 
 def _distinct_rows(*columns: FloatArray) -> tuple[tuple[FloatArray, ...], IntArray]:
