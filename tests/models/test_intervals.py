@@ -1,5 +1,5 @@
 """Parametric-bootstrap intervals: covariance vs lifetimes, guards, draws, the vectorised
-quantiles against a direct computation."""
+quantiles against a direct computation; BTYDForecaster.value_intervals on CDNOW."""
 
 from __future__ import annotations
 
@@ -11,9 +11,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ltvcast.exceptions import ConfigError
+from ltvcast.data.datasets import load_cdnow
+from ltvcast.data.schemas import CustomerData
+from ltvcast.exceptions import ArtifactError, ConfigError
 from ltvcast.models import intervals
 from ltvcast.models.bgnbd import BetaGeoModel, ModifiedBetaGeoModel
+from ltvcast.models.btyd import PURCHASE_MODELS, BTYDForecaster
+from ltvcast.models.btyd_cal import CalibratedBTYDForecaster
 from ltvcast.models.cnbd import BetaGeoCNBDModel, ModifiedBetaGeoCNBDModel
 from ltvcast.models.gamma_gamma import GammaGammaModel
 from ltvcast.models.intervals import (
@@ -27,8 +31,12 @@ from ltvcast.models.intervals import (
     value_quantiles,
 )
 from ltvcast.models.pareto_nbd import ParetoNBDModel
+from ltvcast.scoring.artifacts import load_model, save_model
+from ltvcast.timeframe import parse_as_of, parse_horizon
 
 GOLDEN = json.loads((Path(__file__).parents[1] / "golden" / "cdnow_btyd.json").read_text())
+AS_OF = parse_as_of("1997-09-30", None)
+HORIZON = parse_horizon("39w")
 
 
 @pytest.fixture(scope="module")
@@ -274,3 +282,151 @@ def test_bad_arguments_and_column_names(rfm: dict[str, np.ndarray]) -> None:
         value_intervals(*args, n_draws=1)
     empty = value_intervals(purchases, spend, held, 13.0, [], [], [], [], [])
     assert empty.shape == (0, 2)
+
+
+# --------------------------------------------------------------- BTYDForecaster.value_intervals
+
+
+@pytest.fixture(scope="module")
+def cdnow(cdnow_sample_tx: pd.DataFrame) -> CustomerData:
+    return CustomerData(cdnow_sample_tx)
+
+
+@pytest.fixture(scope="module")
+def forecaster(cdnow: CustomerData) -> BTYDForecaster:
+    return BTYDForecaster().fit(cdnow, AS_OF, HORIZON)
+
+
+@pytest.mark.realdata
+def test_intervals_bracket_the_forecast(forecaster: BTYDForecaster, cdnow: CustomerData) -> None:
+    """Per customer the point forecast lies between p10 and p90, and the draws centre on the
+    fitted parameters."""
+    point = forecaster.predict(cdnow, AS_OF).set_index("customer_id")["predicted_value"]
+    bounds = forecaster.value_intervals(cdnow, AS_OF)
+    assert list(bounds.columns) == ["value_p10", "value_p90"]
+    assert bounds.index.equals(point.index) and bounds.index.name == "customer_id"
+    assert (bounds["value_p10"] <= bounds["value_p90"]).all()
+    inside = (bounds["value_p10"] <= point) & (point <= bounds["value_p90"])
+    assert inside.mean() > 0.95, inside.mean()
+    # A typical customer's band is a few percent of the value on 2,357 customers.
+    width = (bounds["value_p90"] - bounds["value_p10"]) / point
+    assert 0.01 < width.median() < 0.5
+    uncertainty = forecaster.uncertainty_
+    assert uncertainty is not None and uncertainty.spend is not None
+    for model, cov in (
+        (forecaster.bgnbd_, uncertainty.purchases),
+        (forecaster.gamma_gamma_, uncertainty.spend),
+    ):
+        draws = np.log(cov.draw(model.params_, 4000, np.random.default_rng(1)))
+        sd = np.sqrt(np.diag(cov.covariance))
+        estimate = np.log([model.params_[name] for name in cov.names])
+        assert np.all(np.abs(draws.mean(axis=0) - estimate) < 4 * sd / np.sqrt(4000))
+
+
+@pytest.mark.realdata
+def test_intervals_shrink_with_ten_times_the_data(data_dir: Path) -> None:
+    """Fitted on all of CDNOW instead of its 1/10 sample, the sample's customers get bands
+    about sqrt(10) times narrower."""
+    sample, _ = load_cdnow(data_dir, "sample")
+    master, _ = load_cdnow(data_dir, "master")
+    widths = []
+    for data in (sample, master):
+        model = BTYDForecaster().fit(data, AS_OF, HORIZON)
+        point = model.predict(sample, AS_OF).set_index("customer_id")["predicted_value"]
+        bounds = model.value_intervals(sample, AS_OF, n_draws=100)
+        widths.append(((bounds["value_p90"] - bounds["value_p10"]) / point).median())
+    assert 2.0 < widths[0] / widths[1] < 5.0, widths
+
+
+@pytest.mark.realdata
+@pytest.mark.parametrize("purchase_model", list(PURCHASE_MODELS))
+def test_every_purchase_model(cdnow: CustomerData, purchase_model: str) -> None:
+    """Every purchase model gives intervals around its forecast; (M)BG/CNBD-k keeps its k."""
+    model = BTYDForecaster(purchase_model=purchase_model).fit(cdnow, AS_OF, HORIZON)
+    k = getattr(model.bgnbd_, "k", None)
+    bounds = model.value_intervals(cdnow, AS_OF, quantiles=(0.05, 0.5, 0.95), n_draws=60)
+    assert list(bounds.columns) == ["value_p5", "value_p50", "value_p95"]
+    assert np.all(np.isfinite(bounds.to_numpy())) and np.all(np.diff(bounds.to_numpy()) >= 0)
+    point = model.predict(cdnow, AS_OF).set_index("customer_id")["predicted_value"]
+    inside = (bounds["value_p5"] <= point) & (point <= bounds["value_p95"])
+    assert inside.mean() > 0.95
+    assert getattr(model.bgnbd_, "k", None) == k
+    assert model.uncertainty_ is not None and model.uncertainty_.purchases.names == tuple(
+        model.bgnbd_.params_
+    )
+
+
+@pytest.mark.realdata
+def test_customers_without_purchase_and_rows_after_as_of(
+    forecaster: BTYDForecaster, cdnow: CustomerData, cdnow_after_as_of: CustomerData
+) -> None:
+    """Intervals see nothing after ``as_of``; a customer seen only through events gets 0."""
+    events = pd.DataFrame(
+        {
+            "customer_id": ["browser"],
+            "timestamp": [pd.Timestamp("1997-09-01")],
+            "event_type": ["view"],
+        }
+    )
+    with_browser = CustomerData(cdnow.transactions, events=events)
+    bounds = forecaster.value_intervals(with_browser, AS_OF, n_draws=50)
+    assert (bounds.loc["browser"] == 0.0).all() and len(bounds) == 2358
+    pd.testing.assert_frame_equal(
+        forecaster.value_intervals(cdnow_after_as_of, AS_OF, n_draws=50),
+        forecaster.value_intervals(cdnow, AS_OF, n_draws=50),
+    )
+
+
+@pytest.mark.realdata
+def test_artifacts_keep_the_covariance_and_old_ones_still_load(
+    forecaster: BTYDForecaster, cdnow: CustomerData, tmp_path: Path
+) -> None:
+    save_model(forecaster, tmp_path / "m")
+    loaded, _ = load_model(tmp_path / "m")
+    assert isinstance(loaded, BTYDForecaster)
+    pd.testing.assert_frame_equal(
+        loaded.value_intervals(cdnow, AS_OF, n_draws=50),
+        forecaster.value_intervals(cdnow, AS_OF, n_draws=50),
+    )
+    # A model saved before intervals existed loads and predicts; only intervals refuse.
+    path = tmp_path / "m" / "manifest.json"
+    manifest = json.loads(path.read_text())
+    del manifest["state"]["uncertainty"]
+    path.write_text(json.dumps(manifest))
+    old, _ = load_model(tmp_path / "m")
+    assert isinstance(old, BTYDForecaster)
+    pd.testing.assert_frame_equal(old.predict(cdnow, AS_OF), forecaster.predict(cdnow, AS_OF))
+    with pytest.raises(ArtifactError, match="retrain"):
+        old.value_intervals(cdnow, AS_OF)
+
+
+@pytest.mark.realdata
+def test_calibrated_btyd_scales_by_its_factor(cdnow: CustomerData) -> None:
+    """btyd_cal's value is BTYD's times a per-customer factor: so are its intervals."""
+    model = CalibratedBTYDForecaster().fit(cdnow, AS_OF, HORIZON)
+    plain = BTYDForecaster().fit(cdnow, AS_OF, HORIZON)
+    ratio = (
+        model.predict(cdnow, AS_OF).set_index("customer_id")["predicted_value"]
+        / plain.predict(cdnow, AS_OF).set_index("customer_id")["predicted_value"]
+    )
+    scaled = plain.value_intervals(cdnow, AS_OF, n_draws=50).mul(ratio, axis=0)
+    pd.testing.assert_frame_equal(model.value_intervals(cdnow, AS_OF, n_draws=50), scaled)
+
+
+@pytest.mark.realdata
+def test_dates_only_log_with_regular_buyers(grocery_elog: pd.DataFrame) -> None:
+    """BTYDplus' grocery log (every amount 1): MBG/CNBD-k keeps its k = 2 and a constant
+    spend has nothing to draw, so the bands are those of the expected purchase days."""
+    grocery = CustomerData(
+        pd.DataFrame(
+            {"customer_id": grocery_elog["cust"], "timestamp": grocery_elog["date"], "amount": 1.0}
+        )
+    )
+    as_of, horizon = parse_as_of("2006-12-31", None), parse_horizon("52w")
+    model = BTYDForecaster(purchase_model="mbgcnbd").fit(grocery, as_of, horizon)
+    assert model.uncertainty_ is not None and model.uncertainty_.spend is None
+    assert model.bgnbd_.k == 2  # type: ignore[union-attr]
+    bounds = model.value_intervals(grocery, as_of, n_draws=60)
+    point = model.predict(grocery, as_of).set_index("customer_id")["predicted_purchases"]
+    inside = (bounds["value_p10"] <= point) & (point <= bounds["value_p90"])
+    assert inside.mean() > 0.95 and model.bgnbd_.k == 2  # type: ignore[union-attr]

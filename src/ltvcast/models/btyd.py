@@ -52,13 +52,20 @@ import pandas as pd
 
 from ltvcast.data.purchases import purchase_days
 from ltvcast.data.schemas import CUSTOMER_ID, TIMESTAMP, CustomerData
-from ltvcast.exceptions import ConfigError
+from ltvcast.exceptions import ArtifactError, ConfigError
 from ltvcast.features.rfm import rfm_summary
 from ltvcast.models.base import Forecaster
 from ltvcast.models.bgnbd import BetaGeoModel, FloatArray, ModifiedBetaGeoModel
 from ltvcast.models.clv import discounted_purchases
 from ltvcast.models.cnbd import BetaGeoCNBDModel, ModifiedBetaGeoCNBDModel, select_k
 from ltvcast.models.gamma_gamma import GammaGammaModel
+from ltvcast.models.intervals import (
+    ParameterUncertainty,
+    purchase_covariance,
+    quantile_columns,
+    spend_covariance,
+    value_intervals,
+)
 from ltvcast.models.pareto_nbd import ParetoNBDModel
 from ltvcast.timeframe import Horizon
 
@@ -133,6 +140,9 @@ class BTYDForecaster(Forecaster):
         (M)BG/CNBD-k only: the log-likelihood of each ``k`` tried (the chosen one is
         ``bgnbd_.k``).
     gamma_gamma_ : GammaGammaModel
+    uncertainty_ : ParameterUncertainty or None
+        Sampling covariance of both models' log-parameters, for :meth:`value_intervals`
+        (``None`` in a model saved by an ltvcast without it).
     n_customers_ : int
         Customers with a purchase up to the training ``as_of``.
     """
@@ -160,6 +170,11 @@ class BTYDForecaster(Forecaster):
         self.bgnbd_ = self._fit_purchases(data, as_of, rfm)
         self.gamma_gamma_ = GammaGammaModel(self.penalizer_coef).fit(
             self._spend_days(rfm["frequency"].to_numpy()), rfm["monetary_value"]
+        )
+        frequency = rfm["frequency"].to_numpy()
+        self.uncertainty_: ParameterUncertainty | None = ParameterUncertainty(
+            purchase_covariance(self.bgnbd_, frequency, rfm["recency"], rfm["T"]),
+            spend_covariance(self.gamma_gamma_, self._spend_days(frequency), rfm["monetary_value"]),
         )
         self.n_customers_ = len(rfm)
         #: The average training buyer (recency, frequency, T, spend): explain's reference.
@@ -336,6 +351,64 @@ class BTYDForecaster(Forecaster):
         out.index.name = "horizon"
         return out
 
+    def value_intervals(
+        self,
+        data: CustomerData,
+        as_of: pd.Timestamp,
+        *,
+        quantiles: Sequence[float] = (0.1, 0.9),
+        n_draws: int = 200,
+        random_state: int | None = 0,
+    ) -> pd.DataFrame:
+        """Quantiles of ``predicted_value`` under the parameters' sampling uncertainty.
+
+        A parametric bootstrap (:mod:`ltvcast.models.intervals`): ``n_draws`` parameter sets
+        of both models from their fitted sampling distribution, each customer's expected
+        value over the fitted horizon under each, and its ``quantiles``. These bound the
+        *expected* value, not the spend the customer will realise. A value per purchase
+        beyond Gamma-Gamma's (``btyd_cal``'s factor) scales them, its own error left out.
+
+        Returns
+        -------
+        DataFrame
+            Indexed by ``customer_id`` (customers seen up to ``as_of``; 0 for those without
+            a purchase), one column per level (``value_p10`` for 0.1).
+
+        Raises
+        ------
+        ArtifactError
+            For a model saved by an ltvcast that did not keep the covariance.
+        """
+        self.check_fitted()
+        if self.uncertainty_ is None:
+            raise ArtifactError(
+                "this BTYD model was saved without its parameters' sampling covariance (by an "
+                "earlier ltvcast); retrain it to get value intervals"
+            )
+        past = data.until(as_of)
+        inputs = self._inputs(rfm_summary(past.transactions, as_of, time_unit_days=WEEK_DAYS))
+        recency, frequency, T, monetary = (inputs[c].to_numpy() for c in DRIVERS)
+        spend_days = self._spend_days(frequency)
+        bounds = value_intervals(
+            self.bgnbd_,
+            self.gamma_gamma_,
+            self.uncertainty_,
+            self.horizon_.days / WEEK_DAYS,
+            *(frequency, recency, T, spend_days, monetary),
+            quantiles=quantiles,
+            n_draws=n_draws,
+            random_state=random_state,
+        )
+        factor = self._value_per_purchase(frequency, monetary) / self.gamma_gamma_.expected_spend(
+            spend_days, monetary
+        )
+        out = pd.DataFrame(
+            bounds * factor[:, None], index=inputs.index, columns=quantile_columns(quantiles)
+        )
+        out = out.reindex(past.customers()).fillna(0.0)
+        out.index.name = CUSTOMER_ID
+        return out
+
     def explain(self, data: CustomerData, as_of: pd.Timestamp) -> pd.DataFrame:
         """Exact Shapley attribution of ``predicted_value`` to recency, frequency, T, spend.
 
@@ -386,6 +459,7 @@ class BTYDForecaster(Forecaster):
             "gamma_gamma": dict(self.gamma_gamma_.params_),
             "n_customers": self.n_customers_,
             "reference": [float(v) for v in self.reference_],
+            "uncertainty": None if self.uncertainty_ is None else self.uncertainty_.to_state(),
         }
         if isinstance(self.bgnbd_, BetaGeoCNBDModel):
             state["k"] = self.bgnbd_.k
@@ -417,6 +491,8 @@ class BTYDForecaster(Forecaster):
         self.gamma_gamma_ = GammaGammaModel(self.penalizer_coef).set_params(state["gamma_gamma"])
         self.n_customers_ = int(state["n_customers"])
         self.reference_ = np.asarray(state["reference"], dtype=np.float64)
+        saved = state.get("uncertainty")
+        self.uncertainty_ = None if saved is None else ParameterUncertainty.from_state(saved)
 
 
 class ParetoNBDForecaster(BTYDForecaster):

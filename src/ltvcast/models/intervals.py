@@ -41,7 +41,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar, Protocol, Self, TypeVar
+from typing import Any, Protocol, Self, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -82,8 +82,10 @@ class PurchaseModel(Protocol):
     """What the intervals need of an RFM-level purchase model (``BetaGeoModel`` and its
     siblings)."""
 
-    PARAMS: ClassVar[tuple[str, ...]]
     params_: dict[str, float]
+
+    @property
+    def PARAMS(self) -> tuple[str, ...]: ...  # a class attribute of the models
 
     def set_params(self, params: dict[str, float]) -> Self: ...
 
