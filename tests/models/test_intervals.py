@@ -104,9 +104,13 @@ def test_cnbd_at_k_1_is_bgnbd_and_pareto_is_stable(summary: pd.DataFrame) -> Non
     pareto = ParetoNBDModel().fit(x, tx, T)
     cov = purchase_covariance(pareto, x, tx, T).covariance
     assert np.all(np.linalg.eigvalsh(cov) > 0)
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(intervals, "HESSIAN_STEP", intervals.HESSIAN_STEP / 2)
-        halved = purchase_covariance(pareto, x, tx, T).covariance
+
+    def log_likelihood(theta: np.ndarray) -> float:
+        params = dict(zip(ParetoNBDModel.PARAMS, np.exp(theta), strict=True))
+        return ParetoNBDModel().set_params(params).log_likelihood(x, tx, T)
+
+    theta = np.log(list(pareto.params_.values()))
+    halved, _ = observed_covariance(log_likelihood, theta, step=intervals.HESSIAN_STEP / 2)
     np.testing.assert_allclose(halved, cov, rtol=1e-3)
 
 

@@ -78,7 +78,7 @@ MEMORYLESS = (BetaGeoModel, ParetoNBDModel)
 SPEND_PARAMS = ("p", "q", "v")
 
 
-class PurchaseModel(Protocol):
+class PurchaseModelLike(Protocol):
     """What the intervals need of an RFM-level purchase model (``BetaGeoModel`` and its
     siblings)."""
 
@@ -238,7 +238,7 @@ def observed_covariance(
 
 
 def purchase_covariance(
-    model: PurchaseModel, frequency: ArrayLike, recency: ArrayLike, T: ArrayLike
+    model: PurchaseModelLike, frequency: ArrayLike, recency: ArrayLike, T: ArrayLike
 ) -> ParameterCovariance:
     """:func:`observed_covariance` of a fitted purchase model's ``PARAMS`` on its training
     rows (merged to distinct rows with weights).
@@ -287,7 +287,7 @@ def quantile_columns(quantiles: Sequence[float]) -> list[str]:
 
 
 def value_intervals(
-    purchases: PurchaseModel,
+    purchases: PurchaseModelLike,
     spend: GammaGammaModel,
     uncertainty: ParameterUncertainty,
     t: float,
@@ -359,7 +359,7 @@ def value_intervals(
 
 
 def value_quantiles(
-    purchase_models: Sequence[PurchaseModel],
+    purchase_models: Sequence[PurchaseModelLike],
     spend_models: Sequence[GammaGammaModel],
     t: float,
     frequency: ArrayLike,
@@ -420,7 +420,7 @@ class _Purchases:
 
     def __init__(
         self,
-        models: Sequence[PurchaseModel],
+        models: Sequence[PurchaseModelLike],
         t: float,
         x: FloatArray,
         tx: FloatArray,
