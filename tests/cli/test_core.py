@@ -152,16 +152,21 @@ def test_predict_adds_horizon_curves_and_the_new_customer_forecast(
         == 0
     )
     out = tmp_path / "curves.csv"
-    extra = ["--horizons", "1y,30d,90d", "--discount-rate", "0.08"]
+    extra = ["--horizons", "1y,30d,90d", "--discount-rate", "0.08", "--intervals"]
     assert run_app(["predict", str(model_dir), source, "--out", str(out), *extra]) == 0
     table = pd.read_csv(out)
     for family in ("purchases", "value", "p_alive", "discounted_value"):
-        assert [c for c in table.columns if c.startswith(f"{family}_")] == [
+        assert [c for c in table.columns[6:] if c.startswith(f"{family}_")] == [
             f"{family}_{h}" for h in ("30d", "90d", "1y")
         ]
     assert (table["value_90d"] - table["predicted_value"]).abs().max() < 1e-9
     assert (table["value_1y"] >= table["value_90d"] - 1e-12).all()
     assert (table["p_alive_1y"] <= table["p_alive_30d"] + 1e-12).all()
+    assert list(table.columns[4:6]) == ["value_p10", "value_p90"]
+    inside = table["value_p10"].le(table["predicted_value"] + 1e-9) & table["value_p90"].ge(
+        table["predicted_value"] - 1e-9
+    )
+    assert inside.mean() > 0.95
     assert "A new customer" in capsys.readouterr().out
 
 
@@ -175,6 +180,8 @@ def test_curves_need_a_btyd_model(
     assert "need a BTYD model" in captured.err and "Traceback" not in captured.err
     assert "Training" not in captured.out  # refused before any work
     assert not (tmp_path / "p.csv").exists()
+    assert run_app([*args, "--model", "gbdt", "--intervals"]) == 2
+    assert "--intervals needs" in capsys.readouterr().err
     assert run_app([*args, "--model", "btyd", "--discount-rate", "-1"]) == 2
     assert "discount rate" in capsys.readouterr().err
     assert run_app([*args, "--model", "btyd", "--horizons", "30d,4w,30d"]) == 2

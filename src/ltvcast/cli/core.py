@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -51,6 +52,14 @@ HorizonsOpt = Annotated[
         "--horizons",
         help="Also forecast these horizons from the one model (BTYD models), e.g. "
         "30d,90d,365d: purchases_H, value_H and p_alive_H (P(alive) at as-of + H) columns.",
+    ),
+]
+IntervalsOpt = Annotated[
+    bool,
+    typer.Option(
+        "--intervals",
+        help="Add value_p10 and value_p90: the model's own quantiles, or for BTYD models the "
+        "expected value's 80% interval under parameter uncertainty (parametric bootstrap).",
     ),
 ]
 DiscountOpt = Annotated[
@@ -138,15 +147,16 @@ def predict(
     as_of: AsOfOpt = None,
     horizons: HorizonsOpt = None,
     discount_rate: DiscountOpt = None,
+    intervals: IntervalsOpt = False,
 ) -> None:
     """Score every customer seen up to --as-of over the model's horizon."""
     from ltvcast.pipeline import load_scoring_model
 
-    curves = _curve_request(horizons, discount_rate)
+    extras = _extras_request(horizons, discount_rate, intervals=intervals)
     scoring = load_scoring_model(model_dir)
     data, _ = inputs.load()
     with step(f"Scoring with {scoring.name} ({scoring.horizon} horizon)"):
-        _write_predictions(scoring, data, as_of, out, curves)
+        _write_predictions(scoring, data, as_of, out, extras)
 
 
 @app.command()
@@ -163,17 +173,18 @@ def forecast(
     ] = None,
     horizons: HorizonsOpt = None,
     discount_rate: DiscountOpt = None,
+    intervals: IntervalsOpt = False,
 ) -> None:
     """Train on data up to --as-of and score everyone at once (train + predict, one process)."""
     from ltvcast.timeframe import parse_horizon
 
     span = parse_horizon(horizon)
-    curves = _curve_request(horizons, discount_rate, model)
+    extras = _extras_request(horizons, discount_rate, model, intervals=intervals)
     data, cleaning = inputs.load()
     scoring = _train(data, cleaning, model, span, as_of)
     if save_model is not None:
         scoring.save(save_model)
-    _write_predictions(scoring, data, as_of, out, curves)
+    _write_predictions(scoring, data, as_of, out, extras)
 
 
 @app.command(name="backtest")
@@ -274,58 +285,89 @@ def demo(
         console.print(f"  wrote {path}")
 
 
-def _curve_request(
-    horizons: str | None, discount_rate: float | None, model: str | None = None
-) -> tuple[tuple[Horizon, ...] | None, float | None]:
-    """``--horizons`` and ``--discount-rate`` checked before any work, and ``model`` (when
-    named) checked to be one that gives curves.
+@dataclass(frozen=True)
+class _Extras:
+    """What ``predict`` and ``forecast`` add to the prediction columns."""
+
+    horizons: tuple[Horizon, ...] | None = None
+    discount_rate: float | None = None
+    intervals: bool = False
+
+    @property
+    def curves(self) -> bool:
+        return self.horizons is not None or self.discount_rate is not None
+
+
+def _extras_request(
+    horizons: str | None,
+    discount_rate: float | None,
+    model: str | None = None,
+    *,
+    intervals: bool = False,
+) -> _Extras:
+    """``--horizons``, ``--discount-rate`` and ``--intervals`` checked before any work, with
+    ``model`` (when named) checked to be one that gives them.
 
     Raises
     ------
     ConfigError
-        For a bad list or rate, or a model that learns one horizon only.
+        For a bad list or rate, or a model that gives no curves or intervals.
     """
-    if horizons is None and discount_rate is None:
-        return None, None
+    if horizons is None and discount_rate is None and not intervals:
+        return _Extras()
     from ltvcast.exceptions import ConfigError
     from ltvcast.models.btyd import BTYDForecaster
     from ltvcast.models.clv import check_discount_rate
     from ltvcast.models.registry import AUTO, forecaster_class
     from ltvcast.timeframe import parse_horizons
 
-    spans = None if horizons is None else parse_horizons(horizons)
-    rate = None if discount_rate is None else check_discount_rate(discount_rate)
-    if model not in (None, AUTO) and not issubclass(forecaster_class(str(model)), BTYDForecaster):
+    extras = _Extras(
+        None if horizons is None else parse_horizons(horizons),
+        None if discount_rate is None else check_discount_rate(discount_rate),
+        intervals,
+    )
+    if model is None or model == AUTO:
+        return extras
+    cls = forecaster_class(model)
+    btyd = issubclass(cls, BTYDForecaster)
+    if extras.curves and not btyd:
         raise ConfigError(
             f"--horizons and --discount-rate need a BTYD model (btyd, btyd_cal, pnbd, bgcnbd, "
             f"mbgcnbd), whose one fit gives every horizon; {model} learns one horizon only"
         )
-    return spans, rate
+    if intervals and not (btyd or cls.has_quantiles):
+        raise ConfigError(
+            f"--intervals needs a BTYD model or seq; {model} gives one expected value only"
+        )
+    return extras
 
 
 def _write_predictions(
-    scoring: ScoringModel,
-    data: CustomerData,
-    as_of: str | None,
-    out: Path,
-    curves: tuple[tuple[Horizon, ...] | None, float | None],
+    scoring: ScoringModel, data: CustomerData, as_of: str | None, out: Path, extras: _Extras
 ) -> None:
-    """Predictions (with the curve columns asked for) to ``out``, a summary line, and the
+    """Predictions (with the extra columns asked for) to ``out``, a summary line, and the
     new-customer forecast when curves were asked for."""
     from ltvcast.cli._print import print_new_customer
     from ltvcast.data.io import write_table
 
-    spans, rate = curves
     cutoff = scoring.resolve_as_of(data, as_of)
-    predictions = scoring.predict(data, cutoff, horizons=spans, discount_rate=rate)
+    predictions = scoring.predict(
+        data,
+        cutoff,
+        horizons=extras.horizons,
+        discount_rate=extras.discount_rate,
+        intervals=extras.intervals,
+    )
     write_table(predictions, out)
     console.print(
         f"{len(predictions):,} customers as of {cutoff:%Y-%m-%d %H:%M}: predicted "
         f"{predictions['predicted_value'].sum():,.2f} over {scoring.horizon.describe()} "
         f"-> {out}"
     )
-    if spans is not None or rate is not None:
-        print_new_customer(scoring.new_customer(spans, discount_rate=rate))
+    if extras.curves:
+        print_new_customer(
+            scoring.new_customer(extras.horizons, discount_rate=extras.discount_rate)
+        )
 
 
 def _names(models: str) -> list[str]:
