@@ -100,7 +100,7 @@ def test_zero_coefficients_are_the_plain_model(
     assert model.log_likelihood(*rows, **given) == pytest.approx(
         plain.log_likelihood(*rows), rel=1e-12
     )
-    for method in ("p_alive", "expected_purchases", "p_no_purchase"):
+    for method in ("p_alive", "expected_purchases", "p_no_purchase", "p_alive_at"):
         args = rows if method == "p_alive" else (13.0, *rows)
         np.testing.assert_allclose(
             getattr(model, method)(*args, **given), getattr(plain, method)(*args), rtol=1e-12
@@ -138,6 +138,7 @@ def test_predictions_are_the_plain_formulas_at_each_customers_parameters(
         "p_alive": model.p_alive(x, t_x, T, **given),
         "expected_purchases": model.expected_purchases(26.0, x, t_x, T, **given),
         "p_no_purchase": model.p_no_purchase(26.0, x, t_x, T, **given),
+        "p_alive_at": model.p_alive_at(26.0, x, t_x, T, **given),
     }
     bound = model.for_customers(**given)
     np.testing.assert_array_equal(bound.expected_purchases(26.0, x, t_x, T),
@@ -151,7 +152,7 @@ def test_predictions_are_the_plain_formulas_at_each_customers_parameters(
         single = plain_cls().set_params(own)
         row = (x[i : i + 1], t_x[i : i + 1], T[i : i + 1])
         assert full["p_alive"][i] == pytest.approx(single.p_alive(*row)[0], rel=1e-10)
-        for method in ("expected_purchases", "p_no_purchase"):
+        for method in ("expected_purchases", "p_no_purchase", "p_alive_at"):
             value = getattr(single, method)(26.0, *row)[0]
             assert full[method][i] == pytest.approx(value, rel=1e-10), method
         one = {k: v.iloc[i : i + 1] for k, v in given.items()}

@@ -31,6 +31,7 @@ from ltvcast.features.rfm import rfm_summary
 from ltvcast.models.base import Forecaster
 from ltvcast.models.bgnbd import FloatArray
 from ltvcast.models.btyd import WEEK_DAYS, BTYDForecaster, PurchaseModel
+from ltvcast.models.covariates import RFMCovariateModel
 
 #: Days per period of :func:`tracking_table`.
 PERIOD_DAYS = 7
@@ -67,6 +68,11 @@ def purchase_model(model: Forecaster | PurchaseModel) -> PurchaseModel:
             "diagnostics need btyd, btyd_cal, pnbd, bgcnbd or mbgcnbd"
         )
     chosen.check_fitted()
+    if isinstance(chosen.bgnbd_, RFMCovariateModel):
+        raise ConfigError(
+            "diagnostics of a BTYD model with covariates are not available (each customer has "
+            "a curve of their own); fit the model without covariates to see them"
+        )
     return chosen.bgnbd_
 
 

@@ -99,7 +99,9 @@ class ProfileDesign:
         absent = [c for c in self.columns if c not in profiles.columns or c == CUSTOMER_ID]
         if absent:
             have = [str(c) for c in profiles.columns if c != CUSTOMER_ID]
-            raise ConfigError(f"covariate(s) {absent} are not profile columns; profiles have {have}")
+            raise ConfigError(
+                f"covariate(s) {absent} are not profile columns; profiles have {have}"
+            )
         rows = _rows(profiles, customers)
         self.numeric_: dict[str, dict[str, Any]] = {}
         self.levels_: dict[str, dict[str, Any]] = {}

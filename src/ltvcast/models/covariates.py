@@ -17,7 +17,7 @@ Customer ``i``'s covariates ``z_i`` scale the population's mixing distributions:
 A positive coefficient thus means more purchasing, more dropout (``dropout_b``: less) or more
 spend; the shapes ``r, s, p, q`` are the population's. Given its parameters, every expression
 of the plain model holds for customer ``i`` (the note's point), so the predictions are the
-plain models' formulas at per-customer parameters (:meth:`~_RFMCovariateModel.for_customers`).
+plain models' formulas at per-customer parameters (:meth:`~RFMCovariateModel.for_customers`).
 
 Purchase and dropout covariates are separate arguments (as PyMC-Marketing's
 ``purchase_covariate_cols`` and ``dropout_covariate_cols``): pass the same columns to both, or
@@ -73,7 +73,7 @@ def _n_rows(values: Mapping[str, Covariates]) -> int:
     return int(np.shape(given[0])[0]) if given else 0
 
 
-class _RFMCovariateModel(CoefficientModel):
+class RFMCovariateModel(CoefficientModel):
     """A purchase model with purchase and dropout covariates: the plain model ``_PLAIN``'s
     interface with ``purchase_covariates`` and ``dropout_covariates`` keywords.
 
@@ -239,6 +239,20 @@ class _RFMCovariateModel(CoefficientModel):
         model = self._rows_of(frequency, purchase_covariates, dropout_covariates)
         return model.p_no_purchase(t, frequency, recency, T)
 
+    def p_alive_at(
+        self,
+        t: float | ArrayLike,
+        frequency: ArrayLike,
+        recency: ArrayLike,
+        T: ArrayLike,
+        *,
+        purchase_covariates: Covariates = None,
+        dropout_covariates: Covariates = None,
+    ) -> FloatArray:
+        """P(alive at ``T + t`` | x, t_x, T, z)."""
+        model = self._rows_of(frequency, purchase_covariates, dropout_covariates)
+        return model.p_alive_at(t, frequency, recency, T)
+
     # ------------------------------------------------------------------ helpers
     def _rows_of(
         self, frequency: ArrayLike, purchase: Covariates, dropout: Covariates
@@ -272,7 +286,7 @@ class _RFMCovariateModel(CoefficientModel):
         raise NotImplementedError
 
 
-class BetaGeoCovariateModel(_RFMCovariateModel):
+class BetaGeoCovariateModel(RFMCovariateModel):
     """BG/NBD with covariates on the purchase rate (``alpha``) and the dropout
     probability (``a``, ``b``), Fader & Hardie (2007) section 3; fitted by maximum
     likelihood (FHL 2005 eq. 6 per customer) with the analytic gradient."""
@@ -305,7 +319,7 @@ class ModifiedBetaGeoCovariateModel(BetaGeoCovariateModel):
     _NAME = "MBG/NBD with covariates"
 
 
-class ParetoNBDCovariateModel(_RFMCovariateModel):
+class ParetoNBDCovariateModel(RFMCovariateModel):
     """Pareto/NBD with covariates on the purchase rate (``alpha``) and the dropout rate
     (``beta``), Fader & Hardie (2007) section 2; the likelihood (FHL note eq. 22 per
     customer) is maximised by L-BFGS-B on central-difference gradients."""
