@@ -161,6 +161,32 @@ def test_predictions_are_the_plain_formulas_at_each_customers_parameters(
         )
 
 
+def test_large_dropout_parameters_stay_finite() -> None:
+    """Covariates fitted on few customers can send a_i, b_i into the thousands, where the
+    heavy-buyer form of eq. 10 under- and overflows; the other Euler form takes over and
+    agrees with mpmath's hypergeometric function."""
+    mp = pytest.importorskip("mpmath")
+    mp.mp.dps = 50
+    r, alpha, t = 0.4, 4.5, 9.0
+    x, t_x, T = (
+        np.array([0.0, 3.0, 12.0]),
+        np.array([0.0, 11.0, 20.0]),
+        np.array([30.0, 30.0, 30.0]),
+    )
+    for shift, cls in ((0, BetaGeoModel), (1, ModifiedBetaGeoModel)):
+        for a, b in ((1756.0, 7249.0), (0.79, 2.4)):
+            model = cls().set_params({"r": r, "alpha": alpha, "a": a, "b": b})
+            got = model.expected_purchases(t, x, t_x, T) / model.p_alive(x, t_x, T)
+            for i in range(3):
+                z = mp.mpf(t) / (alpha + T[i] + t)
+                c = a + b - 1 + shift + x[i]
+                hyper = mp.hyp2f1(r + x[i], b + x[i] + shift, c, z)
+                exact = c / (a - 1) * (1 - (1 - z) ** (r + x[i]) * hyper)
+                assert got[i] == pytest.approx(float(exact), rel=1e-9), (a, b, i)
+            survive = model.p_alive_at(t, x, t_x, T) / model.p_alive(x, t_x, T)
+            assert np.all(np.isfinite(survive)) and np.all((survive > 0) & (survive <= 1))
+
+
 def test_log_tail_integral_takes_per_row_parameters() -> None:
     alpha, beta = np.array([10.6, 0.5, 400.0, 3.0]), np.array([11.7, 300.0, 0.01, 3.0])
     A, B, y = np.array([0.6, 1500.0, 900.0, 2.0]), np.array([1.6, 2.4, 1.5, 0.5]), np.ones(4)

@@ -5,14 +5,16 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from ltvcast.cli._app import app, console
 from ltvcast.cli._options import (
+    CovariatesOpt,
     Inputs,
     input_options,
+    model_params,
     out_file,
     print_cleaning,
     step,
@@ -127,13 +129,15 @@ def train(
     horizon: HorizonOpt,
     as_of: AsOfOpt = None,
     model: ModelOpt = "auto",
+    covariates: CovariatesOpt = None,
 ) -> None:
     """Train a model on data up to --as-of and save it to --out."""
     from ltvcast.timeframe import parse_horizon
 
     span = parse_horizon(horizon)
+    params = model_params([model], covariates, inputs.profiles)
     data, cleaning = inputs.load()
-    scoring = _train(data, cleaning, model, span, as_of)
+    scoring = _train(data, cleaning, model, span, as_of, params)
     scoring.save(out)
     console.print(f"Model [bold]{scoring.name}[/] written to {out}")
 
@@ -154,6 +158,13 @@ def predict(
 
     extras = _extras_request(horizons, discount_rate, intervals=intervals)
     scoring = load_scoring_model(model_dir)
+    if scoring.covariates and inputs.profiles is None:
+        from ltvcast.exceptions import ConfigError
+
+        raise ConfigError(
+            f"the model uses the profile columns {', '.join(scoring.covariates)} as "
+            "covariates: give --profiles"
+        )
     data, _ = inputs.load()
     with step(f"Scoring with {scoring.name} ({scoring.horizon} horizon)"):
         _write_predictions(scoring, data, as_of, out, extras)
@@ -174,14 +185,16 @@ def forecast(
     horizons: HorizonsOpt = None,
     discount_rate: DiscountOpt = None,
     intervals: IntervalsOpt = False,
+    covariates: CovariatesOpt = None,
 ) -> None:
     """Train on data up to --as-of and score everyone at once (train + predict, one process)."""
     from ltvcast.timeframe import parse_horizon
 
     span = parse_horizon(horizon)
     extras = _extras_request(horizons, discount_rate, model, intervals=intervals)
+    params = model_params([model], covariates, inputs.profiles, intervals=intervals)
     data, cleaning = inputs.load()
-    scoring = _train(data, cleaning, model, span, as_of)
+    scoring = _train(data, cleaning, model, span, as_of, params)
     if save_model is not None:
         scoring.save(save_model)
     _write_predictions(scoring, data, as_of, out, extras)
@@ -204,21 +217,24 @@ def backtest_command(
     report: Annotated[
         bool, typer.Option("--report", help="Also write report.html into --out.")
     ] = False,
+    covariates: CovariatesOpt = None,
 ) -> None:
     """Train every model up to --cutoff, score the period after it and compare."""
     from ltvcast.evaluation.backtest import default_cutoff
     from ltvcast.timeframe import parse_as_of, parse_horizon
 
     span = parse_horizon(horizon)
+    names = _names(models)
+    params = model_params(names, covariates, inputs.profiles)
     data, cleaning = inputs.load()
     origin = (
         default_cutoff(data, span) if cutoff is None else parse_as_of(cutoff, data.last_timestamp())
     )
-    result = _run_backtest(data, origin, span, _names(models))
+    result = _run_backtest(data, origin, span, names, params)
     if out is not None:
         written = _write_backtest(result, out)
         if report:
-            best = _train(data, cleaning, result.best(), result.horizon, result.cutoff)
+            best = _train(data, cleaning, result.best(), result.horizon, result.cutoff, params)
             written.append(
                 _write_report(best, data, cleaning, result, result.cutoff, out / "report.html")
             )
@@ -380,6 +396,7 @@ def _train(
     model: str,
     horizon: Horizon,
     as_of: str | pd.Timestamp | None,
+    params: dict[str, Any] | None = None,
 ) -> ScoringModel:
     from ltvcast.cli._print import note
     from ltvcast.pipeline import train_model
@@ -388,15 +405,29 @@ def _train(
     when = parse_as_of(as_of, data.last_timestamp())
     with step(f"Training {model} on data up to {when:%Y-%m-%d} for a {horizon.describe()} horizon"):
         scoring = train_model(
-            data, model=model, horizon=horizon, as_of=when, cleaning=cleaning, on_note=note
+            data,
+            model=model,
+            horizon=horizon,
+            as_of=when,
+            cleaning=cleaning,
+            on_note=note,
+            model_params=params,
         )
     if scoring.reason:
         console.print(f"  {scoring.reason}", highlight=False)
+    if scoring.covariates:
+        from ltvcast.cli._print import print_coefficients
+
+        print_coefficients(scoring.coefficient_table())
     return scoring
 
 
 def _run_backtest(
-    data: CustomerData, cutoff: pd.Timestamp, horizon: Horizon, models: list[str]
+    data: CustomerData,
+    cutoff: pd.Timestamp,
+    horizon: Horizon,
+    models: list[str],
+    params: dict[str, Any] | None = None,
 ) -> BacktestResult:
     from ltvcast.cli._print import print_metrics
     from ltvcast.pipeline import backtest_models
@@ -406,7 +437,7 @@ def _run_backtest(
         f"{horizon.end(cutoff):%Y-%m-%d}] ({horizon.describe()})"
     )
     with step(f"Backtesting {', '.join(models)}"):
-        result = backtest_models(data, cutoff, horizon, models)
+        result = backtest_models(data, cutoff, horizon, models, model_params=params)
     print_metrics(result)
     return result
 

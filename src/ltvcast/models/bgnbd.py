@@ -280,16 +280,15 @@ class BetaGeoModel(PopulationModel):
         The Gaussian hypergeometric term is evaluated after Euler's transformation,
         ``((alpha+T)/(alpha+T+t))^(r+x) 2F1(r+x, b+x; c; z) = (1-z)^(a-1)
         2F1(a+b-1-r, a-1; c; z)`` with ``c = a+b+x-1``, ``z = t/(alpha+T+t)``, whose first two
-        arguments do not grow with ``x`` (no overflow for heavy buyers). At ``a = 1`` the
-        formula is a removable singularity; ``a`` is moved by 1e-6 there.
+        arguments do not grow with ``x`` (no overflow for heavy buyers; :func:`_euler_term`).
+        At ``a = 1`` the formula is a removable singularity; ``a`` is moved by 1e-6 there.
         """
         r, alpha, a_fit, b = self._params()
         x, tx, t_cal, t_arr = check_future_rfm(t, frequency, recency, T)
         a = np.where(np.abs(a_fit - 1.0) < 1e-6, 1.0 + 1e-6, a_fit)
         z = t_arr / (alpha + t_cal + t_arr)
         c = a + b - 1.0 + self._SHIFT  # MBG/NBD: 2F1(r+x, b+x+1; a+b+x; z) (Batislam 2007)
-        hyper = hyp2f1(c - r, a - 1.0, c + x, z)
-        unconditional_alive = (c + x) / (a - 1.0) * (1.0 - (1.0 - z) ** (a - 1.0) * hyper)
+        unconditional_alive = (c + x) / (a - 1.0) * (1.0 - _euler_term(a - 1.0, c, r, x, z))
         alive = _p_alive((r, alpha, a, b), x, tx, t_cal, self._SHIFT)
         out: FloatArray = unconditional_alive * alive
         return out
@@ -305,14 +304,14 @@ class BetaGeoModel(PopulationModel):
         ``exp(-lambda p t)``, whose expectation is ``2F1(r + x, a; a + b + x + shift; -t /
         (alpha + T))``, evaluated after Pfaff's transformation as ``((alpha + T) / (alpha + T +
         t))^a 2F1(a + b + shift - r, a; a + b + x + shift; t / (alpha + T + t))`` (arguments
-        that do not grow with ``x`` but the third).
+        that do not grow with ``x`` but the third; :func:`_euler_term`).
         """
         r, alpha, a, b = self._params()
         x, tx, t_cal, t_arr = check_future_rfm(t, frequency, recency, T)
         alive = _p_alive((r, alpha, a, b), x, tx, t_cal, self._SHIFT)
         z = t_arr / (alpha + t_cal + t_arr)
         c = a + b + self._SHIFT
-        survive = (1.0 - z) ** a * hyp2f1(c - r, a, c + x, z)
+        survive = _euler_term(a, c, r, x, z)
         out: FloatArray = alive * survive
         return out
 
@@ -373,6 +372,25 @@ def _p_alive(
         phases = log_phases(r + k * levels, k)[idx.ravel()] + _phase_times(tx, t_cal, alpha, k)
         log_ratio = log_ratio - logsumexp(phases, axis=1)
     out: FloatArray = np.where(has, 1.0 / (1.0 + np.exp(np.minimum(log_ratio, 700.0))), 1.0)
+    return out
+
+
+def _euler_term(e: Param, c: Param, r: float, x: FloatArray, z: FloatArray) -> FloatArray:
+    """``(1 - z)^e 2F1(c - r, e; c + x; z)``, equal to ``(1 - z)^(r + x) 2F1(r + x, c + x - e;
+    c + x; z)`` by Euler's transformation.
+
+    The first form keeps the hypergeometric arguments bounded for heavy buyers (large
+    ``x``). Where it under- or overflows, as when ``e`` and ``c`` run into the thousands (the
+    per-customer dropout parameters of a covariate model fitted on few customers), the
+    second is used.
+    """
+    with np.errstate(over="ignore", invalid="ignore", under="ignore"):
+        first: FloatArray = (1.0 - z) ** e * hyp2f1(c - r, e, c + x, z)
+        bad = ~np.isfinite(first) | (e * np.log1p(-z) < -700.0)
+    if not np.any(bad):
+        return first
+    second = (1.0 - z) ** (r + x) * hyp2f1(r + x, c + x - e, c + x, z)
+    out: FloatArray = np.where(bad, second, first)
     return out
 
 

@@ -549,6 +549,26 @@ class BTYDForecaster(Forecaster):
         out.index.name = CUSTOMER_ID
         return out
 
+    def coefficient_table(self) -> pd.DataFrame:
+        """The covariates' effects: each covariate model's
+        :meth:`~ltvcast.models._coefficients.CoefficientModel.coefficient_table` (estimates,
+        standard errors from the observed information, Wald tests), ``purchase`` for the
+        purchase model and ``spend`` for Gamma-Gamma (left out when its spend is constant).
+
+        Raises
+        ------
+        ConfigError
+            For a model without covariates.
+        """
+        self.check_fitted()
+        purchases, spend = self.bgnbd_, self.gamma_gamma_
+        if not isinstance(purchases, RFMCovariateModel):
+            raise ConfigError("the model has no covariates; fit it with covariates=(...)")
+        tables = {"purchase": purchases.coefficient_table()}
+        if isinstance(spend, GammaGammaCovariateModel) and not spend.degenerate_:
+            tables["spend"] = spend.coefficient_table()
+        return pd.concat(tables, names=["model"])
+
     def explain(self, data: CustomerData, as_of: pd.Timestamp) -> pd.DataFrame:
         """Exact Shapley attribution of ``predicted_value`` to recency, frequency, T, spend.
 

@@ -78,6 +78,11 @@ class ScoringModel:
         return self.forecaster.name
 
     @property
+    def covariates(self) -> tuple[str, ...]:
+        """Profile columns the forecasting model uses as covariates (``()`` for none)."""
+        return tuple(getattr(self.forecaster.chosen, "covariates", ()))
+
+    @property
     def chosen_name(self) -> str:
         """The name of the model making the forecasts (``auto``'s pick)."""
         return self.forecaster.chosen.name
@@ -154,9 +159,11 @@ class ScoringModel:
         horizons: str | Sequence[str | Horizon] | None = None,
         *,
         discount_rate: float | None = None,
+        profile: Mapping[str, Any] | None = None,
     ) -> pd.DataFrame:
         """What a customer who has just made a first purchase is expected to do, per horizon
-        (default: the model's): see :meth:`~ltvcast.models.btyd.BTYDForecaster.new_customer`.
+        (default: the model's), with a ``profile`` for a model with covariates: see
+        :meth:`~ltvcast.models.btyd.BTYDForecaster.new_customer`.
 
         Raises
         ------
@@ -164,8 +171,15 @@ class ScoringModel:
             When the model forecasting is not a BTYD model.
         """
         return self._curves("new-customer forecasts").new_customer(
-            parse_horizons(horizons or (self.horizon,)), discount_rate=discount_rate
+            parse_horizons(horizons or (self.horizon,)),
+            discount_rate=discount_rate,
+            profile=profile,
         )
+
+    def coefficient_table(self) -> pd.DataFrame:
+        """The covariates' effects, with standard errors: see
+        :meth:`~ltvcast.models.btyd.BTYDForecaster.coefficient_table`."""
+        return self._curves("coefficient tables").coefficient_table()
 
     def _curves(self, what: str) -> BTYDForecaster:
         """The BTYD forecaster making the forecasts, or :class:`ConfigError` naming ``what``."""
