@@ -4,12 +4,17 @@ with honest standard errors, and the input checks."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
 from scipy.optimize import approx_fprime
 
+from ltvcast.data.datasets import load_completejourney
 from ltvcast.exceptions import ConfigError, InsufficientDataError, NotFittedError
+from ltvcast.features.profile_design import ProfileDesign
+from ltvcast.features.rfm import rfm_summary
 from ltvcast.models.bgnbd import BetaGeoModel, ModifiedBetaGeoModel, loglik_and_grad_rows
 from ltvcast.models.covariates import (
     BetaGeoCovariateModel,
@@ -360,3 +365,34 @@ def test_input_checks_name_the_column() -> None:
         model.p_alive(*rows, purchase_covariates=z[["noise", "z"]]),
         model.p_alive(*rows, purchase_covariates=z["z"].to_numpy()),
     )
+
+
+@pytest.mark.realdata
+@pytest.mark.slow
+def test_complete_journey_demographics_on_the_purchase_rate(data_dir: Path) -> None:
+    """A user's first look: Pareto/NBD on the first half of 2017 with household age and home
+    ownership on the purchase rate. The likelihood rises far beyond chance (LR 388 on 8
+    degrees of freedom); households without demographics (2/3 of them) buy half as often;
+    and the standard errors agree with those of the MBG/NBD fitted to the same purchases
+    (both models find almost no dropout: their purchase processes are the same Gamma-Poisson).
+    Pareto/NBD's ``s`` and ``beta`` run along their ridge (no dropout to tell them apart):
+    no error for them, the purchase rate's unaffected."""
+    data, _ = load_completejourney(data_dir)
+    as_of = pd.Timestamp("2017-06-30 23:59:59")
+    rfm = rfm_summary(data.transactions, as_of, time_unit_days=7.0)
+    design = ProfileDesign(("age", "home_ownership")).fit(data.profiles, rfm.index)
+    z = design.transform(data.profiles, rfm.index)
+    rows = (rfm["frequency"], rfm["recency"], rfm["T"])
+    model = ParetoNBDCovariateModel().fit(*rows, purchase_covariates=z)
+    assert 2 * (model.log_likelihood_ - model.null_log_likelihood_) > 300
+    table = model.coefficient_table()
+    coefficients = table.loc[[f"purchase:{c}" for c in z.columns]]
+    assert coefficients.loc["purchase:age=(missing)", "estimate"] == pytest.approx(
+        np.log(0.5), abs=0.1
+    )
+    assert coefficients.loc["purchase:age=(missing)", "p_value"] < 1e-10
+    assert table.loc[["s", "beta"], "std_error"].isna().all()
+    mbg = ModifiedBetaGeoCovariateModel().fit(*rows, purchase_covariates=z)
+    reference = mbg.coefficient_table().loc[coefficients.index, "std_error"]
+    np.testing.assert_allclose(coefficients["std_error"], reference, rtol=0.05)
+    assert coefficients["std_error"].between(0.05, 0.2).all()

@@ -32,7 +32,10 @@ Covariates = pd.DataFrame | npt.ArrayLike | None
 #: Rows' log-parameters -> per-row log-likelihood and its gradient in them (rows x params).
 RowLikelihood = Callable[[list[Param]], tuple[FloatArray, FloatArray]]
 #: Step of the central differences of the gradient that give the observed information.
-HESSIAN_STEP = 1e-4
+HESSIAN_STEP = 1e-3
+#: A parameter whose weight in a flat direction of the information (a unit eigenvector)
+#: reaches this has no standard error.
+FLAT_LOADING = 1e-2
 
 
 @dataclass(frozen=True)
@@ -354,8 +357,14 @@ def _inverse_information(
     loglik: Callable[[FloatArray], tuple[float, FloatArray]], theta: FloatArray
 ) -> FloatArray:
     """Inverse of the observed information (minus the Hessian of the log-likelihood, by
-    central differences of its gradient) over the parameters inside their search bounds;
-    NaN for those on a bound, or everywhere when the information is not positive definite."""
+    central differences of its gradient), NaN for the parameters it cannot give an error.
+
+    Those are the parameters on their search bound, and those along a direction the data
+    leave flat: an eigenvalue of the information no larger than the differences' noise (the
+    asymmetry of the raw Hessian), such as the ridge of Pareto/NBD's ``s`` and ``beta`` when
+    dropout is rare. The other errors come from the inverse on the remaining directions
+    (the flat ones barely involve them; see :data:`FLAT_LOADING`).
+    """
     free = np.flatnonzero(np.abs(theta) < LOG_BOUND - 1e-6)
     hessian = np.zeros((free.size, free.size))
     for col, j in enumerate(free):
@@ -363,12 +372,15 @@ def _inverse_information(
         step[j] = HESSIAN_STEP
         up, down = loglik(theta + step)[1], loglik(theta - step)[1]
         hessian[:, col] = (up - down)[free] / (2.0 * HESSIAN_STEP)
-    information = -0.5 * (hessian + hessian.T)
     out = np.full((theta.size, theta.size), np.nan)
-    try:
-        factor = np.linalg.cholesky(information)
-    except np.linalg.LinAlgError:
+    if not np.all(np.isfinite(hessian)):
         return out
-    inverse = np.linalg.inv(factor)
-    out[np.ix_(free, free)] = inverse.T @ inverse
+    information = -0.5 * (hessian + hessian.T)
+    noise = float(np.max(np.abs(hessian - hessian.T), initial=0.0))
+    values, vectors = np.linalg.eigh(information)
+    flat = values <= max(noise, 1e-9 * float(values.max(initial=0.0)))
+    inverse = (vectors[:, ~flat] / values[~flat]) @ vectors[:, ~flat].T
+    known = np.all(np.abs(vectors[:, flat]) < FLAT_LOADING, axis=1)
+    rows = free[known]
+    out[np.ix_(rows, rows)] = inverse[np.ix_(known, known)]
     return out
