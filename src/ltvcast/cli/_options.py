@@ -133,9 +133,8 @@ def model_params(
                 )
             )
     if profiles is None:
-        raise ConfigError(
-            f"--covariates {','.join(columns)} names profile columns: give --profiles"
-        )
+        names = ",".join(columns)
+        raise ConfigError(f"--covariates {names} names profile columns: give --profiles")
     return {"covariates": columns}
 
 
