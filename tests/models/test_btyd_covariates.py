@@ -168,8 +168,13 @@ def test_pareto_nbd_with_covariates(store: tuple[CustomerData, pd.Timestamp]) ->
     assert model.get_params()["covariates"] == ("channel",)
 
 
-def test_errors_name_the_problem(store: tuple[CustomerData, pd.Timestamp]) -> None:
+def test_errors_name_the_problem(
+    fitted: BTYDForecaster, store: tuple[CustomerData, pd.Timestamp]
+) -> None:
     data, as_of = store
+    assert fitted.uncertainty_ is None
+    with pytest.raises(ConfigError, match="intervals are not available for a model with cova"):
+        fitted.value_intervals(data, as_of)
     with pytest.raises(ConfigError, match="'mbgcnbd' has no covariate variant"):
         BTYDForecaster(purchase_model="mbgcnbd", covariates=("channel",)).fit(data, as_of, HORIZON)
     with pytest.raises(ConfigError, match="no profiles were given"):
