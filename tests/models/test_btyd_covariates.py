@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from ltvcast.data.datasets import load_completejourney
 from ltvcast.data.schemas import PREDICTION_COLUMNS, CustomerData
 from ltvcast.data.synthetic import simulate_store
 from ltvcast.exceptions import ConfigError
@@ -183,3 +184,21 @@ def test_errors_name_the_problem(
         BTYDForecaster(covariates=("colour",)).fit(data, as_of, HORIZON)
     with pytest.raises(ConfigError, match="got the string 'channel'"):
         BTYDForecaster(covariates="channel").fit(data, as_of, HORIZON)  # type: ignore[arg-type]
+
+
+@pytest.mark.realdata
+def test_complete_journey_where_hardly_anyone_drops_out(data_dir: Path) -> None:
+    """Demographics on every process of MBG/NBD, on a panel where dropout barely shows:
+    the purchase coefficients are estimated with errors, the dropout ones stay moderate
+    (the prior on the coefficients, and the rows' parameters held within the plain search's
+    bounds) and get no error rather than made-up ones; the forecasts are finite."""
+    data, _ = load_completejourney(data_dir)
+    as_of = pd.Timestamp("2017-06-30 23:59:59")
+    model = BTYDForecaster(covariates=("age", "home_ownership")).fit(data, as_of, HORIZON)
+    table = model.coefficient_table().loc["purchase"]
+    purchase = table[table.index.str.startswith("purchase:")]
+    dropout = table[table.index.str.startswith("dropout_")]
+    assert purchase["std_error"].between(0.05, 0.2).all()
+    assert (dropout["estimate"].abs() < 5).all() and dropout["std_error"].isna().all()
+    out = model.predict(data, as_of)
+    assert np.isfinite(out[list(PREDICTION_COLUMNS[1:])].to_numpy()).all()

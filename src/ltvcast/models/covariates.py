@@ -28,7 +28,9 @@ coefficients named ``"<block>:<column>"`` with the blocks ``purchase``, ``dropou
 :meth:`~ltvcast.models._coefficients.CoefficientModel.coefficient_table` gives their standard
 errors.
 
-The search starts from the plain model's fit (every coefficient 0). Gradients: (M)BG/NBD and
+The search starts from the plain model's fit (every coefficient 0) and maximises the
+likelihood times a ``Normal(0, prior_sd)`` prior on the coefficients of the standardised
+covariates (``prior_sd=np.inf``: the plain maximum likelihood). Gradients: (M)BG/NBD and
 Gamma-Gamma analytic, per row; Pareto/NBD by central differences per row (two evaluations of
 the rows per parameter of the formulas, whatever the number of coefficients), with L-BFGS-B.
 """
@@ -85,10 +87,8 @@ class RFMCovariateModel(CoefficientModel):
 
     Parameters
     ----------
-    penalizer_coef
-        L2 penalty added to the mean negative log-likelihood, on the (time-scaled)
-        population parameters as in the plain model, and on the coefficients of the
-        standardised covariates; 0 gives the plain MLE.
+    penalizer_coef, prior_sd
+        See :class:`~ltvcast.models._coefficients.CoefficientModel`.
 
     Attributes
     ----------
