@@ -16,7 +16,8 @@ from ltvcast.data.synthetic import simulate_store
 from ltvcast.exceptions import ConfigError
 from ltvcast.features.rfm import rfm_summary
 from ltvcast.models.btyd import WEEK_DAYS, BTYDForecaster, ParetoNBDForecaster
-from ltvcast.models.covariates import GammaGammaCovariateModel, ModifiedBetaGeoCovariateModel
+from ltvcast.models.covariates import ModifiedBetaGeoCovariateModel
+from ltvcast.models.spend_covariates import GammaGammaCovariateModel
 from ltvcast.scoring.artifacts import load_model, save_model
 from ltvcast.scoring.online import OnlineScorer
 from ltvcast.timeframe import parse_horizon

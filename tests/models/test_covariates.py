@@ -1,6 +1,7 @@
-"""Covariate models (Fader & Hardie 2007): the plain likelihood at zero coefficients, the
-plain formulas at each customer's parameters, gradients, recovery of simulated coefficients
-with honest standard errors, and the input checks."""
+"""Covariate purchase models (Fader & Hardie 2007): the plain likelihood at zero
+coefficients, the plain formulas at each customer's parameters, gradients, recovery of
+simulated coefficients with honest standard errors, Complete Journey, and the input checks
+(shared with the spend model, tests/models/test_spend_covariates.py)."""
 
 from __future__ import annotations
 
@@ -18,33 +19,20 @@ from ltvcast.features.rfm import rfm_summary
 from ltvcast.models.bgnbd import BetaGeoModel, ModifiedBetaGeoModel, loglik_and_grad_rows
 from ltvcast.models.covariates import (
     BetaGeoCovariateModel,
-    GammaGammaCovariateModel,
     ModifiedBetaGeoCovariateModel,
     ParetoNBDCovariateModel,
 )
-from ltvcast.models.gamma_gamma import GammaGammaModel
 from ltvcast.models.pareto_nbd import ParetoNBDModel, log_tail_integral
+
+from .conftest import covariate_profiles
 
 BG = {"r": 0.24, "alpha": 4.4, "a": 0.79, "b": 2.4}
 PNBD = {"r": 0.55, "alpha": 10.6, "s": 0.6, "beta": 11.7}
-GG = {"p": 3.0, "q": 4.0, "v": 30.0}
 RFM_MODELS = [
     (BetaGeoCovariateModel, BetaGeoModel, BG),
     (ModifiedBetaGeoCovariateModel, ModifiedBetaGeoModel, BG),
     (ParetoNBDCovariateModel, ParetoNBDModel, PNBD),
 ]
-
-
-def _profiles(n: int, seed: int) -> pd.DataFrame:
-    """A continuous covariate, a binary one and one that does nothing."""
-    rng = np.random.default_rng(seed)
-    return pd.DataFrame(
-        {
-            "z": rng.normal(size=n),
-            "member": (rng.uniform(size=n) < 0.3).astype(float),
-            "noise": rng.normal(size=n),
-        }
-    )
 
 
 def _simulate_pnbd(
@@ -79,14 +67,6 @@ def _simulate_bg(
     return {"x": x, "t_x": np.where(x > 0, T * order, 0.0), "T": T}
 
 
-def _simulate_spend(z: pd.DataFrame, g: list[float], seed: int) -> dict[str, np.ndarray]:
-    """Mean spends of ``x`` transactions with ``nu ~ Gamma(q, v_i)``, ``v_i = v exp(g'z)``."""
-    rng = np.random.default_rng(seed)
-    nu = rng.gamma(GG["q"], 1.0 / (GG["v"] * np.exp(z.to_numpy() @ g)))
-    x = rng.integers(1, 8, len(z)).astype(float)
-    return {"x": x, "m": rng.gamma(GG["p"] * x, 1.0 / (nu * x))}
-
-
 def _zero(model: type, params: dict[str, float], columns: list[str]) -> object:
     coefs = {f"{block.name}:{c}": 0.0 for block in model._BLOCKS for c in columns}
     return model().set_params(params | coefs)
@@ -96,7 +76,7 @@ def _zero(model: type, params: dict[str, float], columns: list[str]) -> object:
 def test_zero_coefficients_are_the_plain_model(
     cls: type[BetaGeoCovariateModel], plain_cls: type[BetaGeoModel], params: dict[str, float]
 ) -> None:
-    z = _profiles(400, 0)
+    z = covariate_profiles(400, 0)
     sim = _simulate_pnbd(z, [0.0] * 3, [0.0] * 3, 1)
     rows = (sim["x"], sim["t_x"], sim["T"])
     model = _zero(cls, params, list(z.columns))
@@ -110,21 +90,6 @@ def test_zero_coefficients_are_the_plain_model(
         np.testing.assert_allclose(
             getattr(model, method)(*args, **given), getattr(plain, method)(*args), rtol=1e-12
         )
-
-
-def test_zero_coefficients_are_the_plain_spend_model() -> None:
-    z = _profiles(300, 2)
-    sim = _simulate_spend(z, [0.0] * 3, 3)
-    model = _zero(GammaGammaCovariateModel, GG, list(z.columns))
-    plain = GammaGammaModel().set_params(GG)
-    ll = model.log_likelihood(sim["x"], sim["m"], covariates=z)
-    assert ll == pytest.approx(plain.log_likelihood(sim["x"], sim["m"]), rel=1e-12)
-    np.testing.assert_allclose(
-        model.expected_spend(sim["x"], sim["m"], covariates=z),
-        plain.expected_spend(sim["x"], sim["m"]),
-        rtol=1e-12,
-    )
-    assert model.population_mean == pytest.approx(plain.population_mean)
 
 
 @pytest.mark.parametrize(("cls", "plain_cls", "params"), RFM_MODELS)
@@ -204,7 +169,7 @@ def test_log_tail_integral_takes_per_row_parameters() -> None:
 @pytest.mark.parametrize("shift", [0, 1])
 def test_per_row_gradient_of_the_bg_likelihood(shift: int) -> None:
     """Column j of the gradient is each row's derivative in its own log-parameter j."""
-    z = _profiles(60, 4)
+    z = covariate_profiles(60, 4)
     sim = _simulate_bg(z, [0.5, 0.0, 0.0], [0.3, 0.0, 0.0], [0.0, -0.5, 0.0], 5)
     rng = np.random.default_rng(6)
     log_rows = [np.log(0.5), rng.normal(1.0, 0.3, 60), rng.normal(0.0, 0.3, 60), 0.4]
@@ -236,7 +201,7 @@ def _within(model: object, truth: dict[str, float], n_se: float = 4.0) -> pd.Dat
 
 
 def test_pareto_nbd_recovers_simulated_coefficients() -> None:
-    z = _profiles(6000, 7)
+    z = covariate_profiles(6000, 7)
     sim = _simulate_pnbd(z, [0.5, -0.4, 0.0], [-0.3, 0.6, 0.0], 8)
     model = ParetoNBDCovariateModel().fit(
         sim["x"], sim["t_x"], sim["T"], purchase_covariates=z, dropout_covariates=z
@@ -256,7 +221,7 @@ def test_pareto_nbd_recovers_simulated_coefficients() -> None:
 def test_bg_nbd_recovers_simulated_coefficients() -> None:
     """The purchase process on two covariates; the dropout process on a binary one (the
     Beta's two shapes are weakly identified apart, so one covariate drives both)."""
-    z = _profiles(8000, 9)
+    z = covariate_profiles(8000, 9)
     sim = _simulate_bg(z, [0.5, -0.4, 0.0], [0.0, 0.5, 0.0], [0.0, -0.5, 0.0], 10)
     model = BetaGeoCovariateModel().fit(
         sim["x"], sim["t_x"], sim["T"], purchase_covariates=z, dropout_covariates=z[["member"]]
@@ -268,40 +233,8 @@ def test_bg_nbd_recovers_simulated_coefficients() -> None:
                                    "dropout_a:member", "dropout_b:member"]  # fmt: skip
 
 
-def test_gamma_gamma_recovers_coefficients_with_calibrated_errors() -> None:
-    """Over repeated samples the estimates scatter as the standard errors say."""
-    estimates, errors = [], []
-    for seed in range(30):
-        z = _profiles(800, 100 + seed)
-        sim = _simulate_spend(z, [0.4, -0.3, 0.0], 200 + seed)
-        model = GammaGammaCovariateModel().fit(sim["x"], sim["m"], covariates=z)
-        table = model.coefficient_table()
-        estimates.append(table["estimate"].to_numpy())
-        errors.append(table["std_error"].to_numpy())
-    truth = np.array([*GG.values(), 0.4, -0.3, 0.0])
-    spread, mean_error = np.std(estimates, axis=0), np.mean(errors, axis=0)
-    np.testing.assert_allclose(spread, mean_error, rtol=0.4)
-    # The mean of 30 estimates lies within 4 standard errors of that mean.
-    assert np.all(np.abs(np.mean(estimates, axis=0) - truth) < 4 * mean_error / np.sqrt(30))
-
-
-def test_prior_and_penalty() -> None:
-    """The default Normal(0, 1) prior on standardised coefficients moves identified ones by
-    O(1/n); an L2 penalty shrinks them."""
-    z = _profiles(2000, 11)
-    sim = _simulate_spend(z, [0.4, -0.3, 0.0], 12)
-    mle = GammaGammaCovariateModel(prior_sd=np.inf).fit(sim["x"], sim["m"], covariates=z)
-    default = GammaGammaCovariateModel().fit(sim["x"], sim["m"], covariates=z)
-    for name in ("spend:z", "spend:member"):
-        assert default.params_[name] == pytest.approx(mle.params_[name], rel=1e-2)
-    shrunk = GammaGammaCovariateModel(penalizer_coef=0.1).fit(sim["x"], sim["m"], covariates=z)
-    assert abs(shrunk.params_["spend:z"]) < abs(mle.params_["spend:z"])
-    with pytest.raises(ConfigError, match="prior_sd must be > 0"):
-        GammaGammaCovariateModel(prior_sd=0.0).fit(sim["x"], sim["m"], covariates=z)
-
-
 def test_no_covariates_is_the_plain_fit_with_errors() -> None:
-    z = _profiles(1500, 13)
+    z = covariate_profiles(1500, 13)
     sim = _simulate_bg(z, [0.0] * 3, [0.0] * 3, [0.0] * 3, 14)
     rows = (sim["x"], sim["t_x"], sim["T"])
     model = BetaGeoCovariateModel().fit(*rows)
@@ -312,31 +245,8 @@ def test_no_covariates_is_the_plain_fit_with_errors() -> None:
     assert model.coefficient_table()["std_error"].notna().all()
 
 
-def test_set_params_round_trip_and_names() -> None:
-    z = _profiles(1000, 15)
-    sim = _simulate_spend(z, [0.4, 0.0, 0.0], 16)
-    model = GammaGammaCovariateModel().fit(sim["x"], sim["m"], covariates=z[["z"]])
-    copy = GammaGammaCovariateModel().set_params(model.params_, model.covariance_.tolist())
-    pd.testing.assert_frame_equal(copy.coefficient_table(), model.coefficient_table())
-    assert copy.covariate_names_ == {"covariates": ("z",)}
-    # An array's columns are x0, x1 ...; the names are then the positions.
-    arrays = GammaGammaCovariateModel().fit(sim["x"], sim["m"], covariates=z.to_numpy())
-    assert [k for k in arrays.params_ if ":" in k] == ["spend:x0", "spend:x1", "spend:x2"]
-    with pytest.raises(ConfigError, match="no parameter 'purchase:z'"):
-        GammaGammaCovariateModel().set_params(GG | {"purchase:z": 1.0})
-    with pytest.raises(ConfigError, match="lack"):
-        BetaGeoCovariateModel().set_params({"r": 1.0})
-
-
-def test_degenerate_spend_ignores_covariates() -> None:
-    z = _profiles(50, 17)
-    model = GammaGammaCovariateModel().fit(np.full(50, 3.0), np.full(50, 7.0), covariates=z)
-    assert model.degenerate_ and model.params_ == {"mean_spend": 7.0}
-    np.testing.assert_allclose(model.expected_spend([0, 2], [0, 9.0], covariates=z[:2]), 7.0)
-
-
 def test_input_checks_name_the_column() -> None:
-    z = _profiles(200, 18)
+    z = covariate_profiles(200, 18)
     sim = _simulate_pnbd(z, [0.0] * 3, [0.0] * 3, 19)
     rows = (sim["x"], sim["t_x"], sim["T"])
     fit = BetaGeoCovariateModel().fit
@@ -356,6 +266,8 @@ def test_input_checks_name_the_column() -> None:
     with pytest.raises(InsufficientDataError, match="at least 13 customers to fit 13 parameters"):
         fit(rows[0][:9], rows[1][:9], rows[2][:9], purchase_covariates=z.iloc[:9],
             dropout_covariates=z.iloc[:9])  # fmt: skip
+    with pytest.raises(ConfigError, match="lack"):
+        BetaGeoCovariateModel().set_params({"r": 1.0})
     with pytest.raises(NotFittedError, match="purchase_covariates"):
         BetaGeoCovariateModel().p_alive(*rows)
     model = fit(*rows, purchase_covariates=z[["z"]])

@@ -26,7 +26,6 @@ if TYPE_CHECKING:
     from ltvcast.models.cnbd import BetaGeoCNBDModel, ModifiedBetaGeoCNBDModel
     from ltvcast.models.covariates import (
         BetaGeoCovariateModel,
-        GammaGammaCovariateModel,
         ModifiedBetaGeoCovariateModel,
         ParetoNBDCovariateModel,
     )
@@ -35,6 +34,7 @@ if TYPE_CHECKING:
     from ltvcast.models.pareto_nbd import ParetoNBDModel
     from ltvcast.models.registry import create, forecaster_class, model_names
     from ltvcast.models.seq.estimator import SeqForecaster
+    from ltvcast.models.spend_covariates import GammaGammaCovariateModel
 
 #: Public class -> defining module, imported on first attribute access.
 _LAZY = {
@@ -50,7 +50,7 @@ _LAZY = {
     "BetaGeoModel": "ltvcast.models.bgnbd",
     "CalibratedBTYDForecaster": "ltvcast.models.btyd_cal",
     "GBDTForecaster": "ltvcast.models.gbdt",
-    "GammaGammaCovariateModel": "ltvcast.models.covariates",
+    "GammaGammaCovariateModel": "ltvcast.models.spend_covariates",
     "GammaGammaModel": "ltvcast.models.gamma_gamma",
     "ModifiedBetaGeoCNBDForecaster": "ltvcast.models.btyd",
     "ModifiedBetaGeoCNBDModel": "ltvcast.models.cnbd",

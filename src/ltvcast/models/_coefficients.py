@@ -119,6 +119,12 @@ def covariate_matrix(
     return out, wanted
 
 
+def covariate_rows(values: Mapping[str, Covariates]) -> int:
+    """Rows of the first covariate argument given (0 when none is)."""
+    given = [v for v in values.values() if v is not None]
+    return int(np.shape(given[0])[0]) if given else 0
+
+
 def check_estimable(argument: str, matrix: FloatArray, names: Sequence[str]) -> None:
     """Refuse covariates whose coefficients the data cannot identify: a constant column (its
     effect is the population parameter's) or one that is a linear combination of the others
@@ -188,16 +194,7 @@ class CoefficientModel:
     @property
     def covariate_names_(self) -> dict[str, tuple[str, ...]]:
         """Column names of each covariate argument, as fitted (empty when not used)."""
-        params = self._fitted()
-        out: dict[str, tuple[str, ...]] = {}
-        for block in self._BLOCKS:
-            prefix = f"{block.name}:"
-            names = tuple(k[len(prefix) :] for k in params if k.startswith(prefix))
-            if out.setdefault(block.source, names) != names:
-                raise ConfigError(
-                    f"{self._NAME} coefficients of {block.source} name different columns"
-                )
-        return out
+        return self._names_of(self._fitted())
 
     def set_params(
         self, params: Mapping[str, float], covariance: Sequence[Sequence[float]] | None = None
@@ -224,15 +221,18 @@ class CoefficientModel:
                 f"{self._NAME} has no parameter {unknown[0]!r} (coefficients are named "
                 f"'<block>:<column>' with a block among {sorted(blocks)})"
             )
-        self.params_ = {k: float(params[k]) for k in self.PARAMS}
-        self.params_.update({k: float(v) for k, v in params.items() if k not in self.PARAMS})
-        size = len(self.params_)
-        self.covariance_ = (
-            np.full((size, size), np.nan)
-            if covariance is None
-            else np.asarray(covariance, dtype=np.float64).reshape(size, size)
-        )
-        self.covariate_names_  # noqa: B018 (checks that the blocks of a source agree)
+        values = {k: float(params[k]) for k in self.PARAMS}
+        values.update({k: float(v) for k, v in params.items() if k not in self.PARAMS})
+        self._names_of(values)
+        size = len(values)
+        matrix = np.full((size, size), np.nan) if covariance is None else np.asarray(covariance)
+        if matrix.shape != (size, size):
+            raise ConfigError(
+                f"{self._NAME} covariance must be {size} x {size} (the parameters); got "
+                f"shape {matrix.shape}"
+            )
+        self.params_ = values
+        self.covariance_ = matrix.astype(np.float64)
         return self
 
     def coefficient_table(self) -> pd.DataFrame:
@@ -264,6 +264,20 @@ class CoefficientModel:
         )
 
     # ------------------------------------------------------------------ helpers
+    def _names_of(self, params: Mapping[str, float]) -> dict[str, tuple[str, ...]]:
+        """Per covariate argument, the columns its coefficients in ``params`` name (blocks
+        of one argument must name the same)."""
+        out: dict[str, tuple[str, ...]] = {}
+        for block in self._BLOCKS:
+            prefix = f"{block.name}:"
+            names = tuple(k[len(prefix) :] for k in params if k.startswith(prefix))
+            if out.setdefault(block.source, names) != names:
+                raise ConfigError(
+                    f"{self._NAME} coefficients of {block.source} name different columns: "
+                    f"{list(out[block.source])} and {list(names)}"
+                )
+        return out
+
     def _fitted(self) -> dict[str, float]:
         if not hasattr(self, "params_"):
             raise NotFittedError(f"{type(self).__name__} is not fitted; call {self._FIT_CALL}")

@@ -70,7 +70,6 @@ from ltvcast.models.clv import discounted_purchases
 from ltvcast.models.cnbd import BetaGeoCNBDModel, ModifiedBetaGeoCNBDModel, select_k
 from ltvcast.models.covariates import (
     BetaGeoCovariateModel,
-    GammaGammaCovariateModel,
     ModifiedBetaGeoCovariateModel,
     ParetoNBDCovariateModel,
     RFMCovariateModel,
@@ -84,6 +83,7 @@ from ltvcast.models.intervals import (
     value_intervals,
 )
 from ltvcast.models.pareto_nbd import ParetoNBDModel
+from ltvcast.models.spend_covariates import GammaGammaCovariateModel
 from ltvcast.timeframe import Horizon
 
 #: An RFM-level purchase model the forecaster can use.
