@@ -47,6 +47,7 @@ EXTRA = (
     ("bench_seq.py", "seq.md"),
     ("bench_calibration.py", "calibration.md"),
     ("bench_ablation.py", "ablation.md"),
+    ("bench_covariates.py", "covariates.md"),
     ("bench_simulate.py", "simulate.md"),
     ("bench_service.py", "service.md"),
     ("bench_intervals.py", "intervals.md"),
