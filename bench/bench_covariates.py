@@ -72,8 +72,8 @@ def likelihood_part() -> tuple[list[str], str]:
     return lines, sentence
 
 
-def backtest_part() -> list[str]:
-    """Part 2's markdown lines."""
+def backtest_part() -> tuple[list[str], str]:
+    """Part 2's markdown lines and the README sentence."""
     data, cutoff, horizon = PROTOCOLS["completejourney_90d"].load()
     names = ("btyd", "pnbd")
     models = [create(n) for n in names] + [create(n, covariates=COVARIATES) for n in names]
@@ -86,6 +86,15 @@ def backtest_part() -> list[str]:
         "| model | covariates | Gini | MAE | fit s |",
         "|---|---|---:|---:|---:|",
     ]
+    plain, with_covariates = result.results[0], result.results[len(names)]
+    sentence = ""
+    if not (plain.error or with_covariates.error):
+        sentence = (
+            f" On the 90-day holdout, btyd with them on all three processes: normalized Gini "
+            f"{plain.metrics['normalized_gini']:.3f} -> "
+            f"{with_covariates.metrics['normalized_gini']:.3f}, MAE {plain.metrics['mae']:.2f} "
+            f"-> {with_covariates.metrics['mae']:.2f}."
+        )
     for model, row in zip(models, result.results, strict=True):
         label = ", ".join(getattr(model, "covariates", ())) or "–"
         if row.error:
@@ -95,17 +104,18 @@ def backtest_part() -> list[str]:
             f"| {row.name} | {label} | {row.metrics['normalized_gini']:.3f} | "
             f"{row.metrics['mae']:.2f} | {row.fit_seconds:.1f} |"
         )
-    return lines
+    return lines, sentence
 
 
 def main() -> None:
     part1, sentence = likelihood_part()
-    lines = ["## Profile covariates on BTYD (Complete Journey)", "", *part1, *backtest_part()]
+    part2, holdout = backtest_part()
+    lines = ["## Profile covariates on BTYD (Complete Journey)", "", *part1, *part2]
     text = "\n".join(lines) + "\n"
     print(text)
     OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.write_text(text, encoding="utf-8")
-    replace_readme_block("covariates", sentence)
+    replace_readme_block("covariates", sentence + holdout)
 
 
 if __name__ == "__main__":
