@@ -106,3 +106,15 @@ def test_decimal_commas_are_not_read_and_make_comma_groups_ambiguous(
     assert plain["amount"].tolist() == [3.0, 2125.5]
     us = validate_transactions(raw_tx(amount=["1,250", "3", "$1,234.50", "2"]), "tx.csv")
     assert us["amount"].tolist() == [1250.0, 3.0, 1234.5, 2.0]
+
+
+def test_plain_decimal_text_reads_as_python_reads_it() -> None:
+    rng = np.random.default_rng(1)
+    values = np.r_[rng.normal(0, 1e4, 300), rng.integers(-999, 999, 50)]
+    texts = [f"{v:.{rng.integers(0, 8)}f}" for v in values] + ["+3", "-0.0", "007.50"]
+    frame = pd.DataFrame(
+        {"customer_id": "a", "timestamp": "2024-01-01", "amount": pd.Series(texts, dtype=object)}
+    )
+    frame = frame.assign(timestamp=pd.date_range("2024-01-01", periods=len(texts), freq="h"))
+    out = validate_transactions(frame, "tx.csv")
+    assert out["amount"].tolist() == [float(t) for t in texts]

@@ -5,13 +5,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
 from ltvcast.data.clean import CleaningOptions, CleaningReport
 from ltvcast.data.io import ColumnMap
 from ltvcast.data.schemas import TIMESTAMP_RANGE
-from ltvcast.data.times import EPOCH_FLOOR_SECONDS, parse_timestamps
+from ltvcast.data.times import EPOCH_FLOOR_SECONDS, date_order_at_stake, parse_timestamps
 from ltvcast.data.validate import load_customer_data, validate_events, validate_transactions
 from ltvcast.exceptions import SchemaError
 from ltvcast.timeframe import MAX_HORIZON_DAYS
@@ -271,3 +272,31 @@ def test_now_tolerance_and_zone(raw_tx: Callable[..., pd.DataFrame]) -> None:
     assert len(out) == 1 and report.count("events", "future_timestamp") == 1
     with pytest.raises(SchemaError, match=r"must not lie after now .* 4 of 4 rows do"):
         validate_transactions(frame, "tx.csv", options=CleaningOptions(now="2020-01-01"))  # type: ignore[arg-type]
+
+
+def test_plain_iso_times_read_as_pandas_reads_them() -> None:
+    """The fast path for ``YYYY-MM-DD[ HH:MM[:SS]]`` gives pandas' times, NaT for impossible
+    dates and clock times, and leaves other years and forms to pandas."""
+    rng = np.random.default_rng(0)
+    stamps = pd.Timestamp("2019-01-01") + pd.to_timedelta(rng.integers(0, 2e8, 500), unit="s")
+    texts = [
+        *stamps.strftime("%Y-%m-%d %H:%M:%S"),
+        *stamps[:50].strftime("%Y-%m-%dT%H:%M"),
+        *stamps[:50].strftime("%Y-%m-%d"),
+        "2024-02-29 12:00:00", "2023-02-29 12:00:00", "2023-04-31", "2023-12-31 24:00:00",
+        "2023-12-31 23:60:00", "2023-12-31 23:59:60", "2023-13-01", "2023-00-10", "2023-01-00",
+        "1600-01-01", "2300-01-01", "2023-1-01 10:00:00", "2023-01-01 10:00:00.5",
+        "2023/01/01 10:00:00", "2023-01-01x10:00:00", "abcd-ef-gh", "",
+    ]  # fmt: skip
+    got = parse_timestamps(pd.Series(texts, dtype=object))
+    expected = pd.to_datetime(pd.Series(texts), errors="coerce", format="mixed")
+    assert got.astype("datetime64[us]").equals(expected.astype("datetime64[us]"))
+
+
+def test_date_order_at_stake() -> None:
+    assert date_order_at_stake(pd.Series(["2024-01-03", "20240103"])) is None
+    assert date_order_at_stake(pd.Series(["31/13/2023 25:61", "01/01/2024"])) is None
+    assert date_order_at_stake(pd.Series(["13/01/2024", "02/01/2024"])) == "day-first"
+    assert date_order_at_stake(pd.Series(["01/13/2024"])) == "month-first"
+    assert date_order_at_stake(pd.Series(["13/01/2024", "01/13/2024"])) == "mixed"
+    assert date_order_at_stake(pd.Series(["03/04/2024"])) == "ambiguous"

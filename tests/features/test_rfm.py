@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from ltvcast.exceptions import ConfigError
-from ltvcast.features.rfm import RFM_COLUMNS, rfm_summary
+from ltvcast.features.rfm import RFM_COLUMNS, rfm_later, rfm_summary
 
 END_OF_CALIBRATION = pd.Timestamp("1997-09-30 23:59:59.999999")
 
@@ -98,3 +98,10 @@ def test_empty_and_bad_unit(tiny_transactions: pd.DataFrame) -> None:
     assert empty.empty and list(empty.columns) == list(RFM_COLUMNS)
     with pytest.raises(ConfigError, match="time_unit_days"):
         rfm_summary(tiny_transactions, pd.Timestamp("2024-03-01"), time_unit_days=0.0)
+
+
+def test_rfm_later_is_the_summary_at_a_later_as_of(tiny_transactions: pd.DataFrame) -> None:
+    early = pd.Timestamp("2024-03-01 12:00")
+    later = pd.Timestamp("2024-06-30 08:00")
+    moved = rfm_later(rfm_summary(tiny_transactions, early), later)
+    pd.testing.assert_frame_equal(moved, rfm_summary(tiny_transactions, later), check_exact=True)

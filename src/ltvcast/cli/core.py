@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from ltvcast.cli._app import app, console
+from ltvcast.cli._engine import PartitionsOpt, WorkersOpt, partitioned, plan
 from ltvcast.cli._options import (
     CovariatesOpt,
     Inputs,
@@ -27,6 +28,7 @@ if TYPE_CHECKING:
 
     from ltvcast.data.clean import CleaningReport
     from ltvcast.data.schemas import CustomerData
+    from ltvcast.engine import LocalJob
     from ltvcast.evaluation.backtest import BacktestResult
     from ltvcast.pipeline import ScoringModel
     from ltvcast.timeframe import Horizon
@@ -130,14 +132,21 @@ def train(
     as_of: AsOfOpt = None,
     model: ModelOpt = "auto",
     covariates: CovariatesOpt = None,
+    partitions: PartitionsOpt = None,
+    workers: WorkersOpt = None,
 ) -> None:
     """Train a model on data up to --as-of and save it to --out."""
     from ltvcast.timeframe import parse_horizon
 
     span = parse_horizon(horizon)
     params = model_params([model], covariates, inputs.profiles)
-    data, cleaning = inputs.load()
-    scoring = _train(data, cleaning, model, span, as_of, params)
+    run = plan(inputs, partitions, workers, model=model)
+    if run.partitioned:
+        with partitioned(inputs, run, as_of, model=model, keep=False) as job:
+            scoring = _train_job(job, model, span)
+    else:
+        data, cleaning = inputs.load()
+        scoring = _train(data, cleaning, model, span, as_of, params)
     scoring.save(out)
     console.print(f"Model [bold]{scoring.name}[/] written to {out}")
 
@@ -152,6 +161,8 @@ def predict(
     horizons: HorizonsOpt = None,
     discount_rate: DiscountOpt = None,
     intervals: IntervalsOpt = False,
+    partitions: PartitionsOpt = None,
+    workers: WorkersOpt = None,
 ) -> None:
     """Score every customer seen up to --as-of over the model's horizon."""
     from ltvcast.pipeline import load_scoring_model
@@ -165,6 +176,11 @@ def predict(
             f"the model uses the profile columns {', '.join(scoring.covariates)} as "
             "covariates: give --profiles"
         )
+    run = plan(inputs, partitions, workers, scoring=scoring, intervals=intervals)
+    if run.partitioned:
+        with partitioned(inputs, run, as_of) as job:
+            _score_job(job, scoring, out, extras)
+        return
     data, _ = inputs.load()
     with step(f"Scoring with {scoring.name} ({scoring.horizon} horizon)"):
         _write_predictions(scoring, data, as_of, out, extras)
@@ -186,6 +202,8 @@ def forecast(
     discount_rate: DiscountOpt = None,
     intervals: IntervalsOpt = False,
     covariates: CovariatesOpt = None,
+    partitions: PartitionsOpt = None,
+    workers: WorkersOpt = None,
 ) -> None:
     """Train on data up to --as-of and score everyone at once (train + predict, one process)."""
     from ltvcast.timeframe import parse_horizon
@@ -193,6 +211,14 @@ def forecast(
     span = parse_horizon(horizon)
     extras = _extras_request(horizons, discount_rate, model, intervals=intervals)
     params = model_params([model], covariates, inputs.profiles, intervals=intervals)
+    run = plan(inputs, partitions, workers, model=model, intervals=intervals)
+    if run.partitioned:
+        with partitioned(inputs, run, as_of, model=model) as job:
+            scoring = _train_job(job, model, span)
+            if save_model is not None:
+                scoring.save(save_model)
+            _score_job(job, scoring, out, extras)
+        return
     data, cleaning = inputs.load()
     scoring = _train(data, cleaning, model, span, as_of, params)
     if save_model is not None:
@@ -363,7 +389,6 @@ def _write_predictions(
 ) -> None:
     """Predictions (with the extra columns asked for) to ``out``, a summary line, and the
     new-customer forecast when curves were asked for."""
-    from ltvcast.cli._print import print_new_customer
     from ltvcast.data.io import write_table
 
     cutoff = scoring.resolve_as_of(data, as_of)
@@ -375,10 +400,39 @@ def _write_predictions(
         intervals=extras.intervals,
     )
     write_table(predictions, out)
+    total = float(predictions["predicted_value"].sum())
+    _print_predicted(scoring, len(predictions), total, cutoff, out, extras)
+
+
+def _score_job(
+    job: LocalJob,
+    scoring: ScoringModel,
+    out: Path,
+    extras: _Extras,
+) -> None:
+    """:func:`_write_predictions` on a partitioned job."""
+    with step(f"Scoring with {scoring.name} ({scoring.horizon} horizon)"):
+        done = job.predict(
+            scoring, out, horizons=extras.horizons, discount_rate=extras.discount_rate
+        )
+    _print_predicted(scoring, done.customers, done.total_value, done.as_of, out, extras)
+
+
+def _print_predicted(
+    scoring: ScoringModel,
+    customers: int,
+    total: float,
+    cutoff: pd.Timestamp,
+    out: Path,
+    extras: _Extras,
+) -> None:
+    """The summary line of written predictions, and the new-customer forecast when curves
+    were asked for."""
+    from ltvcast.cli._print import print_new_customer
+
     console.print(
-        f"{len(predictions):,} customers as of {cutoff:%Y-%m-%d %H:%M}: predicted "
-        f"{predictions['predicted_value'].sum():,.2f} over {scoring.horizon.describe()} "
-        f"-> {out}"
+        f"{customers:,} customers as of {cutoff:%Y-%m-%d %H:%M}: predicted "
+        f"{total:,.2f} over {scoring.horizon.describe()} -> {out}"
     )
     if extras.curves:
         print_new_customer(
@@ -420,6 +474,15 @@ def _train(
 
         print_coefficients(scoring.coefficient_table())
     return scoring
+
+
+def _train_job(job: LocalJob, model: str, horizon: Horizon) -> ScoringModel:
+    """:func:`_train` on a partitioned job."""
+    from ltvcast.cli._print import note
+
+    what = f"{model} on data up to {job.as_of:%Y-%m-%d} for a {horizon.describe()} horizon"
+    with step(f"Training {what}"):
+        return job.train(model, horizon, on_note=note)
 
 
 def _run_backtest(

@@ -14,16 +14,23 @@ Row numbers are 1-based data rows: ``index + 1`` for frames with an integer inde
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 
 import numpy as np
 import pandas as pd
 
 from ltvcast.data.clean import CleaningReport
+from ltvcast.data.details import EXAMPLE_ROWS, Detail, Figure, example_text
 from ltvcast.data.io import CANONICAL_OF, ColumnMap
-from ltvcast.data.schemas import EVENT_REQUIRED, TRANSACTION_OPTIONAL, TRANSACTION_REQUIRED, VALUE
+from ltvcast.data.schemas import (
+    EVENT_REQUIRED,
+    TIMESTAMP,
+    TRANSACTION_OPTIONAL,
+    TRANSACTION_REQUIRED,
+    VALUE,
+)
 from ltvcast.exceptions import SchemaError
 
-_EXAMPLES = 5
 _CANONICAL_ORDER = (*TRANSACTION_REQUIRED, *EVENT_REQUIRED[2:], *TRANSACTION_OPTIONAL, VALUE)
 
 
@@ -43,6 +50,10 @@ class TableChecker:
         Input names of the canonical columns.
     report
         Receives the ``read`` entry now, and one entry per rule that touched rows.
+    part
+        ``frame`` is one part of the table (a customer bucket, see :mod:`ltvcast.engine`):
+        a rule that drops all its rows is no error here, since the whole table decides
+        (:func:`~ltvcast.data.validate.check_whole_table`).
     """
 
     frame: pd.DataFrame
@@ -50,6 +61,7 @@ class TableChecker:
     table: str
     columns: ColumnMap
     report: CleaningReport
+    part: bool = False
     out: dict[str, pd.Series] = field(default_factory=dict)
     problems: list[tuple[str, str, str, str, np.ndarray]] = field(default_factory=list)
     kept: np.ndarray = field(default_factory=lambda: np.ones(0, dtype=bool))
@@ -107,32 +119,46 @@ class TableChecker:
         mask: np.ndarray,
         label: str | None = None,
     ) -> None:
-        """Mark the rows of ``mask`` for dropping under ``step`` (when there are any)."""
-        if mask.any():
+        """Mark the rows of ``mask`` for dropping under ``step`` (when there are any; in a
+        ``part``, always: its report then names every rule, in order, for the merge)."""
+        if mask.any() or self.part:
             self.problems.append((label or self.label(field_name), step, rule, failure, mask))
 
     def describe(self, label: str, rule: str, failure: str, mask: np.ndarray) -> str:
         """``source: column label rule; n of N rows failure (rows ...)``."""
-        return (
-            f"{self.source}: column {label} {rule}; {int(mask.sum()):,} of {len(mask):,} rows "
-            f"{failure} ({example_rows(self.row_numbers, mask)})"
+        return self.detail(label, rule, failure, mask).render()
+
+    def detail(self, label: str, rule: str, failure: str, mask: np.ndarray) -> Detail:
+        """:meth:`describe` with its figures apart (see :mod:`~ltvcast.data.details`)."""
+        return Detail.join(
+            f"{self.source}: column {label} {rule}; ",
+            Figure(int(mask.sum())),
+            " of ",
+            Figure(len(mask), "read"),
+            f" rows {failure} (",
+            Figure.rows(self.row_numbers[mask]),
+            ")",
         )
 
     def result(self) -> pd.DataFrame:
-        """The canonical frame without the rejected rows; raises when none is left."""
+        """The canonical frame without the rejected rows; raises when none is left (unless
+        the frame is a ``part``: then it may come out empty)."""
         n = len(self.frame)
         rejected = np.zeros(n, dtype=bool)
-        messages = []
+        details = []
         for label, _, rule, failure, mask in self.problems:
-            message = self.describe(label, rule, failure, mask)
-            if mask.all():
-                raise SchemaError(message)
-            messages.append(message)
+            detail = self.detail(label, rule, failure, mask)
+            if mask.all() and not self.part:
+                raise SchemaError(detail.render())
+            details.append(detail)
             rejected |= mask
-        if rejected.all():
-            raise SchemaError(f"{self.source}: no valid row left: " + "; ".join(messages))
-        for (_, step, _, _, mask), message in zip(self.problems, messages, strict=True):
-            self.report.add(self.table, step, int(mask.sum()), f"{message}; dropped")
+        if rejected.all() and not self.part:
+            messages = "; ".join(d.render() for d in details)
+            raise SchemaError(f"{self.source}: no valid row left: {messages}")
+        for (_, step, _, _, mask), detail in zip(self.problems, details, strict=True):
+            self.report.add(
+                self.table, step, int(mask.sum()), detail.then("; dropped"), rejects=True
+            )
         self.kept = ~rejected
         order = [c for c in _CANONICAL_ORDER if c in self.out]
         order += [c for c in self.out if c not in order]
@@ -140,15 +166,27 @@ class TableChecker:
         return out[~rejected] if rejected.any() else out
 
     def source_duplicates(self) -> np.ndarray:
-        """Which kept rows equal an earlier source row in every column as read (after result)."""
-        try:
-            duplicated = self.frame.duplicated(keep="first")
-        except TypeError:  # unhashable cells (lists, dicts): compare their text
-            duplicated = self.frame.astype(str).duplicated(keep="first")
-        return duplicated.to_numpy()[self.kept]
+        """Which kept rows equal an earlier source row in every column as read (after result).
+
+        Only rows whose parsed time (nearly unique per row) repeats can be such rows, so the
+        columns are compared on those alone.
+        """
+        rows = np.ones(len(self.frame), dtype=bool)
+        if TIMESTAMP in self.out:
+            rows = self.out[TIMESTAMP].duplicated(keep=False).to_numpy()
+        duplicated = np.zeros(len(self.frame), dtype=bool)
+        duplicated[rows] = _duplicated(self.frame[rows], keep="first")
+        return duplicated[self.kept]
+
+
+def _duplicated(frame: pd.DataFrame, keep: Literal["first", False]) -> np.ndarray:
+    """``frame.duplicated(keep=keep)``; unhashable cells (lists, dicts) compared as text."""
+    try:
+        return frame.duplicated(keep=keep).to_numpy()
+    except TypeError:
+        return frame.astype(str).duplicated(keep=keep).to_numpy()
 
 
 def example_rows(row_numbers: np.ndarray, mask: np.ndarray) -> str:
     """``rows 17, 204, 9051, ...``: the first few row numbers where ``mask`` holds."""
-    examples = ", ".join(str(r) for r in row_numbers[mask][:_EXAMPLES])
-    return f"rows {examples}{', ...' if int(mask.sum()) > _EXAMPLES else ''}"
+    return example_text(row_numbers[mask][: EXAMPLE_ROWS + 1])

@@ -9,13 +9,14 @@ amounts, winsorizing, event-type names). Every rule that touches rows appends on
 from __future__ import annotations
 
 import zoneinfo
-from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
 
+from ltvcast.data.details import Detail, Figure
 from ltvcast.data.schemas import AMOUNT, EVENT_TYPE, KNOWN_EVENT_TYPES, ORDER_ID, PURCHASE
 from ltvcast.exceptions import ConfigError
 from ltvcast.timeframe import to_naive_utc
@@ -158,6 +159,15 @@ class CleaningStep:
     step: str
     rows: int
     detail: str = ""
+    #: The detail with its figures apart, for :meth:`CleaningReport.merge` (not serialised).
+    parts: Detail | None = field(default=None, compare=False, repr=False)
+    #: A validation rule dropped these rows as unusable: a table whose every row one such
+    #: rule drops is refused (:func:`~ltvcast.data.validate.check_whole_table`).
+    rejects: bool = field(default=False, compare=False, repr=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        """``table``, ``step``, ``rows`` and ``detail``."""
+        return {"table": self.table, "step": self.step, "rows": self.rows, "detail": self.detail}
 
 
 @dataclass
@@ -170,9 +180,40 @@ class CleaningReport:
 
     steps: list[CleaningStep] = field(default_factory=list)
 
-    def add(self, table: str, step: str, rows: int, detail: str = "") -> None:
-        """Append an entry."""
-        self.steps.append(CleaningStep(table, step, int(rows), detail))
+    def add(
+        self, table: str, step: str, rows: int, detail: str | Detail = "", *, rejects: bool = False
+    ) -> None:
+        """Append an entry; a :class:`~ltvcast.data.details.Detail` keeps its figures for
+        :meth:`merge`."""
+        parts = detail if isinstance(detail, Detail) else Detail.join(detail)
+        self.steps.append(CleaningStep(table, step, int(rows), parts.render(), parts, rejects))
+
+    @classmethod
+    def merge(cls, reports: Iterable[CleaningReport]) -> CleaningReport:
+        """The report of whole tables from the reports of their parts (disjoint sets of rows
+        cleaned one at a time, such as the customer buckets of :mod:`ltvcast.engine`).
+
+        The entries of one table and step add their rows and combine the figures of their
+        details (:mod:`ltvcast.data.details`); details whose texts differ between parts are
+        joined. Entries keep the order the parts met them in: one that some part lacks
+        comes before the next entry that part has (its table's ``result`` at the latest);
+        parts report every validation rule, even one that met no row, so that rules keep
+        their order, and entries that met no row in any part are left out.
+        """
+        merged: dict[tuple[str, str], CleaningStep] = {}
+        order: list[tuple[str, str]] = []
+        for report in reports:
+            keys = [(s.table, s.step) for s in report.steps]
+            for at, (key, step) in enumerate(zip(keys, report.steps, strict=True)):
+                if key in merged:
+                    merged[key] = _merge_steps(merged[key], step)
+                    continue
+                merged[key] = step
+                later = [k for k in (*keys[at + 1 :], (step.table, "result")) if k in order]
+                order.insert(order.index(later[0]) if later else len(order), key)
+        read = {table: merged[(table, "read")].rows for table, step in order if step == "read"}
+        steps = [_with_rows_read(merged[key], read.get(key[0])) for key in order]
+        return cls([s for s in steps if s.rows or s.step in ("read", "result")])
 
     def count(self, table: str, step: str) -> int:
         """Rows of ``table`` counted under ``step`` (0 when the step never fired)."""
@@ -181,7 +222,7 @@ class CleaningReport:
     def to_frame(self) -> pd.DataFrame:
         """The entries as a table with columns ``table, step, rows, detail``."""
         columns = ["table", "step", "rows", "detail"]
-        return pd.DataFrame([asdict(s) for s in self.steps], columns=columns)
+        return pd.DataFrame([s.to_dict() for s in self.steps], columns=columns)
 
     def lines(self) -> list[str]:
         """One readable line per entry."""
@@ -193,7 +234,28 @@ class CleaningReport:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form: ``{"steps": [{"table", "step", "rows", "detail"}, ...]}``."""
-        return {"steps": [asdict(s) for s in self.steps]}
+        return {"steps": [s.to_dict() for s in self.steps]}
+
+
+def _with_rows_read(step: CleaningStep, rows: int | None) -> CleaningStep:
+    """``step`` with the figures that count the table's rows set to ``rows``."""
+    if step.parts is None or rows is None:
+        return step
+    parts = step.parts.with_rows_read(rows)
+    return CleaningStep(step.table, step.step, step.rows, parts.render(), parts, step.rejects)
+
+
+def _merge_steps(first: CleaningStep, second: CleaningStep) -> CleaningStep:
+    """One entry from the same entry of two parts."""
+    parts = None
+    if first.parts is not None and second.parts is not None:
+        parts = first.parts.merge(second.parts)
+    if parts is None:
+        texts = dict.fromkeys(first.detail.split("; ") + second.detail.split("; "))
+        parts = Detail.join("; ".join(texts))
+    rows = first.rows + second.rows
+    rejects = first.rejects or second.rejects
+    return CleaningStep(first.table, first.step, rows, parts.render(), parts, rejects)
 
 
 #: A content rule: the frame after it, with what it did added to the report under the table.
@@ -268,18 +330,24 @@ def _returns(
     n = int(rows.sum())
     if not n:
         return frame
-    parts = [f"{int(negative.sum()):,} negative amounts"]
-    if cancelled.any():
-        parts.append(f"{int(cancelled.sum()):,} lines of cancelled orders")
+    negatives = Figure(int(negative.sum()), text="{:,} negative amounts")
+    lines = Figure(int(cancelled.sum()), text=", {:,} lines of cancelled orders", omit_zero=True)
     if options.returns == "drop":
-        report.add(table, "returns", n, f"{', '.join(parts)}; dropped")
+        report.add(table, "returns", n, Detail.join(negatives, lines, "; dropped"))
         return frame[~rows]
     flipped = cancelled & (amount > 0)
     if flipped.any():
         frame = frame.assign(**{AMOUNT: np.where(flipped, -amount, amount)})
-        parts.append(f"{int(flipped.sum()):,} positive cancelled lines made negative")
-    total = float(frame[AMOUNT].to_numpy()[rows].sum())
-    report.add(table, "returns", n, f"{', '.join(parts)}; kept as net spend, total {total:,.2f}")
+    made = ", {:,} positive cancelled lines made negative"
+    total = Figure(float(frame[AMOUNT].to_numpy()[rows].sum()), text="{:,.2f}")
+    detail = Detail.join(
+        negatives,
+        lines,
+        Figure(int(flipped.sum()), text=made, omit_zero=True),
+        "; kept as net spend, total ",
+        total,
+    )
+    report.add(table, "returns", n, detail)
     return frame
 
 

@@ -153,23 +153,13 @@ def read_table(path: str | Path, *, text_columns: Collection[str] = ()) -> pd.Da
         names it and what was detected.
     """
     path = Path(path)
-    if not path.exists():
-        raise SchemaError(f"{path}: file not found")
-    if not path.is_file():
-        raise SchemaError(f"{path}: not a file")
-    suffix = table_suffix(path)
-    if not suffix:
-        kinds = ", ".join(SUPPORTED_SUFFIXES)
-        raise SchemaError(f"{path}: unknown file type; expected one of {kinds}")
-    if path.stat().st_size == 0:
-        raise SchemaError(f"{path}: file is empty")
-    sep = SUPPORTED_SUFFIXES[suffix]
+    sep = SUPPORTED_SUFFIXES[check_table_file(path)]
     layout = None
     try:
         if sep is None:
             frame = pd.read_parquet(path)
         else:
-            layout = _sniff(path, sep)
+            layout = sniff_text(path, sep)
             frame = _read_text(path, layout, text_columns)
     except SchemaError:
         raise
@@ -187,8 +177,30 @@ def read_table(path: str | Path, *, text_columns: Collection[str] = ()) -> pd.Da
     return frame
 
 
+def check_table_file(path: Path) -> str:
+    """The suffix of an input table file (see :data:`SUPPORTED_SUFFIXES`), once it is known
+    to be a non-empty file of a kind :func:`read_table` reads.
+
+    Raises
+    ------
+    SchemaError
+        The file is missing, not a file, of an unknown kind or empty.
+    """
+    if not path.exists():
+        raise SchemaError(f"{path}: file not found")
+    if not path.is_file():
+        raise SchemaError(f"{path}: not a file")
+    suffix = table_suffix(path)
+    if not suffix:
+        kinds = ", ".join(SUPPORTED_SUFFIXES)
+        raise SchemaError(f"{path}: unknown file type; expected one of {kinds}")
+    if path.stat().st_size == 0:
+        raise SchemaError(f"{path}: file is empty")
+    return suffix
+
+
 @dataclass(frozen=True)
-class _Layout:
+class TextLayout:
     """How a delimited text file is read: separator and encoding (``None``: UTF-8, or Latin-1
     when the file is not UTF-8)."""
 
@@ -200,8 +212,10 @@ class _Layout:
         return f"{name}-separated {self.encoding or 'UTF-8'} text"
 
 
-def _sniff(path: Path, sep: str) -> _Layout:
-    """Encoding and delimiter from the first bytes; refuses oversized or repeated headers."""
+def sniff_text(path: Path, sep: str) -> TextLayout:
+    """Encoding and delimiter of a delimited text file (``sep`` its suffix's, see
+    :data:`SUPPORTED_SUFFIXES`) from its first bytes; refuses what :func:`read_table` refuses
+    before reading (see there)."""
     limit = 4 * MAX_HEADER_CHARS + 8  # UTF-32 takes 4 bytes a character
     opener = gzip.open if path.name.lower().endswith(".gz") else open
     with opener(path, "rb") as fh:
@@ -244,7 +258,7 @@ def _sniff(path: Path, sep: str) -> _Layout:
             f"{len(names):,} columns (a delimiter inside an unquoted value, or a header name "
             "missing?)"
         )
-    return _Layout(sep, encoding)
+    return TextLayout(sep, encoding)
 
 
 def _fields(line: str, sep: str) -> list[str] | None:
@@ -292,7 +306,7 @@ def _check_names(path: Path, names: list[str]) -> None:
     )
 
 
-def _read_text(path: Path, layout: _Layout, text_columns: Collection[str]) -> pd.DataFrame:
+def _read_text(path: Path, layout: TextLayout, text_columns: Collection[str]) -> pd.DataFrame:
     # index_col=False: a first row with one field more than the header must not become the
     # index (which shifts every column left); pandas' warning about such rows is an error.
     def read(encoding: str | None = None) -> pd.DataFrame:

@@ -41,7 +41,29 @@ _NUMERIC_DATE = (
     r"^(?P<first>\d{1,2})(?P<sep>[/.\-])(?P<second>\d{1,2})(?P<sep2>[/.\-])"
     r"(?P<year>\d{4}|\d{2})(?P<rest>[T\s,].*)?$"
 )
-_DateDecider = Callable[["_DateOrder", pd.Series], bool]
+#: Picks the day/month order from what the numeric dates say: ``(order, text, positions)``,
+#: ``positions`` being where the rows of ``text`` lie in the whole column (0-based).
+_DateDecider = Callable[["_DateOrder", pd.Series, np.ndarray], bool]
+#: Bytes of the longest plain ISO time read by :func:`_plain_iso_times`, and rows per block.
+_ISO_WIDTH = 19
+_ISO_BLOCK = 1 << 16
+
+
+def _iso_layout(form: str) -> list[int]:
+    """Per byte of a plain ISO form: -1 a digit, 0 anything (the date/time separator, which
+    is checked apart, and bytes past the end), else that byte."""
+    codes = [-1 if c == "9" else 0 if c == "_" else ord(c) for c in form]
+    return codes + [0] * (_ISO_WIDTH - len(codes))
+
+
+#: Byte layouts of no form, ``YYYY-MM-DD``, ``... HH:MM`` and ``... HH:MM:SS``.
+_ISO_LAYOUTS = np.array(
+    [
+        [0] * _ISO_WIDTH,
+        *map(_iso_layout, ("9999-99-99", "9999-99-99_99:99", "9999-99-99_99:99:99")),
+    ],
+    dtype=np.int16,
+)
 
 
 def parse_timestamps(
@@ -74,6 +96,27 @@ def parse_timestamps(
         field over 12 and others the second.
     """
     return _parse_times(values, source_timezone, date_format, day_first, _decide_date_order)
+
+
+def date_order_at_stake(values: pd.Series) -> str | None:
+    """What the numeric dates with the year last (``03/04/2024``) among ``values`` say about
+    their day/month order, when it matters: ``"day-first"``, ``"month-first"``, ``"mixed"``
+    or ``"ambiguous"``; ``None`` when no such date depends on the order.
+
+    :func:`check_times` decides the order from a whole column, so a column for which this
+    is not ``None`` cannot be parsed in parts without a ``date_format``. ``values`` may be
+    the column's distinct texts.
+    """
+    text = values.astype("str").str.strip().mask(lambda s: s == "")
+    dates = _NumericDates.of(text)
+    if dates is None:
+        return None
+    order = _DateOrder.of(dates)
+    if order.day_first_rows.any() and order.month_first_rows.any():
+        return "mixed"
+    if order.settled:
+        return "day-first" if order.day_first else "month-first"
+    return "ambiguous" if order.ambiguous.any() else None
 
 
 def check_times(checker: TableChecker, options: CleaningOptions) -> None:
@@ -138,10 +181,86 @@ def _parse_times(
     present = text.dropna()
     if len(present) and _all_digits(present):
         return _from_numbers(pd.to_numeric(text, errors="coerce"), source_timezone)
+    parsed = _naive_utc(_plain_iso_times(text), source_timezone)
+    pending = (text.notna() & parsed.isna()).to_numpy()
+    if pending.any():
+        positions = np.flatnonzero(pending)
+        rest = _parse_text(text[pending], positions, source_timezone, day_first, decide)
+        parsed = parsed.copy()
+        parsed[pending] = rest
+    return parsed
+
+
+def _plain_iso_times(text: pd.Series) -> pd.Series:
+    """The times of the plain ISO forms ``YYYY-MM-DD``, ``YYYY-MM-DD HH:MM`` and
+    ``YYYY-MM-DD HH:MM:SS`` (``T`` or a space before the time) as naive ``datetime64[us]``;
+    ``NaT`` for every other text, and for impossible dates (2023-02-30, 24:00) or years
+    outside :data:`~ltvcast.data.schemas.TIMESTAMP_RANGE`, which are left to pandas.
+
+    The digits are read by position from the bytes of the Arrow strings: no parser runs.
+    """
+    values = pa.array(text.array, from_pandas=True)  # no copy when pandas holds Arrow
+    pieces = values.chunks if isinstance(values, pa.ChunkedArray) else [values]
+    chunks = [_plain_iso_chunk(chunk.cast(pa.large_string())) for chunk in pieces]
+    out = np.concatenate(chunks) if chunks else np.zeros(0, dtype=TIMESTAMP_DTYPE)
+    return pd.Series(out, index=text.index)
+
+
+def _plain_iso_chunk(values: pa.Array) -> np.ndarray:
+    """:func:`_plain_iso_times` of one Arrow ``large_string`` array."""
+    _, offset_buffer, data_buffer = values.buffers()
+    offsets = np.frombuffer(offset_buffer, dtype=np.int64)[values.offset :][: len(values) + 1]
+    data = np.frombuffer(data_buffer if data_buffer is not None else b"", dtype=np.uint8)
+    chars = np.concatenate([data, np.zeros(_ISO_WIDTH, dtype=np.uint8)])
+    valid = values.is_valid().to_numpy(zero_copy_only=False)
+    parts = [
+        _plain_iso_block(chars, offsets[at : at + _ISO_BLOCK + 1], valid[at : at + _ISO_BLOCK])
+        for at in range(0, len(values), _ISO_BLOCK)
+    ]
+    return np.concatenate(parts) if parts else np.zeros(0, dtype=TIMESTAMP_DTYPE)
+
+
+def _plain_iso_block(chars: np.ndarray, offsets: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """The plain ISO times of the strings at ``offsets`` into ``chars``."""
+    length = np.diff(offsets)
+    block = chars[offsets[:-1, None] + np.arange(_ISO_WIDTH)].astype(np.int16)
+    shape = np.select([length == 19, length == 16, length == 10], [3, 2, 1], 0)
+    layout = _ISO_LAYOUTS[shape]  # per row and byte: digit (-1), no check (0) or that byte
+    digit = (block >= 48) & (block <= 57)
+    fits = np.where(layout < 0, digit, (layout == 0) | (block == layout)).all(axis=1)
+    fits &= (shape > 0) & valid & ((block[:, 10] == 32) | (block[:, 10] == 84) | (shape == 1))
+    d = np.where(digit, block - 48, 0).astype(np.int64)
+    year = d[:, 0] * 1000 + d[:, 1] * 100 + d[:, 2] * 10 + d[:, 3]
+    month, day = d[:, 5] * 10 + d[:, 6], d[:, 8] * 10 + d[:, 9]
+    timed, with_seconds = shape >= 2, shape == 3
+    hour = np.where(timed, d[:, 11] * 10 + d[:, 12], 0)
+    minute = np.where(timed, d[:, 14] * 10 + d[:, 15], 0)
+    second = np.where(with_seconds, d[:, 17] * 10 + d[:, 18], 0)
+    low, high = (stamp.year for stamp in TIMESTAMP_RANGE)
+    fits &= (year >= low) & (year <= high) & (month >= 1) & (month <= 12) & (day >= 1)
+    fits &= (hour <= 23) & (minute <= 59) & (second <= 59)
+    months = np.where(fits, (year - 1970) * 12 + month - 1, 0).astype("datetime64[M]")
+    days = months.astype("datetime64[D]") + np.where(fits, day - 1, 0).astype("timedelta64[D]")
+    fits &= days.astype("datetime64[M]") == months  # the day exists in its month
+    clock = ((hour * 60 + minute) * 60 + second) * 1_000_000
+    stamps = days.astype(TIMESTAMP_DTYPE) + clock.astype("timedelta64[us]")
+    return np.where(fits, stamps, np.datetime64("NaT", "us"))
+
+
+def _parse_text(
+    text: pd.Series,
+    positions: np.ndarray,
+    source_timezone: str,
+    day_first: bool | None,
+    decide: _DateDecider,
+) -> pd.Series:
+    """Text times in any form pandas reads (numeric dates with the year last in the order
+    ``day_first`` or ``decide`` gives), as naive UTC; ``positions`` locate the rows of
+    ``text`` in the whole column, for ``decide``'s messages."""
     dates = _NumericDates.of(text)
     if dates is not None:
         if day_first is None:
-            day_first = decide(_DateOrder.of(dates), text)
+            day_first = decide(_DateOrder.of(dates), text, positions)
         text = dates.as_iso(day_first, text)
     parsed = _naive_utc(_to_datetime(text), source_timezone)
     retry = (parsed.isna() & text.notna()).to_numpy()
@@ -152,10 +271,13 @@ def _parse_times(
     return parsed
 
 
-def _reported_date_order(checker: TableChecker, order: _DateOrder, text: pd.Series) -> bool:
+def _reported_date_order(
+    checker: TableChecker, order: _DateOrder, text: pd.Series, positions: np.ndarray
+) -> bool:
     """Day-first or not, as the numeric dates tell (reported); raises when they cannot."""
     where = f"{checker.source}: column {checker.label('time')}"
-    problem = order.problem(where, checker.row_numbers, text)
+    rows = checker.row_numbers[positions]
+    problem = order.problem(where, rows, text)
     if problem:
         raise SchemaError(problem)
     if not order.settled:  # every such date has day == month: either order reads it
@@ -168,7 +290,7 @@ def _reported_date_order(checker: TableChecker, order: _DateOrder, text: pd.Seri
         "date_order",
         int(order.matched.sum()),
         f"{where}: dates read {form}, as {int(evidence.sum()):,} of them have a "
-        f"{field_name} field over 12 ({example_rows(checker.row_numbers, evidence)}); name the "
+        f"{field_name} field over 12 ({example_rows(rows, evidence)}); name the "
         "format with --date-format to override",
     )
     return order.day_first
@@ -297,8 +419,8 @@ class _NumericDates:
         return pd.Series(out, index=text.index, dtype=text.dtype)
 
 
-def _decide_date_order(order: _DateOrder, text: pd.Series) -> bool:
-    problem = order.problem("times", np.arange(1, len(text) + 1), text)
+def _decide_date_order(order: _DateOrder, text: pd.Series, positions: np.ndarray) -> bool:
+    problem = order.problem("times", positions + 1, text)
     if problem:
         raise SchemaError(problem)
     return order.day_first

@@ -41,6 +41,7 @@ from ltvcast.data.clean import (
     CleaningRule,
     clean_table,
 )
+from ltvcast.data.details import Detail, Figure
 from ltvcast.data.ids import as_ids, check_ids
 from ltvcast.data.io import ColumnMap, read_table
 from ltvcast.data.numeric import check_amount, check_optional_number, profile_column
@@ -65,6 +66,7 @@ __all__ = [
     "TIMESTAMP_DTYPE",
     "TRANSACTIONS",
     "as_ids",
+    "check_whole_table",
     "load_customer_data",
     "parse_timestamps",
     "validate_events",
@@ -86,6 +88,8 @@ def validate_transactions(
     columns: ColumnMap = DEFAULT_COLUMNS,
     options: CleaningOptions = DEFAULT_OPTIONS,
     report: CleaningReport | None = None,
+    *,
+    part: bool = False,
 ) -> pd.DataFrame:
     """Canonical transactions (``customer_id, timestamp, amount`` + present optional columns).
 
@@ -103,13 +107,19 @@ def validate_transactions(
         duplicates).
     report
         Receives one entry per step that touched rows.
+    part
+        ``frame`` holds some customers' rows of a larger table (a customer bucket of
+        :mod:`ltvcast.engine`; rows numbered as in the whole file by the index): it may
+        come out empty, and :func:`check_whole_table` decides on the merged report whether
+        the whole table is usable. The rules are those of the whole table, applied to the
+        part (see :mod:`ltvcast.engine` for the few that look at a whole column).
 
     Raises
     ------
     SchemaError
         Empty table, missing required column, or no valid row left.
     """
-    return _validate_timed(_TRANSACTION_TABLE, frame, source, columns, options, report)
+    return _validate_timed(_TRANSACTION_TABLE, frame, source, columns, options, report, part)
 
 
 def validate_events(
@@ -118,13 +128,15 @@ def validate_events(
     columns: ColumnMap = DEFAULT_COLUMNS,
     options: CleaningOptions = DEFAULT_OPTIONS,
     report: CleaningReport | None = None,
+    *,
+    part: bool = False,
 ) -> pd.DataFrame:
     """Canonical behaviour events (``customer_id, timestamp, event_type`` [+ item_id, value]).
 
     Unparsable ``value`` entries become missing (counted); rows without a customer, a time or
     an event type are dropped. Parameters and errors as :func:`validate_transactions`.
     """
-    return _validate_timed(_EVENT_TABLE, frame, source, columns, options, report)
+    return _validate_timed(_EVENT_TABLE, frame, source, columns, options, report, part)
 
 
 def validate_profiles(
@@ -197,6 +209,30 @@ class _TimedTable:
     rules: tuple[CleaningRule, ...]
 
 
+def check_whole_table(report: CleaningReport, table: str, source: str) -> None:
+    """Refuse a table validated in parts (``part=True``) as validating it whole would.
+
+    ``report`` is the merged report of the parts (:meth:`CleaningReport.merge`).
+
+    Raises
+    ------
+    SchemaError
+        When one rule dropped every row, when no valid row was left, or when no row was
+        left after cleaning.
+    """
+    read = report.count(table, "read")
+    rejected = [s for s in report.steps if s.table == table and s.rejects]
+    messages = [s.detail.removesuffix("; dropped") for s in rejected]
+    for step, message in zip(rejected, messages, strict=True):
+        if step.rows == read:
+            raise SchemaError(message)
+    if report.count(table, "result"):
+        return
+    if sum(s.rows for s in rejected) >= read:
+        raise SchemaError(f"{source}: no valid row left: " + "; ".join(messages))
+    raise SchemaError(f"{source}: no {table} row left after cleaning")
+
+
 def _validate_timed(
     kind: _TimedTable,
     frame: pd.DataFrame,
@@ -204,25 +240,34 @@ def _validate_timed(
     columns: ColumnMap,
     options: CleaningOptions,
     report: CleaningReport | None,
+    part: bool,
 ) -> pd.DataFrame:
     """Customer ids, times, the table's own columns, its cleaning rules; sorted by customer
     then time."""
     table = kind.name
     report = CleaningReport() if report is None else report
-    checker = TableChecker(frame, source, table, columns, report)
+    checker = TableChecker(frame, source, table, columns, report, part)
     check_ids(checker, CUSTOMER_ID, "customer", required=True)
     check_times(checker, options)
     kind.check_columns(checker)
     out = checker.result()
     out = clean_table(out, kind.rules, options, report, table, checker.source_duplicates())
     if not len(out):
+        if part:
+            return out.reset_index(drop=True)
         raise SchemaError(f"{source}: no {table} row left after cleaning")
     codes, _ = pd.factorize(out[CUSTOMER_ID], sort=True)
     order = np.lexsort((out[TIMESTAMP].to_numpy(), codes))  # stable: ties keep input order
     out = out.take(order).reset_index(drop=True)
     first, last = out[TIMESTAMP].min(), out[TIMESTAMP].max()
-    customers = out[CUSTOMER_ID].nunique()
-    report.add(table, "result", len(out), f"{customers:,} customers, {first} .. {last}")
+    detail = Detail.join(
+        Figure(int(codes.max()) + 1),
+        " customers, ",
+        Figure(first, "min", "{}"),
+        " .. ",
+        Figure(last, "max", "{}"),
+    )
+    report.add(table, "result", len(out), detail)
     return out
 
 

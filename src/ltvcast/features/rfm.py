@@ -14,7 +14,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from ltvcast.data.purchases import purchase_days
+from ltvcast.data.purchases import factorize_ids, purchase_days
 from ltvcast.data.schemas import CUSTOMER_ID, TIMESTAMP, CustomerData
 from ltvcast.exceptions import ConfigError
 
@@ -59,7 +59,7 @@ def rfm_summary(
     days = purchase_days(transactions.loc[transactions[TIMESTAMP] <= as_of])
     # Group-bys as bincounts / ufunc.at over integer customer codes: one factorisation of
     # the (string) ids instead of one per aggregate.
-    codes, ids = pd.factorize(days[CUSTOMER_ID], sort=True)
+    codes, ids = factorize_ids(days[CUSTOMER_ID])
     n = len(ids)
     day = days["day"].to_numpy(dtype="datetime64[D]").astype(np.int64)
     amount = days["amount"].to_numpy(dtype=np.float64)
@@ -103,12 +103,11 @@ def rfm_rows(
     formulas live, shared by the batch summary and the running aggregates."""
     frequency = (purchase_days - 1).astype(np.float64)
     repeat_spend = repeat_spend.astype(np.float64)
-    as_of_day = as_of.floor("D").to_datetime64().astype("datetime64[D]").astype(np.int64)
     return pd.DataFrame(
         {
             "frequency": frequency,
             "recency": (last - first) / time_unit_days,
-            "T": (as_of_day - first) / time_unit_days,
+            "T": _age(first, as_of, time_unit_days),
             "monetary_value": np.divide(
                 repeat_spend, frequency, out=np.zeros_like(repeat_spend), where=frequency > 0
             ),
@@ -117,6 +116,24 @@ def rfm_rows(
         },
         index=index,
     )
+
+
+def rfm_later(
+    rfm: pd.DataFrame, as_of: pd.Timestamp, *, time_unit_days: float = 7.0
+) -> pd.DataFrame:
+    """:func:`rfm_summary` at a later ``as_of``, from the summary at an earlier one, when no
+    transaction lies between the two: only ``T`` grows (to the day of ``as_of``)."""
+    first = rfm["first_purchase"].to_numpy().astype("datetime64[D]").astype(np.int64)
+    return rfm.assign(T=_age(first, pd.Timestamp(as_of), time_unit_days))
+
+
+def _age(
+    first: npt.NDArray[np.integer], as_of: pd.Timestamp, unit: float
+) -> npt.NDArray[np.float64]:
+    """``T``: from the first purchase day (days since the epoch) to the day of ``as_of``."""
+    as_of_day = as_of.floor("D").to_datetime64().astype("datetime64[D]").astype(np.int64)
+    out: npt.NDArray[np.float64] = (as_of_day - first) / unit
+    return out
 
 
 def customer_history(data: CustomerData, as_of: pd.Timestamp) -> pd.DataFrame:

@@ -213,19 +213,27 @@ class BTYDForecaster(Forecaster):
             if design is None
             else GammaGammaCovariateModel(self.penalizer_coef).fit(*spend, covariates=design)
         )
-        frequency = rfm["frequency"].to_numpy()
+        self.finish_fit(rfm)
+
+    def finish_fit(self, inputs: pd.DataFrame) -> None:
+        """What a fit keeps beside the fitted ``bgnbd_`` and ``gamma_gamma_``, from the
+        training buyers' :meth:`summary` ``inputs``: the parameters' sampling covariance
+        (none with covariates), the buyer count and explain's reference (the average
+        training buyer). Also the last step of a fit made elsewhere (:mod:`ltvcast.engine`)."""
+        frequency = inputs["frequency"].to_numpy()
         self.uncertainty_: ParameterUncertainty | None = None
         purchases, spend_model = self.bgnbd_, self.gamma_gamma_
         if not isinstance(purchases, RFMCovariateModel) and not isinstance(
             spend_model, GammaGammaCovariateModel
         ):
             self.uncertainty_ = ParameterUncertainty(
-                purchase_covariance(purchases, frequency, rfm["recency"], rfm["T"]),
-                spend_covariance(spend_model, self._spend_days(frequency), rfm["monetary_value"]),
+                purchase_covariance(purchases, frequency, inputs["recency"], inputs["T"]),
+                spend_covariance(
+                    spend_model, self._spend_days(frequency), inputs["monetary_value"]
+                ),
             )
-        self.n_customers_ = len(rfm)
-        #: The average training buyer (recency, frequency, T, spend): explain's reference.
-        self.reference_ = rfm[list(DRIVERS)].mean().to_numpy(dtype=np.float64)
+        self.n_customers_ = len(inputs)
+        self.reference_ = inputs[list(DRIVERS)].mean().to_numpy(dtype=np.float64)
 
     def _fit_design(self, data: CustomerData, buyers: pd.Index) -> ProfileDesign | None:
         """The encoding of ``covariates``, learnt on the profiles of the training buyers."""

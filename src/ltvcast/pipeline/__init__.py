@@ -33,7 +33,13 @@ from ltvcast.pipeline.records import (
     CustomerForecast,
     TrainingSummary,
 )
-from ltvcast.pipeline.training import FALLBACK_MODEL, backtest_models, fit_forecaster, train_model
+from ltvcast.pipeline.training import (
+    FALLBACK_MODEL,
+    backtest_models,
+    fit_forecaster,
+    train_model,
+    with_fallback,
+)
 
 __all__ = [
     "FALLBACK_MODEL",
@@ -49,4 +55,5 @@ __all__ = [
     "label_segments",
     "load_scoring_model",
     "train_model",
+    "with_fallback",
 ]

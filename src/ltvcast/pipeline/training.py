@@ -42,19 +42,36 @@ def fit_forecaster(
     the fallback keeps the ``model_params`` it has.
     """
     params = dict(model_params or {})
+    accepted = inspect.signature(forecaster_class(FALLBACK_MODEL)).parameters
+    kept = {k: v for k, v in params.items() if k in accepted}
+
+    def fit(model: str) -> Forecaster:
+        if model == name:
+            return create(model, random_state=random_state, **params).fit(data, as_of, horizon)
+        return create(model, **kept).fit(data, as_of, horizon)
+
+    label = FALLBACK_MODEL + "".join(f", {k}={v!r}" for k, v in kept.items())
+    return with_fallback(name, fit, on_fallback, label)
+
+
+def with_fallback(
+    name: str,
+    fit: Callable[[str], Forecaster],
+    on_fallback: Callable[[str], None] | None = None,
+    label: str = FALLBACK_MODEL,
+) -> Forecaster:
+    """``fit(name)``, or ``fit(FALLBACK_MODEL)`` when that raises
+    :class:`~ltvcast.exceptions.InsufficientDataError` (the rule of :func:`fit_forecaster`
+    for any way of fitting, such as :mod:`ltvcast.engine`'s partitioned one); ``label``
+    names the fallback in the note."""
     try:
-        return create(name, random_state=random_state, **params).fit(data, as_of, horizon)
+        return fit(name)
     except InsufficientDataError as err:
         if name == FALLBACK_MODEL:
             raise
-        accepted = inspect.signature(forecaster_class(FALLBACK_MODEL)).parameters
-        kept = {k: v for k, v in params.items() if k in accepted}
         if on_fallback is not None:
-            with_params = "".join(f", {k}={v!r}" for k, v in kept.items())
-            on_fallback(
-                f"{name} cannot train here ({err}); using {FALLBACK_MODEL}{with_params} instead"
-            )
-        return create(FALLBACK_MODEL, **kept).fit(data, as_of, horizon)
+            on_fallback(f"{name} cannot train here ({err}); using {label} instead")
+        return fit(FALLBACK_MODEL)
 
 
 def backtest_models(

@@ -1,0 +1,276 @@
+"""Cost of whole ltvcast processes by store size, against whole lifetimes jobs.
+
+For 10^4, 10^5 and 10^6 customers (``--full`` adds 10^7) the simulator writes a store in
+chunks (Parquet, transactions only, 1% dirty rows); then ``ltvcast train --model btyd`` +
+``ltvcast predict`` and ``ltvcast forecast --model btyd`` run as fresh processes, each
+measured whole by GNU time (start-up included): wall and CPU seconds, the peak resident
+memory of the process tree, the engine each run chose by size, customers per second, and the
+slope of log(wall) against log(customers). At 10^6 the same runs with ``--partitions 0`` (in
+memory) show what the partitioned path saves, and a whole lifetimes job (read the same
+Parquet, BG/NBD + Gamma-Gamma as bench/lifetimes_reference.py fits them, write the
+predictions) is the reference row.
+
+CDNOW (the issue's small-end target): ``ltvcast forecast`` on ``CDNOW_master.txt`` at the
+39-week split, and ``train`` + ``predict``, against one whole lifetimes job on the same file;
+median of ``--repeat`` runs each. ltvcast's CLI runs numpy's BLAS single-threaded
+(``ltvcast.cli._app.BLAS_THREADS``); the lifetimes job runs as installed, and once more with
+the same setting, so that the comparison shows both.
+
+Prints a markdown snippet and writes it to ``bench/out/scale.md``. Timings on a shared
+machine are noisy: the load average at the start and the end is printed with them.
+
+Usage: ``python bench/bench_scale.py [--sizes 10000,100000,1000000] [--full] [--repeat 3]
+[--no-lifetimes]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyarrow.parquet as pq
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+OUT = HERE / "out" / "scale.md"
+DATA = Path(os.environ.get("LTVCAST_DATA", REPO.parent / "shared" / "data"))
+TIME = "/usr/bin/time"  # GNU time: each process's own peak memory
+CDNOW = ["--time-col", "date", "--amount-col", "dollar_value", "--quantity-col", "number_of_cds"]
+HEADER = [
+    "| run | engine | wall s | CPU s | peak RSS GiB | customers/s |",
+    "|---|---|---:|---:|---:|---:|",
+]
+#: The lifetimes job: one process, as a lifetimes user would write it (argv: kind, input,
+#: output, as-of or "", horizon in days).
+LIFETIMES_JOB = """
+import sys
+import pandas as pd
+sys.path.insert(0, {bench!r})
+from lifetimes_reference import lifetimes_predict
+from ltvcast.data.schemas import CustomerData
+from ltvcast.timeframe import parse_horizon
+kind, source, out, as_of, days = sys.argv[1:]
+if kind == "cdnow":
+    raw = pd.read_csv(source, sep=r"\\s+", dtype={{"customer_id": str, "date": str}})
+    tx = pd.DataFrame({{"customer_id": raw["customer_id"],
+                       "timestamp": pd.to_datetime(raw["date"], format="%Y%m%d"),
+                       "amount": raw["dollar_value"].astype(float)}})
+else:  # the simulator's raw Parquet: the rows that parse, as a lifetimes user cleans it
+    raw = pd.read_parquet(source, columns=["customer_id", "timestamp", "amount"])
+    tx = pd.DataFrame({{"customer_id": raw["customer_id"],
+                       "timestamp": pd.to_datetime(raw["timestamp"], errors="coerce", utc=True,
+                                                   format="mixed").dt.tz_localize(None),
+                       "amount": pd.to_numeric(raw["amount"], errors="coerce")}}).dropna()
+end = pd.Timestamp(as_of) + pd.Timedelta(days=1) - pd.Timedelta(microseconds=1) if as_of else None
+cutoff = tx["timestamp"].max() if end is None else end
+lifetimes_predict(CustomerData(tx), cutoff, parse_horizon(days + "d")).to_csv(out, index=False)
+"""
+
+
+@dataclass(frozen=True)
+class Run:
+    """One whole process: wall and CPU seconds, peak RSS of its tree, its engine."""
+
+    wall: float
+    cpu: float
+    rss_gib: float
+    engine: str
+
+    def __add__(self, other: Run) -> Run:
+        engine = self.engine if self.engine == other.engine else f"{self.engine} / {other.engine}"
+        rss = max(self.rss_gib, other.rss_gib)
+        return Run(self.wall + other.wall, self.cpu + other.cpu, rss, engine)
+
+
+def run(args: list[str], *, env: dict[str, str] | None = None) -> Run:
+    """Run ``args`` as a fresh process under GNU time, this checkout's ltvcast first on the
+    path. (``wait4`` here would count this process's memory in the child's peak.)"""
+    paths = os.pathsep.join([str(REPO / "src"), str(HERE)])
+    environment = {**os.environ, "PYTHONPATH": paths, **(env or {})}
+    with tempfile.NamedTemporaryFile("r", suffix=".time") as usage:
+        timed = [TIME, "-o", usage.name, "-f", "%e %U %S %M", *args]
+        proc = subprocess.run(timed, env=environment, capture_output=True, text=True, check=False)
+        figures = usage.read().split()[-4:]
+    if proc.returncode != 0:
+        tail = (proc.stdout + proc.stderr)[-2000:]
+        raise RuntimeError(f"{' '.join(args[:4])} ... failed ({proc.returncode}):\n{tail}")
+    wall, user, system, rss_kib = (float(f) for f in figures)
+    engine = next((ln[8:] for ln in proc.stdout.splitlines() if ln.startswith("Engine: ")), "")
+    short = "partitioned" if engine.startswith("partitioned") else "in memory" if engine else ""
+    return Run(wall, user + system, rss_kib / 2**20, short)
+
+
+def median_run(args: list[str], repeat: int, env: dict[str, str] | None = None) -> Run:
+    """The run of median wall time among ``repeat``."""
+    runs = sorted((run(args, env=env) for _ in range(repeat)), key=lambda r: r.wall)
+    return runs[len(runs) // 2]
+
+
+def ltvcast(*args: str) -> list[str]:
+    return [sys.executable, "-m", "ltvcast.cli", *args]
+
+
+def lifetimes_job(kind: str, source: Path, out: Path, as_of: str, days: int) -> list[str]:
+    code = LIFETIMES_JOB.format(bench=str(HERE))
+    return [sys.executable, "-c", code, kind, str(source), str(out), as_of, str(days)]
+
+
+def store_runs(folder: Path, *, extra: tuple[str, ...] = ()) -> tuple[Run, Run]:
+    """(train + predict, forecast) of btyd on the store in ``folder``."""
+    tx = str(folder / "transactions.parquet")
+    model = folder / "model"
+    common = ("--horizon", "90d", *extra)
+    train = run(ltvcast("train", tx, "--model", "btyd", *common, "--out", str(model)))
+    predict = run(ltvcast("predict", str(model), tx, *extra, "--out", str(folder / "p.parquet")))
+    forecast = run(
+        ltvcast("forecast", tx, "--model", "btyd", *common, "--out", str(folder / "f.parquet"))
+    )
+    return train + predict, forecast
+
+
+def slope(points: list[tuple[int, float]]) -> float:
+    """Least-squares slope of log(seconds) against log(customers)."""
+    xs = [math.log(n) for n, _ in points]
+    ys = [math.log(t) for _, t in points]
+    mx, my = statistics.fmean(xs), statistics.fmean(ys)
+    top = sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True))
+    return top / sum((x - mx) ** 2 for x in xs)
+
+
+def row(label: str, customers: int | None, r: Run) -> str:
+    rate = f"{customers / r.wall:,.0f}" if customers else ""
+    return f"| {label} | {r.engine} | {r.wall:.2f} | {r.cpu:.2f} | {r.rss_gib:.2f} | {rate} |"
+
+
+def sizes_section(sizes: list[int], lifetimes: bool) -> list[str]:
+    """The cost curve: one store per size, its runs, and the slopes."""
+    lines = ["| store | " + HEADER[0][2:], "|---" + HEADER[1]]
+    curve: dict[str, list[tuple[int, float]]] = {"train + predict": [], "forecast": []}
+    for customers in sizes:
+        with tempfile.TemporaryDirectory(prefix="ltvcast-scale-") as tmp:
+            folder = Path(tmp)
+            simulate = (
+                "from ltvcast.data.synthetic import write_simulated_store; "
+                f"write_simulated_store({str(folder)!r}, {customers}, fmt='parquet', "
+                "events=False, dirty_rate=0.01, random_state=0)"
+            )
+            run([sys.executable, "-c", simulate])
+            rows = pq.ParquetFile(folder / "transactions.parquet").metadata.num_rows
+            store = f"{customers:,} customers, {rows:,} rows"
+            both, forecast = store_runs(folder)
+            curve["train + predict"].append((customers, both.wall))
+            curve["forecast"].append((customers, forecast.wall))
+            lines += [
+                f"| {store} " + row("`train` + `predict`", customers, both),
+                f"| {store} " + row("`forecast`", customers, forecast),
+            ]
+            if customers != 1_000_000:
+                continue
+            memory, memory_forecast = store_runs(folder, extra=("--partitions", "0"))
+            lines += [
+                f"| {store} " + row("`train` + `predict`, `--partitions 0`", customers, memory),
+                f"| {store} " + row("`forecast --partitions 0`", customers, memory_forecast),
+            ]
+            if lifetimes:
+                source = folder / "transactions.parquet"
+                job = lifetimes_job("parquet", source, folder / "l.csv", "", 90)
+                lines.append(f"| {store} " + row("lifetimes job", customers, run(job)))
+    slopes = [
+        f"{name} {slope(points):.2f} over all sizes, {slope(points[-2:]):.2f} over the largest two"
+        for name, points in curve.items()
+        if len(points) > 1
+    ]
+    return [
+        *lines,
+        "",
+        f"Slope of log(wall) against log(customers): {'; '.join(slopes)} (1.0 is linear; "
+        "each process's start-up, about 1 s, flattens the small end, and the engine changes "
+        "at 1,000,000 rows).",
+    ]
+
+
+def cdnow_section(repeat: int, lifetimes: bool) -> list[str]:
+    """Whole ltvcast processes on CDNOW against one whole lifetimes job."""
+    source = DATA / "cdnow" / "CDNOW_master.txt"
+    if not source.is_file():
+        return [f"CDNOW: {source} not found; skipped."]
+    split = ("--as-of", "1997-09-30", "--horizon", "39w")
+    with tempfile.TemporaryDirectory(prefix="ltvcast-cdnow-") as tmp:
+        folder = Path(tmp)
+        model = str(folder / "model")
+        forecast = median_run(
+            ltvcast("forecast", str(source), *CDNOW, *split, "--model", "btyd",
+                    "--out", str(folder / "f.csv")),
+            repeat,
+        )  # fmt: skip
+        train = median_run(
+            ltvcast("train", str(source), *CDNOW, *split, "--model", "btyd", "--out", model),
+            repeat,
+        )
+        predict = median_run(
+            ltvcast("predict", model, str(source), *CDNOW, "--as-of", "1997-09-30",
+                    "--out", str(folder / "p.csv")),
+            repeat,
+        )  # fmt: skip
+        lines = [
+            f"### CDNOW, 39-week split (`CDNOW_master.txt`; whole processes, median of {repeat})",
+            "",
+            *HEADER,
+            row("`ltvcast forecast --model btyd`", None, forecast),
+            row("`ltvcast train` + `ltvcast predict`", None, train + predict),
+        ]
+        if not lifetimes:
+            return lines
+        job = lifetimes_job("cdnow", source, folder / "l.csv", "1997-09-30", 273)
+        plain = median_run(job, repeat)
+        single = median_run(job, repeat, env={"OPENBLAS_NUM_THREADS": "1"})
+        both = train.wall + predict.wall
+        return [
+            *lines,
+            row("lifetimes job (read, BG/NBD + Gamma-Gamma, write), as installed", None, plain),
+            row("lifetimes job, `OPENBLAS_NUM_THREADS=1`", None, single),
+            "",
+            f"ltvcast / lifetimes wall (as installed; single-threaded BLAS): forecast "
+            f"{forecast.wall / plain.wall:.2f}; {forecast.wall / single.wall:.2f}, train + "
+            f"predict {both / plain.wall:.2f}; {both / single.wall:.2f} (target: at most 0.5).",
+        ]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="10000,100000,1000000")
+    parser.add_argument("--full", action="store_true", help="add 10,000,000 customers")
+    parser.add_argument("--repeat", type=int, default=3, help="runs per CDNOW measure")
+    parser.add_argument("--no-lifetimes", action="store_true", help="skip the lifetimes jobs")
+    args = parser.parse_args()
+    sizes = [int(s) for s in args.sizes.split(",") if s] + [10_000_000] * args.full
+    lines = [
+        "## Scale: whole processes by store size",
+        "",
+        f"Machine: {platform.machine()}, {os.cpu_count()} CPUs, Python "
+        f"{platform.python_version()}; load average {os.getloadavg()[0]:.2f} at the start. "
+        "Each run is a fresh process timed whole by GNU time; peak RSS is the largest of its "
+        "processes (a partitioned run's workers included).",
+        "",
+        *(sizes_section(sizes, not args.no_lifetimes) if sizes else []),
+        "",
+        *cdnow_section(args.repeat, not args.no_lifetimes),
+        "",
+        f"Load average at the end: {os.getloadavg()[0]:.2f}.",
+    ]
+    text = "\n".join(lines) + "\n"
+    print(text)
+    OUT.parent.mkdir(parents=True, exist_ok=True)
+    OUT.write_text(text)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,64 @@
+"""Customer-partitioned execution: the jobs whose data does not fit in memory.
+
+Every BTYD forecast is a formula of one customer's rows, and a BTYD fit needs only every
+customer's RFM summary; so a job can split its input by customer into buckets, run the
+in-memory path's per-table functions on each bucket (:mod:`ltvcast.engine.buckets`) and
+combine small results: cleaning reports add up, summaries are gathered for one fit, forecasts
+stream to the output. :class:`~ltvcast.engine.local.LocalJob` does so on one machine with
+DuckDB and a pool of worker processes; :func:`~ltvcast.engine.plan.plan_job` chooses it over
+the in-memory path by input size.
+
+The partitioned path gives the in-memory path's cleaning report, model and forecasts
+(``tests/engine``). It applies every cleaning rule bucket by bucket, as in memory; the rules
+that look at a whole column are handled so: the day/month order of numeric dates, when the
+column's dates bear on it, must be given (``--date-format``); the ``--winsorize`` cap (a
+quantile of the whole table) is refused; the unit of numeric epoch times, the YYYYMMDD test,
+the cancelled-order rule (it needs plain order ids in the column) and pandas' reading of a
+text column as numbers are decided per bucket, which agrees with the whole column unless the
+column mixes kinds of values. Customer ids are matched after stripping ASCII blanks (other
+Unicode blanks around an id may split a customer). Events and profiles are read in memory
+only. The partitioned path trains ``btyd``, ``pnbd``, ``bgcnbd`` and ``mbgcnbd`` and scores
+every BTYD model.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ltvcast._lazy import load
+
+if TYPE_CHECKING:
+    from ltvcast.engine.local import LocalJob, Predicted
+    from ltvcast.engine.plan import (
+        BUCKET_ROWS,
+        PARTITION_FROM_ROWS,
+        Plan,
+        partitioned_models_message,
+        plan_job,
+    )
+
+#: Public name -> defining module, imported on first access (choosing a plan loads neither
+#: DuckDB nor the models).
+_PUBLIC = {
+    "BUCKET_ROWS": "ltvcast.engine.plan",
+    "LocalJob": "ltvcast.engine.local",
+    "PARTITION_FROM_ROWS": "ltvcast.engine.plan",
+    "Plan": "ltvcast.engine.plan",
+    "Predicted": "ltvcast.engine.local",
+    "partitioned_models_message": "ltvcast.engine.plan",
+    "plan_job": "ltvcast.engine.plan",
+}
+
+__all__ = [
+    "BUCKET_ROWS",
+    "PARTITION_FROM_ROWS",
+    "LocalJob",
+    "Plan",
+    "Predicted",
+    "partitioned_models_message",
+    "plan_job",
+]
+
+
+def __getattr__(name: str) -> Any:
+    return load(globals(), _PUBLIC, name)

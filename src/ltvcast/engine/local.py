@@ -1,0 +1,513 @@
+"""Partitioned jobs on one machine: split by customer, map over buckets, stream the output.
+
+:class:`LocalJob` runs one job over a transactions file in a temporary directory:
+
+1. :meth:`~LocalJob.split`: DuckDB hash-partitions the rows by customer into Parquet buckets
+   (:mod:`ltvcast.engine.partition`), reading the file out of core;
+2. :meth:`~LocalJob.clean`: a pool of worker processes validates and cleans every bucket with
+   the in-memory rules (:func:`~ltvcast.engine.buckets.clean_bucket`), summarises it (RFM,
+   :func:`~ltvcast.engine.buckets.summarise_bucket`) and keeps it for scoring; the buckets'
+   reports merge into the table's, and a table the in-memory path refuses is refused with
+   the same one line;
+3. :meth:`~LocalJob.train`: the summaries, gathered in customer order, fit the BTYD model
+   once (:mod:`ltvcast.engine.fit`; its purchase and spend models in two workers at once),
+   and its forecasts of them the segment cuts;
+4. :meth:`~LocalJob.predict`: the workers score their buckets with the saved model
+   (:meth:`~ltvcast.pipeline.ScoringModel.predict`, loaded from its directory in each worker:
+   no model is pickled) and write their part; DuckDB merges the parts in customer order into
+   the output file, one batch at a time.
+
+A worker holds one bucket; the parent holds the RFM summary of all buyers (six numbers and
+an id each) and, while it fits the segment cuts, two forecasts per customer; never the
+transactions or the predictions. The workers are forked when the job starts, before DuckDB
+starts its threads.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import sys
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from types import TracebackType
+from typing import TypeVar
+
+import duckdb
+import numpy as np
+import pandas as pd
+
+from ltvcast.data.clean import CleaningOptions, CleaningReport
+from ltvcast.data.io import ColumnMap, write_table
+from ltvcast.data.schemas import CUSTOMER_ID, TIMESTAMP, CustomerData
+from ltvcast.data.times import date_order_at_stake
+from ltvcast.data.validate import (
+    DEFAULT_COLUMNS,
+    DEFAULT_OPTIONS,
+    TRANSACTIONS,
+    check_whole_table,
+    validate_transactions,
+)
+from ltvcast.engine.buckets import LITT, clean_bucket, summarise_bucket
+from ltvcast.engine.fit import (
+    fit_purchases,
+    fit_spend,
+    fits_from_summary,
+    fitted,
+    needs_litt,
+    purchase_rows,
+    spend_rows,
+    summary_inputs,
+)
+from ltvcast.engine.partition import (
+    Buckets,
+    Source,
+    distinct_values,
+    read_bucket,
+    read_source,
+    split_table,
+)
+from ltvcast.engine.plan import partitioned_models_message
+from ltvcast.exceptions import ConfigError, InsufficientDataError, SchemaError
+from ltvcast.features.rfm import RFM_COLUMNS, rfm_later
+from ltvcast.models.base import Forecaster
+from ltvcast.models.btyd import WEEK_DAYS, BTYDForecaster
+from ltvcast.models.registry import create
+from ltvcast.pipeline import ScoringModel, TrainingSummary, load_scoring_model, with_fallback
+from ltvcast.strategy.segments import SegmentRules
+from ltvcast.timeframe import Horizon, parse_as_of
+
+A = TypeVar("A")
+B = TypeVar("B")
+T = TypeVar("T")
+R = TypeVar("R")
+
+#: Texts of the time column whose day/month order a whole column decides (RE2 syntax).
+_NUMERIC_DATE = r"^\d{1,2}[/.\-]\d"
+#: Why a job stops when the system kills one of its workers.
+_KILLED = "a worker process was killed (most often for memory): use more --partitions"
+#: Rows per batch when the output is written.
+_BATCH_ROWS = 250_000
+
+
+@dataclass(frozen=True)
+class Predicted:
+    """What :meth:`LocalJob.predict` wrote: the file, its customers and their total value."""
+
+    path: Path
+    customers: int
+    total_value: float
+    as_of: pd.Timestamp
+
+
+class LocalJob:
+    """One partitioned job over a transactions file (see the module docstring).
+
+    Parameters
+    ----------
+    transactions
+        A CSV, CSV.gz, TSV, whitespace-separated TXT or Parquet file.
+    as_of
+        The time the job trains and scores at (a bare date: through its end; default: the
+        last time of the cleaned transactions).
+    columns, options
+        How to read and clean it, as for :func:`~ltvcast.data.validate.load_customer_data`
+        (``winsorize_quantile`` is refused: its cap is a quantile of the whole table).
+    buckets
+        Customer buckets to split the rows into (at least 1).
+    workers
+        Worker processes (1 runs the buckets in this process).
+    keep
+        Keep the cleaned buckets for :meth:`predict` (a job that only trains needs none).
+    work_dir
+        Where the temporary directory of buckets goes (default: the system's).
+    memory_limit
+        DuckDB's memory limit while splitting and merging (it spills beyond it).
+    """
+
+    def __init__(
+        self,
+        transactions: str | Path,
+        *,
+        as_of: str | pd.Timestamp | None = None,
+        columns: ColumnMap = DEFAULT_COLUMNS,
+        options: CleaningOptions = DEFAULT_OPTIONS,
+        buckets: int,
+        workers: int,
+        keep: bool = True,
+        work_dir: str | Path | None = None,
+        memory_limit: str = "2GB",
+    ) -> None:
+        if buckets < 1 or workers < 1:
+            raise ConfigError(f"buckets and workers must be at least 1; got {buckets}, {workers}")
+        if options.winsorize_quantile is not None:
+            raise ConfigError(
+                "--winsorize caps amounts at a quantile of the whole table, which the "
+                "partitioned path does not compute; use --partitions 0 (in memory)"
+            )
+        self.transactions = Path(transactions)
+        self.columns = columns
+        self.options = options
+        self.buckets = buckets
+        self.workers = workers
+        self.keep = keep
+        self._as_of = as_of
+        self._work_dir = None if work_dir is None else str(work_dir)
+        self._memory_limit = memory_limit
+        self._split: Buckets | None = None
+        self._cleaned: list[Path] = []
+        self._summary: tuple[pd.DataFrame, int] | None = None
+        self._report: CleaningReport | None = None
+        self._span: tuple[pd.Timestamp, pd.Timestamp] | None = None
+
+    def __enter__(self) -> LocalJob:
+        self._tmp = tempfile.TemporaryDirectory(prefix="ltvcast-job-", dir=self._work_dir)
+        self.root = Path(self._tmp.name)
+        self._pool = _Pool(self.workers)
+        self._con = duckdb.connect(
+            config={
+                "threads": self.workers,
+                "memory_limit": self._memory_limit,
+                "temp_directory": str(self.root / "spill"),
+            }
+        )
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self._con.close()
+        self._pool.close()
+        self._tmp.cleanup()
+
+    @property
+    def source(self) -> str:
+        """The transactions file as messages name it."""
+        return str(self.transactions)
+
+    def split(self) -> Buckets:
+        """Hash-partition the file's rows by customer into the job's buckets.
+
+        Raises
+        ------
+        SchemaError
+            As the in-memory path does, for a file it cannot read or a missing customer
+            column.
+        ConfigError
+            For numeric dates whose day/month order the whole column decides, unless
+            ``options.date_format`` names it.
+        """
+        names, split = read_source(self._con, self.transactions, self._split_source)
+        if not split.rows:
+            raise SchemaError(f"{self.source}: file has no data rows")
+        time = self.columns.source("time")
+        if self.options.date_format is None and names.get(time, "").startswith("VARCHAR"):
+            texts = distinct_values(self._con, split, time, _NUMERIC_DATE)
+            order = date_order_at_stake(texts)
+            if order is not None:
+                raise ConfigError(
+                    f"{self.source}: column '{time}' holds dates such as "
+                    f"'{texts.iloc[0]}' ({order}), whose day/month order ltvcast tells "
+                    "from the whole column; give it with --date-format ('%d/%m/%Y' or "
+                    "'%m/%d/%Y', with the time if any) or use --partitions 0 (in memory)"
+                )
+        self._split = split
+        return split
+
+    def _split_source(self, source: Source) -> tuple[dict[str, str], Buckets]:
+        """The source's columns, and its rows split (each read into a folder of its own)."""
+        names = source.columns(self._con)
+        customer = self.columns.source("customer")
+        if customer not in names:  # the validator's own message, from the first rows
+            validate_transactions(source.head(self._con, 5), self.source, self.columns)
+            raise SchemaError(f"{self.source}: required column '{customer}' not found")
+        into = self.root / ("raw" if source.utf8 else "raw-as-read")
+        return names, split_table(self._con, source, customer, self.buckets, into)
+
+    def clean(self, *, with_litt: bool = False) -> CleaningReport:
+        """Validate, clean and summarise every bucket; the merged report of the whole table.
+
+        ``with_litt`` adds the inter-purchase statistic to the summaries (to train CNBD-k
+        models).
+
+        Raises
+        ------
+        SchemaError
+            When the in-memory path would refuse the table (a rule that drops every row,
+            no row left).
+        """
+        if self._split is None:
+            raise ConfigError("LocalJob: call split() first")
+        folder = self.root / "clean"
+        folder.mkdir(exist_ok=True)
+        # A bare date needs no default time; without an as-of, each bucket is summarised
+        # at its own last time, and the summary moved to the last time of all below.
+        as_of = None if self._as_of is None else parse_as_of(self._as_of, pd.Timestamp(0))
+        tasks = [
+            _CleanTask(
+                files,
+                self.source,
+                self.columns,
+                self.options,
+                as_of,
+                with_litt,
+                folder / f"{i}.parquet" if self.keep else None,
+            )
+            for i, files in enumerate(self._split.files)
+        ]
+        done = self._pool.map(_clean, tasks)
+        report = CleaningReport.merge(d.report for d in done)
+        check_whole_table(report, TRANSACTIONS, self.source)
+        spans = [(d.first, d.last) for d in done if d.first is not None and d.last is not None]
+        self._span = (min(first for first, _ in spans), max(last for _, last in spans))
+        self._cleaned = [t.out for t, d in zip(tasks, done, strict=True) if t.out and d.first]
+        rfm = pd.concat([d.rfm for d in done]).sort_index(kind="stable")
+        if as_of is None:
+            rfm = rfm_later(rfm, self.as_of, time_unit_days=WEEK_DAYS)
+        self._summary = (rfm, sum(d.customers for d in done))
+        self._report = report
+        return report
+
+    @property
+    def last_timestamp(self) -> pd.Timestamp:
+        """The latest time of the cleaned transactions."""
+        return self._cleaned_span()[1]
+
+    @property
+    def as_of(self) -> pd.Timestamp:
+        """The job's as-of time, resolved (after :meth:`clean`)."""
+        return parse_as_of(self._as_of, self.last_timestamp)
+
+    def train(
+        self, model: str, horizon: Horizon, *, on_note: Callable[[str], None] | None = None
+    ) -> ScoringModel:
+        """Fit ``model`` (see :func:`~ltvcast.engine.fit.fits_from_summary`) on the data up
+        to the job's as-of, with the fallback and segment cuts of
+        :func:`~ltvcast.pipeline.train_model`: the same model as in memory.
+
+        Raises
+        ------
+        ConfigError
+            For a model the partitioned path does not train, or a CNBD-k model when the
+            buckets were cleaned without ``with_litt``.
+        InsufficientDataError
+            When no transaction is dated up to the as-of time, or the model cannot be fitted.
+        """
+        if self._summary is None:
+            raise ConfigError("LocalJob: call split() and clean() first")
+        rfm, customers = self._summary
+        when = self.as_of
+        first = create(model)
+        if not fits_from_summary(type(first)):
+            raise ConfigError(partitioned_models_message(model))
+        notes: list[str] = []
+
+        def note(text: str) -> None:
+            notes.append(text)
+            if on_note is not None:
+                on_note(text)
+
+        def fit(name: str) -> Forecaster:
+            forecaster = first if name == model else create(name)
+            assert isinstance(forecaster, BTYDForecaster)
+            if needs_litt(forecaster) and LITT not in rfm:
+                raise ConfigError(f"{name}: clean the buckets with with_litt=True to train it")
+            if not customers:
+                raise InsufficientDataError(
+                    f"{forecaster.name}: no transaction up to {when:%Y-%m-%d %H:%M}; "
+                    "nothing to learn from"
+                )
+            inputs = summary_inputs(forecaster, rfm)
+            purchases, spend = self._pool.pair(
+                partial(fit_purchases, forecaster, purchase_rows(forecaster, rfm)),
+                partial(fit_spend, forecaster, spend_rows(forecaster, inputs)),
+            )
+            return fitted(forecaster, purchases, spend, inputs, when, horizon)
+
+        forecaster = with_fallback(model, fit, note)
+        assert isinstance(forecaster, BTYDForecaster)
+        forecasts = forecaster.predict_rfm(rfm)
+        idle = np.zeros(customers - len(rfm))  # seen, no purchase: 0 for everything
+        rules = SegmentRules().fit(
+            pd.DataFrame(
+                {
+                    "predicted_value": np.r_[forecasts["predicted_value"].to_numpy(), idle],
+                    "p_active": np.r_[forecasts["p_active"].to_numpy(), idle],
+                }
+            )
+        )
+        start, _ = self._cleaned_span()
+        cleaning = None if self._report is None else self._report.to_dict()
+        summary = TrainingSummary(start, when, customers, cleaning=cleaning, notes=tuple(notes))
+        return ScoringModel(forecaster, rules, summary)
+
+    def predict(
+        self,
+        scoring: ScoringModel,
+        out: str | Path,
+        *,
+        horizons: Sequence[Horizon] | None = None,
+        discount_rate: float | None = None,
+    ) -> Predicted:
+        """Score every customer seen up to the job's as-of into ``out`` (``.csv``,
+        ``.csv.gz`` or ``.parquet``), sorted by customer id: the file
+        :meth:`~ltvcast.pipeline.ScoringModel.predict` and
+        :func:`~ltvcast.data.io.write_table` write in memory.
+
+        Raises
+        ------
+        ConfigError
+            When the model's forecasts are not a function of each customer's own rows alone
+            (only BTYD models are scored in buckets), or the job keeps no buckets.
+        """
+        if not isinstance(scoring.forecaster.chosen, BTYDForecaster):
+            raise ConfigError(partitioned_models_message(scoring.chosen_name, scoring=True))
+        if not self.keep:
+            raise ConfigError("LocalJob: a job made with keep=False scores nothing")
+        when = self.as_of
+        model_dir = scoring.save(self.root / "model")
+        folder = self.root / "predictions"
+        folder.mkdir(exist_ok=True)
+        tasks = [
+            _PredictTask(path, model_dir, when, horizons, discount_rate, folder / f"{i}.parquet")
+            for i, path in enumerate(self._cleaned)
+        ]
+        done = self._pool.map(_predict, tasks)
+        customers = sum(rows for rows, _ in done)
+        total = float(sum(value for _, value in done))
+        path = write_table(self._sorted([t.out for t in tasks]), out)
+        return Predicted(path, customers, total, when)
+
+    def _sorted(self, parts: list[Path]) -> Iterator[pd.DataFrame]:
+        """The prediction parts in customer order, one batch at a time (DuckDB sorts out of
+        core); an empty frame with the columns when no customer was scored."""
+        files = ", ".join("'" + str(p).replace("'", "''") + "'" for p in parts)
+        sql = f"SELECT * FROM read_parquet([{files}]) ORDER BY {CUSTOMER_ID}"
+        reader = self._con.sql(sql).to_arrow_reader(_BATCH_ROWS)
+        empty = True
+        for batch in reader:
+            empty = False
+            yield batch.to_pandas()
+        if empty:
+            yield pd.read_parquet(parts[0]).iloc[:0]
+
+    def _cleaned_span(self) -> tuple[pd.Timestamp, pd.Timestamp]:
+        if self._span is None:
+            raise ConfigError("LocalJob: call split() and clean() first")
+        return self._span
+
+
+@dataclass(frozen=True)
+class _CleanTask:
+    files: tuple[Path, ...]
+    source: str
+    columns: ColumnMap
+    options: CleaningOptions
+    as_of: pd.Timestamp | None
+    with_litt: bool
+    out: Path | None
+
+
+@dataclass(frozen=True)
+class _Cleaned:
+    report: CleaningReport
+    first: pd.Timestamp | None
+    last: pd.Timestamp | None
+    rfm: pd.DataFrame
+    customers: int
+
+
+@dataclass(frozen=True)
+class _PredictTask:
+    path: Path
+    model_dir: Path
+    as_of: pd.Timestamp
+    horizons: Sequence[Horizon] | None
+    discount_rate: float | None
+    out: Path
+
+
+def _clean(task: _CleanTask) -> _Cleaned:
+    data, report = clean_bucket(read_bucket(task.files), task.source, task.columns, task.options)
+    tx = data.transactions
+    if not len(tx):
+        empty = pd.DataFrame(columns=list(RFM_COLUMNS), index=pd.Index([], name=CUSTOMER_ID))
+        return _Cleaned(report, None, None, empty, 0)
+    if task.out is not None:
+        tx.to_parquet(task.out, index=False)
+    rfm, customers = summarise_bucket(data, task.as_of, with_litt=task.with_litt)
+    return _Cleaned(report, tx[TIMESTAMP].min(), tx[TIMESTAMP].max(), rfm, customers)
+
+
+def _predict(task: _PredictTask) -> tuple[int, float]:
+    scoring = load_scoring_model(task.model_dir)
+    data = CustomerData(pd.read_parquet(task.path))
+    frame = scoring.predict(
+        data, task.as_of, horizons=task.horizons, discount_rate=task.discount_rate
+    )
+    frame.to_parquet(task.out, index=False)
+    return len(frame), float(frame["predicted_value"].sum())
+
+
+class _Pool:
+    """``workers`` processes forked at once (before the parent starts threads), or this
+    process for one worker; :meth:`map` keeps the order of its tasks."""
+
+    def __init__(self, workers: int) -> None:
+        self._executor: ProcessPoolExecutor | None = None
+        if workers > 1:
+            method = "fork" if sys.platform == "linux" else "spawn"
+            context = multiprocessing.get_context(method)
+            self._executor = ProcessPoolExecutor(workers, mp_context=context)
+            for started in [self._executor.submit(_ready) for _ in range(workers)]:
+                started.result()
+
+    def map(self, fn: Callable[[T], R], tasks: Sequence[T]) -> list[R]:
+        """``[fn(task) for task in tasks]``, in the workers.
+
+        Raises
+        ------
+        MemoryError
+            When a worker dies (killed by the system, most often for memory).
+        """
+        if self._executor is None:
+            return [fn(task) for task in tasks]
+        futures: list[Future[R]] = [self._executor.submit(fn, task) for task in tasks]
+        try:
+            return [future.result() for future in futures]
+        except BrokenProcessPool:
+            raise MemoryError(_KILLED) from None
+        finally:
+            for future in futures:
+                future.cancel()
+
+    def pair(self, first: Callable[[], A], second: Callable[[], B]) -> tuple[A, B]:
+        """``(first(), second())`` at once: ``second`` in a worker, ``first`` here (this
+        process is otherwise idle, and its memory is warm); ``first``'s error first."""
+        if self._executor is None:
+            return first(), second()
+        other = self._executor.submit(second)
+        try:
+            mine = first()
+        except BaseException:
+            other.cancel()
+            raise
+        try:
+            return mine, other.result()
+        except BrokenProcessPool:
+            raise MemoryError(_KILLED) from None
+
+    def close(self) -> None:
+        if self._executor is not None:
+            self._executor.shutdown(wait=True, cancel_futures=True)
+
+
+def _ready() -> None:
+    return None
