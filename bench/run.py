@@ -9,8 +9,9 @@ Usage::
 Each (protocol, model) pair runs in its own process (bench/_one.py) so that its peak memory
 is its own. Rows are kept in bench/results.json; a partial run replaces only the rows it
 measured (each row records when), and results.md is rebuilt from all of them.
-The extra benchmarks (simulator scale, seq model speed, service load, whole processes by
-store size) are separate scripts whose markdown lands in bench/out/ and is appended here.
+The extra benchmarks (simulator scale, seq model speed, service load, value intervals,
+profile covariates, whole processes by store size) are separate scripts whose markdown lands
+in bench/out/ and is appended here.
 """
 
 from __future__ import annotations
@@ -47,8 +48,10 @@ EXTRA = (
     ("bench_seq.py", "seq.md"),
     ("bench_calibration.py", "calibration.md"),
     ("bench_ablation.py", "ablation.md"),
+    ("bench_covariates.py", "covariates.md"),
     ("bench_simulate.py", "simulate.md"),
     ("bench_service.py", "service.md"),
+    ("bench_intervals.py", "intervals.md"),
     ("bench_scale.py", "scale.md"),
 )
 

@@ -19,6 +19,12 @@ if TYPE_CHECKING:
     from ltvcast.data.store import Store
     from ltvcast.data.validate import load_customer_data
     from ltvcast.evaluation.backtest import BacktestResult, backtest
+    from ltvcast.evaluation.diagnostics import (
+        conditional_expectations,
+        expected_purchases_matrix,
+        p_alive_matrix,
+        tracking_table,
+    )
     from ltvcast.evaluation.metrics import evaluate
     from ltvcast.exceptions import (
         ArtifactError,
@@ -31,6 +37,12 @@ if TYPE_CHECKING:
     )
     from ltvcast.models.base import Forecaster
     from ltvcast.pipeline import ScoringModel, load_scoring_model, train_model
+    from ltvcast.report.diagnostics import (
+        conditional_expectations_figure,
+        frequency_recency_figure,
+        tracking_figure,
+    )
+    from ltvcast.report.figures import decile_figure, gain_figure
     from ltvcast.scoring.artifacts import load_model, save_model
     from ltvcast.timeframe import Horizon, parse_as_of, parse_horizon, parse_horizons
 
@@ -53,14 +65,23 @@ _PUBLIC = {
     "Store": "ltvcast.data.store",
     "StoreError": "ltvcast.exceptions",
     "backtest": "ltvcast.evaluation.backtest",
+    "conditional_expectations": "ltvcast.evaluation.diagnostics",
+    "conditional_expectations_figure": "ltvcast.report.diagnostics",
+    "decile_figure": "ltvcast.report.figures",
     "evaluate": "ltvcast.evaluation.metrics",
+    "expected_purchases_matrix": "ltvcast.evaluation.diagnostics",
+    "frequency_recency_figure": "ltvcast.report.diagnostics",
+    "gain_figure": "ltvcast.report.figures",
     "load_customer_data": "ltvcast.data.validate",
     "load_model": "ltvcast.scoring.artifacts",
     "load_scoring_model": "ltvcast.pipeline",
+    "p_alive_matrix": "ltvcast.evaluation.diagnostics",
     "parse_as_of": "ltvcast.timeframe",
     "parse_horizon": "ltvcast.timeframe",
     "parse_horizons": "ltvcast.timeframe",
     "save_model": "ltvcast.scoring.artifacts",
+    "tracking_figure": "ltvcast.report.diagnostics",
+    "tracking_table": "ltvcast.evaluation.diagnostics",
     "train_model": "ltvcast.pipeline",
 }
 
@@ -83,14 +104,23 @@ __all__ = [
     "StoreError",
     "__version__",
     "backtest",
+    "conditional_expectations",
+    "conditional_expectations_figure",
+    "decile_figure",
     "evaluate",
+    "expected_purchases_matrix",
+    "frequency_recency_figure",
+    "gain_figure",
     "load_customer_data",
     "load_model",
     "load_scoring_model",
+    "p_alive_matrix",
     "parse_as_of",
     "parse_horizon",
     "parse_horizons",
     "save_model",
+    "tracking_figure",
+    "tracking_table",
     "train_model",
 ]
 

@@ -152,16 +152,21 @@ def test_predict_adds_horizon_curves_and_the_new_customer_forecast(
         == 0
     )
     out = tmp_path / "curves.csv"
-    extra = ["--horizons", "1y,30d,90d", "--discount-rate", "0.08"]
+    extra = ["--horizons", "1y,30d,90d", "--discount-rate", "0.08", "--intervals"]
     assert run_app(["predict", str(model_dir), source, "--out", str(out), *extra]) == 0
     table = pd.read_csv(out)
     for family in ("purchases", "value", "p_alive", "discounted_value"):
-        assert [c for c in table.columns if c.startswith(f"{family}_")] == [
+        assert [c for c in table.columns[6:] if c.startswith(f"{family}_")] == [
             f"{family}_{h}" for h in ("30d", "90d", "1y")
         ]
     assert (table["value_90d"] - table["predicted_value"]).abs().max() < 1e-9
     assert (table["value_1y"] >= table["value_90d"] - 1e-12).all()
     assert (table["p_alive_1y"] <= table["p_alive_30d"] + 1e-12).all()
+    assert list(table.columns[4:6]) == ["value_p10", "value_p90"]
+    inside = table["value_p10"].le(table["predicted_value"] + 1e-9) & table["value_p90"].ge(
+        table["predicted_value"] - 1e-9
+    )
+    assert inside.mean() > 0.95
     assert "A new customer" in capsys.readouterr().out
 
 
@@ -175,7 +180,75 @@ def test_curves_need_a_btyd_model(
     assert "need a BTYD model" in captured.err and "Traceback" not in captured.err
     assert "Training" not in captured.out  # refused before any work
     assert not (tmp_path / "p.csv").exists()
+    assert run_app([*args, "--model", "gbdt", "--intervals"]) == 2
+    assert "--intervals needs" in capsys.readouterr().err
     assert run_app([*args, "--model", "btyd", "--discount-rate", "-1"]) == 2
     assert "discount rate" in capsys.readouterr().err
     assert run_app([*args, "--model", "btyd", "--horizons", "30d,4w,30d"]) == 2
     assert "twice" in capsys.readouterr().err
+
+
+def test_covariates_through_train_predict_and_backtest(
+    store_files: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = str(store_files["transactions"])
+    profiles = ["--profiles", str(store_files["profiles"])]
+    model_dir = tmp_path / "m"
+    train = ["train", source, *profiles, "--horizon", "90d", "--model", "pnbd"]
+    assert run_app([*train, "--covariates", "channel,age", "--out", str(model_dir)]) == 0
+    printed = capsys.readouterr().out
+    assert "purchase:channel=referral" in printed and "spend:age" in printed
+    out = tmp_path / "p.csv"
+    assert run_app(["predict", str(model_dir), source, *profiles, "--out", str(out)]) == 0
+    assert pd.read_csv(out)["predicted_value"].notna().all()
+    # The profiles are needed at predict time too, and said so before any work.
+    assert run_app(["predict", str(model_dir), source, "--out", str(out)]) == 2
+    assert "give --profiles" in capsys.readouterr().err
+    metrics = tmp_path / "bt"
+    backtest = ["backtest", source, *profiles, "--horizon", "90d", "--models", "btyd,pnbd"]
+    assert run_app([*backtest, "--covariates", "channel", "--out", str(metrics)]) == 0
+    assert len(pd.read_csv(metrics / "metrics.csv")) == 2
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--model", "auto"], "--model auto chooses among models without them"),
+        (["--model", "gbdt"], "gbdt has none"),
+        (["--model", "btyd_cal"], "btyd_cal has none"),
+        (["--model", "btyd", "--no-profiles"], "give --profiles"),
+        (["--model", "btyd", "--intervals"], "--intervals are not available with --covariates"),
+    ],
+)
+def test_covariates_need_a_model_that_has_them(
+    store_files: dict[str, Path],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    args: list[str],
+    message: str,
+) -> None:
+    source = str(store_files["transactions"])
+    profiles = [] if "--no-profiles" in args else ["--profiles", str(store_files["profiles"])]
+    flags = [a for a in args if a != "--no-profiles"]
+    for command in ("forecast",) if "--intervals" in flags else ("train", "forecast"):
+        out = ["--out", str(tmp_path / ("m" if command == "train" else "p.csv"))]
+        code = run_app([command, source, *profiles, "--horizon", "30d", *flags,
+                        "--covariates", "channel", *out])  # fmt: skip
+        captured = capsys.readouterr()
+        assert code == 2 and message in captured.err and "Training" not in captured.out
+        assert len(captured.err.strip().splitlines()) == 1
+    if "--intervals" not in flags:
+        code = run_app(["backtest", source, *profiles, "--horizon", "30d", "--models",
+                        flags[1], "--covariates", "channel"])  # fmt: skip
+        assert code == 2 and message in capsys.readouterr().err
+
+
+def test_every_registered_model_with_covariates_is_named_in_the_help() -> None:
+    import inspect
+
+    from ltvcast.cli._options import COVARIATE_MODELS
+    from ltvcast.models.registry import forecaster_class, model_names
+
+    names = [n for n in model_names() if n != "seq"]  # seq (torch to import) has none
+    having = [n for n in names if "covariates" in inspect.signature(forecaster_class(n)).parameters]
+    assert tuple(having) == COVARIATE_MODELS

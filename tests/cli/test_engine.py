@@ -95,3 +95,26 @@ def test_bad_rows_in_a_bucket_are_the_in_memory_one_line(
     assert errors[0] == errors[1]
     assert "column 'amount' must be numeric; 2 of 2 rows are not (rows 1, 2)" in errors[0]
     assert "Traceback" not in errors[0]
+
+
+def test_a_partitioned_fit_keeps_what_intervals_need(
+    store: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A model trained partitioned gives the in-memory intervals; intervals themselves run in
+    memory only, and a forced partitioned run says so in one line."""
+    models = {}
+    for parts in ("0", "3"):
+        models[parts] = tmp_path / f"m-{parts}"
+        args = ["train", str(store), "--horizon", "90d", "--model", "btyd"]
+        assert run_app([*args, "--out", str(models[parts]), "--partitions", parts]) == 0
+    outs = []
+    for parts, model in models.items():
+        out = tmp_path / f"bands-{parts}.csv"
+        assert run_app(["predict", str(model), str(store), "--out", str(out), "--intervals"]) == 0
+        outs.append(out.read_text())
+    assert outs[0] == outs[1] and "value_p10" in outs[0].splitlines()[0]
+    capsys.readouterr()
+    forced = ["predict", str(models["3"]), str(store), "--out", str(tmp_path / "x.csv")]
+    assert run_app([*forced, "--intervals", "--partitions", "2"]) == 2
+    err = capsys.readouterr().err
+    assert "--intervals runs in memory only" in err and len(err.strip().splitlines()) == 1

@@ -83,3 +83,16 @@ def assert_calibrated() -> Callable[..., None]:
         assert (np.abs(means["pred"] - means["obs"]) <= 5 * se + 1e-3).all(), means
 
     return check
+
+
+def covariate_profiles(n: int, seed: int) -> pd.DataFrame:
+    """Covariates of ``n`` customers for the covariate models' tests: ``z`` (standard
+    normal), ``member`` (binary, 30%) and ``noise`` (standard normal, acting on nothing)."""
+    rng = np.random.default_rng(seed)
+    return pd.DataFrame(
+        {
+            "z": rng.normal(size=n),
+            "member": (rng.uniform(size=n) < 0.3).astype(float),
+            "noise": rng.normal(size=n),
+        }
+    )

@@ -57,7 +57,9 @@ def test_registry_names_and_parameters() -> None:
         assert forecaster_class(name) is cls and cls.name == name
         model = cls(spend_days="repeat")
         assert model.purchase_model == purchase_model
-        assert model.get_params() == {"penalizer_coef": 0.0, "spend_days": "repeat"}
+        # Pareto/NBD has a covariate variant (ltvcast.models.covariates); CNBD-k has none.
+        covariates = {"covariates": ()} if name == "pnbd" else {}
+        assert model.get_params() == {"penalizer_coef": 0.0, "spend_days": "repeat"} | covariates
         assert model.clone().purchase_model == purchase_model
     # The default "btyd" model is unchanged.
     assert BTYDForecaster().get_params()["purchase_model"] == "mbgnbd"

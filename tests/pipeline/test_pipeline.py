@@ -14,12 +14,14 @@ from ltvcast.data.schemas import CustomerData
 from ltvcast.data.synthetic import simulate_store, write_store
 from ltvcast.exceptions import InsufficientDataError
 from ltvcast.models import registry
+from ltvcast.models.btyd import BTYDForecaster
 from ltvcast.pipeline import (
     MANIFEST_KEYS,
     MIN_CUSTOMERS_FOR_CUTS,
     UNSEGMENTED,
     ScoringModel,
     backtest_models,
+    fit_forecaster,
     train_model,
 )
 from ltvcast.strategy.segments import SEGMENTS, SegmentRules
@@ -164,3 +166,61 @@ def test_curves_from_a_notebook(data: CustomerData) -> None:
     baseline = train_model(data, horizon="60d", model="baseline")
     with pytest.raises(ltvcast.ConfigError, match="need a BTYD model"):
         baseline.predict(data, horizons="30d")
+
+
+def test_covariates_from_a_notebook(data: CustomerData, tmp_path: Path) -> None:
+    """``model_params`` reach the model: profile covariates, their table, a new customer by
+    profile, and the saved model."""
+    params = {"covariates": ["channel", "device"]}  # a list, as from JSON
+    scoring = train_model(data, horizon="60d", model="btyd", model_params=params)
+    assert scoring.covariates == ("channel", "device")
+    table = scoring.coefficient_table()
+    assert {"purchase", "spend"} == set(table.index.get_level_values("model"))
+    assert "purchase:device=mobile" in table.index.get_level_values("parameter") or (
+        "purchase:device=desktop" in table.index.get_level_values("parameter")
+    )
+    by_channel = {
+        c: scoring.new_customer(profile={"channel": c})["value"].iloc[0]
+        for c in ("organic", "referral")
+    }
+    assert by_channel["organic"] != by_channel["referral"]
+    scoring.save(tmp_path / "model")
+    again = ltvcast.load_scoring_model(tmp_path / "model")
+    pd.testing.assert_frame_equal(again.score(data), scoring.score(data))
+    assert again.covariates == scoring.covariates
+    plain = train_model(data, horizon="60d", model="btyd")
+    with pytest.raises(ltvcast.ConfigError, match="no covariates"):
+        plain.coefficient_table()
+
+
+def test_model_params_are_checked_and_kept_by_the_fallback(
+    data: CustomerData, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with pytest.raises(
+        ltvcast.ConfigError, match="model 'gbdt' has no hyperparameter 'covariates'"
+    ):
+        train_model(data, horizon="60d", model="gbdt", model_params={"covariates": ("channel",)})
+
+    class Picky(BTYDForecaster):
+        """Takes covariates and a knob of its own; never has enough data."""
+
+        name = "picky"
+
+        def __init__(self, covariates: tuple[str, ...] = (), knob: float = 1.0) -> None:
+            super().__init__(covariates=covariates)
+            self.knob = knob
+
+        def _fit(self, data: CustomerData, as_of: pd.Timestamp, horizon: Horizon) -> None:
+            raise InsufficientDataError("picky wants more")
+
+    monkeypatch.setattr(registry, "_MODELS", dict(registry._MODELS))
+    registry.register("picky", Picky)
+    notes: list[str] = []
+    params = {"covariates": ["channel"], "knob": 2.0}
+    fitted = fit_forecaster(
+        "picky", data, data.last_timestamp(), Horizon(60, "d"), on_fallback=notes.append,
+        model_params=params,
+    )  # fmt: skip
+    assert fitted.name == "btyd" and fitted.get_params()["covariates"] == ("channel",)
+    assert notes == ["picky cannot train here (picky wants more); using btyd, "
+                     "covariates=['channel'] instead"]  # fmt: skip

@@ -12,11 +12,24 @@ from typing import Any
 import numpy as np
 import pytest
 
+from ltvcast.evaluation.diagnostics import conditional_expectations
+from ltvcast.features.rfm import rfm_summary
+from ltvcast.pipeline import train_model
 from ltvcast.report import build_report, render_report, write_report
 from ltvcast.timeframe import Horizon
 
-#: Every chart of a full report, by its data-chart name.
-CHARTS = {"gain", "deciles", "scatter", "distribution", "segments", "importance"}
+#: Every chart of a full report of a BTYD model, by its data-chart name.
+CHARTS = {
+    "gain",
+    "deciles",
+    "scatter",
+    "tracking",
+    "conditional",
+    "distribution",
+    "segments",
+    "importance",
+}
+DIAGNOSTICS = {"tracking", "conditional"}
 _SVG = re.compile(r"<svg\b[^>]*data-chart=\"(\w+)\"[^>]*>(.*?)</svg>", re.DOTALL)
 _CHROMIUM = next((p for p in map(shutil.which, ("chromium", "chromium-browser")) if p), None)
 
@@ -71,6 +84,31 @@ def test_numbers_match_their_sources(html: str, pipeline: Any) -> None:
     assert re.search(r"recency|frequency", _charts(html)["importance"])
 
 
+def test_model_diagnostics_follow_the_backtest_refit(html: str, pipeline: Any) -> None:
+    p = pipeline
+    cutoff, horizon = p.result.cutoff, p.result.horizon
+    section = html[html.index('id="diagnostics"') : html.index('id="forecast"')]
+    assert "Model diagnostics" in section and f"<b>{cutoff:%Y-%m-%d}</b>" in section
+    assert set(_charts(section)) == DIAGNOSTICS
+    refit = p.forecaster.clone().fit(p.data, cutoff, horizon)
+    table = conditional_expectations(refit, p.data, cutoff, horizon.end(cutoff))
+    assert table["customers"].sum() == len(rfm_summary(p.data.transactions, cutoff))
+    labels = re.findall(r"<text[^>]*>([^<]*)</text>", _charts(html)["conditional"])
+    for group, customers in zip(table["frequency"], table["customers"], strict=True):
+        assert group in labels and f"{customers:,}" in labels, (group, customers)
+
+
+@pytest.mark.parametrize("name", ["baseline", "gbdt"])
+def test_no_model_diagnostics_without_a_btyd_model(pipeline: Any, name: str) -> None:
+    p = pipeline
+    scoring = train_model(p.data, model=name, horizon=Horizon(60, "d"), as_of=p.as_of)
+    assert scoring.chosen_name == name
+    html = build_report(scoring, p.data, p.cleaning, p.result, p.as_of)
+    assert "Model diagnostics" not in html and 'id="diagnostics"' not in html
+    assert not DIAGNOSTICS & set(_charts(html))
+    assert {"gain", "distribution"} <= set(_charts(html))
+
+
 def test_minimal_report_without_backtest_or_drivers(pipeline: Any, tmp_path: Path) -> None:
     p = pipeline
     html = render_report(
@@ -112,11 +150,11 @@ def test_renders_in_headless_chromium(html: str, tmp_path: Path) -> None:
     page.write_text(html, encoding="utf-8")
     shot = tmp_path / "report.png"
     run = _run_chromium(
-        [f"--screenshot={shot}", "--window-size=1280,4000", page.as_uri()], tmp_path / "p1"
+        [f"--screenshot={shot}", "--window-size=1280,6000", page.as_uri()], tmp_path / "p1"
     )
     assert shot.is_file(), run.stderr[-2000:]
     pixels = imread(str(shot))[..., :3]
-    assert pixels.shape[:2] == (4000, 1280)
+    assert pixels.shape[:2] == (6000, 1280)
     background = np.median(pixels.reshape(-1, 3), axis=0)
     ink = np.abs(pixels - background).sum(axis=2) > 0.1
     assert ink.mean() > 0.15, f"page looks blank: {ink.mean():.1%} non-background pixels"

@@ -376,10 +376,12 @@ def test_customer_curve_and_new_customer_on_request(
     customer = str(store_data.transactions["customer_id"].iloc[0])
     refused = client.get(f"/v1/customers/{customer}?horizons=30d", headers=AUTH)
     assert refused.status_code == 422 and "need a BTYD model" in refused.text
+    no_bands = client.get(f"/v1/customers/{customer}?intervals=true", headers=AUTH)
+    assert no_bands.status_code == 422 and "prediction intervals" in no_bands.text
     assert client.get("/v1/new-customer", headers=AUTH).status_code == 422
     app = create_app(model_dirs["btyd"], db_path, token=TOKEN)
     with TestClient(app) as btyd_client:
-        url = f"/v1/customers/{customer}?horizons=1y,30d,90d&discount_rate=0.1"
+        url = f"/v1/customers/{customer}?horizons=1y,30d,90d&discount_rate=0.1&intervals=true"
         body = btyd_client.get(url, headers=AUTH).json()
         fresh = btyd_client.get("/v1/new-customer?horizons=30d,1y", headers=AUTH).json()
         bad = [
@@ -399,6 +401,9 @@ def test_customer_curve_and_new_customer_on_request(
         for key in ("purchases", "value", "p_alive", "discounted_value"):
             assert point[key] == pytest.approx(expected[f"{key}_{point['horizon']}"], rel=1e-9)
     assert body["curve"][1]["value"] == pytest.approx(body["predicted_value"], rel=1e-9)
+    bands = forecaster.value_intervals(store_data, as_of).loc[customer]
+    assert body["value_p10"] == pytest.approx(bands["value_p10"], rel=1e-9)
+    assert body["value_p10"] <= body["predicted_value"] <= body["value_p90"]
     table = forecaster.new_customer(parse_horizons("30d,1y"))
     assert [p["value"] for p in fresh["curve"]] == pytest.approx(table["value"].tolist(), rel=1e-12)
     assert all(p["discounted_value"] is None for p in fresh["curve"])

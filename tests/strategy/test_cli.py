@@ -112,7 +112,8 @@ def test_report_command_writes_html(files: dict[str, Path], tmp_path: Path) -> N
     out = tmp_path / "r" / "report.html"
     assert run_app(["report", *_data_args(files), "--out", str(out)]) == 0
     html = out.read_text(encoding="utf-8")
-    assert html.count('class="chart"') == 6
+    assert html.count('class="chart"') == 8  # 6 + the BTYD model diagnostics' 2
+    assert 'id="diagnostics"' in html
     assert "<th>btyd ★</th>" in html.replace("\n", "") or "btyd ★" in html
 
 

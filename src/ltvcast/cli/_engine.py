@@ -48,15 +48,18 @@ def plan(
     *,
     model: str | None = None,
     scoring: ScoringModel | None = None,
+    intervals: bool = False,
 ) -> Plan:
-    """The run of a command that trains ``model`` or scores with ``scoring``, printed."""
+    """The run of a command that trains ``model`` or scores with ``scoring`` (with value
+    intervals, which run in memory only), printed."""
     from ltvcast.engine.plan import plan_job
 
+    refusal = "--intervals runs in memory only (use --partitions 0)" if intervals else None
     chosen = plan_job(
         inputs.transactions,
         partitions=partitions,
         workers=workers or os.cpu_count() or 1,
-        refusal=_refusal(inputs, model, scoring),
+        refusal=refusal or _refusal(inputs, model, scoring),
     )
     console.print(f"Engine: {chosen.describe()}", highlight=False)
     return chosen

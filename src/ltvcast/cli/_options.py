@@ -2,7 +2,8 @@
 
 :func:`input_options` adds the transactions argument and the ``--events``, ``--profiles``,
 column-mapping and cleaning options to a command, and hands the command one
-:class:`Inputs` object in their place.
+:class:`Inputs` object in their place. ``--covariates`` (:data:`CovariatesOpt`) turns into
+model hyperparameters through :func:`model_params`.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import functools
 import inspect
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -77,6 +78,64 @@ _INPUT_OPTIONS = (
     ),
 )
 _INPUT_NAMES = ("transactions", *(p.name for p in _INPUT_OPTIONS))
+
+#: Registered models with a ``covariates`` hyperparameter (checked by the CLI tests).
+COVARIATE_MODELS = ("btyd", "pnbd")
+CovariatesOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--covariates",
+        help="Comma-separated profile columns that act on the purchase rate, dropout and "
+        f"spend of the BTYD model ({', '.join(COVARIATE_MODELS)}; Fader & Hardie 2007). "
+        "Needs --profiles.",
+    ),
+]
+
+
+def model_params(
+    models: Sequence[str],
+    covariates: str | None,
+    profiles: Path | None,
+    *,
+    intervals: bool = False,
+) -> dict[str, Any]:
+    """The hyperparameters ``--covariates`` asks for, checked before any work: every model
+    named must have them, and the profiles must be given.
+
+    Raises
+    ------
+    ConfigError
+        For ``auto`` or a model without covariates, an empty list, no ``--profiles``, or
+        ``intervals`` (``--intervals``: not drawn for covariate models yet).
+    """
+    if covariates is None:
+        return {}
+    from ltvcast.exceptions import ConfigError
+
+    if intervals:
+        raise ConfigError("--intervals are not available with --covariates yet")
+    from ltvcast.models.registry import AUTO, forecaster_class
+
+    columns = tuple(c.strip() for c in covariates.split(",") if c.strip())
+    if not columns:
+        raise ConfigError("--covariates names no column; give e.g. --covariates age,channel")
+    for model in models:
+        if (
+            model == AUTO
+            or "covariates" not in inspect.signature(forecaster_class(model)).parameters
+        ):
+            raise ConfigError(
+                f"--covariates needs a model with covariates ({', '.join(COVARIATE_MODELS)}); "
+                + (
+                    "--model auto chooses among models without them"
+                    if model == AUTO
+                    else f"{model} has none"
+                )
+            )
+    if profiles is None:
+        names = ",".join(columns)
+        raise ConfigError(f"--covariates {names} names profile columns: give --profiles")
+    return {"covariates": columns}
 
 
 @dataclass(frozen=True)

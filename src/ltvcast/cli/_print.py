@@ -88,6 +88,25 @@ def print_new_customer(table: pd.DataFrame) -> None:
     console.print(grid)
 
 
+def print_coefficients(table: pd.DataFrame) -> None:
+    """The covariates' effects (``coefficient_table``): estimate, standard error, p-value."""
+    grid = Table(title="Covariates (positive: more purchasing, dropout or spend)")
+    for name in ("model", "parameter", "estimate", "std. error", "p-value"):
+        grid.add_column(name, justify="left" if name in ("model", "parameter") else "right")
+    coefficients = table[table.index.get_level_values("parameter").str.contains(":")]
+    for (model, parameter), estimate, error, p_value in zip(
+        coefficients.index,
+        coefficients["estimate"],
+        coefficients["std_error"],
+        coefficients["p_value"],
+        strict=True,
+    ):
+        grid.add_row(
+            str(model), str(parameter), f"{estimate:+.3f}", f"{error:.3f}", f"{p_value:.3g}"
+        )
+    console.print(grid)
+
+
 def print_customer(
     model: ScoringModel,
     forecast: CustomerForecast,

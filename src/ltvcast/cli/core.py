@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from ltvcast.cli._app import app, console
 from ltvcast.cli._engine import PartitionsOpt, WorkersOpt, partitioned, plan
 from ltvcast.cli._options import (
+    CovariatesOpt,
     Inputs,
     input_options,
+    model_params,
     out_file,
     print_cleaning,
     step,
@@ -53,6 +56,14 @@ HorizonsOpt = Annotated[
         "--horizons",
         help="Also forecast these horizons from the one model (BTYD models), e.g. "
         "30d,90d,365d: purchases_H, value_H and p_alive_H (P(alive) at as-of + H) columns.",
+    ),
+]
+IntervalsOpt = Annotated[
+    bool,
+    typer.Option(
+        "--intervals",
+        help="Add value_p10 and value_p90: the model's own quantiles, or for BTYD models the "
+        "expected value's 80% interval under parameter uncertainty (parametric bootstrap).",
     ),
 ]
 DiscountOpt = Annotated[
@@ -128,6 +139,7 @@ def train(
     horizon: HorizonOpt,
     as_of: AsOfOpt = None,
     model: ModelOpt = "auto",
+    covariates: CovariatesOpt = None,
     partitions: PartitionsOpt = None,
     workers: WorkersOpt = None,
 ) -> None:
@@ -135,13 +147,14 @@ def train(
     from ltvcast.timeframe import parse_horizon
 
     span = parse_horizon(horizon)
+    params = model_params([model], covariates, inputs.profiles)
     run = plan(inputs, partitions, workers, model=model)
     if run.partitioned:
         with partitioned(inputs, run, as_of, model=model, keep=False) as job:
             scoring = _train_job(job, model, span)
     else:
         data, cleaning = inputs.load()
-        scoring = _train(data, cleaning, model, span, as_of)
+        scoring = _train(data, cleaning, model, span, as_of, params)
     scoring.save(out)
     console.print(f"Model [bold]{scoring.name}[/] written to {out}")
 
@@ -155,22 +168,30 @@ def predict(
     as_of: AsOfOpt = None,
     horizons: HorizonsOpt = None,
     discount_rate: DiscountOpt = None,
+    intervals: IntervalsOpt = False,
     partitions: PartitionsOpt = None,
     workers: WorkersOpt = None,
 ) -> None:
     """Score every customer seen up to --as-of over the model's horizon."""
     from ltvcast.pipeline import load_scoring_model
 
-    curves = _curve_request(horizons, discount_rate)
+    extras = _extras_request(horizons, discount_rate, intervals=intervals)
     scoring = load_scoring_model(model_dir)
-    run = plan(inputs, partitions, workers, scoring=scoring)
+    if scoring.covariates and inputs.profiles is None:
+        from ltvcast.exceptions import ConfigError
+
+        raise ConfigError(
+            f"the model uses the profile columns {', '.join(scoring.covariates)} as "
+            "covariates: give --profiles"
+        )
+    run = plan(inputs, partitions, workers, scoring=scoring, intervals=intervals)
     if run.partitioned:
         with partitioned(inputs, run, as_of) as job:
-            _score_job(job, scoring, out, curves)
+            _score_job(job, scoring, out, extras)
         return
     data, _ = inputs.load()
     with step(f"Scoring with {scoring.name} ({scoring.horizon} horizon)"):
-        _write_predictions(scoring, data, as_of, out, curves)
+        _write_predictions(scoring, data, as_of, out, extras)
 
 
 @app.command()
@@ -187,6 +208,8 @@ def forecast(
     ] = None,
     horizons: HorizonsOpt = None,
     discount_rate: DiscountOpt = None,
+    intervals: IntervalsOpt = False,
+    covariates: CovariatesOpt = None,
     partitions: PartitionsOpt = None,
     workers: WorkersOpt = None,
 ) -> None:
@@ -194,20 +217,21 @@ def forecast(
     from ltvcast.timeframe import parse_horizon
 
     span = parse_horizon(horizon)
-    curves = _curve_request(horizons, discount_rate, model)
-    run = plan(inputs, partitions, workers, model=model)
+    extras = _extras_request(horizons, discount_rate, model, intervals=intervals)
+    params = model_params([model], covariates, inputs.profiles, intervals=intervals)
+    run = plan(inputs, partitions, workers, model=model, intervals=intervals)
     if run.partitioned:
         with partitioned(inputs, run, as_of, model=model) as job:
             scoring = _train_job(job, model, span)
             if save_model is not None:
                 scoring.save(save_model)
-            _score_job(job, scoring, out, curves)
+            _score_job(job, scoring, out, extras)
         return
     data, cleaning = inputs.load()
-    scoring = _train(data, cleaning, model, span, as_of)
+    scoring = _train(data, cleaning, model, span, as_of, params)
     if save_model is not None:
         scoring.save(save_model)
-    _write_predictions(scoring, data, as_of, out, curves)
+    _write_predictions(scoring, data, as_of, out, extras)
 
 
 @app.command(name="backtest")
@@ -227,21 +251,24 @@ def backtest_command(
     report: Annotated[
         bool, typer.Option("--report", help="Also write report.html into --out.")
     ] = False,
+    covariates: CovariatesOpt = None,
 ) -> None:
     """Train every model up to --cutoff, score the period after it and compare."""
     from ltvcast.evaluation.backtest import default_cutoff
     from ltvcast.timeframe import parse_as_of, parse_horizon
 
     span = parse_horizon(horizon)
+    names = _names(models)
+    params = model_params(names, covariates, inputs.profiles)
     data, cleaning = inputs.load()
     origin = (
         default_cutoff(data, span) if cutoff is None else parse_as_of(cutoff, data.last_timestamp())
     )
-    result = _run_backtest(data, origin, span, _names(models))
+    result = _run_backtest(data, origin, span, names, params)
     if out is not None:
         written = _write_backtest(result, out)
         if report:
-            best = _train(data, cleaning, result.best(), result.horizon, result.cutoff)
+            best = _train(data, cleaning, result.best(), result.horizon, result.cutoff, params)
             written.append(
                 _write_report(best, data, cleaning, result, result.cutoff, out / "report.html")
             )
@@ -308,65 +335,95 @@ def demo(
         console.print(f"  wrote {path}")
 
 
-def _curve_request(
-    horizons: str | None, discount_rate: float | None, model: str | None = None
-) -> tuple[tuple[Horizon, ...] | None, float | None]:
-    """``--horizons`` and ``--discount-rate`` checked before any work, and ``model`` (when
-    named) checked to be one that gives curves.
+@dataclass(frozen=True)
+class _Extras:
+    """What ``predict`` and ``forecast`` add to the prediction columns."""
+
+    horizons: tuple[Horizon, ...] | None = None
+    discount_rate: float | None = None
+    intervals: bool = False
+
+    @property
+    def curves(self) -> bool:
+        return self.horizons is not None or self.discount_rate is not None
+
+
+def _extras_request(
+    horizons: str | None,
+    discount_rate: float | None,
+    model: str | None = None,
+    *,
+    intervals: bool = False,
+) -> _Extras:
+    """``--horizons``, ``--discount-rate`` and ``--intervals`` checked before any work, with
+    ``model`` (when named) checked to be one that gives them.
 
     Raises
     ------
     ConfigError
-        For a bad list or rate, or a model that learns one horizon only.
+        For a bad list or rate, or a model that gives no curves or intervals.
     """
-    if horizons is None and discount_rate is None:
-        return None, None
+    if horizons is None and discount_rate is None and not intervals:
+        return _Extras()
     from ltvcast.exceptions import ConfigError
     from ltvcast.models.btyd import BTYDForecaster
     from ltvcast.models.clv import check_discount_rate
     from ltvcast.models.registry import AUTO, forecaster_class
     from ltvcast.timeframe import parse_horizons
 
-    spans = None if horizons is None else parse_horizons(horizons)
-    rate = None if discount_rate is None else check_discount_rate(discount_rate)
-    if model not in (None, AUTO) and not issubclass(forecaster_class(str(model)), BTYDForecaster):
+    extras = _Extras(
+        None if horizons is None else parse_horizons(horizons),
+        None if discount_rate is None else check_discount_rate(discount_rate),
+        intervals,
+    )
+    if model is None or model == AUTO:
+        return extras
+    cls = forecaster_class(model)
+    btyd = issubclass(cls, BTYDForecaster)
+    if extras.curves and not btyd:
         raise ConfigError(
             f"--horizons and --discount-rate need a BTYD model (btyd, btyd_cal, pnbd, bgcnbd, "
             f"mbgcnbd), whose one fit gives every horizon; {model} learns one horizon only"
         )
-    return spans, rate
+    if intervals and not (btyd or cls.has_quantiles):
+        raise ConfigError(
+            f"--intervals needs a BTYD model or seq; {model} gives one expected value only"
+        )
+    return extras
 
 
 def _write_predictions(
-    scoring: ScoringModel,
-    data: CustomerData,
-    as_of: str | None,
-    out: Path,
-    curves: tuple[tuple[Horizon, ...] | None, float | None],
+    scoring: ScoringModel, data: CustomerData, as_of: str | None, out: Path, extras: _Extras
 ) -> None:
-    """Predictions (with the curve columns asked for) to ``out``, a summary line, and the
+    """Predictions (with the extra columns asked for) to ``out``, a summary line, and the
     new-customer forecast when curves were asked for."""
     from ltvcast.data.io import write_table
 
-    spans, rate = curves
     cutoff = scoring.resolve_as_of(data, as_of)
-    predictions = scoring.predict(data, cutoff, horizons=spans, discount_rate=rate)
+    predictions = scoring.predict(
+        data,
+        cutoff,
+        horizons=extras.horizons,
+        discount_rate=extras.discount_rate,
+        intervals=extras.intervals,
+    )
     write_table(predictions, out)
     total = float(predictions["predicted_value"].sum())
-    _print_predicted(scoring, len(predictions), total, cutoff, out, curves)
+    _print_predicted(scoring, len(predictions), total, cutoff, out, extras)
 
 
 def _score_job(
     job: LocalJob,
     scoring: ScoringModel,
     out: Path,
-    curves: tuple[tuple[Horizon, ...] | None, float | None],
+    extras: _Extras,
 ) -> None:
     """:func:`_write_predictions` on a partitioned job."""
-    spans, rate = curves
     with step(f"Scoring with {scoring.name} ({scoring.horizon} horizon)"):
-        done = job.predict(scoring, out, horizons=spans, discount_rate=rate)
-    _print_predicted(scoring, done.customers, done.total_value, done.as_of, out, curves)
+        done = job.predict(
+            scoring, out, horizons=extras.horizons, discount_rate=extras.discount_rate
+        )
+    _print_predicted(scoring, done.customers, done.total_value, done.as_of, out, extras)
 
 
 def _print_predicted(
@@ -375,7 +432,7 @@ def _print_predicted(
     total: float,
     cutoff: pd.Timestamp,
     out: Path,
-    curves: tuple[tuple[Horizon, ...] | None, float | None],
+    extras: _Extras,
 ) -> None:
     """The summary line of written predictions, and the new-customer forecast when curves
     were asked for."""
@@ -385,9 +442,10 @@ def _print_predicted(
         f"{customers:,} customers as of {cutoff:%Y-%m-%d %H:%M}: predicted "
         f"{total:,.2f} over {scoring.horizon.describe()} -> {out}"
     )
-    spans, rate = curves
-    if spans is not None or rate is not None:
-        print_new_customer(scoring.new_customer(spans, discount_rate=rate))
+    if extras.curves:
+        print_new_customer(
+            scoring.new_customer(extras.horizons, discount_rate=extras.discount_rate)
+        )
 
 
 def _names(models: str) -> list[str]:
@@ -400,6 +458,7 @@ def _train(
     model: str,
     horizon: Horizon,
     as_of: str | pd.Timestamp | None,
+    params: dict[str, Any] | None = None,
 ) -> ScoringModel:
     from ltvcast.cli._print import note
     from ltvcast.pipeline import train_model
@@ -408,10 +467,20 @@ def _train(
     when = parse_as_of(as_of, data.last_timestamp())
     with step(f"Training {model} on data up to {when:%Y-%m-%d} for a {horizon.describe()} horizon"):
         scoring = train_model(
-            data, model=model, horizon=horizon, as_of=when, cleaning=cleaning, on_note=note
+            data,
+            model=model,
+            horizon=horizon,
+            as_of=when,
+            cleaning=cleaning,
+            on_note=note,
+            model_params=params,
         )
     if scoring.reason:
         console.print(f"  {scoring.reason}", highlight=False)
+    if scoring.covariates:
+        from ltvcast.cli._print import print_coefficients
+
+        print_coefficients(scoring.coefficient_table())
     return scoring
 
 
@@ -425,7 +494,11 @@ def _train_job(job: LocalJob, model: str, horizon: Horizon) -> ScoringModel:
 
 
 def _run_backtest(
-    data: CustomerData, cutoff: pd.Timestamp, horizon: Horizon, models: list[str]
+    data: CustomerData,
+    cutoff: pd.Timestamp,
+    horizon: Horizon,
+    models: list[str],
+    params: dict[str, Any] | None = None,
 ) -> BacktestResult:
     from ltvcast.cli._print import print_metrics
     from ltvcast.pipeline import backtest_models
@@ -435,7 +508,7 @@ def _run_backtest(
         f"{horizon.end(cutoff):%Y-%m-%d}] ({horizon.describe()})"
     )
     with step(f"Backtesting {', '.join(models)}"):
-        result = backtest_models(data, cutoff, horizon, models)
+        result = backtest_models(data, cutoff, horizon, models, model_params=params)
     print_metrics(result)
     return result
 

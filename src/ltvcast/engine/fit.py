@@ -134,8 +134,8 @@ def fitted(
     """``forecaster`` with the fitted models and the state its own fit keeps."""
     forecaster.bgnbd_, forecaster.k_log_likelihoods_ = purchases
     forecaster.gamma_gamma_ = spend
-    forecaster.n_customers_ = len(inputs)
-    forecaster.reference_ = inputs[list(DRIVERS)].mean().to_numpy(dtype=np.float64)
+    forecaster.design_ = None  # covariates run in memory only
+    forecaster.finish_fit(inputs)
     forecaster.horizon_ = horizon
     forecaster.as_of_ = as_of
     return forecaster

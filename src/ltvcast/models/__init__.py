@@ -24,11 +24,17 @@ if TYPE_CHECKING:
     )
     from ltvcast.models.btyd_cal import CalibratedBTYDForecaster
     from ltvcast.models.cnbd import BetaGeoCNBDModel, ModifiedBetaGeoCNBDModel
+    from ltvcast.models.covariates import (
+        BetaGeoCovariateModel,
+        ModifiedBetaGeoCovariateModel,
+        ParetoNBDCovariateModel,
+    )
     from ltvcast.models.gamma_gamma import GammaGammaModel
     from ltvcast.models.gbdt import GBDTForecaster
     from ltvcast.models.pareto_nbd import ParetoNBDModel
     from ltvcast.models.registry import create, forecaster_class, model_names
     from ltvcast.models.seq.estimator import SeqForecaster
+    from ltvcast.models.spend_covariates import GammaGammaCovariateModel
 
 #: Public class -> defining module, imported on first attribute access.
 _LAZY = {
@@ -40,14 +46,18 @@ _LAZY = {
     "BetaGeoBetaBinomModel": "ltvcast.models.bgbb",
     "BetaGeoCNBDForecaster": "ltvcast.models.btyd",
     "BetaGeoCNBDModel": "ltvcast.models.cnbd",
+    "BetaGeoCovariateModel": "ltvcast.models.covariates",
     "BetaGeoModel": "ltvcast.models.bgnbd",
     "CalibratedBTYDForecaster": "ltvcast.models.btyd_cal",
     "GBDTForecaster": "ltvcast.models.gbdt",
+    "GammaGammaCovariateModel": "ltvcast.models.spend_covariates",
     "GammaGammaModel": "ltvcast.models.gamma_gamma",
     "ModifiedBetaGeoCNBDForecaster": "ltvcast.models.btyd",
     "ModifiedBetaGeoCNBDModel": "ltvcast.models.cnbd",
+    "ModifiedBetaGeoCovariateModel": "ltvcast.models.covariates",
     "ModifiedBetaGeoModel": "ltvcast.models.bgnbd",
     "ParetoNBDForecaster": "ltvcast.models.btyd",
+    "ParetoNBDCovariateModel": "ltvcast.models.covariates",
     "ParetoNBDModel": "ltvcast.models.pareto_nbd",
     "SeqForecaster": "ltvcast.models.seq.estimator",
     "SpendRateForecaster": "ltvcast.models.baseline",
@@ -59,14 +69,18 @@ __all__ = [
     "BetaGeoBetaBinomModel",
     "BetaGeoCNBDForecaster",
     "BetaGeoCNBDModel",
+    "BetaGeoCovariateModel",
     "BetaGeoModel",
     "CalibratedBTYDForecaster",
     "Forecaster",
     "GBDTForecaster",
+    "GammaGammaCovariateModel",
     "GammaGammaModel",
     "ModifiedBetaGeoCNBDForecaster",
     "ModifiedBetaGeoCNBDModel",
+    "ModifiedBetaGeoCovariateModel",
     "ModifiedBetaGeoModel",
+    "ParetoNBDCovariateModel",
     "ParetoNBDForecaster",
     "ParetoNBDModel",
     "SeqForecaster",

@@ -31,7 +31,7 @@ from scipy.optimize import minimize
 from scipy.special import betaln, digamma, gammaln, hyp2f1, logsumexp
 
 from ltvcast.exceptions import ConfigError, InsufficientDataError
-from ltvcast.models._population import PopulationModel
+from ltvcast.models._population import Param, PopulationModel
 
 FloatArray = npt.NDArray[np.float64]
 ArrayLike = npt.ArrayLike
@@ -280,17 +280,15 @@ class BetaGeoModel(PopulationModel):
         The Gaussian hypergeometric term is evaluated after Euler's transformation,
         ``((alpha+T)/(alpha+T+t))^(r+x) 2F1(r+x, b+x; c; z) = (1-z)^(a-1)
         2F1(a+b-1-r, a-1; c; z)`` with ``c = a+b+x-1``, ``z = t/(alpha+T+t)``, whose first two
-        arguments do not grow with ``x`` (no overflow for heavy buyers). At ``a = 1`` the
-        formula is a removable singularity; ``a`` is moved by 1e-6 there.
+        arguments do not grow with ``x`` (no overflow for heavy buyers; :func:`_euler_term`).
+        At ``a = 1`` the formula is a removable singularity; ``a`` is moved by 1e-6 there.
         """
-        r, alpha, a, b = self._params()
+        r, alpha, a_fit, b = self._params()
         x, tx, t_cal, t_arr = check_future_rfm(t, frequency, recency, T)
-        if abs(a - 1.0) < 1e-6:
-            a = 1.0 + 1e-6
+        a = np.where(np.abs(a_fit - 1.0) < 1e-6, 1.0 + 1e-6, a_fit)
         z = t_arr / (alpha + t_cal + t_arr)
         c = a + b - 1.0 + self._SHIFT  # MBG/NBD: 2F1(r+x, b+x+1; a+b+x; z) (Batislam 2007)
-        hyper = hyp2f1(c - r, a - 1.0, c + x, z)
-        unconditional_alive = (c + x) / (a - 1.0) * (1.0 - (1.0 - z) ** (a - 1.0) * hyper)
+        unconditional_alive = (c + x) / (a - 1.0) * (1.0 - _euler_term(a - 1.0, c, r, x, z))
         alive = _p_alive((r, alpha, a, b), x, tx, t_cal, self._SHIFT)
         out: FloatArray = unconditional_alive * alive
         return out
@@ -306,14 +304,14 @@ class BetaGeoModel(PopulationModel):
         ``exp(-lambda p t)``, whose expectation is ``2F1(r + x, a; a + b + x + shift; -t /
         (alpha + T))``, evaluated after Pfaff's transformation as ``((alpha + T) / (alpha + T +
         t))^a 2F1(a + b + shift - r, a; a + b + x + shift; t / (alpha + T + t))`` (arguments
-        that do not grow with ``x`` but the third).
+        that do not grow with ``x`` but the third; :func:`_euler_term`).
         """
         r, alpha, a, b = self._params()
         x, tx, t_cal, t_arr = check_future_rfm(t, frequency, recency, T)
         alive = _p_alive((r, alpha, a, b), x, tx, t_cal, self._SHIFT)
         z = t_arr / (alpha + t_cal + t_arr)
         c = a + b + self._SHIFT
-        survive = (1.0 - z) ** a * hyp2f1(c - r, a, c + x, z)
+        survive = _euler_term(a, c, r, x, z)
         out: FloatArray = alive * survive
         return out
 
@@ -349,7 +347,7 @@ class ModifiedBetaGeoModel(BetaGeoModel):
 
 
 def _p_alive(
-    params: tuple[float, float, float, float],
+    params: tuple[Param, Param, Param, Param],
     x: FloatArray,
     tx: FloatArray,
     t_cal: FloatArray,
@@ -377,6 +375,25 @@ def _p_alive(
     return out
 
 
+def _euler_term(e: Param, c: Param, r: float, x: FloatArray, z: FloatArray) -> FloatArray:
+    """``(1 - z)^e 2F1(c - r, e; c + x; z)``, equal to ``(1 - z)^(r + x) 2F1(r + x, c + x - e;
+    c + x; z)`` by Euler's transformation.
+
+    The first form keeps the hypergeometric arguments bounded for heavy buyers (large
+    ``x``). Where it under- or overflows, as when ``e`` and ``c`` run into the thousands (the
+    per-customer dropout parameters of a covariate model fitted on few customers), the
+    second is used.
+    """
+    with np.errstate(over="ignore", invalid="ignore", under="ignore"):
+        first: FloatArray = (1.0 - z) ** e * hyp2f1(c - r, e, c + x, z)
+        bad = ~np.isfinite(first) | (e * np.log1p(-z) < -700.0)
+    if not np.any(bad):
+        return first
+    second = (1.0 - z) ** (r + x) * hyp2f1(r + x, c + x - e, c + x, z)
+    out: FloatArray = np.where(bad, second, first)
+    return out
+
+
 def log_phases(shape: FloatArray, k: int) -> FloatArray:
     """``log((shape)_m / m!)`` for ``m = 0 .. k-1``, one row per value of ``shape``."""
     m = np.arange(k, dtype=np.float64)
@@ -384,7 +401,7 @@ def log_phases(shape: FloatArray, k: int) -> FloatArray:
     return out
 
 
-def _phase_times(tx: FloatArray, t_cal: FloatArray, alpha: float, k: int) -> FloatArray:
+def _phase_times(tx: FloatArray, t_cal: FloatArray, alpha: Param, k: int) -> FloatArray:
     """``m log((T - t_x) / (alpha + T))`` for ``m = 0 .. k-1`` (``-inf`` for ``m > 0`` when
     the last purchase is at ``T``)."""
     m = np.arange(k, dtype=np.float64)
@@ -398,7 +415,24 @@ def _phase_times(tx: FloatArray, t_cal: FloatArray, alpha: float, k: int) -> Flo
 def _loglik_and_grad(
     theta: FloatArray, x: FloatArray, tx: FloatArray, t_cal: FloatArray, shift: int, k: int = 1
 ) -> tuple[FloatArray, FloatArray]:
-    """Per-row log-likelihood and its gradient in ``log(r, alpha, a, b)``.
+    """Per-row log-likelihood and its gradient in ``log(r, alpha, a, b)``
+    (:func:`loglik_and_grad_rows` at ``exp(theta)``)."""
+    r, alpha, a, b = np.exp(theta)
+    return loglik_and_grad_rows((r, alpha, a, b), x, tx, t_cal, shift, k)
+
+
+def loglik_and_grad_rows(
+    params: tuple[Param, Param, Param, Param],
+    x: FloatArray,
+    tx: FloatArray,
+    t_cal: FloatArray,
+    shift: int,
+    k: int = 1,
+) -> tuple[FloatArray, FloatArray]:
+    """Per-row log-likelihood and its gradient in the logs of ``params = (r, alpha, a, b)``,
+    each a float or one value per row (covariates, Fader & Hardie 2007): column ``j`` of the
+    gradient is the derivative of each row's log-likelihood in the log of that row's value
+    of parameter ``j``.
 
     BG/NBD (``shift = 0``, FHL 2005 eq. 6) or MBG/NBD (``shift = 1``, where ``b + x`` becomes
     ``b + x + 1`` and the "dead" branch exists at ``x = 0`` too). With Erlang-k inter-purchase
@@ -406,19 +440,22 @@ def _loglik_and_grad(
     ``k x`` Poisson phases, and a customer alive at ``T`` may have passed ``m < k`` phases
     since the last purchase: the "alive" branch sums over ``m``. The term
     ``(k - 1) litt - x log((k - 1)!)`` of the Erlang densities does not depend on the
-    parameters and is left out here. Special functions depend on ``x`` only, so they are
-    evaluated once per distinct ``x``.
+    parameters and is left out here. Special functions of ``x`` and the parameters are
+    evaluated once per distinct ``x`` (once per row when ``a`` or ``b`` differ by row).
     """
-    r, alpha, a, b = np.exp(theta)
-    levels, idx = np.unique(x, return_inverse=True)
-    idx = idx.ravel()
+    r, alpha, a, b = params
+    if np.ndim(a) or np.ndim(b):
+        levels, idx = x, np.arange(x.size)
+    else:
+        levels, idx = np.unique(x, return_inverse=True)
+        idx = idx.ravel()
     has = (x > 0) | (shift > 0)
     # The "dead" branch exists for x >= 1 only in BG/NBD (its value at x = 0 is unused).
     lev_m = levels + shift if shift else np.maximum(levels, 1.0)
     lev_s = levels + shift
     kx, lev_k = k * x, k * levels
     beta_ab = betaln(a, b)
-    head = (gammaln(r + lev_k) - gammaln(r) + r * np.log(alpha))[idx]
+    head = (gammaln(r + lev_k) - gammaln(r))[idx] + r * np.log(alpha)
     beta_alive = (betaln(a, b + lev_s) - beta_ab)[idx]
     beta_dead = (betaln(a + 1.0, b + lev_m - 1.0) - beta_ab)[idx]
     log_at, log_atx = np.log(alpha + t_cal), np.log(alpha + tx)

@@ -199,9 +199,11 @@ class CalibratedBTYDForecaster(BTYDForecaster):
         self.check_fitted()
         return dict(zip(COEFFICIENTS, (float(c) for c in self.coef_), strict=True))
 
-    def _value_per_purchase(self, frequency: FloatArray, monetary: FloatArray) -> FloatArray:
+    def _value_per_purchase(
+        self, frequency: FloatArray, monetary: FloatArray, design: pd.DataFrame | None = None
+    ) -> FloatArray:
         factor = np.exp(calibration_design(frequency, monetary) @ self.coef_)
-        out: FloatArray = super()._value_per_purchase(frequency, monetary) * factor
+        out: FloatArray = super()._value_per_purchase(frequency, monetary, design) * factor
         return out
 
     def save_state(self, directory: Path) -> dict[str, Any]:

@@ -199,8 +199,16 @@ class BetaGeoCNBDModel(PopulationModel):
         ``sum_n P(N = n) E[(1 - p)^((n + m) // k)]``.
 
         The pmf and the Beta moments are updated by their term ratios, in log space for the
-        pmf; the sum stops once the pmf's mass left is below :data:`TAIL`.
+        pmf; the sum stops once the pmf's mass left is below :data:`TAIL`. The sums depend on
+        ``x`` and ``z`` alone, so they run once per distinct pair (customers differing only in
+        ``t_x`` share them).
         """
+        _, first, inverse = np.unique(
+            np.column_stack([x, z]), axis=0, return_index=True, return_inverse=True
+        )
+        if first.size < x.size:
+            total, survive = self._future_sums(x[first], shape[first], z[first])
+            return total[inverse.ravel()], survive[inverse.ravel()]
         a, b = self._params()[2:]
         k = self._k()
         # Rows x phases, flattened: the n-sum runs on the entries whose mass is not complete.

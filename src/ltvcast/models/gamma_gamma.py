@@ -20,10 +20,13 @@ back to the constant spend, the repeat buyers' mean spend, for every customer;
 
 from __future__ import annotations
 
+from typing import cast
+
 import numpy as np
 from scipy.special import digamma, gammaln
 
 from ltvcast.exceptions import ConfigError, InsufficientDataError, NotFittedError
+from ltvcast.models._population import Param
 from ltvcast.models.bgnbd import (
     ArrayLike,
     FloatArray,
@@ -57,6 +60,9 @@ class GammaGammaModel:
     note_ : str
         How the parameters were obtained (``"maximum likelihood"`` or why the fallback).
     """
+
+    #: Per-row ``(p, q, v)`` (:meth:`_per_row`), else None.
+    _rows: tuple[Param, Param, Param] | None = None
 
     def __init__(self, penalizer_coef: float = 0.0) -> None:
         self.penalizer_coef = penalizer_coef
@@ -158,7 +164,7 @@ class GammaGammaModel:
         of a degenerate fit)."""
         if self._is_constant():
             return self.params_["mean_spend"]
-        p, q, v = self._params()
+        p, q, v = (self.params_[k] for k in ("p", "q", "v"))
         return p * v / (q - 1.0)
 
     def expected_spend(self, frequency: ArrayLike, monetary_value: ArrayLike) -> FloatArray:
@@ -207,7 +213,18 @@ class GammaGammaModel:
             )
         return self.params_
 
+    def _per_row(self, v: FloatArray) -> GammaGammaModel:
+        """Predict with ``v`` one value per row of the inputs the predictions will be given
+        (covariates, :mod:`ltvcast.models.covariates`); ``params_`` keeps the population's."""
+        p, q, _ = self._params()
+        self._rows = (p, q, v)
+        return self
+
     def _params(self) -> tuple[float, float, float]:
+        """``p, q, v``; after :meth:`_per_row` ``v`` per row (typed as the float it stands
+        for in :meth:`expected_spend`, the one formula a bound model serves)."""
+        if self._rows is not None:
+            return cast(tuple[float, float, float], self._rows)
         self._fitted()
         return self.params_["p"], self.params_["q"], self.params_["v"]
 

@@ -21,7 +21,7 @@ import numpy as np
 import numpy.typing as npt
 from scipy.special import gammaln, hyp2f1, logit, roots_legendre
 
-from ltvcast.models._population import PopulationModel
+from ltvcast.models._population import Param, PopulationModel
 from ltvcast.models.bgnbd import (
     ArrayLike,
     FloatArray,
@@ -85,7 +85,7 @@ class ParetoNBDModel(PopulationModel):
 
         def objective(theta: FloatArray) -> float:
             params = np.exp(theta)
-            ll = _log_likelihood(tuple(params), x, tx, t_cal)
+            ll = log_likelihood_rows(tuple(params), x, tx, t_cal)
             value = -float(w @ ll) / total + penalty * float(params @ params)
             # A parameter so extreme that some row cannot be evaluated is no optimum.
             return value if np.isfinite(value) else np.inf
@@ -121,7 +121,7 @@ class ParetoNBDModel(PopulationModel):
         params = self._params()
         x, tx, t_cal = check_rfm(frequency, recency, T)
         w = np.ones_like(x) if weights is None else as_float_array("weights", weights, x.size)
-        return float(w @ _log_likelihood(params, x, tx, t_cal))
+        return float(w @ log_likelihood_rows(params, x, tx, t_cal))
 
     def p_alive(self, frequency: ArrayLike, recency: ArrayLike, T: ArrayLike) -> FloatArray:
         """P(alive at T | x, t_x, T) (FHL note, eq. 24): the "alive" term's share of the
@@ -195,7 +195,7 @@ class ParetoNBDModel(PopulationModel):
 
 
 def _branches(
-    params: tuple[float, float, float, float], x: FloatArray, tx: FloatArray, t_cal: FloatArray
+    params: tuple[Param, Param, Param, Param], x: FloatArray, tx: FloatArray, t_cal: FloatArray
 ) -> tuple[FloatArray, FloatArray]:
     """Log of the likelihood's two terms without their common factor: "alive at T",
     ``-(r + x) log(alpha + T) - s log(beta + T)``, and "died in (t_x, T]",
@@ -207,10 +207,11 @@ def _branches(
     return alive, dead
 
 
-def _log_likelihood(
-    params: tuple[float, ...], x: FloatArray, tx: FloatArray, t_cal: FloatArray
+def log_likelihood_rows(
+    params: tuple[Param, ...], x: FloatArray, tx: FloatArray, t_cal: FloatArray
 ) -> FloatArray:
-    """Per-row log-likelihood (FHL note, eq. 22, both ``alpha >= beta`` and ``alpha < beta``)."""
+    """Per-row log-likelihood (FHL note, eq. 22, both ``alpha >= beta`` and ``alpha < beta``);
+    each of ``params = (r, alpha, s, beta)`` a float or one value per row."""
     r, alpha, s, beta = params
     alive, dead = _branches((r, alpha, s, beta), x, tx, t_cal)
     head = gammaln(r + x) - gammaln(r) + r * np.log(alpha) + s * np.log(beta)
@@ -219,7 +220,7 @@ def _log_likelihood(
 
 
 def _log_integral_between(
-    alpha: float, beta: float, A: FloatArray | float, B: float, lower: FloatArray, upper: FloatArray
+    alpha: Param, beta: Param, A: Param, B: Param, lower: FloatArray, upper: FloatArray
 ) -> FloatArray:
     """``log int_lower^upper (alpha + u)^-A (beta + u)^-B du`` (``-inf`` where the bounds meet)."""
     log_lower = log_tail_integral(alpha, beta, A, B, lower)
@@ -230,10 +231,9 @@ def _log_integral_between(
     return out
 
 
-def log_tail_integral(
-    alpha: float, beta: float, A: FloatArray | float, B: FloatArray | float, y: ArrayLike
-) -> FloatArray:
-    """``log int_y^inf (alpha + u)^-A (beta + u)^-B du`` for ``A + B > 1``, ``y >= 0``.
+def log_tail_integral(alpha: Param, beta: Param, A: Param, B: Param, y: ArrayLike) -> FloatArray:
+    """``log int_y^inf (alpha + u)^-A (beta + u)^-B du`` for ``A + B > 1``, ``y >= 0`` (all
+    broadcast together: ``alpha, beta`` may differ by row).
 
     With ``M = max(alpha, beta)``, ``m = min(alpha, beta)``, ``P`` and ``Q`` the exponents of
     ``M + u`` and ``m + u``, ``c = A + B`` and ``z = (M - m) / (M + y)``, the integral is
@@ -246,12 +246,12 @@ def log_tail_integral(
     heavy buyers whose ``alpha`` is many times ``beta + T``, reached only by far-off trial
     parameters) the integral is taken by quadrature (:func:`_log_tail_quadrature`).
     """
-    y_arr = np.asarray(y, dtype=np.float64)
-    A_arr, B_arr, y_arr = np.broadcast_arrays(
-        np.asarray(A, dtype=np.float64), np.asarray(B, dtype=np.float64), y_arr
+    alpha_arr, beta_arr, A_arr, B_arr, y_arr = np.broadcast_arrays(
+        *(np.asarray(v, dtype=np.float64) for v in (alpha, beta, A, B, y))
     )
-    big, small = max(alpha, beta), min(alpha, beta)
-    P, Q = (A_arr, B_arr) if alpha >= beta else (B_arr, A_arr)
+    big, small = np.maximum(alpha_arr, beta_arr), np.minimum(alpha_arr, beta_arr)
+    swap = alpha_arr < beta_arr
+    P, Q = np.where(swap, B_arr, A_arr), np.where(swap, A_arr, B_arr)
     c = A_arr + B_arr
     z = (big - small) / (big + y_arr)
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
@@ -263,13 +263,13 @@ def log_tail_integral(
         log_series, converged = _log_hyp2f1_series(P[failed], c[failed], z[failed])
         done, rest = failed[converged], failed[~converged]
         out[done] = (
-            -(c[done] - 1.0) * np.log(big + y_arr[done])
+            -(c[done] - 1.0) * np.log(big[done] + y_arr[done])
             - np.log(c[done] - 1.0)
             + (1.0 - Q[done]) * np.log1p(-z[done])
             + log_series[converged]
         )
         if rest.size:
-            out[rest] = _log_tail_quadrature(big, small, P[rest], Q[rest], y_arr[rest])
+            out[rest] = _log_tail_quadrature(big[rest], small[rest], P[rest], Q[rest], y_arr[rest])
     result: FloatArray = out
     return result
 
@@ -304,7 +304,7 @@ _DROP = 60.0
 
 
 def _log_tail_quadrature(
-    big: float, small: float, P: FloatArray, Q: FloatArray, y: FloatArray
+    big: Param, small: Param, P: FloatArray, Q: FloatArray, y: FloatArray
 ) -> FloatArray:
     """:func:`log_tail_integral` by composite Gauss-Legendre quadrature in ``v = log(m + u)``.
 
@@ -312,12 +312,14 @@ def _log_tail_quadrature(
     points where it is within ``exp(-60)`` of its maximum form one interval, found by
     bisection; the rest contributes less than ``1e-26`` relative.
     """
-    log_gap = np.log(big - small) if big > small else -np.inf
+    with np.errstate(divide="ignore"):
+        log_gap = np.broadcast_to(np.log(np.subtract(big, small)), P.shape)
 
     def h(v: FloatArray) -> FloatArray:
         """The log-integrand at ``v`` (one row per element, any number of columns)."""
-        q, p = Q.reshape(-1, *[1] * (v.ndim - 1)), P.reshape(-1, *[1] * (v.ndim - 1))
-        out: FloatArray = (1.0 - q) * v - p * np.logaddexp(log_gap, v)
+        shape = (-1, *[1] * (v.ndim - 1))
+        q, p, gap = Q.reshape(shape), P.reshape(shape), log_gap.reshape(shape)
+        out: FloatArray = (1.0 - q) * v - p * np.logaddexp(gap, v)
         return out
 
     start = np.log(small + y)

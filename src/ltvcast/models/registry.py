@@ -64,11 +64,26 @@ def forecaster_class(name: str) -> type[Forecaster]:
 
 
 def create(name: str, *, random_state: int | None = None, **params: Any) -> Forecaster:
-    """A fresh forecaster of the model ``name``; ``random_state`` is passed when it takes one."""
+    """A fresh forecaster of the model ``name`` with hyperparameters ``params`` (lists are
+    read as tuples where the default is one, as from JSON); ``random_state`` is passed when
+    it takes one.
+
+    Raises
+    ------
+    ConfigError
+        For an unknown name, or a hyperparameter the model does not have.
+    """
     cls = forecaster_class(name)
-    if random_state is not None and "random_state" in inspect.signature(cls).parameters:
+    accepted = inspect.signature(cls).parameters
+    unknown = sorted(set(params) - set(accepted))
+    if unknown:
+        raise ConfigError(
+            f"model {name!r} has no hyperparameter {unknown[0]!r}; it has "
+            f"{', '.join(accepted) or 'none'}"
+        )
+    if random_state is not None and "random_state" in accepted:
         params["random_state"] = random_state
-    return cls(**params)
+    return cls.from_params(params)
 
 
 def register(name: str, target: str | type[Forecaster]) -> None:

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from ltvcast.data.schemas import CUSTOMER_ID, CustomerData
+from ltvcast.data.schemas import CUSTOMER_ID, QUANTILE_COLUMNS, CustomerData
 from ltvcast.exceptions import ArtifactError, ConfigError, InsufficientDataError
 from ltvcast.features.rfm import customer_history
 from ltvcast.models.base import Forecaster
@@ -78,6 +78,11 @@ class ScoringModel:
         return self.forecaster.name
 
     @property
+    def covariates(self) -> tuple[str, ...]:
+        """Profile columns the forecasting model uses as covariates (``()`` for none)."""
+        return tuple(getattr(self.forecaster.chosen, "covariates", ()))
+
+    @property
     def chosen_name(self) -> str:
         """The name of the model making the forecasts (``auto``'s pick)."""
         return self.forecaster.chosen.name
@@ -100,14 +105,26 @@ class ScoringModel:
         *,
         horizons: str | Sequence[str | Horizon] | None = None,
         discount_rate: float | None = None,
+        intervals: bool = False,
     ) -> pd.DataFrame:
         """The forecaster's predictions (one row per customer seen up to ``as_of``).
 
-        With ``horizons`` or a ``discount_rate`` (then at the model's own horizon) the
-        columns of :meth:`predict_curve` follow the prediction columns.
+        With ``intervals`` they include ``value_p10`` and ``value_p90`` (a model's own
+        quantiles, or for BTYD models :meth:`~ltvcast.models.btyd.BTYDForecaster.value_intervals`:
+        the expected value under parameter uncertainty). With ``horizons`` or a
+        ``discount_rate`` (then at the model's own horizon) the columns of
+        :meth:`predict_curve` follow.
+
+        Raises
+        ------
+        ConfigError
+            For intervals or curves from a model that gives none.
         """
         when = self.resolve_as_of(data, as_of)
         out = self.forecaster.predict(data, when)
+        if intervals and not set(QUANTILE_COLUMNS) <= set(out.columns):
+            bands = self._curves("prediction intervals").value_intervals(data, when)
+            out = out.join(bands[list(QUANTILE_COLUMNS)], on=CUSTOMER_ID)
         if horizons is None and discount_rate is None:
             return out
         curve = self.predict_curve(
@@ -142,9 +159,11 @@ class ScoringModel:
         horizons: str | Sequence[str | Horizon] | None = None,
         *,
         discount_rate: float | None = None,
+        profile: Mapping[str, Any] | None = None,
     ) -> pd.DataFrame:
         """What a customer who has just made a first purchase is expected to do, per horizon
-        (default: the model's): see :meth:`~ltvcast.models.btyd.BTYDForecaster.new_customer`.
+        (default: the model's), with a ``profile`` for a model with covariates: see
+        :meth:`~ltvcast.models.btyd.BTYDForecaster.new_customer`.
 
         Raises
         ------
@@ -152,8 +171,15 @@ class ScoringModel:
             When the model forecasting is not a BTYD model.
         """
         return self._curves("new-customer forecasts").new_customer(
-            parse_horizons(horizons or (self.horizon,)), discount_rate=discount_rate
+            parse_horizons(horizons or (self.horizon,)),
+            discount_rate=discount_rate,
+            profile=profile,
         )
+
+    def coefficient_table(self) -> pd.DataFrame:
+        """The covariates' effects, with standard errors: see
+        :meth:`~ltvcast.models.btyd.BTYDForecaster.coefficient_table`."""
+        return self._curves("coefficient tables").coefficient_table()
 
     def _curves(self, what: str) -> BTYDForecaster:
         """The BTYD forecaster making the forecasts, or :class:`ConfigError` naming ``what``."""
@@ -162,8 +188,8 @@ class ScoringModel:
         chosen = self.forecaster.chosen
         if not isinstance(chosen, BTYDForecaster):
             raise ConfigError(
-                f"{what} need a BTYD model (btyd, btyd_cal, pnbd, bgcnbd, mbgcnbd), whose one "
-                f"fit gives every horizon; {chosen.name} learns its {self.horizon} horizon only"
+                f"{what} need a BTYD model (btyd, btyd_cal, pnbd, bgcnbd, mbgcnbd); "
+                f"{chosen.name} gives one expected value for its {self.horizon} horizon"
             )
         return chosen
 

@@ -3,7 +3,9 @@ scoring model (forecaster, segment cuts, training summary)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import inspect
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -13,7 +15,7 @@ from ltvcast.data.schemas import CustomerData
 from ltvcast.evaluation.backtest import BacktestResult, ModelResult, backtest
 from ltvcast.exceptions import InsufficientDataError
 from ltvcast.models.base import Forecaster
-from ltvcast.models.registry import create
+from ltvcast.models.registry import create, forecaster_class
 from ltvcast.pipeline.model import ScoringModel
 from ltvcast.pipeline.records import TrainingSummary
 from ltvcast.strategy.segments import SegmentRules
@@ -31,34 +33,44 @@ def fit_forecaster(
     *,
     on_fallback: Callable[[str], None] | None = None,
     random_state: int | None = None,
+    model_params: Mapping[str, Any] | None = None,
 ) -> Forecaster:
-    """Fit the model called ``name``; fall back to BTYD when the history is too short.
+    """Fit the model called ``name`` (with hyperparameters ``model_params``, e.g.
+    ``{"covariates": ("age", "channel")}``); fall back to BTYD when the history is too short.
 
-    ``on_fallback`` receives the reason (the model's own message) when the fallback is taken.
+    ``on_fallback`` receives the reason (the model's own message) when the fallback is taken;
+    the fallback keeps the ``model_params`` it has.
     """
+    params = dict(model_params or {})
+    accepted = inspect.signature(forecaster_class(FALLBACK_MODEL)).parameters
+    kept = {k: v for k, v in params.items() if k in accepted}
 
     def fit(model: str) -> Forecaster:
-        seed = random_state if model == name else None
-        return create(model, random_state=seed).fit(data, as_of, horizon)
+        if model == name:
+            return create(model, random_state=random_state, **params).fit(data, as_of, horizon)
+        return create(model, **kept).fit(data, as_of, horizon)
 
-    return with_fallback(name, fit, on_fallback)
+    label = FALLBACK_MODEL + "".join(f", {k}={v!r}" for k, v in kept.items())
+    return with_fallback(name, fit, on_fallback, label)
 
 
 def with_fallback(
     name: str,
     fit: Callable[[str], Forecaster],
     on_fallback: Callable[[str], None] | None = None,
+    label: str = FALLBACK_MODEL,
 ) -> Forecaster:
     """``fit(name)``, or ``fit(FALLBACK_MODEL)`` when that raises
     :class:`~ltvcast.exceptions.InsufficientDataError` (the rule of :func:`fit_forecaster`
-    for any way of fitting, such as :mod:`ltvcast.engine`'s partitioned one)."""
+    for any way of fitting, such as :mod:`ltvcast.engine`'s partitioned one); ``label``
+    names the fallback in the note."""
     try:
         return fit(name)
     except InsufficientDataError as err:
         if name == FALLBACK_MODEL:
             raise
         if on_fallback is not None:
-            on_fallback(f"{name} cannot train here ({err}); using {FALLBACK_MODEL} instead")
+            on_fallback(f"{name} cannot train here ({err}); using {label} instead")
         return fit(FALLBACK_MODEL)
 
 
@@ -69,8 +81,10 @@ def backtest_models(
     models: Sequence[str | Forecaster],
     *,
     end: pd.Timestamp | None = None,
+    model_params: Mapping[str, Any] | None = None,
 ) -> BacktestResult:
-    """:func:`~ltvcast.evaluation.backtest.backtest` of models given by name or instance.
+    """:func:`~ltvcast.evaluation.backtest.backtest` of models given by name or instance;
+    ``model_params`` are given to every model named.
 
     A name whose model cannot be imported (a missing optional dependency) is reported as a
     skipped model, in its place, like a model that cannot train on the history.
@@ -82,7 +96,7 @@ def backtest_models(
             built.append(model)
             continue
         try:
-            built.append(create(model))
+            built.append(create(model, **(model_params or {})))
         except ImportError as err:
             failed[position] = ModelResult(
                 model, {}, np.nan, np.nan, None, f"cannot import {model!r} ({err})"
@@ -102,9 +116,13 @@ def train_model(
     cleaning: CleaningReport | None = None,
     random_state: int | None = None,
     on_note: Callable[[str], None] | None = None,
+    model_params: Mapping[str, Any] | None = None,
 ) -> ScoringModel:
     """Fit ``model`` on ``data`` up to ``as_of`` (default: its last timestamp), with the
     BTYD fallback for histories too short for it, and the segment cuts on its forecasts.
+
+    ``model_params`` are the model's hyperparameters (:func:`fit_forecaster`), e.g.
+    ``{"covariates": ("age", "channel")}`` for profile covariates of ``btyd`` or ``pnbd``.
 
     ``on_note`` receives what a user should know as it happens (a fallback taken).
     """
@@ -118,7 +136,13 @@ def train_model(
             on_note(text)
 
     forecaster = fit_forecaster(
-        model, data, when, span, on_fallback=note, random_state=random_state
+        model,
+        data,
+        when,
+        span,
+        on_fallback=note,
+        random_state=random_state,
+        model_params=model_params,
     )
     predictions = forecaster.predict(data, when)
     if not len(predictions):

@@ -1,8 +1,11 @@
-"""The report's charts as inline SVG strings (matplotlib, no pyplot state, no display).
+"""The report's charts: inline SVG strings, and figures for a notebook (matplotlib, no pyplot
+state, no display).
 
-Each function takes plain tables or arrays and returns one ``<svg>`` element that scales to its
-container (fixed width and height are replaced by a ``viewBox``). Text stays text (system
-fonts of the page), and element ids are salted per chart so several charts share one page.
+Each ``*_chart`` function takes plain tables or arrays and returns one ``<svg>`` element that
+scales to its container (fixed width and height are replaced by a ``viewBox``). Text stays
+text (system fonts of the page), and element ids are salted per chart so several charts share
+one page. The charts a notebook wants too draw onto a given ``Axes`` (``draw_*``) and come as
+a ``Figure`` in the report's style (``*_figure``), from which their SVG is made.
 """
 
 from __future__ import annotations
@@ -19,6 +22,9 @@ import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, PercentFormatter
+from numpy.typing import ArrayLike
+
+from ltvcast.evaluation.metrics import decile_table, gain_curve, normalized_gini
 
 INK = "#1f2937"
 MUTED = "#6b7280"
@@ -61,9 +67,15 @@ def _rc(name: str) -> Any:
 
 
 @contextmanager
-def _figure(name: str, size: tuple[float, float] = _FULL) -> Iterator[tuple[Figure, Axes]]:
+def _styled(name: str, size: tuple[float, float] = _FULL) -> Iterator[Figure]:
+    """An empty figure; what is drawn on it within the block takes the chart style."""
     with mpl.rc_context(_rc(name)):
-        fig = Figure(figsize=size, layout="constrained")
+        yield Figure(figsize=size, layout="constrained")
+
+
+@contextmanager
+def _figure(name: str, size: tuple[float, float] = _FULL) -> Iterator[tuple[Figure, Axes]]:
+    with _styled(name, size) as fig:
         yield fig, fig.add_subplot()
 
 
@@ -90,45 +102,81 @@ def _money(value: float, _pos: object = None) -> str:
     return f"{value:.0f}" if abs(value) >= 10 else f"{value:.1f}".rstrip("0").rstrip(".")
 
 
-def gain_chart(curves: Mapping[str, tuple[np.ndarray, np.ndarray]], chosen: str | None) -> str:
+def draw_gain(
+    ax: Axes,
+    actual: ArrayLike,
+    predicted: Mapping[str, ArrayLike],
+    chosen: str | None = None,
+) -> None:
     """Cumulative share of actual revenue held by the top customers ranked by each model.
 
-    ``curves`` maps a label (e.g. ``"gbdt (Gini 0.71)"``) or ``"perfect"`` to ``(fraction,
-    share)`` arrays; the label starting with ``chosen`` is drawn in the accent colour.
+    ``predicted`` maps a model name to its forecasts (aligned with ``actual``); each curve is
+    labelled with its normalized Gini, ``chosen``'s is drawn in the accent colour, and the
+    dashed curve ranks customers by ``actual`` itself.
     """
+    ax.plot([0, 1], [0, 1], color=MUTED, lw=1, ls=":", label="random order")
+    ax.plot(
+        *gain_curve(actual, actual), color=INK, lw=1.2, ls="--", label="perfect (ranked by actual)"
+    )
+    colours = iter(MODEL_COLOURS)
+    for name, values in predicted.items():
+        is_chosen = name == chosen
+        ax.plot(
+            *gain_curve(actual, values),
+            color=ACCENT if is_chosen else next(colours, MUTED),
+            lw=2.6 if is_chosen else 1.4,
+            label=f"{name} (Gini {normalized_gini(actual, values):.2f})",
+            zorder=3,
+        )
+    ax.axvline(0.2, color=GRID, lw=1, zorder=0)
+    ax.xaxis.set_major_formatter(PercentFormatter(1.0))
+    ax.yaxis.set_major_formatter(PercentFormatter(1.0))
+    ax.set(xlim=(0, 1), ylim=(0, 1.02))
+    ax.set_xlabel("customers, ranked by forecast (highest first)")
+    ax.set_ylabel("share of actual revenue")
+    ax.legend(loc="lower right")
+
+
+def gain_figure(
+    actual: ArrayLike, predicted: Mapping[str, ArrayLike], chosen: str | None = None
+) -> Figure:
+    """:func:`draw_gain` on a figure of its own (the gains, or Lorenz, curve)."""
     with _figure("gain") as (fig, ax):
-        ax.plot([0, 1], [0, 1], color=MUTED, lw=1, ls=":", label="random order")
-        colours = iter(MODEL_COLOURS)
-        for label, (x, y) in curves.items():
-            if label == "perfect":
-                ax.plot(x, y, color=INK, lw=1.2, ls="--", label="perfect (ranked by actual)")
-                continue
-            is_chosen = chosen is not None and label.split(" ")[0] == chosen
-            colour = ACCENT if is_chosen else next(colours, MUTED)
-            ax.plot(x, y, color=colour, lw=2.6 if is_chosen else 1.4, label=label, zorder=3)
-        ax.axvline(0.2, color=GRID, lw=1, zorder=0)
-        ax.xaxis.set_major_formatter(PercentFormatter(1.0))
-        ax.yaxis.set_major_formatter(PercentFormatter(1.0))
-        ax.set(xlim=(0, 1), ylim=(0, 1.02))
-        ax.set_xlabel("customers, ranked by forecast (highest first)")
-        ax.set_ylabel("share of actual revenue")
-        ax.legend(loc="lower right")
-        return _svg(fig, "gain")
+        draw_gain(ax, actual, predicted, chosen)
+        return fig
 
 
-def decile_chart(table: pd.DataFrame) -> str:
+def gain_chart(
+    actual: ArrayLike, predicted: Mapping[str, ArrayLike], chosen: str | None = None
+) -> str:
+    """:func:`gain_figure` as inline SVG."""
+    return _svg(gain_figure(actual, predicted, chosen), "gain")
+
+
+def draw_deciles(ax: Axes, table: pd.DataFrame) -> None:
     """Mean predicted and mean actual value per prediction decile (``decile_table``)."""
+    x = table["decile"].to_numpy()
+    ax.bar(x - 0.2, table["mean_predicted"], 0.4, color=ACCENT, label="mean predicted")
+    ax.bar(x + 0.2, table["mean_actual"], 0.4, color=SECOND, label="mean actual")
+    ax.set_xticks(range(1, 11))
+    ax.set_xlabel("decile of forecast (1 = lowest, 10 = highest)")
+    ax.set_ylabel("value per customer")
+    ax.yaxis.set_major_formatter(FuncFormatter(_money))
+    ax.grid(axis="x", visible=False)
+    ax.legend(loc="upper left")
+
+
+def decile_figure(actual: ArrayLike, predicted: ArrayLike) -> Figure:
+    """Decile calibration of ``predicted`` against ``actual``: :func:`draw_deciles` of their
+    :func:`~ltvcast.evaluation.metrics.decile_table` on a figure of its own."""
     with _figure("deciles", _HALF) as (fig, ax):
-        x = table["decile"].to_numpy()
-        ax.bar(x - 0.2, table["mean_predicted"], 0.4, color=ACCENT, label="mean predicted")
-        ax.bar(x + 0.2, table["mean_actual"], 0.4, color=SECOND, label="mean actual")
-        ax.set_xticks(range(1, 11))
-        ax.set_xlabel("decile of forecast (1 = lowest, 10 = highest)")
-        ax.set_ylabel("value per customer")
-        ax.yaxis.set_major_formatter(FuncFormatter(_money))
-        ax.grid(axis="x", visible=False)
-        ax.legend(loc="upper left")
-        return _svg(fig, "deciles")
+        draw_deciles(ax, decile_table(actual, predicted))
+        return fig
+
+
+def decile_chart(actual: ArrayLike, predicted: ArrayLike) -> str:
+    """:func:`decile_figure` as inline SVG."""
+    return _svg(decile_figure(actual, predicted), "deciles")
 
 
 def scatter_chart(actual: np.ndarray, predicted: np.ndarray, max_points: int = 4000) -> str:

@@ -1,4 +1,5 @@
-"""One self-contained HTML report: data quality, backtest, forecasts, segments, drivers.
+"""One self-contained HTML report: data quality, backtest, model diagnostics, forecasts,
+segments, drivers.
 
 :func:`render_report` lays out precomputed pieces; :func:`build_report` computes them from the
 objects the CLI holds (data, cleaning report, backtest result, fitted forecaster, predictions).
@@ -21,10 +22,12 @@ from ltvcast._version import __version__
 from ltvcast.data.clean import CleaningReport
 from ltvcast.data.schemas import CUSTOMER_ID, PREDICTION_COLUMNS, QUANTILE_COLUMNS, CustomerData
 from ltvcast.evaluation.backtest import BacktestResult
-from ltvcast.evaluation.metrics import METRICS, decile_table, gain_curve, normalized_gini
+from ltvcast.evaluation.diagnostics import conditional_expectations, tracking_table
+from ltvcast.evaluation.metrics import METRICS
 from ltvcast.exceptions import ConfigError, LTVError
+from ltvcast.models.btyd import BTYDForecaster
 from ltvcast.pipeline import ScoringModel
-from ltvcast.report import figures
+from ltvcast.report import diagnostics, figures
 from ltvcast.strategy.segments import FittedSegmentRules, segment_summary
 from ltvcast.timeframe import Horizon
 
@@ -69,6 +72,8 @@ def render_report(
     segments: pd.DataFrame | None = None,
     segment_rules: FittedSegmentRules | None = None,
     importance: pd.DataFrame | None = None,
+    tracking: pd.DataFrame | None = None,
+    conditional: pd.DataFrame | None = None,
     notes: list[str] | None = None,
     title: str = "Customer lifetime value report",
 ) -> str:
@@ -88,6 +93,10 @@ def render_report(
     segments, segment_rules, importance
         ``segment_summary`` and ``global_importance`` tables (sections omitted when ``None``)
         and the cuts that made the segments (spelled out under the table when given).
+    tracking, conditional
+        Model-diagnostics section (omitted when ``tracking`` is ``None``): a
+        :func:`~ltvcast.evaluation.diagnostics.tracking_table` and a
+        :func:`~ltvcast.evaluation.diagnostics.conditional_expectations` table.
     notes
         Sentences shown under the header (e.g. why ``auto`` chose its model).
     """
@@ -106,6 +115,7 @@ def render_report(
         "backtest": None if backtest is None else _backtest(backtest, backtest_model),
         "segments": None if segments is None else _segments(segments, segment_rules),
         "importance": None if importance is None or importance.empty else _importance(importance),
+        "diagnostics": None if tracking is None else _diagnostics(tracking, conditional),
     }
     env = Environment(
         loader=PackageLoader("ltvcast.report", "templates"),
@@ -125,6 +135,8 @@ def build_report(
 ) -> str:
     """The full report of ``model`` scoring ``data`` at ``as_of``; returns HTML.
 
+    With a backtest and a BTYD-family model, the model diagnostics refit that model on the
+    data up to the backtest's cutoff and follow its customers through the horizon after it.
     Segments use the model's own cuts (:meth:`~ltvcast.pipeline.ScoringModel.cuts_for`);
     driver importance comes from its explanations on at most :data:`MAX_EXPLAINED`
     customers (the section says so when the model gives no explanations).
@@ -151,6 +163,13 @@ def build_report(
                 backtest_model = backtest_result.best()
             except LTVError as err:
                 notes.append(f"No backtest chart: {err}.")
+    tracking = conditional = None
+    chosen_model = model.forecaster.chosen
+    if backtest_result is not None and isinstance(chosen_model, BTYDForecaster):
+        try:
+            tracking, conditional = _diagnostic_tables(chosen_model, data, backtest_result)
+        except LTVError as err:
+            notes.append(f"Model diagnostics are not shown: {err}.")
     return render_report(
         predictions=predictions,
         as_of=as_of,
@@ -163,6 +182,8 @@ def build_report(
         segments=segments,
         segment_rules=model.cuts_for(predictions),
         importance=importance,
+        tracking=tracking,
+        conditional=conditional,
         notes=notes,
     )
 
@@ -277,16 +298,11 @@ def _backtest(result: BacktestResult, chosen: str | None) -> dict[str, Any]:
     scored = {r.name: r.predictions for r in result.results if r.predictions is not None}
     if not scored or float(actual.sum()) == 0.0:
         return out
-    curves: dict[str, tuple[np.ndarray, np.ndarray]] = {"perfect": gain_curve(actual, actual)}
-    for name, frame in scored.items():
-        predicted = _aligned(frame, actual.index)
-        gini = normalized_gini(actual, predicted)
-        curves[f"{name} (Gini {gini:.2f})"] = gain_curve(actual, predicted)
-    out["gain_svg"] = Markup(figures.gain_chart(curves, chosen))
-    if chosen in scored:
-        predicted = _aligned(scored[chosen], actual.index)
-        out["decile_svg"] = Markup(figures.decile_chart(decile_table(actual, predicted)))
-        out["scatter_svg"] = Markup(figures.scatter_chart(actual.to_numpy(), predicted))
+    predicted = {name: _aligned(frame, actual.index) for name, frame in scored.items()}
+    out["gain_svg"] = Markup(figures.gain_chart(actual, predicted, chosen))
+    if chosen in predicted:
+        out["decile_svg"] = Markup(figures.decile_chart(actual, predicted[chosen]))
+        out["scatter_svg"] = Markup(figures.scatter_chart(actual.to_numpy(), predicted[chosen]))
     return out
 
 
@@ -296,6 +312,31 @@ def _aligned(predictions: pd.DataFrame, customers: pd.Index) -> np.ndarray:
         .reindex(customers)
         .to_numpy(np.float64)
     )
+
+
+def _diagnostic_tables(
+    forecaster: BTYDForecaster, data: CustomerData, result: BacktestResult
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Tracking and conditional expectations of ``forecaster`` refitted at the backtest's
+    cutoff, over its horizon."""
+    cutoff, end = result.cutoff, result.horizon.end(result.cutoff)
+    refit = forecaster.clone().fit(data, cutoff, result.horizon)
+    return (
+        tracking_table(refit, data, cutoff, end),
+        conditional_expectations(refit, data, cutoff, end),
+    )
+
+
+def _diagnostics(tracking: pd.DataFrame, conditional: pd.DataFrame | None) -> dict[str, Any]:
+    calibration = tracking.loc[~tracking["holdout"], "period_end"]
+    return {
+        "cutoff": f"{calibration.iloc[-1]:%Y-%m-%d}" if len(calibration) else "–",
+        "end": f"{tracking['period_end'].iloc[-1]:%Y-%m-%d}" if len(tracking) else "–",
+        "tracking_svg": Markup(diagnostics.tracking_chart(tracking)),
+        "conditional_svg": None
+        if conditional is None
+        else Markup(diagnostics.conditional_expectations_chart(conditional)),
+    }
 
 
 def _segments(summary: pd.DataFrame, rules: FittedSegmentRules | None) -> dict[str, Any]:

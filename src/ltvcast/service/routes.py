@@ -218,10 +218,17 @@ def create_app(
         ] = 0,
         horizons: HorizonsQuery = None,
         discount_rate: DiscountQuery = None,
+        intervals: Annotated[
+            bool,
+            Query(
+                description="Add value_p10 and value_p90 (BTYD models: the expected value's "
+                "80% interval under parameter uncertainty)."
+            ),
+        ] = False,
     ) -> CustomerOut:
         """The customer's forecast at the stream clock (the latest event time seen)."""
         spans = None if horizons is None else parse_horizons(horizons)
-        return service.customer(customer_id, explain, spans, discount_rate)
+        return service.customer(customer_id, explain, spans, discount_rate, intervals)
 
     @app.get(
         "/v1/new-customer",

@@ -249,6 +249,7 @@ class Service:
         explain: int = 0,
         horizons: Sequence[Horizon] | None = None,
         discount_rate: float | None = None,
+        intervals: bool = False,
     ) -> CustomerOut:
         """The current forecast of one customer (404 when unknown).
 
@@ -257,7 +258,8 @@ class Service:
         when), so reads stay cheap while the clock moves. ``explain > 0`` adds that many top
         drivers of the forecast (computed on request, at the forecast's own as-of);
         ``horizons`` (or a ``discount_rate``, then at the model's horizon) add the forecast
-        at each horizon, at that as-of too (422 for a model without curves).
+        at each horizon and ``intervals`` the value's 80% interval, at that as-of too (422
+        for a model that gives none).
         """
         model = self.model
         scorer = model.scorer
@@ -280,29 +282,13 @@ class Service:
         last = scorer.history.last_event_at(customer_id)
         answer = dict(zip(ANSWER_FIELDS, values, strict=True))
         out = CustomerOut(customer_id=customer_id, last_event_at=last, **answer)
-        if explain > 0:
+        if explain > 0 or horizons is not None or discount_rate is not None or intervals:
             own = scorer.history.customer_data(customer_id)
             assert own is not None  # a known customer
             try:
-                drivers = model.scoring.explain(own, top=explain, as_of=pd.Timestamp(out.as_of))
-            except ConfigError as err:  # a model without explanations
+                _extend(model.scoring, own, out, explain, horizons, discount_rate, intervals)
+            except ConfigError as err:  # a model without explanations, curves or intervals
                 raise HTTPProblem(422, str(err)) from err
-            out.base_value = float(drivers["base_value"].iloc[0])
-            out.drivers = [
-                Driver(feature=str(f), contribution=float(c))
-                for f, c in zip(drivers["feature"], drivers["contribution"], strict=True)
-            ]
-        if horizons is not None or discount_rate is not None:
-            own = scorer.history.customer_data(customer_id)
-            assert own is not None  # a known customer
-            spans = horizons or (model.scoring.horizon,)
-            try:
-                table = model.scoring.predict_curve(
-                    own, pd.Timestamp(out.as_of), spans, discount_rate=discount_rate
-                )
-            except ConfigError as err:  # a model without curves
-                raise HTTPProblem(422, str(err)) from err
-            out.curve = _curve_points(table.iloc[0], spans)
         return out
 
     def new_customer(
@@ -461,6 +447,34 @@ def _warm(scoring: ScoringModel, scorer: OnlineScorer, version: str) -> Model:
         model.answer_batch(frame, stats, as_of, [(epoch, versions.get(c)) for c in ids])
     )
     return model
+
+
+def _extend(
+    scoring: ScoringModel,
+    own: CustomerData,
+    out: CustomerOut,
+    explain: int,
+    horizons: Sequence[Horizon] | None,
+    discount_rate: float | None,
+    intervals: bool,
+) -> None:
+    """Add to ``out`` what a customer request asked for beyond the forecast, computed from
+    the customer's own rows at the forecast's as-of."""
+    when = pd.Timestamp(out.as_of)
+    if explain > 0:
+        drivers = scoring.explain(own, top=explain, as_of=when)
+        out.base_value = float(drivers["base_value"].iloc[0])
+        out.drivers = [
+            Driver(feature=str(f), contribution=float(c))
+            for f, c in zip(drivers["feature"], drivers["contribution"], strict=True)
+        ]
+    if intervals and out.value_p10 is None:
+        bands = scoring.predict(own, when, intervals=True).iloc[0]
+        out.value_p10, out.value_p90 = float(bands["value_p10"]), float(bands["value_p90"])
+    if horizons is not None or discount_rate is not None:
+        spans = horizons or (scoring.horizon,)
+        table = scoring.predict_curve(own, when, spans, discount_rate=discount_rate)
+        out.curve = _curve_points(table.iloc[0], spans)
 
 
 #: Quantities of a curve point, as the curve columns name them.
