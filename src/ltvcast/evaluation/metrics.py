@@ -15,7 +15,6 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike, NDArray
-from scipy import stats
 
 from ltvcast.exceptions import ConfigError
 
@@ -139,12 +138,16 @@ def spearman(actual: ArrayLike, predicted: ArrayLike) -> float:
     a, p = _pair(actual, predicted)
     if np.ptp(a) == 0 or np.ptp(p) == 0:
         return float("nan")
-    return float(stats.spearmanr(a, p).statistic)
+    from scipy.stats import spearmanr  # loaded on first use: a CLI run that scores needs none
+
+    return float(spearmanr(a, p).statistic)
 
 
 def _deciles(predicted: FloatArray) -> NDArray[np.int64]:
     """Decile 1 (lowest predictions) to 10 (highest); tied predictions share a decile."""
-    ranks = stats.rankdata(predicted, method="average")
+    from scipy.stats import rankdata
+
+    ranks = rankdata(predicted, method="average")
     return (np.floor((ranks - 1.0) * _N_DECILES / predicted.size) + 1).astype(np.int64)
 
 
@@ -241,7 +244,9 @@ def auc(actual_purchases: ArrayLike, p_active: ArrayLike) -> float:
     n_neg = positive.size - n_pos
     if n_pos == 0 or n_neg == 0:
         return float("nan")
-    ranks = stats.rankdata(score, method="average")
+    from scipy.stats import rankdata
+
+    ranks = rankdata(score, method="average")
     return float((ranks[positive].sum() - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
 
 
