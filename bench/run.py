@@ -113,9 +113,9 @@ def speed_line(rows: list[dict[str, object]]) -> str:
             continue
         ours = float(by_model[ours_name]["fit_s"]) + float(by_model[ours_name]["predict_s"])  # type: ignore[arg-type]
         ref = float(by_model[ref_name]["fit_s"])  # type: ignore[arg-type]
+        ratio = f"{ref / ours:.1f}x faster" if ref >= ours else f"{ours / ref:.1f}x slower"
         parts.append(
-            f"{ours_name} train + predict {ours:.2f} s vs {ref_name} {ref:.2f} s "
-            f"({ref / ours:.1f}x faster)"
+            f"{ours_name} train + predict {ours:.2f} s vs {ref_name} {ref:.2f} s ({ratio})"
         )
     return f"Speed (in-process): {'; '.join(parts)}.\n" if parts else ""
 
