@@ -30,7 +30,7 @@ from ltvcast.models.gbdt import GBDTForecaster
 from ltvcast.models.seq.estimator import SeqForecaster
 from ltvcast.timeframe import Horizon, parse_horizon
 
-from protocols import data_dir
+from protocols import data_dir, write_section
 
 OUT = Path(__file__).resolve().parent / "out" / "ablation.md"
 
@@ -93,9 +93,7 @@ def main() -> None:
                 f"{row['fit_s']:.1f} |\n"
             )
     text = "".join(lines)
-    print(text)
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    OUT.write_text(text, encoding="utf-8")
+    write_section(text, OUT)
 
 
 if __name__ == "__main__":

@@ -42,7 +42,7 @@ from ltvcast.models.btyd import BTYDForecaster
 from ltvcast.models.btyd_cal import CalibratedBTYDForecaster
 from ltvcast.timeframe import Horizon, parse_horizon
 
-from protocols import PROTOCOLS
+from protocols import PROTOCOLS, write_section
 
 OUT = Path(__file__).resolve().parent / "out" / "calibration.md"
 SEGMENTS = ((0, 0, "0"), (1, 2, "1-2"), (3, 7, "3-7"), (8, None, "8+"))
@@ -223,9 +223,7 @@ def main() -> None:
         *ceiling_rows("online_retail_180d"),
     ]
     text = "\n".join(lines) + "\n"
-    OUT.parent.mkdir(exist_ok=True)
-    OUT.write_text(text, encoding="utf-8")
-    print(text)
+    write_section(text, OUT)
 
 
 if __name__ == "__main__":

@@ -27,7 +27,7 @@ from ltvcast.models.covariates import ParetoNBDCovariateModel
 from ltvcast.models.registry import create
 from ltvcast.pipeline import backtest_models
 
-from protocols import PROTOCOLS, replace_readme_block
+from protocols import PROTOCOLS, replace_readme_block, write_section
 
 OUT = Path(__file__).resolve().parent / "out" / "covariates.md"
 COVARIATES = ("age", "home_ownership")
@@ -112,9 +112,7 @@ def main() -> None:
     part2, holdout = backtest_part()
     lines = ["## Profile covariates on BTYD (Complete Journey)", "", *part1, *part2]
     text = "\n".join(lines) + "\n"
-    print(text)
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    OUT.write_text(text, encoding="utf-8")
+    write_section(text, OUT)
     replace_readme_block("covariates", sentence + holdout)
 
 

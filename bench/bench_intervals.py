@@ -43,6 +43,8 @@ from ltvcast.models.intervals import (
 from ltvcast.models.pareto_nbd import ParetoNBDModel
 from ltvcast.timeframe import parse_horizon
 
+from protocols import write_section
+
 OUT = Path(__file__).resolve().parent / "out" / "intervals.md"
 #: Purchase models timed: name -> fresh model.
 MODELS: dict[str, Callable[[], Any]] = {
@@ -131,9 +133,7 @@ def main() -> None:
         "its time.",
     ]
     text = "\n".join(lines) + "\n"
-    print(text)
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    OUT.write_text(text)
+    write_section(text, OUT)
 
 
 if __name__ == "__main__":

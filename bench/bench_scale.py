@@ -38,6 +38,8 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
+from protocols import write_section
+
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 OUT = HERE / "out" / "scale.md"
@@ -267,9 +269,7 @@ def main() -> None:
         f"Load average at the end: {os.getloadavg()[0]:.2f}.",
     ]
     text = "\n".join(lines) + "\n"
-    print(text)
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    OUT.write_text(text)
+    write_section(text, OUT)
 
 
 if __name__ == "__main__":

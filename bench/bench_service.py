@@ -44,6 +44,8 @@ from ltvcast.models import forecaster_class
 from ltvcast.scoring.artifacts import save_model
 from ltvcast.timeframe import parse_horizon
 
+from protocols import write_section
+
 OUT = Path(__file__).resolve().parent / "out" / "service.md"
 #: The founding paper's example customer (the README's score request).
 PAPER_REQUEST = Path(__file__).resolve().parents[1] / "docs" / "examples" / "score_request.json"
@@ -134,9 +136,7 @@ def main() -> None:
     rows.append(("(server-side time of all GETs, from /metrics)", server_side))
     load = (load_start, os.getloadavg()[0])
     text = _markdown(args, rows, events_per_s, startup, n_known, len(data.events), load)
-    print(text)
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    OUT.write_text(text, encoding="utf-8")
+    write_section(text, OUT)
     print(f"written {OUT}")
 
 

@@ -26,6 +26,8 @@ from pathlib import Path
 
 from ltvcast.data.synthetic import iter_simulated_chunks, simulate_store, write_simulated_store
 
+from protocols import write_section
+
 OUT = Path(__file__).resolve().parent / "out" / "simulate.md"
 TARGET = 10_000_000
 
@@ -119,9 +121,7 @@ def main() -> None:
         "processes shared the cores.",
     ]
     text = "\n".join(lines) + "\n"
-    print(text)
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    OUT.write_text(text)
+    write_section(text, OUT)
 
 
 if __name__ == "__main__":

@@ -42,6 +42,14 @@ def replace_readme_block(name: str, block: str) -> None:
     readme.write_text(text, encoding="utf-8")
 
 
+def write_section(text: str, out: Path) -> None:
+    """Print a benchmark's markdown and write it to ``out`` (bench/out/, which ``run.py``
+    appends to results.md)."""
+    print(text)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(text, encoding="utf-8")
+
+
 def data_dir() -> Path:
     """The shared real-data folder (``$LTVCAST_DATA`` or ``../shared/data``)."""
     return Path(os.environ.get("LTVCAST_DATA", REPO.parent / "shared" / "data"))

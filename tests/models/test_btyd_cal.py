@@ -83,7 +83,7 @@ def test_factor_keeps_the_inner_windows_btyd_total(
     inner = BTYDForecaster().fit(cdnow, cutoff, window)
     rfm = rfm_summary(cdnow.transactions, cutoff, time_unit_days=WEEK_DAYS)
     plain = inner.predict_rfm(rfm)["predicted_value"].to_numpy()
-    inputs = inner._inputs(rfm)
+    inputs = inner.inputs(rfm)
     factor = np.exp(
         calibration_design(inputs["frequency"], inputs["monetary_value"]) @ fitted.coef_
     )
@@ -102,7 +102,7 @@ def test_forecast_is_btyd_times_the_factor(
         plain[["customer_id", "predicted_purchases", "p_active"]],
     )
     rfm = rfm_summary(cdnow.transactions, AS_OF, time_unit_days=WEEK_DAYS)
-    inputs = fitted._inputs(rfm)
+    inputs = fitted.inputs(rfm)
     factor = np.exp(
         calibration_design(inputs["frequency"], inputs["monetary_value"]) @ fitted.coef_
     )

@@ -23,9 +23,7 @@ from ltvcast.exceptions import ConfigError
 from ltvcast.models.base import Forecaster
 from ltvcast.models.bgnbd import FloatArray
 from ltvcast.models.btyd import (
-    DRIVERS,
     PURCHASE_MODELS,
-    SPEND_DAYS,
     BTYDForecaster,
     PurchaseModel,
 )
@@ -68,19 +66,8 @@ def summary_inputs(forecaster: BTYDForecaster, rfm: pd.DataFrame) -> pd.DataFram
     ConfigError
         For hyperparameters the forecaster's own fit refuses.
     """
-    if forecaster.spend_days not in SPEND_DAYS:
-        raise ConfigError(
-            f"spend_days must be one of {', '.join(SPEND_DAYS)}; got {forecaster.spend_days!r}"
-        )
-    if forecaster.purchase_model not in PURCHASE_MODELS:
-        raise ConfigError(
-            f"purchase_model must be one of {', '.join(PURCHASE_MODELS)}; "
-            f"got {forecaster.purchase_model!r}"
-        )
-    inputs = rfm[list(DRIVERS)].copy()
-    if forecaster.spend_days == "all":
-        inputs["monetary_value"] = rfm["total_value"] / (rfm["frequency"] + 1.0)
-    return inputs
+    forecaster.check_hyperparameters()
+    return forecaster.inputs(rfm)
 
 
 def purchase_rows(forecaster: BTYDForecaster, rfm: pd.DataFrame) -> PurchaseRows:
@@ -113,8 +100,7 @@ def fit_purchases(
 def spend_rows(forecaster: BTYDForecaster, inputs: pd.DataFrame) -> tuple[FloatArray, FloatArray]:
     """Gamma-Gamma's rows, in order: purchase days and mean spend per buyer (``inputs`` of
     :func:`summary_inputs`)."""
-    frequency = inputs["frequency"].to_numpy(np.float64)
-    days = frequency + 1.0 if forecaster.spend_days == "all" else frequency
+    days = forecaster.spend_days_of(inputs["frequency"].to_numpy(np.float64))
     return days, inputs["monetary_value"].to_numpy(np.float64)
 
 

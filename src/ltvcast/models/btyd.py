@@ -194,20 +194,12 @@ class BTYDForecaster(Forecaster):
         self.covariates = covariates
 
     def _fit(self, data: CustomerData, as_of: pd.Timestamp, horizon: Horizon) -> None:
-        if self.spend_days not in SPEND_DAYS:
-            raise ConfigError(
-                f"spend_days must be one of {', '.join(SPEND_DAYS)}; got {self.spend_days!r}"
-            )
-        if self.purchase_model not in PURCHASE_MODELS:
-            raise ConfigError(
-                f"purchase_model must be one of {', '.join(PURCHASE_MODELS)}; "
-                f"got {self.purchase_model!r}"
-            )
+        self.check_hyperparameters()
         rfm = self.summary(data, as_of)
         self.design_ = self._fit_design(data, rfm.index)
         design = self._design(data.profiles, rfm.index)
         self.bgnbd_ = self._fit_purchases(data, as_of, rfm, design)
-        spend = (self._spend_days(rfm["frequency"].to_numpy()), rfm["monetary_value"])
+        spend = (self.spend_days_of(rfm["frequency"].to_numpy()), rfm["monetary_value"])
         self.gamma_gamma_ = (
             GammaGammaModel(self.penalizer_coef).fit(*spend)
             if design is None
@@ -229,7 +221,7 @@ class BTYDForecaster(Forecaster):
             self.uncertainty_ = ParameterUncertainty(
                 purchase_covariance(purchases, frequency, inputs["recency"], inputs["T"]),
                 spend_covariance(
-                    spend_model, self._spend_days(frequency), inputs["monetary_value"]
+                    spend_model, self.spend_days_of(frequency), inputs["monetary_value"]
                 ),
             )
         self.n_customers_ = len(inputs)
@@ -295,7 +287,7 @@ class BTYDForecaster(Forecaster):
         ``spend_days``, so the textbook (``"repeat"``) summary is
         :func:`~ltvcast.features.rfm.rfm_summary`'s.
         """
-        return self._inputs(rfm_summary(data.transactions, as_of, time_unit_days=WEEK_DAYS))
+        return self.inputs(rfm_summary(data.transactions, as_of, time_unit_days=WEEK_DAYS))
 
     @property
     def rfm_scorer(self) -> BTYDForecaster | None:
@@ -322,7 +314,7 @@ class BTYDForecaster(Forecaster):
             ``predicted_value``, ``predicted_purchases``, ``p_active`` on ``rfm``'s index.
         """
         self.check_fitted()
-        inputs = self._inputs(rfm)
+        inputs = self.inputs(rfm)
         recency, frequency, T, monetary = (inputs[c].to_numpy() for c in DRIVERS)
         design = self._design(profiles, rfm.index)
         value, purchases, active = self._forecast(recency, frequency, T, monetary, design)
@@ -331,14 +323,27 @@ class BTYDForecaster(Forecaster):
             index=rfm.index,
         )
 
-    def _inputs(self, rfm: pd.DataFrame) -> pd.DataFrame:
+    def check_hyperparameters(self) -> None:
+        """:class:`ConfigError` for a ``spend_days`` or ``purchase_model`` the forecaster does
+        not know (the first step of every fit)."""
+        if self.spend_days not in SPEND_DAYS:
+            raise ConfigError(
+                f"spend_days must be one of {', '.join(SPEND_DAYS)}; got {self.spend_days!r}"
+            )
+        if self.purchase_model not in PURCHASE_MODELS:
+            raise ConfigError(
+                f"purchase_model must be one of {', '.join(PURCHASE_MODELS)}; "
+                f"got {self.purchase_model!r}"
+            )
+
+    def inputs(self, rfm: pd.DataFrame) -> pd.DataFrame:
         """:data:`DRIVERS` of an RFM summary, ``monetary_value`` per ``spend_days``."""
         out = rfm[list(DRIVERS)].copy()
         if self.spend_days == "all":
             out["monetary_value"] = rfm["total_value"] / (rfm["frequency"] + 1.0)
         return out
 
-    def _spend_days(self, frequency: FloatArray) -> FloatArray:
+    def spend_days_of(self, frequency: FloatArray) -> FloatArray:
         """Purchase days behind each ``monetary_value`` (Gamma-Gamma's ``x``)."""
         return frequency + 1.0 if self.spend_days == "all" else frequency
 
@@ -368,7 +373,7 @@ class BTYDForecaster(Forecaster):
     ) -> FloatArray:
         """What each expected purchase is worth: Gamma-Gamma's conditional expected spend."""
         spend = self._models(design)[1]
-        return spend.expected_spend(self._spend_days(frequency), monetary)
+        return spend.expected_spend(self.spend_days_of(frequency), monetary)
 
     def predict_curve(
         self,
@@ -411,7 +416,7 @@ class BTYDForecaster(Forecaster):
         """:meth:`predict_curve` from a ready RFM summary (as :meth:`predict_rfm` takes, with
         its ``profiles``)."""
         self.check_fitted()
-        inputs = self._inputs(rfm)
+        inputs = self.inputs(rfm)
         recency, frequency, T, monetary = (inputs[c].to_numpy() for c in DRIVERS)
         design = self._design(profiles, rfm.index)
         per_purchase = self._value_per_purchase(frequency, monetary, design)
@@ -533,9 +538,9 @@ class BTYDForecaster(Forecaster):
                 "earlier ltvcast); retrain it to get value intervals"
             )
         past = data.until(as_of)
-        inputs = self._inputs(rfm_summary(past.transactions, as_of, time_unit_days=WEEK_DAYS))
+        inputs = self.inputs(rfm_summary(past.transactions, as_of, time_unit_days=WEEK_DAYS))
         recency, frequency, T, monetary = (inputs[c].to_numpy() for c in DRIVERS)
-        spend_days = self._spend_days(frequency)
+        spend_days = self.spend_days_of(frequency)
         purchases, spend = self._models(None)  # the fitted models: no covariates here
         bounds = value_intervals(
             purchases,

@@ -173,7 +173,7 @@ class CalibratedBTYDForecaster(BTYDForecaster):
         rfm = rfm_summary(data.transactions, cutoff, time_unit_days=WEEK_DAYS)
         offset = inner.predict_rfm(rfm)["predicted_value"].to_numpy()
         spent = horizon_labels(data.transactions, rfm.index, cutoff, window.end(cutoff))
-        inputs = self._inputs(rfm)
+        inputs = self.inputs(rfm)
         design = calibration_design(
             inputs["frequency"].to_numpy(), inputs["monetary_value"].to_numpy()
         )
