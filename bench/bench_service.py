@@ -14,7 +14,15 @@ server process on a free 127.0.0.1 port and measures:
 
 Prints a markdown snippet and writes it to ``bench/out/service.md``.
 
-Usage: ``python bench/bench_service.py [--customers 100000] [--model btyd]``
+``--scale`` measures the service at scale instead: a transactions-only store of about
+1,000,000 customers (``--scale-customers`` simulated over a year; not every simulated
+customer buys), a btyd model, and ``ltvcast serve`` on it: start-up seconds (until
+``/healthz`` answers), the server's peak resident memory (``VmHWM``), and p50/p99 of
+``GET /v1/customers/{id}`` (uniformly drawn customers, so nearly every read is the first
+for its customer) and of ``POST /v1/events`` batches, against the targets (start-up under
+60 s, memory under 4 GB). It writes ``bench/out/service_scale.md``.
+
+Usage: ``python bench/bench_service.py [--customers 100000] [--model btyd] [--scale]``
 """
 
 from __future__ import annotations
@@ -37,9 +45,9 @@ import httpx
 import numpy as np
 import pandas as pd
 
-from ltvcast.data.schemas import CustomerData
+from ltvcast.data.schemas import AMOUNT, CUSTOMER_ID, TIMESTAMP, CustomerData
 from ltvcast.data.store import Store
-from ltvcast.data.synthetic import simulate_store
+from ltvcast.data.synthetic import simulate_store, write_simulated_store
 from ltvcast.models import forecaster_class
 from ltvcast.scoring.artifacts import save_model
 from ltvcast.timeframe import parse_horizon
@@ -47,6 +55,10 @@ from ltvcast.timeframe import parse_horizon
 from protocols import write_section
 
 OUT = Path(__file__).resolve().parent / "out" / "service.md"
+SCALE_OUT = OUT.with_name("service_scale.md")
+#: Targets of the scale run (issue 12): start-up seconds and peak resident GiB of the server.
+SCALE_STARTUP_S = 60.0
+SCALE_PEAK_GIB = 4.0
 #: The founding paper's example customer (the README's score request).
 PAPER_REQUEST = Path(__file__).resolve().parents[1] / "docs" / "examples" / "score_request.json"
 TOKEN = "bench-token"
@@ -67,7 +79,14 @@ def main() -> None:
     parser.add_argument(
         "--mixed-batches", type=int, default=400, help="most batches of the mixed-load row"
     )
+    parser.add_argument("--scale", action="store_true", help="the 1M-customer run instead")
+    parser.add_argument(
+        "--scale-customers", type=int, default=1_400_000, help="customers simulated by --scale"
+    )
     args = parser.parse_args()
+    if args.scale:
+        scale(args)
+        return
 
     work = Path(tempfile.mkdtemp(prefix="ltvcast-bench-"))
     load_start = os.getloadavg()[0]
@@ -138,6 +157,76 @@ def main() -> None:
     text = _markdown(args, rows, events_per_s, startup, n_known, len(data.events), load)
     write_section(text, OUT)
     print(f"written {OUT}")
+
+
+def scale(args: argparse.Namespace) -> None:
+    """The ``--scale`` run (see the module docstring)."""
+    work = Path(tempfile.mkdtemp(prefix="ltvcast-bench-scale-"))
+    t0 = time.perf_counter()
+    write_simulated_store(work, args.scale_customers, fmt="parquet", days=365, events=False,
+                          random_state=0)  # fmt: skip
+    tx = pd.read_parquet(work / "transactions.parquet", columns=[CUSTOMER_ID, TIMESTAMP, AMOUNT])
+    data = CustomerData(tx, None, None)
+    as_of = data.last_timestamp()
+    model = forecaster_class("btyd")().fit(data, as_of, parse_horizon("90d"))
+    save_model(model, work / "model")
+    with Store(work / "store.duckdb") as store:
+        store.replace(data)
+    customers = np.array(data.customers().tolist())
+    del data, tx, model
+    print(f"scale store: {len(customers):,} customers (built in {time.perf_counter() - t0:.0f} s)",
+          flush=True)  # fmt: skip
+    (work / "token").write_text(TOKEN)
+    t0 = time.perf_counter()
+    proc, url = _start(work)
+    startup = time.perf_counter() - t0
+    started_gib = _resident_gib(proc.pid, "VmRSS")
+    rng = np.random.default_rng(0)
+    try:
+        with httpx.Client(base_url=url, headers=AUTH, timeout=60) as client:
+            served = client.get("/healthz").json()["customers"]
+            gets = _paced_gets(url, customers, rng, args.rate, args.get_seconds)
+            payloads = _payloads(customers, rng, as_of, args.batches, "scale")
+            posts, events_per_s = _ingest(client, payloads)
+            after = _paced_gets(url, customers, rng, args.rate, args.get_seconds)
+        peak = _resident_gib(proc.pid, "VmHWM")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=60)
+    verdict = {True: "PASS", False: "FAIL"}
+    lines = [
+        f"### Service at scale ({served:,} customers, transactions only, model `btyd`, "
+        f"{os.cpu_count()} CPUs)",
+        "",
+        "| measurement | value | target | |",
+        "|---|---:|---:|---|",
+        f"| start-up until /healthz answers | {startup:.1f} s | < {SCALE_STARTUP_S:.0f} s | "
+        f"{verdict[startup < SCALE_STARTUP_S]} |",
+        f"| server peak resident memory (VmHWM) | {peak:.2f} GiB | < {SCALE_PEAK_GIB:.0f} GiB | "
+        f"{verdict[peak < SCALE_PEAK_GIB]} |",
+        f"| server resident memory after start-up | {started_gib:.2f} GiB | | |",
+        "",
+        "| measurement | requests | p50 ms | p99 ms | max ms | serial req/s |",
+        "|---|---:|---:|---:|---:|---:|",
+        f"| GET /v1/customers/{{id}} at {args.rate:.0f}/s, first reads | {_row('', gets)[1]} |",
+        f"| POST /v1/events, batches of 1,000 ({events_per_s:,.0f} events/s) "
+        f"| {_row('', posts)[1]} |",
+        f"| GET /v1/customers/{{id}} at {args.rate:.0f}/s, after ingestion "
+        f"| {_row('', after)[1]} |",
+        "",
+        f"- Command: `python bench/bench_service.py --scale` ({args.scale_customers:,} simulated "
+        "customers over 365 days; those with a transaction are the store's customers).",
+        "",
+    ]
+    write_section("\n".join(lines), SCALE_OUT)
+
+
+def _resident_gib(pid: int, field: str) -> float:
+    """``VmRSS`` (now) or ``VmHWM`` (peak) of a process, in GiB (Linux ``/proc``)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(f"{field}:"):
+            return int(line.split()[1]) / 2**20
+    raise SystemExit(f"no {field} in /proc/{pid}/status")
 
 
 def _start(work: Path) -> tuple[subprocess.Popen[bytes], str]:

@@ -274,6 +274,18 @@ class RunningAggregates:
         code = self._codes.get(customer_id, -1)
         return 0 if code < 0 else int(self._int["version"][code])
 
+    def latest(self, customer_ids: npt.NDArray[np.object_]) -> pd.Timestamp | None:
+        """Time of the latest row of these known customers (``None`` for none)."""
+        codes = self._known(customer_ids)
+        if not len(codes):
+            return None
+        return pd.Timestamp(int(self._int["last_seen"][codes].max()), unit="us")
+
+    def sample(self, n: int) -> list[str]:
+        """About ``n`` customers spread evenly over the known ones (all when fewer)."""
+        step = max(1, len(self._codes) // max(n, 1))
+        return list(self._codes)[::step]
+
     def versions(self) -> VersionSnapshot:
         """A frozen copy of every customer's version."""
         return VersionSnapshot(self._codes, self._int["version"][: len(self._codes)].copy())
@@ -353,6 +365,10 @@ class RunningAggregates:
         """Codes of distinct ids, new ids getting the next free codes (and empty state)."""
         codes = self._codes
         before = len(codes)
+        if not before:  # a bulk load: every id is new
+            codes.update(zip(uniques.tolist(), range(len(uniques)), strict=True))
+            self._grow(len(codes))
+            return np.arange(len(uniques), dtype=np.int64)
         out = np.fromiter((codes.setdefault(c, len(codes)) for c in uniques.tolist()), np.int64)
         if len(codes) > before:
             self._grow(len(codes))

@@ -5,6 +5,12 @@ cuts, version, answer cache) behind a single reference, so a reload builds the n
 completely and then swaps that reference: no request sees a half-loaded model. Customer
 histories are shared across reloads (they do not depend on the model). What an answer holds
 comes from :mod:`ltvcast.pipeline`; this module only caches and versions it.
+
+Nothing is scored at start-up or reload: the history holds per-customer running aggregates
+(:class:`~ltvcast.scoring.stored.StoreHistory`, rows stay in the store) and a customer's
+forecast is computed on its first read, at the bundle's as-of while the customer has no new
+event, then kept in a least-recently-used cache of :data:`ANSWER_CACHE` answers. Segment
+cuts not in the model are fitted on the forecasts of :data:`SEGMENT_SAMPLE` customers.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ import logging
 import sys
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from itertools import repeat
@@ -30,10 +37,11 @@ from starlette.concurrency import run_in_threadpool
 from ltvcast.data.schemas import CUSTOMER_ID, CustomerData
 from ltvcast.data.store import Store
 from ltvcast.exceptions import ConfigError, InsufficientDataError, LTVError
-from ltvcast.features.rfm import customer_history
+from ltvcast.features.running import VersionSnapshot
 from ltvcast.pipeline import FORECAST_COLUMNS, ScoringModel, label_segments, load_scoring_model
 from ltvcast.scoring.artifacts import MANIFEST
 from ltvcast.scoring.online import OnlineScorer
+from ltvcast.scoring.stored import StoreHistory
 from ltvcast.service.events import (
     POSITION,
     batch_conflicts,
@@ -71,6 +79,12 @@ INGEST_YIELD = 1.0
 RESCORE_SLICE = 256
 #: Default tolerance for event times after the server's clock (client clocks drift).
 MAX_FUTURE = pd.Timedelta(minutes=15)
+#: Customer answers kept per model (least recently used evicted first): about 0.5 KB
+#: each, so 50 MB at most; an evicted customer is scored again on the next read.
+ANSWER_CACHE = 100_000
+#: Customers whose forecasts fit the segment cuts when the model carries none (spread
+#: evenly over the customers; all of them in a smaller store).
+SEGMENT_SAMPLE = 20_000
 
 
 def utc_now() -> pd.Timestamp:
@@ -79,6 +93,40 @@ def utc_now() -> pd.Timestamp:
 
 
 Answers = dict[str, tuple[tuple[int, int], tuple[Any, ...]]]
+
+
+class AnswerCache:
+    """Customer answers (history version, values) bounded to ``size``, the least recently
+    used evicted first."""
+
+    def __init__(self, size: int = ANSWER_CACHE) -> None:
+        self.size = size
+        self._entries: OrderedDict[str, tuple[tuple[int, int], tuple[Any, ...]]] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __contains__(self, customer_id: object) -> bool:
+        return customer_id in self._entries
+
+    def __getitem__(self, customer_id: str) -> tuple[tuple[int, int], tuple[Any, ...]]:
+        return self._entries[customer_id]
+
+    def get(self, customer_id: str) -> tuple[tuple[int, int], tuple[Any, ...]] | None:
+        """The customer's entry (now the most recently used), or ``None``."""
+        entry = self._entries.get(customer_id)
+        if entry is not None:
+            self._entries.move_to_end(customer_id)
+        return entry
+
+    def update(self, answers: Answers) -> None:
+        """Add or replace entries, evicting the least recently used beyond ``size``."""
+        entries = self._entries
+        for customer_id, entry in answers.items():
+            entries[customer_id] = entry
+            entries.move_to_end(customer_id)
+        while len(entries) > self.size:
+            entries.popitem(last=False)
 
 
 class HTTPProblem(Exception):
@@ -97,11 +145,23 @@ class Model:
     scoring: ScoringModel
     scorer: OnlineScorer
     version: str
-    #: The model's own cuts, or cuts fitted on the store's forecasts at start-up.
+    #: The model's own cuts, or cuts fitted on a sample of the store's forecasts.
     rules: FittedSegmentRules | None
+    #: The stream clock when the bundle was made: customers without a new event since
+    #: are forecast at it (``None``: an empty store).
+    as_of: pd.Timestamp | None = None
+    #: History epoch and per-customer versions when the bundle was made.
+    base: tuple[int, VersionSnapshot] | None = None
     #: customer -> (history version the answer reflects, answer values in ANSWER_FIELDS
     #: order); tuples rather than dicts: cheap to build by the thousand, light for the GC
-    answers: Answers = field(default_factory=dict)
+    answers: AnswerCache = field(default_factory=AnswerCache)
+
+    def as_of_for(self, customer_id: str, version: tuple[int, int]) -> pd.Timestamp | None:
+        """The bundle's as-of for a customer without a new event since it was made, else
+        ``None`` (the stream clock)."""
+        if self.base is None or version != (self.base[0], self.base[1].get(customer_id)):
+            return None
+        return self.as_of
 
     def answer_batch(
         self,
@@ -143,9 +203,9 @@ class Service:
         self.log = EventLog(self.store)
         self.metrics = Metrics()
         self.reload_lock = threading.Lock()
-        scorer = OnlineScorer(scoring.forecaster, _Until(self.store, self._limit()))
-        scorer.history.auto_merge = False  # merged on a worker thread (see ingest)
-        self.model = _warm(scoring, scorer, _model_version(model_dir, scoring))
+        history = StoreHistory(self.store, self._limit())
+        scorer = OnlineScorer(scoring.forecaster, history=history)
+        self.model = _prepare(scoring, scorer, _model_version(model_dir, scoring))
         self.metrics.counters["events_ingested"] = 0
         self._gauges()
         # customers with new events, rescored together in the background (one vectorised
@@ -205,10 +265,7 @@ class Service:
                 history = self.model.scorer.history
                 if len(new):
                     history.learn_frame(new.drop(columns=[EVENT_ID, POSITION]))
-                gc.freeze()  # what the history keeps is long-lived: out of the collector's scans
                 await pace.pause()
-                if history.merge_due():  # compact the buffers off the loop, reads go on
-                    await run_in_threadpool(history.merge_pending)
             _, stored = refuse(
                 conflicts,
                 np.ones(len(conflicts), dtype=bool),
@@ -253,9 +310,10 @@ class Service:
     ) -> CustomerOut:
         """The current forecast of one customer (404 when unknown).
 
-        A customer with a new event is rescored at once at the stream clock; the others keep
-        the forecast computed in batch at start-up or at the last reload (its ``as_of`` says
-        when), so reads stay cheap while the clock moves. ``explain > 0`` adds that many top
+        A customer with a new event is rescored at once at the stream clock; the others get
+        the forecast at the model's as-of (start-up or the last reload; its ``as_of`` says
+        when), computed on their first read and cached, so reads stay cheap while the clock
+        moves. ``explain > 0`` adds that many top
         drivers of the forecast (computed on request, at the forecast's own as-of);
         ``horizons`` (or a ``discount_rate``, then at the model's horizon) add the forecast
         at each horizon and ``intervals`` the value's 80% interval, at that as-of too (422
@@ -270,7 +328,7 @@ class Service:
         if cached is not None and cached[0] == version:
             values = cached[1]  # no new event since: the forecast at its own as_of stands
         else:
-            scored = scorer.rescore([customer_id])
+            scored = scorer.rescore([customer_id], model.as_of_for(customer_id, version))
             if not len(scored.frame):
                 raise InsufficientDataError(
                     f"customer {customer_id!r} has no transaction or event up to "
@@ -325,7 +383,7 @@ class Service:
             try:
                 scoring = load_scoring_model(self.model_dir)
                 scorer = OnlineScorer(scoring.forecaster, history=old.scorer.history)
-                new = _warm(scoring, scorer, _model_version(self.model_dir, scoring))
+                new = _prepare(scoring, scorer, _model_version(self.model_dir, scoring))
             except Exception as err:
                 self.metrics.inc("model_reload_failures")
                 reason = str(err) if isinstance(err, LTVError) else f"{type(err).__name__}: {err}"
@@ -410,43 +468,18 @@ class _Pacer:
         self.started = time.perf_counter()
 
 
-class _Until:
-    """The store as a customer source cut at ``limit``: stored rows dated after the server's
-    clock (written before the clock rule existed) are not learned, so the stream clock
-    never runs ahead of wall time."""
-
-    def __init__(self, store: Store, limit: pd.Timestamp) -> None:
-        self.store = store
-        self.limit = limit
-
-    def read(self) -> CustomerData:
-        everything = self.store.counts()
-        data = self.store.read(as_of=self.limit)
-        kept = len(data.transactions) + (0 if data.events is None else len(data.events))
-        dropped = everything["transactions"] + everything["events"] - kept
-        if dropped:
-            log.warning(
-                "%d stored rows are dated after %s and are not learned", dropped, self.limit
-            )
-        return data
-
-
-def _warm(scoring: ScoringModel, scorer: OnlineScorer, version: str) -> Model:
-    """Batch-score everyone (vectorised) and label their segments with the model's cuts
-    (or cuts fitted on these forecasts, see :meth:`~ltvcast.pipeline.ScoringModel.cuts_for`)."""
-    if not len(scorer):
-        return Model(scoring, scorer, version, scoring.rules)
-    data, epoch, versions = scorer.history.snapshot()
+def _prepare(scoring: ScoringModel, scorer: OnlineScorer, version: str) -> Model:
+    """The bundle of a model: its own segment cuts or cuts fitted on the forecasts of
+    :data:`SEGMENT_SAMPLE` customers (see :meth:`~ltvcast.pipeline.ScoringModel.cuts_for`);
+    no customer is scored otherwise."""
     as_of = scorer.clock
-    assert as_of is not None
-    frame = scorer.predict_many(as_of)  # also checks the fast rescoring path against it
-    model = Model(scoring, scorer, version, scoring.cuts_for(frame))
-    ids = frame[CUSTOMER_ID].tolist()
-    stats = customer_history(data, as_of).set_index(CUSTOMER_ID).reindex(ids).reset_index()
-    model.answers.update(
-        model.answer_batch(frame, stats, as_of, [(epoch, versions.get(c)) for c in ids])
-    )
-    return model
+    history = scorer.history
+    base = history.versions()
+    rules = scoring.rules
+    if rules is None and as_of is not None:
+        sample = scorer.rescore(history.sample(SEGMENT_SAMPLE), as_of).frame
+        rules = scoring.cuts_for(sample)
+    return Model(scoring, scorer, version, rules, as_of, base)
 
 
 def _extend(
