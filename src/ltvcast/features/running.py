@@ -281,10 +281,19 @@ class RunningAggregates:
             return None
         return pd.Timestamp(int(self._int["last_seen"][codes].max()), unit="us")
 
+    def ids(self) -> npt.NDArray[np.object_]:
+        """Every known customer, in the order of their codes (see :class:`VersionSnapshot`)."""
+        return np.array(list(self._codes), dtype=object)
+
     def sample(self, n: int) -> list[str]:
         """About ``n`` customers spread evenly over the known ones (all when fewer)."""
         step = max(1, len(self._codes) // max(n, 1))
         return list(self._codes)[::step]
+
+    def changed(self, base: VersionSnapshot, start: int, stop: int) -> BoolArray:
+        """Whether each customer of codes ``start:stop`` (in ``base``) has a new version
+        since ``base``."""
+        return self._int["version"][start:stop] != base.versions_of(start, stop)
 
     def versions(self) -> VersionSnapshot:
         """A frozen copy of every customer's version."""
@@ -402,9 +411,21 @@ class VersionSnapshot:
         self._codes = codes  # append-only: a customer's code never changes
         self._versions = versions
 
+    def __len__(self) -> int:
+        return len(self._versions)
+
     def get(self, customer_id: str) -> int:
+        code = self.code(customer_id)
+        return -1 if code < 0 else int(self._versions[code])
+
+    def code(self, customer_id: str) -> int:
+        """The customer's position in the snapshot (-1 when absent)."""
         code = self._codes.get(customer_id, -1)
-        return int(self._versions[code]) if 0 <= code < len(self._versions) else -1
+        return code if code < len(self._versions) else -1
+
+    def versions_of(self, start: int, stop: int) -> IntArray:
+        """The versions of codes ``start:stop``."""
+        return self._versions[start:stop]
 
 
 def _rfm_rows(

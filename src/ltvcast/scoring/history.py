@@ -111,6 +111,11 @@ class CustomerHistory:
     def __contains__(self, customer_id: object) -> bool:
         return customer_id in self._running
 
+    @property
+    def lock(self) -> threading.RLock:
+        """The history's lock: hold it to read several things in one consistent state."""
+        return self._lock
+
     def version(self, customer_id: str) -> tuple[int, int]:
         """A value that changes whenever ``customer_id``'s history changes."""
         return self._epoch, self._running.version(customer_id)
@@ -229,6 +234,19 @@ class CustomerHistory:
         with self._lock:
             known = [c for c in customer_ids if c in self._running]
             return self._running.latest(np.array(known, dtype=object))
+
+    def ids(self) -> np.ndarray:
+        """Every known customer, in the order of their codes (see :meth:`versions`)."""
+        with self._lock:
+            return self._running.ids()
+
+    def changed(self, base: tuple[int, VersionSnapshot], start: int, stop: int) -> np.ndarray:
+        """Whether each customer of codes ``start:stop`` of ``base`` (from :meth:`versions`)
+        has a new history since."""
+        with self._lock:
+            if base[0] != self._epoch:
+                return np.ones(max(0, min(stop, len(base[1])) - start), dtype=bool)
+            return self._running.changed(base[1], start, stop)
 
     def sample(self, n: int) -> list[str]:
         """About ``n`` known customers, spread evenly over them (all when fewer)."""

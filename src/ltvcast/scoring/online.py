@@ -177,7 +177,8 @@ class OnlineScorer:
         A forecaster with an ``rfm_scorer`` at the stream clock or later (or at any time on
         or after these customers' latest rows) is fed from the running RFM summaries (a few
         array operations per customer, no group-by over their history); other models and
-        earlier as-of times rebuild the customers' bundle and call ``predict``. Both give the same numbers (tested to 1e-6 relative).
+        earlier as-of times rebuild the customers' bundle and call ``predict``. Both give the
+        same numbers (tested to 1e-6 relative).
         """
         when = self._as_of(as_of)
         scorer = self.forecaster.rfm_scorer

@@ -6,11 +6,14 @@ completely and then swaps that reference: no request sees a half-loaded model. C
 histories are shared across reloads (they do not depend on the model). What an answer holds
 comes from :mod:`ltvcast.pipeline`; this module only caches and versions it.
 
-Nothing is scored at start-up or reload: the history holds per-customer running aggregates
-(:class:`~ltvcast.scoring.stored.StoreHistory`, rows stay in the store) and a customer's
-forecast is computed on its first read, at the bundle's as-of while the customer has no new
-event, then kept in a least-recently-used cache of :data:`ANSWER_CACHE` answers. Segment
-cuts not in the model are fitted on the forecasts of :data:`SEGMENT_SAMPLE` customers.
+Nothing is scored before the service answers, at start-up or reload: the history holds
+per-customer running aggregates (:class:`~ltvcast.scoring.stored.StoreHistory`; rows stay in
+the store), segment cuts not in the model are fitted on the forecasts of
+:data:`SEGMENT_SAMPLE` customers, and the forecasts of everyone at the bundle's as-of are
+filled in afterwards, :data:`FILL_SLICE` customers per step on a worker thread, into compact
+columns (:class:`Filled`, about 50 bytes per customer). A customer read before their slice
+is filled, or with a new event since, is scored on the spot and kept in a
+least-recently-used cache of :data:`ANSWER_CACHE` answers.
 """
 
 from __future__ import annotations
@@ -82,6 +85,11 @@ MAX_FUTURE = pd.Timedelta(minutes=15)
 #: Customer answers kept per model (least recently used evicted first): about 0.5 KB
 #: each, so 50 MB at most; an evicted customer is scored again on the next read.
 ANSWER_CACHE = 100_000
+#: Customers forecast in one step of the background fill (on a worker thread, the history
+#: held: about 60 ms for a BTYD model; the fill then pauses as long).
+FILL_SLICE = 16_384
+#: Seconds between checks for a new model bundle to fill once the current one is full.
+FILL_IDLE_S = 0.5
 #: Customers whose forecasts fit the segment cuts when the model carries none (spread
 #: evenly over the customers; all of them in a smaller store).
 SEGMENT_SAMPLE = 20_000
@@ -129,6 +137,42 @@ class AnswerCache:
             entries.popitem(last=False)
 
 
+class Filled:
+    """Forecasts at a bundle's as-of of the customers known when it was made, one row per
+    customer code (:meth:`VersionSnapshot.code
+    <ltvcast.features.running.VersionSnapshot.code>`), in numpy columns; a row is valid
+    once filled and while its customer has no new event."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+        #: codes below this have been filled (or tried: customers without rows stay unset)
+        self.next = 0
+        self.columns = {name: np.full(n, np.nan) for name in FORECAST_COLUMNS}
+        self.present: set[str] = set()
+        self.segment = np.full(n, None, dtype=object)
+        self.done = np.zeros(n, dtype=bool)
+
+    def row(self, code: int) -> tuple[Any, ...] | None:
+        """The forecast columns (``None`` for columns the model does not give) and the
+        segment of a customer, or ``None`` when not filled."""
+        if code < 0 or code >= self.n or not self.done[code]:
+            return None
+        values = [
+            self.columns[name][code].item() if name in self.present else None
+            for name in FORECAST_COLUMNS
+        ]
+        return (*values, self.segment[code])
+
+    def put(self, codes: np.ndarray, frame: pd.DataFrame, segments: np.ndarray) -> None:
+        """Fill the rows ``codes`` from a forecast ``frame`` (same order) and its segments."""
+        for name in FORECAST_COLUMNS:
+            if name in frame.columns:
+                self.columns[name][codes] = frame[name].to_numpy(np.float64)
+                self.present.add(name)
+        self.segment[codes] = segments
+        self.done[codes] = True
+
+
 class HTTPProblem(Exception):
     """An expected failure answered as ``{"detail": message}`` with ``status``."""
 
@@ -152,6 +196,8 @@ class Model:
     as_of: pd.Timestamp | None = None
     #: History epoch and per-customer versions when the bundle was made.
     base: tuple[int, VersionSnapshot] | None = None
+    #: Everyone's forecast at ``as_of``, filled in the background (see :class:`Filled`).
+    filled: Filled = field(default_factory=lambda: Filled(0))
     #: customer -> (history version the answer reflects, answer values in ANSWER_FIELDS
     #: order); tuples rather than dicts: cheap to build by the thousand, light for the GC
     answers: AnswerCache = field(default_factory=AnswerCache)
@@ -162,6 +208,25 @@ class Model:
         if self.base is None or version != (self.base[0], self.base[1].get(customer_id)):
             return None
         return self.as_of
+
+    def fill_step(self, ids: np.ndarray, size: int) -> int:
+        """Fill the next ``size`` rows of :attr:`filled` (``ids``: the customers by code,
+        :meth:`CustomerHistory.ids <ltvcast.scoring.history.CustomerHistory.ids>`), all
+        vectorised; customers with a new event since are skipped (scored on read).
+        Returns how many customers were forecast."""
+        filled, history = self.filled, self.scorer.history
+        start = filled.next
+        stop = min(filled.n, start + size)
+        filled.next = stop
+        if self.base is None or self.as_of is None or start >= stop:
+            return 0
+        with history.lock:  # no event learned between the check and the scoring
+            unchanged = np.flatnonzero(~history.changed(self.base, start, stop))
+            scored = self.scorer.rescore(ids[start + unchanged].tolist(), self.as_of)
+        frame = scored.frame
+        codes = start + pd.Index(ids[start:stop]).get_indexer(frame[CUSTOMER_ID])
+        filled.put(codes, frame, label_segments(self.rules, frame, scored.stats).to_numpy())
+        return len(frame)
 
     def answer_batch(
         self,
@@ -213,6 +278,7 @@ class Service:
         self._stale: set[str] = set()
         self._wake: asyncio.Event | None = None
         self._worker: asyncio.Task[None] | None = None
+        self._filler: asyncio.Task[None] | None = None
         self._write_lock: asyncio.Lock | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         sys.setswitchinterval(SWITCH_INTERVAL_S)
@@ -225,6 +291,7 @@ class Service:
         self._wake = asyncio.Event()
         self._write_lock = asyncio.Lock()
         self._worker = asyncio.get_running_loop().create_task(self._rescore_loop())
+        self._filler = asyncio.get_running_loop().create_task(self._fill_loop())
 
     async def ingest(self, items: list[Any]) -> EventsOut:
         """Validate, durably store and learn a batch of events.
@@ -324,11 +391,17 @@ class Service:
         if customer_id not in scorer:
             raise HTTPProblem(404, f"unknown customer {customer_id!r}")
         version = scorer.history.version(customer_id)
+        as_of = model.as_of_for(customer_id, version)
         cached = model.answers.get(customer_id)
-        if cached is not None and cached[0] == version:
+        row = None
+        if as_of is not None and model.base is not None:
+            row = model.filled.row(model.base[1].code(customer_id))
+        if row is not None:  # no new event since the bundle: its filled forecast stands
+            values = (*row, as_of, model.version)
+        elif cached is not None and cached[0] == version:
             values = cached[1]  # no new event since: the forecast at its own as_of stands
         else:
-            scored = scorer.rescore([customer_id], model.as_of_for(customer_id, version))
+            scored = scorer.rescore([customer_id], as_of)
             if not len(scored.frame):
                 raise InsufficientDataError(
                     f"customer {customer_id!r} has no transaction or event up to "
@@ -413,11 +486,13 @@ class Service:
 
     async def aclose(self) -> None:
         """Stop the background rescoring and close the store."""
-        if self._worker is not None:
-            self._worker.cancel()
+        for task in (self._worker, self._filler):
+            if task is None:
+                continue
+            task.cancel()
             if self._loop is asyncio.get_running_loop():  # else its loop is gone already
                 with contextlib.suppress(asyncio.CancelledError):
-                    await self._worker
+                    await task
         self.store.close()
 
     async def _rescore_loop(self) -> None:
@@ -437,6 +512,27 @@ class Service:
                     log.exception("batch rescoring of %d customers failed", len(customers))
                 # a background job: at most a third of the loop, whatever the ingestion rate
                 await asyncio.sleep(2 * (time.perf_counter() - began))
+
+    async def _fill_loop(self) -> None:
+        """Fill the current bundle's forecasts (:meth:`Model.fill_step` on a worker thread),
+        pausing as long as each step took; then wait for a reloaded bundle. The gauge
+        ``forecasts_pending`` counts the customers not filled yet."""
+        model, ids = None, np.empty(0, dtype=object)
+        while True:
+            if self.model is not model:
+                model = self.model
+                ids = model.scorer.history.ids()[: model.filled.n]
+            self.metrics.gauges["forecasts_pending"] = model.filled.n - model.filled.next
+            if model.filled.next >= model.filled.n:
+                await asyncio.sleep(FILL_IDLE_S)
+                continue
+            began = time.perf_counter()
+            try:
+                done = await run_in_threadpool(model.fill_step, ids, FILL_SLICE)
+                self.metrics.inc("customers_filled", done)
+            except Exception:  # reads then score one by one; keep the loop alive
+                log.exception("filling forecasts of %d customers failed", FILL_SLICE)
+            await asyncio.sleep(time.perf_counter() - began)
 
     def _rescore(self, customers: set[str]) -> None:
         model = self.model
@@ -471,7 +567,7 @@ class _Pacer:
 def _prepare(scoring: ScoringModel, scorer: OnlineScorer, version: str) -> Model:
     """The bundle of a model: its own segment cuts or cuts fitted on the forecasts of
     :data:`SEGMENT_SAMPLE` customers (see :meth:`~ltvcast.pipeline.ScoringModel.cuts_for`);
-    no customer is scored otherwise."""
+    everyone's forecasts are filled in later (:meth:`Model.fill_step`)."""
     as_of = scorer.clock
     history = scorer.history
     base = history.versions()
@@ -479,7 +575,7 @@ def _prepare(scoring: ScoringModel, scorer: OnlineScorer, version: str) -> Model
     if rules is None and as_of is not None:
         sample = scorer.rescore(history.sample(SEGMENT_SAMPLE), as_of).frame
         rules = scoring.cuts_for(sample)
-    return Model(scoring, scorer, version, rules, as_of, base)
+    return Model(scoring, scorer, version, rules, as_of, base, Filled(len(base[1])))
 
 
 def _extend(
