@@ -162,6 +162,7 @@ def main() -> None:
 def scale(args: argparse.Namespace) -> None:
     """The ``--scale`` run (see the module docstring)."""
     work = Path(tempfile.mkdtemp(prefix="ltvcast-bench-scale-"))
+    load = os.getloadavg()
     t0 = time.perf_counter()
     write_simulated_store(work, args.scale_customers, fmt="parquet", days=365, events=False,
                           random_state=0)  # fmt: skip
@@ -185,6 +186,10 @@ def scale(args: argparse.Namespace) -> None:
     try:
         with httpx.Client(base_url=url, headers=AUTH, timeout=60) as client:
             served = client.get("/healthz").json()["customers"]
+            during = _paced_gets(url, customers, rng, args.rate, args.get_seconds)
+            while "ltvcast_forecasts_pending 0" not in client.get("/metrics").text:
+                time.sleep(0.2)
+            filled = time.perf_counter() - t0 - startup
             gets = _paced_gets(url, customers, rng, args.rate, args.get_seconds)
             payloads = _payloads(customers, rng, as_of, args.batches, "scale")
             posts, events_per_s = _ingest(client, payloads)
@@ -205,10 +210,13 @@ def scale(args: argparse.Namespace) -> None:
         f"| server peak resident memory (VmHWM) | {peak:.2f} GiB | < {SCALE_PEAK_GIB:.0f} GiB | "
         f"{verdict[peak < SCALE_PEAK_GIB]} |",
         f"| server resident memory after start-up | {started_gib:.2f} GiB | | |",
+        f"| everyone's forecast filled in the background, after start-up | {filled:.1f} s | | |",
         "",
         "| measurement | requests | p50 ms | p99 ms | max ms | serial req/s |",
         "|---|---:|---:|---:|---:|---:|",
-        f"| GET /v1/customers/{{id}} at {args.rate:.0f}/s, first reads | {_row('', gets)[1]} |",
+        f"| GET /v1/customers/{{id}} at {args.rate:.0f}/s, right after start-up (first reads, "
+        f"the fill running) | {_row('', during)[1]} |",
+        f"| GET /v1/customers/{{id}} at {args.rate:.0f}/s, filled | {_row('', gets)[1]} |",
         f"| POST /v1/events, batches of 1,000 ({events_per_s:,.0f} events/s) "
         f"| {_row('', posts)[1]} |",
         f"| GET /v1/customers/{{id}} at {args.rate:.0f}/s, after ingestion "
@@ -216,6 +224,13 @@ def scale(args: argparse.Namespace) -> None:
         "",
         f"- Command: `python bench/bench_service.py --scale` ({args.scale_customers:,} simulated "
         "customers over 365 days; those with a transaction are the store's customers).",
+        "- Start-up reads per-customer running aggregates from DuckDB (no row kept in memory, "
+        "nobody scored) and indexes the store on `customer_id` (once per file); forecasts are "
+        "then filled into numpy columns in the background. A read before its customer is "
+        "filled scores that customer alone (milliseconds: queueing at this rate while the fill "
+        "runs), after that a read is a column lookup.",
+        f"- Load average during the run: {load[0]:.1f} -> {os.getloadavg()[0]:.1f} (other "
+        "processes share the CPUs).",
         "",
     ]
     write_section("\n".join(lines), SCALE_OUT)

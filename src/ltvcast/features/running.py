@@ -197,6 +197,42 @@ class RunningAggregates:
         transactions, any order); they are no longer stale."""
         inverse, uniques = pd.factorize(customer_ids)
         touched = self._encode(uniques)
+        self._rebuild(touched, touched[inverse], stamps, amounts)
+
+    def load(
+        self,
+        customer_ids: npt.NDArray[np.object_],
+        first_seen: npt.NDArray[np.datetime64],
+        last_seen: npt.NDArray[np.datetime64],
+        codes: IntArray,
+        stamps: npt.NDArray[np.datetime64],
+        amounts: FloatArray,
+    ) -> None:
+        """Start empty aggregates in bulk: distinct customers with the time of their first
+        and last row (transaction or event), and every transaction, its customer given by
+        position in ``customer_ids`` (``codes``), in any order.
+
+        Raises
+        ------
+        ConfigError
+            When customers were learned already.
+        """
+        if len(self._codes):
+            raise ConfigError("running aggregates: load() starts empty aggregates only")
+        known = self._encode(customer_ids)
+        self._int["first_seen"][known] = first_seen.astype("datetime64[us]").astype(np.int64)
+        self._int["last_seen"][known] = last_seen.astype("datetime64[us]").astype(np.int64)
+        self._int["version"][known] = 1
+        buyers = np.flatnonzero(np.bincount(codes, minlength=len(customer_ids)))
+        self._rebuild(buyers, codes, stamps, amounts)
+
+    def _rebuild(
+        self,
+        touched: IntArray,
+        code: IntArray,
+        stamps: npt.NDArray[np.datetime64],
+        amounts: FloatArray,
+    ) -> None:
         for name in ("n", "spend", "first_spend", "total", "open_net"):
             (self._int if name == "n" else self._float)[name][touched] = 0
         self._int["first"][touched] = _HIGH
@@ -205,7 +241,7 @@ class RunningAggregates:
         self._bool["open_buy"][touched] = False
         self._bool["dirty"][touched] = False
         day = stamps.astype("datetime64[D]").astype(np.int64)
-        self._absorb(_Days.collapse(touched[inverse], day, amounts, amounts >= 0))
+        self._absorb(_Days.collapse(code, day, amounts, amounts >= 0))
 
     def stale(self, customer_ids: npt.NDArray[np.object_]) -> npt.NDArray[np.object_]:
         """Those of these (known) customers whose purchase days must be :meth:`rebuild` from

@@ -54,6 +54,7 @@ class StoreHistory(CustomerHistory):
         self._load(pd.Timestamp(limit))
 
     def _load(self, limit: pd.Timestamp) -> None:
+        """Customers get codes in id order in DuckDB; transactions come with their code."""
         con = self._reader.connection
         stored = {
             r[0]
@@ -64,44 +65,43 @@ class StoreHistory(CustomerHistory):
         tables = [t for t in _TIMED if t in stored]
         if not tables:
             return
-        cut = limit.to_pydatetime()
+        cut = {"cut": limit.to_pydatetime()}
         rows = " UNION ALL ".join(
             f"SELECT {CUSTOMER_ID}, {TIMESTAMP} FROM {t} WHERE {TIMESTAMP} <= $cut" for t in tables
         )
-        seen = con.execute(
+        con.execute(
+            f"CREATE OR REPLACE TEMP TABLE _seen AS SELECT *, "
+            f"row_number() OVER (ORDER BY {CUSTOMER_ID}) - 1 AS code FROM ("
             f"SELECT {CUSTOMER_ID}, min({TIMESTAMP}) AS first, max({TIMESTAMP}) AS last "
-            f"FROM ({rows}) GROUP BY {CUSTOMER_ID}",
-            {"cut": cut},
-        ).fetchnumpy()
-        tx: dict[str, Any] = {CUSTOMER_ID: np.empty(0, object)}
-        if "transactions" in stored:
+            f"FROM ({rows}) GROUP BY {CUSTOMER_ID})",
+            cut,
+        )
+        try:
+            seen = con.execute(f"SELECT {CUSTOMER_ID}, first, last FROM _seen ORDER BY code")
+            customers = seen.fetchnumpy()
             tx = con.execute(
-                f"SELECT {CUSTOMER_ID}, {TIMESTAMP}, {AMOUNT} FROM transactions "
-                f"WHERE {TIMESTAMP} <= $cut",
-                {"cut": cut},
+                f"SELECT s.code, t.{TIMESTAMP}, t.{AMOUNT} FROM transactions t "
+                f"JOIN _seen s USING ({CUSTOMER_ID}) WHERE t.{TIMESTAMP} <= $cut",
+                cut,
             ).fetchnumpy()
+        finally:
+            con.execute("DROP TABLE IF EXISTS _seen")
         later = " + ".join(f"(SELECT count(*) FROM {t} WHERE {TIMESTAMP} > $cut)" for t in tables)
-        dropped = con.execute(f"SELECT {later}", {"cut": cut}).fetchone()
+        dropped = con.execute(f"SELECT {later}", cut).fetchone()
         if dropped and dropped[0]:
             log.warning("%d stored rows are dated after %s and are not learned", dropped[0], limit)
-        ids = np.asarray(seen[CUSTOMER_ID], dtype=object)
         with self._lock:
-            if len(ids):
-                first = np.asarray(seen["first"], "datetime64[us]")
-                last = np.asarray(seen["last"], "datetime64[us]")
-                self._running.update(
-                    np.concatenate([ids, ids]),
-                    np.concatenate([first, last]),
-                    np.zeros(2 * len(ids)),
-                    np.zeros(2 * len(ids), dtype=bool),
-                )
+            last = np.asarray(customers["last"], "datetime64[us]")
+            self._running.load(
+                np.asarray(customers[CUSTOMER_ID], dtype=object),
+                np.asarray(customers["first"], "datetime64[us]"),
+                last,
+                np.asarray(tx["code"], np.int64),
+                np.asarray(tx[TIMESTAMP], "datetime64[us]"),
+                np.asarray(tx[AMOUNT], np.float64),
+            )
+            if len(last):
                 self._advance(pd.Timestamp(last.max()))
-            if len(tx[CUSTOMER_ID]):
-                self._running.rebuild(
-                    np.asarray(tx[CUSTOMER_ID], dtype=object),
-                    np.asarray(tx[TIMESTAMP], "datetime64[us]"),
-                    np.asarray(tx[AMOUNT], np.float64),
-                )
             self._epoch += 1
 
     def learn_data(self, data: CustomerData) -> None:
