@@ -104,6 +104,11 @@ class StoreHistory(CustomerHistory):
                 self._advance(pd.Timestamp(last.max()))
             self._epoch += 1
 
+    def close(self) -> None:
+        """Close the history's connection to the store (once a read in progress is done)."""
+        with self._lock:
+            self._reader.close()
+
     def learn_data(self, data: CustomerData) -> None:
         """Refused: a store history's rows come from its store."""
         raise ConfigError("a StoreHistory learns events stored already (learn_frame), not data")

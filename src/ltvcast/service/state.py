@@ -268,8 +268,8 @@ class Service:
         self.log = EventLog(self.store)
         self.metrics = Metrics()
         self.reload_lock = threading.Lock()
-        history = StoreHistory(self.store, self._limit())
-        scorer = OnlineScorer(scoring.forecaster, history=history)
+        self.history = StoreHistory(self.store, self._limit())
+        scorer = OnlineScorer(scoring.forecaster, history=self.history)
         self.model = _prepare(scoring, scorer, _model_version(model_dir, scoring))
         self.metrics.counters["events_ingested"] = 0
         self._gauges()
@@ -493,6 +493,7 @@ class Service:
             if self._loop is asyncio.get_running_loop():  # else its loop is gone already
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+        self.history.close()
         self.store.close()
 
     async def _rescore_loop(self) -> None:
