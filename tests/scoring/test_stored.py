@@ -19,6 +19,8 @@ from ltvcast.scoring.online import OnlineScorer
 from ltvcast.scoring.stored import StoreHistory
 from ltvcast.timeframe import parse_horizon
 
+from .test_online import _ShiftedBTYD
+
 FAR = pd.Timestamp("2100-01-01")
 
 
@@ -111,3 +113,15 @@ def test_an_empty_store(tmp_path: Path) -> None:
     store = Store(tmp_path / "empty.duckdb")
     history = StoreHistory(store, FAR)
     assert len(history) == 0 and history.clock is None and history.sample(10) == []
+
+
+def test_the_fast_path_is_checked_on_stored_rows(store: Store, data: CustomerData) -> None:
+    shifted = _ShiftedBTYD().fit(data, data.last_timestamp(), parse_horizon("90d"))
+    scorer = OnlineScorer(shifted, history=StoreHistory(store, FAR))
+    sample = scorer.history.sample(50)
+    assert len(sample) >= 50 and scorer.fast_path
+    assert not scorer.check_fast_path(sample)  # predict disagrees: rescore through it
+    customer = sample[3]
+    got = scorer.rescore([customer]).frame.iloc[0]
+    expected = shifted.predict(data, scorer.clock).set_index("customer_id").loc[customer]
+    assert got["predicted_value"] == pytest.approx(expected["predicted_value"], rel=1e-9)

@@ -204,6 +204,18 @@ class OnlineScorer:
             self.fast_path = self._fast_path_agrees(frame, when)
         return frame
 
+    def check_fast_path(
+        self, customer_ids: Iterable[str], as_of: pd.Timestamp | None = None
+    ) -> bool:
+        """Check the running-summaries path against ``predict`` on these customers (their
+        rows, at ``as_of``, default the stream clock) and turn it off when they disagree, as
+        :meth:`predict_many` does on everyone; returns whether it stays on."""
+        when = self._as_of(as_of)
+        if self.fast_path and when >= self._as_of(None):
+            data, _ = self.history.customers_data(customer_ids)
+            self.fast_path = self._fast_path_agrees(self.forecaster.predict(data, when), when)
+        return self.fast_path
+
     def _fast_path_agrees(self, frame: pd.DataFrame, when: pd.Timestamp, n: int = 256) -> bool:
         """Whether the RFM summaries path reproduces ``frame`` (``predict``) on ``n``
         customers."""

@@ -93,6 +93,8 @@ FILL_IDLE_S = 0.5
 #: Customers whose forecasts fit the segment cuts when the model carries none (spread
 #: evenly over the customers; all of them in a smaller store).
 SEGMENT_SAMPLE = 20_000
+#: Customers on whom the running-summaries path is checked against ``predict``.
+FAST_PATH_CHECK = 256
 
 
 def utc_now() -> pd.Timestamp:
@@ -379,9 +381,9 @@ class Service:
 
         A customer with a new event is rescored at once at the stream clock; the others get
         the forecast at the model's as-of (start-up or the last reload; its ``as_of`` says
-        when), computed on their first read and cached, so reads stay cheap while the clock
-        moves. ``explain > 0`` adds that many top
-        drivers of the forecast (computed on request, at the forecast's own as-of);
+        when), filled in the background or computed on their first read, so reads stay cheap
+        while the clock moves. ``explain > 0`` adds that many top drivers of the forecast
+        (computed on request, at the forecast's own as-of);
         ``horizons`` (or a ``discount_rate``, then at the model's horizon) add the forecast
         at each horizon and ``intervals`` the value's 80% interval, at that as-of too (422
         for a model that gives none).
@@ -567,11 +569,14 @@ class _Pacer:
 
 def _prepare(scoring: ScoringModel, scorer: OnlineScorer, version: str) -> Model:
     """The bundle of a model: its own segment cuts or cuts fitted on the forecasts of
-    :data:`SEGMENT_SAMPLE` customers (see :meth:`~ltvcast.pipeline.ScoringModel.cuts_for`);
+    :data:`SEGMENT_SAMPLE` customers (see :meth:`~ltvcast.pipeline.ScoringModel.cuts_for`),
+    the fast rescoring path checked against ``predict`` on :data:`FAST_PATH_CHECK`;
     everyone's forecasts are filled in later (:meth:`Model.fill_step`)."""
     as_of = scorer.clock
     history = scorer.history
     base = history.versions()
+    if as_of is not None:
+        scorer.check_fast_path(history.sample(FAST_PATH_CHECK), as_of)
     rules = scoring.rules
     if rules is None and as_of is not None:
         sample = scorer.rescore(history.sample(SEGMENT_SAMPLE), as_of).frame
