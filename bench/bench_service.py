@@ -31,6 +31,7 @@ import argparse
 import gc
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -210,6 +211,7 @@ def scale(args: argparse.Namespace) -> None:
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=60)
+        shutil.rmtree(work, ignore_errors=True)  # the 1M store: a few hundred MB
     verdict = {True: "PASS", False: "FAIL"}
     lines = [
         f"### Service at scale ({served:,} customers, transactions only, model `btyd`, "
