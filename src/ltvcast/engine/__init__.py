@@ -28,7 +28,8 @@ from typing import TYPE_CHECKING, Any
 from ltvcast._lazy import load
 
 if TYPE_CHECKING:
-    from ltvcast.engine.local import LocalJob, Predicted
+    from ltvcast.engine.jobs import Predicted
+    from ltvcast.engine.local import LocalJob
     from ltvcast.engine.plan import (
         BUCKET_ROWS,
         PARTITION_FROM_ROWS,
@@ -44,7 +45,7 @@ _PUBLIC = {
     "LocalJob": "ltvcast.engine.local",
     "PARTITION_FROM_ROWS": "ltvcast.engine.plan",
     "Plan": "ltvcast.engine.plan",
-    "Predicted": "ltvcast.engine.local",
+    "Predicted": "ltvcast.engine.jobs",
     "partitioned_models_message": "ltvcast.engine.plan",
     "plan_job": "ltvcast.engine.plan",
 }
