@@ -20,6 +20,7 @@ import pandas as pd
 from ltvcast.data.clean import CleaningOptions, CleaningReport
 from ltvcast.data.io import ColumnMap
 from ltvcast.data.schemas import TIMESTAMP, CustomerData
+from ltvcast.data.times import date_order_at_stake
 from ltvcast.data.validate import TRANSACTIONS, check_whole_table
 from ltvcast.engine.buckets import LITT, clean_bucket, summarise_bucket
 from ltvcast.engine.fit import (
@@ -44,6 +45,10 @@ from ltvcast.timeframe import Horizon, parse_as_of
 
 A = TypeVar("A")
 B = TypeVar("B")
+
+#: Texts of the time column whose day/month order a whole column decides (a regular
+#: expression RE2 and Java read alike).
+NUMERIC_DATE = r"^\d{1,2}[/.\-]\d"
 
 
 @dataclass(frozen=True)
@@ -124,6 +129,26 @@ def gather(
             rfm = rfm_later(rfm, span[1], time_unit_days=WEEK_DAYS)
         summary = (rfm, sum(d.customers for d in done))
     return Gathered(report, span, summary)
+
+
+def check_date_order(source: str, time: str, texts: pd.Series) -> None:
+    """Refuse numeric dates whose day/month order the whole column decides.
+
+    ``texts`` are the distinct values of column ``time`` that match :data:`NUMERIC_DATE`.
+
+    Raises
+    ------
+    ConfigError
+        When their order is at stake (give ``date_format``).
+    """
+    order = date_order_at_stake(texts)
+    if order is not None:
+        raise ConfigError(
+            f"{source}: column '{time}' holds dates such as '{texts.iloc[0]}' ({order}), "
+            "whose day/month order ltvcast tells from the whole column; give it with "
+            "--date-format ('%d/%m/%Y' or '%m/%d/%Y', with the time if any) or use "
+            "--partitions 0 (in memory)"
+        )
 
 
 class Pair(Protocol):

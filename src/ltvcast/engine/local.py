@@ -42,9 +42,17 @@ import pandas as pd
 from ltvcast.data.clean import CleaningOptions, CleaningReport
 from ltvcast.data.io import ColumnMap, write_table
 from ltvcast.data.schemas import CUSTOMER_ID, CustomerData
-from ltvcast.data.times import date_order_at_stake
 from ltvcast.data.validate import DEFAULT_COLUMNS, DEFAULT_OPTIONS, validate_transactions
-from ltvcast.engine.jobs import BucketJob, Cleaned, Pair, Predicted, clean_part, gather
+from ltvcast.engine.jobs import (
+    NUMERIC_DATE,
+    BucketJob,
+    Cleaned,
+    Pair,
+    Predicted,
+    check_date_order,
+    clean_part,
+    gather,
+)
 from ltvcast.engine.partition import (
     Buckets,
     Source,
@@ -64,8 +72,6 @@ B = TypeVar("B")
 T = TypeVar("T")
 R = TypeVar("R")
 
-#: Texts of the time column whose day/month order a whole column decides (RE2 syntax).
-_NUMERIC_DATE = r"^\d{1,2}[/.\-]\d"
 #: Why a job stops when the system kills one of its workers.
 _KILLED = "a worker process was killed (most often for memory): use more --partitions"
 #: Rows per batch when the output is written.
@@ -174,15 +180,8 @@ class LocalJob(BucketJob):
             raise SchemaError(f"{self.source}: file has no data rows")
         time = self.columns.source("time")
         if self.options.date_format is None and names.get(time, "").startswith("VARCHAR"):
-            texts = distinct_values(self._con, split, time, _NUMERIC_DATE)
-            order = date_order_at_stake(texts)
-            if order is not None:
-                raise ConfigError(
-                    f"{self.source}: column '{time}' holds dates such as "
-                    f"'{texts.iloc[0]}' ({order}), whose day/month order ltvcast tells "
-                    "from the whole column; give it with --date-format ('%d/%m/%Y' or "
-                    "'%m/%d/%Y', with the time if any) or use --partitions 0 (in memory)"
-                )
+            texts = distinct_values(self._con, split, time, NUMERIC_DATE)
+            check_date_order(self.source, time, texts)
         self._split = split
         return split
 
