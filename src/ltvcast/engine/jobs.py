@@ -180,15 +180,31 @@ class BucketJob:
         """The job's as-of time, resolved (after ``clean``)."""
         return parse_as_of(self._as_of, self.last_timestamp)
 
+    @property
+    def summary(self) -> pd.DataFrame:
+        """The RFM summary of the buyers up to the job's as-of, in customer order (after
+        ``clean(summarise=True)``): what :meth:`train` fits on."""
+        return self._summary()[0]
+
+    def _summary(self) -> tuple[pd.DataFrame, int]:
+        if self._gathered is None or self._gathered.summary is None:
+            raise ConfigError(
+                f"{type(self).__name__}: call split() and clean(summarise=True) first"
+            )
+        return self._gathered.summary
+
     def _bucket_as_of(self) -> pd.Timestamp | None:
         """The as-of buckets are summarised at (``None``: each at its own last time; a bare
         date needs no default time)."""
         return None if self._as_of is None else parse_as_of(self._as_of, pd.Timestamp(0))
 
-    def _cleaned(self) -> tuple[pd.Timestamp, pd.Timestamp]:
+    def _done(self) -> Gathered:
         if self._gathered is None:
             raise ConfigError(f"{type(self).__name__}: call split() and clean() first")
-        return self._gathered.span
+        return self._gathered
+
+    def _cleaned(self) -> tuple[pd.Timestamp, pd.Timestamp]:
+        return self._done().span
 
     def _pair(self) -> Pair:
         """How the purchase and spend fits run (override to run them at once)."""
@@ -209,11 +225,7 @@ class BucketJob:
         InsufficientDataError
             When no transaction is dated up to the as-of time, or the model cannot be fitted.
         """
-        if self._gathered is None or self._gathered.summary is None:
-            raise ConfigError(
-                f"{type(self).__name__}: call split() and clean(summarise=True) first"
-            )
-        rfm, customers = self._gathered.summary
+        rfm, customers = self._summary()
         when = self.as_of
         first = create(model)
         if not fits_from_summary(type(first)):
@@ -256,6 +268,6 @@ class BucketJob:
             )
         )
         start, _ = self._cleaned()
-        cleaning = self._gathered.report.to_dict()
+        cleaning = self._done().report.to_dict()
         summary = TrainingSummary(start, when, customers, cleaning=cleaning, notes=tuple(notes))
         return ScoringModel(forecaster, rules, summary)
