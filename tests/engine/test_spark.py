@@ -17,7 +17,7 @@ import pytest
 from ltvcast.cli import run_app
 from ltvcast.data.io import ColumnMap
 from ltvcast.data.validate import DEFAULT_COLUMNS, load_customer_data
-from ltvcast.exceptions import SchemaError
+from ltvcast.exceptions import LTVError, SchemaError
 from ltvcast.features.rfm import rfm_summary
 from ltvcast.models.btyd import WEEK_DAYS
 from ltvcast.timeframe import parse_as_of, parse_horizon, parse_horizons
@@ -133,6 +133,30 @@ def test_bad_paths_are_one_line(spark: Any, tmp_path: Path) -> None:
             with SparkJob(path, spark=spark) as job:
                 job.split()
         assert "\n" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("text", "match"),
+    [
+        ("who,timestamp,amount\na,2024-01-01,1\n", "required column 'customer_id'"),
+        ("customer_id,timestamp,amount\na,13/01/2024,1\nb,02/01/2024,2\n", "--date-format"),
+    ],
+)
+def test_bad_tables_give_the_local_one_line(
+    spark: Any, tmp_path: Path, text: str, match: str
+) -> None:
+    from ltvcast.engine import LocalJob, SparkJob
+
+    path = tmp_path / "tx.csv"
+    path.write_text(text)
+    messages = []
+    for job in (SparkJob(path, spark=spark), LocalJob(path, buckets=2, workers=1)):
+        with pytest.raises(LTVError, match=match) as caught:
+            with job:
+                job.split()
+        messages.append(str(caught.value))
+    assert messages[0] == messages[1]
+    assert "\n" not in messages[0]
 
 
 def test_cli_engine_spark_forecast(

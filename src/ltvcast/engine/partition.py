@@ -91,7 +91,7 @@ class Source:
     def head(self, con: duckdb.DuckDBPyConnection, rows: int) -> pd.DataFrame:
         """The first ``rows`` rows, indexed as :func:`read_bucket` indexes a bucket."""
         frame = self._run(con, f"SELECT * FROM ({self.sql}) LIMIT {int(rows)}").df()
-        return _numbered(frame)
+        return numbered(frame)
 
     def _run(self, con: duckdb.DuckDBPyConnection, sql: str) -> duckdb.DuckDBPyConnection:
         try:
@@ -166,10 +166,12 @@ def read_bucket(files: Sequence[Path]) -> pd.DataFrame:
     :func:`~ltvcast.data.io.read_table` gives them), rows in file order, indexed by their
     0-based data row in the file (so that messages name the file's rows)."""
     frame = pd.concat([pd.read_parquet(f) for f in files], ignore_index=True)
-    return _numbered(frame)
+    return numbered(frame)
 
 
-def _numbered(frame: pd.DataFrame) -> pd.DataFrame:
+def numbered(frame: pd.DataFrame) -> pd.DataFrame:
+    """Rows with :data:`ROW` as :func:`read_bucket` gives them: indexed by their 0-based
+    data row, in file order, names stripped."""
     rows = frame.pop(ROW).to_numpy(dtype="int64") - 1
     frame.index = pd.Index(rows)
     frame.columns = [str(c).strip() for c in frame.columns]

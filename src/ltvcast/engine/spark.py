@@ -29,10 +29,10 @@ import os
 import pickle
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlparse
 
 import numpy as np
@@ -57,7 +57,7 @@ from ltvcast.engine.jobs import (
     clean_part,
     gather,
 )
-from ltvcast.engine.partition import BLANKS, MISSING, ROW
+from ltvcast.engine.partition import BLANKS, MISSING, ROW, numbered
 from ltvcast.engine.plan import BUCKET_ROWS, partitioned_models_message
 from ltvcast.exceptions import ConfigError, LTVError, SchemaError
 from ltvcast.models.btyd import BTYDForecaster
@@ -74,6 +74,7 @@ except ImportError:  # pragma: no cover - exercised in a subprocess without pysp
         "the Spark engine needs pyspark (and Java 17): pip install 'ltvcast[spark]'"
     ) from None
 
+T = TypeVar("T")
 #: Column holding a row's customer bucket.
 BUCKET = "__ltvcast_bucket"
 _RESULT = "__ltvcast_result"
@@ -85,8 +86,9 @@ def spark_session(master: str | None = None, **config: str) -> SparkSession:
     """The active Spark session, or a new one on ``master`` (``None``: the master
     spark-submit was given, else ``local[*]``) with ``config``.
 
-    Executors run this Python unless ``PYSPARK_PYTHON`` names another. Sessions get the UTC
-    time zone (times are naive UTC in ltvcast).
+    Executors run this Python unless ``PYSPARK_PYTHON`` names another (set here, as pyspark
+    reads it). A new session gets the UTC time zone (times are naive UTC in ltvcast), Arrow
+    transfers and no console progress bars unless ``config`` says otherwise.
     """
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     SparkContext._ensure_initialized()  # attaches to spark-submit's JVM, whose conf holds --master
@@ -188,7 +190,7 @@ class SparkJob(BucketJob):
         self._read = raw = raw.persist()
         customer = self.columns.source("customer")
         if customer not in raw.columns:  # the validator's own message, from the first rows
-            validate_transactions(_numbered(raw.limit(5).toPandas()), self.source, self.columns)
+            validate_transactions(_raw_rows(raw.limit(5).toPandas()), self.source, self.columns)
             raise SchemaError(f"{self.source}: required column '{customer}' not found")
         if not rows:
             raise SchemaError(f"{self.source}: file has no data rows")
@@ -229,7 +231,7 @@ class SparkJob(BucketJob):
             result: Cleaned | LTVError
             try:
                 _, result = clean_part(
-                    _numbered(frame.drop(columns=BUCKET)),
+                    _raw_rows(frame.drop(columns=BUCKET)),
                     source,
                     columns,
                     options,
@@ -288,7 +290,7 @@ class SparkJob(BucketJob):
 
         def score(frame: pd.DataFrame) -> pd.DataFrame:
             data, done = clean_part(
-                _numbered(frame.drop(columns=BUCKET)),
+                _raw_rows(frame.drop(columns=BUCKET)),
                 source,
                 columns,
                 options,
@@ -398,16 +400,13 @@ def _with_rows(frame: DataFrame, start: int) -> tuple[DataFrame, int]:
     return numbered, int(counts["count"].sum())
 
 
-def _numbered(frame: pd.DataFrame) -> pd.DataFrame:
-    """Rows as :func:`~ltvcast.engine.partition.read_bucket` gives them: indexed by their
-    0-based data row, in file order, names stripped, text as pandas' strings."""
-    rows = frame.pop(ROW).to_numpy(dtype="int64") - 1
-    frame.index = pd.Index(rows)
-    frame.columns = [str(c).strip() for c in frame.columns]
-    text = pd.StringDtype(na_value=np.nan)  # as pandas reads Parquet text
+def _raw_rows(frame: pd.DataFrame) -> pd.DataFrame:
+    """Rows as :func:`~ltvcast.engine.partition.read_bucket` gives them (see
+    :func:`~ltvcast.engine.partition.numbered`), text as pandas reads Parquet text."""
+    text = pd.StringDtype(na_value=np.nan)
     for name in [c for c in frame.columns if pd.api.types.is_object_dtype(frame[c])]:
         frame[name] = frame[name].astype(text)
-    return frame.sort_index(kind="stable")
+    return numbered(frame)
 
 
 def _probe(
@@ -451,7 +450,7 @@ def _quoted(name: str) -> str:
     return "`" + name.replace("`", "``") + "`"
 
 
-def _guarded(source: str, run: Any) -> Any:
+def _guarded(source: str, run: Callable[[], T]) -> T:
     """``run()``, with Spark's errors about the input as one line naming ``source``."""
     try:
         return run()
