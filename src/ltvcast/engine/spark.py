@@ -66,7 +66,7 @@ from ltvcast.timeframe import Horizon
 
 try:
     from pyspark import SparkContext, SparkFiles
-    from pyspark.errors import PySparkException
+    from pyspark.errors import AnalysisException
     from pyspark.sql import DataFrame, SparkSession
     from pyspark.sql import functions as F
 except ImportError:  # pragma: no cover - exercised in a subprocess without pyspark
@@ -304,7 +304,7 @@ class SparkJob(BucketJob):
             return model.predict(data, when, horizons=horizons, discount_rate=discount_rate)
 
         predictions = raw.groupBy(BUCKET).applyInPandas(score, _spark_schema(empty))
-        _guarded(self.source, lambda: predictions.write.mode("overwrite").parquet(target))
+        _guarded(target, lambda: predictions.write.mode("overwrite").parquet(target))
         written = self.spark.read.parquet(target)
         totals = written.agg(F.count(F.lit(1)), F.sum("predicted_value")).first()
         customers = int(totals[0]) if totals else 0
@@ -451,9 +451,10 @@ def _quoted(name: str) -> str:
 
 
 def _guarded(source: str, run: Callable[[], T]) -> T:
-    """``run()``, with Spark's errors about the input as one line naming ``source``."""
+    """``run()``, with Spark's analysis errors (a path it cannot find or read) as one line
+    naming ``source``."""
     try:
         return run()
-    except PySparkException as err:
+    except AnalysisException as err:
         first = (str(err).strip().splitlines() or [type(err).__name__])[0]
         raise SchemaError(f"{source}: Spark cannot read or write it ({first[:300]})") from None
