@@ -56,8 +56,8 @@ SPLITS: tuple[tuple[str, Callable[[Path], tuple[CustomerData, CleaningReport]], 
 #: The inner-backtest grid (every other hyperparameter at its default).
 GRID = {
     "repeat_weight": (1.0, 3.0, 10.0),
-    "half_life_days": (60.0, 365.0),
     "alpha": (0.5, 0.8, 1.0),
+    "value_exponent": (0.0, 0.5),
 }
 SHOWN = (
     ("hit_rate", "hit@10"),

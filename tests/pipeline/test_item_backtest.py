@@ -12,7 +12,12 @@ from ltvcast.data.schemas import CustomerData
 from ltvcast.evaluation.ranking import RANKING_METRICS
 from ltvcast.exceptions import InsufficientDataError, SchemaError
 from ltvcast.pipeline.item_backtest import backtest_recommenders, next_period_purchases
-from ltvcast.strategy.items import BuyAgainRecommender, ItemRecommender, PopularityRecommender
+from ltvcast.strategy.items import (
+    BuyAgainRecommender,
+    ItemRecommender,
+    PopularityRecommender,
+    Recommender,
+)
 
 CUTOFF = pd.Timestamp("2024-06-30 23:59:59")
 
@@ -35,7 +40,7 @@ def _paired_shop() -> CustomerData:
     return CustomerData(tx.astype({"customer_id": "str", "order_id": "str", "item_id": "str"}))
 
 
-def _three() -> dict[str, object]:
+def _three() -> dict[str, Recommender]:
     return {
         "ours": ItemRecommender(top=3, exclude_recent_days=365, repeat_weight=0.0),
         "popularity": PopularityRecommender(top=3, exclude_recent_days=365),
@@ -44,7 +49,7 @@ def _three() -> dict[str, object]:
 
 
 def test_co_purchase_finds_the_other_half_of_the_pair() -> None:
-    result = backtest_recommenders(_paired_shop(), CUTOFF, 91, _three(), k=3)  # type: ignore[arg-type]
+    result = backtest_recommenders(_paired_shop(), CUTOFF, 91, _three(), k=3)
     assert list(result.index) == ["ours", "popularity", "buy again"]
     assert set(RANKING_METRICS) <= set(result.columns)
     assert result.loc["ours", "hit_rate"] == 1.0
@@ -60,7 +65,7 @@ def test_the_next_period_is_what_is_scored() -> None:
     assert truth["customer_id"].nunique() == 200
     assert truth["item_id"].nunique() == 40
     with pytest.raises(InsufficientDataError, match="no purchase"):
-        backtest_recommenders(data, pd.Timestamp("2025-06-30"), 30, _three())  # type: ignore[arg-type]
+        backtest_recommenders(data, pd.Timestamp("2025-06-30"), 30, _three())
     with pytest.raises(SchemaError, match="--item-col"):
         next_period_purchases(CustomerData(data.transactions.drop(columns="item_id")), CUTOFF, 91)
 

@@ -15,7 +15,7 @@ import pandas as pd
 from ltvcast.data.schemas import AMOUNT, CUSTOMER_ID, ITEM_ID, TIMESTAMP, CustomerData
 from ltvcast.evaluation.ranking import evaluate_ranking
 from ltvcast.exceptions import ConfigError, InsufficientDataError
-from ltvcast.strategy.items import Recommender, purchase_lines
+from ltvcast.strategy.items import Recommender, require_items
 
 
 def next_period_purchases(
@@ -24,7 +24,7 @@ def next_period_purchases(
     """Purchase lines (positive amount, known item) in ``(cutoff, cutoff + horizon_days]``:
     ``customer_id, item_id, amount``."""
     tx = data.transactions
-    purchase_lines(tx, cutoff)  # the same item-column checks as fit
+    require_items(tx)
     end = cutoff + pd.Timedelta(days=horizon_days)
     keep = (
         (tx[TIMESTAMP] > cutoff) & (tx[TIMESTAMP] <= end) & (tx[AMOUNT] > 0) & tx[ITEM_ID].notna()

@@ -211,11 +211,11 @@ class ItemRecommender(_Recommender):
         self,
         top: int = 10,
         exclude_recent_days: float = 0.0,
-        neighbours: int = 50,
-        alpha: float = 0.5,
+        neighbours: int = 20,
+        alpha: float = 0.8,
         shrinkage: float = 5.0,
-        repeat_weight: float = 1.0,
-        half_life_days: float = 60.0,
+        repeat_weight: float = 3.0,
+        half_life_days: float = 365.0,
         value_exponent: float = 0.5,
         max_basket_items: int = 100,
         max_history_items: int = 50,
@@ -299,6 +299,9 @@ class PopularityRecommender(_Recommender):
     """Most bought items (distinct buyers in the last ``popularity_days``) for everyone,
     less the items each customer bought in the last ``exclude_recent_days``."""
 
+    #: Not a hyperparameter: the history serves the exclusion only.
+    half_life_days = 365.0
+
     def __init__(
         self,
         top: int = 10,
@@ -310,7 +313,6 @@ class PopularityRecommender(_Recommender):
         self.exclude_recent_days = exclude_recent_days
         self.popularity_days = popularity_days
         self.batch_size = batch_size
-        self.half_life_days = 60.0
 
     def fit(
         self,
@@ -327,6 +329,9 @@ class PopularityRecommender(_Recommender):
 class BuyAgainRecommender(_Recommender):
     """The customer's own items by recency-weighted purchase-day count, then popularity."""
 
+    #: Not a hyperparameter: buying again is the point, nothing is excluded.
+    exclude_recent_days = 0.0
+
     def __init__(
         self,
         top: int = 10,
@@ -338,7 +343,6 @@ class BuyAgainRecommender(_Recommender):
         self.half_life_days = half_life_days
         self.popularity_days = popularity_days
         self.batch_size = batch_size
-        self.exclude_recent_days = 0.0
 
     def fit(
         self,
@@ -355,15 +359,13 @@ class BuyAgainRecommender(_Recommender):
         return con.execute(f"SELECT {CUSTOMER_ID}, {ITEM_ID}, weight AS score FROM _hist").df()
 
 
-def purchase_lines(transactions: pd.DataFrame, as_of: pd.Timestamp) -> pd.DataFrame:
-    """Purchase lines up to ``as_of`` (positive amount, known item) with their basket.
-
-    The basket is ``order_id`` where present, else the customer and the calendar day.
+def require_items(transactions: pd.DataFrame) -> None:
+    """Check that ``transactions`` has an ``item_id`` column holding at least one value.
 
     Raises
     ------
     SchemaError
-        When ``item_id`` is missing or holds no value.
+        Naming the column and the ``--item-col`` flag.
     """
     if ITEM_ID not in transactions.columns:
         raise SchemaError(
@@ -375,6 +377,15 @@ def purchase_lines(transactions: pd.DataFrame, as_of: pd.Timestamp) -> pd.DataFr
             f"transactions: column '{ITEM_ID}' holds no value in {len(transactions):,} rows; "
             "pass the item column with --item-col"
         )
+
+
+def purchase_lines(transactions: pd.DataFrame, as_of: pd.Timestamp) -> pd.DataFrame:
+    """Purchase lines up to ``as_of`` (positive amount, known item) with their basket.
+
+    The basket is ``order_id`` where present, else the customer and the calendar day
+    (:func:`require_items` checks the item column first).
+    """
+    require_items(transactions)
     keep = (
         (transactions[TIMESTAMP] <= as_of)
         & (transactions[AMOUNT] > 0)
@@ -382,9 +393,14 @@ def purchase_lines(transactions: pd.DataFrame, as_of: pd.Timestamp) -> pd.DataFr
     ).to_numpy()
     tx = transactions.loc[keep]
     day = tx[TIMESTAMP].dt.floor("D")
-    basket = tx[CUSTOMER_ID] + "|" + day.dt.strftime("%Y-%m-%d")
     if ORDER_ID in tx.columns:
-        basket = tx[ORDER_ID].astype("str").where(tx[ORDER_ID].notna(), basket)
+        basket = tx[ORDER_ID].astype("str")
+    else:
+        basket = pd.Series(None, index=tx.index, dtype="str")
+    missing = basket.isna().to_numpy()
+    if missing.any():
+        day_text = day[missing].dt.strftime("%Y-%m-%d")
+        basket[missing] = tx.loc[missing, CUSTOMER_ID].astype("str") + "|" + day_text
     return pd.DataFrame(
         {
             CUSTOMER_ID: tx[CUSTOMER_ID].astype("str").to_numpy(),
