@@ -92,10 +92,10 @@ class _Recommender:
         self.popular_ = popular_items(lines, self.as_of_, self.popularity_days)
         return lines
 
-    def _candidates(self, con: duckdb.DuckDBPyConnection) -> pd.DataFrame | None:
-        """Personal ``customer_id, item_id, score`` of the customers in table ``_hist``
-        (none: popularity alone)."""
-        return None
+    def _candidates(self, con: duckdb.DuckDBPyConnection) -> str:
+        """SQL of the personal ``customer_id, item_id, score`` of the customers in table
+        ``_hist`` (default none: popularity alone)."""
+        return f"SELECT {CUSTOMER_ID}, {ITEM_ID}, weight AS score FROM _hist WHERE false"
 
     def recommend(
         self, customers: Iterable[str] | None = None, top: int | None = None
@@ -127,7 +127,7 @@ class _Recommender:
         return pd.concat(parts, ignore_index=True)
 
     def _recommend_chunk(self, ids: pd.Series, k: int) -> pd.DataFrame:
-        con = duckdb.connect()
+        con = _connect()
         try:
             chunk = pd.DataFrame({CUSTOMER_ID: ids.to_numpy()}).astype({CUSTOMER_ID: "str"})
             con.register("_chunk", chunk)
@@ -137,21 +137,16 @@ class _Recommender:
                 "CREATE TEMP TABLE _hist AS SELECT h.* FROM _history h JOIN _chunk USING "
                 f"({CUSTOMER_ID})"
             )
-            personal = self._candidates(con)
-            if personal is None:
-                personal = pd.DataFrame(
-                    {CUSTOMER_ID: pd.Series([], dtype="str"), ITEM_ID: [], "score": []}
-                ).astype({ITEM_ID: "str", "score": "float64"})
-            con.register("_personal", personal)
             exclude = (
                 f"SELECT {CUSTOMER_ID}, {ITEM_ID} FROM _hist WHERE days_ago < "
                 f"{float(self.exclude_recent_days)!r}"
             )
             sql = f"""
                 WITH excluded AS ({exclude}),
+                candidates AS ({self._candidates(con)}),
                 personal AS (
                     SELECT p.{CUSTOMER_ID}, p.{ITEM_ID}, p.score, 0 AS fill, 0 AS pop_rank
-                    FROM _personal p ANTI JOIN excluded e USING ({CUSTOMER_ID}, {ITEM_ID})
+                    FROM candidates p ANTI JOIN excluded e USING ({CUSTOMER_ID}, {ITEM_ID})
                     WHERE p.score > 0
                 ),
                 fill AS (
@@ -271,28 +266,21 @@ class ItemRecommender(_Recommender):
         )
         return self
 
-    def _candidates(self, con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+    def _candidates(self, con: duckdb.DuckDBPyConnection) -> str:
         con.register("_neighbours", self.neighbours_)
-        return con.execute(
-            f"""
+        return f"""
             SELECT {CUSTOMER_ID}, {ITEM_ID}, sum(score) AS score FROM (
                 SELECT h.{CUSTOMER_ID}, n.neighbour AS {ITEM_ID}, h.weight * n.similarity AS score
                 FROM (
                     SELECT * FROM _hist QUALIFY row_number() OVER (
                         PARTITION BY {CUSTOMER_ID} ORDER BY weight DESC, {ITEM_ID}
-                    ) <= ?
+                    ) <= {int(self.max_history_items)}
                 ) h JOIN _neighbours n ON h.{ITEM_ID} = n.{ITEM_ID}
                 UNION ALL
-                SELECT {CUSTOMER_ID}, {ITEM_ID}, ? * weight AS score FROM _hist
-                WHERE days_ago >= ?
+                SELECT {CUSTOMER_ID}, {ITEM_ID}, {float(self.repeat_weight)!r} * weight AS score
+                FROM _hist WHERE days_ago >= {float(self.exclude_recent_days)!r}
             ) GROUP BY ALL
-            """,
-            [
-                int(self.max_history_items),
-                float(self.repeat_weight),
-                float(self.exclude_recent_days),
-            ],
-        ).df()
+            """
 
 
 class PopularityRecommender(_Recommender):
@@ -355,8 +343,8 @@ class BuyAgainRecommender(_Recommender):
         self._fit_common(transactions, as_of)
         return self
 
-    def _candidates(self, con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
-        return con.execute(f"SELECT {CUSTOMER_ID}, {ITEM_ID}, weight AS score FROM _hist").df()
+    def _candidates(self, con: duckdb.DuckDBPyConnection) -> str:
+        return f"SELECT {CUSTOMER_ID}, {ITEM_ID}, weight AS score FROM _hist"
 
 
 def require_items(transactions: pd.DataFrame) -> None:
@@ -416,7 +404,7 @@ def customer_history(
 ) -> pd.DataFrame:
     """Per customer and item: recency weight (purchase days, halved every ``half_life_days``,
     normalised to sum 1 per customer) and ``days_ago`` of the last purchase (floored days)."""
-    con = duckdb.connect()
+    con = _connect()
     try:
         con.register("_lines", lines[[CUSTOMER_ID, ITEM_ID, "day"]])
         out = con.execute(
@@ -501,7 +489,7 @@ def item_neighbours(
     basket_code, _ = pd.factorize(lines["basket"])
     weight = lines[CUSTOMER_ID].map(weights).fillna(1.0).to_numpy(dtype="float64")
     coded = pd.DataFrame({"basket": basket_code, "item": item_code, "weight": weight})
-    con = duckdb.connect()
+    con = _connect()
     try:
         con.register("_lines", coded)
         out = con.execute(
@@ -540,6 +528,13 @@ def item_neighbours(
             "similarity": out["similarity"].to_numpy(dtype="float64"),
         }
     )
+
+
+def _connect() -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB connection without the progress bar."""
+    con = duckdb.connect()
+    con.execute("SET enable_progress_bar = false")
+    return con
 
 
 def _empty() -> pd.DataFrame:
