@@ -10,9 +10,9 @@ Each (protocol, model) pair runs in its own process (bench/_one.py) so that its 
 is its own. Rows are kept in bench/results.json; a partial run replaces only the rows it
 measured (each row records when), and results.md is rebuilt from all of them.
 The extra benchmarks (simulator scale, seq model speed, service load, value intervals,
-profile covariates, whole processes by store size; the service at 1M customers is
-``bench_service.py --scale``) are separate scripts whose markdown lands
-in bench/out/ and is appended here.
+profile covariates, next best items, whole processes by store size; the service at 1M
+customers is ``bench_service.py --scale``) are separate scripts whose markdown lands in
+bench/out/ and is appended here.
 """
 
 from __future__ import annotations
@@ -50,6 +50,7 @@ EXTRA = (
     ("bench_calibration.py", "calibration.md"),
     ("bench_ablation.py", "ablation.md"),
     ("bench_covariates.py", "covariates.md"),
+    ("bench_recommend.py", "recommend.md"),
     ("bench_simulate.py", "simulate.md"),
     ("bench_service.py", "service.md"),
     ("bench_service.py --scale", "service_scale.md"),
