@@ -67,7 +67,7 @@ DEFAULT_CATALOGUE = (
     Action(CROSS_SELL, "growth", 0.05, 1.0),
     Action(LOYALTY_PERK, "growth", 0.03, 1.0),
 )
-ACTIONS = tuple(action.name for action in DEFAULT_CATALOGUE) + (NO_CONTACT,)
+ACTIONS = (*(action.name for action in DEFAULT_CATALOGUE), NO_CONTACT)
 
 
 def next_best_actions(
