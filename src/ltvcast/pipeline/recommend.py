@@ -49,22 +49,30 @@ class Recommender:
     with_items: bool = True
     items_: ItemRecommender | None = None
 
-    def fit(self, data: CustomerData, as_of: pd.Timestamp) -> Recommender:
-        """Fit the item relations (skipped without items) on ``data`` up to ``as_of``."""
+    def fit(
+        self, data: CustomerData, as_of: pd.Timestamp, scored: pd.DataFrame | None = None
+    ) -> Recommender:
+        """Fit the item relations (skipped without items) on ``data`` up to ``as_of``;
+        ``scored`` (the model's forecasts of ``data`` at ``as_of``) saves scoring again."""
         if not self.with_items:
             return self
-        scored = self.scoring.predict(data, as_of)
+        if scored is None:
+            scored = self.scoring.predict(data, as_of)
         value = scored.set_index(CUSTOMER_ID)["predicted_value"]
         self.items_ = ItemRecommender(top=self.top).fit(
             data.transactions, as_of, customer_value=value
         )
         return self
 
-    def recommend(self, data: CustomerData, as_of: pd.Timestamp) -> pd.DataFrame:
+    def recommend(
+        self, data: CustomerData, as_of: pd.Timestamp, scored: pd.DataFrame | None = None
+    ) -> pd.DataFrame:
         """The long table of :data:`RECOMMENDATION_COLUMNS` for the customers of ``data`` up
         to ``as_of`` (all of them, or the one the service passes), sorted by customer and
-        rank."""
-        scored = self.scoring.score(data.until(as_of), as_of)
+        rank; ``scored`` is :meth:`~ltvcast.pipeline.ScoringModel.score`'s table when the
+        caller has it."""
+        if scored is None:
+            scored = self.scoring.score(data.until(as_of), as_of)
         items = self._items(scored[CUSTOMER_ID])
         has_items = pd.Series(True, index=pd.Index(items[CUSTOMER_ID].unique()))
         policy = self.policy
@@ -108,3 +116,25 @@ def recommend(
         scoring, top=top, policy=policy or ActionPolicy(), with_items=with_items
     )
     return recommender.fit(data, when).recommend(data, when)
+
+
+def most_recommended(table: pd.DataFrame, customers: pd.Index, top: int = 10) -> pd.DataFrame:
+    """The ``top`` items recommended to most of ``customers`` in a :func:`recommend` table.
+
+    Returns
+    -------
+    DataFrame
+        ``item_id``, ``customers`` (how many got it), ``share`` (of ``customers``) and
+        ``mean_rank``, most recommended first (ties: better rank, then id).
+    """
+    chosen = table[table[CUSTOMER_ID].isin(customers) & (table[ITEM_ID] != "")]
+    counts = (
+        chosen.groupby(ITEM_ID)
+        .agg(customers=(CUSTOMER_ID, "nunique"), mean_rank=("rank", "mean"))
+        .reset_index()
+        .sort_values(["customers", "mean_rank", ITEM_ID], ascending=[False, True, True])
+        .head(top)
+        .reset_index(drop=True)
+    )
+    counts.insert(2, "share", counts["customers"] / max(len(customers), 1))
+    return counts

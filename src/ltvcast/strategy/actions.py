@@ -224,3 +224,36 @@ def read_catalogue(path: str | Path) -> tuple[Action, ...]:
     for name, lift, price in zip(frame["action"], uplift, cost, strict=True):
         known[name] = replace(known[name], uplift=float(lift), cost=float(price))
     return tuple(known.values())
+
+
+def action_mix(actions: pd.DataFrame, segments: pd.Series | None = None) -> pd.DataFrame:
+    """Customers and expected incremental value per action (per segment and action with
+    ``segments``, a Series indexed by ``customer_id``).
+
+    ``actions`` holds one row per customer, or the long recommendation table (one row per
+    customer and item; each customer counts once).
+
+    Returns
+    -------
+    DataFrame
+        [``segment``], ``action``, ``customers``, ``share`` (of all customers) and
+        ``expected_value`` (the sum of ``action_value``), catalogue order.
+    """
+    once = actions.drop_duplicates(CUSTOMER_ID)
+    keys = ["action"]
+    if segments is not None:
+        once = once.assign(segment=segments.reindex(once[CUSTOMER_ID].to_numpy()).to_numpy())
+        keys = ["segment", "action"]
+    mix = (
+        once.groupby(keys, sort=False)
+        .agg(customers=(CUSTOMER_ID, "size"), expected_value=("action_value", "sum"))
+        .reset_index()
+    )
+    mix.insert(len(keys) + 1, "share", mix["customers"] / max(len(once), 1))
+    order = {name: i for i, name in enumerate(ACTIONS)}
+    mix["_order"] = mix["action"].map(order)
+    return (
+        mix.sort_values([*keys[:-1], "_order"], kind="stable")
+        .drop(columns="_order")
+        .reset_index(drop=True)
+    )
