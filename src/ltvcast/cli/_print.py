@@ -166,7 +166,5 @@ def print_recommendations(table: pd.DataFrame, catalogue: tuple[Action, ...]) ->
         )
     console.print(grid)
     with_items = table.loc[table[ITEM_ID] != "", CUSTOMER_ID].nunique()
-    console.print(
-        f"  items: {with_items:,} customers got up to {int(table['rank'].max())} items each",
-        highlight=False,
-    )
+    got = f"up to {int(table['rank'].max())} items each" if with_items else "none"
+    console.print(f"  items: {with_items:,} of {customers:,} customers, {got}", highlight=False)
