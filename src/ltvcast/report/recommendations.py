@@ -58,4 +58,4 @@ def recommendation_context(mix: pd.DataFrame, items: pd.DataFrame | None) -> dic
             for r in items.to_dict("records")
         ]
     total = float(mix["expected_value"].sum())
-    return {"rows": rows, "items": top, "total": f"{total:,.0f}"}
+    return {"rows": rows, "top_items": top, "total": f"{total:,.0f}"}
