@@ -10,7 +10,8 @@ Each (protocol, model) pair runs in its own process (bench/_one.py) so that its 
 is its own. Rows are kept in bench/results.json; a partial run replaces only the rows it
 measured (each row records when), and results.md is rebuilt from all of them.
 The extra benchmarks (simulator scale, seq model speed, service load, value intervals,
-profile covariates, whole processes by store size) are separate scripts whose markdown lands
+profile covariates, whole processes by store size; the service at 1M customers is
+``bench_service.py --scale``) are separate scripts whose markdown lands
 in bench/out/ and is appended here.
 """
 
@@ -51,6 +52,7 @@ EXTRA = (
     ("bench_covariates.py", "covariates.md"),
     ("bench_simulate.py", "simulate.md"),
     ("bench_service.py", "service.md"),
+    ("bench_service.py --scale", "service_scale.md"),
     ("bench_intervals.py", "intervals.md"),
     ("bench_scale.py", "scale.md"),
 )
@@ -189,9 +191,10 @@ def main() -> None:
         if line:
             out.append("\n" + line)
     (HERE / "out").mkdir(exist_ok=True)
-    for script, md in EXTRA:
+    for command, md in EXTRA:
+        script, *flags = command.split()
         if not args.skip_extra and (HERE / script).exists():
-            subprocess.run([sys.executable, str(HERE / script)], check=False, timeout=1800)
+            subprocess.run([sys.executable, str(HERE / script), *flags], check=False, timeout=1800)
         if (HERE / "out" / md).exists():  # with --skip-extra: the last run's output
             out.append("\n" + (HERE / "out" / md).read_text(encoding="utf-8"))
     (HERE / "results.md").write_text("".join(out), encoding="utf-8")

@@ -63,6 +63,22 @@ class Store:
         """The open DuckDB connection (for SQL the store does not wrap)."""
         return self._con
 
+    def reader(self) -> Store:
+        """The same store over a second connection (DuckDB cursor), for reads from another
+        thread while this one writes."""
+        other = Store.__new__(Store)
+        other.path, other._identity, other._con = self.path, self._identity, self._con.cursor()
+        return other
+
+    def index_customers(self) -> None:
+        """Index every stored table on ``customer_id`` (an ART index, kept in the file and
+        by later writes; a no-op when there), so that :meth:`read` of one customer is a
+        lookup rather than a scan of the table."""
+        for name in sorted(self._tables() & set(TABLES)):
+            self._con.execute(
+                f"CREATE INDEX IF NOT EXISTS {name}_{CUSTOMER_ID} ON {name} ({CUSTOMER_ID})"
+            )
+
     def close(self) -> None:
         """Close the connection."""
         self._con.close()
@@ -112,13 +128,19 @@ class Store:
         self, as_of: pd.Timestamp | None = None, customers: Sequence[str] | None = None
     ) -> CustomerData:
         """The stored bundle, cut at ``as_of`` (rows with ``timestamp <= as_of``) and optionally
-        restricted to ``customers``; rows keep the order they were written in."""
+        restricted to ``customers`` (one customer: an index lookup after
+        :meth:`index_customers`); rows keep the order they were written in."""
         tables = self._tables()
         if "transactions" not in tables:
             raise SchemaError(f"{self.path}: the store holds no transactions")
         wanted = None
+        one = None
         if customers is not None:
-            wanted = pd.DataFrame({CUSTOMER_ID: pd.Series(list(customers), dtype="str")})
+            customers = list(customers)
+            if len(customers) == 1:
+                one = str(customers[0])
+            else:
+                wanted = pd.DataFrame({CUSTOMER_ID: pd.Series(customers, dtype="str")})
         frames: dict[str, pd.DataFrame | None] = {}
         for name in TABLES:
             if name not in tables:
@@ -129,6 +151,9 @@ class Store:
             if as_of is not None and name in _TIMED:
                 where.append(f"{TIMESTAMP} <= ?")
                 params.append(pd.Timestamp(as_of).to_pydatetime())
+            if one is not None:
+                where.append(f"{CUSTOMER_ID} = ?")
+                params.append(one)
             if wanted is not None:
                 where.append(f"{CUSTOMER_ID} IN (SELECT {CUSTOMER_ID} FROM _wanted)")
             sql = f"SELECT * FROM {name}" + (" WHERE " + " AND ".join(where) if where else "")

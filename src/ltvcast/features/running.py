@@ -197,6 +197,42 @@ class RunningAggregates:
         transactions, any order); they are no longer stale."""
         inverse, uniques = pd.factorize(customer_ids)
         touched = self._encode(uniques)
+        self._rebuild(touched, touched[inverse], stamps, amounts)
+
+    def load(
+        self,
+        customer_ids: npt.NDArray[np.object_],
+        first_seen: npt.NDArray[np.datetime64],
+        last_seen: npt.NDArray[np.datetime64],
+        codes: IntArray,
+        stamps: npt.NDArray[np.datetime64],
+        amounts: FloatArray,
+    ) -> None:
+        """Start empty aggregates in bulk: distinct customers with the time of their first
+        and last row (transaction or event), and every transaction, its customer given by
+        position in ``customer_ids`` (``codes``), in any order.
+
+        Raises
+        ------
+        ConfigError
+            When customers were learned already.
+        """
+        if len(self._codes):
+            raise ConfigError("running aggregates: load() starts empty aggregates only")
+        known = self._encode(customer_ids)
+        self._int["first_seen"][known] = first_seen.astype("datetime64[us]").astype(np.int64)
+        self._int["last_seen"][known] = last_seen.astype("datetime64[us]").astype(np.int64)
+        self._int["version"][known] = 1
+        buyers = np.flatnonzero(np.bincount(codes, minlength=len(customer_ids)))
+        self._rebuild(buyers, codes, stamps, amounts)
+
+    def _rebuild(
+        self,
+        touched: IntArray,
+        code: IntArray,
+        stamps: npt.NDArray[np.datetime64],
+        amounts: FloatArray,
+    ) -> None:
         for name in ("n", "spend", "first_spend", "total", "open_net"):
             (self._int if name == "n" else self._float)[name][touched] = 0
         self._int["first"][touched] = _HIGH
@@ -205,7 +241,7 @@ class RunningAggregates:
         self._bool["open_buy"][touched] = False
         self._bool["dirty"][touched] = False
         day = stamps.astype("datetime64[D]").astype(np.int64)
-        self._absorb(_Days.collapse(touched[inverse], day, amounts, amounts >= 0))
+        self._absorb(_Days.collapse(code, day, amounts, amounts >= 0))
 
     def stale(self, customer_ids: npt.NDArray[np.object_]) -> npt.NDArray[np.object_]:
         """Those of these (known) customers whose purchase days must be :meth:`rebuild` from
@@ -273,6 +309,27 @@ class RunningAggregates:
         """How many times the customer's history changed (0 when unknown)."""
         code = self._codes.get(customer_id, -1)
         return 0 if code < 0 else int(self._int["version"][code])
+
+    def latest(self, customer_ids: npt.NDArray[np.object_]) -> pd.Timestamp | None:
+        """Time of the latest row of these known customers (``None`` for none)."""
+        codes = self._known(customer_ids)
+        if not len(codes):
+            return None
+        return pd.Timestamp(int(self._int["last_seen"][codes].max()), unit="us")
+
+    def ids(self) -> npt.NDArray[np.object_]:
+        """Every known customer, in the order of their codes (see :class:`VersionSnapshot`)."""
+        return np.array(list(self._codes), dtype=object)
+
+    def sample(self, n: int) -> list[str]:
+        """About ``n`` customers spread evenly over the known ones (all when fewer)."""
+        step = max(1, len(self._codes) // max(n, 1))
+        return list(self._codes)[::step]
+
+    def changed(self, base: VersionSnapshot, start: int, stop: int) -> BoolArray:
+        """Whether each customer of codes ``start:stop`` (in ``base``) has a new version
+        since ``base``."""
+        return self._int["version"][start:stop] != base.versions_of(start, stop)
 
     def versions(self) -> VersionSnapshot:
         """A frozen copy of every customer's version."""
@@ -353,6 +410,10 @@ class RunningAggregates:
         """Codes of distinct ids, new ids getting the next free codes (and empty state)."""
         codes = self._codes
         before = len(codes)
+        if not before:  # a bulk load: every id is new
+            codes.update(zip(uniques.tolist(), range(len(uniques)), strict=True))
+            self._grow(len(codes))
+            return np.arange(len(uniques), dtype=np.int64)
         out = np.fromiter((codes.setdefault(c, len(codes)) for c in uniques.tolist()), np.int64)
         if len(codes) > before:
             self._grow(len(codes))
@@ -386,9 +447,21 @@ class VersionSnapshot:
         self._codes = codes  # append-only: a customer's code never changes
         self._versions = versions
 
+    def __len__(self) -> int:
+        return len(self._versions)
+
     def get(self, customer_id: str) -> int:
+        code = self.code(customer_id)
+        return -1 if code < 0 else int(self._versions[code])
+
+    def code(self, customer_id: str) -> int:
+        """The customer's position in the snapshot (-1 when absent)."""
         code = self._codes.get(customer_id, -1)
-        return int(self._versions[code]) if 0 <= code < len(self._versions) else -1
+        return code if code < len(self._versions) else -1
+
+    def versions_of(self, start: int, stop: int) -> IntArray:
+        """The versions of codes ``start:stop``."""
+        return self._versions[start:stop]
 
 
 def _rfm_rows(

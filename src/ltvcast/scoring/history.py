@@ -111,6 +111,11 @@ class CustomerHistory:
     def __contains__(self, customer_id: object) -> bool:
         return customer_id in self._running
 
+    @property
+    def lock(self) -> threading.RLock:
+        """The history's lock: hold it to read several things in one consistent state."""
+        return self._lock
+
     def version(self, customer_id: str) -> tuple[int, int]:
         """A value that changes whenever ``customer_id``'s history changes."""
         return self._epoch, self._running.version(customer_id)
@@ -172,16 +177,19 @@ class CustomerHistory:
                 f"events: {int(bad.sum())} purchases lack an amount (e.g. customer {example!r})"
             )
         ids = frame[CUSTOMER_ID].to_numpy(dtype=object)
-        groups = _rows_by_customer(ids)
         stamps = frame[TIMESTAMP].to_numpy()
         is_purchase = (frame[EVENT_TYPE] == PURCHASE).to_numpy()
         with self._lock:
-            self._pending_frames.append(frame)
-            self._index(frame, groups)
+            self._buffer(frame, ids)
             self._running.update(ids, stamps, frame[AMOUNT].to_numpy(np.float64), is_purchase)
             self._advance(pd.Timestamp(stamps.max()))
-            self._pending_rows += len(frame)
             self._maybe_merge()
+
+    def _buffer(self, frame: pd.DataFrame, ids: np.ndarray) -> None:
+        """Keep a learned frame's rows until they are merged into the tables."""
+        self._pending_frames.append(frame)
+        self._index(frame, _rows_by_customer(ids))
+        self._pending_rows += len(frame)
 
     def customer_data(self, customer_id: str) -> CustomerData | None:
         """The one-customer bundle (``None`` for an unknown customer)."""
@@ -215,6 +223,35 @@ class CustomerHistory:
                 profiles = self._profiles.loc[self._profiles.index.intersection(ids)].reset_index()
             versions = {c: self.version(c) for c in ids}
             return CustomerData(transactions=tx, events=ev, profiles=profiles), versions
+
+    def versions(self) -> tuple[int, VersionSnapshot]:
+        """The epoch and every customer's version now (see :meth:`version`)."""
+        with self._lock:
+            return self._epoch, self._running.versions()
+
+    def latest(self, customer_ids: Iterable[str]) -> pd.Timestamp | None:
+        """Time of the latest row of the known customers among ``customer_ids``."""
+        with self._lock:
+            known = [c for c in customer_ids if c in self._running]
+            return self._running.latest(np.array(known, dtype=object))
+
+    def ids(self) -> np.ndarray:
+        """Every known customer, in the order of their codes (see :meth:`versions`)."""
+        with self._lock:
+            return self._running.ids()
+
+    def changed(self, base: tuple[int, VersionSnapshot], start: int, stop: int) -> np.ndarray:
+        """Whether each customer of codes ``start:stop`` of ``base`` (from :meth:`versions`)
+        has a new history since."""
+        with self._lock:
+            if base[0] != self._epoch:
+                return np.ones(max(0, min(stop, len(base[1])) - start), dtype=bool)
+            return self._running.changed(base[1], start, stop)
+
+    def sample(self, n: int) -> list[str]:
+        """About ``n`` known customers, spread evenly over them (all when fewer)."""
+        with self._lock:
+            return self._running.sample(n)
 
     def to_data(self) -> CustomerData:
         """Everything learned so far as one bundle."""

@@ -174,14 +174,16 @@ class OnlineScorer:
         """Forecast these customers now (no cache; unknown ones and those without a row up to
         ``as_of`` are left out), vectorised over them.
 
-        A forecaster with an ``rfm_scorer`` at the stream clock or later is fed from the
-        running RFM summaries (a few array operations per customer, no group-by over their
-        history); other models and earlier as-of times rebuild the customers' bundle and
-        call ``predict``. Both give the same numbers (tested to 1e-6 relative).
+        A forecaster with an ``rfm_scorer`` at the stream clock or later (or at any time on
+        or after these customers' latest rows) is fed from the running RFM summaries (a few
+        array operations per customer, no group-by over their history); other models and
+        earlier as-of times rebuild the customers' bundle and call ``predict``. Both give the
+        same numbers (tested to 1e-6 relative).
         """
         when = self._as_of(as_of)
         scorer = self.forecaster.rfm_scorer
-        if self.fast_path and scorer is not None and when >= self._as_of(None):
+        customer_ids = list(customer_ids)
+        if self.fast_path and scorer is not None and self._summarised(customer_ids, when):
             summary, reflected = self.history.summaries(customer_ids, when)
             return Rescored(_rfm_forecast(scorer, summary), summary.history, reflected, when)
         data, versions = self.history.customers_data(customer_ids)
@@ -202,6 +204,18 @@ class OnlineScorer:
             self.fast_path = self._fast_path_agrees(frame, when)
         return frame
 
+    def check_fast_path(
+        self, customer_ids: Iterable[str], as_of: pd.Timestamp | None = None
+    ) -> bool:
+        """Check the running-summaries path against ``predict`` on these customers (their
+        rows, at ``as_of``, default the stream clock) and turn it off when they disagree, as
+        :meth:`predict_many` does on everyone; returns whether it stays on."""
+        when = self._as_of(as_of)
+        if self.fast_path and when >= self._as_of(None):
+            data, _ = self.history.customers_data(customer_ids)
+            self.fast_path = self._fast_path_agrees(self.forecaster.predict(data, when), when)
+        return self.fast_path
+
     def _fast_path_agrees(self, frame: pd.DataFrame, when: pd.Timestamp, n: int = 256) -> bool:
         """Whether the RFM summaries path reproduces ``frame`` (``predict``) on ``n``
         customers."""
@@ -215,6 +229,14 @@ class OnlineScorer:
             log.warning("online RFM summaries disagree with %s.predict: rescoring through predict",
                         type(self.forecaster).__name__)  # fmt: skip
         return bool(agrees)
+
+    def _summarised(self, customer_ids: list[str], when: pd.Timestamp) -> bool:
+        """Whether the running summaries hold these customers' history at ``when`` (no row
+        of theirs after it)."""
+        if when >= self._as_of(None):
+            return True
+        latest = self.history.latest(customer_ids)
+        return latest is None or when >= latest
 
     def _as_of(self, as_of: pd.Timestamp | None) -> pd.Timestamp:
         if as_of is not None:

@@ -93,7 +93,8 @@ def create_app(
     model_dir
         A model directory written by ``ltvcast train``; ``POST /v1/admin/reload`` reloads it.
     db_path
-        The DuckDB store (created when absent); customer histories are rebuilt from it at start.
+        The DuckDB store (created when absent); per-customer running aggregates are read from
+        it at start, a customer's rows when a forecast needs them.
     token
         Bearer token required on every ``/v1`` route; ``None`` disables auth (the CLI only
         allows that with ``--insecure``).

@@ -5,6 +5,15 @@ cuts, version, answer cache) behind a single reference, so a reload builds the n
 completely and then swaps that reference: no request sees a half-loaded model. Customer
 histories are shared across reloads (they do not depend on the model). What an answer holds
 comes from :mod:`ltvcast.pipeline`; this module only caches and versions it.
+
+Nothing is scored before the service answers, at start-up or reload: the history holds
+per-customer running aggregates (:class:`~ltvcast.scoring.stored.StoreHistory`; rows stay in
+the store), segment cuts not in the model are fitted on the forecasts of
+:data:`SEGMENT_SAMPLE` customers, and the forecasts of everyone at the bundle's as-of are
+filled in afterwards, :data:`FILL_SLICE` customers per step on a worker thread, into compact
+columns (:class:`Filled`, about 50 bytes per customer). A customer read before their slice
+is filled, or with a new event since, is scored on the spot and kept in a
+least-recently-used cache of :data:`ANSWER_CACHE` answers.
 """
 
 from __future__ import annotations
@@ -17,6 +26,7 @@ import logging
 import sys
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from itertools import repeat
@@ -30,10 +40,11 @@ from starlette.concurrency import run_in_threadpool
 from ltvcast.data.schemas import CUSTOMER_ID, CustomerData
 from ltvcast.data.store import Store
 from ltvcast.exceptions import ConfigError, InsufficientDataError, LTVError
-from ltvcast.features.rfm import customer_history
+from ltvcast.features.running import VersionSnapshot
 from ltvcast.pipeline import FORECAST_COLUMNS, ScoringModel, label_segments, load_scoring_model
 from ltvcast.scoring.artifacts import MANIFEST
 from ltvcast.scoring.online import OnlineScorer
+from ltvcast.scoring.stored import StoreHistory
 from ltvcast.service.events import (
     POSITION,
     batch_conflicts,
@@ -71,6 +82,19 @@ INGEST_YIELD = 1.0
 RESCORE_SLICE = 256
 #: Default tolerance for event times after the server's clock (client clocks drift).
 MAX_FUTURE = pd.Timedelta(minutes=15)
+#: Customer answers kept per model (least recently used evicted first): about 0.5 KB
+#: each, so 50 MB at most; an evicted customer is scored again on the next read.
+ANSWER_CACHE = 100_000
+#: Customers forecast in one step of the background fill (on a worker thread, the history
+#: held: about 60 ms for a BTYD model; the fill then pauses as long).
+FILL_SLICE = 16_384
+#: Seconds between checks for a new model bundle to fill once the current one is full.
+FILL_IDLE_S = 0.5
+#: Customers whose forecasts fit the segment cuts when the model carries none (spread
+#: evenly over the customers; all of them in a smaller store).
+SEGMENT_SAMPLE = 20_000
+#: Customers on whom the running-summaries path is checked against ``predict``.
+FAST_PATH_CHECK = 256
 
 
 def utc_now() -> pd.Timestamp:
@@ -79,6 +103,76 @@ def utc_now() -> pd.Timestamp:
 
 
 Answers = dict[str, tuple[tuple[int, int], tuple[Any, ...]]]
+
+
+class AnswerCache:
+    """Customer answers (history version, values) bounded to ``size``, the least recently
+    used evicted first."""
+
+    def __init__(self, size: int = ANSWER_CACHE) -> None:
+        self.size = size
+        self._entries: OrderedDict[str, tuple[tuple[int, int], tuple[Any, ...]]] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __contains__(self, customer_id: object) -> bool:
+        return customer_id in self._entries
+
+    def __getitem__(self, customer_id: str) -> tuple[tuple[int, int], tuple[Any, ...]]:
+        return self._entries[customer_id]
+
+    def get(self, customer_id: str) -> tuple[tuple[int, int], tuple[Any, ...]] | None:
+        """The customer's entry (now the most recently used), or ``None``."""
+        entry = self._entries.get(customer_id)
+        if entry is not None:
+            self._entries.move_to_end(customer_id)
+        return entry
+
+    def update(self, answers: Answers) -> None:
+        """Add or replace entries, evicting the least recently used beyond ``size``."""
+        entries = self._entries
+        for customer_id, entry in answers.items():
+            entries[customer_id] = entry
+            entries.move_to_end(customer_id)
+        while len(entries) > self.size:
+            entries.popitem(last=False)
+
+
+class Filled:
+    """Forecasts at a bundle's as-of of the customers known when it was made, one row per
+    customer code (:meth:`VersionSnapshot.code
+    <ltvcast.features.running.VersionSnapshot.code>`), in numpy columns; a row is valid
+    once filled and while its customer has no new event."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+        #: codes below this have been filled (or tried: customers without rows stay unset)
+        self.next = 0
+        self.columns = {name: np.full(n, np.nan) for name in FORECAST_COLUMNS}
+        self.present: set[str] = set()
+        self.segment = np.full(n, None, dtype=object)
+        self.done = np.zeros(n, dtype=bool)
+
+    def row(self, code: int) -> tuple[Any, ...] | None:
+        """The forecast columns (``None`` for columns the model does not give) and the
+        segment of a customer, or ``None`` when not filled."""
+        if code < 0 or code >= self.n or not self.done[code]:
+            return None
+        values = [
+            self.columns[name][code].item() if name in self.present else None
+            for name in FORECAST_COLUMNS
+        ]
+        return (*values, self.segment[code])
+
+    def put(self, codes: np.ndarray, frame: pd.DataFrame, segments: np.ndarray) -> None:
+        """Fill the rows ``codes`` from a forecast ``frame`` (same order) and its segments."""
+        for name in FORECAST_COLUMNS:
+            if name in frame.columns:
+                self.columns[name][codes] = frame[name].to_numpy(np.float64)
+                self.present.add(name)
+        self.segment[codes] = segments
+        self.done[codes] = True
 
 
 class HTTPProblem(Exception):
@@ -97,11 +191,44 @@ class Model:
     scoring: ScoringModel
     scorer: OnlineScorer
     version: str
-    #: The model's own cuts, or cuts fitted on the store's forecasts at start-up.
+    #: The model's own cuts, or cuts fitted on a sample of the store's forecasts.
     rules: FittedSegmentRules | None
+    #: The stream clock when the bundle was made: customers without a new event since
+    #: are forecast at it (``None``: an empty store).
+    as_of: pd.Timestamp | None = None
+    #: History epoch and per-customer versions when the bundle was made.
+    base: tuple[int, VersionSnapshot] | None = None
+    #: Everyone's forecast at ``as_of``, filled in the background (see :class:`Filled`).
+    filled: Filled = field(default_factory=lambda: Filled(0))
     #: customer -> (history version the answer reflects, answer values in ANSWER_FIELDS
     #: order); tuples rather than dicts: cheap to build by the thousand, light for the GC
-    answers: Answers = field(default_factory=dict)
+    answers: AnswerCache = field(default_factory=AnswerCache)
+
+    def as_of_for(self, customer_id: str, version: tuple[int, int]) -> pd.Timestamp | None:
+        """The bundle's as-of for a customer without a new event since it was made, else
+        ``None`` (the stream clock)."""
+        if self.base is None or version != (self.base[0], self.base[1].get(customer_id)):
+            return None
+        return self.as_of
+
+    def fill_step(self, ids: np.ndarray, size: int) -> int:
+        """Fill the next ``size`` rows of :attr:`filled` (``ids``: the customers by code,
+        :meth:`CustomerHistory.ids <ltvcast.scoring.history.CustomerHistory.ids>`), all
+        vectorised; customers with a new event since are skipped (scored on read).
+        Returns how many customers were forecast."""
+        filled, history = self.filled, self.scorer.history
+        start = filled.next
+        stop = min(filled.n, start + size)
+        filled.next = stop
+        if self.base is None or self.as_of is None or start >= stop:
+            return 0
+        with history.lock:  # no event learned between the check and the scoring
+            unchanged = np.flatnonzero(~history.changed(self.base, start, stop))
+            scored = self.scorer.rescore(ids[start + unchanged].tolist(), self.as_of)
+        frame = scored.frame
+        codes = start + pd.Index(ids[start:stop]).get_indexer(frame[CUSTOMER_ID])
+        filled.put(codes, frame, label_segments(self.rules, frame, scored.stats).to_numpy())
+        return len(frame)
 
     def answer_batch(
         self,
@@ -143,9 +270,9 @@ class Service:
         self.log = EventLog(self.store)
         self.metrics = Metrics()
         self.reload_lock = threading.Lock()
-        scorer = OnlineScorer(scoring.forecaster, _Until(self.store, self._limit()))
-        scorer.history.auto_merge = False  # merged on a worker thread (see ingest)
-        self.model = _warm(scoring, scorer, _model_version(model_dir, scoring))
+        self.history = StoreHistory(self.store, self._limit())
+        scorer = OnlineScorer(scoring.forecaster, history=self.history)
+        self.model = _prepare(scoring, scorer, _model_version(model_dir, scoring))
         self.metrics.counters["events_ingested"] = 0
         self._gauges()
         # customers with new events, rescored together in the background (one vectorised
@@ -153,6 +280,7 @@ class Service:
         self._stale: set[str] = set()
         self._wake: asyncio.Event | None = None
         self._worker: asyncio.Task[None] | None = None
+        self._filler: asyncio.Task[None] | None = None
         self._write_lock: asyncio.Lock | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         sys.setswitchinterval(SWITCH_INTERVAL_S)
@@ -165,6 +293,7 @@ class Service:
         self._wake = asyncio.Event()
         self._write_lock = asyncio.Lock()
         self._worker = asyncio.get_running_loop().create_task(self._rescore_loop())
+        self._filler = asyncio.get_running_loop().create_task(self._fill_loop())
 
     async def ingest(self, items: list[Any]) -> EventsOut:
         """Validate, durably store and learn a batch of events.
@@ -205,10 +334,7 @@ class Service:
                 history = self.model.scorer.history
                 if len(new):
                     history.learn_frame(new.drop(columns=[EVENT_ID, POSITION]))
-                gc.freeze()  # what the history keeps is long-lived: out of the collector's scans
                 await pace.pause()
-                if history.merge_due():  # compact the buffers off the loop, reads go on
-                    await run_in_threadpool(history.merge_pending)
             _, stored = refuse(
                 conflicts,
                 np.ones(len(conflicts), dtype=bool),
@@ -253,10 +379,11 @@ class Service:
     ) -> CustomerOut:
         """The current forecast of one customer (404 when unknown).
 
-        A customer with a new event is rescored at once at the stream clock; the others keep
-        the forecast computed in batch at start-up or at the last reload (its ``as_of`` says
-        when), so reads stay cheap while the clock moves. ``explain > 0`` adds that many top
-        drivers of the forecast (computed on request, at the forecast's own as-of);
+        A customer with a new event is rescored at once at the stream clock; the others get
+        the forecast at the model's as-of (start-up or the last reload; its ``as_of`` says
+        when), filled in the background or computed on their first read, so reads stay cheap
+        while the clock moves. ``explain > 0`` adds that many top drivers of the forecast
+        (computed on request, at the forecast's own as-of);
         ``horizons`` (or a ``discount_rate``, then at the model's horizon) add the forecast
         at each horizon and ``intervals`` the value's 80% interval, at that as-of too (422
         for a model that gives none).
@@ -266,11 +393,17 @@ class Service:
         if customer_id not in scorer:
             raise HTTPProblem(404, f"unknown customer {customer_id!r}")
         version = scorer.history.version(customer_id)
+        as_of = model.as_of_for(customer_id, version)
         cached = model.answers.get(customer_id)
-        if cached is not None and cached[0] == version:
+        row = None
+        if as_of is not None and model.base is not None:
+            row = model.filled.row(model.base[1].code(customer_id))
+        if row is not None:  # no new event since the bundle: its filled forecast stands
+            values = (*row, as_of, model.version)
+        elif cached is not None and cached[0] == version:
             values = cached[1]  # no new event since: the forecast at its own as_of stands
         else:
-            scored = scorer.rescore([customer_id])
+            scored = scorer.rescore([customer_id], as_of)
             if not len(scored.frame):
                 raise InsufficientDataError(
                     f"customer {customer_id!r} has no transaction or event up to "
@@ -325,7 +458,7 @@ class Service:
             try:
                 scoring = load_scoring_model(self.model_dir)
                 scorer = OnlineScorer(scoring.forecaster, history=old.scorer.history)
-                new = _warm(scoring, scorer, _model_version(self.model_dir, scoring))
+                new = _prepare(scoring, scorer, _model_version(self.model_dir, scoring))
             except Exception as err:
                 self.metrics.inc("model_reload_failures")
                 reason = str(err) if isinstance(err, LTVError) else f"{type(err).__name__}: {err}"
@@ -355,11 +488,14 @@ class Service:
 
     async def aclose(self) -> None:
         """Stop the background rescoring and close the store."""
-        if self._worker is not None:
-            self._worker.cancel()
+        for task in (self._worker, self._filler):
+            if task is None:
+                continue
+            task.cancel()
             if self._loop is asyncio.get_running_loop():  # else its loop is gone already
                 with contextlib.suppress(asyncio.CancelledError):
-                    await self._worker
+                    await task
+        self.history.close()
         self.store.close()
 
     async def _rescore_loop(self) -> None:
@@ -379,6 +515,27 @@ class Service:
                     log.exception("batch rescoring of %d customers failed", len(customers))
                 # a background job: at most a third of the loop, whatever the ingestion rate
                 await asyncio.sleep(2 * (time.perf_counter() - began))
+
+    async def _fill_loop(self) -> None:
+        """Fill the current bundle's forecasts (:meth:`Model.fill_step` on a worker thread),
+        pausing as long as each step took; then wait for a reloaded bundle. The gauge
+        ``forecasts_pending`` counts the customers not filled yet."""
+        model, ids = None, np.empty(0, dtype=object)
+        while True:
+            if self.model is not model:
+                model = self.model
+                ids = model.scorer.history.ids()[: model.filled.n]
+            self.metrics.gauges["forecasts_pending"] = model.filled.n - model.filled.next
+            if model.filled.next >= model.filled.n:
+                await asyncio.sleep(FILL_IDLE_S)
+                continue
+            began = time.perf_counter()
+            try:
+                done = await run_in_threadpool(model.fill_step, ids, FILL_SLICE)
+                self.metrics.inc("customers_filled", done)
+            except Exception:  # reads then score one by one; keep the loop alive
+                log.exception("filling forecasts of %d customers failed", FILL_SLICE)
+            await asyncio.sleep(time.perf_counter() - began)
 
     def _rescore(self, customers: set[str]) -> None:
         model = self.model
@@ -410,43 +567,21 @@ class _Pacer:
         self.started = time.perf_counter()
 
 
-class _Until:
-    """The store as a customer source cut at ``limit``: stored rows dated after the server's
-    clock (written before the clock rule existed) are not learned, so the stream clock
-    never runs ahead of wall time."""
-
-    def __init__(self, store: Store, limit: pd.Timestamp) -> None:
-        self.store = store
-        self.limit = limit
-
-    def read(self) -> CustomerData:
-        everything = self.store.counts()
-        data = self.store.read(as_of=self.limit)
-        kept = len(data.transactions) + (0 if data.events is None else len(data.events))
-        dropped = everything["transactions"] + everything["events"] - kept
-        if dropped:
-            log.warning(
-                "%d stored rows are dated after %s and are not learned", dropped, self.limit
-            )
-        return data
-
-
-def _warm(scoring: ScoringModel, scorer: OnlineScorer, version: str) -> Model:
-    """Batch-score everyone (vectorised) and label their segments with the model's cuts
-    (or cuts fitted on these forecasts, see :meth:`~ltvcast.pipeline.ScoringModel.cuts_for`)."""
-    if not len(scorer):
-        return Model(scoring, scorer, version, scoring.rules)
-    data, epoch, versions = scorer.history.snapshot()
+def _prepare(scoring: ScoringModel, scorer: OnlineScorer, version: str) -> Model:
+    """The bundle of a model: its own segment cuts or cuts fitted on the forecasts of
+    :data:`SEGMENT_SAMPLE` customers (see :meth:`~ltvcast.pipeline.ScoringModel.cuts_for`),
+    the fast rescoring path checked against ``predict`` on :data:`FAST_PATH_CHECK`;
+    everyone's forecasts are filled in later (:meth:`Model.fill_step`)."""
     as_of = scorer.clock
-    assert as_of is not None
-    frame = scorer.predict_many(as_of)  # also checks the fast rescoring path against it
-    model = Model(scoring, scorer, version, scoring.cuts_for(frame))
-    ids = frame[CUSTOMER_ID].tolist()
-    stats = customer_history(data, as_of).set_index(CUSTOMER_ID).reindex(ids).reset_index()
-    model.answers.update(
-        model.answer_batch(frame, stats, as_of, [(epoch, versions.get(c)) for c in ids])
-    )
-    return model
+    history = scorer.history
+    base = history.versions()
+    if as_of is not None:
+        scorer.check_fast_path(history.sample(FAST_PATH_CHECK), as_of)
+    rules = scoring.rules
+    if rules is None and as_of is not None:
+        sample = scorer.rescore(history.sample(SEGMENT_SAMPLE), as_of).frame
+        rules = scoring.cuts_for(sample)
+    return Model(scoring, scorer, version, rules, as_of, base, Filled(len(base[1])))
 
 
 def _extend(
