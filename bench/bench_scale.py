@@ -8,7 +8,11 @@ memory of the process tree, the engine each run chose by size, customers per sec
 slope of log(wall) against log(customers). At 10^6 the same runs with ``--partitions 0`` (in
 memory) show what the partitioned path saves, and a whole lifetimes job (read the same
 Parquet, BG/NBD + Gamma-Gamma as bench/lifetimes_reference.py fits them, write the
-predictions) is the reference row.
+predictions) is the reference row. With ``--spark`` the same runs with ``--engine spark
+--spark-master local[2]`` show the Spark engine's cost on this machine (its JVM started by
+each process, as a cluster job's driver would start one). Peak RSS is GNU time's (the largest
+process of the tree); "tree RSS" is the sum over the process tree (the JVM and Python
+workers included), sampled every 0.2 s.
 
 CDNOW (the issue's small-end target): ``ltvcast forecast`` on ``CDNOW_master.txt`` at the
 39-week split, and ``train`` + ``predict``, against one whole lifetimes job on the same file;
@@ -20,7 +24,7 @@ Prints a markdown snippet and writes it to ``bench/out/scale.md``. Timings on a 
 machine are noisy: the load average at the start and the end is printed with them.
 
 Usage: ``python bench/bench_scale.py [--sizes 10000,100000,1000000] [--full] [--repeat 3]
-[--no-lifetimes]``
+[--no-lifetimes] [--spark]``
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -47,8 +52,8 @@ DATA = Path(os.environ.get("LTVCAST_DATA", REPO.parent / "shared" / "data"))
 TIME = "/usr/bin/time"  # GNU time: each process's own peak memory
 CDNOW = ["--time-col", "date", "--amount-col", "dollar_value", "--quantity-col", "number_of_cds"]
 HEADER = [
-    "| run | engine | wall s | CPU s | peak RSS GiB | customers/s |",
-    "|---|---|---:|---:|---:|---:|",
+    "| run | engine | wall s | CPU s | peak RSS GiB | tree RSS GiB | customers/s |",
+    "|---|---|---:|---:|---:|---:|---:|",
 ]
 #: The lifetimes job: one process, as a lifetimes user would write it (argv: kind, input,
 #: output, as-of or "", horizon in days).
@@ -79,17 +84,48 @@ lifetimes_predict(CustomerData(tx), cutoff, parse_horizon(days + "d")).to_csv(ou
 
 @dataclass(frozen=True)
 class Run:
-    """One whole process: wall and CPU seconds, peak RSS of its tree, its engine."""
+    """One whole process: wall and CPU seconds (of its reaped processes), peak RSS of its
+    largest process and of its whole tree (sampled), its engine."""
 
     wall: float
     cpu: float
     rss_gib: float
     engine: str
+    tree_gib: float = 0.0
 
     def __add__(self, other: Run) -> Run:
         engine = self.engine if self.engine == other.engine else f"{self.engine} / {other.engine}"
-        rss = max(self.rss_gib, other.rss_gib)
-        return Run(self.wall + other.wall, self.cpu + other.cpu, rss, engine)
+        rss, tree = max(self.rss_gib, other.rss_gib), max(self.tree_gib, other.tree_gib)
+        return Run(self.wall + other.wall, self.cpu + other.cpu, rss, engine, tree)
+
+
+def tree_rss(root: int) -> int:
+    """Resident bytes of process ``root`` and all its descendants now (from /proc)."""
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        try:
+            stat = (entry / "stat").read_text()
+            parents[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
+        except (ValueError, OSError):
+            continue
+    tree, grown = {root}, True
+    while grown:
+        more = {pid for pid, parent in parents.items() if parent in tree} - tree
+        tree |= more
+        grown = bool(more)
+    pages = 0
+    for pid in tree:
+        try:
+            pages += int((Path("/proc") / str(pid) / "statm").read_text().split()[1])
+        except (ValueError, OSError, IndexError):
+            continue
+    return pages * os.sysconf("SC_PAGE_SIZE")
+
+
+def sample_tree(root: int, stop: threading.Event, peak: list[int]) -> None:
+    """Keep the largest :func:`tree_rss` of ``root`` in ``peak[0]`` until ``stop``."""
+    while not stop.wait(0.2):
+        peak[0] = max(peak[0], tree_rss(root))
 
 
 def run(args: list[str], *, env: dict[str, str] | None = None) -> Run:
@@ -99,15 +135,25 @@ def run(args: list[str], *, env: dict[str, str] | None = None) -> Run:
     environment = {**os.environ, "PYTHONPATH": paths, **(env or {})}
     with tempfile.NamedTemporaryFile("r", suffix=".time") as usage:
         timed = [TIME, "-o", usage.name, "-f", "%e %U %S %M", *args]
-        proc = subprocess.run(timed, env=environment, capture_output=True, text=True, check=False)
+        child = subprocess.Popen(
+            timed, env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        stop, peak = threading.Event(), [0]
+        sampler = threading.Thread(target=sample_tree, args=(child.pid, stop, peak))
+        sampler.start()
+        stdout, stderr = child.communicate()
+        stop.set()
+        sampler.join()
+        proc = subprocess.CompletedProcess(timed, child.returncode, stdout, stderr)
         figures = usage.read().split()[-4:]
     if proc.returncode != 0:
         tail = (proc.stdout + proc.stderr)[-2000:]
         raise RuntimeError(f"{' '.join(args[:4])} ... failed ({proc.returncode}):\n{tail}")
     wall, user, system, rss_kib = (float(f) for f in figures)
     engine = next((ln[8:] for ln in proc.stdout.splitlines() if ln.startswith("Engine: ")), "")
-    short = "partitioned" if engine.startswith("partitioned") else "in memory" if engine else ""
-    return Run(wall, user + system, rss_kib / 2**20, short)
+    short = next((k for k in ("partitioned", "spark") if engine.startswith(k)), "")
+    short = short or ("in memory" if engine else "")
+    return Run(wall, user + system, rss_kib / 2**20, short, peak[0] / 2**30)
 
 
 def median_run(args: list[str], repeat: int, env: dict[str, str] | None = None) -> Run:
@@ -125,16 +171,17 @@ def lifetimes_job(kind: str, source: Path, out: Path, as_of: str, days: int) -> 
     return [sys.executable, "-c", code, kind, str(source), str(out), as_of, str(days)]
 
 
-def store_runs(folder: Path, *, extra: tuple[str, ...] = ()) -> tuple[Run, Run]:
-    """(train + predict, forecast) of btyd on the store in ``folder``."""
+def store_runs(folder: Path, *, extra: tuple[str, ...] = (), tag: str = "") -> tuple[Run, Run]:
+    """(train + predict, forecast) of btyd on the store in ``folder`` (outputs named with
+    ``tag``)."""
     tx = str(folder / "transactions.parquet")
-    model = folder / "model"
+    model = folder / f"model{tag}"
     common = ("--horizon", "90d", *extra)
     train = run(ltvcast("train", tx, "--model", "btyd", *common, "--out", str(model)))
-    predict = run(ltvcast("predict", str(model), tx, *extra, "--out", str(folder / "p.parquet")))
-    forecast = run(
-        ltvcast("forecast", tx, "--model", "btyd", *common, "--out", str(folder / "f.parquet"))
-    )
+    out = str(folder / f"p{tag}.parquet")
+    predict = run(ltvcast("predict", str(model), tx, *extra, "--out", out))
+    out = str(folder / f"f{tag}.parquet")
+    forecast = run(ltvcast("forecast", tx, "--model", "btyd", *common, "--out", out))
     return train + predict, forecast
 
 
@@ -149,13 +196,15 @@ def slope(points: list[tuple[int, float]]) -> float:
 
 def row(label: str, customers: int | None, r: Run) -> str:
     rate = f"{customers / r.wall:,.0f}" if customers else ""
-    return f"| {label} | {r.engine} | {r.wall:.2f} | {r.cpu:.2f} | {r.rss_gib:.2f} | {rate} |"
+    figures = f"{r.wall:.2f} | {r.cpu:.2f} | {r.rss_gib:.2f} | {r.tree_gib:.2f}"
+    return f"| {label} | {r.engine} | {figures} | {rate} |"
 
 
-def sizes_section(sizes: list[int], lifetimes: bool) -> list[str]:
+def sizes_section(sizes: list[int], lifetimes: bool, spark: bool = False) -> list[str]:
     """The cost curve: one store per size, its runs, and the slopes."""
     lines = ["| store | " + HEADER[0][2:], "|---" + HEADER[1]]
     curve: dict[str, list[tuple[int, float]]] = {"train + predict": [], "forecast": []}
+    notes: list[str] = []
     for customers in sizes:
         with tempfile.TemporaryDirectory(prefix="ltvcast-scale-") as tmp:
             folder = Path(tmp)
@@ -181,6 +230,18 @@ def sizes_section(sizes: list[int], lifetimes: bool) -> list[str]:
                 f"| {store} " + row("`train` + `predict`, `--partitions 0`", customers, memory),
                 f"| {store} " + row("`forecast --partitions 0`", customers, memory_forecast),
             ]
+            if spark:
+                on_spark = ("--engine", "spark", "--spark-master", "local[2]")
+                both_s, forecast_s = store_runs(folder, extra=on_spark, tag="-spark")
+                lines += [
+                    f"| {store} " + row("`train` + `predict`, `--engine spark`", customers, both_s),
+                    f"| {store} " + row("`forecast --engine spark`", customers, forecast_s),
+                ]
+                ratios = (both_s.wall / both.wall, forecast_s.wall / forecast.wall)
+                notes.append(
+                    f"Spark local[2] / local engine wall at {customers:,} customers: train + "
+                    f"predict {ratios[0]:.2f}x, forecast {ratios[1]:.2f}x."
+                )
             if lifetimes:
                 source = folder / "transactions.parquet"
                 job = lifetimes_job("parquet", source, folder / "l.csv", "", 90)
@@ -196,6 +257,7 @@ def sizes_section(sizes: list[int], lifetimes: bool) -> list[str]:
         f"Slope of log(wall) against log(customers): {'; '.join(slopes)} (1.0 is linear; "
         "each process's start-up, about 1 s, flattens the small end, and the engine changes "
         "at 2,000,000 rows).",
+        *(["", *notes] if notes else []),
     ]
 
 
@@ -252,6 +314,10 @@ def main() -> None:
     parser.add_argument("--full", action="store_true", help="add 10,000,000 customers")
     parser.add_argument("--repeat", type=int, default=3, help="runs per CDNOW measure")
     parser.add_argument("--no-lifetimes", action="store_true", help="skip the lifetimes jobs")
+    parser.add_argument(
+        "--spark", action="store_true", help="at 1,000,000 customers, also --engine spark"
+    )
+    parser.add_argument("--no-cdnow", action="store_true", help="skip the CDNOW section")
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",") if s] + [10_000_000] * args.full
     lines = [
@@ -262,9 +328,9 @@ def main() -> None:
         "Each run is a fresh process timed whole by GNU time; peak RSS is the largest of its "
         "processes (a partitioned run's workers included).",
         "",
-        *(sizes_section(sizes, not args.no_lifetimes) if sizes else []),
+        *(sizes_section(sizes, not args.no_lifetimes, args.spark) if sizes else []),
         "",
-        *cdnow_section(args.repeat, not args.no_lifetimes),
+        *([] if args.no_cdnow else cdnow_section(args.repeat, not args.no_lifetimes)),
         "",
         f"Load average at the end: {os.getloadavg()[0]:.2f}.",
     ]

@@ -4,13 +4,53 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
+from ltvcast.data.clean import CleaningOptions
 from ltvcast.data.io import ColumnMap
 from ltvcast.data.synthetic import write_simulated_store
+from ltvcast.data.validate import DEFAULT_COLUMNS, load_customer_data
+from ltvcast.pipeline import ScoringModel, train_model
+from ltvcast.timeframe import parse_horizon, parse_horizons
 
 #: How CDNOW_master.txt names the canonical columns.
 CDNOW_COLUMNS = ColumnMap(time="date", amount="dollar_value", quantity="number_of_cds")
+#: The cleaning options of every job here (a fixed "now").
+NOW = CleaningOptions(now=pd.Timestamp("2026-01-01"))
+#: A path's model, cleaning report lines and predictions.
+Run = tuple[ScoringModel, list[str], pd.DataFrame]
+
+
+def in_memory(
+    path: Path,
+    model: str,
+    horizon: str,
+    *,
+    as_of: str | None = None,
+    columns: ColumnMap = DEFAULT_COLUMNS,
+    curves: str | None = None,
+) -> Run:
+    """The in-memory path's run (``curves``: those horizons and a 10% discount rate)."""
+    spans = None if curves is None else parse_horizons(curves)
+    data, cleaning = load_customer_data(path, columns=columns, options=NOW)
+    memory = train_model(
+        data, horizon=parse_horizon(horizon), model=model, as_of=as_of, cleaning=cleaning
+    )
+    rate = 0.1 if curves else None
+    predictions = memory.predict(data, as_of, horizons=spans, discount_rate=rate)
+    return memory, cleaning.lines(), predictions
+
+
+def assert_same(partitioned: Run, memory: Run, *, rtol: float = 0.0) -> None:
+    """Same report, manifest (window, customers, cleaning, cuts), parameters and
+    predictions (exactly, or to ``rtol``)."""
+    (model, lines, predictions), (model_m, lines_m, predictions_m) = partitioned, memory
+    assert lines == lines_m
+    assert model.manifest == model_m.manifest
+    assert model.forecaster.save_state(Path()) == model_m.forecaster.save_state(Path())
+    exact = {"check_exact": True} if not rtol else {"rtol": rtol, "atol": 0.0}
+    pd.testing.assert_frame_equal(predictions, predictions_m, **exact)  # type: ignore[arg-type]
 
 
 @pytest.fixture(scope="session")

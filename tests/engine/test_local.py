@@ -15,14 +15,10 @@ from ltvcast.engine.fit import needs_litt
 from ltvcast.exceptions import ConfigError, LTVError, SchemaError
 from ltvcast.models.btyd import BTYDForecaster
 from ltvcast.models.registry import create
-from ltvcast.pipeline import ScoringModel, train_model
+from ltvcast.pipeline import train_model
 from ltvcast.timeframe import parse_horizon, parse_horizons
 
-from .conftest import CDNOW_COLUMNS
-
-NOW = CleaningOptions(now=pd.Timestamp("2026-01-01"))
-#: A path's model, cleaning report lines and predictions.
-Run = tuple[ScoringModel, list[str], pd.DataFrame]
+from .conftest import CDNOW_COLUMNS, NOW, Run, assert_same, in_memory
 
 
 def _both(
@@ -36,9 +32,7 @@ def _both(
     buckets: int = 4,
     workers: int = 2,
     curves: str | None = None,
-) -> tuple[
-    tuple[ScoringModel, list[str], pd.DataFrame], tuple[ScoringModel, list[str], pd.DataFrame]
-]:
+) -> tuple[Run, Run]:
     """(model, report lines, predictions) of the partitioned and the in-memory path."""
     span = parse_horizon(horizon)
     spans = None if curves is None else parse_horizons(curves)
@@ -52,19 +46,8 @@ def _both(
         report = job.clean(with_litt=litt)
         scoring = job.train(model, span)
         job.predict(scoring, out, horizons=spans, discount_rate=0.1 if curves else None)
-    data, cleaning = load_customer_data(path, columns=columns, options=NOW)
-    memory = train_model(data, horizon=span, model=model, as_of=as_of, cleaning=cleaning)
-    rate = 0.1 if curves else None
-    predictions = memory.predict(data, as_of, horizons=spans, discount_rate=rate)
-    return (scoring, report.lines(), pd.read_parquet(out)), (memory, cleaning.lines(), predictions)
-
-
-def _assert_same(partitioned: Run, memory: Run) -> None:
-    (model, lines, predictions), (model_m, lines_m, predictions_m) = partitioned, memory
-    assert lines == lines_m
-    assert model.manifest == model_m.manifest  # training window, customers, cleaning, cuts
-    assert model.forecaster.save_state(Path()) == model_m.forecaster.save_state(Path())
-    pd.testing.assert_frame_equal(predictions, predictions_m, check_exact=True)
+    memory = in_memory(path, model, horizon, as_of=as_of, columns=columns, curves=curves)
+    return (scoring, report.lines(), pd.read_parquet(out)), memory
 
 
 @pytest.mark.realdata
@@ -76,7 +59,7 @@ def test_cdnow_as_in_memory(
     cdnow_master: Path, tmp_path: Path, model: str, as_of: str | None, curves: str | None
 ) -> None:
     """The raw file, the 39-week split; predictions, parameters, cuts and report alike."""
-    _assert_same(
+    assert_same(
         *_both(
             cdnow_master, model, "39w", tmp_path, as_of=as_of, columns=CDNOW_COLUMNS, curves=curves
         )
@@ -89,7 +72,7 @@ def test_simulated_store_as_in_memory(
 ) -> None:
     """A dirty store (missing ids, bad times and amounts, duplicates, returns, time zones)
     in CSV and Parquet, in parallel and in this process."""
-    _assert_same(*_both(store, "btyd", "90d", tmp_path, buckets=buckets, workers=workers))
+    assert_same(*_both(store, "btyd", "90d", tmp_path, buckets=buckets, workers=workers))
 
 
 def _error(path: Path, **job: object) -> str:

@@ -1,8 +1,9 @@
-"""How train, predict and forecast run: in memory, or partitioned by customer.
+"""How train, predict and forecast run: in memory, partitioned by customer, or on Spark.
 
 :func:`plan` chooses (:func:`ltvcast.engine.plan_job`: by input size, unless ``--partitions``
-says) and prints the choice; :func:`partitioned` splits and cleans the transactions in
-customer buckets (:class:`ltvcast.engine.LocalJob`) for the command to train or score on.
+says; ``--engine spark``: on Spark) and prints the choice; :func:`partitioned` splits and
+cleans the transactions in customer buckets (:class:`ltvcast.engine.LocalJob`, or
+:class:`ltvcast.engine.SparkJob`) for the command to train or score on.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -20,6 +21,7 @@ from ltvcast.cli._options import Inputs, print_cleaning, step
 if TYPE_CHECKING:
     from ltvcast.engine.local import LocalJob
     from ltvcast.engine.plan import Plan
+    from ltvcast.engine.spark import SparkJob
     from ltvcast.pipeline import ScoringModel
 
 PartitionsOpt = Annotated[
@@ -31,6 +33,24 @@ PartitionsOpt = Annotated[
         "the partitioned path runs (training btyd, pnbd, bgcnbd, mbgcnbd; scoring any BTYD "
         "model; transactions only).",
         min=0,
+    ),
+]
+#: The engines ``--engine`` names.
+ENGINES = ("local", "spark")
+EngineOpt = Annotated[
+    str,
+    typer.Option(
+        "--engine",
+        help="local (this machine: in memory or partitioned) or spark (customer buckets as "
+        "Spark tasks: pip install 'ltvcast[spark]'; the partitioned path's models; "
+        "predictions written as a folder of Parquet parts).",
+    ),
+]
+SparkMasterOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--spark-master",
+        help="Spark master URL of --engine spark. Default: local[*], or spark-submit's --master.",
     ),
 ]
 WorkersOpt = Annotated[
@@ -46,29 +66,54 @@ def plan(
     partitions: int | None,
     workers: int | None,
     *,
+    engine: str = "local",
+    spark_master: str | None = None,
     model: str | None = None,
     scoring: ScoringModel | None = None,
     intervals: bool = False,
 ) -> Plan:
     """The run of a command that trains ``model`` or scores with ``scoring`` (with value
-    intervals, which run in memory only), printed."""
-    from ltvcast.engine.plan import plan_job
+    intervals, which run in memory only) on ``engine``, printed (a Spark session is started
+    here, to name its master)."""
+    from ltvcast.engine.plan import Plan, plan_job
 
     refusal = "--intervals runs in memory only (use --partitions 0)" if intervals else None
-    chosen = plan_job(
-        inputs.transactions,
-        partitions=partitions,
-        workers=workers or os.cpu_count() or 1,
-        refusal=refusal or _refusal(inputs, model, scoring),
-    )
+    refusal = refusal or _refusal(inputs, model, scoring)
+    if check_engine(engine, spark_master) == "spark":
+        from ltvcast.exceptions import ConfigError
+
+        if refusal is not None:
+            raise ConfigError(refusal.replace("--partitions 0", "--engine local --partitions 0"))
+        if partitions == 0:
+            raise ConfigError(
+                "--engine spark runs partitioned; --partitions 0 needs --engine local"
+            )
+        master = _session(spark_master).sparkContext.master
+        chosen = Plan(partitions or 0, 0, "--engine spark", spark_master=master)
+    else:
+        chosen = plan_job(
+            inputs.transactions,
+            partitions=partitions,
+            workers=workers or os.cpu_count() or 1,
+            refusal=refusal,
+        )
     console.print(f"Engine: {chosen.describe()}", highlight=False)
     return chosen
+
+
+def check_engine(engine: str, spark_master: str | None) -> str:
+    """``engine``, checked (with ``--spark-master`` given to Spark only)."""
+    if engine not in ENGINES:
+        raise typer.BadParameter(f"--engine must be one of {', '.join(ENGINES)}; got {engine!r}")
+    if spark_master is not None and engine != "spark":
+        raise typer.BadParameter("--spark-master needs --engine spark")
+    return engine
 
 
 @contextmanager
 def partitioned(
     inputs: Inputs, run: Plan, as_of: str | None, *, model: str | None = None, keep: bool = True
-) -> Iterator[LocalJob]:
+) -> Iterator[LocalJob | SparkJob]:
     """A job whose transactions are split and cleaned (the cleaning report printed), summarised
     for training ``model`` when given, and kept for scoring unless not ``keep``."""
     from ltvcast.engine.fit import needs_litt
@@ -78,6 +123,24 @@ def partitioned(
 
     forecaster = None if model is None else create(model)
     litt = isinstance(forecaster, BTYDForecaster) and needs_litt(forecaster)
+    if run.spark_master is not None:
+        from ltvcast.engine.spark import SparkJob
+
+        with SparkJob(
+            inputs.location or str(inputs.transactions),
+            spark=_session(run.spark_master),
+            as_of=as_of,
+            columns=inputs.columns,
+            options=inputs.options,
+            buckets=run.buckets or None,
+        ) as spark_job:
+            with step("Reading the transactions on Spark"):
+                spark_job.split()
+            with step(f"Loading and validating data in {spark_job.buckets} buckets on Spark"):
+                report = spark_job.clean(summarise=model is not None, with_litt=litt)
+            print_cleaning(report)
+            yield spark_job
+        return
     with LocalJob(
         inputs.transactions,
         as_of=as_of,
@@ -93,6 +156,15 @@ def partitioned(
             report = job.clean(summarise=model is not None, with_litt=litt)
         print_cleaning(report)
         yield job
+
+
+def _session(master: str | None) -> Any:
+    """The Spark session on ``master`` (quiet: errors only in Spark's log)."""
+    from ltvcast.engine.spark import spark_session
+
+    session = spark_session(master)
+    session.sparkContext.setLogLevel("ERROR")
+    return session
 
 
 def _refusal(inputs: Inputs, model: str | None, scoring: ScoringModel | None) -> str | None:

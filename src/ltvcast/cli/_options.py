@@ -53,7 +53,12 @@ _TRANSACTIONS = inspect.Parameter(
     "transactions",
     inspect.Parameter.POSITIONAL_OR_KEYWORD,
     annotation=Annotated[
-        Path, typer.Argument(help="Transactions file (CSV, CSV.gz or Parquet).", show_default=False)
+        str,
+        typer.Argument(
+            help="Transactions file (CSV, CSV.gz or Parquet; with --engine spark also any URI "
+            "Spark reads, or a folder of Parquet files).",
+            show_default=False,
+        ),
     ],
 )
 _INPUT_OPTIONS = (
@@ -147,6 +152,8 @@ class Inputs:
     profiles: Path | None
     columns: ColumnMap
     options: CleaningOptions
+    #: The transactions as given (a URI keeps its ``//``, which a path loses).
+    location: str = ""
 
     @classmethod
     def from_flags(cls, values: dict[str, Any]) -> Inputs:
@@ -178,7 +185,8 @@ class Inputs:
             now=pd.Timestamp.now(tz="UTC"),  # the edge reads the clock: rows after it are reported
             future_tolerance=tolerance,
         )
-        return cls(values["transactions"], values["events"], values["profiles"], columns, options)
+        text = values["transactions"]
+        return cls(Path(text), values["events"], values["profiles"], columns, options, text)
 
     def load(self, *, quiet: bool = False) -> tuple[CustomerData, CleaningReport]:
         """Read, validate and clean the files; print the cleaning report unless ``quiet``."""

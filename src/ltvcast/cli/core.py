@@ -10,7 +10,15 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from ltvcast.cli._app import app, console
-from ltvcast.cli._engine import PartitionsOpt, WorkersOpt, partitioned, plan
+from ltvcast.cli._engine import (
+    EngineOpt,
+    PartitionsOpt,
+    SparkMasterOpt,
+    WorkersOpt,
+    check_engine,
+    partitioned,
+    plan,
+)
 from ltvcast.cli._options import (
     CovariatesOpt,
     Inputs,
@@ -28,7 +36,7 @@ if TYPE_CHECKING:
 
     from ltvcast.data.clean import CleaningReport
     from ltvcast.data.schemas import CustomerData
-    from ltvcast.engine import LocalJob
+    from ltvcast.engine import LocalJob, SparkJob
     from ltvcast.evaluation.backtest import BacktestResult
     from ltvcast.pipeline import ScoringModel
     from ltvcast.timeframe import Horizon
@@ -142,13 +150,15 @@ def train(
     covariates: CovariatesOpt = None,
     partitions: PartitionsOpt = None,
     workers: WorkersOpt = None,
+    engine: EngineOpt = "local",
+    spark_master: SparkMasterOpt = None,
 ) -> None:
     """Train a model on data up to --as-of and save it to --out."""
     from ltvcast.timeframe import parse_horizon
 
     span = parse_horizon(horizon)
     params = model_params([model], covariates, inputs.profiles)
-    run = plan(inputs, partitions, workers, model=model)
+    run = plan(inputs, partitions, workers, engine=engine, spark_master=spark_master, model=model)
     if run.partitioned:
         with partitioned(inputs, run, as_of, model=model, keep=False) as job:
             scoring = _train_job(job, model, span)
@@ -171,6 +181,8 @@ def predict(
     intervals: IntervalsOpt = False,
     partitions: PartitionsOpt = None,
     workers: WorkersOpt = None,
+    engine: EngineOpt = "local",
+    spark_master: SparkMasterOpt = None,
 ) -> None:
     """Score every customer seen up to --as-of over the model's horizon."""
     from ltvcast.pipeline import load_scoring_model
@@ -184,7 +196,15 @@ def predict(
             f"the model uses the profile columns {', '.join(scoring.covariates)} as "
             "covariates: give --profiles"
         )
-    run = plan(inputs, partitions, workers, scoring=scoring, intervals=intervals)
+    run = plan(
+        inputs,
+        partitions,
+        workers,
+        engine=engine,
+        spark_master=spark_master,
+        scoring=scoring,
+        intervals=intervals,
+    )
     if run.partitioned:
         with partitioned(inputs, run, as_of) as job:
             _score_job(job, scoring, out, extras)
@@ -212,6 +232,8 @@ def forecast(
     covariates: CovariatesOpt = None,
     partitions: PartitionsOpt = None,
     workers: WorkersOpt = None,
+    engine: EngineOpt = "local",
+    spark_master: SparkMasterOpt = None,
 ) -> None:
     """Train on data up to --as-of and score everyone at once (train + predict, one process)."""
     from ltvcast.timeframe import parse_horizon
@@ -219,7 +241,15 @@ def forecast(
     span = parse_horizon(horizon)
     extras = _extras_request(horizons, discount_rate, model, intervals=intervals)
     params = model_params([model], covariates, inputs.profiles, intervals=intervals)
-    run = plan(inputs, partitions, workers, model=model, intervals=intervals)
+    run = plan(
+        inputs,
+        partitions,
+        workers,
+        engine=engine,
+        spark_master=spark_master,
+        model=model,
+        intervals=intervals,
+    )
     if run.partitioned:
         with partitioned(inputs, run, as_of, model=model) as job:
             scoring = _train_job(job, model, span)
@@ -252,10 +282,20 @@ def backtest_command(
         bool, typer.Option("--report", help="Also write report.html into --out.")
     ] = False,
     covariates: CovariatesOpt = None,
+    engine: EngineOpt = "local",
+    spark_master: SparkMasterOpt = None,
 ) -> None:
-    """Train every model up to --cutoff, score the period after it and compare."""
+    """Train every model up to --cutoff, score the period after it and compare (on the local
+    engine: in memory)."""
     from ltvcast.evaluation.backtest import default_cutoff
     from ltvcast.timeframe import parse_as_of, parse_horizon
+
+    if check_engine(engine, spark_master) == "spark":
+        console.print(
+            "Engine: in memory (backtest runs on the local engine; --engine spark runs "
+            "train, predict and forecast)",
+            highlight=False,
+        )
 
     span = parse_horizon(horizon)
     names = _names(models)
@@ -413,7 +453,7 @@ def _write_predictions(
 
 
 def _score_job(
-    job: LocalJob,
+    job: LocalJob | SparkJob,
     scoring: ScoringModel,
     out: Path,
     extras: _Extras,
@@ -484,7 +524,7 @@ def _train(
     return scoring
 
 
-def _train_job(job: LocalJob, model: str, horizon: Horizon) -> ScoringModel:
+def _train_job(job: LocalJob | SparkJob, model: str, horizon: Horizon) -> ScoringModel:
     """:func:`_train` on a partitioned job."""
     from ltvcast.cli._print import note
 

@@ -6,7 +6,9 @@ in-memory path's per-table functions on each bucket (:mod:`ltvcast.engine.bucket
 combine small results: cleaning reports add up, summaries are gathered for one fit, forecasts
 stream to the output. :class:`~ltvcast.engine.local.LocalJob` does so on one machine with
 DuckDB and a pool of worker processes; :func:`~ltvcast.engine.plan.plan_job` chooses it over
-the in-memory path by input size.
+the in-memory path by input size. :class:`~ltvcast.engine.spark.SparkJob` runs the same
+per-bucket functions as Spark's ``groupBy(bucket).applyInPandas`` (``pip install
+'ltvcast[spark]'``), over any path Spark reads.
 
 The partitioned path gives the in-memory path's cleaning report, model and forecasts
 (``tests/engine``). It applies every cleaning rule bucket by bucket, as in memory; the rules
@@ -28,7 +30,8 @@ from typing import TYPE_CHECKING, Any
 from ltvcast._lazy import load
 
 if TYPE_CHECKING:
-    from ltvcast.engine.local import LocalJob, Predicted
+    from ltvcast.engine.jobs import Predicted
+    from ltvcast.engine.local import LocalJob
     from ltvcast.engine.plan import (
         BUCKET_ROWS,
         PARTITION_FROM_ROWS,
@@ -36,6 +39,7 @@ if TYPE_CHECKING:
         partitioned_models_message,
         plan_job,
     )
+    from ltvcast.engine.spark import SparkJob, spark_session
 
 #: Public name -> defining module, imported on first access (choosing a plan loads neither
 #: DuckDB nor the models).
@@ -44,9 +48,11 @@ _PUBLIC = {
     "LocalJob": "ltvcast.engine.local",
     "PARTITION_FROM_ROWS": "ltvcast.engine.plan",
     "Plan": "ltvcast.engine.plan",
-    "Predicted": "ltvcast.engine.local",
+    "Predicted": "ltvcast.engine.jobs",
+    "SparkJob": "ltvcast.engine.spark",
     "partitioned_models_message": "ltvcast.engine.plan",
     "plan_job": "ltvcast.engine.plan",
+    "spark_session": "ltvcast.engine.spark",
 }
 
 __all__ = [
@@ -55,8 +61,10 @@ __all__ = [
     "LocalJob",
     "Plan",
     "Predicted",
+    "SparkJob",
     "partitioned_models_message",
     "plan_job",
+    "spark_session",
 ]
 
 

@@ -32,36 +32,26 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
-from functools import partial
 from pathlib import Path
 from types import TracebackType
 from typing import TypeVar
 
 import duckdb
-import numpy as np
 import pandas as pd
 
 from ltvcast.data.clean import CleaningOptions, CleaningReport
 from ltvcast.data.io import ColumnMap, write_table
-from ltvcast.data.schemas import CUSTOMER_ID, TIMESTAMP, CustomerData
-from ltvcast.data.times import date_order_at_stake
-from ltvcast.data.validate import (
-    DEFAULT_COLUMNS,
-    DEFAULT_OPTIONS,
-    TRANSACTIONS,
-    check_whole_table,
-    validate_transactions,
-)
-from ltvcast.engine.buckets import LITT, clean_bucket, summarise_bucket
-from ltvcast.engine.fit import (
-    fit_purchases,
-    fit_spend,
-    fits_from_summary,
-    fitted,
-    needs_litt,
-    purchase_rows,
-    spend_rows,
-    summary_inputs,
+from ltvcast.data.schemas import CUSTOMER_ID, CustomerData
+from ltvcast.data.validate import DEFAULT_COLUMNS, DEFAULT_OPTIONS, validate_transactions
+from ltvcast.engine.jobs import (
+    NUMERIC_DATE,
+    BucketJob,
+    Cleaned,
+    Pair,
+    Predicted,
+    check_date_order,
+    clean_part,
+    gather,
 )
 from ltvcast.engine.partition import (
     Buckets,
@@ -72,39 +62,23 @@ from ltvcast.engine.partition import (
     split_table,
 )
 from ltvcast.engine.plan import partitioned_models_message
-from ltvcast.exceptions import ConfigError, InsufficientDataError, SchemaError
-from ltvcast.features.rfm import rfm_later
-from ltvcast.models.base import Forecaster
-from ltvcast.models.btyd import WEEK_DAYS, BTYDForecaster
-from ltvcast.models.registry import create
-from ltvcast.pipeline import ScoringModel, TrainingSummary, load_scoring_model, with_fallback
-from ltvcast.strategy.segments import SegmentRules
-from ltvcast.timeframe import Horizon, parse_as_of
+from ltvcast.exceptions import ConfigError, SchemaError
+from ltvcast.models.btyd import BTYDForecaster
+from ltvcast.pipeline import ScoringModel, load_scoring_model
+from ltvcast.timeframe import Horizon
 
 A = TypeVar("A")
 B = TypeVar("B")
 T = TypeVar("T")
 R = TypeVar("R")
 
-#: Texts of the time column whose day/month order a whole column decides (RE2 syntax).
-_NUMERIC_DATE = r"^\d{1,2}[/.\-]\d"
 #: Why a job stops when the system kills one of its workers.
 _KILLED = "a worker process was killed (most often for memory): use more --partitions"
 #: Rows per batch when the output is written.
 _BATCH_ROWS = 250_000
 
 
-@dataclass(frozen=True)
-class Predicted:
-    """What :meth:`LocalJob.predict` wrote: the file, its customers and their total value."""
-
-    path: Path
-    customers: int
-    total_value: float
-    as_of: pd.Timestamp
-
-
-class LocalJob:
+class LocalJob(BucketJob):
     """One partitioned job over a transactions file (see the module docstring).
 
     Parameters
@@ -155,14 +129,11 @@ class LocalJob:
         self.buckets = buckets
         self.workers = workers
         self.keep = keep
-        self._as_of = as_of
+        super().__init__(as_of)
         self._work_dir = None if work_dir is None else str(work_dir)
         self._memory_limit = memory_limit
         self._split: Buckets | None = None
-        self._cleaned: list[Path] = []
-        self._summary: tuple[pd.DataFrame, int] | None = None
-        self._report: CleaningReport | None = None
-        self._span: tuple[pd.Timestamp, pd.Timestamp] | None = None
+        self._parts: list[Path] = []
 
     def __enter__(self) -> LocalJob:
         self._tmp = tempfile.TemporaryDirectory(prefix="ltvcast-job-", dir=self._work_dir)
@@ -209,15 +180,8 @@ class LocalJob:
             raise SchemaError(f"{self.source}: file has no data rows")
         time = self.columns.source("time")
         if self.options.date_format is None and names.get(time, "").startswith("VARCHAR"):
-            texts = distinct_values(self._con, split, time, _NUMERIC_DATE)
-            order = date_order_at_stake(texts)
-            if order is not None:
-                raise ConfigError(
-                    f"{self.source}: column '{time}' holds dates such as "
-                    f"'{texts.iloc[0]}' ({order}), whose day/month order ltvcast tells "
-                    "from the whole column; give it with --date-format ('%d/%m/%Y' or "
-                    "'%m/%d/%Y', with the time if any) or use --partitions 0 (in memory)"
-                )
+            texts = distinct_values(self._con, split, time, NUMERIC_DATE)
+            check_date_order(self.source, time, texts)
         self._split = split
         return split
 
@@ -248,9 +212,7 @@ class LocalJob:
             raise ConfigError("LocalJob: call split() first")
         folder = self.root / "clean"
         folder.mkdir(exist_ok=True)
-        # A bare date needs no default time; without an as-of, each bucket is summarised
-        # at its own last time, and the summary moved to the last time of all below.
-        as_of = None if self._as_of is None else parse_as_of(self._as_of, pd.Timestamp(0))
+        as_of = self._bucket_as_of()
         tasks = [
             _CleanTask(
                 files,
@@ -265,92 +227,12 @@ class LocalJob:
             for i, files in enumerate(self._split.files)
         ]
         done = self._pool.map(_clean, tasks)
-        report = CleaningReport.merge(d.report for d in done)
-        check_whole_table(report, TRANSACTIONS, self.source)
-        spans = [(d.first, d.last) for d in done if d.first is not None and d.last is not None]
-        self._span = (min(first for first, _ in spans), max(last for _, last in spans))
-        self._cleaned = [t.out for t, d in zip(tasks, done, strict=True) if t.out and d.first]
-        self._summary = None
-        if summarise:
-            rfm = pd.concat([d.rfm for d in done if d.rfm is not None]).sort_index(kind="stable")
-            if as_of is None:
-                rfm = rfm_later(rfm, self.as_of, time_unit_days=WEEK_DAYS)
-            self._summary = (rfm, sum(d.customers for d in done))
-        self._report = report
-        return report
+        self._gathered = gather(done, self.source, as_of, summarise=summarise)
+        self._parts = [t.out for t, d in zip(tasks, done, strict=True) if t.out and d.first]
+        return self._gathered.report
 
-    @property
-    def last_timestamp(self) -> pd.Timestamp:
-        """The latest time of the cleaned transactions."""
-        return self._cleaned_span()[1]
-
-    @property
-    def as_of(self) -> pd.Timestamp:
-        """The job's as-of time, resolved (after :meth:`clean`)."""
-        return parse_as_of(self._as_of, self.last_timestamp)
-
-    def train(
-        self, model: str, horizon: Horizon, *, on_note: Callable[[str], None] | None = None
-    ) -> ScoringModel:
-        """Fit ``model`` (see :func:`~ltvcast.engine.fit.fits_from_summary`) on the data up
-        to the job's as-of, with the fallback and segment cuts of
-        :func:`~ltvcast.pipeline.train_model`: the same model as in memory.
-
-        Raises
-        ------
-        ConfigError
-            For a model the partitioned path does not train, or a CNBD-k model when the
-            buckets were cleaned without ``with_litt``.
-        InsufficientDataError
-            When no transaction is dated up to the as-of time, or the model cannot be fitted.
-        """
-        if self._summary is None:
-            raise ConfigError("LocalJob: call split() and clean(summarise=True) first")
-        rfm, customers = self._summary
-        when = self.as_of
-        first = create(model)
-        if not fits_from_summary(type(first)):
-            raise ConfigError(partitioned_models_message(model))
-        notes: list[str] = []
-
-        def note(text: str) -> None:
-            notes.append(text)
-            if on_note is not None:
-                on_note(text)
-
-        def fit(name: str) -> Forecaster:
-            forecaster = first if name == model else create(name)
-            assert isinstance(forecaster, BTYDForecaster)
-            if needs_litt(forecaster) and LITT not in rfm:
-                raise ConfigError(f"{name}: clean the buckets with with_litt=True to train it")
-            if not customers:
-                raise InsufficientDataError(
-                    f"{forecaster.name}: no transaction up to {when:%Y-%m-%d %H:%M}; "
-                    "nothing to learn from"
-                )
-            inputs = summary_inputs(forecaster, rfm)
-            purchases, spend = self._pool.pair(
-                partial(fit_purchases, forecaster, purchase_rows(forecaster, rfm)),
-                partial(fit_spend, forecaster, spend_rows(forecaster, inputs)),
-            )
-            return fitted(forecaster, purchases, spend, inputs, when, horizon)
-
-        forecaster = with_fallback(model, fit, note)
-        assert isinstance(forecaster, BTYDForecaster)
-        forecasts = forecaster.predict_rfm(rfm)
-        idle = np.zeros(customers - len(rfm))  # seen, no purchase: 0 for everything
-        rules = SegmentRules().fit(
-            pd.DataFrame(
-                {
-                    "predicted_value": np.r_[forecasts["predicted_value"].to_numpy(), idle],
-                    "p_active": np.r_[forecasts["p_active"].to_numpy(), idle],
-                }
-            )
-        )
-        start, _ = self._cleaned_span()
-        cleaning = None if self._report is None else self._report.to_dict()
-        summary = TrainingSummary(start, when, customers, cleaning=cleaning, notes=tuple(notes))
-        return ScoringModel(forecaster, rules, summary)
+    def _pair(self) -> Pair:
+        return self._pool.pair
 
     def predict(
         self,
@@ -381,7 +263,7 @@ class LocalJob:
         folder.mkdir(exist_ok=True)
         tasks = [
             _PredictTask(path, model_dir, when, horizons, discount_rate, folder / f"{i}.parquet")
-            for i, path in enumerate(self._cleaned)
+            for i, path in enumerate(self._parts)
         ]
         done = self._pool.map(_predict, tasks)
         customers = sum(rows for rows, _ in done)
@@ -402,11 +284,6 @@ class LocalJob:
         if empty:
             yield pd.read_parquet(parts[0]).iloc[:0]
 
-    def _cleaned_span(self) -> tuple[pd.Timestamp, pd.Timestamp]:
-        if self._span is None:
-            raise ConfigError("LocalJob: call split() and clean() first")
-        return self._span
-
 
 @dataclass(frozen=True)
 class _CleanTask:
@@ -421,15 +298,6 @@ class _CleanTask:
 
 
 @dataclass(frozen=True)
-class _Cleaned:
-    report: CleaningReport
-    first: pd.Timestamp | None
-    last: pd.Timestamp | None
-    rfm: pd.DataFrame | None
-    customers: int
-
-
-@dataclass(frozen=True)
 class _PredictTask:
     path: Path
     model_dir: Path
@@ -439,18 +307,19 @@ class _PredictTask:
     out: Path
 
 
-def _clean(task: _CleanTask) -> _Cleaned:
-    data, report = clean_bucket(read_bucket(task.files), task.source, task.columns, task.options)
-    tx = data.transactions
-    if not len(tx):
-        return _Cleaned(report, None, None, None, 0)
-    if task.out is not None:
-        tx.to_parquet(task.out, index=False)
-    first, last = tx[TIMESTAMP].min(), tx[TIMESTAMP].max()
-    if not task.summarise:
-        return _Cleaned(report, first, last, None, 0)
-    rfm, customers = summarise_bucket(data, task.as_of, with_litt=task.with_litt)
-    return _Cleaned(report, first, last, rfm, customers)
+def _clean(task: _CleanTask) -> Cleaned:
+    data, done = clean_part(
+        read_bucket(task.files),
+        task.source,
+        task.columns,
+        task.options,
+        task.as_of,
+        summarise=task.summarise,
+        with_litt=task.with_litt,
+    )
+    if task.out is not None and done.first is not None:
+        data.transactions.to_parquet(task.out, index=False)
+    return done
 
 
 def _predict(task: _PredictTask) -> tuple[int, float]:

@@ -27,15 +27,15 @@ T = TypeVar("T")
 ROW = "__ltvcast_row"
 _BUCKET = "__ltvcast_bucket"
 #: Cells pandas reads as missing (``pandas.read_csv``'s default ``na_values``).
-_MISSING = (
+MISSING = (
     "", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN",
     "<NA>", "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null",
 )  # fmt: skip
-_MISSING_SQL = ", ".join("'" + m + "'" for m in _MISSING)
+_MISSING_SQL = ", ".join("'" + m + "'" for m in MISSING)
 #: Encodings DuckDB's CSV reader decodes, by the names :func:`~ltvcast.data.io.sniff_text` gives.
 _ENCODINGS = {None: "utf-8", "utf-8-sig": "utf-8", "utf-16": "utf-16"}
 #: Whitespace Python's ``str.strip`` removes from ids (the ASCII part of it).
-_BLANKS = " \t\n\r\x0b\x0c"
+BLANKS = " \t\n\r\x0b\x0c"
 
 
 class NotUTF8(SchemaError):
@@ -91,7 +91,7 @@ class Source:
     def head(self, con: duckdb.DuckDBPyConnection, rows: int) -> pd.DataFrame:
         """The first ``rows`` rows, indexed as :func:`read_bucket` indexes a bucket."""
         frame = self._run(con, f"SELECT * FROM ({self.sql}) LIMIT {int(rows)}").df()
-        return _numbered(frame)
+        return numbered(frame)
 
     def _run(self, con: duckdb.DuckDBPyConnection, sql: str) -> duckdb.DuckDBPyConnection:
         try:
@@ -132,7 +132,7 @@ def split_table(
     column = '"' + customer.replace('"', '""') + '"'
     key = column
     if kind.startswith("VARCHAR"):  # as_ids: stripped, "42.0" -> "42" (only ids that need it)
-        normal = f"regexp_replace(trim({column}, '{_BLANKS}'), '^(-?[0-9]+)\\.0+$', '\\1')"
+        normal = f"regexp_replace(trim({column}, '{BLANKS}'), '^(-?[0-9]+)\\.0+$', '\\1')"
         odd = f"contains({column}, '.') OR {column}[1] <= ' ' OR {column}[-1] <= ' '"
         key = f"CASE WHEN {odd} THEN {normal} ELSE {column} END"
     target = "'" + str(into).replace("'", "''") + "'"
@@ -166,10 +166,12 @@ def read_bucket(files: Sequence[Path]) -> pd.DataFrame:
     :func:`~ltvcast.data.io.read_table` gives them), rows in file order, indexed by their
     0-based data row in the file (so that messages name the file's rows)."""
     frame = pd.concat([pd.read_parquet(f) for f in files], ignore_index=True)
-    return _numbered(frame)
+    return numbered(frame)
 
 
-def _numbered(frame: pd.DataFrame) -> pd.DataFrame:
+def numbered(frame: pd.DataFrame) -> pd.DataFrame:
+    """Rows with :data:`ROW` as :func:`read_bucket` gives them: indexed by their 0-based
+    data row, in file order, names stripped."""
     rows = frame.pop(ROW).to_numpy(dtype="int64") - 1
     frame.index = pd.Index(rows)
     frame.columns = [str(c).strip() for c in frame.columns]

@@ -33,14 +33,20 @@ class Plan:
     buckets: int
     workers: int
     reason: str
+    #: The Spark master a Spark job runs on (``None``: this machine); a Spark job with
+    #: ``buckets == 0`` chooses them by size.
+    spark_master: str | None = None
 
     @property
     def partitioned(self) -> bool:
         """Whether the job runs in customer buckets."""
-        return self.buckets > 0
+        return self.buckets > 0 or self.spark_master is not None
 
     def describe(self) -> str:
         """One line for the user."""
+        if self.spark_master is not None:
+            buckets = f"{self.buckets} customer buckets" if self.buckets else "buckets by size"
+            return f"spark on {self.spark_master}: {buckets} ({self.reason})"
         if not self.partitioned:
             return f"in memory ({self.reason})"
         return (

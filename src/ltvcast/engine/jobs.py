@@ -1,0 +1,273 @@
+"""What every partitioned job shares, whatever maps it over the buckets.
+
+A job cleans and summarises each bucket (:func:`clean_part`), gathers the buckets' results
+into the whole table's (:func:`gather`) and trains on the summary
+(:meth:`BucketJob.train`); :class:`~ltvcast.engine.local.LocalJob` maps the buckets over a
+pool of worker processes, :class:`~ltvcast.engine.spark.SparkJob` over Spark executors.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import Protocol, TypeVar
+
+import numpy as np
+import pandas as pd
+
+from ltvcast.data.clean import CleaningOptions, CleaningReport
+from ltvcast.data.io import ColumnMap
+from ltvcast.data.schemas import TIMESTAMP, CustomerData
+from ltvcast.data.times import date_order_at_stake
+from ltvcast.data.validate import TRANSACTIONS, check_whole_table
+from ltvcast.engine.buckets import LITT, clean_bucket, summarise_bucket
+from ltvcast.engine.fit import (
+    fit_purchases,
+    fit_spend,
+    fits_from_summary,
+    fitted,
+    needs_litt,
+    purchase_rows,
+    spend_rows,
+    summary_inputs,
+)
+from ltvcast.engine.plan import partitioned_models_message
+from ltvcast.exceptions import ConfigError, InsufficientDataError
+from ltvcast.features.rfm import rfm_later
+from ltvcast.models.base import Forecaster
+from ltvcast.models.btyd import WEEK_DAYS, BTYDForecaster
+from ltvcast.models.registry import create
+from ltvcast.pipeline import ScoringModel, TrainingSummary, with_fallback
+from ltvcast.strategy.segments import SegmentRules
+from ltvcast.timeframe import Horizon, parse_as_of
+
+A = TypeVar("A")
+B = TypeVar("B")
+
+#: Texts of the time column whose day/month order a whole column decides (a regular
+#: expression RE2 and Java read alike).
+NUMERIC_DATE = r"^\d{1,2}[/.\-]\d"
+
+
+@dataclass(frozen=True)
+class Predicted:
+    """What a job's ``predict`` wrote: the output, its customers and their total value."""
+
+    path: Path
+    customers: int
+    total_value: float
+    as_of: pd.Timestamp
+
+
+@dataclass(frozen=True)
+class Cleaned:
+    """One cleaned bucket: its report, first and last times (``None``: no row left), RFM
+    summary and customers up to the as-of (when summarised)."""
+
+    report: CleaningReport
+    first: pd.Timestamp | None
+    last: pd.Timestamp | None
+    rfm: pd.DataFrame | None
+    customers: int
+
+
+def clean_part(
+    raw: pd.DataFrame,
+    source: str,
+    columns: ColumnMap,
+    options: CleaningOptions,
+    as_of: pd.Timestamp | None,
+    *,
+    summarise: bool,
+    with_litt: bool,
+) -> tuple[CustomerData, Cleaned]:
+    """One bucket of raw rows cleaned (:func:`~ltvcast.engine.buckets.clean_bucket`) and, with
+    ``summarise``, summarised (:func:`~ltvcast.engine.buckets.summarise_bucket`)."""
+    data, report = clean_bucket(raw, source, columns, options)
+    tx = data.transactions
+    if not len(tx):
+        return data, Cleaned(report, None, None, None, 0)
+    first, last = tx[TIMESTAMP].min(), tx[TIMESTAMP].max()
+    if not summarise:
+        return data, Cleaned(report, first, last, None, 0)
+    rfm, customers = summarise_bucket(data, as_of, with_litt=with_litt)
+    return data, Cleaned(report, first, last, rfm, customers)
+
+
+@dataclass(frozen=True)
+class Gathered:
+    """The whole table's cleaning report, time span and (when summarised) RFM summary in
+    customer order with its customer count."""
+
+    report: CleaningReport
+    span: tuple[pd.Timestamp, pd.Timestamp]
+    summary: tuple[pd.DataFrame, int] | None
+
+
+def gather(
+    done: Sequence[Cleaned], source: str, as_of: pd.Timestamp | None, *, summarise: bool
+) -> Gathered:
+    """The buckets' results merged; summaries made without an as-of (each at its bucket's
+    last time) are moved to the last time of all.
+
+    Raises
+    ------
+    SchemaError
+        When the in-memory path would refuse the table (a rule that drops every row, no row
+        left).
+    """
+    report = CleaningReport.merge(d.report for d in done)
+    check_whole_table(report, TRANSACTIONS, source)
+    spans = [(d.first, d.last) for d in done if d.first is not None and d.last is not None]
+    span = (min(first for first, _ in spans), max(last for _, last in spans))
+    summary = None
+    if summarise:
+        rfm = pd.concat([d.rfm for d in done if d.rfm is not None]).sort_index(kind="stable")
+        if as_of is None:
+            rfm = rfm_later(rfm, span[1], time_unit_days=WEEK_DAYS)
+        summary = (rfm, sum(d.customers for d in done))
+    return Gathered(report, span, summary)
+
+
+def check_date_order(source: str, time: str, texts: pd.Series) -> None:
+    """Refuse numeric dates whose day/month order the whole column decides.
+
+    ``texts`` are the distinct values of column ``time`` that match :data:`NUMERIC_DATE`.
+
+    Raises
+    ------
+    ConfigError
+        When their order is at stake (give ``date_format``).
+    """
+    order = date_order_at_stake(texts)
+    if order is not None:
+        raise ConfigError(
+            f"{source}: column '{time}' holds dates such as '{texts.iloc[0]}' ({order}), "
+            "whose day/month order ltvcast tells from the whole column; give it with "
+            "--date-format ('%d/%m/%Y' or '%m/%d/%Y', with the time if any) or use "
+            "--partitions 0 (in memory)"
+        )
+
+
+class Pair(Protocol):
+    """Runs two independent calls, perhaps at once: ``(first(), second())``."""
+
+    def __call__(self, first: Callable[[], A], second: Callable[[], B]) -> tuple[A, B]: ...
+
+
+def one_after_other(first: Callable[[], A], second: Callable[[], B]) -> tuple[A, B]:
+    """:class:`Pair` in this process."""
+    return first(), second()
+
+
+class BucketJob:
+    """A job's resolved times and the fit on its gathered buckets; a subclass maps the
+    buckets and sets :attr:`_gathered` (see :func:`gather`)."""
+
+    def __init__(self, as_of: str | pd.Timestamp | None) -> None:
+        self._as_of = as_of
+        self._gathered: Gathered | None = None
+
+    @property
+    def last_timestamp(self) -> pd.Timestamp:
+        """The latest time of the cleaned transactions."""
+        return self._cleaned()[1]
+
+    @property
+    def as_of(self) -> pd.Timestamp:
+        """The job's as-of time, resolved (after ``clean``)."""
+        return parse_as_of(self._as_of, self.last_timestamp)
+
+    @property
+    def summary(self) -> pd.DataFrame:
+        """The RFM summary of the buyers up to the job's as-of, in customer order (after
+        ``clean(summarise=True)``): what :meth:`train` fits on."""
+        return self._summary()[0]
+
+    def _summary(self) -> tuple[pd.DataFrame, int]:
+        if self._gathered is None or self._gathered.summary is None:
+            raise ConfigError(
+                f"{type(self).__name__}: call split() and clean(summarise=True) first"
+            )
+        return self._gathered.summary
+
+    def _bucket_as_of(self) -> pd.Timestamp | None:
+        """The as-of buckets are summarised at (``None``: each at its own last time; a bare
+        date needs no default time)."""
+        return None if self._as_of is None else parse_as_of(self._as_of, pd.Timestamp(0))
+
+    def _done(self) -> Gathered:
+        if self._gathered is None:
+            raise ConfigError(f"{type(self).__name__}: call split() and clean() first")
+        return self._gathered
+
+    def _cleaned(self) -> tuple[pd.Timestamp, pd.Timestamp]:
+        return self._done().span
+
+    def _pair(self) -> Pair:
+        """How the purchase and spend fits run (override to run them at once)."""
+        return one_after_other
+
+    def train(
+        self, model: str, horizon: Horizon, *, on_note: Callable[[str], None] | None = None
+    ) -> ScoringModel:
+        """Fit ``model`` (see :func:`~ltvcast.engine.fit.fits_from_summary`) on the data up
+        to the job's as-of, with the fallback and segment cuts of
+        :func:`~ltvcast.pipeline.train_model`: the same model as in memory.
+
+        Raises
+        ------
+        ConfigError
+            For a model the partitioned path does not train, or a CNBD-k model when the
+            buckets were cleaned without ``with_litt``.
+        InsufficientDataError
+            When no transaction is dated up to the as-of time, or the model cannot be fitted.
+        """
+        rfm, customers = self._summary()
+        when = self.as_of
+        first = create(model)
+        if not fits_from_summary(type(first)):
+            raise ConfigError(partitioned_models_message(model))
+        notes: list[str] = []
+        pair = self._pair()
+
+        def note(text: str) -> None:
+            notes.append(text)
+            if on_note is not None:
+                on_note(text)
+
+        def fit(name: str) -> Forecaster:
+            forecaster = first if name == model else create(name)
+            assert isinstance(forecaster, BTYDForecaster)
+            if needs_litt(forecaster) and LITT not in rfm:
+                raise ConfigError(f"{name}: clean the buckets with with_litt=True to train it")
+            if not customers:
+                raise InsufficientDataError(
+                    f"{forecaster.name}: no transaction up to {when:%Y-%m-%d %H:%M}; "
+                    "nothing to learn from"
+                )
+            inputs = summary_inputs(forecaster, rfm)
+            purchases, spend = pair(
+                partial(fit_purchases, forecaster, purchase_rows(forecaster, rfm)),
+                partial(fit_spend, forecaster, spend_rows(forecaster, inputs)),
+            )
+            return fitted(forecaster, purchases, spend, inputs, when, horizon)
+
+        forecaster = with_fallback(model, fit, note)
+        assert isinstance(forecaster, BTYDForecaster)
+        forecasts = forecaster.predict_rfm(rfm)
+        idle = np.zeros(customers - len(rfm))  # seen, no purchase: 0 for everything
+        rules = SegmentRules().fit(
+            pd.DataFrame(
+                {
+                    "predicted_value": np.r_[forecasts["predicted_value"].to_numpy(), idle],
+                    "p_active": np.r_[forecasts["p_active"].to_numpy(), idle],
+                }
+            )
+        )
+        start, _ = self._cleaned()
+        cleaning = self._done().report.to_dict()
+        summary = TrainingSummary(start, when, customers, cleaning=cleaning, notes=tuple(notes))
+        return ScoringModel(forecaster, rules, summary)
