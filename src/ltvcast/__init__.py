@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     )
     from ltvcast.models.base import Forecaster
     from ltvcast.pipeline import ScoringModel, load_scoring_model, train_model
+    from ltvcast.pipeline.recommend import recommend
     from ltvcast.report.diagnostics import (
         conditional_expectations_figure,
         frequency_recency_figure,
@@ -44,6 +45,7 @@ if TYPE_CHECKING:
     )
     from ltvcast.report.figures import decile_figure, gain_figure
     from ltvcast.scoring.artifacts import load_model, save_model
+    from ltvcast.strategy.items import ItemRecommender
     from ltvcast.timeframe import Horizon, parse_as_of, parse_horizon, parse_horizons
 
 #: Public name -> defining module, imported on first attribute access.
@@ -58,6 +60,7 @@ _PUBLIC = {
     "Forecaster": "ltvcast.models.base",
     "Horizon": "ltvcast.timeframe",
     "InsufficientDataError": "ltvcast.exceptions",
+    "ItemRecommender": "ltvcast.strategy.items",
     "LTVError": "ltvcast.exceptions",
     "NotFittedError": "ltvcast.exceptions",
     "SchemaError": "ltvcast.exceptions",
@@ -79,6 +82,7 @@ _PUBLIC = {
     "parse_as_of": "ltvcast.timeframe",
     "parse_horizon": "ltvcast.timeframe",
     "parse_horizons": "ltvcast.timeframe",
+    "recommend": "ltvcast.pipeline.recommend",
     "save_model": "ltvcast.scoring.artifacts",
     "tracking_figure": "ltvcast.report.diagnostics",
     "tracking_table": "ltvcast.evaluation.diagnostics",
@@ -96,6 +100,7 @@ __all__ = [
     "Forecaster",
     "Horizon",
     "InsufficientDataError",
+    "ItemRecommender",
     "LTVError",
     "NotFittedError",
     "SchemaError",
@@ -118,6 +123,7 @@ __all__ = [
     "parse_as_of",
     "parse_horizon",
     "parse_horizons",
+    "recommend",
     "save_model",
     "tracking_figure",
     "tracking_table",

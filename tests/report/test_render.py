@@ -10,12 +10,16 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from ltvcast.evaluation.diagnostics import conditional_expectations
 from ltvcast.features.rfm import rfm_summary
 from ltvcast.pipeline import train_model
+from ltvcast.pipeline.recommend import most_recommended, recommend
 from ltvcast.report import build_report, render_report, write_report
+from ltvcast.report.recommendations import HIGH_VALUE_SEGMENTS
+from ltvcast.strategy.actions import action_mix
 from ltvcast.timeframe import Horizon
 
 #: Every chart of a full report of a BTYD model, by its data-chart name.
@@ -96,6 +100,24 @@ def test_model_diagnostics_follow_the_backtest_refit(html: str, pipeline: Any) -
     labels = re.findall(r"<text[^>]*>([^<]*)</text>", _charts(html)["conditional"])
     for group, customers in zip(table["frequency"], table["customers"], strict=True):
         assert group in labels and f"{customers:,}" in labels, (group, customers)
+
+
+def test_recommendations_match_their_sources(html: str, pipeline: Any) -> None:
+    p = pipeline
+    section = html[html.index('id="recommendations"') : html.index('id="drivers"')]
+    table = recommend(p.scoring, p.data, p.as_of)
+    scored = p.scoring.score(p.data, p.as_of)
+    mix = action_mix(table, scored.set_index("customer_id")["segment"])
+    assert f"{mix['expected_value'].sum():,.0f} in all" in section
+    for row in mix.itertuples():
+        assert (
+            f'<td class="text">{str(row.action).replace("_", " ")}</td><td>{row.customers:,}</td>'
+            in section
+        )
+    high = scored.loc[scored["segment"].isin(HIGH_VALUE_SEGMENTS), "customer_id"]
+    first = most_recommended(table, pd.Index(high), top=1)["item_id"].iloc[0]
+    assert "Items most recommended to high-value customers" in section
+    assert f'<td class="text">{first}</td>' in section
 
 
 @pytest.mark.parametrize("name", ["baseline", "gbdt"])

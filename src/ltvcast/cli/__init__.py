@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from ltvcast.cli import core as core
+from ltvcast.cli import recommend as recommend
 from ltvcast.cli import serve as serve
 from ltvcast.cli import strategy as strategy
 from ltvcast.cli._app import app, main, run_app

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 TopOpt = Annotated[int, typer.Option("--top", help="Drivers to show.")]
 
 
-def _load(
+def load_model_and_data(
     model_dir: Path, inputs: Inputs, as_of: str | None
 ) -> tuple[ScoringModel, CustomerData, CleaningReport, pd.Timestamp]:
     """Model, cleaned data (cut at as-of) and the as-of time every command here starts from."""
@@ -92,7 +92,7 @@ def segment(
         new_tenure_days=new_days,
         new_max_purchases=new_max_purchases,
     )
-    scoring, data, _, cutoff = _load(model_dir, inputs, as_of)
+    scoring, data, _, cutoff = load_model_and_data(model_dir, inputs, as_of)
     table = _score(scoring, data, cutoff, rules)
     fitted = scoring.cuts_for(table, rules)
     assert fitted is not None  # SegmentRules always fit
@@ -147,7 +147,7 @@ def plan(
     table_by_segment = (
         None if uplift_by_segment_file is None else read_uplift_table(uplift_by_segment_file)
     )
-    scoring, data, _, cutoff = _load(model_dir, inputs, as_of)
+    scoring, data, _, cutoff = load_model_and_data(model_dir, inputs, as_of)
     table = _score(scoring, data, cutoff, SegmentRules())
     segments = table.set_index(CUSTOMER_ID)["segment"]
     lift: float | pd.Series = 0.05 if uplift is None else uplift
@@ -201,7 +201,7 @@ def explain(
 
     from ltvcast.cli._print import print_customer
 
-    scoring, data, _, cutoff = _load(model_dir, inputs, as_of)
+    scoring, data, _, cutoff = load_model_and_data(model_dir, inputs, as_of)
     if customer is None:
         with step("Explaining a sample of customers"):
             importance = scoring.importance(data, cutoff)
@@ -241,7 +241,7 @@ def report(
     from ltvcast.pipeline import backtest_models
     from ltvcast.report import write_report
 
-    scoring, data, cleaning, cutoff = _load(model_dir, inputs, as_of)
+    scoring, data, cleaning, cutoff = load_model_and_data(model_dir, inputs, as_of)
     horizon = scoring.horizon
     own = scoring.forecaster.chosen
     others = [m.strip() for m in models.split(",") if m.strip() and m.strip() != own.name]

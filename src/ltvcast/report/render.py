@@ -28,6 +28,7 @@ from ltvcast.exceptions import ConfigError, LTVError
 from ltvcast.models.btyd import BTYDForecaster
 from ltvcast.pipeline import ScoringModel
 from ltvcast.report import diagnostics, figures
+from ltvcast.report.recommendations import recommendation_context, recommendation_tables
 from ltvcast.strategy.segments import FittedSegmentRules, segment_summary
 from ltvcast.timeframe import Horizon
 
@@ -74,6 +75,8 @@ def render_report(
     importance: pd.DataFrame | None = None,
     tracking: pd.DataFrame | None = None,
     conditional: pd.DataFrame | None = None,
+    action_mix: pd.DataFrame | None = None,
+    top_items: pd.DataFrame | None = None,
     notes: list[str] | None = None,
     title: str = "Customer lifetime value report",
 ) -> str:
@@ -97,6 +100,9 @@ def render_report(
         Model-diagnostics section (omitted when ``tracking`` is ``None``): a
         :func:`~ltvcast.evaluation.diagnostics.tracking_table` and a
         :func:`~ltvcast.evaluation.diagnostics.conditional_expectations` table.
+    action_mix, top_items
+        Recommendations section (omitted when ``action_mix`` is ``None``): see
+        :func:`~ltvcast.report.recommendations.recommendation_tables`.
     notes
         Sentences shown under the header (e.g. why ``auto`` chose its model).
     """
@@ -116,6 +122,9 @@ def render_report(
         "segments": None if segments is None else _segments(segments, segment_rules),
         "importance": None if importance is None or importance.empty else _importance(importance),
         "diagnostics": None if tracking is None else _diagnostics(tracking, conditional),
+        "recommendations": (
+            None if action_mix is None else recommendation_context(action_mix, top_items)
+        ),
     }
     env = Environment(
         loader=PackageLoader("ltvcast.report", "templates"),
@@ -163,6 +172,11 @@ def build_report(
                 backtest_model = backtest_result.best()
             except LTVError as err:
                 notes.append(f"No backtest chart: {err}.")
+    mix = top_items = None
+    try:
+        mix, top_items = recommendation_tables(model, data, as_of, table)
+    except LTVError as err:
+        notes.append(f"Recommendations are not shown: {err}.")
     tracking = conditional = None
     chosen_model = model.forecaster.chosen
     if backtest_result is not None and isinstance(chosen_model, BTYDForecaster):
@@ -184,6 +198,8 @@ def build_report(
         importance=importance,
         tracking=tracking,
         conditional=conditional,
+        action_mix=mix,
+        top_items=top_items,
         notes=notes,
     )
 

@@ -1,0 +1,140 @@
+"""Recommendations: each customer's next best action and next best items, in long form.
+
+One row per customer and recommended item (``customer_id, rank, item_id, score``) with the
+customer's ``action, action_value, action_reason`` repeated on each of its rows; a customer
+without items gets one row with an empty ``item_id``. The items come from
+:class:`~ltvcast.strategy.items.ItemRecommender` fitted on the history up to as-of and weighted
+by the forecast value of the buyers; the action from
+:func:`~ltvcast.strategy.actions.next_best_actions` on the model's forecasts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from ltvcast.data.schemas import CUSTOMER_ID, ITEM_ID, CustomerData
+from ltvcast.pipeline.model import ScoringModel
+from ltvcast.strategy.actions import ACTION_COLUMNS, DEFAULT_CATALOGUE, Action, next_best_actions
+from ltvcast.strategy.items import ItemRecommender
+
+#: Columns of :func:`recommend`'s table, in order.
+RECOMMENDATION_COLUMNS = (CUSTOMER_ID, "rank", ITEM_ID, "score", *ACTION_COLUMNS)
+
+
+@dataclass(frozen=True)
+class ActionPolicy:
+    """The assumptions an action is chosen by (see :mod:`ltvcast.strategy.actions`)."""
+
+    catalogue: tuple[Action, ...] = DEFAULT_CATALOGUE
+    margin: float = 1.0
+    at_risk: float = 0.5
+    risk_aversion: float = 0.5
+
+
+@dataclass
+class Recommender:
+    """A model's forecasts turned into actions and items, for a batch or one customer.
+
+    :meth:`fit` learns the item relations from the history up to as-of, weighted by the
+    buyers' forecast value; :meth:`recommend` answers for any customers of ``data`` (the
+    service calls it with one customer's fresh history).
+    """
+
+    scoring: ScoringModel
+    top: int = 10
+    policy: ActionPolicy = field(default_factory=ActionPolicy)
+    with_items: bool = True
+    items_: ItemRecommender | None = None
+
+    def fit(
+        self, data: CustomerData, as_of: pd.Timestamp, scored: pd.DataFrame | None = None
+    ) -> Recommender:
+        """Fit the item relations (skipped without items) on ``data`` up to ``as_of``;
+        ``scored`` (the model's forecasts of ``data`` at ``as_of``) saves scoring again."""
+        if not self.with_items:
+            return self
+        if scored is None:
+            scored = self.scoring.predict(data, as_of)
+        value = scored.set_index(CUSTOMER_ID)["predicted_value"]
+        self.items_ = ItemRecommender(top=self.top).fit(
+            data.transactions, as_of, customer_value=value
+        )
+        return self
+
+    def recommend(
+        self, data: CustomerData, as_of: pd.Timestamp, scored: pd.DataFrame | None = None
+    ) -> pd.DataFrame:
+        """The long table of :data:`RECOMMENDATION_COLUMNS` for the customers of ``data`` up
+        to ``as_of`` (all of them, or the one the service passes), sorted by customer and
+        rank; ``scored`` is :meth:`~ltvcast.pipeline.ScoringModel.score`'s table when the
+        caller has it."""
+        if scored is None:
+            scored = self.scoring.score(data.until(as_of), as_of)
+        items = self._items(scored[CUSTOMER_ID])
+        has_items = pd.Series(True, index=pd.Index(items[CUSTOMER_ID].unique()))
+        policy = self.policy
+        actions = next_best_actions(
+            scored,
+            catalogue=policy.catalogue,
+            margin=policy.margin,
+            at_risk=policy.at_risk,
+            risk_aversion=policy.risk_aversion,
+            has_items=has_items,
+        )
+        table = actions.merge(items, on=CUSTOMER_ID, how="left")
+        table["rank"] = table["rank"].fillna(0).astype(np.int64)
+        table[ITEM_ID] = table[ITEM_ID].fillna("")
+        return (
+            table[list(RECOMMENDATION_COLUMNS)]
+            .sort_values([CUSTOMER_ID, "rank"], kind="stable")
+            .reset_index(drop=True)
+        )
+
+    def _items(self, customers: pd.Series) -> pd.DataFrame:
+        if self.items_ is None:
+            columns = {CUSTOMER_ID: object, "rank": np.int64, ITEM_ID: object, "score": float}
+            return pd.DataFrame({name: pd.Series(dtype=kind) for name, kind in columns.items()})
+        return self.items_.recommend(customers.tolist(), top=self.top)
+
+
+def recommend(
+    scoring: ScoringModel,
+    data: CustomerData,
+    as_of: str | pd.Timestamp | None = None,
+    *,
+    top: int = 10,
+    policy: ActionPolicy | None = None,
+    with_items: bool = True,
+) -> pd.DataFrame:
+    """Every customer's next best action and top ``top`` items as of ``as_of`` (default: the
+    data's last time); see :class:`Recommender`."""
+    when = scoring.resolve_as_of(data, as_of)
+    recommender = Recommender(
+        scoring, top=top, policy=policy or ActionPolicy(), with_items=with_items
+    )
+    return recommender.fit(data, when).recommend(data, when)
+
+
+def most_recommended(table: pd.DataFrame, customers: pd.Index, top: int = 10) -> pd.DataFrame:
+    """The ``top`` items recommended to most of ``customers`` in a :func:`recommend` table.
+
+    Returns
+    -------
+    DataFrame
+        ``item_id``, ``customers`` (how many got it), ``share`` (of ``customers``) and
+        ``mean_rank``, most recommended first (ties: better rank, then id).
+    """
+    chosen = table[table[CUSTOMER_ID].isin(customers) & (table[ITEM_ID] != "")]
+    counts = (
+        chosen.groupby(ITEM_ID)
+        .agg(customers=(CUSTOMER_ID, "nunique"), mean_rank=("rank", "mean"))
+        .reset_index()
+        .sort_values(["customers", "mean_rank", ITEM_ID], ascending=[False, True, True])
+        .head(top)
+        .reset_index(drop=True)
+    )
+    counts.insert(2, "share", counts["customers"] / max(len(customers), 1))
+    return counts
