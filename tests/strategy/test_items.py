@@ -10,7 +10,7 @@ import pytest
 from ltvcast.data.datasets import load_online_retail
 from ltvcast.exceptions import ConfigError, NotFittedError, SchemaError
 from ltvcast.strategy.items import (
-    RECOMMENDATION_COLUMNS,
+    ITEM_COLUMNS,
     BuyAgainRecommender,
     ItemRecommender,
     PopularityRecommender,
@@ -47,7 +47,7 @@ def shop() -> pd.DataFrame:
 def test_neighbours_of_the_customers_items_come_first(shop: pd.DataFrame) -> None:
     model = ItemRecommender(top=3, repeat_weight=0.0, popularity_days=90)
     recs = model.fit(shop, AS_OF).recommend(["u7", "u8"])
-    assert tuple(recs.columns) == RECOMMENDATION_COLUMNS
+    assert tuple(recs.columns) == ITEM_COLUMNS
     first = recs[recs["rank"] == 1].set_index("customer_id")["item_id"]
     assert first.to_dict() == {"u7": "B", "u8": "D"}
     assert recs.groupby("customer_id")["rank"].apply(list).tolist() == [[1, 2, 3], [1, 2, 3]]
@@ -166,3 +166,14 @@ def test_online_retail_slice(data_dir: Path) -> None:
     assert set(recs["item_id"]) <= set(tx["item_id"])
     # Most lists are personal (co-purchase or own items), not the fill.
     assert (recs["score"] > 0).mean() > 0.8
+
+
+def test_a_fresher_history_moves_the_personal_items(shop: pd.DataFrame) -> None:
+    model = ItemRecommender(top=3, repeat_weight=0.0, popularity_days=90).fit(shop, AS_OF)
+    same = model.recommend_history(shop, AS_OF, ["u7", "u8", "stranger"])
+    pd.testing.assert_frame_equal(same, model.recommend(["u7", "u8", "stranger"]))
+    later = AS_OF + pd.Timedelta(days=2)
+    bought = _orders([("u7", "o9", "2024-04-01", ["C"])])
+    fresh = model.recommend_history(pd.concat([shop, bought]), later, ["u7"])
+    assert "D" in fresh["item_id"].tolist()  # C's neighbour, now that u7 bought C
+    assert "D" not in same.loc[same["customer_id"] == "u7", "item_id"].head(1).tolist()

@@ -18,10 +18,10 @@ import pandas as pd
 from ltvcast.data.schemas import CUSTOMER_ID, ITEM_ID, CustomerData
 from ltvcast.pipeline.model import ScoringModel
 from ltvcast.strategy.actions import ACTION_COLUMNS, DEFAULT_CATALOGUE, Action, next_best_actions
-from ltvcast.strategy.items import ItemRecommender
+from ltvcast.strategy.items import ITEM_COLUMNS, ItemRecommender, no_items
 
 #: Columns of :func:`recommend`'s table, in order.
-RECOMMENDATION_COLUMNS = (CUSTOMER_ID, "rank", ITEM_ID, "score", *ACTION_COLUMNS)
+RECOMMENDATION_COLUMNS = (*ITEM_COLUMNS, *ACTION_COLUMNS)
 
 
 @dataclass(frozen=True)
@@ -73,7 +73,7 @@ class Recommender:
         caller has it."""
         if scored is None:
             scored = self.scoring.score(data.until(as_of), as_of)
-        items = self._items(scored[CUSTOMER_ID])
+        items = self._items(data, as_of, scored[CUSTOMER_ID])
         has_items = pd.Series(True, index=pd.Index(items[CUSTOMER_ID].unique()))
         policy = self.policy
         actions = next_best_actions(
@@ -93,11 +93,14 @@ class Recommender:
             .reset_index(drop=True)
         )
 
-    def _items(self, customers: pd.Series) -> pd.DataFrame:
+    def _items(self, data: CustomerData, as_of: pd.Timestamp, customers: pd.Series) -> pd.DataFrame:
+        """Items from the customers' own rows of ``data`` up to ``as_of`` (so a new
+        purchase moves them) and the item relations learned at fit."""
         if self.items_ is None:
-            columns = {CUSTOMER_ID: object, "rank": np.int64, ITEM_ID: object, "score": float}
-            return pd.DataFrame({name: pd.Series(dtype=kind) for name, kind in columns.items()})
-        return self.items_.recommend(customers.tolist(), top=self.top)
+            return no_items()
+        return self.items_.recommend_history(
+            data.transactions, as_of, customers.tolist(), top=self.top
+        )
 
 
 def recommend(

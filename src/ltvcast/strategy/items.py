@@ -46,7 +46,7 @@ from ltvcast.data.schemas import AMOUNT, CUSTOMER_ID, ITEM_ID, ORDER_ID, TIMESTA
 from ltvcast.exceptions import ConfigError, NotFittedError, SchemaError
 
 #: Columns of every recommendation table, in order.
-RECOMMENDATION_COLUMNS = (CUSTOMER_ID, "rank", ITEM_ID, "score")
+ITEM_COLUMNS = (CUSTOMER_ID, "rank", ITEM_ID, "score")
 
 
 class Recommender(Protocol):
@@ -120,21 +120,46 @@ class _Recommender:
         if not isinstance(k, int | np.integer) or k < 1:
             raise ConfigError(f"top must be a positive integer, got {k!r}")
         wanted = self.history_[CUSTOMER_ID] if customers is None else list(customers)
-        ids = pd.Series(pd.unique(pd.Series(wanted, dtype="str")), dtype="str")
+        return self._recommend(wanted, int(k), self.history_)
+
+    def recommend_history(
+        self,
+        transactions: pd.DataFrame,
+        as_of: pd.Timestamp,
+        customers: Iterable[str] | None = None,
+        top: int | None = None,
+    ) -> pd.DataFrame:
+        """Top items for ``customers`` (default: those of ``transactions``) personalised by
+        the rows of ``transactions`` up to ``as_of`` (a fresher history than the fit's, e.g.
+        one customer's after a new purchase), with the item relations and popularity learned
+        at fit; otherwise as :meth:`recommend`."""
+        if not hasattr(self, "history_"):
+            raise NotFittedError(f"{type(self).__name__} is not fitted; call fit() first")
+        k = self.top if top is None else top
+        if not isinstance(k, int | np.integer) or k < 1:
+            raise ConfigError(f"top must be a positive integer, got {k!r}")
+        require_items(transactions)
+        lines = purchase_lines(transactions, as_of)
+        history = customer_history(lines, pd.Timestamp(as_of), self.half_life_days)
+        wanted = transactions[CUSTOMER_ID].unique() if customers is None else customers
+        return self._recommend(wanted, int(k), history)
+
+    def _recommend(self, wanted: Iterable[str], k: int, history: pd.DataFrame) -> pd.DataFrame:
+        ids = pd.Series(pd.unique(pd.Series(list(wanted), dtype="str")), dtype="str")
         parts = [
-            self._recommend_chunk(ids.iloc[start : start + self.batch_size], int(k))
+            self._recommend_chunk(ids.iloc[start : start + self.batch_size], k, history)
             for start in range(0, len(ids), self.batch_size)
         ]
         if not parts:
-            return _empty()
+            return no_items()
         return pd.concat(parts, ignore_index=True)
 
-    def _recommend_chunk(self, ids: pd.Series, k: int) -> pd.DataFrame:
+    def _recommend_chunk(self, ids: pd.Series, k: int, history: pd.DataFrame) -> pd.DataFrame:
         con = _connect()
         try:
             chunk = pd.DataFrame({CUSTOMER_ID: ids.to_numpy()}).astype({CUSTOMER_ID: "str"})
             con.register("_chunk", chunk)
-            con.register("_history", self.history_)
+            con.register("_history", history)
             con.register("_popular", self.popular_.head(3 * k))
             con.execute(
                 "CREATE TEMP TABLE _hist AS SELECT h.* FROM _history h JOIN _chunk USING "
@@ -540,7 +565,7 @@ def _connect() -> duckdb.DuckDBPyConnection:
     return con
 
 
-def _empty() -> pd.DataFrame:
+def no_items() -> pd.DataFrame:
     return pd.DataFrame(
         {
             CUSTOMER_ID: pd.Series([], dtype="str"),
