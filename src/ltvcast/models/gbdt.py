@@ -124,8 +124,8 @@ class _Probes:
     """Early-stopped probe boosters: trained on the ``m`` origins before the latest one,
     validated on the latest (every label window of a probe ends by the as-of time).
 
-    The final model of a window of ``m`` origins is trained on the latest ``m`` with the
-    probe's round count, so probe and final model learn from as many windows.
+    Probes are cached by (booster kind, ``m``): the two-part and tweedie candidates share the
+    ``active`` probe, and the final boosters reuse the chosen window's round counts.
     """
 
     def __init__(
