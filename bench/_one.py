@@ -17,6 +17,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import numpy as np
 
 from ltvcast.data.purchases import horizon_labels
+from ltvcast.evaluation.backtest import backtest
 from ltvcast.evaluation.metrics import evaluate
 from ltvcast.pipeline import backtest_models
 
@@ -50,7 +51,12 @@ def main(protocol_key: str, model: str) -> dict[str, object]:
         )
         row["customers"] = len(customers)
     else:
-        result = backtest_models(data, cutoff, horizon, [model]).results[0]
+        if model == "plain_lgbm":
+            from plain_lightgbm import PlainLightGBM
+
+            result = backtest(data, cutoff, horizon, [PlainLightGBM()]).results[0]
+        else:
+            result = backtest_models(data, cutoff, horizon, [model]).results[0]
         row["fit_s"] = result.fit_seconds
         row["predict_s"] = result.predict_seconds
         row["metrics"] = result.metrics

@@ -32,7 +32,7 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 MODELS = (
     "baseline", "tenure_mean", "btyd", "btyd_cal", "pnbd", "bgcnbd", "mbgcnbd", "gbdt", "seq",
-    "auto", "lifetimes", "lifetimes_pnbd",
+    "auto", "lifetimes", "lifetimes_pnbd", "plain_lgbm",
 )  # fmt: skip
 SHOWN = (
     ("normalized_gini", "Gini"),

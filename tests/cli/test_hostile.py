@@ -96,7 +96,7 @@ def _edit_manifest(directory: Path, **changes: object) -> None:
     manifest = json.loads(path.read_text())
     for key, value in changes.items():
         if key == "booster":
-            manifest["state"]["boosters"]["spend"] = value
+            manifest["state"]["boosters"]["active"] = value
         else:
             manifest[key] = value
     path.write_text(json.dumps(manifest))
@@ -106,7 +106,7 @@ def test_broken_model_directories_are_one_artifact_error(
     gbdt_dir: Path, store: dict[str, Path], tmp_path: Path
 ) -> None:
     outside = tmp_path / "outside.txt"
-    shutil.copy(gbdt_dir / "gbdt_spend.txt", outside)
+    shutil.copy(gbdt_dir / "gbdt_active.txt", outside)
     cases: dict[str, tuple[str, ...]] = {}
     array = _broken(gbdt_dir, tmp_path, "array")
     (array / "manifest.json").write_text("[1, 2, 3]")
@@ -115,8 +115,8 @@ def test_broken_model_directories_are_one_artifact_error(
     (latin / "manifest.json").write_bytes(b'{"model": "caf\xe9"}')
     cases["latin1"] = ("unreadable manifest",)
     missing = _broken(gbdt_dir, tmp_path, "missing")
-    (missing / "gbdt_spend.txt").unlink()
-    cases["missing"] = ("'gbdt_spend.txt' is missing",)
+    (missing / "gbdt_active.txt").unlink()
+    cases["missing"] = ("'gbdt_active.txt' is missing",)
     as_of = _broken(gbdt_dir, tmp_path, "as_of")
     _edit_manifest(as_of, as_of="not a date")
     cases["as_of"] = ("bad horizon or as_of",)

@@ -16,6 +16,7 @@ from ltvcast.features.tabular import (
     behaviour_features,
     tabular_features,
     transaction_features,
+    value_monotonicity,
 )
 from ltvcast.timeframe import parse_as_of
 
@@ -250,3 +251,21 @@ def test_profile_encoder_json_round_trip() -> None:
     )
     with pytest.raises(NotFittedError):
         ProfileEncoder().transform(train, customers)
+
+
+def test_value_monotonicity_of_every_transaction_column(data: CustomerData) -> None:
+    f = transaction_features(data.transactions, pd.Index(["a", "b"]), AS_OF)
+    signs = dict(zip(f.columns, value_monotonicity(list(f.columns)), strict=True))
+    assert signs["days_since_last_purchase"] == -1
+    increasing = {c for c, s in signs.items() if s == 1}
+    assert {
+        "frequency",
+        "recency_days",
+        "total_value",
+        "orders",
+        "spend_7d",
+        "purchases_365d",
+    } <= increasing
+    free = {c for c, s in signs.items() if s == 0}
+    assert {"days_since_first_purchase", "ipi_mean", "return_share", "asof_month"} <= free
+    assert value_monotonicity(["ev_view_7d", "profile_age", "spend_7d_share"]) == [0, 0, 0]

@@ -1,4 +1,5 @@
-"""LightGBM forecaster: training origins, no leakage, persistence, explanations, real data."""
+"""LightGBM forecaster: training origins, the inner choice of objective and window, no
+leakage, monotone constraints, persistence, explanations, real data."""
 
 from __future__ import annotations
 
@@ -62,7 +63,7 @@ def test_predict_contract(
     assert ((pred["p_active"] > 0) & (pred["p_active"] < 1)).all()
     assert (pred["predicted_purchases"] >= pred["p_active"]).all()
     assert (pred["predicted_value"] >= 0).all()
-    assert len(fitted.origins_) == 3 and fitted.origins_[-1] == HORIZON.start(as_of)
+    assert 1 <= len(fitted.origins_) <= 3 and fitted.origins_[-1] == HORIZON.start(as_of)
 
 
 def test_profile_vocabulary_from_training_customers_only(
@@ -103,9 +104,12 @@ def test_saved_boosters_explain_the_same(
 ) -> None:
     data, as_of = store_data
     save_model(fitted, tmp_path / "model")
-    assert (tmp_path / "model" / "gbdt_spend.txt").is_file()
+    for kind in fitted.boosters_:
+        assert (tmp_path / "model" / f"gbdt_{kind}.txt").is_file()
     loaded, manifest = load_model(tmp_path / "model")
     assert isinstance(loaded, GBDTForecaster) and manifest["model"] == "gbdt"
+    assert (loaded.objective_, loaded.n_origins_) == (fitted.objective_, fitted.n_origins_)
+    assert loaded.validation_mae_ == fitted.validation_mae_
     pd.testing.assert_frame_equal(loaded.explain(data, as_of), fitted.explain(data, as_of))
 
 
@@ -118,10 +122,11 @@ def _check_additive(model: GBDTForecaster, data: CustomerData, as_of: pd.Timesta
     assert explained["base_value"].nunique() == 1  # one bias for everyone
 
 
-def test_explain_is_additive_two_part(
-    fitted: GBDTForecaster, store_data: tuple[CustomerData, pd.Timestamp]
-) -> None:
-    _check_additive(fitted, *store_data)
+def test_explain_is_additive_two_part(store_data: tuple[CustomerData, pd.Timestamp]) -> None:
+    data, as_of = store_data
+    model = GBDTForecaster(objective="two_part", **SMALL).fit(data, as_of, HORIZON)
+    assert set(model.boosters_) == {"active", "purchases", "spend"}
+    _check_additive(model, data, as_of)
 
 
 def test_tweedie_objective_and_its_explanations(
@@ -155,3 +160,72 @@ def test_beats_spend_rate_on_cdnow_sample(data_dir: Path) -> None:
     gini_gbdt = normalized_gini(actual, pred["predicted_value"])
     gini_rate = normalized_gini(actual, base["predicted_value"])
     assert gini_gbdt > gini_rate + 0.01, (gini_gbdt, gini_rate)
+
+
+def test_auto_choice_is_the_lowest_validation_mae(fitted: GBDTForecaster) -> None:
+    # SMALL stacks at most 3 origins: windows of 1 and 2 origins before the latest, 2 objectives
+    assert set(fitted.validation_mae_) == {
+        f"{o}/{m}" for o in ("two_part", "tweedie") for m in (1, 2)
+    }
+    best = min(fitted.validation_mae_, key=fitted.validation_mae_.__getitem__)
+    objective, window = best.split("/")
+    assert fitted.objective_ == objective and fitted.n_origins_ == int(window) + 1
+    assert len(fitted.origins_) == fitted.n_origins_
+    kinds = {"two_part": {"active", "spend"}, "tweedie": {"value"}}[objective]
+    assert set(fitted.boosters_) == {"active", "purchases"} | kinds
+
+
+def test_choice_uses_labels_up_to_as_of_only(
+    fitted: GBDTForecaster, store_data: tuple[CustomerData, pd.Timestamp]
+) -> None:
+    """The inner backtest scores the latest origin's window, which ends at ``as_of``: spend
+    after ``as_of`` changes no choice and no forecast; spend inside that window does."""
+    data, as_of = store_data
+    tx = data.transactions
+    later = tx.assign(amount=tx["amount"].where(tx["timestamp"] <= as_of, tx["amount"] * 50))
+    refit = GBDTForecaster(**SMALL).fit(
+        CustomerData(later, data.events, data.profiles), as_of, HORIZON
+    )
+    assert refit.validation_mae_ == fitted.validation_mae_
+    pd.testing.assert_frame_equal(refit.predict(data, as_of), fitted.predict(data, as_of))
+    inside = (tx["timestamp"] > HORIZON.start(as_of)) & (tx["timestamp"] <= as_of)
+    moved = tx.assign(amount=tx["amount"].where(~inside, tx["amount"] * 50))
+    changed = GBDTForecaster(**SMALL).fit(
+        CustomerData(moved, data.events, data.profiles), as_of, HORIZON
+    )
+    assert changed.validation_mae_ != fitted.validation_mae_
+
+
+def test_fixed_objective_is_kept(store_data: tuple[CustomerData, pd.Timestamp]) -> None:
+    data, as_of = store_data
+    model = GBDTForecaster(objective="two_part", **SMALL).fit(data, as_of, HORIZON)
+    assert model.objective_ == "two_part" and set(model.validation_mae_) == {
+        "two_part/1",
+        "two_part/2",
+    }
+
+
+def test_monotone_in_spend_and_recency(
+    fitted: GBDTForecaster, store_data: tuple[CustomerData, pd.Timestamp]
+) -> None:
+    data, as_of = store_data
+    x = fitted._design(data, as_of)
+    more = x.assign(spend_30d=x["spend_30d"] + 100.0, purchases_90d=x["purchases_90d"] + 2.0)
+    later = x.assign(days_since_last_purchase=x["days_since_last_purchase"] + 60.0)
+    for kind in fitted.boosters_:
+        base = fitted._raw(kind, x.to_numpy(np.float64))
+        assert (fitted._raw(kind, more.to_numpy(np.float64)) >= base - 1e-12).all(), kind
+        assert (fitted._raw(kind, later.to_numpy(np.float64)) <= base + 1e-12).all(), kind
+
+
+def test_one_origin_has_no_choice(store_data: tuple[CustomerData, pd.Timestamp]) -> None:
+    data, as_of = store_data
+    model = GBDTForecaster(**{**SMALL, "max_origins": 1}).fit(data, as_of, HORIZON)
+    assert model.validation_mae_ == {} and model.objective_ == "two_part"
+    assert model.n_origins_ == 1 and model.best_iterations_["active"] == SMALL["n_estimators"]
+
+
+def test_max_origins_must_be_positive(store_data: tuple[CustomerData, pd.Timestamp]) -> None:
+    data, as_of = store_data
+    with pytest.raises(ConfigError, match="max_origins"):
+        GBDTForecaster(max_origins=0).fit(data, as_of, HORIZON)

@@ -52,6 +52,23 @@ _RFM_COLUMNS = {
 }
 
 
+#: Transaction features that cannot lower a customer's expected future value when they grow
+#: (all else equal): more purchases, more spend, a later last purchase (``recency_days``
+#: grows with it at a fixed first purchase). ``days_since_last_purchase`` is the one that
+#: cannot raise it. Others (tenure, intervals, calendar, events, profiles) are left free.
+_INCREASING = re.compile(
+    r"^(frequency|recency_days|monetary_value|total_value|orders|order_value_(mean|max)"
+    r"|purchases_\d+d|spend_\d+d)$"
+)
+_DECREASING = re.compile(r"^days_since_last_purchase$")
+
+
+def value_monotonicity(columns: Sequence[str]) -> list[int]:
+    """LightGBM ``monotone_constraints`` of feature ``columns`` for a value (or purchase)
+    target: 1 increasing, -1 decreasing, 0 free (see ``_INCREASING``)."""
+    return [1 if _INCREASING.match(c) else -1 if _DECREASING.match(c) else 0 for c in columns]
+
+
 def _age_days(times: pd.Series, as_of: pd.Timestamp) -> pd.Series:
     """Whole days between each time's day and the as-of day (0 = same day)."""
     return (as_of.normalize() - times.dt.floor("D")).dt.days.astype(np.int64)

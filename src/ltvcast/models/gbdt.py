@@ -10,30 +10,40 @@ Three boosters are fitted, each with a log or logit link:
 - ``active``: binary, P(at least one purchase day in the horizon) -> ``p_active``;
 - ``purchases``: Poisson, expected purchase days -> ``predicted_purchases`` (floored at
   ``p_active``, since E[N] >= P(N >= 1));
-- the value model, by ``objective``:
+- the value model, by objective:
 
-  * ``"two_part"`` (default): ``spend``, a gamma regression of E[value | buyer] on the rows
-    with a purchase and positive spend; ``predicted_value = p_active * spend``. A hurdle model
-    for the zero-inflated target (Cragg 1971); the gamma log link estimates the conditional
+  * ``"two_part"``: ``spend``, a gamma regression of E[value | buyer] on the rows with a
+    purchase and positive spend; ``predicted_value = p_active * spend``. A hurdle model for
+    the zero-inflated target (Cragg 1971); the gamma log link estimates the conditional
     *mean* directly, with no retransformation bias of a log-target regression.
   * ``"tweedie"``: one compound Poisson-gamma regression of the value (Zhou, Qian & Yang 2022,
     "Tweedie gradient boosting for extremely unbalanced zero-inflated data").
 
   Negative label values (net returns) are clipped to zero.
 
-Early stopping uses the latest origin as a time-ordered validation set (models trained on the
-earlier origins); each booster is then refitted on all origins with its best iteration count.
-With a single origin there is no validation and ``n_estimators`` rounds are used.
+Choices made on the training data only (an inner backtest on the latest origin, whose label
+window ends at the as-of time): for every window of ``m`` origins before the latest one and
+every objective (both with ``objective="auto"``, the default), probe boosters are trained on
+those ``m`` origins, early-stopped on the latest, and scored by the MAE of their value
+forecast there. The lowest MAE picks the objective and ``m``; the final boosters are trained
+on the latest ``m + 1`` origins (the probe's window plus the validation origin, so the most
+recent labels are never dropped) with the probe's round counts. With a single origin there
+is no validation: ``"two_part"`` (for ``"auto"``) and ``n_estimators`` rounds.
 
-``"two_part"`` is the default: on the CDNOW and Online Retail backtests it ranked customers
-better than ``"tweedie"`` at a comparable MAE, and a log-target spend model (L2 with Duan's
-smearing) tied with the gamma link, which needs no retransformation factor (the figures of
-every protocol are in ``bench/results.md``).
+Why the window is chosen rather than always stacking every origin: on a closed, ageing
+cohort (CDNOW) or a seasonal one, older windows hold a higher activity level at the same
+features, and stacking them biased the forecast up (+18% total value on CDNOW 13w); on
+stationary data more windows help. ``monotone=True`` (default) constrains the value,
+purchase and activity boosters to grow with purchase counts and spend and to fall with the
+days since the last purchase (:func:`~ltvcast.features.tabular.value_monotonicity`): on
+general grounds, and because the customers more dormant than any training customer (the
+majority of an ageing cohort at the as-of time) otherwise fall into a leaf fitted on livelier
+ones. The measurements are in ``bench/gbdt_study.md``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -50,6 +60,7 @@ from ltvcast.features.tabular import (
     ProfileEncoder,
     event_type_vocabulary,
     tabular_features,
+    value_monotonicity,
 )
 from ltvcast.features.windows import backtest_origins
 from ltvcast.models.base import Forecaster
@@ -57,7 +68,36 @@ from ltvcast.timeframe import Horizon
 
 FloatArray = NDArray[np.float64]
 OBJECTIVES = ("two_part", "tweedie")
+AUTO = "auto"
 _LGB_OBJECTIVE = {"active": "binary", "purchases": "poisson", "spend": "gamma", "value": "tweedie"}
+#: The boosters whose raw scores make each objective's value forecast.
+_VALUE_KINDS = {"two_part": ("active", "spend"), "tweedie": ("value",)}
+
+
+def _targets(labels: pd.DataFrame) -> dict[str, pd.Series]:
+    """Each booster's target from ``horizon_labels`` rows (NaN: the row is not its sample)."""
+    bought = labels["purchases"] > 0
+    return {
+        "active": bought.astype(np.float64),
+        "purchases": labels["purchases"],
+        "spend": labels["value"].where(bought & (labels["value"] > 0)),
+        "value": labels["value"].clip(lower=0.0),
+    }
+
+
+def _raw(booster: lgb.Booster, x: FloatArray, contrib: bool = False) -> FloatArray:
+    out: FloatArray = np.asarray(
+        booster.predict(x, raw_score=True, pred_contrib=contrib), np.float64
+    )
+    return out
+
+
+def _value(objective: str, boosters: Mapping[str, lgb.Booster], x: FloatArray) -> FloatArray:
+    """The value forecast of ``objective`` from its boosters (:data:`_VALUE_KINDS`)."""
+    if objective == "tweedie":
+        return np.exp(_raw(boosters["value"], x))
+    p_active = 1.0 / (1.0 + np.exp(-_raw(boosters["active"], x)))
+    return p_active * np.exp(_raw(boosters["spend"], x))
 
 
 def _secant(
@@ -80,51 +120,128 @@ def _d_log_sigmoid(x: FloatArray) -> FloatArray:
     return 1.0 - 1.0 / (1.0 + np.exp(-x))
 
 
+class _Probes:
+    """Early-stopped probe boosters: trained on the ``m`` origins before the latest one,
+    validated on the latest (every label window of a probe ends by the as-of time).
+
+    Probes are cached by (booster kind, ``m``): the two-part and tweedie candidates share the
+    ``active`` probe, and the final boosters reuse the chosen window's round counts.
+    """
+
+    def __init__(
+        self,
+        model: GBDTForecaster,
+        x: pd.DataFrame,
+        targets: dict[str, pd.Series],
+        row_origin: NDArray[np.int64],
+    ) -> None:
+        self.model, self.x, self.targets, self.row_origin = model, x, targets, row_origin
+        self.latest = int(row_origin.max())
+        self.fitted: dict[tuple[str, int], tuple[lgb.Booster, int] | None] = {}
+
+    def fit(self, kind: str, m: int) -> tuple[lgb.Booster, int] | None:
+        """The probe of ``kind`` on ``m`` origins and its best round count (``None`` when its
+        training or validation rows are empty)."""
+        if (kind, m) not in self.fitted:
+            target = self.targets[kind]
+            has = target.notna().to_numpy()
+            origin = self.row_origin
+            train = has & (origin >= self.latest - m) & (origin < self.latest)
+            valid = has & (origin == self.latest)
+            result = None
+            if train.any() and valid.any():
+                model = self.model
+                booster = lgb.train(
+                    model._params(kind),
+                    model._dataset(self.x[train], target[train]),
+                    num_boost_round=model.n_estimators,
+                    valid_sets=[model._dataset(self.x[valid], target[valid])],
+                    callbacks=[lgb.early_stopping(model.early_stopping_rounds, verbose=False)],
+                )
+                result = booster, max(int(booster.best_iteration), 1)
+            self.fitted[kind, m] = result
+        return self.fitted[kind, m]
+
+    def rounds(self, kind: str, m: int) -> int | None:
+        """Best round count of the probe of ``kind`` on ``m`` origins."""
+        probe = self.fit(kind, m)
+        return None if probe is None else probe[1]
+
+    def scores(self, value: pd.Series, objectives: Sequence[str]) -> dict[str, float]:
+        """MAE of each ``"objective/m"`` candidate's value forecast on the latest origin
+        (``value``: the net spend of every row); empty with a single origin."""
+        valid = self.row_origin == self.latest
+        x = self.x[valid].to_numpy(np.float64)
+        actual = value[valid].to_numpy(np.float64)
+        out = {}
+        for m in range(1, self.latest + 1):
+            for objective in objectives:
+                probes = {kind: self.fit(kind, m) for kind in _VALUE_KINDS[objective]}
+                if any(probe is None for probe in probes.values()):
+                    continue
+                boosters = {kind: probe[0] for kind, probe in probes.items() if probe}
+                predicted = _value(objective, boosters, x)
+                out[f"{objective}/{m}"] = float(np.mean(np.abs(actual - predicted)))
+        return out
+
+
 class GBDTForecaster(Forecaster):
     """LightGBM forecaster of horizon value, purchases and P(active) from tabular features.
 
     Parameters
     ----------
     objective
-        ``"two_part"`` (P(buy) x E[value | buy]) or ``"tweedie"`` (see the module doc).
-        The default, two-part, was chosen by the measurement in the module doc.
+        ``"auto"`` (chosen by the inner backtest of the module doc), ``"two_part"``
+        (P(buy) x E[value | buy]) or ``"tweedie"``.
     n_estimators
         Maximum boosting rounds per booster (early stopping picks fewer).
     learning_rate, num_leaves, min_child_samples, feature_fraction
         LightGBM tree parameters (``min_child_samples`` is ``min_data_in_leaf``).
     max_origins
-        Most backtest origins stacked into the training set.
+        Most backtest origins stacked into the training set (the inner backtest chooses how
+        many, see the module doc).
     tweedie_variance_power
-        Tweedie power in (1, 2) for ``objective="tweedie"``.
+        Tweedie power in (1, 2) for the tweedie objective; 1.5 (LightGBM's default) had a
+        lower inner-backtest MAE than 1.3 on CDNOW, Online Retail and the simulated store.
     early_stopping_rounds
         Rounds without improvement on the latest origin before stopping.
     windows_days
         Trailing windows of the features.
     profile_top_k
         Categories kept per profile column (the rest are "other").
+    monotone
+        Monotone constraints on the purchase and spend features (see the module doc).
     num_threads
         LightGBM threads. One by default: on small machines LightGBM's OpenMP threads spin
         against any other busy process, and a multi-threaded fit then runs many times
         slower than a single-threaded one.
     random_state
         Seed; training is deterministic for a given seed and thread count.
+
+    Attributes
+    ----------
+    objective_, n_origins_
+        The objective and the number of origins (latest first) the final boosters learnt from.
+    validation_mae_
+        Inner-backtest MAE of each ``"objective/m"`` candidate (empty with one origin).
     """
 
     name: ClassVar[str] = "gbdt"
 
     def __init__(
         self,
-        objective: str = "two_part",
+        objective: str = AUTO,
         n_estimators: int = 500,
         learning_rate: float = 0.05,
         num_leaves: int = 31,
         min_child_samples: int = 50,
         feature_fraction: float = 0.9,
         max_origins: int = 4,
-        tweedie_variance_power: float = 1.3,
+        tweedie_variance_power: float = 1.5,
         early_stopping_rounds: int = 50,
         windows_days: Sequence[int] = DEFAULT_WINDOWS,
         profile_top_k: int = 20,
+        monotone: bool = True,
         num_threads: int = 1,
         random_state: int = 0,
     ) -> None:
@@ -139,16 +256,19 @@ class GBDTForecaster(Forecaster):
         self.early_stopping_rounds = early_stopping_rounds
         self.windows_days = windows_days
         self.profile_top_k = profile_top_k
+        self.monotone = monotone
         self.num_threads = num_threads
         self.random_state = random_state
 
     # ------------------------------------------------------------------ fitting
     def _fit(self, data: CustomerData, as_of: pd.Timestamp, horizon: Horizon) -> None:
-        if self.objective not in OBJECTIVES:
+        if self.objective not in (AUTO, *OBJECTIVES):
             raise ConfigError(
-                f"GBDTForecaster objective must be one of {', '.join(OBJECTIVES)}; "
+                f"GBDTForecaster objective must be one of {AUTO}, {', '.join(OBJECTIVES)}; "
                 f"got {self.objective!r}"
             )
+        if self.max_origins < 1:
+            raise ConfigError(f"GBDTForecaster max_origins must be >= 1; got {self.max_origins!r}")
         first = data.first_timestamp()
         origins = backtest_origins(first, as_of, horizon, max_origins=self.max_origins)
         if not origins:
@@ -179,33 +299,39 @@ class GBDTForecaster(Forecaster):
         self.categorical_features_: list[str] = (
             [] if self.profile_encoder_ is None else self.profile_encoder_.categorical_features
         )
-        is_valid = np.concatenate(origin_of_row) == len(origins) - 1
-        if len(origins) == 1:
-            is_valid[:] = False
         if not ((y_all["purchases"] > 0) & (y_all["value"] > 0)).any():
             raise InsufficientDataError(
                 f"gbdt found no purchase with positive spend in any of its {len(origins)} label "
                 f"windows (origins {', '.join(str(o.date()) for o in origins)}); "
                 "use --model btyd"
             )
-
-        targets = {
-            "active": (y_all["purchases"] > 0).astype(np.float64),
-            "purchases": y_all["purchases"],
-        }
-        if self.objective == "tweedie":
-            targets["value"] = y_all["value"].clip(lower=0.0)
-        else:
-            targets["spend"] = y_all["value"].where((y_all["purchases"] > 0) & (y_all["value"] > 0))
+        row_origin = np.concatenate(origin_of_row)
+        targets = _targets(y_all)
+        probes = _Probes(self, x_all, targets, row_origin)
+        objectives = OBJECTIVES if self.objective == AUTO else (self.objective,)
+        self.validation_mae_: dict[str, float] = probes.scores(y_all["value"], objectives)
+        if self.validation_mae_:
+            best = min(self.validation_mae_, key=self.validation_mae_.__getitem__)
+            objective, window = best.split("/")
+            # the probe's window plus the validation origin: the latest labels are kept
+            self.objective_, self.n_origins_ = objective, int(window) + 1
+        else:  # one origin (or nothing to validate on): no choice, no early stopping
+            self.objective_ = objectives[0]
+            self.n_origins_ = len(origins)
+        final = row_origin >= len(origins) - self.n_origins_
         self.boosters_: dict[str, lgb.Booster] = {}
         self.best_iterations_: dict[str, int] = {}
-        for kind, target in targets.items():
-            keep = target.notna().to_numpy()
-            booster, rounds = self._train(kind, x_all[keep], target[keep], is_valid[keep])
-            self.boosters_[kind] = booster
-            self.best_iterations_[kind] = rounds
-        self.origins_: list[pd.Timestamp] = origins
-        self.n_training_rows_ = len(x_all)
+        for kind in ("active", "purchases", *_VALUE_KINDS[self.objective_]):
+            rounds = probes.rounds(kind, self.n_origins_ - 1) if self.validation_mae_ else None
+            keep = final & targets[kind].notna().to_numpy()
+            self.best_iterations_[kind] = rounds or self.n_estimators
+            self.boosters_[kind] = lgb.train(
+                self._params(kind),
+                self._dataset(x_all[keep], targets[kind][keep]),
+                num_boost_round=self.best_iterations_[kind],
+            )
+        self.origins_: list[pd.Timestamp] = origins[-self.n_origins_ :]
+        self.n_training_rows_ = int(final.sum())
 
     def _params(self, kind: str) -> dict[str, Any]:
         params: dict[str, Any] = {
@@ -222,6 +348,8 @@ class GBDTForecaster(Forecaster):
         }
         if kind == "value":
             params["tweedie_variance_power"] = self.tweedie_variance_power
+        if self.monotone:
+            params["monotone_constraints"] = value_monotonicity(self.feature_names_)
         return params
 
     def _dataset(self, x: pd.DataFrame, y: pd.Series) -> lgb.Dataset:
@@ -232,24 +360,6 @@ class GBDTForecaster(Forecaster):
             categorical_feature=self.categorical_features_,
             free_raw_data=True,
         )
-
-    def _train(
-        self, kind: str, x: pd.DataFrame, y: pd.Series, is_valid: NDArray[np.bool_]
-    ) -> tuple[lgb.Booster, int]:
-        """Find the round count on the latest origin, then refit on every origin."""
-        params = self._params(kind)
-        rounds = self.n_estimators
-        if is_valid.any() and (~is_valid).any():
-            probe = lgb.train(
-                params,
-                self._dataset(x[~is_valid], y[~is_valid]),
-                num_boost_round=self.n_estimators,
-                valid_sets=[self._dataset(x[is_valid], y[is_valid])],
-                callbacks=[lgb.early_stopping(self.early_stopping_rounds, verbose=False)],
-            )
-            rounds = max(int(probe.best_iteration), 1)
-        booster = lgb.train(params, self._dataset(x, y), num_boost_round=rounds)
-        return booster, rounds
 
     # --------------------------------------------------------------- predicting
     def _features(self, data: CustomerData, as_of: pd.Timestamp) -> pd.DataFrame:
@@ -262,20 +372,14 @@ class GBDTForecaster(Forecaster):
         return self._features(data, as_of).reindex(columns=self.feature_names_)
 
     def _raw(self, kind: str, x: FloatArray, contrib: bool = False) -> FloatArray:
-        out: FloatArray = np.asarray(
-            self.boosters_[kind].predict(x, raw_score=True, pred_contrib=contrib), np.float64
-        )
-        return out
+        return _raw(self.boosters_[kind], x, contrib)
 
     def _predict(self, data: CustomerData, as_of: pd.Timestamp) -> pd.DataFrame:
         features = self._design(data, as_of)
         x = features.to_numpy(np.float64)
         p_active = 1.0 / (1.0 + np.exp(-self._raw("active", x)))
         purchases = np.maximum(np.exp(self._raw("purchases", x)), p_active)
-        if self.objective == "tweedie":
-            value = np.exp(self._raw("value", x))
-        else:
-            value = p_active * np.exp(self._raw("spend", x))
+        value = _value(self.objective_, self.boosters_, x)
         return pd.DataFrame(
             {
                 CUSTOMER_ID: features.index,
@@ -309,7 +413,7 @@ class GBDTForecaster(Forecaster):
         self.check_fitted()
         features = self._design(data, as_of)
         x = features.to_numpy(np.float64)
-        if self.objective == "tweedie":
+        if self.objective_ == "tweedie":
             phi = self._raw("value", x, contrib=True)
             log_phi, log_base = phi[:, :-1], phi[:, -1]
         else:
@@ -332,7 +436,7 @@ class GBDTForecaster(Forecaster):
         without any split, e.g. on a tiny training set, is left out; all zero when none split).
         """
         self.check_fitted()
-        kinds = ["value"] if self.objective == "tweedie" else ["active", "spend"]
+        kinds = ["value"] if self.objective_ == "tweedie" else ["active", "spend"]
         gains = [self.boosters_[kind].feature_importance(importance_type="gain") for kind in kinds]
         shares = [gain / gain.sum() for gain in gains if gain.sum() > 0]
         values = np.mean(shares, axis=0) if shares else np.zeros(len(self.feature_names_))
@@ -349,6 +453,9 @@ class GBDTForecaster(Forecaster):
             booster.save_model(str(Path(directory) / files[kind]))
         return {
             "boosters": files,
+            "objective": self.objective_,
+            "n_origins": self.n_origins_,
+            "validation_mae": self.validation_mae_,
             "best_iterations": self.best_iterations_,
             "feature_names": self.feature_names_,
             "categorical_features": self.categorical_features_,
@@ -366,6 +473,9 @@ class GBDTForecaster(Forecaster):
             kind: lgb.Booster(model_file=str(self.state_file(directory, name)))
             for kind, name in state["boosters"].items()
         }
+        self.objective_ = str(state["objective"])
+        self.n_origins_ = int(state["n_origins"])
+        self.validation_mae_ = {str(k): float(v) for k, v in state["validation_mae"].items()}
         self.best_iterations_ = {k: int(v) for k, v in state["best_iterations"].items()}
         self.feature_names_ = list(state["feature_names"])
         self.categorical_features_ = list(state["categorical_features"])
