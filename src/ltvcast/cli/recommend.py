@@ -39,8 +39,9 @@ def recommend(
 ) -> None:
     """Write each customer's next best action and top items (one row per customer and item).
 
-    Items come from co-purchases in the history up to as-of, weighted by the buyers' forecast
-    value; actions from the model's forecasts and the catalogue's uplift and cost (--actions).
+    Items come from the customer's own purchases and their items' co-purchases in the history
+    up to as-of; actions from the model's forecasts and the catalogue's uplift and cost
+    (--actions).
     """
     from ltvcast.cli._print import print_recommendations
     from ltvcast.data.io import write_table

@@ -3,8 +3,9 @@
 One row per customer and recommended item (``customer_id, rank, item_id, score``) with the
 customer's ``action, action_value, action_reason`` repeated on each of its rows; a customer
 without items gets one row with an empty ``item_id``. The items come from
-:class:`~ltvcast.strategy.items.ItemRecommender` fitted on the history up to as-of and weighted
-by the forecast value of the buyers; the action from
+:class:`~ltvcast.strategy.items.ItemRecommender` fitted on the history up to as-of (baskets
+weighted by the buyers' forecast value where its ``value_exponent`` is above 0; the default 0
+won its inner backtests) and personalised by each customer's own rows; the action from
 :func:`~ltvcast.strategy.actions.next_best_actions` on the model's forecasts.
 """
 
@@ -38,8 +39,8 @@ class ActionPolicy:
 class Recommender:
     """A model's forecasts turned into actions and items, for a batch or one customer.
 
-    :meth:`fit` learns the item relations from the history up to as-of, weighted by the
-    buyers' forecast value; :meth:`recommend` answers for any customers of ``data`` (the
+    :meth:`fit` learns the item relations from the history up to as-of;
+    :meth:`recommend` answers for any customers of ``data`` (the
     service calls it with one customer's fresh history).
     """
 
@@ -56,12 +57,13 @@ class Recommender:
         ``scored`` (the model's forecasts of ``data`` at ``as_of``) saves scoring again."""
         if not self.with_items:
             return self
-        if scored is None:
-            scored = self.scoring.predict(data, as_of)
-        value = scored.set_index(CUSTOMER_ID)["predicted_value"]
-        self.items_ = ItemRecommender(top=self.top).fit(
-            data.transactions, as_of, customer_value=value
-        )
+        items = ItemRecommender(top=self.top)
+        value = None
+        if items.value_exponent > 0:  # buyers weighted by their forecast value
+            if scored is None:
+                scored = self.scoring.predict(data, as_of)
+            value = scored.set_index(CUSTOMER_ID)["predicted_value"]
+        self.items_ = items.fit(data.transactions, as_of, customer_value=value)
         return self
 
     def recommend(
