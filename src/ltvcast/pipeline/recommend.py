@@ -67,15 +67,20 @@ class Recommender:
         return self
 
     def recommend(
-        self, data: CustomerData, as_of: pd.Timestamp, scored: pd.DataFrame | None = None
+        self,
+        data: CustomerData,
+        as_of: pd.Timestamp,
+        scored: pd.DataFrame | None = None,
+        *,
+        top: int | None = None,
     ) -> pd.DataFrame:
         """The long table of :data:`RECOMMENDATION_COLUMNS` for the customers of ``data`` up
         to ``as_of`` (all of them, or the one the service passes), sorted by customer and
-        rank; ``scored`` is :meth:`~ltvcast.pipeline.ScoringModel.score`'s table when the
-        caller has it."""
+        rank, with ``top`` items each (default :attr:`top`); ``scored`` is
+        :meth:`~ltvcast.pipeline.ScoringModel.score`'s table when the caller has it."""
         if scored is None:
             scored = self.scoring.score(data.until(as_of), as_of)
-        items = self._items(data, as_of, scored[CUSTOMER_ID])
+        items = self._items(data, as_of, scored[CUSTOMER_ID], top or self.top)
         has_items = pd.Series(True, index=pd.Index(items[CUSTOMER_ID].unique()))
         policy = self.policy
         actions = next_best_actions(
@@ -95,14 +100,14 @@ class Recommender:
             .reset_index(drop=True)
         )
 
-    def _items(self, data: CustomerData, as_of: pd.Timestamp, customers: pd.Series) -> pd.DataFrame:
+    def _items(
+        self, data: CustomerData, as_of: pd.Timestamp, customers: pd.Series, top: int
+    ) -> pd.DataFrame:
         """Items from the customers' own rows of ``data`` up to ``as_of`` (so a new
         purchase moves them) and the item relations learned at fit."""
         if self.items_ is None:
             return no_items()
-        return self.items_.recommend_history(
-            data.transactions, as_of, customers.tolist(), top=self.top
-        )
+        return self.items_.recommend_history(data.transactions, as_of, customers.tolist(), top=top)
 
 
 def recommend(

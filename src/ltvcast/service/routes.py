@@ -35,6 +35,7 @@ from ltvcast.service.wire import (
     HealthOut,
     NewCustomerOut,
     Problem,
+    RecommendationsOut,
     ReloadOut,
 )
 from ltvcast.timeframe import parse_horizons
@@ -205,6 +206,20 @@ def create_app(
                 413, f"events: {len(parsed.events)} events exceed the batch limit of {max_batch}"
             )
         return await service.ingest(parsed.events)
+
+    @app.get(
+        "/v1/customers/{customer_id:path}/recommendations",
+        dependencies=secured,
+        tags=["forecasts"],
+        responses=_errors(*_AUTH, 404, 422),
+    )
+    def get_recommendations(
+        customer_id: str,
+        top: Annotated[int, Query(ge=1, le=100, description="Items to recommend.")] = 10,
+    ) -> RecommendationsOut:
+        """The customer's next best action (and why) and top items, at their forecast's
+        as-of. Declared before the forecast route, whose ``path`` id would take the suffix."""
+        return service.recommendations(customer_id, top)
 
     @app.get(
         "/v1/customers/{customer_id:path}",

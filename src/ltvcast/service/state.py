@@ -55,6 +55,7 @@ from ltvcast.service.events import (
 )
 from ltvcast.service.ingest import EVENT_ID, EventLog
 from ltvcast.service.metrics import Metrics
+from ltvcast.service.recommend import ItemRelations, recommend_one
 from ltvcast.service.wire import (
     CurvePoint,
     CustomerOut,
@@ -63,6 +64,7 @@ from ltvcast.service.wire import (
     Forecast,
     HealthOut,
     NewCustomerOut,
+    RecommendationsOut,
     Rejection,
     ReloadOut,
 )
@@ -271,6 +273,7 @@ class Service:
         self.metrics = Metrics()
         self.reload_lock = threading.Lock()
         self.history = StoreHistory(self.store, self._limit())
+        self.relations = ItemRelations()
         scorer = OnlineScorer(scoring.forecaster, history=self.history)
         self.model = _prepare(scoring, scorer, _model_version(model_dir, scoring))
         self.metrics.counters["events_ingested"] = 0
@@ -423,6 +426,18 @@ class Service:
             except ConfigError as err:  # a model without explanations, curves or intervals
                 raise HTTPProblem(422, str(err)) from err
         return out
+
+    def recommendations(self, customer_id: str, top: int) -> RecommendationsOut:
+        """The customer's next best action and ``top`` items at their forecast's as-of (404
+        when unknown); the first request of a model version learns the item relations of
+        the whole store (see :mod:`ltvcast.service.recommend`)."""
+        forecast = self.customer(customer_id)
+        model = self.model
+        recommender = self.relations.get(model.scoring, model.version, self.history)
+        own = model.scorer.history.customer_data(customer_id)
+        assert own is not None  # a known customer
+        as_of = to_naive_utc(pd.Timestamp(forecast.as_of))
+        return recommend_one(recommender, own, as_of, model.version, forecast.segment, top)
 
     def new_customer(
         self, horizons: Sequence[Horizon] | None = None, discount_rate: float | None = None

@@ -132,6 +132,26 @@ class CustomerOut(Forecast):
     curve: list[CurvePoint] | None = None
 
 
+class RecommendedItem(BaseModel):
+    rank: int
+    item_id: str
+    score: float
+
+
+class RecommendationsOut(BaseModel):
+    """A customer's next best action (with the figures that decided it) and items."""
+
+    customer_id: str
+    as_of: UTCTime
+    model_version: str
+    segment: str
+    action: str
+    action_value: float
+    action_reason: str
+    #: Empty when the store's transactions name no items.
+    items: list[RecommendedItem]
+
+
 class NewCustomerOut(BaseModel):
     """What a customer who has just made a first purchase is expected to do."""
 

@@ -89,6 +89,7 @@ class _Recommender:
 
     def _fit_common(self, transactions: pd.DataFrame, as_of: pd.Timestamp) -> pd.DataFrame:
         self._check()
+        require_items(transactions)
         lines = purchase_lines(transactions, as_of)
         self.as_of_ = pd.Timestamp(as_of)
         self.history_ = customer_history(lines, self.as_of_, self.half_life_days)
@@ -138,7 +139,6 @@ class _Recommender:
         k = self.top if top is None else top
         if not isinstance(k, int | np.integer) or k < 1:
             raise ConfigError(f"top must be a positive integer, got {k!r}")
-        require_items(transactions)
         lines = purchase_lines(transactions, as_of)
         history = customer_history(lines, pd.Timestamp(as_of), self.half_life_days)
         wanted = transactions[CUSTOMER_ID].unique() if customers is None else customers
@@ -399,9 +399,10 @@ def purchase_lines(transactions: pd.DataFrame, as_of: pd.Timestamp) -> pd.DataFr
     """Purchase lines up to ``as_of`` (positive amount, known item) with their basket.
 
     The basket is ``order_id`` where present, else the customer and the calendar day
-    (:func:`require_items` checks the item column first).
+    (the item column must exist; a few customers' rows may name no item).
     """
-    require_items(transactions)
+    if ITEM_ID not in transactions.columns:
+        require_items(transactions)
     keep = (
         (transactions[TIMESTAMP] <= as_of)
         & (transactions[AMOUNT] > 0)
