@@ -332,11 +332,12 @@ def demo(
     from ltvcast.cli._print import print_segments
     from ltvcast.data.datasets import load_dataset_dir
     from ltvcast.data.io import write_table
-    from ltvcast.data.schemas import PREDICTION_COLUMNS, QUANTILE_COLUMNS
+    from ltvcast.data.schemas import ITEM_ID, PREDICTION_COLUMNS, QUANTILE_COLUMNS
     from ltvcast.data.synthetic import simulate_store, write_store
     from ltvcast.data.validate import load_customer_data
     from ltvcast.evaluation.backtest import default_cutoff
     from ltvcast.evaluation.selection import pick
+    from ltvcast.pipeline.recommend import Recommender
     from ltvcast.timeframe import parse_horizon
 
     out.mkdir(parents=True, exist_ok=True)
@@ -367,6 +368,10 @@ def demo(
     written.append(write_table(predictions, out / "predictions.csv"))
     written.append(write_table(table, out / "segments.csv"))
     print_segments(table, f"Segments as of {as_of:%Y-%m-%d}, {len(table):,} customers")
+    if ITEM_ID in data.transactions.columns:
+        with step("Recommending each customer's next best action and items"):
+            recs = Recommender(scoring).fit(data, as_of, table).recommend(data, as_of, table)
+        written.append(write_table(recs, out / "recommendations.csv"))
     if data_dir is None:
         _print_truth_check(predictions, store.truth(as_of, span))
     written.append(_write_report(scoring, data, cleaning, result, as_of, out / "report.html"))
