@@ -164,28 +164,45 @@ def split_origins(
     return train, valid
 
 
+def base_rates(
+    targets: dict[str, np.ndarray], train: np.ndarray, prefix: str = "horizon"
+) -> tuple[float, float, float, float]:
+    """Initial logits of the ``prefix`` heads from the training origins: logit of the buying
+    rate, mean and spread (sigma) of the positive log spend, log mean purchases."""
+    value_key, count_key = (
+        ("value", "purchases") if prefix == "horizon" else ("next_value", "next_extra")
+    )
+    values = targets[value_key][train]
+    positive = values[values > 0]
+    rate = float(np.clip(positive.size / max(values.size, 1), 1e-4, 1 - 1e-4))
+    logs = np.log(positive) if positive.size else np.zeros(1)
+    counts = targets[count_key][train]
+    if prefix == "next":
+        counts = counts[values > 0] if (values > 0).any() else counts
+    return (
+        math.log(rate / (1 - rate)),
+        float(logs.mean()),
+        max(float(logs.std()), 0.1),
+        math.log(max(float(counts.mean()), 1e-4)),
+    )
+
+
 def init_heads(net: SeqNetwork, targets: dict[str, np.ndarray], train: np.ndarray) -> None:
     """Start each head at the training base rates (fast, stable convergence)."""
     with torch.no_grad():
-        for prefix, value_key, count_key in (
-            ("horizon", "value", "purchases"),
-            ("next", "next_value", "next_extra"),
-        ):
-            values = targets[value_key][train]
-            positive = values[values > 0]
-            rate = np.clip(positive.size / max(values.size, 1), 1e-4, 1 - 1e-4)
-            logs = np.log(positive) if positive.size else np.zeros(1)
-            sigma = torch.tensor(max(float(logs.std()), 0.1), dtype=torch.float64)
+        for prefix in ("horizon", "next"):
+            logit_rate, mean_log, sigma, log_count = base_rates(targets, train, prefix)
             net.head(f"{prefix}_value").weight.mul_(0.1)
             net.head(f"{prefix}_value").bias.copy_(
                 torch.tensor(
-                    [math.log(rate / (1 - rate)), logs.mean(), float(inverse_softplus(sigma))]
+                    [
+                        logit_rate,
+                        mean_log,
+                        float(inverse_softplus(torch.tensor(sigma, dtype=torch.float64))),
+                    ]
                 )
             )
-            counts = targets[count_key][train]
-            if prefix == "next":
-                counts = counts[values > 0] if (values > 0).any() else counts
-            net.head(f"{prefix}_count").bias.fill_(math.log(max(float(counts.mean()), 1e-4)))
+            net.head(f"{prefix}_count").bias.fill_(log_count)
 
 
 def seq_loss(
