@@ -49,6 +49,7 @@ from ltvcast.models.seq.explain import explain_forecast
 from ltvcast.models.seq.forward import direct_forecast, resolve_device, torch_session
 from ltvcast.models.seq.hybrid import (
     WIDE_NAMES,
+    anchored_blend,
     btyd_forecast,
     btyd_origins,
     check_hybrid,
@@ -56,6 +57,7 @@ from ltvcast.models.seq.hybrid import (
     fit_wide_scaler,
     origin_columns,
     residual_offsets,
+    rollout_weight,
     wide_inputs,
 )
 from ltvcast.models.seq.inputs import (
@@ -66,7 +68,7 @@ from ltvcast.models.seq.inputs import (
     fit_inputs,
 )
 from ltvcast.models.seq.network import SeqNetwork
-from ltvcast.models.seq.rollout import rollout_value_scale, simulate
+from ltvcast.models.seq.rollout import ValidationRollout, simulate, validation_rollout
 from ltvcast.models.seq.training import (
     TrainingSettings,
     base_rates,
@@ -281,6 +283,8 @@ class SeqForecaster(Forecaster):
             train, valid, extra = self._fit_hybrid(
                 data, as_of, horizon, batch, targets, train, valid
             )
+        elif self.hybrid == "btyd_residual":
+            self.btyd_, self.hybrid_ = fit_btyd(data, as_of, horizon), {}
         settings = TrainingSettings(
             epochs=self.epochs,
             batch_size=self.batch_size,
@@ -308,6 +312,9 @@ class SeqForecaster(Forecaster):
             "value_scales": [r["value_scale"] for r in records],
             "best_epochs": [r["best_epoch"] for r in records],
         }
+        if self.hybrid_ is not None and rollout:
+            weights = [float(r["rollout_weight"]) for r in records]
+            self.hybrid_["rollout_weight"] = float(np.mean(weights))
 
     def _train_one(
         self,
@@ -327,8 +334,8 @@ class SeqForecaster(Forecaster):
         scale = 1.0
         if self.calibrate and not settings.rollout:
             scale = direct_value_scale(network, prepared, aligned)
-        elif self.calibrate:
-            scale = rollout_value_scale(
+        elif settings.rollout and (self.calibrate or self.hybrid_ is not None):
+            validation = validation_rollout(
                 network,
                 self.inputs_,
                 data,
@@ -340,6 +347,9 @@ class SeqForecaster(Forecaster):
                 random_state=settings.random_state,
                 device=self._device(),
             )
+            scale = validation.scale if self.calibrate else 1.0
+            if self.hybrid_ is not None:
+                record["rollout_weight"] = self._rollout_weight(data, validation, scale)
         record["value_scale"] = scale
         if self.refit:
             network = self._build_network()
@@ -380,11 +390,25 @@ class SeqForecaster(Forecaster):
         }
         return train, valid, (wide_inputs(forecasts, scaler), residual_offsets(forecasts, base))
 
+    def _rollout_weight(
+        self, data: CustomerData, validation: ValidationRollout, scale: float
+    ) -> float:
+        """The rollout's weight against BTYD, chosen on the validation periods: BTYD fitted
+        at their start and the (calibrated) rollout simulated from there."""
+        window = Horizon(validation.days, "d")
+        try:
+            btyd = fit_btyd(data, validation.origin, window)
+        except InsufficientDataError:
+            return 1.0
+        b = btyd_forecast(btyd, data, validation.origin, validation.customers)[:, 0]
+        return rollout_weight(b, validation.simulated * scale, validation.actual)
+
     def _hybrid_inputs(
         self, data: CustomerData, as_of: pd.Timestamp, customers: pd.Index
     ) -> tuple[np.ndarray, np.ndarray] | None:
-        """The hybrid's wide inputs and offsets at ``as_of`` (``None`` without a hybrid)."""
-        if self.btyd_ is None or self.hybrid_ is None:
+        """The hybrid's wide inputs and offsets at ``as_of`` (``None`` without a hybrid, and in
+        rollout mode, whose hybrid anchors the forecast instead)."""
+        if self.btyd_ is None or self.hybrid_ is None or self.mode_ != "direct":
             return None
         forecasts = btyd_forecast(self.btyd_, data, as_of, customers)
         scaler = ColumnScaler.from_dict(self.hybrid_["wide_scaler"])
@@ -417,7 +441,7 @@ class SeqForecaster(Forecaster):
             head_hidden=self.head_hidden,
             dropout=self.dropout,
             stride=self.stride_,
-            n_wide=0 if self.hybrid_ is None else len(WIDE_NAMES),
+            n_wide=len(WIDE_NAMES) if self.hybrid_ and self.mode_ == "direct" else 0,
         ).to(self._device())
 
     # ------------------------------------------------------------------ predict
@@ -444,6 +468,16 @@ class SeqForecaster(Forecaster):
                     {k: c * scale if k in _VALUE_COLUMNS else c for k, c in columns.items()}
                 )
         mean = {k: np.mean([f[k] for f in forecasts], axis=0) for k in forecasts[0]}
+        if self.mode_ == "rollout" and self.btyd_ is not None and self.hybrid_ is not None:
+            btyd = btyd_forecast(self.btyd_, data, as_of, batch.customers)[:, 0]
+            value = anchored_blend(btyd, mean["predicted_value"], self.hybrid_["rollout_weight"])
+            ratio = np.divide(
+                value,
+                mean["predicted_value"],
+                out=np.zeros_like(value),
+                where=mean["predicted_value"] > 0,
+            )
+            mean |= {k: mean[k] * ratio for k in _VALUE_COLUMNS}
         return pd.DataFrame(mean, index=batch.customers).reset_index()
 
     def explain(self, data: CustomerData, as_of: pd.Timestamp) -> pd.DataFrame:
@@ -480,7 +514,7 @@ class SeqForecaster(Forecaster):
         }
         save_file(weights, str(Path(directory) / WEIGHTS_FILE))
         hybrid = None
-        if self.btyd_ is not None and self.hybrid_ is not None:
+        if self.btyd_ is not None and self.hybrid_ is not None:  # {} is a rollout's
             hybrid = {
                 **self.hybrid_,
                 "btyd": self.btyd_.save_state(directory),
@@ -528,7 +562,9 @@ class SeqForecaster(Forecaster):
             btyd.horizon_ = parse_horizon(hybrid["horizon"])
             btyd.as_of_ = pd.Timestamp(hybrid["as_of"])
             self.btyd_ = btyd
-            self.hybrid_ = {k: hybrid[k] for k in ("base", "wide_scaler", "btyd_origins")}
+            self.hybrid_ = {
+                k: v for k, v in hybrid.items() if k not in ("btyd", "horizon", "as_of")
+            }
         weights = load_file(str(source), device=str(self._device()))
         self.networks_ = []
         for k in range(int(state["n_networks"])):

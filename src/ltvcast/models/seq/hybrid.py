@@ -19,6 +19,12 @@ twice (:func:`wide_inputs`, :func:`residual_offsets`):
 Fitting BTYD at every period would dominate the training time, so it is fitted at
 ``max_origins`` origins spread over the training ones (the validation origin always among
 them); the network trains on those origins only.
+
+In rollout mode (no origin leaves a horizon of labels) the simulated paths compound their
+errors over a long horizon. There the hybrid anchors the rollout to BTYD
+(:func:`anchored_blend`): the forecast is ``btyd^(1 - w) * rollout^w``, rescaled to BTYD's
+total, with the weight ``w`` chosen on the validation periods (:func:`rollout_weight`). The
+level comes from BTYD, the rollout can only reshape it.
 """
 
 from __future__ import annotations
@@ -42,6 +48,8 @@ FORECASTS = ("predicted_value", "predicted_purchases", "p_active")
 WIDE_NAMES = ("btyd_known", "btyd_log_purchases", "btyd_p_active", "btyd_log_value")
 #: Clip of P(purchase) in the offsets, away from 0 and 1.
 _P_CLIP = 1e-4
+#: Rollout weights tried on the validation periods.
+ROLLOUT_WEIGHTS = (0.0, 0.25, 0.5, 0.75, 1.0)
 
 
 def check_hybrid(hybrid: str) -> None:
@@ -156,3 +164,21 @@ def residual_offsets(forecasts: np.ndarray, base: tuple[float, float, float, flo
         -1,
     )
     return np.where(known(forecasts)[..., None], out, 0.0).astype(np.float32)
+
+
+def anchored_blend(btyd: np.ndarray, rollout: np.ndarray, weight: float) -> np.ndarray:
+    """``btyd^(1 - weight) * rollout^weight`` per customer, rescaled to ``btyd``'s total.
+
+    Negative values count as 0; all-zero blends are returned as they are.
+    """
+    b, r = np.clip(btyd, 0.0, None), np.clip(rollout, 0.0, None)
+    blend = b ** (1.0 - weight) * r**weight
+    total = blend.sum()
+    return blend * (b.sum() / total) if total > 0 else blend
+
+
+def rollout_weight(btyd: np.ndarray, rollout: np.ndarray, actual: np.ndarray) -> float:
+    """The weight of :data:`ROLLOUT_WEIGHTS` whose :func:`anchored_blend` has the lowest mean
+    absolute error on ``actual`` (the validation periods; the smaller weight on a tie)."""
+    errors = [np.abs(anchored_blend(btyd, rollout, w) - actual).mean() for w in ROLLOUT_WEIGHTS]
+    return ROLLOUT_WEIGHTS[int(np.argmin(errors))]
