@@ -24,6 +24,12 @@ Two modes, chosen in ``fit`` and recorded in ``mode_``:
   Valendin, Reutterer, Platzer & Kalcher 2022). Early stopping uses the last periods
   (time-ordered). Behaviour events are not simulated, so this mode uses transaction channels
   only.
+
+The default ``hybrid="btyd_residual"`` (:mod:`~ltvcast.models.seq.hybrid`) makes it a true
+hybrid: in direct mode the network sees at each origin the calibrated BTYD forecast made from
+the data before it and learns a correction of it; in rollout mode the simulated forecast is
+anchored to BTYD's. ``hybrid="none"`` is the paper's network alone. ``n_seeds`` averages
+networks trained from several seeds.
 """
 
 from __future__ import annotations
