@@ -253,20 +253,24 @@ def ensemble(data: CustomerData) -> SeqForecaster:
     return SeqForecaster(**TINY, n_seeds=2).fit(data, AS_OF, SIX_WEEKS)
 
 
-def test_seed_ensemble_is_the_mean_of_its_seeds(
+def test_seed_ensemble_is_seeded_and_the_mean_of_its_seeds(
     ensemble: SeqForecaster, data: CustomerData
 ) -> None:
     assert len(ensemble.networks_) == 2 and ensemble.btyd_ is not None
+    assert ensemble.hybrid_ is not None and 0.0 <= ensemble.hybrid_["blend_weight"] <= 1.0
     pred = ensemble.predict(data, AS_OF)
     again = SeqForecaster(**TINY, n_seeds=2).fit(data, AS_OF, SIX_WEEKS).predict(data, AS_OF)
     pd.testing.assert_frame_equal(pred, again)
+    # the networks' mean (before the hybrid's blend with BTYD): the paper's network shows it
+    plain = TINY | {"hybrid": "none"}
+    both = SeqForecaster(**plain, n_seeds=2).fit(data, AS_OF, SIX_WEEKS).predict(data, AS_OF)
     singles = [
-        SeqForecaster(**TINY, random_state=seed).fit(data, AS_OF, SIX_WEEKS).predict(data, AS_OF)
+        SeqForecaster(**plain, random_state=seed).fit(data, AS_OF, SIX_WEEKS).predict(data, AS_OF)
         for seed in (0, 1)
     ]
-    for column in ("predicted_value", "predicted_purchases", "p_active"):
+    for column in ("predicted_value", "predicted_purchases", "p_active", "value_p90"):
         mean = (singles[0][column] + singles[1][column]) / 2
-        np.testing.assert_allclose(pred[column], mean, rtol=1e-5, err_msg=column)
+        np.testing.assert_allclose(both[column], mean, rtol=1e-5, err_msg=column)
     assert not np.allclose(singles[0]["predicted_value"], singles[1]["predicted_value"])
 
 

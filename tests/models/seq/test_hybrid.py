@@ -12,11 +12,11 @@ from ltvcast.exceptions import ConfigError
 from ltvcast.features.sequence import period_matrix
 from ltvcast.models.seq.hybrid import (
     anchored_blend,
+    blend_weight,
     btyd_origins,
     fit_btyd,
     origin_columns,
     residual_offsets,
-    rollout_weight,
     wide_features,
 )
 from ltvcast.models.seq.loss import inverse_softplus, ziln_mean
@@ -95,9 +95,9 @@ def test_anchored_blend_keeps_the_btyd_total() -> None:
     np.testing.assert_allclose(half, geometric * 100.0 / geometric.sum(), rtol=1e-12)
 
 
-def test_rollout_weight_is_chosen_by_validation_error() -> None:
+def test_blend_weight_is_chosen_by_validation_error() -> None:
     actual = np.array([0.0, 20.0, 80.0, 0.0])
     btyd = np.array([25.0, 25.0, 25.0, 25.0])  # no ranking at all
     good = np.array([1.0, 20.0, 79.0, 1.0])  # the rollout ranks well
-    assert rollout_weight(btyd, good, actual) == 1.0
-    assert rollout_weight(btyd, np.array([100.0, 1.0, 1.0, 100.0]), actual) == 0.0  # badly
+    assert blend_weight(btyd, good, actual) == 1.0
+    assert blend_weight(btyd, np.array([100.0, 1.0, 1.0, 100.0]), actual) == 0.0  # badly

@@ -56,6 +56,7 @@ from ltvcast.models.seq.forward import direct_forecast, resolve_device, torch_se
 from ltvcast.models.seq.hybrid import (
     WIDE_NAMES,
     anchored_blend,
+    blend_weight,
     btyd_forecast,
     btyd_origins,
     check_hybrid,
@@ -63,7 +64,6 @@ from ltvcast.models.seq.hybrid import (
     fit_wide_scaler,
     origin_columns,
     residual_offsets,
-    rollout_weight,
     wide_inputs,
 )
 from ltvcast.models.seq.inputs import (
@@ -82,7 +82,9 @@ from ltvcast.models.seq.training import (
     init_heads,
     origin_targets,
     split_origins,
+    step_aligned,
     train_network,
+    validation_values,
 )
 from ltvcast.timeframe import Horizon, parse_horizon
 
@@ -284,9 +286,9 @@ class SeqForecaster(Forecaster):
         )
         self.btyd_: CalibratedBTYDForecaster | None = None
         self.hybrid_: dict[str, Any] | None = None
-        extra = None
+        extra, btyd_value = None, None
         if self.hybrid == "btyd_residual" and not rollout:
-            train, valid, extra = self._fit_hybrid(
+            train, valid, extra, btyd_value = self._fit_hybrid(
                 data, as_of, horizon, batch, targets, train, valid
             )
         elif self.hybrid == "btyd_residual":
@@ -309,7 +311,7 @@ class SeqForecaster(Forecaster):
                 torch.manual_seed(seed)
                 one = dataclasses.replace(settings, random_state=seed)
                 network, record = self._train_one(
-                    data, as_of, batch, prepared, targets, (train, valid), one
+                    data, as_of, batch, prepared, targets, (train, valid), one, btyd_value
                 )
                 self.networks_.append(network)
                 records.append(record)
@@ -318,9 +320,9 @@ class SeqForecaster(Forecaster):
             "value_scales": [r["value_scale"] for r in records],
             "best_epochs": [r["best_epoch"] for r in records],
         }
-        if self.hybrid_ is not None and rollout:
-            weights = [float(r["rollout_weight"]) for r in records]
-            self.hybrid_["rollout_weight"] = float(np.mean(weights))
+        if self.hybrid_ is not None:
+            weights = [float(r["blend_weight"]) for r in records]
+            self.hybrid_["blend_weight"] = float(np.mean(weights))
 
     def _train_one(
         self,
@@ -331,8 +333,13 @@ class SeqForecaster(Forecaster):
         targets: dict[str, np.ndarray],
         origins: tuple[np.ndarray, np.ndarray],
         settings: TrainingSettings,
+        btyd_value: np.ndarray | None,
     ) -> tuple[SeqNetwork, dict[str, Any]]:
-        """One network trained (early stopping, calibration, refit) with ``settings``' seed."""
+        """One network trained (early stopping, calibration, refit) with ``settings``' seed.
+
+        ``btyd_value``: the hybrid's BTYD value at every origin (direct mode), for the
+        weight of the network against BTYD on the validation origin.
+        """
         train, valid = origins
         network = self._build_network()
         init_heads(network, targets, train)
@@ -340,6 +347,11 @@ class SeqForecaster(Forecaster):
         scale = 1.0
         if self.calibrate and not settings.rollout:
             scale = direct_value_scale(network, prepared, aligned)
+        if btyd_value is not None:
+            predicted, actual = validation_values(network, prepared, aligned)
+            at = step_aligned(btyd_value, prepared.lengths, self.stride_)[aligned.valid_rows]
+            btyd = at[aligned.valid[aligned.valid_rows]]
+            record["blend_weight"] = blend_weight(btyd, predicted * scale, actual)
         elif settings.rollout and (self.calibrate or self.hybrid_ is not None):
             validation = validation_rollout(
                 network,
@@ -355,7 +367,7 @@ class SeqForecaster(Forecaster):
             )
             scale = validation.scale if self.calibrate else 1.0
             if self.hybrid_ is not None:
-                record["rollout_weight"] = self._rollout_weight(data, validation, scale)
+                record["blend_weight"] = self._rollout_weight(data, validation, scale)
         record["value_scale"] = scale
         if self.refit:
             network = self._build_network()
@@ -375,9 +387,9 @@ class SeqForecaster(Forecaster):
         targets: dict[str, np.ndarray],
         train: np.ndarray,
         valid: np.ndarray,
-    ) -> tuple[np.ndarray, np.ndarray, tuple[np.ndarray, np.ndarray]]:
-        """BTYD at ``btyd_origins`` origins and at ``as_of``: the origins kept, and the
-        hybrid's wide inputs and offsets of every column of ``batch``."""
+    ) -> tuple[np.ndarray, np.ndarray, tuple[np.ndarray, np.ndarray], np.ndarray]:
+        """BTYD at ``btyd_origins`` origins and at ``as_of``: the origins kept, the hybrid's
+        wide inputs and offsets of every column of ``batch``, and BTYD's value there."""
         columns = origin_columns(np.flatnonzero((train | valid).any(0)), self.btyd_origins)
         forecasts, fitted = btyd_origins(data, batch.period_ends, batch.customers, columns, horizon)
         train, valid = train & fitted, valid & fitted
@@ -392,9 +404,10 @@ class SeqForecaster(Forecaster):
         self.hybrid_ = {
             "base": list(base),
             "wide_scaler": scaler.to_dict(),
-            "btyd_origins": [f"{batch.period_ends[c]:%Y-%m-%d}" for c in np.flatnonzero(fitted)],
+            "btyd_origins": [f"{day:%Y-%m-%d}" for day in batch.period_ends[fitted]],
         }
-        return train, valid, (wide_inputs(forecasts, scaler), residual_offsets(forecasts, base))
+        extra = (wide_inputs(forecasts, scaler), residual_offsets(forecasts, base))
+        return train, valid, extra, forecasts[..., 0]
 
     def _rollout_weight(
         self, data: CustomerData, validation: ValidationRollout, scale: float
@@ -407,16 +420,19 @@ class SeqForecaster(Forecaster):
         except InsufficientDataError:
             return 1.0
         b = btyd_forecast(btyd, data, validation.origin, validation.customers)[:, 0]
-        return rollout_weight(b, validation.simulated * scale, validation.actual)
+        return blend_weight(b, validation.simulated * scale, validation.actual)
 
-    def _hybrid_inputs(
+    def _btyd(
         self, data: CustomerData, as_of: pd.Timestamp, customers: pd.Index
-    ) -> tuple[np.ndarray, np.ndarray] | None:
-        """The hybrid's wide inputs and offsets at ``as_of`` (``None`` without a hybrid, and in
-        rollout mode, whose hybrid anchors the forecast instead)."""
-        if self.btyd_ is None or self.hybrid_ is None or self.mode_ != "direct":
+    ) -> np.ndarray | None:
+        """The hybrid's BTYD forecasts of ``customers`` at ``as_of`` (``None`` without)."""
+        return None if self.btyd_ is None else btyd_forecast(self.btyd_, data, as_of, customers)
+
+    def _hybrid_inputs(self, forecasts: np.ndarray | None) -> tuple[np.ndarray, np.ndarray] | None:
+        """The hybrid's wide inputs and offsets from BTYD ``forecasts`` at the as-of time
+        (``None`` without them, and in rollout mode, whose network takes no BTYD input)."""
+        if forecasts is None or self.hybrid_ is None or self.mode_ != "direct":
             return None
-        forecasts = btyd_forecast(self.btyd_, data, as_of, customers)
         scaler = ColumnScaler.from_dict(self.hybrid_["wide_scaler"])
         base = tuple(float(b) for b in self.hybrid_["base"])
         return wide_inputs(forecasts, scaler), residual_offsets(forecasts, base)  # type: ignore[arg-type]
@@ -453,7 +469,8 @@ class SeqForecaster(Forecaster):
     # ------------------------------------------------------------------ predict
     def _predict(self, data: CustomerData, as_of: pd.Timestamp) -> pd.DataFrame:
         batch = self.inputs_.batch(data, as_of)
-        extra = self._hybrid_inputs(data, as_of, batch.customers)
+        btyd = self._btyd(data, as_of, batch.customers)
+        extra = self._hybrid_inputs(btyd)
         forecasts = []
         with self._session(), torch.inference_mode():
             prepared = self.inputs_.prepare(data, batch, self._device(), extra)
@@ -474,9 +491,9 @@ class SeqForecaster(Forecaster):
                     {k: c * scale if k in _VALUE_COLUMNS else c for k, c in columns.items()}
                 )
         mean = {k: np.mean([f[k] for f in forecasts], axis=0) for k in forecasts[0]}
-        if self.mode_ == "rollout" and self.btyd_ is not None and self.hybrid_ is not None:
-            btyd = btyd_forecast(self.btyd_, data, as_of, batch.customers)[:, 0]
-            value = anchored_blend(btyd, mean["predicted_value"], self.hybrid_["rollout_weight"])
+        if btyd is not None and self.hybrid_ is not None:
+            weight = float(self.hybrid_["blend_weight"])
+            value = anchored_blend(btyd[:, 0], mean["predicted_value"], weight)
             ratio = np.divide(
                 value,
                 mean["predicted_value"],
@@ -502,7 +519,7 @@ class SeqForecaster(Forecaster):
         batch = self.inputs_.batch(past, as_of)
         predicted = self._predict(past, as_of)["predicted_value"].to_numpy()
         head = "horizon_value" if self.mode_ == "direct" else "next_value"
-        extra = self._hybrid_inputs(past, as_of, batch.customers)
+        extra = self._hybrid_inputs(self._btyd(past, as_of, batch.customers))
         with self._session():
             prepared = self.inputs_.prepare(past, batch, self._device(), extra)
             return explain_forecast(

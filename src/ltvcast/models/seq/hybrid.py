@@ -20,11 +20,12 @@ Fitting BTYD at every period would dominate the training time, so it is fitted a
 ``max_origins`` origins spread over the training ones (the validation origin always among
 them); the network trains on those origins only.
 
-In rollout mode (no origin leaves a horizon of labels) the simulated paths compound their
-errors over a long horizon. There the hybrid anchors the rollout to BTYD
-(:func:`anchored_blend`): the forecast is ``btyd^(1 - w) * rollout^w``, rescaled to BTYD's
-total, with the weight ``w`` chosen on the validation periods (:func:`rollout_weight`). The
-level comes from BTYD, the rollout can only reshape it.
+Finally the forecast is anchored to BTYD's (:func:`anchored_blend`): ``btyd^(1 - w) *
+network^w``, rescaled to BTYD's total, with the weight ``w`` chosen on the validation origin
+(direct mode) or periods (rollout mode; :func:`blend_weight`). The level comes from BTYD and
+the network reshapes it as far as the latest labels it did not learn from support: in
+rollout mode, whose simulated paths compound their errors over a long horizon, this keeps
+the rolled-out total within BTYD's.
 """
 
 from __future__ import annotations
@@ -48,8 +49,8 @@ FORECASTS = ("predicted_value", "predicted_purchases", "p_active")
 WIDE_NAMES = ("btyd_known", "btyd_log_purchases", "btyd_p_active", "btyd_log_value")
 #: Clip of P(purchase) in the offsets, away from 0 and 1.
 _P_CLIP = 1e-4
-#: Rollout weights tried on the validation periods.
-ROLLOUT_WEIGHTS = (0.0, 0.25, 0.5, 0.75, 1.0)
+#: Network weights of :func:`anchored_blend` tried on the validation origins.
+BLEND_WEIGHTS = (0.0, 0.25, 0.5, 0.75, 1.0)
 
 
 def check_hybrid(hybrid: str) -> None:
@@ -115,7 +116,7 @@ def btyd_origins(
 
 def known(forecasts: np.ndarray) -> np.ndarray:
     """bool ``(...)``: where BTYD gives a positive value, purchases and P(purchase)."""
-    return (forecasts > 0).all(-1)
+    return np.asarray((forecasts > 0).all(-1))
 
 
 def wide_features(forecasts: np.ndarray) -> np.ndarray:
@@ -166,19 +167,19 @@ def residual_offsets(forecasts: np.ndarray, base: tuple[float, float, float, flo
     return np.where(known(forecasts)[..., None], out, 0.0).astype(np.float32)
 
 
-def anchored_blend(btyd: np.ndarray, rollout: np.ndarray, weight: float) -> np.ndarray:
-    """``btyd^(1 - weight) * rollout^weight`` per customer, rescaled to ``btyd``'s total.
+def anchored_blend(btyd: np.ndarray, network: np.ndarray, weight: float) -> np.ndarray:
+    """``btyd^(1 - weight) * network^weight`` per customer, rescaled to ``btyd``'s total.
 
     Negative values count as 0; all-zero blends are returned as they are.
     """
-    b, r = np.clip(btyd, 0.0, None), np.clip(rollout, 0.0, None)
+    b, r = np.clip(btyd, 0.0, None), np.clip(network, 0.0, None)
     blend = b ** (1.0 - weight) * r**weight
     total = blend.sum()
     return blend * (b.sum() / total) if total > 0 else blend
 
 
-def rollout_weight(btyd: np.ndarray, rollout: np.ndarray, actual: np.ndarray) -> float:
-    """The weight of :data:`ROLLOUT_WEIGHTS` whose :func:`anchored_blend` has the lowest mean
-    absolute error on ``actual`` (the validation periods; the smaller weight on a tie)."""
-    errors = [np.abs(anchored_blend(btyd, rollout, w) - actual).mean() for w in ROLLOUT_WEIGHTS]
-    return ROLLOUT_WEIGHTS[int(np.argmin(errors))]
+def blend_weight(btyd: np.ndarray, network: np.ndarray, actual: np.ndarray) -> float:
+    """The weight of :data:`BLEND_WEIGHTS` whose :func:`anchored_blend` has the lowest mean
+    absolute error on ``actual`` (the validation labels; the smaller weight on a tie)."""
+    errors = [np.abs(anchored_blend(btyd, network, w) - actual).mean() for w in BLEND_WEIGHTS]
+    return BLEND_WEIGHTS[int(np.argmin(errors))]
