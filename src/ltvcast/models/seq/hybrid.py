@@ -51,8 +51,6 @@ WIDE_NAMES = ("btyd_known", "btyd_log_purchases", "btyd_p_active", "btyd_log_val
 _P_CLIP = 1e-4
 #: Network weights of :func:`anchored_blend` tried on the validation origins.
 BLEND_WEIGHTS = (0.0, 0.25, 0.5, 0.75, 1.0)
-#: Relative excess over the lowest validation MAE within which a larger weight is preferred.
-NEAR_TIE = 0.01
 
 
 def check_hybrid(hybrid: str) -> None:
@@ -181,16 +179,7 @@ def anchored_blend(btyd: np.ndarray, network: np.ndarray, weight: float) -> np.n
 
 
 def blend_weight(btyd: np.ndarray, network: np.ndarray, actual: np.ndarray) -> float:
-    """The largest weight of :data:`BLEND_WEIGHTS` whose :func:`anchored_blend` has a mean
-    absolute error on ``actual`` (the validation labels) within :data:`NEAR_TIE` of the
-    lowest.
-
-    The mean absolute error is dominated by the many customers who spend nothing and hardly
-    sees how well the largest spenders are ranked, which is what the network adds to BTYD:
-    among blends about as accurate, the one with the most network is kept.
-    """
-    errors = np.array(
-        [np.abs(anchored_blend(btyd, network, w) - actual).mean() for w in BLEND_WEIGHTS]
-    )
-    near = np.flatnonzero(errors <= errors.min() * (1.0 + NEAR_TIE))
-    return BLEND_WEIGHTS[int(near.max())]
+    """The weight of :data:`BLEND_WEIGHTS` whose :func:`anchored_blend` has the lowest mean
+    absolute error on ``actual`` (the validation labels; the smaller weight on a tie)."""
+    errors = [np.abs(anchored_blend(btyd, network, w) - actual).mean() for w in BLEND_WEIGHTS]
+    return BLEND_WEIGHTS[int(np.argmin(errors))]
