@@ -257,7 +257,7 @@ def test_seed_ensemble_is_seeded_and_the_mean_of_its_seeds(
     ensemble: SeqForecaster, data: CustomerData
 ) -> None:
     assert len(ensemble.networks_) == 2 and ensemble.btyd_ is not None
-    assert ensemble.hybrid_ is not None and 0.0 <= ensemble.hybrid_["blend_weight"] <= 1.0
+    assert [len(b) for b in ensemble.training_["blends"]] == [2, 2]  # weight, factor per seed
     pred = ensemble.predict(data, AS_OF)
     again = SeqForecaster(**TINY, n_seeds=2).fit(data, AS_OF, SIX_WEEKS).predict(data, AS_OF)
     pd.testing.assert_frame_equal(pred, again)

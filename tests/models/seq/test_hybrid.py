@@ -12,8 +12,8 @@ from ltvcast.exceptions import ConfigError
 from ltvcast.features.sequence import period_matrix
 from ltvcast.models.seq.hybrid import (
     anchored_blend,
-    blend_weight,
     btyd_origins,
+    fit_blend,
     fit_btyd,
     origin_columns,
     residual_offsets,
@@ -84,20 +84,20 @@ def test_offsets_start_the_heads_at_the_btyd_forecast() -> None:
     np.testing.assert_array_equal(wide[:, 0], [1.0, 1.0, 0.0])
 
 
-def test_anchored_blend_keeps_the_btyd_total() -> None:
+def test_blend_keeps_the_btyd_total_with_a_fixed_factor() -> None:
     btyd = np.array([10.0, 30.0, 0.0, 60.0])
     rollout = np.array([40.0, 40.0, 5.0, 400.0])  # an exploded rollout: 4.85x the total
-    np.testing.assert_allclose(anchored_blend(btyd, rollout, 0.0), btyd)
-    np.testing.assert_allclose(anchored_blend(btyd, rollout, 1.0), rollout * 100.0 / 485.0)
-    half = anchored_blend(btyd, rollout, 0.5)
-    assert half.sum() == pytest.approx(100.0) and half[2] == 0.0
+    np.testing.assert_allclose(anchored_blend(btyd, rollout, 0.0, 1.0), btyd)
     geometric = np.sqrt(btyd * rollout)
-    np.testing.assert_allclose(half, geometric * 100.0 / geometric.sum(), rtol=1e-12)
+    np.testing.assert_allclose(anchored_blend(btyd, rollout, 0.5, 2.0), 2.0 * geometric)
+    weight, factor = fit_blend(btyd, rollout, actual=btyd)
+    assert (weight, factor) == (0.0, 1.0)
 
 
 def test_blend_weight_is_chosen_by_validation_error() -> None:
     actual = np.array([0.0, 20.0, 80.0, 0.0])
     btyd = np.array([25.0, 25.0, 25.0, 25.0])  # no ranking at all
-    good = np.array([1.0, 20.0, 79.0, 1.0])  # the rollout ranks well
-    assert blend_weight(btyd, good, actual) == 1.0
-    assert blend_weight(btyd, np.array([100.0, 1.0, 1.0, 100.0]), actual) == 0.0  # badly
+    good = np.array([1.0, 20.0, 79.0, 1.0])  # the network ranks well
+    weight, factor = fit_blend(btyd, good, actual)
+    assert weight == 1.0 and factor == pytest.approx(100.0 / 101.0)  # BTYD's total
+    assert fit_blend(btyd, np.array([100.0, 1.0, 1.0, 100.0]), actual)[0] == 0.0  # badly

@@ -56,10 +56,10 @@ from ltvcast.models.seq.forward import direct_forecast, resolve_device, torch_se
 from ltvcast.models.seq.hybrid import (
     WIDE_NAMES,
     anchored_blend,
-    blend_weight,
     btyd_forecast,
     btyd_origins,
     check_hybrid,
+    fit_blend,
     fit_btyd,
     fit_wide_scaler,
     origin_columns,
@@ -321,8 +321,7 @@ class SeqForecaster(Forecaster):
             "best_epochs": [r["best_epoch"] for r in records],
         }
         if self.hybrid_ is not None:
-            weights = [float(r["blend_weight"]) for r in records]
-            self.hybrid_["blend_weight"] = float(np.mean(weights))
+            self.training_["blends"] = [r["blend"] for r in records]
 
     def _train_one(
         self,
@@ -351,7 +350,7 @@ class SeqForecaster(Forecaster):
             predicted, actual = validation_values(network, prepared, aligned)
             at = step_aligned(btyd_value, prepared.lengths, self.stride_)[aligned.valid_rows]
             btyd = at[aligned.valid[aligned.valid_rows]]
-            record["blend_weight"] = blend_weight(btyd, predicted * scale, actual)
+            record["blend"] = fit_blend(btyd, predicted * scale, actual)
         elif settings.rollout and (self.calibrate or self.hybrid_ is not None):
             validation = validation_rollout(
                 network,
@@ -367,7 +366,7 @@ class SeqForecaster(Forecaster):
             )
             scale = validation.scale if self.calibrate else 1.0
             if self.hybrid_ is not None:
-                record["blend_weight"] = self._rollout_weight(data, validation, scale)
+                record["blend"] = self._rollout_blend(data, validation, scale)
         record["value_scale"] = scale
         if self.refit:
             network = self._build_network()
@@ -409,18 +408,18 @@ class SeqForecaster(Forecaster):
         extra = (wide_inputs(forecasts, scaler), residual_offsets(forecasts, base))
         return train, valid, extra, forecasts[..., 0]
 
-    def _rollout_weight(
+    def _rollout_blend(
         self, data: CustomerData, validation: ValidationRollout, scale: float
-    ) -> float:
-        """The rollout's weight against BTYD, chosen on the validation periods: BTYD fitted
-        at their start and the (calibrated) rollout simulated from there."""
+    ) -> tuple[float, float]:
+        """The rollout's blend with BTYD, fitted on the validation periods: BTYD fitted at
+        their start and the (calibrated) rollout simulated from there."""
         window = Horizon(validation.days, "d")
         try:
             btyd = fit_btyd(data, validation.origin, window)
         except InsufficientDataError:
-            return 1.0
+            return 1.0, 1.0
         b = btyd_forecast(btyd, data, validation.origin, validation.customers)[:, 0]
-        return blend_weight(b, validation.simulated * scale, validation.actual)
+        return fit_blend(b, validation.simulated * scale, validation.actual)
 
     def _btyd(
         self, data: CustomerData, as_of: pd.Timestamp, customers: pd.Index
@@ -472,9 +471,12 @@ class SeqForecaster(Forecaster):
         btyd = self._btyd(data, as_of, batch.customers)
         extra = self._hybrid_inputs(btyd)
         forecasts = []
+        blends = self.training_.get("blends") or [None] * len(self.networks_)
         with self._session(), torch.inference_mode():
             prepared = self.inputs_.prepare(data, batch, self._device(), extra)
-            for network, scale in zip(self.networks_, self.training_["value_scales"], strict=True):
+            for network, scale, blend in zip(
+                self.networks_, self.training_["value_scales"], blends, strict=True
+            ):
                 if self.mode_ == "direct":
                     columns = direct_forecast(network, prepared)
                 else:
@@ -487,20 +489,14 @@ class SeqForecaster(Forecaster):
                         n_samples=self.n_samples,
                         random_state=self.random_state,
                     )
+                if btyd is not None and blend is not None:  # the hybrid: anchored to BTYD
+                    raw = columns["predicted_value"]
+                    blended = anchored_blend(btyd[:, 0], raw * scale, *blend)
+                    scale = np.divide(blended, raw, out=np.zeros_like(raw), where=raw > 0)
                 forecasts.append(
                     {k: c * scale if k in _VALUE_COLUMNS else c for k, c in columns.items()}
                 )
         mean = {k: np.mean([f[k] for f in forecasts], axis=0) for k in forecasts[0]}
-        if btyd is not None and self.hybrid_ is not None:
-            weight = float(self.hybrid_["blend_weight"])
-            value = anchored_blend(btyd[:, 0], mean["predicted_value"], weight)
-            ratio = np.divide(
-                value,
-                mean["predicted_value"],
-                out=np.zeros_like(value),
-                where=mean["predicted_value"] > 0,
-            )
-            mean |= {k: mean[k] * ratio for k in _VALUE_COLUMNS}
         return pd.DataFrame(mean, index=batch.customers).reset_index()
 
     def explain(self, data: CustomerData, as_of: pd.Timestamp) -> pd.DataFrame:

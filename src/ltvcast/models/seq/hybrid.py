@@ -20,9 +20,9 @@ Fitting BTYD at every period would dominate the training time, so it is fitted a
 ``max_origins`` origins spread over the training ones (the validation origin always among
 them); the network trains on those origins only.
 
-Finally the forecast is anchored to BTYD's (:func:`anchored_blend`): ``btyd^(1 - w) *
-network^w``, rescaled to BTYD's total, with the weight ``w`` chosen on the validation origin
-(direct mode) or periods (rollout mode; :func:`blend_weight`). The level comes from BTYD and
+Finally the forecast is anchored to BTYD's (:func:`anchored_blend`): ``k * btyd^(1 - w) *
+network^w``, with ``k`` keeping BTYD's total and the weight ``w`` chosen on the validation
+origin (direct mode) or periods (rollout mode; :func:`fit_blend`). The level comes from BTYD and
 the network reshapes it as far as the latest labels it did not learn from support: in
 rollout mode, whose simulated paths compound their errors over a long horizon, this keeps
 the rolled-out total within BTYD's.
@@ -167,19 +167,32 @@ def residual_offsets(forecasts: np.ndarray, base: tuple[float, float, float, flo
     return np.where(known(forecasts)[..., None], out, 0.0).astype(np.float32)
 
 
-def anchored_blend(btyd: np.ndarray, network: np.ndarray, weight: float) -> np.ndarray:
-    """``btyd^(1 - weight) * network^weight`` per customer, rescaled to ``btyd``'s total.
+def anchored_blend(
+    btyd: np.ndarray, network: np.ndarray, weight: float, factor: float
+) -> np.ndarray:
+    """``factor * btyd^(1 - weight) * network^weight`` per customer (negatives count as 0).
 
-    Negative values count as 0; all-zero blends are returned as they are.
+    ``factor`` comes from :func:`fit_blend`, so a customer's forecast does not depend on
+    the other customers scored with it.
     """
     b, r = np.clip(btyd, 0.0, None), np.clip(network, 0.0, None)
-    blend = b ** (1.0 - weight) * r**weight
-    total = blend.sum()
-    return blend * (b.sum() / total) if total > 0 else blend
+    out: np.ndarray = factor * b ** (1.0 - weight) * r**weight
+    return out
 
 
-def blend_weight(btyd: np.ndarray, network: np.ndarray, actual: np.ndarray) -> float:
-    """The weight of :data:`BLEND_WEIGHTS` whose :func:`anchored_blend` has the lowest mean
-    absolute error on ``actual`` (the validation labels; the smaller weight on a tie)."""
-    errors = [np.abs(anchored_blend(btyd, network, w) - actual).mean() for w in BLEND_WEIGHTS]
-    return BLEND_WEIGHTS[int(np.argmin(errors))]
+def fit_blend(btyd: np.ndarray, network: np.ndarray, actual: np.ndarray) -> tuple[float, float]:
+    """Weight and factor of :func:`anchored_blend` on the validation labels ``actual``.
+
+    For each weight of :data:`BLEND_WEIGHTS` the factor rescales the blend to BTYD's total
+    over these customers (the level comes from BTYD); the weight with the lowest mean
+    absolute error wins (the smaller on a tie).
+    """
+    best: tuple[float, float, float] = (np.inf, 0.0, 1.0)
+    for weight in BLEND_WEIGHTS:
+        raw = anchored_blend(btyd, network, weight, 1.0)
+        total = float(raw.sum())
+        factor = float(np.clip(btyd, 0.0, None).sum()) / total if total > 0 else 1.0
+        error = float(np.abs(factor * raw - actual).mean())
+        if error < best[0]:
+            best = (error, weight, factor)
+    return best[1], best[2]
