@@ -14,7 +14,7 @@ import pytest
 
 from ltvcast.data.schemas import CustomerData
 from ltvcast.evaluation.backtest import backtest
-from ltvcast.exceptions import ArtifactError, InsufficientDataError
+from ltvcast.exceptions import ArtifactError, ConfigError, InsufficientDataError
 from ltvcast.models.seq.estimator import SeqForecaster
 from ltvcast.pipeline import fit_forecaster
 from ltvcast.scoring.artifacts import load_model, save_model
@@ -22,6 +22,7 @@ from ltvcast.timeframe import parse_horizon
 
 START = pd.Timestamp("2024-01-01")
 AS_OF = pd.Timestamp("2024-06-30 23:59:59")
+SIX_WEEKS = parse_horizon("6w")
 TINY: dict[str, Any] = {
     "conv_filters": 8,
     "lstm_hidden": 8,
@@ -116,7 +117,7 @@ def test_saved_state_is_keyed_by_name(
     assert (tmp_path / "m" / "seq_weights.safetensors").is_file()
     loaded, manifest = load_model(tmp_path / "m")
     state = manifest["state"]
-    assert state["mode"] == "direct" and state["stride"] == 2 and state["state_version"] == 2
+    assert state["mode"] == "direct" and state["stride"] == 2 and state["state_version"] == 3
     assert list(state["scalers"]["steps"])[:3] == ["purchases", "log_spend", "event:view"]
     assert list(state["scalers"]["numeric"]) == ["profile_age"]
     assert loaded.get_params() == fitted.get_params()
@@ -138,7 +139,7 @@ def test_artifacts_of_another_layout_are_refused(fitted: SeqForecaster, tmp_path
     # an artifact of the positional scalers (no state version) must be retrained
     save_model(fitted, tmp_path / "old")
     _edit_state(tmp_path / "old", lambda state: state.pop("state_version"))
-    with pytest.raises(ArtifactError, match=r"state version 1; this version reads 2.*retrain it"):
+    with pytest.raises(ArtifactError, match=r"state version 1; this version reads 3.*retrain it"):
         load_model(tmp_path / "old")
 
 
@@ -177,7 +178,10 @@ def test_profiles_with_categorical_columns_only(data: CustomerData) -> None:
 
 
 def test_rollout_refit_learns_the_latest_level() -> None:
-    """Spend drops to a fifth in the last four of 13 weeks: the refit (default) is nearer it."""
+    """Spend drops to a fifth in the last four of 13 weeks: the refit (default) is nearer it.
+
+    The paper's network alone: the hybrid takes its level from BTYD, which does not see
+    such a drop."""
     rng = np.random.default_rng(3)
     days = pd.date_range(START, "2024-03-31", freq="D")
     rate = np.where(days < pd.Timestamp("2024-03-04"), 0.3, 0.06)
@@ -191,7 +195,7 @@ def test_rollout_refit_learns_the_latest_level() -> None:
         }
     )
     data, as_of = CustomerData(tx), pd.Timestamp("2024-03-31 23:59:59")
-    params = TINY | {"calibrate": False}
+    params = TINY | {"calibrate": False, "hybrid": "none"}
     latest = SeqForecaster(**params).fit(data, as_of, parse_horizon("26w"))
     oldest = SeqForecaster(**params, refit=False).fit(data, as_of, parse_horizon("26w"))
     assert latest.mode_ == "rollout" and latest.training_["refit_epochs"] >= 1
@@ -242,3 +246,52 @@ def test_backtest_skips_seq_on_a_too_short_history() -> None:
     (seq,) = result.results
     assert seq.name == "seq" and seq.metrics == {} and seq.predictions is None
     assert seq.error is not None and "too little history" in seq.error
+
+
+@pytest.fixture(scope="module")
+def ensemble(data: CustomerData) -> SeqForecaster:
+    return SeqForecaster(**TINY, n_seeds=2).fit(data, AS_OF, SIX_WEEKS)
+
+
+def test_seed_ensemble_is_seeded_and_the_mean_of_its_seeds(
+    ensemble: SeqForecaster, data: CustomerData
+) -> None:
+    assert len(ensemble.networks_) == 2 and ensemble.btyd_ is not None
+    assert [len(b) for b in ensemble.training_["blends"]] == [2, 2]  # weight, factor per seed
+    pred = ensemble.predict(data, AS_OF)
+    again = SeqForecaster(**TINY, n_seeds=2).fit(data, AS_OF, SIX_WEEKS).predict(data, AS_OF)
+    pd.testing.assert_frame_equal(pred, again)
+    # the networks' mean (before the hybrid's blend with BTYD): the paper's network shows it
+    plain = TINY | {"hybrid": "none"}
+    both = SeqForecaster(**plain, n_seeds=2).fit(data, AS_OF, SIX_WEEKS).predict(data, AS_OF)
+    singles = [
+        SeqForecaster(**plain, random_state=seed).fit(data, AS_OF, SIX_WEEKS).predict(data, AS_OF)
+        for seed in (0, 1)
+    ]
+    for column in ("predicted_value", "predicted_purchases", "p_active", "value_p90"):
+        mean = (singles[0][column] + singles[1][column]) / 2
+        np.testing.assert_allclose(both[column], mean, rtol=1e-5, err_msg=column)
+    assert not np.allclose(singles[0]["predicted_value"], singles[1]["predicted_value"])
+
+
+def test_ensemble_round_trip_is_exact(
+    ensemble: SeqForecaster, data: CustomerData, tmp_path: Path
+) -> None:
+    save_model(ensemble, tmp_path / "m")
+    assert not list((tmp_path / "m").glob("*.pkl"))
+    loaded, manifest = load_model(tmp_path / "m")
+    state = manifest["state"]
+    assert state["n_networks"] == 2 and state["hybrid"]["btyd"]["bgnbd"]
+    pd.testing.assert_frame_equal(loaded.predict(data, AS_OF), ensemble.predict(data, AS_OF))
+    later = AS_OF + pd.Timedelta(days=30)  # a later as-of: BTYD moves with it
+    pd.testing.assert_frame_equal(loaded.predict(data, later), ensemble.predict(data, later))
+
+
+def test_the_papers_plain_network_still_trains(data: CustomerData) -> None:
+    plain = SeqForecaster(**TINY, hybrid="none").fit(data, AS_OF, SIX_WEEKS)
+    assert plain.btyd_ is None and plain.networks_[0].n_wide == 0
+    pred = plain.predict(data, AS_OF)
+    heavy = pred["customer_id"] < "c040"
+    assert pred.loc[heavy, "predicted_value"].min() > pred.loc[~heavy, "predicted_value"].max()
+    with pytest.raises(ConfigError, match="hybrid must be one of btyd_residual, none"):
+        SeqForecaster(hybrid="btyd").fit(data, AS_OF, SIX_WEEKS)

@@ -14,7 +14,7 @@ from ltvcast.data.schemas import CustomerData
 from ltvcast.features.sequence import SequenceBatch
 from ltvcast.models.seq.inputs import PeriodGrid, SeqInputs, fit_inputs
 from ltvcast.models.seq.network import SeqNetwork
-from ltvcast.models.seq.rollout import path_quantiles, rollout_value_scale, simulate
+from ltvcast.models.seq.rollout import path_quantiles, simulate, validation_rollout
 from ltvcast.models.seq.training import split_origins
 
 from .conftest import WEEKLY_AS_OF
@@ -57,7 +57,7 @@ def test_calibration_is_actual_over_simulated_validation_spend(
         batch.mask, rollout=True, horizon_periods=2, stride=1, period_days=7, random_state=0
     )
     assert set(np.flatnonzero(valid.any(0))) == {7, 8} and valid[:, 7].all()
-    scale = rollout_value_scale(
+    validation = validation_rollout(
         constant_network(inputs, HEADS),
         inputs,
         weekly,
@@ -69,10 +69,11 @@ def test_calibration_is_actual_over_simulated_validation_spend(
         random_state=0,
         device=torch.device("cpu"),
     )
+    assert validation.days == 14 and len(validation.customers) == 12
     # simulated from two weeks before the as-of time, for all 12 customers
     tx = weekly.transactions
     actual = tx.loc[tx["timestamp"] > WEEKLY_AS_OF - pd.Timedelta(weeks=2), "amount"].sum()
-    assert scale == pytest.approx(actual / (12 * 2 * MEAN), rel=1e-5)
+    assert validation.scale == pytest.approx(actual / (12 * 2 * MEAN), rel=1e-5)
 
 
 def test_path_quantiles_match_a_lognormal_reference() -> None:

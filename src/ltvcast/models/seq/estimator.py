@@ -24,6 +24,12 @@ Two modes, chosen in ``fit`` and recorded in ``mode_``:
   Valendin, Reutterer, Platzer & Kalcher 2022). Early stopping uses the last periods
   (time-ordered). Behaviour events are not simulated, so this mode uses transaction channels
   only.
+
+The default ``hybrid="btyd_residual"`` (:mod:`~ltvcast.models.seq.hybrid`) makes it a true
+hybrid: in direct mode the network sees at each origin the calibrated BTYD forecast made from
+the data before it and learns a correction of it; in rollout mode the simulated forecast is
+anchored to BTYD's. ``hybrid="none"`` is the paper's network alone. ``n_seeds`` averages
+networks trained from several seeds.
 """
 
 from __future__ import annotations
@@ -34,34 +40,59 @@ import json
 from pathlib import Path
 from typing import Any, ClassVar
 
+import numpy as np
 import pandas as pd
 import torch
 from safetensors.torch import load_file, save_file
 
 from ltvcast.data.schemas import CustomerData
-from ltvcast.exceptions import ArtifactError, ConfigError
-from ltvcast.features.sequence import CONTEXT_NAMES, horizon_periods
+from ltvcast.exceptions import ArtifactError, ConfigError, InsufficientDataError
+from ltvcast.features.sequence import CONTEXT_NAMES, SequenceBatch, horizon_periods
 from ltvcast.features.windows import backtest_origins
 from ltvcast.models.base import Forecaster
+from ltvcast.models.btyd_cal import CalibratedBTYDForecaster
 from ltvcast.models.seq.explain import explain_forecast
 from ltvcast.models.seq.forward import direct_forecast, resolve_device, torch_session
-from ltvcast.models.seq.inputs import SeqInputs, choose_grid, fit_inputs
+from ltvcast.models.seq.hybrid import (
+    WIDE_NAMES,
+    anchored_blend,
+    btyd_forecast,
+    btyd_origins,
+    check_hybrid,
+    fit_blend,
+    fit_btyd,
+    fit_wide_scaler,
+    origin_columns,
+    residual_offsets,
+    wide_inputs,
+)
+from ltvcast.models.seq.inputs import (
+    ColumnScaler,
+    NetworkInputs,
+    SeqInputs,
+    choose_grid,
+    fit_inputs,
+)
 from ltvcast.models.seq.network import SeqNetwork
-from ltvcast.models.seq.rollout import rollout_value_scale, simulate
+from ltvcast.models.seq.rollout import ValidationRollout, simulate, validation_rollout
 from ltvcast.models.seq.training import (
     TrainingSettings,
+    base_rates,
     direct_value_scale,
     init_heads,
     origin_targets,
     split_origins,
+    step_aligned,
     train_network,
+    validation_values,
 )
-from ltvcast.timeframe import Horizon
+from ltvcast.timeframe import Horizon, parse_horizon
 
 WEIGHTS_FILE = "seq_weights.safetensors"
 MODES = ("direct", "rollout")
-#: Version of the ``state`` this class writes; 2: scalers keyed by column name.
-STATE_VERSION = 2
+#: Version of the ``state`` this class writes; 2: scalers keyed by column name; 3: several
+#: networks (``n_seeds``) and the BTYD hybrid.
+STATE_VERSION = 3
 #: Forecast columns that the value calibration scales.
 _VALUE_COLUMNS = ("predicted_value", "value_p10", "value_p90")
 
@@ -118,6 +149,16 @@ class SeqForecaster(Forecaster):
         on the samples alone, so few are needed.
     aux_weight
         Weight of the next-period loss in direct mode.
+    hybrid
+        ``"btyd_residual"``: in direct mode the network also sees the calibrated BTYD
+        forecast at each origin, from a BTYD model fitted on the data up to that origin, as
+        wide inputs and as offsets of its horizon heads, and learns a correction of it
+        (:mod:`~ltvcast.models.seq.hybrid`); ``"none"``: the paper's network alone.
+    btyd_origins
+        Origins at which the hybrid fits BTYD (and on which the network then trains).
+    n_seeds
+        Networks trained with seeds ``random_state, random_state + 1, ...`` on the same
+        origins; the forecast is the average of theirs.
     device
         ``"auto"`` (CUDA when available), ``"cpu"`` or ``"cuda"``.
     n_threads
@@ -153,6 +194,9 @@ class SeqForecaster(Forecaster):
         mode: str = "auto",
         n_samples: int = 10,
         aux_weight: float = 0.5,
+        hybrid: str = "btyd_residual",
+        btyd_origins: int = 8,
+        n_seeds: int = 1,
         device: str = "auto",
         n_threads: int | None = None,
         random_state: int = 0,
@@ -179,6 +223,9 @@ class SeqForecaster(Forecaster):
         self.mode = mode
         self.n_samples = n_samples
         self.aux_weight = aux_weight
+        self.hybrid = hybrid
+        self.btyd_origins = btyd_origins
+        self.n_seeds = n_seeds
         self.device = device
         self.n_threads = n_threads
         self.random_state = random_state
@@ -237,6 +284,15 @@ class SeqForecaster(Forecaster):
             period_days=grid.period_days,
             random_state=self.random_state,
         )
+        self.btyd_: CalibratedBTYDForecaster | None = None
+        self.hybrid_: dict[str, Any] | None = None
+        extra, btyd_value = None, None
+        if self.hybrid == "btyd_residual" and not rollout:
+            train, valid, extra, btyd_value = self._fit_hybrid(
+                data, as_of, horizon, batch, targets, train, valid
+            )
+        elif self.hybrid == "btyd_residual":
+            self.btyd_, self.hybrid_ = fit_btyd(data, as_of, horizon), {}
         settings = TrainingSettings(
             epochs=self.epochs,
             batch_size=self.batch_size,
@@ -248,44 +304,148 @@ class SeqForecaster(Forecaster):
             random_state=self.random_state,
         )
         with self._session():
-            device = self._device()
-            self.network_ = self._build_network()
-            init_heads(self.network_, targets, train)
-            prepared = self.inputs_.prepare(data, batch, device)
-            record, origins = train_network(
-                self.network_, prepared, targets, train, valid, settings
-            )
-            scale = 1.0
-            if self.calibrate and not rollout:
-                scale = direct_value_scale(self.network_, prepared, origins)
-            elif self.calibrate:
-                scale = rollout_value_scale(
-                    self.network_,
-                    self.inputs_,
-                    data,
-                    as_of,
-                    batch,
-                    valid,
-                    customers_per_epoch=self.customers_per_epoch,
-                    n_samples=self.n_samples,
-                    random_state=self.random_state,
-                    device=device,
+            prepared = self.inputs_.prepare(data, batch, self._device(), extra)
+            self.networks_: list[SeqNetwork] = []
+            records = []
+            for seed in range(self.random_state, self.random_state + self.n_seeds):
+                torch.manual_seed(seed)
+                one = dataclasses.replace(settings, random_state=seed)
+                network, record = self._train_one(
+                    data, as_of, batch, prepared, targets, (train, valid), one, btyd_value
                 )
-            self.training_: dict[str, Any] = {"value_scale": scale, **record}
-            if self.refit:
-                self.network_ = self._build_network()
-                init_heads(self.network_, targets, train | valid)
-                epochs = max(1, int(self.training_["best_epoch"]))
-                refit = dataclasses.replace(settings, epochs=epochs)
-                train_network(self.network_, prepared, targets, train | valid, None, refit)
-                self.training_["refit_epochs"] = epochs
+                self.networks_.append(network)
+                records.append(record)
+        self.training_: dict[str, Any] = {
+            **records[0],
+            "value_scales": [r["value_scale"] for r in records],
+            "best_epochs": [r["best_epoch"] for r in records],
+        }
+        if self.hybrid_ is not None:
+            self.training_["blends"] = [r["blend"] for r in records]
+
+    def _train_one(
+        self,
+        data: CustomerData,
+        as_of: pd.Timestamp,
+        batch: SequenceBatch,
+        prepared: NetworkInputs,
+        targets: dict[str, np.ndarray],
+        origins: tuple[np.ndarray, np.ndarray],
+        settings: TrainingSettings,
+        btyd_value: np.ndarray | None,
+    ) -> tuple[SeqNetwork, dict[str, Any]]:
+        """One network trained (early stopping, calibration, refit) with ``settings``' seed.
+
+        ``btyd_value``: the hybrid's BTYD value at every origin (direct mode), for the
+        weight of the network against BTYD on the validation origin.
+        """
+        train, valid = origins
+        network = self._build_network()
+        init_heads(network, targets, train)
+        record, aligned = train_network(network, prepared, targets, train, valid, settings)
+        scale = 1.0
+        if self.calibrate and not settings.rollout:
+            scale = direct_value_scale(network, prepared, aligned)
+        if btyd_value is not None:
+            predicted, actual = validation_values(network, prepared, aligned)
+            at = step_aligned(btyd_value, prepared.lengths, self.stride_)[aligned.valid_rows]
+            btyd = at[aligned.valid[aligned.valid_rows]]
+            record["blend"] = fit_blend(btyd, predicted * scale, actual)
+        elif settings.rollout and (self.calibrate or self.hybrid_ is not None):
+            validation = validation_rollout(
+                network,
+                self.inputs_,
+                data,
+                as_of,
+                batch,
+                valid,
+                customers_per_epoch=self.customers_per_epoch,
+                n_samples=self.n_samples,
+                random_state=settings.random_state,
+                device=self._device(),
+            )
+            scale = validation.scale if self.calibrate else 1.0
+            if self.hybrid_ is not None:
+                record["blend"] = self._rollout_blend(data, validation, scale)
+        record["value_scale"] = scale
+        if self.refit:
+            network = self._build_network()
+            init_heads(network, targets, train | valid)
+            epochs = max(1, int(record["best_epoch"]))
+            refit = dataclasses.replace(settings, epochs=epochs)
+            train_network(network, prepared, targets, train | valid, None, refit)
+            record["refit_epochs"] = epochs
+        return network, record
+
+    def _fit_hybrid(
+        self,
+        data: CustomerData,
+        as_of: pd.Timestamp,
+        horizon: Horizon,
+        batch: SequenceBatch,
+        targets: dict[str, np.ndarray],
+        train: np.ndarray,
+        valid: np.ndarray,
+    ) -> tuple[np.ndarray, np.ndarray, tuple[np.ndarray, np.ndarray], np.ndarray]:
+        """BTYD at ``btyd_origins`` origins and at ``as_of``: the origins kept, the hybrid's
+        wide inputs and offsets of every column of ``batch``, and BTYD's value there."""
+        columns = origin_columns(np.flatnonzero((train | valid).any(0)), self.btyd_origins)
+        forecasts, fitted = btyd_origins(data, batch.period_ends, batch.customers, columns, horizon)
+        train, valid = train & fitted, valid & fitted
+        if not train.any() or not valid.any():
+            raise InsufficientDataError(
+                f"seq: BTYD could not be fitted at the training origins of a "
+                f"{horizon.describe()} horizon (hybrid='btyd_residual'); use hybrid='none'"
+            )
+        base = base_rates(targets, train)
+        scaler = fit_wide_scaler(forecasts, train)
+        self.btyd_ = fit_btyd(data, as_of, horizon)
+        self.hybrid_ = {
+            "base": list(base),
+            "wide_scaler": scaler.to_dict(),
+            "btyd_origins": [f"{day:%Y-%m-%d}" for day in batch.period_ends[fitted]],
+        }
+        extra = (wide_inputs(forecasts, scaler), residual_offsets(forecasts, base))
+        return train, valid, extra, forecasts[..., 0]
+
+    def _rollout_blend(
+        self, data: CustomerData, validation: ValidationRollout, scale: float
+    ) -> tuple[float, float]:
+        """The rollout's blend with BTYD, fitted on the validation periods: BTYD fitted at
+        their start and the (calibrated) rollout simulated from there."""
+        window = Horizon(validation.days, "d")
+        try:
+            btyd = fit_btyd(data, validation.origin, window)
+        except InsufficientDataError:
+            return 1.0, 1.0
+        b = btyd_forecast(btyd, data, validation.origin, validation.customers)[:, 0]
+        return fit_blend(b, validation.simulated * scale, validation.actual)
+
+    def _btyd(
+        self, data: CustomerData, as_of: pd.Timestamp, customers: pd.Index
+    ) -> np.ndarray | None:
+        """The hybrid's BTYD forecasts of ``customers`` at ``as_of`` (``None`` without)."""
+        return None if self.btyd_ is None else btyd_forecast(self.btyd_, data, as_of, customers)
+
+    def _hybrid_inputs(self, forecasts: np.ndarray | None) -> tuple[np.ndarray, np.ndarray] | None:
+        """The hybrid's wide inputs and offsets from BTYD ``forecasts`` at the as-of time
+        (``None`` without them, and in rollout mode, whose network takes no BTYD input)."""
+        if forecasts is None or self.hybrid_ is None or self.mode_ != "direct":
+            return None
+        scaler = ColumnScaler.from_dict(self.hybrid_["wide_scaler"])
+        base = tuple(float(b) for b in self.hybrid_["base"])
+        return wide_inputs(forecasts, scaler), residual_offsets(forecasts, base)  # type: ignore[arg-type]
 
     def _check_params(self) -> None:
         if self.mode not in ("auto", *MODES):
             raise ConfigError(f"seq: mode must be auto, direct or rollout; got {self.mode!r}")
+        check_hybrid(self.hybrid)
         if self.device not in ("auto", "cpu", "cuda"):
             raise ConfigError(f"seq: device must be auto, cpu or cuda; got {self.device!r}")
-        for name in ("epochs", "batch_size", "n_samples", "kernel_size", "lstm_layers"):
+        for name in (
+            *("epochs", "batch_size", "n_samples", "kernel_size", "lstm_layers"),
+            *("n_seeds", "btyd_origins"),
+        ):
             if int(getattr(self, name)) < 1:
                 raise ConfigError(f"seq: {name} must be >= 1; got {getattr(self, name)!r}")
 
@@ -302,34 +462,50 @@ class SeqForecaster(Forecaster):
             head_hidden=self.head_hidden,
             dropout=self.dropout,
             stride=self.stride_,
+            n_wide=len(WIDE_NAMES) if self.hybrid_ and self.mode_ == "direct" else 0,
         ).to(self._device())
 
     # ------------------------------------------------------------------ predict
     def _predict(self, data: CustomerData, as_of: pd.Timestamp) -> pd.DataFrame:
         batch = self.inputs_.batch(data, as_of)
+        btyd = self._btyd(data, as_of, batch.customers)
+        extra = self._hybrid_inputs(btyd)
+        forecasts = []
+        blends = self.training_.get("blends") or [None] * len(self.networks_)
         with self._session(), torch.inference_mode():
-            prepared = self.inputs_.prepare(data, batch, self._device())
-            if self.mode_ == "direct":
-                columns = direct_forecast(self.network_, prepared)
-            else:
-                columns = simulate(
-                    self.network_,
-                    self.inputs_,
-                    batch,
-                    prepared,
-                    self.horizon_periods_,
-                    n_samples=self.n_samples,
-                    random_state=self.random_state,
+            prepared = self.inputs_.prepare(data, batch, self._device(), extra)
+            for network, scale, blend in zip(
+                self.networks_, self.training_["value_scales"], blends, strict=True
+            ):
+                if self.mode_ == "direct":
+                    columns = direct_forecast(network, prepared)
+                else:
+                    columns = simulate(
+                        network,
+                        self.inputs_,
+                        batch,
+                        prepared,
+                        self.horizon_periods_,
+                        n_samples=self.n_samples,
+                        random_state=self.random_state,
+                    )
+                if btyd is not None and blend is not None:  # the hybrid: anchored to BTYD
+                    raw = columns["predicted_value"]
+                    blended = anchored_blend(btyd[:, 0], raw * scale, *blend)
+                    scale = np.divide(blended, raw, out=np.zeros_like(raw), where=raw > 0)
+                forecasts.append(
+                    {k: c * scale if k in _VALUE_COLUMNS else c for k, c in columns.items()}
                 )
-        scale = float(self.training_["value_scale"])
-        columns = {k: c * scale if k in _VALUE_COLUMNS else c for k, c in columns.items()}
-        return pd.DataFrame(columns, index=batch.customers).reset_index()
+        mean = {k: np.mean([f[k] for f in forecasts], axis=0) for k in forecasts[0]}
+        return pd.DataFrame(mean, index=batch.customers).reset_index()
 
     def explain(self, data: CustomerData, as_of: pd.Timestamp) -> pd.DataFrame:
         """Integrated-gradients drivers of ``predicted_value`` (Sundararajan et al. 2017).
 
         The attributed function is the expected horizon spend (direct mode) or the expected
-        next-period spend (rollout mode); see :func:`~ltvcast.models.seq.explain.explain_forecast`.
+        next-period spend (rollout mode) of the first seed's network, the hybrid's BTYD
+        inputs held fixed (their part is in ``base_value``); see
+        :func:`~ltvcast.models.seq.explain.explain_forecast`.
         Rows are scaled to sum to ``predicted_value``: by the validation calibration in
         direct mode, by the ratio of the simulated horizon value to the next-period value in
         rollout mode.
@@ -339,34 +515,50 @@ class SeqForecaster(Forecaster):
         batch = self.inputs_.batch(past, as_of)
         predicted = self._predict(past, as_of)["predicted_value"].to_numpy()
         head = "horizon_value" if self.mode_ == "direct" else "next_value"
+        extra = self._hybrid_inputs(self._btyd(past, as_of, batch.customers))
         with self._session():
-            prepared = self.inputs_.prepare(past, batch, self._device())
+            prepared = self.inputs_.prepare(past, batch, self._device(), extra)
             return explain_forecast(
-                self.network_, self.inputs_, batch, prepared, predicted, head=head
+                self.networks_[0], self.inputs_, batch, prepared, predicted, head=head
             )
 
     # ------------------------------------------------------------------ state
     def save_state(self, directory: Path) -> dict[str, Any]:
-        """Weights as safetensors; grid, scalers, vocabularies and mode as JSON metadata."""
-        weights = {k: v.detach().cpu().contiguous() for k, v in self.network_.state_dict().items()}
+        """Weights as safetensors (network ``k``'s under ``k.``); grid, scalers, vocabularies,
+        mode and the hybrid's BTYD parameters as JSON metadata."""
+        weights = {
+            f"{k}.{name}": v.detach().cpu().contiguous()
+            for k, network in enumerate(self.networks_)
+            for name, v in network.state_dict().items()
+        }
         save_file(weights, str(Path(directory) / WEIGHTS_FILE))
+        hybrid = None
+        if self.btyd_ is not None and self.hybrid_ is not None:  # {} is a rollout's
+            hybrid = {
+                **self.hybrid_,
+                "btyd": self.btyd_.save_state(directory),
+                "horizon": str(self.btyd_.horizon_),
+                "as_of": self.btyd_.as_of_.isoformat(),
+            }
         return {
             "state_version": STATE_VERSION,
             "weights": WEIGHTS_FILE,
             "mode": self.mode_,
             "horizon_periods": self.horizon_periods_,
+            "n_networks": len(self.networks_),
+            "hybrid": hybrid,
             **self.inputs_.to_dict(),
             "training": json.loads(json.dumps(self.training_)),
         }
 
     def load_state(self, directory: Path, state: dict[str, Any]) -> None:
-        """Check the state's version and inputs, rebuild the network and load its weights."""
+        """Check the state's version and inputs, rebuild the networks and load their weights."""
         source = self.state_file(directory, state.get("weights", WEIGHTS_FILE))
         version = state.get("state_version", 1)
         if version != STATE_VERSION:
             raise ArtifactError(
                 f"{source}: seq model state version {version!r}; this version reads "
-                f"{STATE_VERSION} (input scalers keyed by column name): retrain it"
+                f"{STATE_VERSION} (seed ensembles and the BTYD hybrid): retrain it"
             )
         inputs = SeqInputs.from_dict(state)
         # the network reads the step features by position: the saved order must be this one
@@ -381,10 +573,26 @@ class SeqForecaster(Forecaster):
         self.mode_ = str(state["mode"])
         self.horizon_periods_ = int(state["horizon_periods"])
         self.training_ = dict(state["training"])
-        self.network_ = self._build_network()
+        self.btyd_, self.hybrid_ = None, None
+        hybrid = state["hybrid"]
+        if hybrid is not None:
+            btyd = CalibratedBTYDForecaster()
+            btyd.load_state(directory, hybrid["btyd"])
+            btyd.horizon_ = parse_horizon(hybrid["horizon"])
+            btyd.as_of_ = pd.Timestamp(hybrid["as_of"])
+            self.btyd_ = btyd
+            self.hybrid_ = {
+                k: v for k, v in hybrid.items() if k not in ("btyd", "horizon", "as_of")
+            }
         weights = load_file(str(source), device=str(self._device()))
-        self.network_.load_state_dict(weights)
-        self.network_.eval()
+        self.networks_ = []
+        for k in range(int(state["n_networks"])):
+            network = self._build_network()
+            prefix = f"{k}."
+            network.load_state_dict(
+                {n[len(prefix) :]: v for n, v in weights.items() if n.startswith(prefix)}
+            )
+            self.networks_.append(network.eval())
 
     def _device(self) -> torch.device:
         return resolve_device(self.device)

@@ -12,7 +12,7 @@ import pandas as pd
 import torch
 
 from ltvcast.features.sequence import SequenceBatch
-from ltvcast.models.seq.forward import chunks
+from ltvcast.models.seq.forward import chunks, last_hybrid
 from ltvcast.models.seq.inputs import NetworkInputs, SeqInputs
 from ltvcast.models.seq.loss import ziln_mean
 from ltvcast.models.seq.network import SeqNetwork
@@ -100,11 +100,12 @@ def integrated_gradients(
     s0 = torch.cat([*means, torch.zeros_like(numeric)], -1).detach()
     rows, last = torch.arange(len(idx), device=device), (length - 1).to(device)
     block = rows, torch.div(last, net.stride, rounding_mode="floor")
+    wide, offset = last_hybrid(inputs, idx)  # held fixed: BTYD's part is in the base value
 
     def value(xs: torch.Tensor, ss: torch.Tensor) -> torch.Tensor:
         hidden = net.encode(xs)[block]
         context = xs[rows, last, n_inputs:]
-        return ziln_mean(net.forward_heads(hidden, context, ss)[head])
+        return ziln_mean(net.forward_heads(hidden, context, ss, wide, offset)[head])
 
     grads_x, grads_s = torch.zeros_like(x), torch.zeros_like(s)
     for alpha in (np.arange(IG_STEPS) + 0.5) / IG_STEPS:

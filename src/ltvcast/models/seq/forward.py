@@ -61,7 +61,12 @@ def forward_all(net: SeqNetwork, inputs: NetworkInputs, idx: np.ndarray) -> dict
     context = x[:, net.stride - 1 :: net.stride, inputs.n_channels :]
     index = torch.from_numpy(idx).to(device)
     static = net.static(inputs.categorical[index], inputs.numeric[index])
-    return net.forward_heads(hidden, context, static)
+    ends = slice(net.stride - 1, None, net.stride)
+    wide, offset = (
+        None if a is None else torch.from_numpy(a[idx][:, ends]).to(device)
+        for a in (inputs.wide, inputs.offset)
+    )
+    return net.forward_heads(hidden, context, static, wide, offset)
 
 
 def last_outputs(
@@ -79,7 +84,21 @@ def last_outputs(
     context = x[rows, last, inputs.n_channels :]
     index = torch.from_numpy(idx).to(device)
     static = net.static(inputs.categorical[index], inputs.numeric[index])
-    return net.forward_heads(hidden, context, static), state, static
+    wide, offset = last_hybrid(inputs, idx)
+    return net.forward_heads(hidden, context, static, wide, offset), state, static
+
+
+def last_hybrid(
+    inputs: NetworkInputs, idx: np.ndarray
+) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    """The hybrid's wide inputs and head offsets at the last period of rows ``idx``."""
+    last = inputs.lengths[idx] - 1
+    return tuple(  # type: ignore[return-value]
+        None
+        if a is None
+        else torch.from_numpy(a[idx] if a.ndim == 2 else a[idx, last]).to(inputs.device)
+        for a in (inputs.wide, inputs.offset)
+    )
 
 
 def direct_forecast(net: SeqNetwork, inputs: NetworkInputs) -> dict[str, np.ndarray]:

@@ -140,6 +140,10 @@ class NetworkInputs:
         Embedding indices (long) and scaled numeric profile inputs, on the model's device.
     n_channels
         Activity channels at the front of each step; the context features follow.
+    wide, offset
+        The hybrid's per-origin wide inputs and head offsets, float32 ``(customers,
+        periods, .)`` left-aligned like ``steps``, or ``(customers, .)`` at the last period
+        only (``None``: the paper's network).
     """
 
     steps: np.ndarray
@@ -147,6 +151,8 @@ class NetworkInputs:
     categorical: torch.Tensor
     numeric: torch.Tensor
     n_channels: int
+    wide: np.ndarray | None = None
+    offset: np.ndarray | None = None
 
     @property
     def device(self) -> torch.device:
@@ -210,18 +216,30 @@ class SeqInputs:
         )
 
     def prepare(
-        self, data: CustomerData, batch: SequenceBatch, device: torch.device
+        self,
+        data: CustomerData,
+        batch: SequenceBatch,
+        device: torch.device,
+        hybrid: tuple[np.ndarray, np.ndarray] | None = None,
     ) -> NetworkInputs:
-        """The network inputs of ``batch`` (profiles from ``data``), static ones on ``device``."""
+        """The network inputs of ``batch`` (profiles from ``data``), static ones on ``device``.
+
+        ``hybrid``: the wide inputs and head offsets of every column of ``batch``
+        (right-aligned like its tensors), or ``(customers, .)`` at the last column only
+        (enough to forecast); :mod:`~ltvcast.models.seq.hybrid`.
+        """
         steps = self.scaled_steps(batch)
         numeric, codes = _profile_arrays(self.profiles, data, batch.customers)
         numeric = self.numeric.transform(numeric, self.numeric_columns)
+        wide, offset = (None, None) if hybrid is None else hybrid
         return NetworkInputs(
             steps=steps,
             lengths=batch.lengths,
             categorical=torch.from_numpy(codes).to(device),
             numeric=torch.from_numpy(numeric.astype(np.float32)).to(device),
             n_channels=len(batch.channels),
+            wide=_aligned(wide, batch.lengths),
+            offset=_aligned(offset, batch.lengths),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -344,6 +362,11 @@ def left_align(array: np.ndarray, lengths: np.ndarray) -> np.ndarray:
     out = np.take(flat, source.ravel(), axis=0).reshape(array.shape)
     out[cols >= lengths[:, None]] = 0
     return out
+
+
+def _aligned(array: np.ndarray | None, lengths: np.ndarray) -> np.ndarray | None:
+    """:func:`left_align` of per-column ``array``; a last-column-only one stays as it is."""
+    return array if array is None or array.ndim == 2 else left_align(array, lengths)
 
 
 def _profile_arrays(

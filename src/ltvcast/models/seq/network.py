@@ -16,7 +16,9 @@ With ``stride`` ``s > 1`` the convolution also pools: output ``j`` sees the ``ke
 periods ending with period ``(j + 1) s - 1``, so the LSTM runs ``s`` times fewer steps (the
 CNN-LSTM's usual down-sampling); a customer's length is then a multiple of ``s``.
 Per-step context (tenure, calendar ...) enters the convolution and is concatenated again, with
-the static profile inputs (embeddings + scaled numerics), before the heads.
+the static profile inputs (embeddings + scaled numerics) and, in the hybrid, the per-origin wide
+inputs (:mod:`~ltvcast.models.seq.hybrid`), before the heads; the hybrid also adds per-origin
+offsets to the horizon heads' logits (a residual on the BTYD forecast).
 """
 
 from __future__ import annotations
@@ -52,6 +54,8 @@ class SeqNetwork(nn.Module):
         Scaled numeric profile inputs.
     cardinalities
         Vocabulary size (unknown included) of each categorical profile column.
+    n_wide
+        Per-origin wide inputs of the dense layer (0: none, the paper's network).
     """
 
     def __init__(
@@ -68,6 +72,7 @@ class SeqNetwork(nn.Module):
         head_hidden: int = 32,
         dropout: float = 0.0,
         stride: int = 1,
+        n_wide: int = 0,
     ) -> None:
         super().__init__()
         if not 1 <= stride <= kernel_size:
@@ -76,6 +81,7 @@ class SeqNetwork(nn.Module):
             )
         self.kernel_size = kernel_size
         self.stride = stride
+        self.n_wide = n_wide
         self.conv = nn.Conv1d(n_inputs + n_context, conv_filters, kernel_size, stride=stride)
         self.lstm = nn.LSTM(
             conv_filters,
@@ -87,7 +93,7 @@ class SeqNetwork(nn.Module):
         self.embeddings = nn.ModuleList(nn.Embedding(c, embedding_dim(c)) for c in cardinalities)
         n_static = n_numeric + sum(embedding_dim(c) for c in cardinalities)
         self.trunk = nn.Sequential(
-            nn.Linear(lstm_hidden + n_context + n_static, head_hidden), nn.ReLU()
+            nn.Linear(lstm_hidden + n_context + n_static + n_wide, head_hidden), nn.ReLU()
         )
         self.heads = nn.ModuleDict({k: nn.Linear(head_hidden, _HEAD_SIZES[k]) for k in HEADS})
 
@@ -138,10 +144,29 @@ class SeqNetwork(nn.Module):
         return torch.cat([*parts, numeric], dim=-1)
 
     def forward_heads(
-        self, hidden: torch.Tensor, context: torch.Tensor, static: torch.Tensor
+        self,
+        hidden: torch.Tensor,
+        context: torch.Tensor,
+        static: torch.Tensor,
+        wide: torch.Tensor | None = None,
+        offset: torch.Tensor | None = None,
     ) -> dict[str, torch.Tensor]:
-        """Heads on encoder outputs ``(..., H)`` with matching context and static inputs."""
+        """Heads on encoder outputs ``(..., H)`` with matching context and static inputs.
+
+        ``wide`` ``(..., n_wide)``: per-origin wide inputs (required when ``n_wide > 0``);
+        ``offset`` ``(..., 4)``: added to the ``horizon_value`` logits (3) and the
+        ``horizon_count`` log mean (1).
+        """
         if static.dim() < hidden.dim():
             static = static.unsqueeze(-2).expand(*hidden.shape[:-1], static.shape[-1])
-        shared = self.trunk(torch.cat([hidden, context, static], dim=-1))
-        return {name: head(shared) for name, head in self.heads.items()}
+        parts = [hidden, context, static]
+        if self.n_wide:
+            if wide is None:
+                raise ValueError(f"this network takes {self.n_wide} wide inputs; got none")
+            parts.append(wide)
+        shared = self.trunk(torch.cat(parts, dim=-1))
+        out = {name: head(shared) for name, head in self.heads.items()}
+        if offset is not None:
+            out["horizon_value"] = out["horizon_value"] + offset[..., :3]
+            out["horizon_count"] = out["horizon_count"] + offset[..., 3:]
+        return out

@@ -158,7 +158,34 @@ def simulate(
     return dict(zip(FORECAST_COLUMNS, np.concatenate(parts).T, strict=True))
 
 
-def rollout_value_scale(
+@dataclasses.dataclass(frozen=True)
+class ValidationRollout:
+    """The rollout over the validation periods, simulated from their start.
+
+    Attributes
+    ----------
+    origin, days
+        Start of the validation periods and their length in days.
+    customers
+        The (sampled) validation customers.
+    actual, simulated
+        Their net spend (negative as 0) and simulated (uncalibrated) value over the periods.
+    """
+
+    origin: pd.Timestamp
+    days: int
+    customers: pd.Index
+    actual: np.ndarray
+    simulated: np.ndarray
+
+    @property
+    def scale(self) -> float:
+        """Actual / simulated total (1 when either is 0): the rollout's value calibration."""
+        actual, simulated = float(self.actual.sum()), float(self.simulated.sum())
+        return actual / simulated if simulated > 0 and actual > 0 else 1.0
+
+
+def validation_rollout(
     net: SeqNetwork,
     inputs: SeqInputs,
     data: CustomerData,
@@ -170,16 +197,17 @@ def rollout_value_scale(
     n_samples: int,
     random_state: int,
     device: torch.device,
-) -> float:
-    """Actual / simulated spend over the validation periods, simulated from their start.
+) -> ValidationRollout:
+    """Simulate the validation periods from their start, for the validation customers.
 
     One-step calibration misses how errors compound along a simulated path, so the rollout
     itself is run from the first validation origin over the validation periods (for at most
     ``customers_per_epoch`` of the validation customers). ``batch`` is the training batch and
-    ``valid`` its validation origins; 1 when either total is 0.
+    ``valid`` its validation origins.
     """
     periods = batch.n_periods - 1 - int(np.argmax(valid.any(axis=0)))
-    origin = pd.Timestamp(as_of) - pd.Timedelta(days=periods * inputs.grid.period_days)
+    days = periods * inputs.grid.period_days
+    origin = pd.Timestamp(as_of) - pd.Timedelta(days=days)
     start = inputs.batch(data, origin)
     rows = batch.customers.get_indexer(start.customers)
     chosen = np.flatnonzero(valid[rows].any(axis=1))
@@ -188,7 +216,7 @@ def rollout_value_scale(
         generator = np.random.default_rng(random_state)
         chosen = np.sort(generator.choice(chosen, cap, replace=False))
     if not len(chosen):
-        return 1.0
+        return ValidationRollout(origin, days, start.customers[:0], np.zeros(0), np.zeros(0))
     sub = dataclasses.replace(
         start,
         customers=start.customers[chosen],
@@ -197,14 +225,13 @@ def rollout_value_scale(
         context=start.context[chosen],
     )
     log_spend = channel(batch, LOG_SPEND)[rows[chosen], -periods:]
-    actual = np.clip(spend_from_log(log_spend), 0.0, None).sum()
+    actual = np.clip(spend_from_log(log_spend), 0.0, None).sum(1)
     with torch.inference_mode():
         prepared = inputs.prepare(data, sub, device)
         forecast = simulate(
             net, inputs, sub, prepared, periods, n_samples=n_samples, random_state=random_state
         )
-    simulated = forecast["predicted_value"].sum()
-    return float(actual / simulated) if simulated > 0 and actual > 0 else 1.0
+    return ValidationRollout(origin, days, sub.customers, actual, forecast["predicted_value"])
 
 
 def path_quantiles(

@@ -164,28 +164,45 @@ def split_origins(
     return train, valid
 
 
+def base_rates(
+    targets: dict[str, np.ndarray], train: np.ndarray, prefix: str = "horizon"
+) -> tuple[float, float, float, float]:
+    """Initial logits of the ``prefix`` heads from the training origins: logit of the buying
+    rate, mean and spread (sigma) of the positive log spend, log mean purchases."""
+    value_key, count_key = (
+        ("value", "purchases") if prefix == "horizon" else ("next_value", "next_extra")
+    )
+    values = targets[value_key][train]
+    positive = values[values > 0]
+    rate = float(np.clip(positive.size / max(values.size, 1), 1e-4, 1 - 1e-4))
+    logs = np.log(positive) if positive.size else np.zeros(1)
+    counts = targets[count_key][train]
+    if prefix == "next":
+        counts = counts[values > 0] if (values > 0).any() else counts
+    return (
+        math.log(rate / (1 - rate)),
+        float(logs.mean()),
+        max(float(logs.std()), 0.1),
+        math.log(max(float(counts.mean()), 1e-4)),
+    )
+
+
 def init_heads(net: SeqNetwork, targets: dict[str, np.ndarray], train: np.ndarray) -> None:
     """Start each head at the training base rates (fast, stable convergence)."""
     with torch.no_grad():
-        for prefix, value_key, count_key in (
-            ("horizon", "value", "purchases"),
-            ("next", "next_value", "next_extra"),
-        ):
-            values = targets[value_key][train]
-            positive = values[values > 0]
-            rate = np.clip(positive.size / max(values.size, 1), 1e-4, 1 - 1e-4)
-            logs = np.log(positive) if positive.size else np.zeros(1)
-            sigma = torch.tensor(max(float(logs.std()), 0.1), dtype=torch.float64)
+        for prefix in ("horizon", "next"):
+            logit_rate, mean_log, sigma, log_count = base_rates(targets, train, prefix)
             net.head(f"{prefix}_value").weight.mul_(0.1)
             net.head(f"{prefix}_value").bias.copy_(
                 torch.tensor(
-                    [math.log(rate / (1 - rate)), logs.mean(), float(inverse_softplus(sigma))]
+                    [
+                        logit_rate,
+                        mean_log,
+                        float(inverse_softplus(torch.tensor(sigma, dtype=torch.float64))),
+                    ]
                 )
             )
-            counts = targets[count_key][train]
-            if prefix == "next":
-                counts = counts[values > 0] if (values > 0).any() else counts
-            net.head(f"{prefix}_count").bias.fill_(math.log(max(float(counts.mean()), 1e-4)))
+            net.head(f"{prefix}_count").bias.fill_(log_count)
 
 
 def seq_loss(
@@ -216,6 +233,12 @@ def seq_loss(
     return total.sum() / weight.sum().clamp_min(1.0)
 
 
+def step_aligned(array: np.ndarray, lengths: np.ndarray, stride: int) -> np.ndarray:
+    """Right-aligned ``(customers, periods, ...)`` ``array`` at the LSTM steps' block ends,
+    left-aligned (the layout of :class:`Origins`)."""
+    return left_align(array, lengths)[:, stride - 1 :: stride]
+
+
 def train_network(
     net: SeqNetwork,
     inputs: NetworkInputs,
@@ -236,9 +259,8 @@ def train_network(
         aligned origins it used.
     """
     lengths, stride = inputs.lengths, net.stride
-    ends = slice(stride - 1, None, stride)  # left-aligned block ends
-    valid_l = left_align(np.zeros_like(train) if valid is None else valid, lengths)[:, ends]
-    train_l = left_align(train, lengths)[:, ends]
+    valid_l = step_aligned(np.zeros_like(train) if valid is None else valid, lengths, stride)
+    train_l = step_aligned(train, lengths, stride)
     rows = np.flatnonzero(train_l.any(axis=1))
     valid_rows = np.flatnonzero(valid_l.any(axis=1))
     generator = np.random.default_rng(settings.random_state)
@@ -246,7 +268,7 @@ def train_network(
     if len(valid_rows) > cap:
         valid_rows = np.sort(generator.choice(valid_rows, cap, replace=False))
     origins = Origins(
-        targets={k: left_align(v, lengths)[:, ends] for k, v in targets.items()},
+        targets={k: step_aligned(v, lengths, stride) for k, v in targets.items()},
         train=train_l,
         valid=valid_l,
         rows=rows,
@@ -298,21 +320,29 @@ def train_network(
     return record, origins
 
 
+def validation_values(
+    net: SeqNetwork, inputs: NetworkInputs, origins: Origins
+) -> tuple[np.ndarray, np.ndarray]:
+    """Predicted (ZILN mean) and actual (negative as 0) horizon spend at the validation
+    origins, float64, in the order of ``origins.valid[origins.valid_rows]``."""
+    device = inputs.device
+    predicted, actual = [], []
+    with torch.no_grad():
+        for idx in np.array_split(
+            origins.valid_rows, max(1, len(origins.valid_rows) // _EVAL_ROWS)
+        ):
+            at = origins.valid[idx]
+            mean = ziln_mean(forward_all(net, inputs, idx)["horizon_value"])
+            predicted.append(mean[torch.from_numpy(at).to(device)].double().cpu().numpy())
+            actual.append(np.clip(origins.targets["value"][idx][at], 0.0, None))
+    return np.concatenate(predicted), np.concatenate(actual).astype(np.float64)
+
+
 def direct_value_scale(net: SeqNetwork, inputs: NetworkInputs, origins: Origins) -> float:
     """Actual / predicted horizon spend on the validation origins (1 when either is 0).
 
     Scaling the forecast values by it matches their level to the latest labels the network
     did not learn from.
     """
-    device = inputs.device
-    predicted, actual = 0.0, 0.0
-    with torch.no_grad():
-        for idx in np.array_split(
-            origins.valid_rows, max(1, len(origins.valid_rows) // _EVAL_ROWS)
-        ):
-            heads = forward_all(net, inputs, idx)
-            at = torch.from_numpy(origins.valid[idx]).to(device).float()
-            spend = torch.from_numpy(origins.targets["value"][idx]).to(device).clamp_min(0.0)
-            predicted += float((ziln_mean(heads["horizon_value"]) * at).sum())
-            actual += float((spend * at).sum())
+    predicted, actual = (float(v.sum()) for v in validation_values(net, inputs, origins))
     return actual / predicted if predicted > 0 and actual > 0 else 1.0

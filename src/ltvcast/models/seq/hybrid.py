@@ -1,0 +1,198 @@
+"""The BTYD side of the hybrid sequence model: calibrated BTYD forecasts at every origin.
+
+Count-only recurrent models drift towards the cohort average on long sparse panels unless
+they get persistent per-customer information (Valendin, Reutterer, Platzer & Kalcher 2022).
+``hybrid="btyd_residual"`` gives the network what BTYD knows about each customer at each
+origin ``t``: the calibrated MBG/NBD + Gamma-Gamma forecast (``btyd_cal``) of the horizon
+after ``t``, from a model **fitted on the data up to t** (:func:`btyd_origins`). It enters
+twice (:func:`wide_inputs`, :func:`residual_offsets`):
+
+- as wide inputs of the heads' dense layer (known, ``log1p`` expected purchases,
+  P(purchase in the horizon), ``log1p`` expected value), standardised on the training
+  origins;
+- as offsets of the horizon heads, so that at initialisation the network's ZILN mean *is*
+  the BTYD value and its Poisson mean the BTYD purchases; the network learns a correction
+  (``predicted = BTYD value x exp(correction)`` in the mean) from the sequences, context,
+  events and profiles. Customers BTYD knows nothing of (no purchase yet) keep the
+  network's own base rates.
+
+Fitting BTYD at every period would dominate the training time, so it is fitted at
+``max_origins`` origins spread over the training ones (the validation origin always among
+them); the network trains on those origins only.
+
+Finally the forecast is anchored to BTYD's (:func:`anchored_blend`): ``k * btyd^(1 - w) *
+network^w``, with ``k`` keeping BTYD's total and the weight ``w`` chosen on the validation
+origin (direct mode) or periods (rollout mode; :func:`fit_blend`). The level comes from BTYD and
+the network reshapes it as far as the latest labels it did not learn from support: in
+rollout mode, whose simulated paths compound their errors over a long horizon, this keeps
+the rolled-out total within BTYD's.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+from ltvcast.data.schemas import CustomerData
+from ltvcast.exceptions import ConfigError, InsufficientDataError
+from ltvcast.models.btyd_cal import CalibratedBTYDForecaster
+from ltvcast.models.seq.inputs import ColumnScaler
+from ltvcast.timeframe import Horizon
+
+#: Values of ``SeqForecaster.hybrid``.
+HYBRIDS = ("btyd_residual", "none")
+#: The BTYD forecast columns, in the order of :func:`btyd_origins`' last axis.
+FORECASTS = ("predicted_value", "predicted_purchases", "p_active")
+#: Wide inputs of the heads, in the network's order.
+WIDE_NAMES = ("btyd_known", "btyd_log_purchases", "btyd_p_active", "btyd_log_value")
+#: Clip of P(purchase) in the offsets, away from 0 and 1.
+_P_CLIP = 1e-4
+#: Network weights of :func:`anchored_blend` tried on the validation origins.
+BLEND_WEIGHTS = (0.0, 0.25, 0.5, 0.75, 1.0)
+
+
+def check_hybrid(hybrid: str) -> None:
+    """:class:`ConfigError` unless ``hybrid`` is one of :data:`HYBRIDS`."""
+    if hybrid not in HYBRIDS:
+        raise ConfigError(f"seq: hybrid must be one of {', '.join(HYBRIDS)}; got {hybrid!r}")
+
+
+def origin_columns(candidates: np.ndarray, max_origins: int) -> np.ndarray:
+    """At most ``max_origins`` of the sorted ``candidates`` columns, evenly spread, the last
+    one always kept (sorted)."""
+    if max_origins < 1:
+        raise ConfigError(f"seq: btyd_origins must be >= 1; got {max_origins!r}")
+    step = max(1, math.ceil(len(candidates) / max_origins))
+    return np.sort(candidates[::-1][::step])
+
+
+def fit_btyd(data: CustomerData, as_of: pd.Timestamp, horizon: Horizon) -> CalibratedBTYDForecaster:
+    """The calibrated BTYD model (``btyd_cal``) fitted on ``data`` up to ``as_of``."""
+    return CalibratedBTYDForecaster().fit(data, as_of, horizon)
+
+
+def btyd_forecast(
+    model: CalibratedBTYDForecaster, data: CustomerData, as_of: pd.Timestamp, customers: pd.Index
+) -> np.ndarray:
+    """float64 ``(len(customers), 3)``: :data:`FORECASTS` at ``as_of`` (0 for a customer
+    BTYD does not know: no purchase up to ``as_of``)."""
+    pred = model.predict(data, as_of).set_index("customer_id")
+    return pred.reindex(customers)[list(FORECASTS)].fillna(0.0).to_numpy(np.float64)
+
+
+def btyd_origins(
+    data: CustomerData,
+    period_ends: pd.DatetimeIndex,
+    customers: pd.Index,
+    columns: np.ndarray,
+    horizon: Horizon,
+) -> tuple[np.ndarray, np.ndarray]:
+    """BTYD forecasts at the end of each of ``columns`` of a period grid.
+
+    The origin of column ``c`` is the last instant of its last day; the model there is
+    fitted on the data up to it and forecasts ``horizon`` after it, so nothing after an
+    origin reaches its inputs.
+
+    Returns
+    -------
+    (ndarray, ndarray)
+        float64 ``(customers, periods, 3)`` forecasts (0 outside the fitted columns) and the
+        bool ``(periods,)`` columns where BTYD could be fitted.
+    """
+    out = np.zeros((len(customers), len(period_ends), len(FORECASTS)))
+    fitted = np.zeros(len(period_ends), dtype=bool)
+    for c in columns:  # a handful of model fits, each vectorised over the customers
+        origin = period_ends[c] - pd.Timedelta(1, "ns")
+        try:
+            model = fit_btyd(data, origin, horizon)
+        except InsufficientDataError:
+            continue
+        out[:, c] = btyd_forecast(model, data, origin, customers)
+        fitted[c] = True
+    return out, fitted
+
+
+def known(forecasts: np.ndarray) -> np.ndarray:
+    """bool ``(...)``: where BTYD gives a positive value, purchases and P(purchase)."""
+    return np.asarray((forecasts > 0).all(-1))
+
+
+def wide_features(forecasts: np.ndarray) -> np.ndarray:
+    """float64 ``(..., 4)``: the unscaled :data:`WIDE_NAMES` of BTYD ``forecasts``."""
+    value, purchases, p_active = (forecasts[..., k] for k in range(3))
+    return np.stack(
+        [
+            known(forecasts).astype(np.float64),
+            np.log1p(np.clip(purchases, 0.0, None)),
+            p_active,
+            np.log1p(np.clip(value, 0.0, None)),
+        ],
+        -1,
+    )
+
+
+def fit_wide_scaler(forecasts: np.ndarray, origins: np.ndarray) -> ColumnScaler:
+    """Standardisation of the wide inputs over the training ``origins`` (bool mask)."""
+    return ColumnScaler.fit(WIDE_NAMES, wide_features(forecasts)[origins])
+
+
+def wide_inputs(forecasts: np.ndarray, scaler: ColumnScaler) -> np.ndarray:
+    """float32 scaled wide inputs ``(..., 4)`` of BTYD ``forecasts``."""
+    return scaler.transform(wide_features(forecasts), WIDE_NAMES).astype(np.float32)
+
+
+def residual_offsets(forecasts: np.ndarray, base: tuple[float, float, float, float]) -> np.ndarray:
+    """float32 ``(..., 4)`` offsets of the horizon heads' logits (P(buy), mu, sigma, count).
+
+    ``base`` holds the heads' initial logits (logit of the buying rate, mean log spend,
+    sigma and log mean purchases; :func:`~ltvcast.models.seq.training.base_rates`). With the
+    offsets, a head at its initial logits gives BTYD's P(purchase), ZILN mean (the BTYD
+    value) and Poisson mean (the BTYD purchases); where BTYD knows nothing the offsets are 0.
+    """
+    logit_rate, mean_log, sigma, log_count = base
+    value, purchases, p_active = (forecasts[..., k] for k in range(3))
+    p = np.clip(p_active, _P_CLIP, 1.0 - _P_CLIP)
+    safe_value = np.where(value > 0, value, 1.0)
+    out = np.stack(
+        [
+            np.log(p / (1.0 - p)) - logit_rate,
+            np.log(safe_value / p) - 0.5 * sigma**2 - mean_log,
+            np.zeros_like(p),
+            np.log(np.where(purchases > 0, purchases, 1.0)) - log_count,
+        ],
+        -1,
+    )
+    return np.where(known(forecasts)[..., None], out, 0.0).astype(np.float32)
+
+
+def anchored_blend(
+    btyd: np.ndarray, network: np.ndarray, weight: float, factor: float
+) -> np.ndarray:
+    """``factor * btyd^(1 - weight) * network^weight`` per customer (negatives count as 0).
+
+    ``factor`` comes from :func:`fit_blend`, so a customer's forecast does not depend on
+    the other customers scored with it.
+    """
+    b, r = np.clip(btyd, 0.0, None), np.clip(network, 0.0, None)
+    out: np.ndarray = factor * b ** (1.0 - weight) * r**weight
+    return out
+
+
+def fit_blend(btyd: np.ndarray, network: np.ndarray, actual: np.ndarray) -> tuple[float, float]:
+    """Weight and factor of :func:`anchored_blend` on the validation labels ``actual``.
+
+    For each weight of :data:`BLEND_WEIGHTS` the factor rescales the blend to BTYD's total
+    over these customers (the level comes from BTYD); the weight with the lowest mean
+    absolute error wins (the smaller on a tie).
+    """
+    best: tuple[float, float, float] = (np.inf, 0.0, 1.0)
+    for weight in BLEND_WEIGHTS:
+        raw = anchored_blend(btyd, network, weight, 1.0)
+        total = float(raw.sum())
+        factor = float(np.clip(btyd, 0.0, None).sum()) / total if total > 0 else 1.0
+        error = float(np.abs(factor * raw - actual).mean())
+        if error < best[0]:
+            best = (error, weight, factor)
+    return best[1], best[2]
