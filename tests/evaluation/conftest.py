@@ -110,6 +110,24 @@ class ScaledRateModel(RateModel):
         super().__init__(scale, min_days)
 
 
+class HalfRateModel(RateModel):
+    """``rate`` times a half: the right ranking, too low."""
+
+    name = "half"
+
+    def __init__(self, scale: float = 0.5, min_days: int = 0) -> None:
+        super().__init__(scale, min_days)
+
+
+class DoubleRateModel(QuantileRateModel):
+    """``rate`` times two, with quantiles: the right ranking, too high."""
+
+    name = "double"
+
+    def __init__(self, scale: float = 2.0, min_days: int = 0) -> None:
+        super().__init__(scale, min_days)
+
+
 class InverseModel(RateModel):
     """Ranks customers backwards: the more they spent, the less it predicts."""
 
@@ -165,6 +183,8 @@ TOY_MODELS: dict[str, type[Forecaster]] = {
     "rate": RateModel,
     "rate_q": QuantileRateModel,
     "scaled": ScaledRateModel,
+    "half": HalfRateModel,
+    "double": DoubleRateModel,
     "inverse": InverseModel,
     "flat": FlatModel,
     "spy": SpyModel,
