@@ -11,8 +11,9 @@ import pytest
 
 from ltvcast.data.schemas import CustomerData
 from ltvcast.evaluation.backtest import backtest
+from ltvcast.evaluation.blend import blend_weights
 from ltvcast.evaluation.metrics import METRICS
-from ltvcast.evaluation.selection import AutoForecaster, blend_weights
+from ltvcast.evaluation.selection import AutoForecaster
 from ltvcast.exceptions import ConfigError, InsufficientDataError, NotFittedError
 from ltvcast.models import create
 from ltvcast.scoring.artifacts import load_model, save_model

@@ -24,6 +24,8 @@ import pandas as pd
 from numpy.typing import NDArray
 
 from ltvcast.data.schemas import CUSTOMER_ID, PREDICTION_COLUMNS, QUANTILE_COLUMNS
+from ltvcast.evaluation.backtest import NEAR_TIE, BacktestResult
+from ltvcast.evaluation.metrics import METRICS, evaluate
 from ltvcast.exceptions import ConfigError, LTVError
 from ltvcast.models.base import RFMScorer
 
@@ -33,6 +35,8 @@ FloatArray = NDArray[np.float64]
 MIN_WEIGHT = 0.01
 #: Folds of customers for :func:`out_of_fold`.
 FOLDS = 5
+#: How much lower (relative) a blend's out-of-fold MAE must be than the single best's.
+BLEND_MARGIN = 0.005
 
 
 def simplex_weights(forecasts: FloatArray, actual: FloatArray) -> FloatArray:
@@ -170,6 +174,78 @@ def combine_explanations(
     drivers = dict.fromkeys(c for f in frames.values() for c in f.columns if c != "base_value")
     columns = [*drivers, "base_value"]
     return total.reindex(index=frames[next(iter(weights))].index, columns=columns).fillna(0.0)
+
+
+def blend_weights(
+    result: BacktestResult,
+    single: str,
+    metric: str = "normalized_gini",
+    margin: float = BLEND_MARGIN,
+    random_state: int = 0,
+) -> tuple[dict[str, float], str]:
+    """The blend of the scored candidates that replaces ``single``, and the verdict in words.
+
+    The weights (:func:`~ltvcast.evaluation.blend.simplex_weights`) are fitted on every
+    scored candidate's inner forecasts; they are returned (members with weight > 0, largest
+    first) only when the out-of-fold blend's MAE is below ``single``'s by ``margin`` and its
+    ``metric`` is no worse beyond :data:`~ltvcast.evaluation.backtest.NEAR_TIE`; otherwise
+    ``{}``, and the verdict says why.
+    """
+    names = result.ranking(metric)
+    if len(names) < 2:
+        return {}, ""
+    runs = {r.name: r for r in result.results}
+    actual = result.actuals["value"].to_numpy(np.float64)
+    forecasts = np.column_stack(
+        [
+            runs[n]
+            .predictions.set_index(CUSTOMER_ID)["predicted_value"]  # type: ignore[union-attr]
+            .reindex(result.actuals.index)
+            .to_numpy(np.float64)
+            for n in names
+        ]
+    )
+    if len(actual) < 2 * FOLDS:
+        return {}, f"no blend: {len(actual)} customers are too few to check one out of fold"
+    weights = simplex_weights(forecasts, actual)
+    kept = {names[i]: float(weights[i]) for i in np.argsort(-weights) if weights[i] > 0}
+    fold = fold_of(len(actual), FOLDS, random_state)
+    blend_mae, blend_score = _fold_means(actual, out_of_fold(forecasts, actual, fold), fold, metric)
+    own_mae, own_score = _fold_means(actual, forecasts[:, names.index(single)], fold, metric)
+    mix = " + ".join(f"{n} {w:.2f}" for n, w in kept.items())
+    label = {name: text for name, text, _ in METRICS}[metric]
+    evidence = (
+        f"out of fold on the inner backtest's customers (mean of {FOLDS} folds) it scored MAE "
+        f"{blend_mae:.3g} vs {own_mae:.3g} and {label} {blend_score:.3g} vs {own_score:.3g} "
+        f"for {single} alone"
+    )
+    if len(kept) < 2:
+        return {}, f"no blend: the best weights put everything on {next(iter(kept))}"
+    pays = blend_mae <= (1 - margin) * own_mae and _no_worse(blend_score, own_score, metric)
+    if not pays:
+        return {}, f"no blend: the best blend ({mix}) does not pay: {evidence}"
+    return kept, f"blended {mix}: {evidence}"
+
+
+def _fold_means(
+    actual: np.ndarray, predicted: np.ndarray, fold: np.ndarray, metric: str
+) -> tuple[float, float]:
+    """MAE and ``metric`` of ``predicted``, each the mean over the folds."""
+    scores = [evaluate(actual[fold == f], predicted[fold == f]) for f in np.unique(fold)]
+    return (
+        float(np.nanmean([s["mae"] for s in scores])),
+        float(np.nanmean([s[metric] for s in scores])),
+    )
+
+
+def _no_worse(score: float, reference: float, metric: str) -> bool:
+    """``score`` is at least as good as ``reference`` on ``metric`` or within
+    :data:`NEAR_TIE` of it (``False`` for ``nan``)."""
+    better = {name: b for name, _, b in METRICS}[metric]
+    slack = NEAR_TIE * abs(reference)
+    if better is None:
+        return bool(abs(score) <= abs(reference) + slack)
+    return bool(score >= reference - slack if better else score <= reference + slack)
 
 
 class BlendScorer:

@@ -21,21 +21,18 @@ import json
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from ltvcast.data.schemas import CUSTOMER_ID, CustomerData
 from ltvcast.evaluation.backtest import NEAR_TIE, BacktestResult, backtest
 from ltvcast.evaluation.blend import (
-    FOLDS,
+    BLEND_MARGIN,
     BlendScorer,
+    blend_weights,
     combine,
     combine_explanations,
-    fold_of,
-    out_of_fold,
-    simplex_weights,
 )
-from ltvcast.evaluation.metrics import METRICS, evaluate
+from ltvcast.evaluation.metrics import METRICS
 from ltvcast.exceptions import ConfigError, InsufficientDataError
 from ltvcast.features.windows import MIN_HISTORY_DAYS, inner_window
 from ltvcast.models import registry
@@ -45,8 +42,6 @@ from ltvcast.timeframe import Horizon, parse_horizon
 #: What auto ranks candidates by, and its guard on the other axis (see :class:`AutoForecaster`).
 DEFAULT_METRIC = "normalized_gini"
 MAX_MAE_RATIO = 1.05
-#: How much lower (relative) a blend's out-of-fold MAE must be than the single best's.
-BLEND_MARGIN = 0.005
 #: The models auto compares by default: every registered model but ``tenure_mean`` (a
 #: reference for the report, never better than the baseline in the benchmarks).
 DEFAULT_CANDIDATES = ("baseline", "btyd", "btyd_cal", "pnbd", "bgcnbd", "mbgcnbd", "gbdt", "seq")
@@ -111,7 +106,7 @@ class AutoForecaster(Forecaster):
     @property
     def has_quantiles(self) -> bool:  # type: ignore[override]
         """Whether every model used gives value quantiles (``False`` before ``fit``)."""
-        members = getattr(self, "members_", None)
+        members: dict[str, Forecaster] = getattr(self, "members_", {})
         return bool(members) and all(m.has_quantiles for m in members.values())
 
     @property
@@ -298,57 +293,6 @@ class AutoForecaster(Forecaster):
         self.inner_table_ = table
 
 
-def blend_weights(
-    result: BacktestResult,
-    single: str,
-    metric: str = DEFAULT_METRIC,
-    margin: float = BLEND_MARGIN,
-    random_state: int = 0,
-) -> tuple[dict[str, float], str]:
-    """The blend of the scored candidates that replaces ``single``, and the verdict in words.
-
-    The weights (:func:`~ltvcast.evaluation.blend.simplex_weights`) are fitted on every
-    scored candidate's inner forecasts; they are returned (members with weight > 0, largest
-    first) only when the out-of-fold blend's MAE is below ``single``'s by ``margin`` and its
-    ``metric`` is no worse beyond :data:`~ltvcast.evaluation.backtest.NEAR_TIE`; otherwise
-    ``{}``, and the verdict says why.
-    """
-    names = result.ranking(metric)
-    if len(names) < 2:
-        return {}, ""
-    runs = {r.name: r for r in result.results}
-    actual = result.actuals["value"].to_numpy(np.float64)
-    forecasts = np.column_stack(
-        [
-            runs[n]
-            .predictions.set_index(CUSTOMER_ID)["predicted_value"]  # type: ignore[union-attr]
-            .reindex(result.actuals.index)
-            .to_numpy(np.float64)
-            for n in names
-        ]
-    )
-    if len(actual) < 2 * FOLDS:
-        return {}, f"no blend: {len(actual)} customers are too few to check one out of fold"
-    weights = simplex_weights(forecasts, actual)
-    kept = {names[i]: float(weights[i]) for i in np.argsort(-weights) if weights[i] > 0}
-    fold = fold_of(len(actual), FOLDS, random_state)
-    blend_mae, blend_score = _fold_means(actual, out_of_fold(forecasts, actual, fold), fold, metric)
-    own_mae, own_score = _fold_means(actual, forecasts[:, names.index(single)], fold, metric)
-    mix = " + ".join(f"{n} {w:.2f}" for n, w in kept.items())
-    label = {name: text for name, text, _ in METRICS}[metric]
-    evidence = (
-        f"out of fold on the inner backtest's customers (mean of {FOLDS} folds) it scored MAE "
-        f"{blend_mae:.3g} vs {own_mae:.3g} and {label} {blend_score:.3g} vs {own_score:.3g} "
-        f"for {single} alone"
-    )
-    if len(kept) < 2:
-        return {}, f"no blend: the best weights put everything on {next(iter(kept))}"
-    pays = blend_mae <= (1 - margin) * own_mae and _no_worse(blend_score, own_score, metric)
-    if not pays:
-        return {}, f"no blend: the best blend ({mix}) does not pay: {evidence}"
-    return kept, f"blended {mix}: {evidence}"
-
-
 def pick(
     result: BacktestResult, metric: str = DEFAULT_METRIC, max_mae_ratio: float = MAX_MAE_RATIO
 ) -> tuple[str, str]:
@@ -440,24 +384,3 @@ def _reason(
 def _near(score: float, reference: float) -> bool:
     """Within :data:`NEAR_TIE` (relative) of ``reference``."""
     return abs(score - reference) <= NEAR_TIE * abs(reference)
-
-
-def _fold_means(
-    actual: np.ndarray, predicted: np.ndarray, fold: np.ndarray, metric: str
-) -> tuple[float, float]:
-    """MAE and ``metric`` of ``predicted``, each the mean over the folds."""
-    scores = [evaluate(actual[fold == f], predicted[fold == f]) for f in np.unique(fold)]
-    return (
-        float(np.nanmean([s["mae"] for s in scores])),
-        float(np.nanmean([s[metric] for s in scores])),
-    )
-
-
-def _no_worse(score: float, reference: float, metric: str) -> bool:
-    """``score`` is at least as good as ``reference`` on ``metric`` or within
-    :data:`NEAR_TIE` of it (``False`` for ``nan``)."""
-    better = {name: b for name, _, b in METRICS}[metric]
-    slack = NEAR_TIE * abs(reference)
-    if better is None:
-        return bool(abs(score) <= abs(reference) + slack)
-    return bool(score >= reference - slack if better else score <= reference + slack)
