@@ -105,6 +105,8 @@ def test_nothing_trains(store: CustomerData, toy_registry: None) -> None:
         AutoForecaster(candidates=("missing",)).fit(store, AS_OF, H)
     with pytest.raises(ConfigError, match="unknown metric"):
         AutoForecaster(candidates=("rate",), metric="r2").fit(store, AS_OF, H)
+    with pytest.raises(ConfigError, match=r"blend_margin must be in \[0, 1\); got 1.5"):
+        AutoForecaster(candidates=("rate",), blend_margin=1.5).fit(store, AS_OF, H)
     with pytest.raises(ConfigError, match="its own candidate"):
         AutoForecaster(candidates=("auto",)).fit(store, AS_OF, H)
 

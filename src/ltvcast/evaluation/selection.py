@@ -155,6 +155,8 @@ class AutoForecaster(Forecaster):
         labels = {name: label for name, label, _ in METRICS}
         if self.metric not in labels:
             raise ConfigError(f"unknown metric {self.metric!r}; choose one of {', '.join(labels)}")
+        if not 0 <= self.blend_margin < 1:
+            raise ConfigError(f"blend_margin must be in [0, 1); got {self.blend_margin!r}")
         if data.transactions.empty:
             raise InsufficientDataError(f"auto: no transactions up to {as_of:%Y-%m-%d %H:%M}")
         models, skipped = self._build_candidates()
