@@ -128,6 +128,19 @@ class DoubleRateModel(QuantileRateModel):
         super().__init__(scale, min_days)
 
 
+class ShortLivedDoubleModel(DoubleRateModel):
+    """``double`` that refuses histories longer than 650 days: it trains at the toy store's
+    inner cutoff (638 days) but not on the full 729."""
+
+    name = "short_lived"
+
+    def _fit(self, data: CustomerData, as_of: pd.Timestamp, horizon: Horizon) -> None:
+        history = (as_of - data.first_timestamp()).days
+        if history > 650:
+            raise InsufficientDataError(f"{self.name} takes at most 650 days; got {history}")
+        super()._fit(data, as_of, horizon)
+
+
 class InverseModel(RateModel):
     """Ranks customers backwards: the more they spent, the less it predicts."""
 
@@ -185,6 +198,7 @@ TOY_MODELS: dict[str, type[Forecaster]] = {
     "scaled": ScaledRateModel,
     "half": HalfRateModel,
     "double": DoubleRateModel,
+    "short_lived": ShortLivedDoubleModel,
     "inverse": InverseModel,
     "flat": FlatModel,
     "spy": SpyModel,

@@ -236,6 +236,15 @@ def test_blend_falls_back_to_the_single_best_when_it_does_not_pay(
     assert "blend" not in single.reason_
 
 
+def test_a_blend_whose_member_cannot_train_on_all_the_data_falls_back(
+    store: CustomerData, toy_registry: None
+) -> None:
+    auto = AutoForecaster(candidates=("half", "short_lived")).fit(store, AS_OF, H)
+    assert auto.weights_ == {"half": 1.0}
+    assert auto.reason_.startswith("picked half: inner backtest")
+    assert "no blend: a member cannot train on the full history (short_lived takes" in auto.reason_
+
+
 def test_blend_weights_rule_on_a_backtest(store: CustomerData, toy_registry: None) -> None:
     result = backtest(
         store, pd.Timestamp("2023-06-30"), H, [create("half"), create("double"), create("rate")]
