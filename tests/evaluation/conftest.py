@@ -110,6 +110,37 @@ class ScaledRateModel(RateModel):
         super().__init__(scale, min_days)
 
 
+class HalfRateModel(RateModel):
+    """``rate`` times a half: the right ranking, too low."""
+
+    name = "half"
+
+    def __init__(self, scale: float = 0.5, min_days: int = 0) -> None:
+        super().__init__(scale, min_days)
+
+
+class DoubleRateModel(QuantileRateModel):
+    """``rate`` times two, with quantiles: the right ranking, too high."""
+
+    name = "double"
+
+    def __init__(self, scale: float = 2.0, min_days: int = 0) -> None:
+        super().__init__(scale, min_days)
+
+
+class ShortLivedDoubleModel(DoubleRateModel):
+    """``double`` that refuses histories longer than 650 days: it trains at the toy store's
+    inner cutoff (638 days) but not on the full 729."""
+
+    name = "short_lived"
+
+    def _fit(self, data: CustomerData, as_of: pd.Timestamp, horizon: Horizon) -> None:
+        history = (as_of - data.first_timestamp()).days
+        if history > 650:
+            raise InsufficientDataError(f"{self.name} takes at most 650 days; got {history}")
+        super()._fit(data, as_of, horizon)
+
+
 class InverseModel(RateModel):
     """Ranks customers backwards: the more they spent, the less it predicts."""
 
@@ -165,6 +196,9 @@ TOY_MODELS: dict[str, type[Forecaster]] = {
     "rate": RateModel,
     "rate_q": QuantileRateModel,
     "scaled": ScaledRateModel,
+    "half": HalfRateModel,
+    "double": DoubleRateModel,
+    "short_lived": ShortLivedDoubleModel,
     "inverse": InverseModel,
     "flat": FlatModel,
     "spy": SpyModel,

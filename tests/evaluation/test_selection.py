@@ -11,6 +11,7 @@ import pytest
 
 from ltvcast.data.schemas import CustomerData
 from ltvcast.evaluation.backtest import backtest
+from ltvcast.evaluation.blend import blend_weights
 from ltvcast.evaluation.metrics import METRICS
 from ltvcast.evaluation.selection import AutoForecaster
 from ltvcast.exceptions import ConfigError, InsufficientDataError, NotFittedError
@@ -36,8 +37,8 @@ def test_picks_the_clearly_better_model_and_says_why(
     )
     assert "skipped missing (cannot import" in auto.reason_
     # The winner is refitted on all the data to as_of and predictions are delegated to it.
-    assert auto.winner_.as_of_ == AS_OF
-    pd.testing.assert_frame_equal(auto.predict(store, AS_OF), auto.winner_.predict(store, AS_OF))
+    assert auto.chosen.as_of_ == AS_OF
+    pd.testing.assert_frame_equal(auto.predict(store, AS_OF), auto.chosen.predict(store, AS_OF))
 
 
 def test_inner_backtest_stays_inside_the_training_data(
@@ -104,6 +105,8 @@ def test_nothing_trains(store: CustomerData, toy_registry: None) -> None:
         AutoForecaster(candidates=("missing",)).fit(store, AS_OF, H)
     with pytest.raises(ConfigError, match="unknown metric"):
         AutoForecaster(candidates=("rate",), metric="r2").fit(store, AS_OF, H)
+    with pytest.raises(ConfigError, match=r"blend_margin must be in \[0, 1\); got 1.5"):
+        AutoForecaster(candidates=("rate",), blend_margin=1.5).fit(store, AS_OF, H)
     with pytest.raises(ConfigError, match="its own candidate"):
         AutoForecaster(candidates=("auto",)).fit(store, AS_OF, H)
 
@@ -122,7 +125,7 @@ def test_quantiles_follow_the_winner(store: CustomerData, toy_registry: None) ->
 def test_save_load_round_trip(store: CustomerData, toy_registry: None, tmp_path: Path) -> None:
     auto = AutoForecaster(candidates=("inverse", "rate_q", "missing")).fit(store, AS_OF, H)
     save_model(auto, tmp_path / "model")
-    assert (tmp_path / "model" / "winner" / "rate.json").is_file()
+    assert (tmp_path / "model" / "members" / "rate_q" / "rate.json").is_file()
     loaded, manifest = load_model(tmp_path / "model")
     assert isinstance(loaded, AutoForecaster)
     assert manifest["state"]["choice"] == "rate_q"
@@ -167,11 +170,108 @@ def test_auto_with_registered_models_on_the_cdnow_sample(data_dir: Path) -> None
 def test_mae_guard_passes_over_a_better_ranking_with_far_worse_values(
     store: CustomerData, toy_registry: None
 ) -> None:
-    auto = AutoForecaster(candidates=("scaled", "flat")).fit(store, AS_OF, H)
+    auto = AutoForecaster(candidates=("scaled", "flat"), blend=False).fit(store, AS_OF, H)
     table = auto.inner_table_
     assert table.loc["scaled", "normalized_gini"] > table.loc["flat", "normalized_gini"]
     assert table.loc["scaled", "mae"] > 1.05 * table.loc["flat", "mae"]
     assert auto.choice_ == "flat"
     assert "scaled ranked first but its inner MAE is more than 5% above the best" in auto.reason_
-    unguarded = AutoForecaster(candidates=("scaled", "flat"), max_mae_ratio=100.0)
+    unguarded = AutoForecaster(candidates=("scaled", "flat"), max_mae_ratio=100.0, blend=False)
     assert unguarded.fit(store, AS_OF, H).choice_ == "scaled"
+
+
+def test_blend_of_a_low_and_a_high_forecast_pays(
+    store: CustomerData, toy_registry: None, tmp_path: Path
+) -> None:
+    # half and double rank alike; a mix near 2/3 half + 1/3 double is the right scale.
+    auto = AutoForecaster(candidates=("half", "double")).fit(store, AS_OF, H)
+    assert auto.choice_ in ("half+double", "double+half")
+    assert auto.chosen is auto
+    weights = auto.weights_
+    assert set(weights) == {"half", "double"}
+    assert all(w > 0 for w in weights.values())
+    assert sum(weights.values()) == pytest.approx(1.0)
+    assert weights["half"] > weights["double"]
+    assert auto.reason_.startswith("blended ")
+    assert "single best half: inner backtest at 2023-10-01" in auto.reason_
+    table = auto.inner_table_
+    assert min(table["mae"]) > 0  # both members are off; the blend's MAE is in the reason
+    # Every column is the weighted mean of the members' (quantiles: half has none).
+    assert auto.has_quantiles is False
+    members = {name: m.predict(store, AS_OF) for name, m in auto.members_.items()}
+    predicted = auto.predict(store, AS_OF)
+    for column in ("predicted_value", "predicted_purchases", "p_active"):
+        mixed = sum(w * members[n][column] for n, w in weights.items())
+        np.testing.assert_allclose(predicted[column], mixed)
+    # Members without explanations contribute their forecast as one driver each.
+    drivers = auto.explain(store, AS_OF)
+    np.testing.assert_allclose(
+        drivers.sum(axis=1).to_numpy(), predicted.set_index("customer_id")["predicted_value"]
+    )
+    assert {"half", "double", "base_value"} == set(drivers.columns)
+    # The artifact holds each member with its registered class and the weights; no pickle.
+    save_model(auto, tmp_path / "model")
+    assert (tmp_path / "model" / "members" / "double" / "rate.json").is_file()
+    loaded, manifest = load_model(tmp_path / "model")
+    assert isinstance(loaded, AutoForecaster)
+    assert {m["name"]: m["weight"] for m in manifest["state"]["members"]} == weights
+    assert loaded.weights_ == weights and loaded.reason_ == auto.reason_
+    pd.testing.assert_frame_equal(loaded.predict(store, AS_OF), predicted)
+    pd.testing.assert_frame_equal(loaded.explain(store, AS_OF), drivers)
+    assert not list((tmp_path / "model").rglob("*.pkl"))
+
+
+def test_blend_falls_back_to_the_single_best_when_it_does_not_pay(
+    store: CustomerData, toy_registry: None
+) -> None:
+    # rate is right; mixing in the backwards ranking or the flat mean cannot help it.
+    auto = AutoForecaster(candidates=("inverse", "rate", "flat")).fit(store, AS_OF, H)
+    assert auto.choice_ == "rate"
+    assert auto.weights_ == {"rate": 1.0}
+    assert auto.chosen.name == "rate"
+    assert auto.reason_.startswith("picked rate: inner backtest")
+    assert "; no blend: " in auto.reason_
+    single = AutoForecaster(candidates=("half", "double"), blend=False).fit(store, AS_OF, H)
+    assert single.weights_ == {"half": 1.0}
+    assert "blend" not in single.reason_
+
+
+def test_a_blend_whose_member_cannot_train_on_all_the_data_falls_back(
+    store: CustomerData, toy_registry: None
+) -> None:
+    auto = AutoForecaster(candidates=("half", "short_lived")).fit(store, AS_OF, H)
+    assert auto.weights_ == {"half": 1.0}
+    assert auto.reason_.startswith("picked half: inner backtest")
+    assert "no blend: a member cannot train on the full history (short_lived takes" in auto.reason_
+
+
+def test_blend_weights_rule_on_a_backtest(store: CustomerData, toy_registry: None) -> None:
+    result = backtest(
+        store, pd.Timestamp("2023-06-30"), H, [create("half"), create("double"), create("rate")]
+    )
+    weights, verdict = blend_weights(result, result.ranking()[0])
+    # rate alone is right: a blend cannot beat it by the margin.
+    assert weights == {} and verdict.startswith("no blend: ")
+    pair = [create("half"), create("double")]
+    without_rate = backtest(store, pd.Timestamp("2023-06-30"), H, pair)
+    weights, verdict = blend_weights(without_rate, "half")
+    assert set(weights) == {"half", "double"} and verdict.startswith("blended half ")
+    # A margin no blend can reach keeps the single best.
+    assert blend_weights(without_rate, "half", margin=0.99)[0] == {}
+
+
+def test_blend_inner_backtest_stays_inside_the_training_data(
+    store: CustomerData, toy: SimpleNamespace, toy_registry: None
+) -> None:
+    toy.spy.seen.clear()
+    as_of = pd.Timestamp("2023-06-30")
+    auto = AutoForecaster(candidates=("spy", "half", "double")).fit(store, as_of, H)
+    inner_cutoff = as_of - pd.Timedelta(weeks=13)
+    assert toy.spy.seen[:2] == [store.until(inner_cutoff).last_timestamp()] * 2
+    assert max(toy.spy.seen) <= as_of
+    # Rows after as_of change no prediction of the blend.
+    whale = {"customer_id": ["c0001"], "timestamp": [as_of + pd.Timedelta(days=1)], "amount": [1e6]}
+    late = CustomerData(pd.concat([store.transactions, pd.DataFrame(whale)], ignore_index=True))
+    again = AutoForecaster(candidates=("spy", "half", "double")).fit(late, as_of, H)
+    assert again.weights_ == auto.weights_
+    pd.testing.assert_frame_equal(again.predict(late, as_of), auto.predict(store, as_of))

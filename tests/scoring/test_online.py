@@ -347,7 +347,7 @@ def test_auto_with_a_btyd_winner_takes_the_rfm_path(
     """The fast path is a capability (``rfm_scorer``), not a class: ``auto`` has it when its
     winner does, and rescoring then never calls ``predict``."""
     auto = AutoForecaster(candidates=("btyd",)).fit(cdnow, FIT_AS_OF, parse_horizon("13w"))
-    assert auto.choice_ == "btyd" and auto.rfm_scorer is auto.winner_
+    assert auto.choice_ == "btyd" and auto.rfm_scorer is auto.chosen
     scorer = _replayed(auto, cdnow)
     assert scorer.fast_path
     scorer.predict_many()  # the agreement check against predict keeps it

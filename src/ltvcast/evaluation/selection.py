@@ -1,12 +1,18 @@
-"""``auto``: pick the model per dataset by an inner backtest, and say why.
+"""``auto``: pick or blend the models per dataset by an inner backtest, and say why.
 
 The inner backtest runs strictly inside the training data: its cutoff is ``as_of - horizon``
 when at least 28 days of history precede it. A shorter history (CDNOW's 39-week calibration
 with a 39-week horizon) gets the longest inner horizon that leaves it both halves of the
 history (at most ``history - 28 days``), and only the candidates able to train there compete.
-The winner (best ``metric``; near-ties within 1% go to the lower MAE, see
-:meth:`~ltvcast.evaluation.backtest.BacktestResult.ranking`) is refitted on all the data up to
-``as_of``; when it cannot train there, the runner-up is tried, and so on.
+
+The single best (best ``metric``; near-ties within 1% go to the lower MAE, see
+:meth:`~ltvcast.evaluation.backtest.BacktestResult.ranking`) is the reference. With ``blend``,
+non-negative weights summing to one are fitted on the scored candidates' inner forecasts
+(:mod:`ltvcast.evaluation.blend`); the blend replaces the single best only when, on customers
+its weights never saw (out of fold), its MAE beats the single best's by ``blend_margin`` and
+its ``metric`` is no worse than the single best's beyond the 1% near-tie. The models used are
+refitted on all the data up to ``as_of``; when the single best cannot train there, the
+runner-up is tried, and so on (a blend whose member cannot train falls back the same way).
 """
 
 from __future__ import annotations
@@ -17,8 +23,15 @@ from typing import Any
 
 import pandas as pd
 
-from ltvcast.data.schemas import CustomerData
+from ltvcast.data.schemas import CUSTOMER_ID, CustomerData
 from ltvcast.evaluation.backtest import NEAR_TIE, BacktestResult, backtest
+from ltvcast.evaluation.blend import (
+    BLEND_MARGIN,
+    BlendScorer,
+    blend_weights,
+    combine,
+    combine_explanations,
+)
 from ltvcast.evaluation.metrics import METRICS
 from ltvcast.exceptions import ConfigError, InsufficientDataError
 from ltvcast.features.windows import MIN_HISTORY_DAYS, inner_window
@@ -37,7 +50,8 @@ FALLBACK_CHOICE = "btyd"
 
 
 class AutoForecaster(Forecaster):
-    """Choose among ``candidates`` by an inner backtest on ``metric``; delegate to the winner.
+    """Choose among ``candidates`` by an inner backtest on ``metric``, or blend them; delegate
+    to the models used.
 
     Parameters
     ----------
@@ -50,19 +64,25 @@ class AutoForecaster(Forecaster):
         Guard on the other axis: a candidate whose inner MAE exceeds the best inner MAE by more
         than this factor only wins when no candidate within it can train (a better ranking is
         not worth doubling the error of the values a CRM team budgets with).
+    blend
+        Whether to try a blend of the candidates (module docstring); ``False`` picks one.
+    blend_margin
+        Relative out-of-fold MAE gain a blend needs over the single best.
     random_state
-        Passed to every candidate that takes one.
+        Passed to every candidate that takes one, and seeds the blend's folds.
 
     Attributes
     ----------
     choice_ : str
-        Name of the chosen model.
-    winner_ : Forecaster
-        The chosen model, fitted on all data up to ``as_of``.
+        Name of the chosen model, or the blend's members joined by ``+``.
+    weights_ : dict of str to float
+        Each model used and its weight (one model with weight 1 when none is blended).
+    members_ : dict of str to Forecaster
+        The models used, fitted on all data up to ``as_of``.
     inner_table_ : DataFrame
         The inner backtest's metrics table (empty when the history allowed none).
     reason_ : str
-        One sentence saying what was picked and why.
+        One sentence saying what was picked or blended and why.
     """
 
     name = "auto"
@@ -72,23 +92,28 @@ class AutoForecaster(Forecaster):
         candidates: tuple[str, ...] = DEFAULT_CANDIDATES,
         metric: str = DEFAULT_METRIC,
         max_mae_ratio: float = MAX_MAE_RATIO,
+        blend: bool = True,
+        blend_margin: float = BLEND_MARGIN,
         random_state: int = 0,
     ) -> None:
         self.candidates = candidates
         self.metric = metric
         self.max_mae_ratio = max_mae_ratio
+        self.blend = blend
+        self.blend_margin = blend_margin
         self.random_state = random_state
 
     @property
     def has_quantiles(self) -> bool:  # type: ignore[override]
-        """Whether the chosen model gives value quantiles (``False`` before ``fit``)."""
-        winner = getattr(self, "winner_", None)
-        return bool(winner is not None and winner.has_quantiles)
+        """Whether every model used gives value quantiles (``False`` before ``fit``)."""
+        members: dict[str, Forecaster] = getattr(self, "members_", {})
+        return bool(members) and all(m.has_quantiles for m in members.values())
 
     @property
     def chosen(self) -> Forecaster:
-        """The winner (``self`` before ``fit``)."""
-        return getattr(self, "winner_", self)
+        """The one model used (``self`` before ``fit``, and for a blend)."""
+        members = getattr(self, "members_", {})
+        return next(iter(members.values())) if len(members) == 1 else self
 
     @property
     def selection_reason(self) -> str | None:
@@ -97,9 +122,21 @@ class AutoForecaster(Forecaster):
 
     @property
     def rfm_scorer(self) -> RFMScorer | None:
-        """The winner's online fast path, if it has one."""
-        winner = getattr(self, "winner_", None)
-        return None if winner is None else winner.rfm_scorer
+        """The online fast path: the one model's, or for a blend the weighted mean of its
+        members' when every member has one (else ``None``)."""
+        members = getattr(self, "members_", {})
+        scorers = {name: m.rfm_scorer for name, m in members.items()}
+        if not scorers or any(s is None for s in scorers.values()):
+            return None
+        if len(scorers) == 1:
+            return next(iter(scorers.values()))
+        return BlendScorer({n: s for n, s in scorers.items() if s is not None}, self.weights_)
+
+    @property
+    def covariates(self) -> tuple[str, ...]:
+        """Profile columns any model used takes as covariates."""
+        members = getattr(self, "members_", {}).values()
+        return tuple(dict.fromkeys(c for m in members for c in getattr(m, "covariates", ())))
 
     def _build_candidates(self) -> tuple[dict[str, Forecaster], dict[str, str]]:
         """Unfitted candidates by name, and the reasons of those that cannot be built."""
@@ -118,6 +155,8 @@ class AutoForecaster(Forecaster):
         labels = {name: label for name, label, _ in METRICS}
         if self.metric not in labels:
             raise ConfigError(f"unknown metric {self.metric!r}; choose one of {', '.join(labels)}")
+        if not 0 <= self.blend_margin < 1:
+            raise ConfigError(f"blend_margin must be in [0, 1); got {self.blend_margin!r}")
         if data.transactions.empty:
             raise InsufficientDataError(f"auto: no transactions up to {as_of:%Y-%m-%d %H:%M}")
         models, skipped = self._build_candidates()
@@ -140,17 +179,32 @@ class AutoForecaster(Forecaster):
             ranked = result.ranking(self.metric)
             preferred, guarded = preference_order(result, self.metric, self.max_mae_ratio)
             order = preferred + [name for name in models if name not in ranked]
+        self.inner_table_ = pd.DataFrame() if result is None else result.table()
+        weights, verdict = (
+            blend_weights(result, order[0], self.metric, self.blend_margin, self.random_state)
+            if self.blend and result is not None and order[0] in ranked
+            else ({}, "")
+        )
+        if len(weights) > 1:
+            try:
+                fitted = {n: models[n].clone().fit(data, as_of, horizon) for n in weights}
+            except InsufficientDataError as err:
+                verdict = f"no blend: a member cannot train on the full history ({err})"
+            else:
+                self._use(fitted, weights, "+".join(weights))
+                self.reason_ = f"{verdict}; " + _reason(
+                    order[0], result, self.metric, window, as_of - data.first_timestamp(),
+                    horizon, skipped, lead=f"single best {order[0]}",
+                )  # fmt: skip
+                return
         failures: dict[str, str] = {}
         for name in order:
-            model = models[name]
             try:
-                winner = model.clone().fit(data, as_of, horizon)
+                winner = models[name].clone().fit(data, as_of, horizon)
             except InsufficientDataError as err:
                 failures[name] = str(err)
                 continue
-            self.choice_ = name
-            self.winner_ = winner
-            self.inner_table_ = pd.DataFrame() if result is None else result.table()
+            self._use({name: winner}, {name: 1.0}, name)
             self.reason_ = _reason(
                 name, result, self.metric, window, as_of - data.first_timestamp(), horizon,
                 {**skipped, **failures},
@@ -160,6 +214,8 @@ class AutoForecaster(Forecaster):
                     f"; {ranked[0]} ranked first but its inner MAE is more than "
                     f"{self.max_mae_ratio - 1:.0%} above the best, so it was passed over"
                 )
+            if verdict and name == order[0]:
+                self.reason_ += f"; {verdict}"
             return
         raise InsufficientDataError(
             "auto: no candidate could train on this history ("
@@ -167,41 +223,74 @@ class AutoForecaster(Forecaster):
             + ")"
         )
 
+    def _use(self, members: dict[str, Forecaster], weights: dict[str, float], choice: str) -> None:
+        self.members_ = members
+        self.weights_ = weights
+        self.choice_ = choice
+
     def _predict(self, data: CustomerData, as_of: pd.Timestamp) -> pd.DataFrame:
-        return self.winner_.predict(data, as_of)
+        frames = {name: m.predict(data, as_of) for name, m in self.members_.items()}
+        return frames[self.choice_] if len(frames) == 1 else combine(frames, self.weights_)
 
     def explain(self, data: CustomerData, as_of: pd.Timestamp) -> pd.DataFrame:
-        """The chosen model's explanation (see its ``explain``)."""
+        """The model's explanation (see its ``explain``); for a blend, the weighted sum of the
+        members' explanations, where a member without explanations contributes its whole
+        forecast as one driver named after it."""
         self.check_fitted()
-        return self.winner_.explain(data, as_of)
+        if len(self.members_) == 1:
+            return self.chosen.explain(data, as_of)
+        frames = {}
+        for name, member in self.members_.items():
+            try:
+                frames[name] = member.explain(data, as_of)
+            except ConfigError:  # a model without explanations: one driver, its forecast
+                frames[name] = (
+                    member.predict(data, as_of)
+                    .set_index(CUSTOMER_ID)[["predicted_value"]]
+                    .rename(columns={"predicted_value": name})
+                    .assign(base_value=0.0)
+                )
+        return combine_explanations(frames, self.weights_)
 
     def save_state(self, directory: Path) -> dict[str, Any]:
-        """The winner's state goes to ``directory/winner``; choice, reason and the inner table
-        are returned as JSON."""
-        sub = Path(directory) / "winner"
-        sub.mkdir(parents=True, exist_ok=True)
+        """Each model used goes to ``directory/members/<name>``; weights, choice, reason and
+        the inner table are returned as JSON."""
+        members = []
+        for name, member in self.members_.items():
+            sub = Path(directory) / "members" / name
+            sub.mkdir(parents=True, exist_ok=True)
+            members.append(
+                {
+                    "name": name,
+                    "weight": self.weights_[name],
+                    "params": member.get_params(),
+                    "state": member.save_state(sub),
+                    "horizon": str(member.horizon_),
+                    "as_of": member.as_of_.isoformat(),
+                }
+            )
         return {
             "choice": self.choice_,
             "reason": self.reason_,
-            "winner_params": self.winner_.get_params(),
-            "winner_state": self.winner_.save_state(sub),
-            "winner_horizon": str(self.winner_.horizon_),
-            "winner_as_of": self.winner_.as_of_.isoformat(),
+            "members": members,
             "inner_table": json.loads(self.inner_table_.to_json(orient="split")),
         }
 
     def load_state(self, directory: Path, state: dict[str, Any]) -> None:
-        """Rebuild the winner with its registered class and restore its state."""
-        winner = registry.forecaster_class(state["choice"]).from_params(state["winner_params"])
-        winner.load_state(Path(directory) / "winner", state["winner_state"])
-        winner.horizon_ = parse_horizon(state["winner_horizon"])
-        winner.as_of_ = pd.Timestamp(state["winner_as_of"])
+        """Rebuild each model used with its registered class and restore its state."""
+        members: dict[str, Forecaster] = {}
+        for entry in state["members"]:
+            member = registry.forecaster_class(entry["name"]).from_params(entry["params"])
+            member.load_state(Path(directory) / "members" / entry["name"], entry["state"])
+            member.horizon_ = parse_horizon(entry["horizon"])
+            member.as_of_ = pd.Timestamp(entry["as_of"])
+            members[entry["name"]] = member
         table = pd.DataFrame(**state["inner_table"])
         numeric = [c for c in table.columns if c != "error"]
         table[numeric] = table[numeric].astype("float64")
         table.index.name = "model"
-        self.winner_ = winner
-        self.choice_ = state["choice"]
+        weights = {entry["name"]: float(entry["weight"]) for entry in state["members"]}
+        self._use(members, weights, state["choice"])
         self.reason_ = state["reason"]
         self.inner_table_ = table
 
@@ -245,14 +334,17 @@ def _reason(
     history: pd.Timedelta,
     horizon: Horizon,
     skipped: dict[str, str],
+    lead: str = "",
 ) -> str:
-    """One sentence: what was picked, on what evidence, and what was left out."""
+    """One sentence: what was picked (``lead``, default "picked <choice>"), on what evidence,
+    and what was left out."""
+    lead = lead or f"picked {choice}"
     label = {name: text for name, text, _ in METRICS}[metric]
     history_text = f"the history ({history.days} days)"
     ranked = [] if result is None else result.ranking(metric)
     if window is None:
         text = (
-            f"picked {choice}: {history_text} is too short for an inner backtest, so the first "
+            f"{lead}: {history_text} is too short for an inner backtest, so the first "
             f"candidate able to train was used"
         )
     elif choice not in ranked:
@@ -262,7 +354,7 @@ def _reason(
             else "no candidate could be scored"
         )
         text = (
-            f"picked {choice}: in the inner backtest at {window[0]:%Y-%m-%d} {scored}, so the "
+            f"{lead}: in the inner backtest at {window[0]:%Y-%m-%d} {scored}, so the "
             f"first candidate able to train was used"
         )
     else:
@@ -271,7 +363,7 @@ def _reason(
         score, mae = table[metric], table["mae"]
         others = ", ".join(f"{name} {score[name]:.3g}" for name in ranked if name != choice)
         text = (
-            f"picked {choice}: inner backtest at {window[0]:%Y-%m-%d} "
+            f"{lead}: inner backtest at {window[0]:%Y-%m-%d} "
             f"({window[1].describe()}, {result.n_customers:,} customers): {label} "
             f"{score[choice]:.3g}" + (f" vs {others}" if others else "")
         )
