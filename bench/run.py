@@ -55,7 +55,7 @@ EXTRA = (
     ("bench_service.py", "service.md"),
     ("bench_service.py --scale", "service_scale.md"),
     ("bench_intervals.py", "intervals.md"),
-    ("bench_scale.py", "scale.md"),
+    ("bench_scale.py --spark", "scale.md"),
 )
 
 
