@@ -159,8 +159,7 @@ def test_online_retail_slice(data_dir: Path) -> None:
     tx = data.transactions[data.transactions["timestamp"] <= as_of]
     model = ItemRecommender().fit(tx, as_of)
     recs = model.recommend()
-    buyers = tx.loc[tx["amount"] > 0, "customer_id"].unique()
-    assert set(recs["customer_id"]) == set(buyers)
+    assert set(recs["customer_id"]) == set(tx["customer_id"])  # returns-only: the fill
     assert (recs.groupby("customer_id").size() == 10).all()
     assert not recs.duplicated(["customer_id", "item_id"]).any()
     assert set(recs["item_id"]) <= set(tx["item_id"])
@@ -177,3 +176,12 @@ def test_a_fresher_history_moves_the_personal_items(shop: pd.DataFrame) -> None:
     fresh = model.recommend_history(pd.concat([shop, bought]), later, ["u7"])
     assert "D" in fresh["item_id"].tolist()  # C's neighbour, now that u7 bought C
     assert "D" not in same.loc[same["customer_id"] == "u7", "item_id"].head(1).tolist()
+
+
+def test_an_item_returned_in_full_is_not_the_customers(shop: pd.DataFrame) -> None:
+    returned = _orders([("u7", "o9", "2024-03-22", ["A"])]).assign(amount=-1.0)
+    model = BuyAgainRecommender(top=1, popularity_days=90)
+    kept = model.fit(shop, AS_OF).recommend(["u7"])
+    assert kept["item_id"].tolist() == ["A"]
+    gone = model.fit(pd.concat([shop, returned]), AS_OF).recommend(["u7"])
+    assert gone["item_id"].tolist() == ["E"]  # the popularity fill: u7 owns no item now

@@ -92,6 +92,8 @@ class _Recommender:
         require_items(transactions)
         lines = purchase_lines(transactions, as_of)
         self.as_of_ = pd.Timestamp(as_of)
+        past = transactions.loc[(transactions[TIMESTAMP] <= as_of).to_numpy(), CUSTOMER_ID]
+        self.customers_ = np.sort(pd.unique(past.astype("str")))
         self.history_ = customer_history(lines, self.as_of_, self.half_life_days)
         self.popular_ = popular_items(lines, self.as_of_, self.popularity_days)
         return lines
@@ -109,7 +111,7 @@ class _Recommender:
         Parameters
         ----------
         customers
-            Ids to recommend for (default: every customer with a purchase up to as-of);
+            Ids to recommend for (default: every customer with a transaction up to as-of);
             ids unknown to the fit get the popularity fill. Work runs in chunks of
             ``batch_size`` customers.
         top
@@ -120,7 +122,7 @@ class _Recommender:
         k = self.top if top is None else top
         if not isinstance(k, int | np.integer) or k < 1:
             raise ConfigError(f"top must be a positive integer, got {k!r}")
-        wanted = self.history_[CUSTOMER_ID] if customers is None else list(customers)
+        wanted = self.customers_ if customers is None else list(customers)
         return self._recommend(wanted, int(k), self.history_)
 
     def recommend_history(
@@ -398,17 +400,18 @@ def require_items(transactions: pd.DataFrame) -> None:
 def purchase_lines(transactions: pd.DataFrame, as_of: pd.Timestamp) -> pd.DataFrame:
     """Purchase lines up to ``as_of`` (positive amount, known item) with their basket.
 
-    The basket is ``order_id`` where present, else the customer and the calendar day
-    (the item column must exist; a few customers' rows may name no item).
+    Items a customer returned in full (net amount of the customer's rows of the item up to
+    ``as_of`` at most 0) are left out: a return says they did not want it. The basket is
+    ``order_id`` where present, else the customer and the calendar day (the item column must
+    exist; a few customers' rows may name no item).
     """
     if ITEM_ID not in transactions.columns:
         require_items(transactions)
-    keep = (
-        (transactions[TIMESTAMP] <= as_of)
-        & (transactions[AMOUNT] > 0)
-        & transactions[ITEM_ID].notna()
-    ).to_numpy()
-    tx = transactions.loc[keep]
+    known = ((transactions[TIMESTAMP] <= as_of) & transactions[ITEM_ID].notna()).to_numpy()
+    past = transactions.loc[known]
+    pair = [past[CUSTOMER_ID], past[ITEM_ID]]
+    kept = past[AMOUNT].groupby(pair, sort=False).transform("sum") > 0
+    tx = past.loc[(past[AMOUNT] > 0) & kept]
     day = tx[TIMESTAMP].dt.floor("D")
     if ORDER_ID in tx.columns:
         basket = tx[ORDER_ID].astype("str")
