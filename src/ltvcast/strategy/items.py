@@ -93,7 +93,7 @@ class _Recommender:
         lines = purchase_lines(transactions, as_of)
         self.as_of_ = pd.Timestamp(as_of)
         past = transactions.loc[(transactions[TIMESTAMP] <= as_of).to_numpy(), CUSTOMER_ID]
-        self.customers_ = np.sort(pd.unique(past.astype("str")))
+        self.customers_ = np.sort(past.astype("str").unique())
         self.history_ = customer_history(lines, self.as_of_, self.half_life_days)
         self.popular_ = popular_items(lines, self.as_of_, self.popularity_days)
         return lines
