@@ -162,6 +162,13 @@ def one_after_other(first: Callable[[], A], second: Callable[[], B]) -> tuple[A,
     return first(), second()
 
 
+def check_scorable(scoring: ScoringModel) -> None:
+    """Refuse a model whose forecasts are not a function of each customer's own rows alone
+    (only BTYD models are scored bucket by bucket)."""
+    if not isinstance(scoring.forecaster.chosen, BTYDForecaster):
+        raise ConfigError(partitioned_models_message(scoring.chosen_name, scoring=True))
+
+
 class BucketJob:
     """A job's resolved times and the fit on its gathered buckets; a subclass maps the
     buckets and sets :attr:`_gathered` (see :func:`gather`)."""

@@ -50,6 +50,7 @@ from ltvcast.engine.jobs import (
     Pair,
     Predicted,
     check_date_order,
+    check_scorable,
     clean_part,
     gather,
 )
@@ -61,9 +62,7 @@ from ltvcast.engine.partition import (
     read_source,
     split_table,
 )
-from ltvcast.engine.plan import partitioned_models_message
 from ltvcast.exceptions import ConfigError, SchemaError
-from ltvcast.models.btyd import BTYDForecaster
 from ltvcast.pipeline import ScoringModel, load_scoring_model
 from ltvcast.timeframe import Horizon
 
@@ -253,8 +252,7 @@ class LocalJob(BucketJob):
             When the model's forecasts are not a function of each customer's own rows alone
             (only BTYD models are scored in buckets), or the job keeps no buckets.
         """
-        if not isinstance(scoring.forecaster.chosen, BTYDForecaster):
-            raise ConfigError(partitioned_models_message(scoring.chosen_name, scoring=True))
+        check_scorable(scoring)
         if not self.keep:
             raise ConfigError("LocalJob: a job made with keep=False scores nothing")
         when = self.as_of

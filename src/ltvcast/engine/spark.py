@@ -54,13 +54,13 @@ from ltvcast.engine.jobs import (
     Cleaned,
     Predicted,
     check_date_order,
+    check_scorable,
     clean_part,
     gather,
 )
 from ltvcast.engine.partition import BLANKS, MISSING, ROW, numbered
-from ltvcast.engine.plan import BUCKET_ROWS, partitioned_models_message
+from ltvcast.engine.plan import BUCKET_ROWS
 from ltvcast.exceptions import ConfigError, LTVError, SchemaError
-from ltvcast.models.btyd import BTYDForecaster
 from ltvcast.pipeline import ScoringModel, load_scoring_model
 from ltvcast.timeframe import Horizon
 
@@ -271,8 +271,7 @@ class SparkJob(BucketJob):
         ConfigError
             For a model that is not a BTYD model, or an ``out`` that names a CSV file.
         """
-        if not isinstance(scoring.forecaster.chosen, BTYDForecaster):
-            raise ConfigError(partitioned_models_message(scoring.chosen_name, scoring=True))
+        check_scorable(scoring)
         target = str(out)
         if table_suffix(Path(target)) not in ("", ".parquet", ".pq"):
             raise ConfigError(

@@ -36,7 +36,7 @@ and ``value_exponent=0``: weighting baskets by the buyers' value moved hit rates
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Protocol
+from typing import Protocol, Self
 
 import duckdb
 import numpy as np
@@ -87,6 +87,17 @@ class _Recommender:
             ):
                 raise ConfigError(f"{name} must be a positive number of days, got {value!r}")
 
+    def fit(
+        self,
+        transactions: pd.DataFrame,
+        as_of: pd.Timestamp,
+        customer_value: pd.Series | None = None,
+    ) -> Self:
+        """Learn the histories and popularity from rows up to ``as_of`` (``customer_value``
+        is part of the common interface; only :class:`ItemRecommender` uses it)."""
+        self._fit_common(transactions, as_of)
+        return self
+
     def _fit_common(self, transactions: pd.DataFrame, as_of: pd.Timestamp) -> pd.DataFrame:
         self._check()
         require_items(transactions)
@@ -117,13 +128,9 @@ class _Recommender:
         top
             Items per customer (default: the ``top`` hyperparameter).
         """
-        if not hasattr(self, "history_"):
-            raise NotFittedError(f"{type(self).__name__} is not fitted; call fit() first")
-        k = self.top if top is None else top
-        if not isinstance(k, int | np.integer) or k < 1:
-            raise ConfigError(f"top must be a positive integer, got {k!r}")
+        k = self._top(top)
         wanted = self.customers_ if customers is None else list(customers)
-        return self._recommend(wanted, int(k), self.history_)
+        return self._recommend(wanted, k, self.history_)
 
     def recommend_history(
         self,
@@ -136,15 +143,20 @@ class _Recommender:
         the rows of ``transactions`` up to ``as_of`` (a fresher history than the fit's, e.g.
         one customer's after a new purchase), with the item relations and popularity learned
         at fit; otherwise as :meth:`recommend`."""
+        k = self._top(top)
+        lines = purchase_lines(transactions, as_of)
+        history = customer_history(lines, pd.Timestamp(as_of), self.half_life_days)
+        wanted = transactions[CUSTOMER_ID].unique() if customers is None else customers
+        return self._recommend(wanted, k, history)
+
+    def _top(self, top: int | None) -> int:
+        """Items per customer for a call (checked), once fitted."""
         if not hasattr(self, "history_"):
             raise NotFittedError(f"{type(self).__name__} is not fitted; call fit() first")
         k = self.top if top is None else top
         if not isinstance(k, int | np.integer) or k < 1:
             raise ConfigError(f"top must be a positive integer, got {k!r}")
-        lines = purchase_lines(transactions, as_of)
-        history = customer_history(lines, pd.Timestamp(as_of), self.half_life_days)
-        wanted = transactions[CUSTOMER_ID].unique() if customers is None else customers
-        return self._recommend(wanted, int(k), history)
+        return int(k)
 
     def _recommend(self, wanted: Iterable[str], k: int, history: pd.DataFrame) -> pd.DataFrame:
         ids = pd.Series(pd.unique(pd.Series(list(wanted), dtype="str")), dtype="str")
@@ -265,7 +277,7 @@ class ItemRecommender(_Recommender):
         transactions: pd.DataFrame,
         as_of: pd.Timestamp,
         customer_value: pd.Series | None = None,
-    ) -> ItemRecommender:
+    ) -> Self:
         """Learn item neighbours, histories and popularity from rows up to ``as_of``.
 
         Parameters
@@ -332,17 +344,6 @@ class PopularityRecommender(_Recommender):
         self.popularity_days = popularity_days
         self.batch_size = batch_size
 
-    def fit(
-        self,
-        transactions: pd.DataFrame,
-        as_of: pd.Timestamp,
-        customer_value: pd.Series | None = None,
-    ) -> PopularityRecommender:
-        """Count each item's distinct buyers in the window before ``as_of``
-        (``customer_value`` is accepted for the common interface and unused)."""
-        self._fit_common(transactions, as_of)
-        return self
-
 
 class BuyAgainRecommender(_Recommender):
     """The customer's own items by recency-weighted purchase-day count, then popularity."""
@@ -361,17 +362,6 @@ class BuyAgainRecommender(_Recommender):
         self.half_life_days = half_life_days
         self.popularity_days = popularity_days
         self.batch_size = batch_size
-
-    def fit(
-        self,
-        transactions: pd.DataFrame,
-        as_of: pd.Timestamp,
-        customer_value: pd.Series | None = None,
-    ) -> BuyAgainRecommender:
-        """Learn histories and popularity from rows up to ``as_of`` (``customer_value``
-        is accepted for the common interface and unused)."""
-        self._fit_common(transactions, as_of)
-        return self
 
     def _candidates(self, con: duckdb.DuckDBPyConnection) -> str:
         return f"SELECT {CUSTOMER_ID}, {ITEM_ID}, weight AS score FROM _hist"
