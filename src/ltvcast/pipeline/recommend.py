@@ -48,7 +48,7 @@ class Recommender:
     top: int = 10
     policy: ActionPolicy = field(default_factory=ActionPolicy)
     with_items: bool = True
-    items_: ItemRecommender | None = None
+    items_: ItemRecommender | None = field(default=None, init=False)
 
     def fit(
         self, data: CustomerData, as_of: pd.Timestamp, scored: pd.DataFrame | None = None
