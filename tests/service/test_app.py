@@ -18,7 +18,7 @@ from ltvcast.features.rfm import customer_history
 from ltvcast.scoring.artifacts import load_model
 from ltvcast.scoring.single import parse_score_request
 from ltvcast.service import create_app
-from ltvcast.service.state import ANSWER_FIELDS
+from ltvcast.service.bundle import ANSWER_FIELDS
 from ltvcast.timeframe import parse_horizons
 
 from .conftest import TOKEN

@@ -13,7 +13,8 @@ import pytest
 from ltvcast.data.schemas import CustomerData
 from ltvcast.data.store import Store
 from ltvcast.pipeline import load_scoring_model
-from ltvcast.service.state import FILL_SLICE, AnswerCache, Service
+from ltvcast.service.bundle import AnswerCache
+from ltvcast.service.state import FILL_SLICE, Service
 
 COLUMNS = ("predicted_value", "predicted_purchases", "p_active")
 

@@ -1,19 +1,19 @@
-"""The service's state: store, event log, customer history, the current model and its cache.
+"""The service's state: store, event log, customer history and the current model bundle.
 
-The model in use is one immutable :class:`Model` bundle (scoring model, online scorer, segment
-cuts, version, answer cache) behind a single reference, so a reload builds the new bundle
-completely and then swaps that reference: no request sees a half-loaded model. Customer
-histories are shared across reloads (they do not depend on the model). What an answer holds
-comes from :mod:`ltvcast.pipeline`; this module only caches and versions it.
+The model in use is one immutable :class:`~ltvcast.service.bundle.Model` bundle (scoring
+model, online scorer, segment cuts, version, answer cache) behind a single reference, so a
+reload builds the new bundle completely and then swaps that reference: no request sees a
+half-loaded model. Customer histories are shared across reloads (they do not depend on the
+model). What an answer holds comes from :mod:`ltvcast.pipeline`; the service only caches and
+versions it.
 
 Nothing is scored before the service answers, at start-up or reload: the history holds
 per-customer running aggregates (:class:`~ltvcast.scoring.stored.StoreHistory`; rows stay in
-the store), segment cuts not in the model are fitted on the forecasts of
-:data:`SEGMENT_SAMPLE` customers, and the forecasts of everyone at the bundle's as-of are
-filled in afterwards, :data:`FILL_SLICE` customers per step on a worker thread, into compact
-columns (:class:`Filled`, about 50 bytes per customer). A customer read before their slice
-is filled, or with a new event since, is scored on the spot and kept in a
-least-recently-used cache of :data:`ANSWER_CACHE` answers.
+the store), the bundle is prepared without scoring everyone
+(:func:`~ltvcast.service.bundle.prepare_bundle`), and the forecasts of everyone at its as-of
+are filled in afterwards, :data:`FILL_SLICE` customers per step on a worker thread. A
+customer read before their slice is filled, or with a new event since, is scored on the spot
+and kept in the bundle's answer cache.
 """
 
 from __future__ import annotations
@@ -21,15 +21,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
-import hashlib
 import logging
 import sys
 import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from itertools import repeat
 from pathlib import Path
 from typing import Any
 
@@ -37,14 +33,14 @@ import numpy as np
 import pandas as pd
 from starlette.concurrency import run_in_threadpool
 
-from ltvcast.data.schemas import CUSTOMER_ID, CustomerData
+from ltvcast.data.schemas import CUSTOMER_ID
 from ltvcast.data.store import Store
 from ltvcast.exceptions import ConfigError, InsufficientDataError, LTVError
-from ltvcast.features.running import VersionSnapshot
-from ltvcast.pipeline import FORECAST_COLUMNS, ScoringModel, label_segments, load_scoring_model
-from ltvcast.scoring.artifacts import MANIFEST
+from ltvcast.pipeline import load_scoring_model
 from ltvcast.scoring.online import OnlineScorer
 from ltvcast.scoring.stored import StoreHistory
+from ltvcast.service.bundle import ANSWER_FIELDS, model_version, prepare_bundle
+from ltvcast.service.details import add_details
 from ltvcast.service.events import (
     POSITION,
     batch_conflicts,
@@ -59,7 +55,6 @@ from ltvcast.service.recommend import ItemRelations, recommend_one
 from ltvcast.service.wire import (
     CurvePoint,
     CustomerOut,
-    Driver,
     EventsOut,
     Forecast,
     HealthOut,
@@ -68,13 +63,10 @@ from ltvcast.service.wire import (
     Rejection,
     ReloadOut,
 )
-from ltvcast.strategy.segments import FittedSegmentRules
 from ltvcast.timeframe import Horizon, to_naive_utc
 
 log = logging.getLogger("ltvcast.service")
 
-#: The cached answer of a customer, in order: forecast columns, then segment, as-of, model.
-ANSWER_FIELDS = (*FORECAST_COLUMNS, "segment", "as_of", "model_version")
 #: An ingest touching at least this many customers queues them for one batch rescoring.
 BATCH_RESCORE_MIN = 32
 #: Ingestion pauses this many times as long as each of its steps on the event loop took, so
@@ -84,97 +76,16 @@ INGEST_YIELD = 1.0
 RESCORE_SLICE = 256
 #: Default tolerance for event times after the server's clock (client clocks drift).
 MAX_FUTURE = pd.Timedelta(minutes=15)
-#: Customer answers kept per model (least recently used evicted first): about 0.5 KB
-#: each, so 50 MB at most; an evicted customer is scored again on the next read.
-ANSWER_CACHE = 100_000
 #: Customers forecast in one step of the background fill (on a worker thread, the history
 #: held: about 60 ms for a BTYD model; the fill then pauses as long).
 FILL_SLICE = 16_384
 #: Seconds between checks for a new model bundle to fill once the current one is full.
 FILL_IDLE_S = 0.5
-#: Customers whose forecasts fit the segment cuts when the model carries none (spread
-#: evenly over the customers; all of them in a smaller store).
-SEGMENT_SAMPLE = 20_000
-#: Customers on whom the running-summaries path is checked against ``predict``.
-FAST_PATH_CHECK = 256
 
 
 def utc_now() -> pd.Timestamp:
     """The wall clock in naive UTC (the service's only reading of it)."""
     return to_naive_utc(pd.Timestamp.now(tz="UTC"))
-
-
-Answers = dict[str, tuple[tuple[int, int], tuple[Any, ...]]]
-
-
-class AnswerCache:
-    """Customer answers (history version, values) bounded to ``size``, the least recently
-    used evicted first."""
-
-    def __init__(self, size: int = ANSWER_CACHE) -> None:
-        self.size = size
-        self._entries: OrderedDict[str, tuple[tuple[int, int], tuple[Any, ...]]] = OrderedDict()
-
-    def __len__(self) -> int:
-        return len(self._entries)
-
-    def __contains__(self, customer_id: object) -> bool:
-        return customer_id in self._entries
-
-    def __getitem__(self, customer_id: str) -> tuple[tuple[int, int], tuple[Any, ...]]:
-        return self._entries[customer_id]
-
-    def get(self, customer_id: str) -> tuple[tuple[int, int], tuple[Any, ...]] | None:
-        """The customer's entry (now the most recently used), or ``None``."""
-        entry = self._entries.get(customer_id)
-        if entry is not None:
-            self._entries.move_to_end(customer_id)
-        return entry
-
-    def update(self, answers: Answers) -> None:
-        """Add or replace entries, evicting the least recently used beyond ``size``."""
-        entries = self._entries
-        for customer_id, entry in answers.items():
-            entries[customer_id] = entry
-            entries.move_to_end(customer_id)
-        while len(entries) > self.size:
-            entries.popitem(last=False)
-
-
-class Filled:
-    """Forecasts at a bundle's as-of of the customers known when it was made, one row per
-    customer code (:meth:`VersionSnapshot.code
-    <ltvcast.features.running.VersionSnapshot.code>`), in numpy columns; a row is valid
-    once filled and while its customer has no new event."""
-
-    def __init__(self, n: int) -> None:
-        self.n = n
-        #: codes below this have been filled (or tried: customers without rows stay unset)
-        self.next = 0
-        self.columns = {name: np.full(n, np.nan) for name in FORECAST_COLUMNS}
-        self.present: set[str] = set()
-        self.segment = np.full(n, None, dtype=object)
-        self.done = np.zeros(n, dtype=bool)
-
-    def row(self, code: int) -> tuple[Any, ...] | None:
-        """The forecast columns (``None`` for columns the model does not give) and the
-        segment of a customer, or ``None`` when not filled."""
-        if code < 0 or code >= self.n or not self.done[code]:
-            return None
-        values = [
-            self.columns[name][code].item() if name in self.present else None
-            for name in FORECAST_COLUMNS
-        ]
-        return (*values, self.segment[code])
-
-    def put(self, codes: np.ndarray, frame: pd.DataFrame, segments: np.ndarray) -> None:
-        """Fill the rows ``codes`` from a forecast ``frame`` (same order) and its segments."""
-        for name in FORECAST_COLUMNS:
-            if name in frame.columns:
-                self.columns[name][codes] = frame[name].to_numpy(np.float64)
-                self.present.add(name)
-        self.segment[codes] = segments
-        self.done[codes] = True
 
 
 class HTTPProblem(Exception):
@@ -184,73 +95,6 @@ class HTTPProblem(Exception):
         super().__init__(message)
         self.status = status
         self.headers = headers
-
-
-@dataclass(frozen=True)
-class Model:
-    """Everything that changes when the model does; swapped as one reference."""
-
-    scoring: ScoringModel
-    scorer: OnlineScorer
-    version: str
-    #: The model's own cuts, or cuts fitted on a sample of the store's forecasts.
-    rules: FittedSegmentRules | None
-    #: The stream clock when the bundle was made: customers without a new event since
-    #: are forecast at it (``None``: an empty store).
-    as_of: pd.Timestamp | None = None
-    #: History epoch and per-customer versions when the bundle was made.
-    base: tuple[int, VersionSnapshot] | None = None
-    #: Everyone's forecast at ``as_of``, filled in the background (see :class:`Filled`).
-    filled: Filled = field(default_factory=lambda: Filled(0))
-    #: customer -> (history version the answer reflects, answer values in ANSWER_FIELDS
-    #: order); tuples rather than dicts: cheap to build by the thousand, light for the GC
-    answers: AnswerCache = field(default_factory=AnswerCache)
-
-    def as_of_for(self, customer_id: str, version: tuple[int, int]) -> pd.Timestamp | None:
-        """The bundle's as-of for a customer without a new event since it was made, else
-        ``None`` (the stream clock)."""
-        if self.base is None or version != (self.base[0], self.base[1].get(customer_id)):
-            return None
-        return self.as_of
-
-    def fill_step(self, ids: np.ndarray, size: int) -> int:
-        """Fill the next ``size`` rows of :attr:`filled` (``ids``: the customers by code,
-        :meth:`CustomerHistory.ids <ltvcast.scoring.history.CustomerHistory.ids>`), all
-        vectorised; customers with a new event since are skipped (scored on read).
-        Returns how many customers were forecast."""
-        filled, history = self.filled, self.scorer.history
-        start = filled.next
-        stop = min(filled.n, start + size)
-        filled.next = stop
-        if self.base is None or self.as_of is None or start >= stop:
-            return 0
-        with history.lock:  # no event learned between the check and the scoring
-            unchanged = np.flatnonzero(~history.changed(self.base, start, stop))
-            scored = self.scorer.rescore(ids[start + unchanged].tolist(), self.as_of)
-        frame = scored.frame
-        codes = start + pd.Index(ids[start:stop]).get_indexer(frame[CUSTOMER_ID])
-        filled.put(codes, frame, label_segments(self.rules, frame, scored.stats).to_numpy())
-        return len(frame)
-
-    def answer_batch(
-        self,
-        frame: pd.DataFrame,
-        stats: pd.DataFrame,
-        as_of: pd.Timestamp,
-        versions: Sequence[tuple[int, int]],
-    ) -> Answers:
-        """Cache entries for a batch forecast (``versions[i]``: the history version row ``i``
-        reflects; ``stats``: tenure and purchases in the same rows as ``frame``)."""
-        segments = label_segments(self.rules, frame, stats).tolist()
-        n = len(frame)
-        columns = [
-            frame[name].tolist() if name in frame.columns else [None] * n
-            for name in FORECAST_COLUMNS
-        ]
-        fixed = (repeat(as_of, n), repeat(self.version, n))
-        values = zip(*columns, segments, *fixed, strict=True)
-        ids = frame[CUSTOMER_ID].tolist()
-        return dict(zip(ids, zip(versions, values, strict=True), strict=True))
 
 
 class Service:
@@ -275,7 +119,7 @@ class Service:
         self.history = StoreHistory(self.store, self._limit())
         self.relations = ItemRelations()
         scorer = OnlineScorer(scoring.forecaster, history=self.history)
-        self.model = _prepare(scoring, scorer, _model_version(model_dir, scoring))
+        self.model = prepare_bundle(scoring, scorer, model_version(model_dir, scoring))
         self.metrics.counters["events_ingested"] = 0
         self._gauges()
         # customers with new events, rescored together in the background (one vectorised
@@ -422,7 +266,7 @@ class Service:
             own = scorer.history.customer_data(customer_id)
             assert own is not None  # a known customer
             try:
-                _extend(model.scoring, own, out, explain, horizons, discount_rate, intervals)
+                add_details(model.scoring, own, out, explain, horizons, discount_rate, intervals)
             except ConfigError as err:  # a model without explanations, curves or intervals
                 raise HTTPProblem(422, str(err)) from err
         return out
@@ -473,7 +317,7 @@ class Service:
             try:
                 scoring = load_scoring_model(self.model_dir)
                 scorer = OnlineScorer(scoring.forecaster, history=old.scorer.history)
-                new = _prepare(scoring, scorer, _model_version(self.model_dir, scoring))
+                new = prepare_bundle(scoring, scorer, model_version(self.model_dir, scoring))
             except Exception as err:
                 self.metrics.inc("model_reload_failures")
                 reason = str(err) if isinstance(err, LTVError) else f"{type(err).__name__}: {err}"
@@ -580,72 +424,6 @@ class _Pacer:
     async def pause(self) -> None:
         await asyncio.sleep(self.ratio * (time.perf_counter() - self.started))
         self.started = time.perf_counter()
-
-
-def _prepare(scoring: ScoringModel, scorer: OnlineScorer, version: str) -> Model:
-    """The bundle of a model: its own segment cuts or cuts fitted on the forecasts of
-    :data:`SEGMENT_SAMPLE` customers (see :meth:`~ltvcast.pipeline.ScoringModel.cuts_for`),
-    the fast rescoring path checked against ``predict`` on :data:`FAST_PATH_CHECK`;
-    everyone's forecasts are filled in later (:meth:`Model.fill_step`)."""
-    as_of = scorer.clock
-    history = scorer.history
-    base = history.versions()
-    if as_of is not None:
-        scorer.check_fast_path(history.sample(FAST_PATH_CHECK), as_of)
-    rules = scoring.rules
-    if rules is None and as_of is not None:
-        sample = scorer.rescore(history.sample(SEGMENT_SAMPLE), as_of).frame
-        rules = scoring.cuts_for(sample)
-    return Model(scoring, scorer, version, rules, as_of, base, Filled(len(base[1])))
-
-
-def _extend(
-    scoring: ScoringModel,
-    own: CustomerData,
-    out: CustomerOut,
-    explain: int,
-    horizons: Sequence[Horizon] | None,
-    discount_rate: float | None,
-    intervals: bool,
-) -> None:
-    """Add to ``out`` what a customer request asked for beyond the forecast, computed from
-    the customer's own rows at the forecast's as-of."""
-    when = pd.Timestamp(out.as_of)
-    if explain > 0:
-        drivers = scoring.explain(own, top=explain, as_of=when)
-        out.base_value = float(drivers["base_value"].iloc[0])
-        out.drivers = [
-            Driver(feature=str(f), contribution=float(c))
-            for f, c in zip(drivers["feature"], drivers["contribution"], strict=True)
-        ]
-    if intervals and out.value_p10 is None:
-        bands = scoring.predict(own, when, intervals=True).iloc[0]
-        out.value_p10, out.value_p90 = float(bands["value_p10"]), float(bands["value_p90"])
-    if horizons is not None or discount_rate is not None:
-        spans = horizons or (scoring.horizon,)
-        table = scoring.predict_curve(own, when, spans, discount_rate=discount_rate)
-        out.curve = _curve_points(table.iloc[0], spans)
-
-
-#: Quantities of a curve point, as the curve columns name them.
-_CURVE = ("purchases", "value", "p_alive", "discounted_value")
-
-
-def _curve_points(row: pd.Series, horizons: Sequence[Horizon]) -> list[CurvePoint]:
-    """One customer's curve columns (``purchases_30d`` ...) as points."""
-    return [
-        CurvePoint(
-            horizon=str(h),
-            **{k: float(row[f"{k}_{h}"]) for k in _CURVE if f"{k}_{h}" in row.index},
-        )
-        for h in horizons
-    ]
-
-
-def _model_version(model_dir: Path, scoring: ScoringModel) -> str:
-    """``<model>-<first 12 hex of the manifest's sha256>``."""
-    digest = hashlib.sha256((model_dir / MANIFEST).read_bytes()).hexdigest()[:12]
-    return f"{scoring.name}-{digest}"
 
 
 #: How long a thread may hold the interpreter before another gets it (Python's default is
