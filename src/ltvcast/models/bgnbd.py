@@ -288,7 +288,9 @@ class BetaGeoModel(PopulationModel):
         r, alpha, a, b = self._params()
         x, tx, t_cal = self._check(frequency, recency, T)
         w = np.ones_like(x) if weights is None else as_float_array("weights", weights, x.size)
-        ll, _ = _loglik_and_grad(np.log([r, alpha, a, b]), x, tx, t_cal, self._SHIFT)
+        ll, _ = _loglik_and_grad(
+            np.log([r, alpha, a, b]), x, tx, t_cal, self._SHIFT, gradient=False
+        )
         return float(w @ ll)
 
     def p_alive(self, frequency: ArrayLike, recency: ArrayLike, T: ArrayLike) -> FloatArray:
@@ -441,12 +443,19 @@ def _phase_times(tx: FloatArray, t_cal: FloatArray, alpha: Param, k: int) -> Flo
 
 
 def _loglik_and_grad(
-    theta: FloatArray, x: FloatArray, tx: FloatArray, t_cal: FloatArray, shift: int, k: int = 1
+    theta: FloatArray,
+    x: FloatArray,
+    tx: FloatArray,
+    t_cal: FloatArray,
+    shift: int,
+    k: int = 1,
+    *,
+    gradient: bool = True,
 ) -> tuple[FloatArray, FloatArray]:
     """Per-row log-likelihood and its gradient in ``log(r, alpha, a, b)``
     (:func:`loglik_and_grad_rows` at ``exp(theta)``)."""
     r, alpha, a, b = np.exp(theta)
-    return loglik_and_grad_rows((r, alpha, a, b), x, tx, t_cal, shift, k)
+    return loglik_and_grad_rows((r, alpha, a, b), x, tx, t_cal, shift, k, gradient=gradient)
 
 
 def loglik_and_grad_rows(
@@ -456,6 +465,8 @@ def loglik_and_grad_rows(
     t_cal: FloatArray,
     shift: int,
     k: int = 1,
+    *,
+    gradient: bool = True,
 ) -> tuple[FloatArray, FloatArray]:
     """Per-row log-likelihood and its gradient in the logs of ``params = (r, alpha, a, b)``,
     each a float or one value per row (covariates, Fader & Hardie 2007): column ``j`` of the
@@ -470,6 +481,8 @@ def loglik_and_grad_rows(
     ``(k - 1) litt - x log((k - 1)!)`` of the Erlang densities does not depend on the
     parameters and is left out here. Special functions of ``x`` and the parameters are
     evaluated once per distinct ``x`` (once per row when ``a`` or ``b`` differ by row).
+    ``gradient=False`` skips the gradient (an empty ``(rows, 0)`` array): about half the work,
+    for a likelihood alone.
     """
     r, alpha, a, b = params
     if np.ndim(a) or np.ndim(b):
@@ -495,6 +508,8 @@ def loglik_and_grad_rows(
     top = np.maximum(term_alive, term_dead)
     lse = top + np.log(np.exp(term_alive - top) + np.exp(term_dead - top))
     ll = head + lse
+    if not gradient:
+        return ll, np.empty((x.size, 0))
     w_alive = np.exp(term_alive - lse)
     w_dead = 1.0 - w_alive
 
