@@ -18,7 +18,10 @@ CDNOW (the issue's small-end target): ``ltvcast forecast`` on ``CDNOW_master.txt
 39-week split, and ``train`` + ``predict``, against one whole lifetimes job on the same file;
 median of ``--repeat`` runs each. ltvcast's CLI runs numpy's BLAS single-threaded
 (``ltvcast.cli._app.BLAS_THREADS``); the lifetimes job runs as installed, and once more with
-the same setting, so that the comparison shows both.
+the same setting, so that the comparison shows both. Two more rows time the imports alone:
+the libraries a forecast cannot do without (:data:`FLOOR`), against ``import lifetimes``,
+the floor under any ratio a whole process can reach; CPU ratios are printed beside the wall
+ones (on a loaded machine the wall includes waiting for a core).
 
 Prints a markdown snippet and writes it to ``bench/out/scale.md``. Timings on a shared
 machine are noisy: the load average at the start and the end is printed with them.
@@ -50,6 +53,10 @@ REPO = HERE.parent
 OUT = HERE / "out" / "scale.md"
 DATA = Path(os.environ.get("LTVCAST_DATA", REPO.parent / "shared" / "data"))
 TIME = "/usr/bin/time"  # GNU time: each process's own peak memory
+#: What a CDNOW forecast cannot do without (its floor): pandas, the BTYD special functions
+#: and scipy's optimiser; typer and rich (the CLI), pydantic (typer 0.29 coerces every
+#: option through it).
+FLOOR = "pandas, scipy.special, scipy.optimize, typer, rich.console, pydantic"
 CDNOW = ["--time-col", "date", "--amount-col", "dollar_value", "--quantity-col", "number_of_cds"]
 HEADER = [
     "| run | engine | wall s | CPU s | peak RSS GiB | tree RSS GiB | customers/s |",
@@ -296,15 +303,23 @@ def cdnow_section(repeat: int, lifetimes: bool) -> list[str]:
         job = lifetimes_job("cdnow", source, folder / "l.csv", "1997-09-30", 273)
         plain = median_run(job, repeat)
         single = median_run(job, repeat, env={"OPENBLAS_NUM_THREADS": "1"})
+        floor = median_run([sys.executable, "-c", f"import {FLOOR}"], repeat)
+        theirs = median_run([sys.executable, "-c", "import lifetimes"], repeat)
         both = train.wall + predict.wall
         return [
             *lines,
             row("lifetimes job (read, BG/NBD + Gamma-Gamma, write), as installed", None, plain),
             row("lifetimes job, `OPENBLAS_NUM_THREADS=1`", None, single),
+            row(f"imports alone: `python -c 'import {FLOOR}'`", None, floor),
+            row("imports alone: `python -c 'import lifetimes'`", None, theirs),
             "",
             f"ltvcast / lifetimes wall (as installed; single-threaded BLAS): forecast "
             f"{forecast.wall / plain.wall:.2f}; {forecast.wall / single.wall:.2f}, train + "
-            f"predict {both / plain.wall:.2f}; {both / single.wall:.2f} (target: at most 0.5).",
+            f"predict {both / plain.wall:.2f}; {both / single.wall:.2f} (target: at most 0.5). "
+            f"CPU: forecast {forecast.cpu / plain.cpu:.2f}, train + predict "
+            f"{(train.cpu + predict.cpu) / plain.cpu:.2f}. The libraries a forecast cannot do "
+            f"without take {floor.wall / plain.wall:.2f} of the lifetimes job to import "
+            f"({floor.wall:.2f} s; lifetimes' own import {theirs.wall:.2f} s).",
         ]
 
 

@@ -78,3 +78,23 @@ def test_chunks_are_written_one_at_a_time(tmp_path: Path, frame: pd.DataFrame, n
 
     write_table(chunks(), tmp_path / name)
     assert len(made) == 5
+
+
+def test_csv_floats_are_written_as_pandas_writes_them(tmp_path: Path) -> None:
+    # write_table formats float columns itself (faster); the bytes must be pandas' own.
+    values = np.array([1 / 3, np.nan, np.inf, -1e-7, 123456789.0, 0.0, 2.5e30])
+    frame = pd.DataFrame(
+        {
+            "customer_id": ["a", "b,c", 'd"e', "f", "g", "h", "i"],
+            "value": values,
+            "small": values.astype(np.float32),
+            "nullable": pd.array([0.5, None, 1.0, None, 2.0, 3.0, None], dtype="Float64"),
+            "count": np.arange(7),
+            "flag": [True, False] * 3 + [True],
+            "when": pd.date_range("2024-01-01", periods=7, freq="D"),
+        }
+    )
+    for float_format in ("%.6g", None):
+        ours = write_table(frame, tmp_path / "ours.csv", float_format=float_format)
+        frame.to_csv(tmp_path / "pandas.csv", index=False, float_format=float_format)
+        assert ours.read_bytes() == (tmp_path / "pandas.csv").read_bytes()

@@ -38,17 +38,15 @@ def test_which_models_are_fitted_from_summaries(model: str, fits: bool) -> None:
 @pytest.mark.realdata
 @pytest.mark.parametrize("model", ["btyd", "pnbd", "bgcnbd"])
 def test_the_summary_fit_is_the_in_memory_fit(cdnow_master: Path, model: str) -> None:
-    """Merged purchase rows with weights (or CNBD-k's per-customer rows) give the same
-    parameters, to the last bit, as the forecaster's own fit."""
+    """The summary's purchase rows (with CNBD-k's litt) give the same parameters, to the
+    last bit, as the forecaster's own fit."""
     data, _ = load_customer_data(cdnow_master, columns=CDNOW_COLUMNS)
     as_of, horizon = pd.Timestamp("1997-09-30 23:59:59.999999"), parse_horizon("39w")
     forecaster = create(model)
     assert isinstance(forecaster, BTYDForecaster)
     rfm, _ = summarise_bucket(data, as_of, with_litt=needs_litt(forecaster))
     rows = purchase_rows(forecaster, rfm)
-    assert (rows.weights is None) is needs_litt(forecaster) and (LITT in rfm) is needs_litt(
-        forecaster
-    )
+    assert (rows.litt is not None) is needs_litt(forecaster) is (LITT in rfm)
     inputs = summary_inputs(forecaster, rfm)
     purchases = fit_purchases(forecaster, rows)
     spend = fit_spend(forecaster, spend_rows(forecaster, inputs))

@@ -10,7 +10,14 @@ import pandas as pd
 import pytest
 
 from ltvcast.data.io import read_table
-from ltvcast.engine.partition import Source, read_bucket, read_source, split_table
+from ltvcast.engine.jobs import NUMERIC_DATE
+from ltvcast.engine.partition import (
+    Source,
+    distinct_values,
+    read_bucket,
+    read_source,
+    split_table,
+)
 from ltvcast.engine.plan import count_rows
 from ltvcast.exceptions import SchemaError
 
@@ -113,3 +120,17 @@ def test_text_that_is_not_utf8_is_read_as_latin1(
 
     rows = pd.concat(read_source(con, path, split)).sort_index()
     assert rows["customer_id"].tolist() == read_table(path)["customer_id"].tolist() == ["abé", "b"]
+
+
+def test_numeric_dates_are_found_after_leading_spaces(
+    con: duckdb.DuckDBPyConnection, tmp_path: Path
+) -> None:
+    path = tmp_path / "tx.csv"
+    rows = ["2024-01-13", "  13/01/2024", "13/01/2024", "1.2.2024", "\t3/4/2024", "x 1/2/2024"]
+    path.write_text(
+        "customer_id,timestamp,amount\n" + "".join(f'c{i},"{t}",1\n' for i, t in enumerate(rows))
+    )
+    split = split_table(con, Source.of(con, path), "customer_id", 2, tmp_path / "buckets")
+    found = set(distinct_values(con, split, "timestamp", NUMERIC_DATE))
+    # as the trimmed values match: spaces (only) before the date are ignored, values kept
+    assert found == {"  13/01/2024", "13/01/2024", "1.2.2024"}

@@ -13,7 +13,13 @@ from scipy import integrate, stats
 from scipy.optimize import approx_fprime
 from scipy.special import hyp2f1
 
-from ltvcast.models.bgnbd import BetaGeoModel, ModifiedBetaGeoModel, _loglik_and_grad
+from ltvcast.models.bgnbd import (
+    BetaGeoModel,
+    ModifiedBetaGeoModel,
+    _loglik_and_grad,
+    compress_rows,
+    levels_of,
+)
 
 GOLDEN = json.loads((Path(__file__).parents[1] / "golden" / "cdnow_btyd.json").read_text())
 CDNOW = GOLDEN["bgnbd"]
@@ -219,3 +225,20 @@ def test_mbgnbd_matches_lifetimes(summary: pd.DataFrame) -> None:
     # Unlike BG/NBD, a one-time buyer's P(alive) falls with the time since that purchase.
     once = ref.p_alive(np.zeros(3), np.zeros(3), np.array([1.0, 10.0, 30.0]))
     assert np.all(np.diff(once) < 0) and once[0] < 1.0
+
+
+def test_compressed_rows_are_numpy_unique_rows() -> None:
+    rng = np.random.default_rng(3)
+    x = rng.integers(0, 4, 500).astype(float)
+    t_cal = rng.integers(1, 6, 500).astype(float)
+    tx = np.minimum(rng.integers(0, 6, 500).astype(float), t_cal) * (x > 0)
+    weights = rng.integers(1, 3, 500).astype(float)
+    (ux, utx, ut), summed = compress_rows((x, tx, t_cal), weights)
+    unique, inverse = np.unique(np.column_stack([x, tx, t_cal]), axis=0, return_inverse=True)
+    np.testing.assert_array_equal(np.column_stack([ux, utx, ut]), unique)
+    np.testing.assert_array_equal(summed, np.bincount(inverse.ravel(), weights=weights))
+    for values in (ux, x):  # sorted (the linear pass) and not
+        levels, idx = levels_of(values)
+        expected, expected_idx = np.unique(values, return_inverse=True)
+        np.testing.assert_array_equal(levels, expected)
+        np.testing.assert_array_equal(idx, expected_idx)

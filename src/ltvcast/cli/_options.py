@@ -276,10 +276,15 @@ def print_cleaning(report: CleaningReport) -> None:
 
 @contextmanager
 def step(message: str) -> Iterator[None]:
-    """Show a spinner with elapsed time while a step runs, then a check mark and its duration."""
+    """Show a spinner with elapsed time while a step runs (on a terminal), then a check mark
+    and its duration."""
+    start = time.perf_counter()
+    if not console.is_terminal:  # a transient spinner shows nothing there: load no rich.live
+        yield
+        console.print(f"[green]✓[/] {message} [dim]({time.perf_counter() - start:.1f}s)[/]")
+        return
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-    start = time.perf_counter()
     with Progress(
         SpinnerColumn(),
         TextColumn("{task.description}"),

@@ -151,14 +151,21 @@ def distinct_values(
     con: duckdb.DuckDBPyConnection, buckets: Buckets, column: str, like: str
 ) -> pd.Series:
     """The distinct values of text ``column`` across the buckets that match regex ``like``
-    (RE2 syntax), e.g. the dates whose day/month order a column decides."""
+    (RE2 syntax, anchored: ``^...``) after their leading spaces, e.g. the dates whose
+    day/month order a column decides.
+
+    The spaces are the regex's (``^ *``), not ``trim``'s: trimming every value took 60% of
+    the scan (2.6M rows: 0.9 s against 0.35 s).
+    """
+    if not like.startswith("^"):
+        raise ConfigError(f"distinct_values: the pattern must start with '^'; got {like!r}")
     files = ", ".join("'" + str(f).replace("'", "''") + "'" for part in buckets.files for f in part)
     name = '"' + column.replace('"', '""') + '"'
     sql = (
         f"SELECT DISTINCT CAST({name} AS VARCHAR) AS v FROM read_parquet([{files}]) "
-        f"WHERE regexp_matches(trim(CAST({name} AS VARCHAR)), ?)"
+        f"WHERE regexp_matches(CAST({name} AS VARCHAR), ?)"
     )
-    return con.execute(sql, [like]).df()["v"]
+    return con.execute(sql, ["^ *" + like[1:]]).df()["v"]
 
 
 def read_bucket(files: Sequence[Path]) -> pd.DataFrame:

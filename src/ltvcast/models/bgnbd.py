@@ -27,7 +27,6 @@ from collections.abc import Callable
 
 import numpy as np
 import numpy.typing as npt
-from scipy.optimize import minimize
 from scipy.special import betaln, digamma, gammaln, hyp2f1, logsumexp
 
 from ltvcast.exceptions import ConfigError, InsufficientDataError
@@ -131,6 +130,8 @@ def maximise_log_likelihood(
     InsufficientDataError
         When the search does not converge to a finite optimum.
     """
+    from scipy.optimize import minimize  # a fit's only: scoring processes never load it
+
     bounds = [(-LOG_BOUND, LOG_BOUND)] * len(x0)
     options: dict[str, float] = (
         {"maxfun": 2000, "ftol": 1e-13, "gtol": 1e-9}
@@ -150,14 +151,41 @@ def maximise_log_likelihood(
     return np.asarray(res.x, dtype=np.float64)
 
 
+def distinct_rows(*columns: FloatArray) -> tuple[tuple[FloatArray, ...], npt.NDArray[np.int64]]:
+    """The distinct rows of ``columns`` (sorted by the columns in order, as
+    ``np.unique(axis=0)`` gives them) and each row's index among them.
+
+    A lexsort, several times faster than ``np.unique(axis=0)`` on a million rows.
+    """
+    order = np.lexsort(columns[::-1])
+    ordered = [c[order] for c in columns]
+    starts = np.ones(order.size, dtype=bool)
+    starts[1:] = np.any([c[1:] != c[:-1] for c in ordered], axis=0)
+    index = np.empty(order.size, dtype=np.int64)
+    index[order] = np.cumsum(starts) - 1
+    return tuple(c[starts] for c in ordered), index
+
+
 def compress_rows(
     columns: tuple[FloatArray, ...], weights: FloatArray
 ) -> tuple[tuple[FloatArray, ...], FloatArray]:
-    """Collapse identical rows of ``columns`` into unique rows with summed ``weights``."""
-    stacked = np.column_stack(columns)
-    unique, inverse = np.unique(stacked, axis=0, return_inverse=True)
-    summed = np.bincount(inverse.ravel(), weights=weights, minlength=len(unique)).astype(np.float64)
-    return tuple(unique[:, i] for i in range(unique.shape[1])), summed
+    """Collapse identical rows of ``columns`` into unique rows (sorted: see
+    :func:`distinct_rows`) with summed ``weights``."""
+    unique, inverse = distinct_rows(*columns)
+    summed = np.bincount(inverse, weights=weights, minlength=unique[0].size).astype(np.float64)
+    return unique, summed
+
+
+def levels_of(x: FloatArray) -> tuple[FloatArray, npt.NDArray[np.intp]]:
+    """``np.unique(x, return_inverse=True)``, in one linear pass when ``x`` is sorted (the
+    rows :func:`compress_rows` gives a fit, whose likelihood asks for them at every step)."""
+    if x.size and bool(np.all(x[1:] >= x[:-1])):
+        starts = np.empty(x.size, dtype=bool)
+        starts[0] = True
+        np.not_equal(x[1:], x[:-1], out=starts[1:])
+        return x[starts], np.cumsum(starts) - 1
+    levels, idx = np.unique(x, return_inverse=True)
+    return levels, idx.ravel()
 
 
 def prepare_fit(
@@ -260,7 +288,9 @@ class BetaGeoModel(PopulationModel):
         r, alpha, a, b = self._params()
         x, tx, t_cal = self._check(frequency, recency, T)
         w = np.ones_like(x) if weights is None else as_float_array("weights", weights, x.size)
-        ll, _ = _loglik_and_grad(np.log([r, alpha, a, b]), x, tx, t_cal, self._SHIFT)
+        ll, _ = _loglik_and_grad(
+            np.log([r, alpha, a, b]), x, tx, t_cal, self._SHIFT, gradient=False
+        )
         return float(w @ ll)
 
     def p_alive(self, frequency: ArrayLike, recency: ArrayLike, T: ArrayLike) -> FloatArray:
@@ -413,12 +443,19 @@ def _phase_times(tx: FloatArray, t_cal: FloatArray, alpha: Param, k: int) -> Flo
 
 
 def _loglik_and_grad(
-    theta: FloatArray, x: FloatArray, tx: FloatArray, t_cal: FloatArray, shift: int, k: int = 1
+    theta: FloatArray,
+    x: FloatArray,
+    tx: FloatArray,
+    t_cal: FloatArray,
+    shift: int,
+    k: int = 1,
+    *,
+    gradient: bool = True,
 ) -> tuple[FloatArray, FloatArray]:
     """Per-row log-likelihood and its gradient in ``log(r, alpha, a, b)``
     (:func:`loglik_and_grad_rows` at ``exp(theta)``)."""
     r, alpha, a, b = np.exp(theta)
-    return loglik_and_grad_rows((r, alpha, a, b), x, tx, t_cal, shift, k)
+    return loglik_and_grad_rows((r, alpha, a, b), x, tx, t_cal, shift, k, gradient=gradient)
 
 
 def loglik_and_grad_rows(
@@ -428,6 +465,8 @@ def loglik_and_grad_rows(
     t_cal: FloatArray,
     shift: int,
     k: int = 1,
+    *,
+    gradient: bool = True,
 ) -> tuple[FloatArray, FloatArray]:
     """Per-row log-likelihood and its gradient in the logs of ``params = (r, alpha, a, b)``,
     each a float or one value per row (covariates, Fader & Hardie 2007): column ``j`` of the
@@ -442,13 +481,14 @@ def loglik_and_grad_rows(
     ``(k - 1) litt - x log((k - 1)!)`` of the Erlang densities does not depend on the
     parameters and is left out here. Special functions of ``x`` and the parameters are
     evaluated once per distinct ``x`` (once per row when ``a`` or ``b`` differ by row).
+    ``gradient=False`` skips the gradient (an empty ``(rows, 0)`` array): about half the work,
+    for a likelihood alone.
     """
     r, alpha, a, b = params
     if np.ndim(a) or np.ndim(b):
         levels, idx = x, np.arange(x.size)
     else:
-        levels, idx = np.unique(x, return_inverse=True)
-        idx = idx.ravel()
+        levels, idx = levels_of(x)
     has = (x > 0) | (shift > 0)
     # The "dead" branch exists for x >= 1 only in BG/NBD (its value at x = 0 is unused).
     lev_m = levels + shift if shift else np.maximum(levels, 1.0)
@@ -468,6 +508,8 @@ def loglik_and_grad_rows(
     top = np.maximum(term_alive, term_dead)
     lse = top + np.log(np.exp(term_alive - top) + np.exp(term_dead - top))
     ll = head + lse
+    if not gradient:
+        return ll, np.empty((x.size, 0))
     w_alive = np.exp(term_alive - lse)
     w_dead = 1.0 - w_alive
 

@@ -146,7 +146,9 @@ class BetaGeoCNBDModel(PopulationModel):
         k = self._k()
         x, tx, t_cal = check_rfm(frequency, recency, T)
         w = np.ones_like(x) if weights is None else as_float_array("weights", weights, x.size)
-        ll, _ = _loglik_and_grad(np.log([r, alpha, a, b]), x, tx, t_cal, self._SHIFT, k)
+        ll, _ = _loglik_and_grad(
+            np.log([r, alpha, a, b]), x, tx, t_cal, self._SHIFT, k, gradient=False
+        )
         if k > 1:
             if litt is None:
                 raise ConfigError(

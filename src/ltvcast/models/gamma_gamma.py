@@ -20,6 +20,7 @@ back to the constant spend, the repeat buyers' mean spend, for every customer;
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import cast
 
 import numpy as np
@@ -196,12 +197,7 @@ class GammaGammaModel:
         if self._is_constant():
             raise ConfigError(f"a degenerate Gamma-Gamma has no likelihood ({self.note_})")
         p, q, v = self._params()
-        x = as_float_array("frequency", frequency)
-        m = as_float_array("monetary_value", monetary_value, size=x.size)
-        w = np.ones_like(x) if weights is None else as_float_array("weights", weights, x.size)
-        keep = (x > 0) & (m > 0)
-        ll, _ = _loglik_and_grad(np.log([p, q, v]), _Rows(x[keep], m[keep], w[keep]))
-        return ll
+        return spend_log_likelihood(frequency, monetary_value, weights)(np.log([p, q, v]))
 
     def _is_constant(self) -> bool:
         return "mean_spend" in self._fitted()
@@ -227,6 +223,24 @@ class GammaGammaModel:
             return cast(tuple[float, float, float], self._rows)
         self._fitted()
         return self.params_["p"], self.params_["q"], self.params_["v"]
+
+
+def spend_log_likelihood(
+    frequency: ArrayLike, monetary_value: ArrayLike, weights: ArrayLike | None = None
+) -> Callable[[FloatArray], float]:
+    """The total log-likelihood of the usable rows (``frequency > 0``, spend > 0) as a
+    function of ``log(p, q, v)``, the rows prepared once (for many evaluations: the
+    covariance of :mod:`ltvcast.models.intervals`)."""
+    x = as_float_array("frequency", frequency)
+    m = as_float_array("monetary_value", monetary_value, size=x.size)
+    w = np.ones_like(x) if weights is None else as_float_array("weights", weights, x.size)
+    keep = (x > 0) & (m > 0)
+    rows = _Rows(x[keep], m[keep], w[keep])
+
+    def log_likelihood(theta: FloatArray) -> float:
+        return _loglik_and_grad(theta, rows)[0]
+
+    return log_likelihood
 
 
 class _Rows:
