@@ -233,6 +233,25 @@ class LocalJob(BucketJob):
     def _pair(self) -> Pair:
         return self._pool.pair
 
+    @property
+    def parts(self) -> list[Path]:
+        """The cleaned buckets' Parquet files (canonical transactions, every row; after
+        :meth:`clean`), one per bucket with rows."""
+        if not self.keep:
+            raise ConfigError("LocalJob: a job made with keep=False keeps no buckets")
+        return list(self._parts)
+
+    def map(self, fn: Callable[[T], R], tasks: Sequence[T]) -> list[R]:
+        """``[fn(task) for task in tasks]`` in the job's workers (``fn`` a module-level
+        function, as a worker gets it by name).
+
+        Raises
+        ------
+        MemoryError
+            When a worker dies (killed by the system, most often for memory).
+        """
+        return self._pool.map(fn, tasks)
+
     def predict(
         self,
         scoring: ScoringModel,
@@ -253,27 +272,34 @@ class LocalJob(BucketJob):
             (only BTYD models are scored in buckets), or the job keeps no buckets.
         """
         check_scorable(scoring)
-        if not self.keep:
-            raise ConfigError("LocalJob: a job made with keep=False scores nothing")
+        parts = self.parts
         when = self.as_of
         model_dir = scoring.save(self.root / "model")
         folder = self.root / "predictions"
         folder.mkdir(exist_ok=True)
         tasks = [
             _PredictTask(path, model_dir, when, horizons, discount_rate, folder / f"{i}.parquet")
-            for i, path in enumerate(self._parts)
+            for i, path in enumerate(parts)
         ]
         done = self._pool.map(_predict, tasks)
         customers = sum(rows for rows, _ in done)
         total = float(sum(value for _, value in done))
-        path = write_table(self._sorted([t.out for t in tasks]), out)
+        path = self.write_sorted([t.out for t in tasks], out)
         return Predicted(path, customers, total, when)
 
-    def _sorted(self, parts: list[Path]) -> Iterator[pd.DataFrame]:
-        """The prediction parts in customer order, one batch at a time (DuckDB sorts out of
-        core); an empty frame with the columns when no customer was scored."""
+    def write_sorted(
+        self, parts: list[Path], out: str | Path, by: Sequence[str] = (CUSTOMER_ID,)
+    ) -> Path:
+        """Write the rows of the Parquet ``parts`` to ``out`` (as
+        :func:`~ltvcast.data.io.write_table` does) sorted by the columns ``by``; DuckDB
+        sorts out of core and the file is written one batch at a time."""
+        return write_table(self._sorted(parts, by), out)
+
+    def _sorted(self, parts: list[Path], by: Sequence[str]) -> Iterator[pd.DataFrame]:
+        """The parts' rows in ``by`` order, one batch at a time; an empty frame with the
+        columns when they have no row."""
         files = ", ".join("'" + str(p).replace("'", "''") + "'" for p in parts)
-        sql = f"SELECT * FROM read_parquet([{files}]) ORDER BY {CUSTOMER_ID}"
+        sql = f"SELECT * FROM read_parquet([{files}]) ORDER BY {', '.join(by)}"
         reader = self._con.sql(sql).to_arrow_reader(_BATCH_ROWS)
         empty = True
         for batch in reader:
