@@ -42,22 +42,30 @@ def model(retail: Path) -> ScoringModel:
     return train_model(data, horizon=parse_horizon("90d"), model="btyd", as_of=AS_OF)
 
 
-def _in_memory(path: Path, scoring: ScoringModel, top: int) -> pd.DataFrame:
+def _in_memory(
+    path: Path, scoring: ScoringModel, top: int, as_of: str | None = AS_OF
+) -> pd.DataFrame:
     data, _ = load_customer_data(path, options=NOW)
-    cutoff = scoring.resolve_as_of(data, AS_OF)
+    cutoff = scoring.resolve_as_of(data, as_of)
     past = data.until(cutoff)
     return Recommender(scoring, top=top).fit(past, cutoff).recommend(past, cutoff)
 
 
 def _partitioned(
-    path: Path, scoring: ScoringModel, out: Path, top: int, buckets: int = 3
+    path: Path,
+    scoring: ScoringModel,
+    out: Path,
+    top: int,
+    buckets: int = 3,
+    as_of: str | None = AS_OF,
 ) -> tuple[pd.DataFrame, RecommendationSummary]:
-    with LocalJob(path, as_of=AS_OF, options=NOW, buckets=buckets, workers=2) as job:
+    with LocalJob(path, as_of=as_of, options=NOW, buckets=buckets, workers=2) as job:
         job.split()
         job.clean(summarise=False)
         recommender = Recommender(scoring, top=top).fit_files(job.parts, job.as_of)
         done = recommend_job(job, recommender, out)
-    assert done.path == out and done.as_of == parse_as_of(AS_OF, pd.Timestamp(0))
+        assert done.as_of == parse_as_of(as_of, job.last_timestamp)
+    assert done.path == out
     return pd.read_parquet(out), done.summary
 
 
@@ -88,9 +96,7 @@ def test_online_retail_slice_as_in_memory(
 
 
 @pytest.mark.realdata
-def test_rows_after_as_of_change_nothing(
-    retail: Path, model: ScoringModel, tmp_path: Path
-) -> None:
+def test_rows_after_as_of_change_nothing(retail: Path, model: ScoringModel, tmp_path: Path) -> None:
     tx = pd.read_parquet(retail)
     later = tx[tx[TIMESTAMP] > pd.Timestamp("2011-09-10")]
     assert len(later) > 1000
@@ -127,3 +133,13 @@ def test_an_unfitted_recommender_is_refused(
     table = pd.read_csv(done.path, dtype={CUSTOMER_ID: str}, keep_default_na=False)
     assert table[CUSTOMER_ID].is_unique and (table["item_id"] == "").all()
     assert done.summary.with_items == 0 and done.summary.customers == len(table)
+
+
+def test_dirty_simulated_store_as_in_memory(store: Path, tmp_path: Path) -> None:
+    """Chunked CSV and Parquet with dirty rows, at the last time (no as-of given)."""
+    data, _ = load_customer_data(store, options=NOW)
+    scoring = train_model(data, horizon=parse_horizon("60d"), model="pnbd")
+    memory = _in_memory(store, scoring, top=3, as_of=None)
+    table, _ = _partitioned(store, scoring, tmp_path / "r.parquet", top=3, buckets=4, as_of=None)
+    _assert_same(table, memory)
+    assert memory["customer_id"].nunique() > 1000 and (memory["item_id"] != "").mean() > 0.9
