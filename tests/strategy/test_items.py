@@ -224,7 +224,6 @@ def test_saved_state_recommends_as_the_fitted_one(shop: pd.DataFrame, tmp_path: 
         want = model.recommend_history(shop, AS_OF, ["u7", "u8", "stranger"])
         got = loaded.recommend_history(shop, AS_OF, ["u7", "u8", "stranger"])
         pd.testing.assert_frame_equal(got, want)
-        assert (want["score"] > 0).any()
     with pytest.raises(ArtifactError, match="expected ItemRecommender"):
         ItemRecommender.load(tmp_path / "BuyAgainRecommender")
     with pytest.raises(ArtifactError, match="no readable"):
