@@ -6,7 +6,11 @@ without items gets one row with an empty ``item_id``. The items come from
 :class:`~ltvcast.strategy.items.ItemRecommender` fitted on the history up to as-of (baskets
 weighted by the buyers' forecast value where its ``value_exponent`` is above 0; the default 0
 won its inner backtests) and personalised by each customer's own rows; the action from
-:func:`~ltvcast.strategy.actions.next_best_actions` on the model's forecasts.
+:func:`~ltvcast.strategy.actions.next_best_actions` on the model's forecasts. Both are
+functions of each customer's rows and the shared item relations, so a table too large for
+memory is recommended bucket by bucket (:meth:`Recommender.fit_files`, :meth:`Recommender.
+save_items`, :mod:`ltvcast.engine.recommend`) and summarised from its parts
+(:class:`RecommendationSummary`).
 """
 
 from __future__ import annotations

@@ -25,6 +25,13 @@ Baselines with the same interface: :class:`PopularityRecommender` (that fill for
 :class:`BuyAgainRecommender` (the customer's own items by recency-weighted frequency, then the
 fill).
 
+All the relational work is DuckDB SQL over one relation, :data:`TRANSACTIONS`: ``fit``
+registers a frame under that name, ``fit_files`` a view of Parquet files (read out of core);
+``save`` writes the shared state (popularity, neighbours) as Parquet with a small JSON that
+``load`` reads, so that worker processes recommend with :meth:`recommend_history` from their
+customers' own rows. Scores equal to 12 decimals are ties (broken by popularity, then item id),
+so the order of rows, which moves the last bits of a sum, moves no rank.
+
 Defaults were chosen by the inner backtest of ``bench/bench_recommend.py --tune`` (Online
 Retail and Complete Journey, each cut 91 days before its test cutoff, training data only):
 ``repeat_weight=3, alpha=1`` (the conditional probability P(j | i) with shrinkage: damping
