@@ -10,7 +10,7 @@ import pytest
 from ltvcast.data.datasets import load_online_retail
 from ltvcast.data.schemas import CUSTOMER_ID, TIMESTAMP
 from ltvcast.data.validate import load_customer_data
-from ltvcast.engine import LocalJob
+from ltvcast.engine import LocalJob, local
 from ltvcast.engine.recommend import recommend_job
 from ltvcast.exceptions import ConfigError, NotFittedError
 from ltvcast.pipeline import ScoringModel, train_model
@@ -143,3 +143,15 @@ def test_dirty_simulated_store_as_in_memory(store: Path, tmp_path: Path) -> None
     table, _ = _partitioned(store, scoring, tmp_path / "r.parquet", top=3, buckets=4, as_of=None)
     _assert_same(table, memory)
     assert memory["customer_id"].nunique() > 1000 and (memory["item_id"] != "").mean() > 0.9
+
+
+@pytest.mark.realdata
+def test_a_large_output_is_merged_in_ranges(
+    retail: Path, model: ScoringModel, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Sorted one range of customer ids at a time, the file is the same."""
+    whole, _ = _partitioned(retail, model, tmp_path / "whole.parquet", top=5)
+    monkeypatch.setattr(local, "_SORT_ROWS", 300)
+    ranged, _ = _partitioned(retail, model, tmp_path / "ranged.parquet", top=5)
+    assert len(whole) > 5 * 300
+    _assert_same(ranged, whole)
