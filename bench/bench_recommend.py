@@ -26,9 +26,11 @@ from __future__ import annotations
 import argparse
 import itertools
 import math
+import os
 import resource
 import sys
 import tempfile
+import textwrap
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -186,9 +188,9 @@ def scale(customers: int) -> list[str]:
     ]
 
 
-def cli_scale(sizes: list[int]) -> list[str]:
+def cli_scale(sizes: list[int]) -> tuple[list[str], str]:
     """Whole ``ltvcast recommend`` processes, partitioned and in memory, on a simulated store
-    of each size (see the module docstring)."""
+    of each size (see the module docstring): the table's lines and the README's sentence."""
     lines = [
         "",
         "`ltvcast recommend` as whole processes (GNU time; simulated stores, 1% dirty rows, "
@@ -198,6 +200,7 @@ def cli_scale(sizes: list[int]) -> list[str]:
         "| store | " + bench_scale.HEADER[0][2:],
         "|---" + bench_scale.HEADER[1],
     ]
+    said = []
     for customers in sizes:
         with tempfile.TemporaryDirectory(prefix="ltvcast-recommend-") as tmp:
             folder = Path(tmp)
@@ -214,7 +217,7 @@ def cli_scale(sizes: list[int]) -> list[str]:
             bench_scale.run(bench_scale.ltvcast(*train))
             buckets = WORKERS * math.ceil(rows / (WORKERS * BUCKET_ROWS))
             store = f"{customers:,} customers, {rows:,} rows"
-            written = []
+            written, timings = [], []
             for label, extra in (
                 (f"partitioned, `--partitions {buckets}`", ["--partitions", str(buckets)]),
                 ("in memory, `--partitions 0`", ["--partitions", "0"]),
@@ -224,11 +227,26 @@ def cli_scale(sizes: list[int]) -> list[str]:
                 timed = bench_scale.run([*args, "--workers", str(WORKERS)])
                 shown = bench_scale.row(f"`recommend`, {label}", customers, timed)
                 lines.append(f"| {store} {shown}")
+                timings.append(timed)
                 written.append(pq.ParquetFile(out).metadata.num_rows)
                 print(f"done recommend {customers:,} {label}", flush=True)
             if written[0] != written[1]:
                 raise RuntimeError(f"partitioned and in-memory outputs differ: {written} rows")
-    return lines
+            part, memory = timings
+            said.append(
+                f"{customers:,} customers ({rows:,} rows) {part.wall:.0f} s with at most "
+                f"{part.rss_gib:.2f} GiB in any process ({memory.wall:.0f} s and "
+                f"{memory.rss_gib:.2f} GiB in memory)"
+            )
+    sentence = (
+        "From 2,000,000 rows on (or with `--partitions N`) `ltvcast recommend` runs in customer "
+        "buckets as `predict` does, with a BTYD model: the item relations are learned in DuckDB "
+        "from the cleaned buckets, each worker scores and recommends its bucket, and the parts "
+        f"are merged in order out of core. On {os.cpu_count()} cores, whole processes: "
+        f"{'; '.join(said)} (`python bench/bench_recommend.py --scale "
+        f"{','.join(str(n) for n in sizes)}`)."
+    )
+    return lines, sentence
 
 
 def main() -> None:
@@ -240,7 +258,11 @@ def main() -> None:
     args = parser.parse_args()
     sizes = [int(size) for size in args.scale.split(",") if size]
     # first, so that the process's peak memory is the simulated store's own
-    at_scale = [*scale(sizes[0]), *cli_scale(sizes)] if sizes else []
+    at_scale: list[str] = []
+    scale_sentence = ""
+    if sizes:
+        cli_lines, scale_sentence = cli_scale(sizes)
+        at_scale = [*scale(sizes[0]), *cli_lines]
     if args.tune:
         tune()
     lines = [
@@ -282,6 +304,8 @@ def main() -> None:
         *sentences,
     ]
     replace_readme_block("recommend", "\n".join(readme))
+    if scale_sentence:
+        replace_readme_block("recommend-scale", textwrap.fill(scale_sentence, 96))
 
 
 if __name__ == "__main__":
