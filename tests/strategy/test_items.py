@@ -235,3 +235,9 @@ def test_saved_state_recommends_as_the_fitted_one(shop: pd.DataFrame, tmp_path: 
 def _params(model: object) -> dict[str, object]:
     """A recommender's hyperparameters (fitted state ends in ``_``)."""
     return {k: v for k, v in vars(model).items() if not k.endswith("_")}
+
+
+def test_a_customer_whose_rows_name_no_item_gets_the_fill(shop: pd.DataFrame) -> None:
+    model = ItemRecommender(top=2, popularity_days=90).fit(shop, AS_OF)
+    bare = _orders([("new", "o9", "2024-03-30", ["X"])]).assign(item_id=None)
+    assert model.recommend_history(bare, AS_OF, ["new"])["item_id"].tolist() == ["E", "A"]

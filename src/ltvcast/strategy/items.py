@@ -279,7 +279,6 @@ class _Recommender:
         con = _connect()
         try:
             con.register(TRANSACTIONS, transactions)
-            _require_items(con)
             purchase_lines(con, when)
             history = customer_history(con, when, self.half_life_days)
         finally:
@@ -537,11 +536,14 @@ def purchase_lines(con: duckdb.DuckDBPyConnection, as_of: pd.Timestamp) -> None:
     item) of relation :data:`TRANSACTIONS`, ``customer_id, item_id, basket, day``.
 
     Items a customer returned in full (net amount of the customer's rows of the item up to
-    ``as_of`` at most 0, summed exactly to six decimals) are left out: a return
-    says they did not want it. The basket is ``order_id`` where present, else the customer
-    and the calendar day.
+    ``as_of`` at most 0, summed exactly to six decimals) are left out: a return says they did
+    not want it. The basket is ``order_id`` where present, else the customer and the calendar
+    day (the item column must exist; a few customers' rows may name no item).
     """
-    order = f"CAST({ORDER_ID} AS VARCHAR)" if ORDER_ID in _columns(con) else "CAST(NULL AS VARCHAR)"
+    columns = _columns(con)
+    if ITEM_ID not in columns:
+        _require_items(con)
+    order = f"CAST({ORDER_ID} AS VARCHAR)" if ORDER_ID in columns else "CAST(NULL AS VARCHAR)"
     con.execute(
         f"""
         CREATE OR REPLACE TEMP TABLE _lines AS
