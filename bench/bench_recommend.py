@@ -8,31 +8,44 @@ recall, NDCG and revenue-weighted hit rate at 10; :mod:`ltvcast.evaluation.ranki
 ``--tune`` first runs the inner backtest that chose the recommender's defaults: the same
 protocol cut 91 days before each test cutoff, on the training data only, over a small grid;
 it writes bench/out/recommend_tuning.md, which this section includes.
-``--scale N`` also fits and recommends on N simulated customers (chunked) and reports time
-and peak memory.
+``--scale N[,M...]`` also fits and recommends in this process on the first size of simulated
+customers (chunked) and reports time and peak memory; then, at every size, the simulator
+writes a store (Parquet in chunks, transactions only, 1% dirty rows, as bench/bench_scale.py
+does), ``ltvcast train --model btyd`` fits a model on it, and the whole ``ltvcast recommend``
+process runs twice under GNU time: partitioned (buckets of at most
+``ltvcast.engine.BUCKET_ROWS`` rows, on 2 workers) and in memory (``--partitions 0``); their
+wall, CPU and peak memory (the largest process, and the process tree's sampled sum) are
+reported, and both outputs are checked to hold the same rows.
 
 Writes a markdown snippet to stdout, bench/out/recommend.md and the README's recommend block.
-Usage: python bench/bench_recommend.py [--tune] [--scale 1000000]
+Usage: python bench/bench_recommend.py [--tune] [--scale 200000,1000000]
 """
 
 from __future__ import annotations
 
 import argparse
 import itertools
+import math
+import os
 import resource
 import sys
+import tempfile
+import textwrap
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import bench_scale
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 
 from ltvcast.data.clean import CleaningReport
 from ltvcast.data.datasets import load_completejourney, load_online_retail
 from ltvcast.data.schemas import CustomerData
+from ltvcast.engine import BUCKET_ROWS
 from ltvcast.pipeline.item_backtest import backtest_recommenders
 from ltvcast.strategy.items import (
     BuyAgainRecommender,
@@ -48,6 +61,8 @@ OUT = Path(__file__).resolve().parent / "out" / "recommend.md"
 TUNING = OUT.with_name("recommend_tuning.md")
 HORIZON_DAYS = 91.0
 K = 10
+#: Worker processes of the partitioned ``ltvcast recommend`` runs.
+WORKERS = 2
 #: (name, loader, test cutoff, source item column)
 SPLITS: tuple[tuple[str, Callable[[Path], tuple[CustomerData, CleaningReport]], str, str], ...] = (
     ("Online Retail", load_online_retail, "2011-09-09", "StockCode"),
@@ -173,13 +188,81 @@ def scale(customers: int) -> list[str]:
     ]
 
 
+def cli_scale(sizes: list[int]) -> tuple[list[str], str]:
+    """Whole ``ltvcast recommend`` processes, partitioned and in memory, on a simulated store
+    of each size (see the module docstring): the table's lines and the README's sentence."""
+    lines = [
+        "",
+        "`ltvcast recommend` as whole processes (GNU time; simulated stores, 1% dirty rows, "
+        f"a btyd model; partitioned on {WORKERS} workers in buckets of at most "
+        f"{BUCKET_ROWS:,} rows, against `--partitions 0`):",
+        "",
+        "| store | " + bench_scale.HEADER[0][2:],
+        "|---" + bench_scale.HEADER[1],
+    ]
+    said = []
+    for customers in sizes:
+        with tempfile.TemporaryDirectory(prefix="ltvcast-recommend-") as tmp:
+            folder = Path(tmp)
+            simulate = (
+                "from ltvcast.data.synthetic import write_simulated_store; "
+                f"write_simulated_store({str(folder)!r}, {customers}, fmt='parquet', "
+                "events=False, dirty_rate=0.01, random_state=0)"
+            )
+            bench_scale.run([sys.executable, "-c", simulate])
+            tx = folder / "transactions.parquet"
+            rows = pq.ParquetFile(tx).metadata.num_rows
+            model = str(folder / "model")
+            train = ("train", str(tx), "--model", "btyd", "--horizon", "90d", "--out", model)
+            bench_scale.run(bench_scale.ltvcast(*train))
+            buckets = WORKERS * math.ceil(rows / (WORKERS * BUCKET_ROWS))
+            store = f"{customers:,} customers, {rows:,} rows"
+            written, timings = [], []
+            for label, extra in (
+                (f"partitioned, `--partitions {buckets}`", ["--partitions", str(buckets)]),
+                ("in memory, `--partitions 0`", ["--partitions", "0"]),
+            ):
+                out = folder / f"recs-{extra[1]}.parquet"
+                args = bench_scale.ltvcast("recommend", model, str(tx), "--out", str(out), *extra)
+                timed = bench_scale.run([*args, "--workers", str(WORKERS)])
+                shown = bench_scale.row(f"`recommend`, {label}", customers, timed)
+                lines.append(f"| {store} {shown}")
+                timings.append(timed)
+                written.append(pq.ParquetFile(out).metadata.num_rows)
+                print(f"done recommend {customers:,} {label}", flush=True)
+            if written[0] != written[1]:
+                raise RuntimeError(f"partitioned and in-memory outputs differ: {written} rows")
+            part, memory = timings
+            said.append(
+                f"{customers:,} customers ({rows:,} rows) {part.wall:.0f} s with at most "
+                f"{part.rss_gib:.2f} GiB in any process ({memory.wall:.0f} s and "
+                f"{memory.rss_gib:.2f} GiB in memory)"
+            )
+    sentence = (
+        "From 2,000,000 rows on (or with `--partitions N`) `ltvcast recommend` runs in customer "
+        "buckets as `predict` does, with a BTYD model: the item relations are learned in DuckDB "
+        "from the cleaned buckets, each worker scores and recommends its bucket, and the parts "
+        f"are merged in order out of core. On {os.cpu_count()} cores, whole processes: "
+        f"{'; '.join(said)} (`python bench/bench_recommend.py --scale "
+        f"{','.join(str(n) for n in sizes)}`)."
+    )
+    return lines, sentence
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tune", action="store_true", help="rerun the inner backtest first")
-    parser.add_argument("--scale", type=int, default=0, help="simulated customers (0: skip)")
+    parser.add_argument(
+        "--scale", default="", help="simulated customers, comma-separated (empty: skip)"
+    )
     args = parser.parse_args()
+    sizes = [int(size) for size in args.scale.split(",") if size]
     # first, so that the process's peak memory is the simulated store's own
-    at_scale = scale(args.scale) if args.scale else []
+    at_scale: list[str] = []
+    scale_sentence = ""
+    if sizes:
+        cli_lines, scale_sentence = cli_scale(sizes)
+        at_scale = [*scale(sizes[0]), *cli_lines]
     if args.tune:
         tune()
     lines = [
@@ -221,6 +304,8 @@ def main() -> None:
         *sentences,
     ]
     replace_readme_block("recommend", "\n".join(readme))
+    if scale_sentence:
+        replace_readme_block("recommend-scale", textwrap.fill(scale_sentence, 96))
 
 
 if __name__ == "__main__":

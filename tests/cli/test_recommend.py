@@ -70,3 +70,39 @@ def test_items_need_an_item_column(
     assert run_app(["recommend", str(model), str(plain), "--out", str(tmp_path / "r.csv")]) == 2
     err = capsys.readouterr().err.strip()
     assert "item" in err and "--item-col" in err and len(err.splitlines()) == 1
+
+
+def test_partitioned_recommend_is_the_in_memory_one(
+    trained: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    model, transactions = trained
+    tables, printed = [], []
+    for partitions in ("0", "2"):
+        out = tmp_path / f"recs-{partitions}.csv"
+        args = ["recommend", str(model), str(transactions), "--out", str(out), "--top", "4"]
+        assert run_app([*args, "--partitions", partitions, "--workers", "2"]) == 0
+        text = capsys.readouterr().out
+        assert ("partitioned: 2 customer buckets" in text) == (partitions == "2")
+        printed.append(text[text.index("Next best action") : text.index("wrote")])
+        dtypes = {"customer_id": str, "item_id": str}
+        tables.append(pd.read_csv(out, dtype=dtypes, keep_default_na=False))
+    memory, partitioned = tables
+    pd.testing.assert_frame_equal(partitioned, memory, rtol=1e-9)
+    assert printed[0] == printed[1]  # the action mix, from the parts' summaries
+    assert (memory["item_id"] != "").any() and memory["action"].nunique() >= 2
+
+
+def test_a_model_not_scored_in_buckets_runs_in_memory_or_is_refused(
+    trained: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _, transactions = trained
+    model = tmp_path / "baseline"
+    train = ["train", str(transactions), "--model", "baseline", "--horizon", "60d"]
+    assert run_app([*train, "--out", str(model)]) == 0
+    capsys.readouterr()
+    args = ["recommend", str(model), str(transactions), "--out", str(tmp_path / "r.csv")]
+    assert run_app(args) == 0
+    assert "Engine: in memory (the partitioned path scores BTYD models" in capsys.readouterr().out
+    assert run_app([*args, "--partitions", "2"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "baseline needs the whole table in memory" in err and len(err.splitlines()) == 1

@@ -17,6 +17,8 @@ from ltvcast.strategy.actions import (
     NO_CONTACT,
     RETENTION_OFFER,
     SECOND_PURCHASE,
+    action_mix,
+    merge_action_mix,
     next_best_actions,
     read_catalogue,
 )
@@ -83,6 +85,18 @@ def test_the_chosen_action_is_the_best_eligible_one(store_scored: pd.DataFrame) 
     assert not (out["action"] == CROSS_SELL).any()  # nobody has items here
     rescued = out["action"] == RETENTION_OFFER
     assert (store_scored.loc[rescued, "p_active"] < 0.5).all()
+
+
+def test_mixes_of_buckets_merge_into_the_whole_tables(store_scored: pd.DataFrame) -> None:
+    out = next_best_actions(store_scored)
+    segments = store_scored.set_index("customer_id")["segment"]
+    buckets = [out.iloc[:50], out.iloc[50:300], out.iloc[300:]]
+    for by in (None, segments):
+        whole = action_mix(out, by)
+        merged = merge_action_mix(action_mix(part, by) for part in buckets)
+        pd.testing.assert_frame_equal(merged, whole, rtol=1e-12)
+        assert merged["customers"].sum() == len(out) and merged["share"].sum() == pytest.approx(1)
+        assert len(merged) >= 3
 
 
 @pytest.fixture

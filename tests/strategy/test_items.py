@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from ltvcast.data.datasets import load_online_retail
-from ltvcast.exceptions import ConfigError, NotFittedError, SchemaError
+from ltvcast.exceptions import ArtifactError, ConfigError, NotFittedError, SchemaError
 from ltvcast.strategy.items import (
     ITEM_COLUMNS,
     BuyAgainRecommender,
@@ -185,3 +185,59 @@ def test_an_item_returned_in_full_is_not_the_customers(shop: pd.DataFrame) -> No
     assert kept["item_id"].tolist() == ["A"]
     gone = model.fit(pd.concat([shop, returned]), AS_OF).recommend(["u7"])
     assert gone["item_id"].tolist() == ["E"]  # the popularity fill: u7 owns no item now
+
+
+def test_fit_files_learns_what_fit_learns(shop: pd.DataFrame, tmp_path: Path) -> None:
+    """Out of core, over files with and without order ids (customer-day baskets)."""
+    later = _orders([("u1", "o9", "2024-05-01", ["C", "D"])])  # after as-of: ignored
+    files = [tmp_path / "a.parquet", tmp_path / "b.parquet"]
+    rows = pd.concat([shop, later], ignore_index=True)
+    rows.iloc[::2].to_parquet(files[0], index=False)
+    rows.iloc[1::2].drop(columns="order_id").to_parquet(files[1], index=False)
+    both = pd.concat([rows.iloc[::2], rows.iloc[1::2].assign(order_id=None)])
+    memory = ItemRecommender(top=3, popularity_days=90).fit(both, AS_OF)
+    files_fit = ItemRecommender(top=3, popularity_days=90).fit_files(files, AS_OF)
+    pd.testing.assert_frame_equal(files_fit.neighbours_, memory.neighbours_)
+    pd.testing.assert_frame_equal(files_fit.popular_, memory.popular_)
+    assert len(memory.neighbours_) >= 4 and len(memory.popular_) == 5
+    with pytest.raises(NotFittedError, match="recommend_history"):
+        files_fit.recommend()
+    with pytest.raises(SchemaError, match="'item_id' is missing"):
+        ItemRecommender().fit_files([_without_items(shop, tmp_path)], AS_OF)
+
+
+def _without_items(shop: pd.DataFrame, tmp_path: Path) -> Path:
+    path = tmp_path / "no-items.parquet"
+    shop.drop(columns="item_id").to_parquet(path, index=False)
+    return path
+
+
+def test_saved_state_recommends_as_the_fitted_one(shop: pd.DataFrame, tmp_path: Path) -> None:
+    for model in (
+        ItemRecommender(top=3, popularity_days=90, alpha=0.5),
+        PopularityRecommender(top=2, popularity_days=90),
+        BuyAgainRecommender(top=2),
+    ):
+        model.fit(shop, AS_OF)
+        loaded = type(model).load(model.save(tmp_path / type(model).__name__))
+        assert _params(loaded) == _params(model)
+        want = model.recommend_history(shop, AS_OF, ["u7", "u8", "stranger"])
+        got = loaded.recommend_history(shop, AS_OF, ["u7", "u8", "stranger"])
+        pd.testing.assert_frame_equal(got, want)
+    with pytest.raises(ArtifactError, match="expected ItemRecommender"):
+        ItemRecommender.load(tmp_path / "BuyAgainRecommender")
+    with pytest.raises(ArtifactError, match="no readable"):
+        ItemRecommender.load(tmp_path / "nowhere")
+    with pytest.raises(NotFittedError):
+        ItemRecommender().save(tmp_path / "unfitted")
+
+
+def _params(model: object) -> dict[str, object]:
+    """A recommender's hyperparameters (fitted state ends in ``_``)."""
+    return {k: v for k, v in vars(model).items() if not k.endswith("_")}
+
+
+def test_a_customer_whose_rows_name_no_item_gets_the_fill(shop: pd.DataFrame) -> None:
+    model = ItemRecommender(top=2, popularity_days=90).fit(shop, AS_OF)
+    bare = _orders([("new", "o9", "2024-03-30", ["X"])]).assign(item_id=None)
+    assert model.recommend_history(bare, AS_OF, ["new"])["item_id"].tolist() == ["E", "A"]

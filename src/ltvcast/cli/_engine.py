@@ -1,4 +1,5 @@
-"""How train, predict and forecast run: in memory, partitioned by customer, or on Spark.
+"""How train, predict, forecast and recommend run: in memory, partitioned by customer, or on
+Spark.
 
 :func:`plan` chooses (:func:`ltvcast.engine.plan_job`: by input size, unless ``--partitions``
 says; ``--engine spark``: on Spark) and prints the choice; :func:`partitioned` splits and

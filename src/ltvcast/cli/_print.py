@@ -6,11 +6,12 @@ import pandas as pd
 from rich.table import Table
 
 from ltvcast.cli._app import console
-from ltvcast.data.schemas import CUSTOMER_ID, ITEM_ID
+from ltvcast.data.schemas import CUSTOMER_ID
 from ltvcast.evaluation.backtest import BacktestResult
 from ltvcast.evaluation.metrics import METRICS
 from ltvcast.pipeline import CustomerForecast, ScoringModel
-from ltvcast.strategy.actions import Action, action_mix
+from ltvcast.pipeline.recommend import RecommendationSummary
+from ltvcast.strategy.actions import Action
 from ltvcast.strategy.explain import render_drivers
 from ltvcast.strategy.segments import ACTIONS, segment_summary
 
@@ -146,15 +147,14 @@ def _skipped(row: pd.Series) -> bool:
     return isinstance(row.get("error"), str) and bool(row["error"])
 
 
-def print_recommendations(table: pd.DataFrame, catalogue: tuple[Action, ...]) -> None:
+def print_recommendations(summary: RecommendationSummary, catalogue: tuple[Action, ...]) -> None:
     """The action mix of a recommendation table and how many customers got items."""
-    mix = action_mix(table)
-    customers = table[CUSTOMER_ID].nunique()
+    customers = summary.customers
     grid = Table(title=f"Next best action, {customers:,} customers")
     for name in ("action", "customers", "share", "expected incremental value", "uplift", "cost"):
         grid.add_column(name, justify="left" if name == "action" else "right")
     assumptions = {action.name: action for action in catalogue}
-    for row in mix.itertuples():
+    for row in summary.mix.itertuples():
         action = assumptions.get(str(row.action))
         grid.add_row(
             str(row.action),
@@ -165,6 +165,6 @@ def print_recommendations(table: pd.DataFrame, catalogue: tuple[Action, ...]) ->
             "" if action is None else f"{action.cost:,.2f}",
         )
     console.print(grid)
-    with_items = table.loc[table[ITEM_ID] != "", CUSTOMER_ID].nunique()
-    got = f"up to {int(table['rank'].max())} items each" if with_items else "none"
+    with_items = summary.with_items
+    got = f"up to {summary.most_items} items each" if with_items else "none"
     console.print(f"  items: {with_items:,} of {customers:,} customers, {got}", highlight=False)

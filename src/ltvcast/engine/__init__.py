@@ -8,7 +8,9 @@ stream to the output. :class:`~ltvcast.engine.local.LocalJob` does so on one mac
 DuckDB and a pool of worker processes; :func:`~ltvcast.engine.plan.plan_job` chooses it over
 the in-memory path by input size. :class:`~ltvcast.engine.spark.SparkJob` runs the same
 per-bucket functions as Spark's ``groupBy(bucket).applyInPandas`` (``pip install
-'ltvcast[spark]'``), over any path Spark reads.
+'ltvcast[spark]'``), over any path Spark reads. Recommendations run on a local job too
+(:func:`~ltvcast.engine.recommend.recommend_job`): the item relations are learned in DuckDB
+from the cleaned buckets' files, and each bucket is scored and recommended in a worker.
 
 The partitioned path gives the in-memory path's cleaning report, model and forecasts
 (``tests/engine``). It applies every cleaning rule bucket by bucket, as in memory; the rules
@@ -19,8 +21,8 @@ the cancelled-order rule (it needs plain order ids in the column) and pandas' re
 text column as numbers are decided per bucket, which agrees with the whole column unless the
 column mixes kinds of values. Customer ids are matched after stripping ASCII blanks (other
 Unicode blanks around an id may split a customer). Events and profiles are read in memory
-only. The partitioned path trains ``btyd``, ``pnbd``, ``bgcnbd`` and ``mbgcnbd`` and scores
-every BTYD model.
+only. The partitioned path trains ``btyd``, ``pnbd``, ``bgcnbd`` and ``mbgcnbd``, and scores
+and recommends with every BTYD model.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ if TYPE_CHECKING:
         partitioned_models_message,
         plan_job,
     )
+    from ltvcast.engine.recommend import Recommended, recommend_job
     from ltvcast.engine.spark import SparkJob, spark_session
 
 #: Public name -> defining module, imported on first access (choosing a plan loads neither
@@ -49,9 +52,11 @@ _PUBLIC = {
     "PARTITION_FROM_ROWS": "ltvcast.engine.plan",
     "Plan": "ltvcast.engine.plan",
     "Predicted": "ltvcast.engine.jobs",
+    "Recommended": "ltvcast.engine.recommend",
     "SparkJob": "ltvcast.engine.spark",
     "partitioned_models_message": "ltvcast.engine.plan",
     "plan_job": "ltvcast.engine.plan",
+    "recommend_job": "ltvcast.engine.recommend",
     "spark_session": "ltvcast.engine.spark",
 }
 
@@ -61,9 +66,11 @@ __all__ = [
     "LocalJob",
     "Plan",
     "Predicted",
+    "Recommended",
     "SparkJob",
     "partitioned_models_message",
     "plan_job",
+    "recommend_job",
     "spark_session",
 ]
 

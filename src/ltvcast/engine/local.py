@@ -34,7 +34,7 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import duckdb
 import pandas as pd
@@ -75,6 +75,8 @@ R = TypeVar("R")
 _KILLED = "a worker process was killed (most often for memory): use more --partitions"
 #: Rows per batch when the output is written.
 _BATCH_ROWS = 250_000
+#: Most rows one pass of the sorted merge sorts (more are sorted in ranges of the first key).
+_SORT_ROWS = 2_000_000
 
 
 class LocalJob(BucketJob):
@@ -233,6 +235,25 @@ class LocalJob(BucketJob):
     def _pair(self) -> Pair:
         return self._pool.pair
 
+    @property
+    def parts(self) -> list[Path]:
+        """The cleaned buckets' Parquet files (canonical transactions, every row; after
+        :meth:`clean`), one per bucket with rows."""
+        if not self.keep:
+            raise ConfigError("LocalJob: a job made with keep=False keeps no buckets")
+        return list(self._parts)
+
+    def map(self, fn: Callable[[T], R], tasks: Sequence[T]) -> list[R]:
+        """``[fn(task) for task in tasks]`` in the job's workers (``fn`` a module-level
+        function, as a worker gets it by name).
+
+        Raises
+        ------
+        MemoryError
+            When a worker dies (killed by the system, most often for memory).
+        """
+        return self._pool.map(fn, tasks)
+
     def predict(
         self,
         scoring: ScoringModel,
@@ -253,32 +274,56 @@ class LocalJob(BucketJob):
             (only BTYD models are scored in buckets), or the job keeps no buckets.
         """
         check_scorable(scoring)
-        if not self.keep:
-            raise ConfigError("LocalJob: a job made with keep=False scores nothing")
+        parts = self.parts
         when = self.as_of
         model_dir = scoring.save(self.root / "model")
         folder = self.root / "predictions"
         folder.mkdir(exist_ok=True)
         tasks = [
             _PredictTask(path, model_dir, when, horizons, discount_rate, folder / f"{i}.parquet")
-            for i, path in enumerate(self._parts)
+            for i, path in enumerate(parts)
         ]
         done = self._pool.map(_predict, tasks)
         customers = sum(rows for rows, _ in done)
         total = float(sum(value for _, value in done))
-        path = write_table(self._sorted([t.out for t in tasks]), out)
+        path = self.write_sorted([t.out for t in tasks], out)
         return Predicted(path, customers, total, when)
 
-    def _sorted(self, parts: list[Path]) -> Iterator[pd.DataFrame]:
-        """The prediction parts in customer order, one batch at a time (DuckDB sorts out of
-        core); an empty frame with the columns when no customer was scored."""
+    def write_sorted(
+        self, parts: list[Path], out: str | Path, by: Sequence[str] = (CUSTOMER_ID,)
+    ) -> Path:
+        """Write the rows of the Parquet ``parts`` to ``out`` (as
+        :func:`~ltvcast.data.io.write_table` does) sorted by the columns ``by``; DuckDB
+        sorts out of core and the file is written one batch at a time."""
+        return write_table(self._sorted(parts, by), out)
+
+    def _sorted(self, parts: list[Path], by: Sequence[str]) -> Iterator[pd.DataFrame]:
+        """The parts' rows in ``by`` order, one batch at a time; an empty frame with the
+        columns when they have no row. Beyond :data:`_SORT_ROWS` rows DuckDB sorts one range
+        of ``by[0]`` at a time (cut at the quantiles of a sample of it), so that memory holds
+        one range's sort whatever the size."""
         files = ", ".join("'" + str(p).replace("'", "''") + "'" for p in parts)
-        sql = f"SELECT * FROM read_parquet([{files}]) ORDER BY {CUSTOMER_ID}"
-        reader = self._con.sql(sql).to_arrow_reader(_BATCH_ROWS)
+        source, key = f"read_parquet([{files}])", by[0]
+        (rows,) = self._con.sql(f"SELECT count(*) FROM {source}").fetchall()[0]
+        ranges = -(-int(rows) // _SORT_ROWS)
+        cuts: list[Any] = []
+        if ranges > 1:
+            shares = ", ".join(str(i / ranges) for i in range(1, ranges))
+            sample = f"SELECT {key} FROM {source} USING SAMPLE reservoir(100000 ROWS)"
+            sql = f"SELECT quantile_disc({key}, [{shares}]) FROM ({sample})"
+            cuts = sorted(set(self._con.sql(sql).fetchall()[0][0]))
         empty = True
-        for batch in reader:
-            empty = False
-            yield batch.to_pandas()
+        for i in range(len(cuts) + 1):
+            within = {"low": cuts[i - 1]} if i else {}
+            within |= {"high": cuts[i]} if i < len(cuts) else {}
+            where = [f"{key} {'>=' if name == 'low' else '<'} ${name}" for name in within]
+            sql = (
+                f"SELECT * FROM {source} WHERE {' AND '.join(where) or 'true'} "
+                f"ORDER BY {', '.join(by)}"
+            )
+            for batch in self._con.sql(sql, params=within).to_arrow_reader(_BATCH_ROWS):
+                empty = False
+                yield batch.to_pandas()
         if empty:
             yield pd.read_parquet(parts[0]).iloc[:0]
 

@@ -6,19 +6,32 @@ without items gets one row with an empty ``item_id``. The items come from
 :class:`~ltvcast.strategy.items.ItemRecommender` fitted on the history up to as-of (baskets
 weighted by the buyers' forecast value where its ``value_exponent`` is above 0; the default 0
 won its inner backtests) and personalised by each customer's own rows; the action from
-:func:`~ltvcast.strategy.actions.next_best_actions` on the model's forecasts.
+:func:`~ltvcast.strategy.actions.next_best_actions` on the model's forecasts. Both are
+functions of each customer's rows and the shared item relations, so a table too large for
+memory is recommended bucket by bucket (:meth:`Recommender.fit_files`, :meth:`Recommender.
+save_items`, :mod:`ltvcast.engine.recommend`) and summarised from its parts
+(:class:`RecommendationSummary`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from ltvcast.data.schemas import CUSTOMER_ID, ITEM_ID, CustomerData
 from ltvcast.pipeline.model import ScoringModel
-from ltvcast.strategy.actions import ACTION_COLUMNS, DEFAULT_CATALOGUE, Action, next_best_actions
+from ltvcast.strategy.actions import (
+    ACTION_COLUMNS,
+    DEFAULT_CATALOGUE,
+    Action,
+    action_mix,
+    merge_action_mix,
+    next_best_actions,
+)
 from ltvcast.strategy.items import ITEM_COLUMNS, ItemRecommender, no_items
 
 #: Columns of :func:`recommend`'s table, in order.
@@ -64,6 +77,25 @@ class Recommender:
                 scored = self.scoring.predict(data, as_of)
             value = scored.set_index(CUSTOMER_ID)["predicted_value"]
         self.items_ = items.fit(data.transactions, as_of, customer_value=value)
+        return self
+
+    def fit_files(self, files: Sequence[str | Path], as_of: pd.Timestamp) -> Recommender:
+        """As :meth:`fit`, from Parquet files of cleaned transactions (e.g. customer buckets)
+        that DuckDB reads out of core (:meth:`~ltvcast.strategy.items.ItemRecommender.fit_files`;
+        a buyer's value, where baskets are weighted by it, is their net spend)."""
+        if self.with_items:
+            self.items_ = ItemRecommender(top=self.top).fit_files(files, as_of)
+        return self
+
+    def save_items(self, directory: str | Path) -> Path | None:
+        """Write the fitted item relations to ``directory`` for :meth:`load_items` (``None``:
+        no items, nothing written)."""
+        return None if self.items_ is None else self.items_.save(directory)
+
+    def load_items(self, directory: str | Path | None) -> Recommender:
+        """Fitted with the item relations :meth:`save_items` wrote to ``directory`` (``None``:
+        without items)."""
+        self.items_ = None if directory is None else ItemRecommender.load(directory)
         return self
 
     def recommend(
@@ -126,6 +158,38 @@ def recommend(
         scoring, top=top, policy=policy or ActionPolicy(), with_items=with_items
     )
     return recommender.fit(data, when).recommend(data, when)
+
+
+@dataclass(frozen=True)
+class RecommendationSummary:
+    """What a recommendation table says in brief: its :func:`~ltvcast.strategy.actions.
+    action_mix`, customers, customers with items and most items any customer got."""
+
+    mix: pd.DataFrame
+    customers: int
+    with_items: int
+    most_items: int
+
+    @classmethod
+    def of(cls, table: pd.DataFrame) -> RecommendationSummary:
+        """The summary of a :func:`recommend` table."""
+        got = table[ITEM_ID] != ""
+        return cls(
+            action_mix(table),
+            int(table[CUSTOMER_ID].nunique()),
+            int(table.loc[got, CUSTOMER_ID].nunique()),
+            int(table.loc[got, "rank"].max()) if got.any() else 0,
+        )
+
+    @classmethod
+    def merge(cls, parts: Sequence[RecommendationSummary]) -> RecommendationSummary:
+        """The summary of the tables of disjoint sets of customers (e.g. customer buckets)."""
+        return cls(
+            merge_action_mix(part.mix for part in parts),
+            sum(part.customers for part in parts),
+            sum(part.with_items for part in parts),
+            max((part.most_items for part in parts), default=0),
+        )
 
 
 def most_recommended(table: pd.DataFrame, customers: pd.Index, top: int = 10) -> pd.DataFrame:

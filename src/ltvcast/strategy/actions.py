@@ -29,6 +29,7 @@ Uplifts and costs are assumptions to replace with the shop's own (a CSV ``action
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
@@ -249,7 +250,22 @@ def action_mix(actions: pd.DataFrame, segments: pd.Series | None = None) -> pd.D
         .agg(customers=(CUSTOMER_ID, "size"), expected_value=("action_value", "sum"))
         .reset_index()
     )
-    mix.insert(len(keys) + 1, "share", mix["customers"] / max(len(once), 1))
+    return _shared(mix, keys, len(once))
+
+
+def merge_action_mix(mixes: Iterable[pd.DataFrame]) -> pd.DataFrame:
+    """One :func:`action_mix` of the mixes of disjoint sets of customers (e.g. customer
+    buckets): customers and values add up, shares are of all of them."""
+    parts = [mix.drop(columns="share") for mix in mixes]
+    keys = [col for col in parts[0].columns if col in ("segment", "action")]
+    mix = pd.concat(parts).groupby(keys, sort=False).sum().reset_index()
+    return _shared(mix, keys, int(mix["customers"].sum()))
+
+
+def _shared(mix: pd.DataFrame, keys: list[str], total: int) -> pd.DataFrame:
+    """``mix`` (``keys``, ``customers``, ``expected_value``) with each row's share of
+    ``total`` customers, in catalogue order."""
+    mix.insert(len(keys) + 1, "share", mix["customers"] / max(total, 1))
     order = {name: i for i, name in enumerate(ACTIONS)}
     mix["_order"] = mix["action"].map(order)
     return (

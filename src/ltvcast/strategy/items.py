@@ -25,6 +25,13 @@ Baselines with the same interface: :class:`PopularityRecommender` (that fill for
 :class:`BuyAgainRecommender` (the customer's own items by recency-weighted frequency, then the
 fill).
 
+All the relational work is DuckDB SQL over one relation, :data:`TRANSACTIONS`: ``fit``
+registers a frame under that name, ``fit_files`` a view of Parquet files (read out of core);
+``save`` writes the shared state (popularity, neighbours) as Parquet with a small JSON that
+``load`` reads, so that worker processes recommend with :meth:`recommend_history` from their
+customers' own rows. Scores equal to 12 decimals are ties (broken by popularity, then item id),
+so the order of rows, which moves the last bits of a sum, moves no rank.
+
 Defaults were chosen by the inner backtest of ``bench/bench_recommend.py --tune`` (Online
 Retail and Complete Journey, each cut 91 days before its test cutoff, training data only):
 ``repeat_weight=3, alpha=1`` (the conditional probability P(j | i) with shrinkage: damping
@@ -35,18 +42,27 @@ and ``value_exponent=0``: weighting baskets by the buyers' value moved hit rates
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import Protocol, Self
+import inspect
+import json
+import tempfile
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any, Protocol, Self
 
 import duckdb
 import numpy as np
 import pandas as pd
 
 from ltvcast.data.schemas import AMOUNT, CUSTOMER_ID, ITEM_ID, ORDER_ID, TIMESTAMP
-from ltvcast.exceptions import ConfigError, NotFittedError, SchemaError
+from ltvcast.exceptions import ArtifactError, ConfigError, NotFittedError, SchemaError
 
 #: Columns of every recommendation table, in order.
 ITEM_COLUMNS = (CUSTOMER_ID, "rank", ITEM_ID, "score")
+#: The relation the fit's SQL reads transactions from: a registered frame in memory, a view
+#: of Parquet files out of core.
+TRANSACTIONS = "_transactions"
+#: Version of the state :meth:`ItemRecommender.save` writes.
+_STATE_VERSION = 1
 
 
 class Recommender(Protocol):
@@ -72,6 +88,8 @@ class _Recommender:
     half_life_days: float
     popularity_days: float
     batch_size: int
+    #: Fitted tables (attributes ending in ``_``) that :meth:`save` writes.
+    _tables: tuple[str, ...] = ("popular",)
 
     def _check(self) -> None:
         for name in ("top", "batch_size"):
@@ -93,21 +111,129 @@ class _Recommender:
         as_of: pd.Timestamp,
         customer_value: pd.Series | None = None,
     ) -> Self:
-        """Learn the histories and popularity from rows up to ``as_of`` (``customer_value``
-        is part of the common interface; only :class:`ItemRecommender` uses it)."""
-        self._fit_common(transactions, as_of)
+        """Learn the item relations, popularity and every customer's history from rows up
+        to ``as_of``.
+
+        Parameters
+        ----------
+        transactions
+            Canonical transactions with ``item_id`` (and ``order_id`` for baskets).
+        as_of
+            Rows after it are ignored.
+        customer_value
+            Value per customer (indexed by ``customer_id``, e.g. predicted LTV) weighting
+            the baskets where the recommender does (:class:`ItemRecommender`); default each
+            customer's net spend up to ``as_of``.
+        """
+        self._check()
+        con = _connect()
+        try:
+            con.register(TRANSACTIONS, transactions)
+            self._fit_relations(con, as_of, customer_value)
+            self.customers_ = (
+                con.execute(
+                    f"SELECT DISTINCT CAST({CUSTOMER_ID} AS VARCHAR) AS id FROM {TRANSACTIONS} "
+                    f"WHERE {TIMESTAMP} <= $as_of ORDER BY id",
+                    {"as_of": _when(self.as_of_)},
+                )
+                .df()["id"]
+                .to_numpy(dtype=object)
+                .astype("str")
+            )
+            self.history_ = customer_history(con, self.as_of_, self.half_life_days)
+        finally:
+            con.close()
         return self
 
-    def _fit_common(self, transactions: pd.DataFrame, as_of: pd.Timestamp) -> pd.DataFrame:
+    def fit_files(
+        self,
+        files: Sequence[str | Path],
+        as_of: pd.Timestamp,
+        customer_value: pd.Series | None = None,
+        *,
+        memory_limit: str = "2GB",
+    ) -> Self:
+        """Learn the item relations and popularity as :meth:`fit` does, from Parquet files of
+        canonical transactions that DuckDB reads out of core (within ``memory_limit``,
+        spilling beyond it).
+
+        No customer's history is kept: recommend with :meth:`recommend_history`, from the
+        customers' own rows; :meth:`save` writes what it needs.
+        """
         self._check()
-        require_items(transactions)
-        lines = purchase_lines(transactions, as_of)
+        if not files:
+            raise ConfigError("fit_files needs at least one Parquet file")
+        with tempfile.TemporaryDirectory(prefix="ltvcast-items-") as spill:
+            con = _connect()
+            try:
+                con.execute(f"SET memory_limit = '{memory_limit}'")
+                con.execute(f"SET temp_directory = '{_quoted(spill)}'")
+                listed = ", ".join(f"'{_quoted(str(f))}'" for f in files)
+                con.execute(
+                    f"CREATE VIEW {TRANSACTIONS} AS SELECT * FROM "
+                    f"read_parquet([{listed}], union_by_name = true)"
+                )
+                self._fit_relations(con, as_of, customer_value)
+            finally:
+                con.close()
+        return self
+
+    def _fit_relations(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        as_of: pd.Timestamp,
+        customer_value: pd.Series | None,
+    ) -> None:
+        """Fit what every customer shares from relation :data:`TRANSACTIONS` of ``con``:
+        the purchase lines (table ``_lines``) and popularity; subclasses add relations."""
+        _require_items(con)
         self.as_of_ = pd.Timestamp(as_of)
-        past = transactions.loc[(transactions[TIMESTAMP] <= as_of).to_numpy(), CUSTOMER_ID]
-        self.customers_ = np.sort(past.astype("str").unique())
-        self.history_ = customer_history(lines, self.as_of_, self.half_life_days)
-        self.popular_ = popular_items(lines, self.as_of_, self.popularity_days)
-        return lines
+        purchase_lines(con, self.as_of_)
+        self.popular_ = popular_items(con, self.as_of_, self.popularity_days)
+
+    def save(self, directory: str | Path) -> Path:
+        """Write what :meth:`recommend_history` needs (hyperparameters, as-of, popularity,
+        item relations) to ``directory``: Parquet tables and ``items.json``; see :meth:`load`."""
+        self._top(None)
+        folder = Path(directory)
+        folder.mkdir(parents=True, exist_ok=True)
+        names = [p for p in inspect.signature(type(self).__init__).parameters if p != "self"]
+        state = {
+            "kind": type(self).__name__,
+            "version": _STATE_VERSION,
+            "as_of": self.as_of_.isoformat(),
+            "params": {name: getattr(self, name) for name in names},
+        }
+        for table in self._tables:
+            getattr(self, f"{table}_").to_parquet(folder / f"{table}.parquet", index=False)
+        (folder / "items.json").write_text(json.dumps(state, indent=2), encoding="utf-8")
+        return folder
+
+    @classmethod
+    def load(cls, directory: str | Path) -> Self:
+        """The recommender :meth:`save` wrote to ``directory`` (no customer histories: use
+        :meth:`recommend_history`).
+
+        Raises
+        ------
+        ArtifactError
+            When the directory holds no such state, another kind's or another version's.
+        """
+        folder = Path(directory)
+        try:
+            state = json.loads((folder / "items.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError) as err:
+            raise ArtifactError(f"{folder}: no readable item recommender state ({err})") from err
+        if state.get("kind") != cls.__name__ or state.get("version") != _STATE_VERSION:
+            raise ArtifactError(
+                f"{folder}: holds {state.get('kind')} state version {state.get('version')}; "
+                f"expected {cls.__name__} version {_STATE_VERSION}"
+            )
+        model = cls(**state["params"])
+        model.as_of_ = pd.Timestamp(state["as_of"])
+        for table in cls._tables:
+            setattr(model, f"{table}_", pd.read_parquet(folder / f"{table}.parquet"))
+        return model
 
     def _candidates(self, con: duckdb.DuckDBPyConnection) -> str:
         """SQL of the personal ``customer_id, item_id, score`` of the customers in table
@@ -129,6 +255,11 @@ class _Recommender:
             Items per customer (default: the ``top`` hyperparameter).
         """
         k = self._top(top)
+        if not hasattr(self, "history_"):
+            raise NotFittedError(
+                f"{type(self).__name__} was fitted without customer histories (fit_files or "
+                "load); use recommend_history"
+            )
         wanted = self.customers_ if customers is None else list(customers)
         return self._recommend(wanted, k, self.history_)
 
@@ -144,14 +275,20 @@ class _Recommender:
         one customer's after a new purchase), with the item relations and popularity learned
         at fit; otherwise as :meth:`recommend`."""
         k = self._top(top)
-        lines = purchase_lines(transactions, as_of)
-        history = customer_history(lines, pd.Timestamp(as_of), self.half_life_days)
+        when = pd.Timestamp(as_of)
+        con = _connect()
+        try:
+            con.register(TRANSACTIONS, transactions)
+            purchase_lines(con, when)
+            history = customer_history(con, when, self.half_life_days)
+        finally:
+            con.close()
         wanted = transactions[CUSTOMER_ID].unique() if customers is None else customers
         return self._recommend(wanted, k, history)
 
     def _top(self, top: int | None) -> int:
         """Items per customer for a call (checked), once fitted."""
-        if not hasattr(self, "history_"):
+        if not hasattr(self, "popular_"):
             raise NotFittedError(f"{type(self).__name__} is not fitted; call fit() first")
         k = self.top if top is None else top
         if not isinstance(k, int | np.integer) or k < 1:
@@ -199,7 +336,8 @@ class _Recommender:
                 ),
                 ranked AS (
                     SELECT {CUSTOMER_ID}, {ITEM_ID}, score, row_number() OVER (
-                        PARTITION BY {CUSTOMER_ID} ORDER BY fill, score DESC, pop_rank, {ITEM_ID}
+                        PARTITION BY {CUSTOMER_ID}
+                        ORDER BY fill, round(score, 12) DESC, pop_rank, {ITEM_ID}
                     ) AS rank
                     FROM (SELECT * FROM personal UNION ALL SELECT * FROM fill)
                 )
@@ -244,6 +382,8 @@ class ItemRecommender(_Recommender):
         Customers per chunk in :meth:`recommend`.
     """
 
+    _tables = ("popular", "neighbours")
+
     def __init__(
         self,
         top: int = 10,
@@ -272,24 +412,13 @@ class ItemRecommender(_Recommender):
         self.popularity_days = popularity_days
         self.batch_size = batch_size
 
-    def fit(
+    def _fit_relations(
         self,
-        transactions: pd.DataFrame,
+        con: duckdb.DuckDBPyConnection,
         as_of: pd.Timestamp,
-        customer_value: pd.Series | None = None,
-    ) -> Self:
-        """Learn item neighbours, histories and popularity from rows up to ``as_of``.
-
-        Parameters
-        ----------
-        transactions
-            Canonical transactions with ``item_id`` (and ``order_id`` for baskets).
-        as_of
-            Rows after it are ignored.
-        customer_value
-            Value per customer (indexed by ``customer_id``, e.g. predicted LTV) weighting
-            the baskets; default each customer's net spend up to ``as_of``.
-        """
+        customer_value: pd.Series | None,
+    ) -> None:
+        """Also learn each item's neighbours, from value-weighted baskets."""
         if not 0 <= self.alpha <= 1:
             raise ConfigError(f"alpha must be in [0, 1], got {self.alpha!r}")
         if self.neighbours < 1 or self.max_history_items < 1 or self.max_basket_items < 2:
@@ -301,12 +430,11 @@ class ItemRecommender(_Recommender):
             value = getattr(self, name)
             if not np.isfinite(value) or value < 0:
                 raise ConfigError(f"{name} must be a finite number >= 0, got {value!r}")
-        lines = self._fit_common(transactions, as_of)
-        weights = buyer_weights(transactions, self.as_of_, customer_value, self.value_exponent)
+        super()._fit_relations(con, as_of, customer_value)
+        buyer_weights(con, self.as_of_, customer_value, self.value_exponent)
         self.neighbours_ = item_neighbours(
-            lines, weights, self.neighbours, self.alpha, self.shrinkage, self.max_basket_items
+            con, self.neighbours, self.alpha, self.shrinkage, self.max_basket_items
         )
-        return self
 
     def _candidates(self, con: duckdb.DuckDBPyConnection) -> str:
         con.register("_neighbours", self.neighbours_)
@@ -375,181 +503,214 @@ def require_items(transactions: pd.DataFrame) -> None:
     SchemaError
         Naming the column and the ``--item-col`` flag.
     """
-    if ITEM_ID not in transactions.columns:
+    con = _connect()
+    try:
+        con.register(TRANSACTIONS, transactions)
+        _require_items(con)
+    finally:
+        con.close()
+
+
+def _require_items(con: duckdb.DuckDBPyConnection) -> None:
+    """:func:`require_items` on relation :data:`TRANSACTIONS` of ``con``."""
+    if ITEM_ID not in _columns(con):
         raise SchemaError(
             f"transactions: column '{ITEM_ID}' is missing; item recommendations need an item "
             "column (pass --item-col, e.g. StockCode or product_id)"
         )
-    if not transactions[ITEM_ID].notna().any():
+    counts = f"SELECT count(*), count({ITEM_ID}) FROM {TRANSACTIONS}"
+    rows, known = con.execute(counts).fetchall()[0]
+    if not known:
         raise SchemaError(
-            f"transactions: column '{ITEM_ID}' holds no value in {len(transactions):,} rows; "
+            f"transactions: column '{ITEM_ID}' holds no value in {rows:,} rows; "
             "pass the item column with --item-col"
         )
 
 
-def purchase_lines(transactions: pd.DataFrame, as_of: pd.Timestamp) -> pd.DataFrame:
-    """Purchase lines up to ``as_of`` (positive amount, known item) with their basket.
+def _columns(con: duckdb.DuckDBPyConnection) -> set[str]:
+    return {str(row[0]) for row in con.execute(f"DESCRIBE {TRANSACTIONS}").fetchall()}
+
+
+def purchase_lines(con: duckdb.DuckDBPyConnection, as_of: pd.Timestamp) -> None:
+    """Table ``_lines`` of ``con``: the purchase lines up to ``as_of`` (positive amount, known
+    item) of relation :data:`TRANSACTIONS`, ``customer_id, item_id, basket, day``.
 
     Items a customer returned in full (net amount of the customer's rows of the item up to
-    ``as_of`` at most 0) are left out: a return says they did not want it. The basket is
-    ``order_id`` where present, else the customer and the calendar day (the item column must
-    exist; a few customers' rows may name no item).
+    ``as_of`` at most 0, summed exactly to six decimals) are left out: a return says they did
+    not want it. The basket is ``order_id`` where present, else the customer and the calendar
+    day (the item column must exist; a few customers' rows may name no item).
     """
-    if ITEM_ID not in transactions.columns:
-        require_items(transactions)
-    known = ((transactions[TIMESTAMP] <= as_of) & transactions[ITEM_ID].notna()).to_numpy()
-    past = transactions.loc[known]
-    pair = [past[CUSTOMER_ID], past[ITEM_ID]]
-    kept = past[AMOUNT].groupby(pair, sort=False).transform("sum") > 0
-    tx = past.loc[(past[AMOUNT] > 0) & kept]
-    day = tx[TIMESTAMP].dt.floor("D")
-    if ORDER_ID in tx.columns:
-        basket = tx[ORDER_ID].astype("str")
-    else:
-        basket = pd.Series(None, index=tx.index, dtype="str")
-    missing = basket.isna().to_numpy()
-    if missing.any():
-        day_text = day[missing].dt.strftime("%Y-%m-%d")
-        basket[missing] = tx.loc[missing, CUSTOMER_ID].astype("str") + "|" + day_text
-    return pd.DataFrame(
-        {
-            CUSTOMER_ID: tx[CUSTOMER_ID].astype("str").to_numpy(),
-            ITEM_ID: tx[ITEM_ID].astype("str").to_numpy(),
-            "basket": basket.astype("str").to_numpy(),
-            "day": day.to_numpy(),
-        }
+    columns = _columns(con)
+    if ITEM_ID not in columns:
+        _require_items(con)
+    order = f"CAST({ORDER_ID} AS VARCHAR)" if ORDER_ID in columns else "CAST(NULL AS VARCHAR)"
+    con.execute(
+        f"""
+        CREATE OR REPLACE TEMP TABLE _lines AS
+        WITH past AS (
+            SELECT CAST({CUSTOMER_ID} AS VARCHAR) AS {CUSTOMER_ID},
+                CAST({ITEM_ID} AS VARCHAR) AS {ITEM_ID}, {order} AS {ORDER_ID},
+                CAST({AMOUNT} AS DOUBLE) AS {AMOUNT},
+                CAST(date_trunc('day', {TIMESTAMP}) AS TIMESTAMP) AS day
+            FROM {TRANSACTIONS} WHERE {TIMESTAMP} <= $as_of AND {ITEM_ID} IS NOT NULL
+        ),
+        kept AS (
+            SELECT *, sum(CAST({AMOUNT} AS DECIMAL(38, 6))) OVER (
+                PARTITION BY {CUSTOMER_ID}, {ITEM_ID}
+            ) AS net
+            FROM past
+        )
+        SELECT {CUSTOMER_ID}, {ITEM_ID},
+            coalesce({ORDER_ID}, {CUSTOMER_ID} || '|' || strftime(day, '%Y-%m-%d')) AS basket,
+            day
+        FROM kept WHERE {AMOUNT} > 0 AND net > 0
+        """,
+        {"as_of": _when(as_of)},
     )
 
 
 def customer_history(
-    lines: pd.DataFrame, as_of: pd.Timestamp, half_life_days: float
+    con: duckdb.DuckDBPyConnection, as_of: pd.Timestamp, half_life_days: float
 ) -> pd.DataFrame:
-    """Per customer and item: recency weight (purchase days, halved every ``half_life_days``,
-    normalised to sum 1 per customer) and ``days_ago`` of the last purchase (floored days)."""
-    con = _connect()
-    try:
-        con.register("_lines", lines[[CUSTOMER_ID, ITEM_ID, "day"]])
-        out = con.execute(
-            f"""
-            WITH days AS (
-                SELECT DISTINCT {CUSTOMER_ID}, {ITEM_ID},
-                    date_diff('day', day, ?::TIMESTAMP) AS days_ago FROM _lines
-            ),
-            items AS (
-                SELECT {CUSTOMER_ID}, {ITEM_ID}, sum(pow(0.5, days_ago / ?)) AS raw,
-                    min(days_ago) AS days_ago
-                FROM days GROUP BY ALL
-            )
-            SELECT {CUSTOMER_ID}, {ITEM_ID},
-                raw / sum(raw) OVER (PARTITION BY {CUSTOMER_ID}) AS weight, days_ago
-            FROM items ORDER BY {CUSTOMER_ID}, {ITEM_ID}
-            """,
-            [pd.Timestamp(as_of).floor("D").to_pydatetime(), float(half_life_days)],
-        ).df()
-    finally:
-        con.close()
+    """Per customer and item of table ``_lines`` (:func:`purchase_lines`): recency weight
+    (purchase days, halved every ``half_life_days``, normalised to sum 1 per customer) and
+    ``days_ago`` of the last purchase (floored days)."""
+    out = con.execute(
+        f"""
+        WITH days AS (
+            SELECT DISTINCT {CUSTOMER_ID}, {ITEM_ID},
+                date_diff('day', day, $day) AS days_ago FROM _lines
+        ),
+        items AS (
+            SELECT {CUSTOMER_ID}, {ITEM_ID}, sum(pow(0.5, days_ago / $half_life)) AS raw,
+                min(days_ago) AS days_ago
+            FROM days GROUP BY ALL
+        )
+        SELECT {CUSTOMER_ID}, {ITEM_ID},
+            raw / sum(raw) OVER (PARTITION BY {CUSTOMER_ID}) AS weight, days_ago
+        FROM items ORDER BY {CUSTOMER_ID}, {ITEM_ID}
+        """,
+        {"day": _when(pd.Timestamp(as_of).floor("D")), "half_life": float(half_life_days)},
+    ).df()
     return out.astype(
         {CUSTOMER_ID: "str", ITEM_ID: "str", "weight": "float64", "days_ago": "float64"}
     )
 
 
 def popular_items(
-    lines: pd.DataFrame, as_of: pd.Timestamp, days: float, limit: int = 500
+    con: duckdb.DuckDBPyConnection, as_of: pd.Timestamp, days: float, limit: int = 500
 ) -> pd.DataFrame:
-    """The ``limit`` items with most distinct buyers in the ``days`` before ``as_of``
-    (``item_id, buyers, pop_rank``; ties by item id)."""
-    since = pd.Timestamp(as_of) - pd.Timedelta(days=days)
-    recent = lines.loc[(lines["day"] > since.floor("D")).to_numpy(), [CUSTOMER_ID, ITEM_ID]]
-    buyers = recent.drop_duplicates().groupby(ITEM_ID).size()
-    ranked = (
-        buyers.rename("buyers")
-        .reset_index()
-        .sort_values(["buyers", ITEM_ID], ascending=[False, True], kind="stable")
-        .head(limit)
-        .reset_index(drop=True)
-    )
-    ranked["pop_rank"] = np.arange(1, len(ranked) + 1, dtype="int64")
-    return ranked.astype({ITEM_ID: "str", "buyers": "int64"})
+    """The ``limit`` items of table ``_lines`` (:func:`purchase_lines`) with most distinct
+    buyers in the ``days`` before ``as_of`` (``item_id, buyers, pop_rank``; ties by item id)."""
+    since = (pd.Timestamp(as_of) - pd.Timedelta(days=days)).floor("D")
+    out = con.execute(
+        f"""
+        SELECT {ITEM_ID}, count(DISTINCT {CUSTOMER_ID}) AS buyers FROM _lines
+        WHERE day > $since GROUP BY ALL ORDER BY buyers DESC, {ITEM_ID} LIMIT $limit
+        """,
+        {"since": _when(since), "limit": int(limit)},
+    ).df()
+    out["pop_rank"] = np.arange(1, len(out) + 1, dtype="int64")
+    return out.astype({ITEM_ID: "str", "buyers": "int64"})
 
 
 def buyer_weights(
-    transactions: pd.DataFrame,
+    con: duckdb.DuckDBPyConnection,
     as_of: pd.Timestamp,
     customer_value: pd.Series | None,
     exponent: float,
-) -> pd.Series:
-    """Basket weight per customer: ``(1 + v / mean(v)) ** exponent`` with ``v`` the
-    customer's value (default net spend up to ``as_of``; negatives and missing as 0)."""
+) -> None:
+    """Table ``_weights`` of ``con``, the basket weight per customer: ``(1 + v / mean(v)) **
+    exponent`` with ``v`` the customer's value (default net spend up to ``as_of`` in relation
+    :data:`TRANSACTIONS`; negatives and missing as 0)."""
+    params: dict[str, Any] = {"exponent": float(exponent)}
     if customer_value is None:
-        past = transactions.loc[(transactions[TIMESTAMP] <= as_of).to_numpy()]
-        value = past.groupby(CUSTOMER_ID)[AMOUNT].sum()
+        source = (
+            f"SELECT CAST({CUSTOMER_ID} AS VARCHAR) AS {CUSTOMER_ID}, sum({AMOUNT}) AS v "
+            f"FROM {TRANSACTIONS} WHERE {TIMESTAMP} <= $as_of GROUP BY ALL"
+        )
+        params["as_of"] = _when(as_of)
     else:
         value = pd.Series(customer_value, dtype="float64")
-        value.index = value.index.astype("str")
-    value = value.astype("float64").fillna(0.0).clip(lower=0.0)
-    mean = float(value.mean()) if len(value) else 0.0
-    scaled = value / mean if mean > 0 else value * 0.0
-    weights = (1.0 + scaled) ** exponent
-    weights.index = weights.index.astype("str").rename(CUSTOMER_ID)
-    return weights.rename("weight")
+        frame = pd.DataFrame({CUSTOMER_ID: value.index.astype("str"), "v": value.to_numpy()})
+        con.register("_value", frame)
+        source = "SELECT * FROM _value"
+    con.execute(
+        f"""
+        CREATE OR REPLACE TEMP TABLE _weights AS
+        WITH value AS (
+            SELECT {CUSTOMER_ID}, greatest(coalesce(CAST(v AS DOUBLE), 0), 0) AS v
+            FROM ({source})
+        ),
+        mean AS (SELECT coalesce(avg(v), 0) AS mean FROM value)
+        SELECT {CUSTOMER_ID},
+            pow(1 + CASE WHEN mean > 0 THEN v / mean ELSE 0 END, $exponent) AS weight
+        FROM value, mean
+        """,
+        params,
+    )
 
 
 def item_neighbours(
-    lines: pd.DataFrame,
-    weights: pd.Series,
+    con: duckdb.DuckDBPyConnection,
     neighbours: int,
     alpha: float,
     shrinkage: float,
     max_basket_items: int,
 ) -> pd.DataFrame:
-    """Each item's ``neighbours`` most co-purchased items (``item_id, neighbour, similarity``).
+    """Each item's ``neighbours`` most co-purchased items (``item_id, neighbour, similarity``)
+    in table ``_lines`` (:func:`purchase_lines`), baskets weighted by table ``_weights``
+    (:func:`buyer_weights`; a customer missing from it weighs 1).
 
     ``similarity = co / (n_i ** alpha * n_j ** (1 - alpha) + shrinkage)`` over value-weighted
     baskets; pairs come from baskets of at most ``max_basket_items`` distinct items.
     """
-    item_code, items = pd.factorize(lines[ITEM_ID], sort=True)
-    basket_code, _ = pd.factorize(lines["basket"])
-    weight = lines[CUSTOMER_ID].map(weights).fillna(1.0).to_numpy(dtype="float64")
-    coded = pd.DataFrame({"basket": basket_code, "item": item_code, "weight": weight})
-    con = _connect()
-    try:
-        con.register("_lines", coded)
-        out = con.execute(
-            """
-            WITH baskets AS (SELECT basket, item, max(weight) AS weight FROM _lines GROUP BY ALL),
-            sized AS (SELECT *, count(*) OVER (PARTITION BY basket) AS size FROM baskets),
-            counts AS (SELECT item, sum(weight) AS n FROM sized GROUP BY ALL),
-            small AS (SELECT basket, item, weight FROM sized WHERE size <= ?),
-            pairs AS (
-                SELECT a.item, b.item AS neighbour, sum(a.weight) AS co
-                FROM small a JOIN small b ON a.basket = b.basket AND a.item <> b.item
-                GROUP BY ALL
-            ),
-            scored AS (
-                SELECT p.item, p.neighbour,
-                    p.co / (pow(ci.n, ?) * pow(cj.n, 1 - ?) + ?) AS similarity
-                FROM pairs p
-                JOIN counts ci ON p.item = ci.item
-                JOIN counts cj ON p.neighbour = cj.item
-            )
-            SELECT * FROM scored
-            QUALIFY row_number() OVER (
-                PARTITION BY item ORDER BY similarity DESC, neighbour
-            ) <= ?
-            ORDER BY item, similarity DESC, neighbour
-            """,
-            [max_basket_items, float(alpha), float(alpha), float(shrinkage), int(neighbours)],
-        ).df()
-    finally:
-        con.close()
-    names = np.asarray(items, dtype=object)
-    return pd.DataFrame(
+    out = con.execute(
+        f"""
+        WITH weighted AS (
+            SELECT l.basket, l.{ITEM_ID} AS item, coalesce(w.weight, 1.0) AS weight
+            FROM _lines l LEFT JOIN _weights w USING ({CUSTOMER_ID})
+        ),
+        baskets AS (SELECT basket, item, max(weight) AS weight FROM weighted GROUP BY ALL),
+        sized AS (SELECT *, count(*) OVER (PARTITION BY basket) AS size FROM baskets),
+        counts AS (SELECT item, sum(weight) AS n FROM sized GROUP BY ALL),
+        small AS (SELECT basket, item, weight FROM sized WHERE size <= $max_items),
+        pairs AS (
+            SELECT a.item, b.item AS neighbour, sum(a.weight) AS co
+            FROM small a JOIN small b ON a.basket = b.basket AND a.item <> b.item
+            GROUP BY ALL
+        ),
+        scored AS (
+            SELECT p.item, p.neighbour,
+                p.co / (pow(ci.n, $alpha) * pow(cj.n, 1 - $alpha) + $shrinkage) AS similarity
+            FROM pairs p
+            JOIN counts ci ON p.item = ci.item
+            JOIN counts cj ON p.neighbour = cj.item
+        )
+        SELECT item AS {ITEM_ID}, neighbour, similarity FROM scored
+        QUALIFY row_number() OVER (
+            PARTITION BY item ORDER BY similarity DESC, neighbour
+        ) <= $neighbours
+        ORDER BY item, similarity DESC, neighbour
+        """,
         {
-            ITEM_ID: pd.Series(names[out["item"].to_numpy()], dtype="str"),
-            "neighbour": pd.Series(names[out["neighbour"].to_numpy()], dtype="str"),
-            "similarity": out["similarity"].to_numpy(dtype="float64"),
-        }
-    )
+            "max_items": int(max_basket_items),
+            "alpha": float(alpha),
+            "shrinkage": float(shrinkage),
+            "neighbours": int(neighbours),
+        },
+    ).df()
+    return out.astype({ITEM_ID: "str", "neighbour": "str", "similarity": "float64"})
+
+
+def _when(time: pd.Timestamp) -> Any:
+    """A time as DuckDB takes it as a parameter (a TIMESTAMP, to the microsecond)."""
+    return pd.Timestamp(time).to_pydatetime(warn=False)
+
+
+def _quoted(text: str) -> str:
+    """``text`` inside a single-quoted SQL string."""
+    return text.replace("'", "''")
 
 
 def _connect() -> duckdb.DuckDBPyConnection:
