@@ -22,6 +22,7 @@ from ltvcast.pipeline import (
     ScoringModel,
     backtest_models,
     fit_forecaster,
+    forecast,
     train_model,
 )
 from ltvcast.strategy.segments import SEGMENTS, SegmentRules
@@ -53,6 +54,18 @@ def test_notebook_round_trip(files: dict[str, Path], tmp_path: Path) -> None:
     again = ltvcast.load_scoring_model(tmp_path / "model")
     pd.testing.assert_frame_equal(again.score(data), scores)
     assert set(scores["segment"]) <= set(SEGMENTS) and len(drivers) == 9
+
+
+def test_forecast_is_train_then_predict(data: CustomerData) -> None:
+    as_of = data.last_timestamp() - pd.Timedelta(days=30)
+    done = forecast(
+        data, model="btyd", horizon="60d", as_of=as_of, horizons="30d,1y", intervals=True
+    )
+    trained = train_model(data, model="btyd", horizon="60d", as_of=as_of)
+    again = trained.predict(data, as_of, horizons="30d,1y", intervals=True)
+    pd.testing.assert_frame_equal(done.predictions, again)
+    assert done.scoring.rules == trained.rules
+    assert {"value_p10", "value_30d", "value_1y"} <= set(done.predictions.columns)
 
 
 def test_score_columns_and_history(model: ScoringModel, data: CustomerData) -> None:

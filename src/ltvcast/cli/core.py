@@ -38,7 +38,7 @@ if TYPE_CHECKING:
     from ltvcast.data.schemas import CustomerData
     from ltvcast.engine import LocalJob, SparkJob
     from ltvcast.evaluation.backtest import BacktestResult
-    from ltvcast.pipeline import ScoringModel
+    from ltvcast.pipeline import Forecasted, ScoringModel
     from ltvcast.timeframe import Horizon
 
 ModelOpt = Annotated[
@@ -164,7 +164,7 @@ def train(
             scoring = _train_job(job, model, span)
     else:
         data, cleaning = inputs.load()
-        scoring = _train(data, cleaning, model, span, as_of, params)
+        scoring = _train(data, cleaning, model, span, as_of, params).scoring
     scoring.save(out)
     console.print(f"Model [bold]{scoring.name}[/] written to {out}")
 
@@ -210,8 +210,16 @@ def predict(
             _score_job(job, scoring, out, extras)
         return
     data, _ = inputs.load()
+    cutoff = scoring.resolve_as_of(data, as_of)
     with step(f"Scoring with {scoring.name} ({scoring.horizon} horizon)"):
-        _write_predictions(scoring, data, as_of, out, extras)
+        predictions = scoring.predict(
+            data,
+            cutoff,
+            horizons=extras.horizons,
+            discount_rate=extras.discount_rate,
+            intervals=extras.intervals,
+        )
+        _write_predictions(scoring, predictions, cutoff, out, extras)
 
 
 @app.command()
@@ -258,10 +266,11 @@ def forecast(
             _score_job(job, scoring, out, extras)
         return
     data, cleaning = inputs.load()
-    scoring = _train(data, cleaning, model, span, as_of, params)
+    done = _train(data, cleaning, model, span, as_of, params, extras)
     if save_model is not None:
-        scoring.save(save_model)
-    _write_predictions(scoring, data, as_of, out, extras)
+        done.scoring.save(save_model)
+    cutoff = done.scoring.resolve_as_of(data, as_of)
+    _write_predictions(done.scoring, done.predictions, cutoff, out, extras)
 
 
 @app.command(name="backtest")
@@ -308,7 +317,9 @@ def backtest_command(
     if out is not None:
         written = _write_backtest(result, out)
         if report:
-            best = _train(data, cleaning, result.best(), result.horizon, result.cutoff, params)
+            best = _train(
+                data, cleaning, result.best(), result.horizon, result.cutoff, params
+            ).scoring
             written.append(
                 _write_report(best, data, cleaning, result, result.cutoff, out / "report.html")
             )
@@ -361,7 +372,7 @@ def demo(
     choice, why = pick(result)
     console.print(f"Chose [bold]{choice}[/] by the backtest above ({why}).")
     as_of = data.last_timestamp()
-    scoring = _train(data, cleaning, choice, span, as_of)
+    scoring = _train(data, cleaning, choice, span, as_of).scoring
     scoring.save(out / "model")
     table = scoring.score(data, as_of)
     predictions = table[[c for c in (*PREDICTION_COLUMNS, *QUANTILE_COLUMNS) if c in table]]
@@ -438,20 +449,16 @@ def _extras_request(
 
 
 def _write_predictions(
-    scoring: ScoringModel, data: CustomerData, as_of: str | None, out: Path, extras: _Extras
+    scoring: ScoringModel,
+    predictions: pd.DataFrame,
+    cutoff: pd.Timestamp,
+    out: Path,
+    extras: _Extras,
 ) -> None:
-    """Predictions (with the extra columns asked for) to ``out``, a summary line, and the
-    new-customer forecast when curves were asked for."""
+    """Predictions to ``out``, a summary line, and the new-customer forecast when curves were
+    asked for."""
     from ltvcast.data.io import write_table
 
-    cutoff = scoring.resolve_as_of(data, as_of)
-    predictions = scoring.predict(
-        data,
-        cutoff,
-        horizons=extras.horizons,
-        discount_rate=extras.discount_rate,
-        intervals=extras.intervals,
-    )
     write_table(predictions, out)
     total = float(predictions["predicted_value"].sum())
     _print_predicted(scoring, len(predictions), total, cutoff, out, extras)
@@ -504,14 +511,18 @@ def _train(
     horizon: Horizon,
     as_of: str | pd.Timestamp | None,
     params: dict[str, Any] | None = None,
-) -> ScoringModel:
+    extras: _Extras | None = None,
+) -> Forecasted:
+    """Train (printing the choice and coefficients) and score everyone at as-of with the
+    columns ``extras`` asks for (the scores are the ones the segment cuts were fitted on)."""
     from ltvcast.cli._print import note
-    from ltvcast.pipeline import train_model
+    from ltvcast.pipeline import forecast
     from ltvcast.timeframe import parse_as_of
 
     when = parse_as_of(as_of, data.last_timestamp())
+    wanted = extras or _Extras()
     with step(f"Training {model} on data up to {when:%Y-%m-%d} for a {horizon.describe()} horizon"):
-        scoring = train_model(
+        done = forecast(
             data,
             model=model,
             horizon=horizon,
@@ -519,14 +530,18 @@ def _train(
             cleaning=cleaning,
             on_note=note,
             model_params=params,
+            horizons=wanted.horizons,
+            discount_rate=wanted.discount_rate,
+            intervals=wanted.intervals,
         )
+    scoring = done.scoring
     if scoring.reason:
         console.print(f"  {scoring.reason}", highlight=False)
     if scoring.covariates:
         from ltvcast.cli._print import print_coefficients
 
         print_coefficients(scoring.coefficient_table())
-    return scoring
+    return done
 
 
 def _train_job(job: LocalJob | SparkJob, model: str, horizon: Horizon) -> ScoringModel:

@@ -11,7 +11,8 @@ A notebook user drives ltvcast from here::
     model.save("model/")
     same = load_scoring_model("model/")
 
-:func:`train_model` fits a model (with the fallback for short histories) and the segment cuts,
+:func:`train_model` fits a model (with the fallback for short histories) and the segment cuts
+(:func:`forecast` also scores everyone at once, as ``ltvcast forecast`` does),
 and remembers the training window, the data's event types and profile columns, the cleaning
 report and, for ``auto``, why it chose its model. :class:`ScoringModel` owns the whole model
 artifact: :mod:`ltvcast.scoring.artifacts` stores the forecaster, this module the manifest
@@ -35,8 +36,10 @@ from ltvcast.pipeline.records import (
 )
 from ltvcast.pipeline.training import (
     FALLBACK_MODEL,
+    Forecasted,
     backtest_models,
     fit_forecaster,
+    forecast,
     train_model,
     with_fallback,
 )
@@ -48,10 +51,12 @@ __all__ = [
     "MIN_CUSTOMERS_FOR_CUTS",
     "UNSEGMENTED",
     "CustomerForecast",
+    "Forecasted",
     "ScoringModel",
     "TrainingSummary",
     "backtest_models",
     "fit_forecaster",
+    "forecast",
     "label_segments",
     "load_scoring_model",
     "train_model",

@@ -106,6 +106,7 @@ class ScoringModel:
         horizons: str | Sequence[str | Horizon] | None = None,
         discount_rate: float | None = None,
         intervals: bool = False,
+        base: pd.DataFrame | None = None,
     ) -> pd.DataFrame:
         """The forecaster's predictions (one row per customer seen up to ``as_of``).
 
@@ -113,7 +114,8 @@ class ScoringModel:
         quantiles, or for BTYD models :meth:`~ltvcast.models.btyd.BTYDForecaster.value_intervals`:
         the expected value under parameter uncertainty). With ``horizons`` or a
         ``discount_rate`` (then at the model's own horizon) the columns of
-        :meth:`predict_curve` follow.
+        :meth:`predict_curve` follow. ``base`` is the forecaster's own predictions of
+        ``data`` at ``as_of`` when the caller has them (:func:`~ltvcast.pipeline.forecast`).
 
         Raises
         ------
@@ -121,7 +123,7 @@ class ScoringModel:
             For intervals or curves from a model that gives none.
         """
         when = self.resolve_as_of(data, as_of)
-        out = self.forecaster.predict(data, when)
+        out = self.forecaster.predict(data, when) if base is None else base
         if intervals and not set(QUANTILE_COLUMNS) <= set(out.columns):
             bands = self._curves("prediction intervals").value_intervals(data, when)
             out = out.join(bands[list(QUANTILE_COLUMNS)], on=CUSTOMER_ID)

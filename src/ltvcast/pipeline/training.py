@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -107,6 +107,13 @@ def backtest_models(
     return result
 
 
+class Forecasted(NamedTuple):
+    """What :func:`forecast` returns: the trained model and its predictions."""
+
+    scoring: ScoringModel
+    predictions: pd.DataFrame
+
+
 def train_model(
     data: CustomerData,
     *,
@@ -126,6 +133,52 @@ def train_model(
 
     ``on_note`` receives what a user should know as it happens (a fallback taken).
     """
+    return _train(data, horizon, model, as_of, cleaning, random_state, on_note, model_params)[0]
+
+
+def forecast(
+    data: CustomerData,
+    *,
+    horizon: str | Horizon,
+    model: str = "auto",
+    as_of: str | pd.Timestamp | None = None,
+    cleaning: CleaningReport | None = None,
+    random_state: int | None = None,
+    on_note: Callable[[str], None] | None = None,
+    model_params: Mapping[str, Any] | None = None,
+    horizons: str | Sequence[str | Horizon] | None = None,
+    discount_rate: float | None = None,
+    intervals: bool = False,
+) -> Forecasted:
+    """Train as :func:`train_model` does and score everyone at ``as_of`` at once, with the
+    extra columns of :meth:`ScoringModel.predict` (``horizons``, ``discount_rate``,
+    ``intervals``); the forecasts the segment cuts were fitted on are the predictions, not
+    computed twice."""
+    scoring, base = _train(
+        data, horizon, model, as_of, cleaning, random_state, on_note, model_params
+    )
+    predictions = scoring.predict(
+        data,
+        parse_as_of(as_of, data.last_timestamp()),
+        horizons=horizons,
+        discount_rate=discount_rate,
+        intervals=intervals,
+        base=base,
+    )
+    return Forecasted(scoring, predictions)
+
+
+def _train(
+    data: CustomerData,
+    horizon: str | Horizon,
+    model: str,
+    as_of: str | pd.Timestamp | None,
+    cleaning: CleaningReport | None,
+    random_state: int | None,
+    on_note: Callable[[str], None] | None,
+    model_params: Mapping[str, Any] | None,
+) -> tuple[ScoringModel, pd.DataFrame]:
+    """The scoring model of :func:`train_model` and the forecasts its cuts were fitted on."""
     span = parse_horizon(horizon)
     when = parse_as_of(as_of, data.last_timestamp())
     notes: list[str] = []
@@ -152,4 +205,4 @@ def train_model(
         )
     rules = SegmentRules().fit(predictions)
     summary = TrainingSummary.of(data, when, cleaning, forecaster.selection_reason, notes)
-    return ScoringModel(forecaster, rules, summary)
+    return ScoringModel(forecaster, rules, summary), predictions
