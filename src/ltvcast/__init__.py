@@ -36,7 +36,7 @@ if TYPE_CHECKING:
         StoreError,
     )
     from ltvcast.models.base import Forecaster
-    from ltvcast.pipeline import ScoringModel, load_scoring_model, train_model
+    from ltvcast.pipeline import ScoringModel, forecast, load_scoring_model, train_model
     from ltvcast.pipeline.recommend import recommend
     from ltvcast.report.diagnostics import (
         conditional_expectations_figure,
@@ -73,6 +73,7 @@ _PUBLIC = {
     "decile_figure": "ltvcast.report.figures",
     "evaluate": "ltvcast.evaluation.metrics",
     "expected_purchases_matrix": "ltvcast.evaluation.diagnostics",
+    "forecast": "ltvcast.pipeline",
     "frequency_recency_figure": "ltvcast.report.diagnostics",
     "gain_figure": "ltvcast.report.figures",
     "load_customer_data": "ltvcast.data.validate",
@@ -114,6 +115,7 @@ __all__ = [
     "decile_figure",
     "evaluate",
     "expected_purchases_matrix",
+    "forecast",
     "frequency_recency_figure",
     "gain_figure",
     "load_customer_data",
