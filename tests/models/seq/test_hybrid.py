@@ -15,6 +15,7 @@ from ltvcast.features.tabular import transaction_features
 from ltvcast.models.seq.hybrid import (
     aggregates,
     anchored_blend,
+    btyd_bias,
     btyd_origins,
     fit_blend,
     fit_btyd,
@@ -97,18 +98,29 @@ def test_blend_keeps_the_btyd_total_with_a_fixed_factor() -> None:
     np.testing.assert_allclose(anchored_blend(btyd, rollout, 0.0, 1.0), anchor)
     geometric = np.sqrt(anchor * rollout)
     np.testing.assert_allclose(anchored_blend(btyd, rollout, 0.5, 2.0), 2.0 * geometric)
-    weight, factor = fit_blend(btyd, rollout, actual=anchor)
-    assert (weight, factor) == (0.0, 1.0)
+    assert fit_blend(btyd, rollout, actual=anchor) == (0.0, 1.0, 1.0)
+    # the labels set the unknown customer's level: 2.5 actual for 5 predicted
+    labels = np.array([10.0, 30.0, 2.5, 60.0])
+    weight, factor, unknown = fit_blend(btyd, rollout, actual=labels)
+    assert (weight, unknown) == (0.0, 0.5) and factor == pytest.approx(1.0)
+    np.testing.assert_allclose(anchored_blend(btyd, rollout, 0.0, 1.0, unknown), labels)
     # calibrated: the level of the validation labels instead of BTYD's
-    weight, factor = fit_blend(btyd, rollout, actual=anchor / 2.0, calibrate=True)
-    assert (weight, factor) == (0.0, 0.5)
+    weight, factor, unknown = fit_blend(btyd, rollout, actual=anchor / 2.0, calibrate=True)
+    assert (weight, unknown) == (0.0, 0.5)  # [10, 30, 2.5, 60] scaled to the labels' 52.5
+    assert factor == pytest.approx(52.5 / 102.5)
+
+
+def test_btyd_bias_is_actual_over_btyd_where_it_knows_the_customer() -> None:
+    btyd = np.array([10.0, 30.0, 0.0])
+    assert btyd_bias(btyd, np.array([5.0, 15.0, 100.0])) == pytest.approx(0.5)
+    assert btyd_bias(np.zeros(3), np.ones(3)) == 1.0
 
 
 def test_blend_weight_is_chosen_by_validation_error() -> None:
     actual = np.array([0.0, 20.0, 80.0, 0.0])
     btyd = np.array([25.0, 25.0, 25.0, 25.0])  # no ranking at all
     good = np.array([1.0, 20.0, 79.0, 1.0])  # the network ranks well
-    weight, factor = fit_blend(btyd, good, actual)
+    weight, factor, _ = fit_blend(btyd, good, actual)
     assert weight == 1.0 and factor == pytest.approx(100.0 / 101.0)  # BTYD's total
     assert fit_blend(btyd, np.array([100.0, 1.0, 1.0, 100.0]), actual)[0] == 0.0  # badly
 

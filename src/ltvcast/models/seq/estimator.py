@@ -27,8 +27,10 @@ Two modes, chosen in ``fit`` and recorded in ``mode_``:
 
 The default ``hybrid="btyd_residual"`` (:mod:`~ltvcast.models.seq.hybrid`) makes it a true
 hybrid: in direct mode the network sees at each origin the calibrated BTYD forecast made from
-the data before it and learns a correction of it; in rollout mode the simulated forecast is
-anchored to BTYD's. ``hybrid="none"`` is the paper's network alone. ``n_seeds`` averages
+the data before it and the tabular aggregates ``gbdt`` uses (wide and deep), learns a
+correction of BTYD, and its expected purchases times BTYD's spend per purchase are blended
+with BTYD at BTYD's level; in rollout mode the simulated forecast is anchored to BTYD's.
+``hybrid="none"`` is the paper's network alone. ``n_seeds`` averages
 networks trained from several seeds.
 """
 
@@ -148,7 +150,10 @@ class SeqForecaster(Forecaster):
         Scale predicted values (mean and quantiles) by actual / predicted spend on the
         validation origin (direct mode) or over the validation periods simulated from their
         start (rollout mode), so the level of the forecast matches the latest labels the model
-        did not learn from.
+        did not learn from. The direct hybrid keeps BTYD's level at the as-of time, scaled by
+        actual / BTYD spend on the validation origin when that origin is time-ordered (every
+        customer's latest labels; not a fifth of the customers, too few to set the level of
+        a heavy-tailed spend).
     mode
         ``"auto"`` (direct when a full-horizon origin exists, else rollout), ``"direct"`` or
         ``"rollout"``.

@@ -16,16 +16,25 @@ twice (:func:`wide_inputs`, :func:`residual_offsets`):
   events and profiles. Customers BTYD knows nothing of (no purchase yet) keep the
   network's own base rates.
 
+With ``use_aggregates`` the wide inputs also hold, at each origin, the tabular aggregates
+``gbdt`` learns from (:func:`aggregates`: RFM, trailing-window purchases and spend,
+inter-purchase intervals, order values, returns and behaviour-event counts): a wide-and-deep
+head.
+
 Fitting BTYD at every period would dominate the training time, so it is fitted at
 ``max_origins`` origins spread over the training ones (the validation origin always among
 them); the network trains on those origins only.
 
-Finally the forecast is anchored to BTYD's (:func:`anchored_blend`): ``k * btyd^(1 - w) *
-network^w``, with ``k`` keeping BTYD's total and the weight ``w`` chosen on the validation
-origin (direct mode) or periods (rollout mode; :func:`fit_blend`). The level comes from BTYD and
-the network reshapes it as far as the latest labels it did not learn from support: in
-rollout mode, whose simulated paths compound their errors over a long horizon, this keeps
-the rolled-out total within BTYD's.
+Finally the forecast is anchored to BTYD's (:func:`anchored_blend`): ``k * anchor^(1 - w) *
+network^w``, where the anchor is BTYD's value (the network's, scaled to the validation
+labels, for a customer BTYD does not know) and the network's value is by default its
+expected purchases times BTYD's spend per purchase (:func:`purchases_value`). The weight
+``w`` is chosen on the validation origin (direct mode) or periods (rollout mode;
+:func:`fit_blend`); in direct mode ``k`` then keeps the anchor's total at the as-of time
+(times BTYD's bias on a time-ordered validation origin, :func:`btyd_bias`). The level
+comes from BTYD and the network reshapes it as far as the latest labels it did not learn
+from support: in rollout mode, whose simulated paths compound their errors over a long
+horizon, this keeps the rolled-out total within BTYD's.
 """
 
 from __future__ import annotations
