@@ -304,18 +304,16 @@ def test_hybrid_sees_the_aggregates_and_keeps_the_btyd_level(
     names = fitted.hybrid_["aggregates"]  # type: ignore[index]
     assert {"agg:frequency", "agg:spend_30d", "agg:ev_view_30d"} <= set(names)
     assert fitted.networks_[0].n_wide == 4 + len(names)
-    # every customer has bought by AS_OF, so the level is BTYD's (times its bias)
+    # every customer has bought by AS_OF, so the level is BTYD's
     total = fitted.predict(data, AS_OF)["predicted_value"].sum()
     btyd = fitted.btyd_.predict(data, AS_OF)["predicted_value"].sum()  # type: ignore[union-attr]
-    bias = fitted.training_["btyd_biases"][0]
-    assert total == pytest.approx(btyd * bias, rel=1e-4)
+    assert total == pytest.approx(btyd, rel=1e-4)
 
 
 def test_the_ziln_value_without_aggregates(data: CustomerData) -> None:
     model = SeqForecaster(**TINY, network_value="ziln", use_aggregates=False, calibrate=False)
     model.fit(data, AS_OF, SIX_WEEKS)
     assert model.hybrid_["aggregates"] == [] and model.networks_[0].n_wide == 4  # type: ignore[index]
-    assert model.training_["btyd_biases"] == [1.0]
     total = model.predict(data, AS_OF)["predicted_value"].sum()
     btyd = model.btyd_.predict(data, AS_OF)["predicted_value"].sum()  # type: ignore[union-attr]
     assert total == pytest.approx(btyd, rel=1e-4)

@@ -15,7 +15,6 @@ from ltvcast.features.tabular import transaction_features
 from ltvcast.models.seq.hybrid import (
     aggregates,
     anchored_blend,
-    btyd_bias,
     btyd_origins,
     fit_blend,
     fit_btyd,
@@ -108,12 +107,6 @@ def test_blend_keeps_the_btyd_total_with_a_fixed_factor() -> None:
     weight, factor, unknown = fit_blend(btyd, rollout, actual=anchor / 2.0, calibrate=True)
     assert (weight, unknown) == (0.0, 0.5)  # [10, 30, 2.5, 60] scaled to the labels' 52.5
     assert factor == pytest.approx(52.5 / 102.5)
-
-
-def test_btyd_bias_is_actual_over_btyd_where_it_knows_the_customer() -> None:
-    btyd = np.array([10.0, 30.0, 0.0])
-    assert btyd_bias(btyd, np.array([5.0, 15.0, 100.0])) == pytest.approx(0.5)
-    assert btyd_bias(np.zeros(3), np.ones(3)) == 1.0
 
 
 def test_blend_weight_is_chosen_by_validation_error() -> None:

@@ -24,7 +24,6 @@ from ltvcast.models.seq.training import (
     origin_targets,
     seq_loss,
     split_origins,
-    time_ordered,
     train_network,
 )
 
@@ -81,23 +80,6 @@ def test_split_is_time_ordered() -> None:
     )
     assert set(np.flatnonzero(valid.any(0))) == {9, 10}
     assert set(np.flatnonzero(train.any(0))) == set(range(9))
-
-
-def test_time_ordered_tells_the_split_from_its_customer_fallback() -> None:
-    train, valid = _split(np.ones((10, 12), dtype=bool), rollout=False)
-    assert time_ordered(train, valid, 2)
-    # a horizon of 4 periods leaves no origin before the validation one's horizon: a fifth
-    # of the customers validates, the others train on an origin whose labels overlap it
-    train, valid = split_origins(
-        np.ones((50, 8), dtype=bool),
-        rollout=False,
-        horizon_periods=4,
-        stride=2,
-        period_days=7,
-        random_state=0,
-    )
-    assert not (train.any(1) & valid.any(1)).any() and not time_ordered(train, valid, 4)
-    assert not time_ordered(train, np.zeros_like(valid), 4)
 
 
 def test_split_refuses_too_little_history() -> None:

@@ -30,9 +30,8 @@ network^w``, where the anchor is BTYD's value (the network's, scaled to the vali
 labels, for a customer BTYD does not know) and the network's value is by default its
 expected purchases times BTYD's spend per purchase (:func:`purchases_value`). The weight
 ``w`` is chosen on the validation origin (direct mode) or periods (rollout mode;
-:func:`fit_blend`); in direct mode ``k`` then keeps the anchor's total at the as-of time
-(times BTYD's bias on a time-ordered validation origin, :func:`btyd_bias`). The level
-comes from BTYD and the network reshapes it as far as the latest labels it did not learn
+:func:`fit_blend`); in direct mode ``k`` then keeps the anchor's total at the as-of time.
+The level comes from BTYD and the network reshapes it as far as the latest labels it did not learn
 from support: in rollout mode, whose simulated paths compound their errors over a long
 horizon, this keeps the rolled-out total within BTYD's.
 """
@@ -302,13 +301,6 @@ def anchored_blend(
     base = anchor(btyd, network, unknown_scale)
     out: np.ndarray = factor * base ** (1.0 - weight) * r**weight
     return out
-
-
-def btyd_bias(btyd: np.ndarray, actual: np.ndarray) -> float:
-    """Actual / BTYD spend over the customers BTYD knows (1 when it predicts nothing)."""
-    known = np.clip(btyd, 0.0, None) > 0
-    predicted = float(btyd[known].sum())
-    return float(actual[known].sum()) / predicted if predicted > 0 else 1.0
 
 
 def fit_blend(

@@ -170,16 +170,6 @@ def split_origins(
     return train, valid
 
 
-def time_ordered(train: np.ndarray, valid: np.ndarray, horizon_periods: int) -> bool:
-    """Whether every training origin's horizon ends by the first validation origin (the
-    time-ordered split of :func:`split_origins`, not its fallback to a fifth of the
-    customers)."""
-    trained, validated = np.flatnonzero(train.any(0)), np.flatnonzero(valid.any(0))
-    if not len(trained) or not len(validated):
-        return False
-    return bool(trained.max() + horizon_periods <= validated.min())
-
-
 def base_rates(
     targets: dict[str, np.ndarray], train: np.ndarray, prefix: str = "horizon"
 ) -> tuple[float, float, float, float]:
