@@ -257,7 +257,8 @@ def test_seed_ensemble_is_seeded_and_the_mean_of_its_seeds(
     ensemble: SeqForecaster, data: CustomerData
 ) -> None:
     assert len(ensemble.networks_) == 2 and ensemble.btyd_ is not None
-    assert [len(b) for b in ensemble.training_["blends"]] == [2, 2]  # weight, factor per seed
+    # weight, factor and unknown customers' scale per seed
+    assert [len(b) for b in ensemble.training_["blends"]] == [3, 3]
     pred = ensemble.predict(data, AS_OF)
     again = SeqForecaster(**TINY, n_seeds=2).fit(data, AS_OF, SIX_WEEKS).predict(data, AS_OF)
     pd.testing.assert_frame_equal(pred, again)
@@ -295,3 +296,26 @@ def test_the_papers_plain_network_still_trains(data: CustomerData) -> None:
     assert pred.loc[heavy, "predicted_value"].min() > pred.loc[~heavy, "predicted_value"].max()
     with pytest.raises(ConfigError, match="hybrid must be one of btyd_residual, none"):
         SeqForecaster(hybrid="btyd").fit(data, AS_OF, SIX_WEEKS)
+
+
+def test_hybrid_sees_the_aggregates_and_keeps_the_btyd_level(
+    fitted: SeqForecaster, data: CustomerData
+) -> None:
+    names = fitted.hybrid_["aggregates"]  # type: ignore[index]
+    assert {"agg:frequency", "agg:spend_30d", "agg:ev_view_30d"} <= set(names)
+    assert fitted.networks_[0].n_wide == 4 + len(names)
+    # every customer has bought by AS_OF, so the level is BTYD's
+    total = fitted.predict(data, AS_OF)["predicted_value"].sum()
+    btyd = fitted.btyd_.predict(data, AS_OF)["predicted_value"].sum()  # type: ignore[union-attr]
+    assert total == pytest.approx(btyd, rel=1e-4)
+
+
+def test_the_ziln_value_without_aggregates(data: CustomerData) -> None:
+    model = SeqForecaster(**TINY, network_value="ziln", use_aggregates=False, calibrate=False)
+    model.fit(data, AS_OF, SIX_WEEKS)
+    assert model.hybrid_["aggregates"] == [] and model.networks_[0].n_wide == 4  # type: ignore[index]
+    total = model.predict(data, AS_OF)["predicted_value"].sum()
+    btyd = model.btyd_.predict(data, AS_OF)["predicted_value"].sum()  # type: ignore[union-attr]
+    assert total == pytest.approx(btyd, rel=1e-4)
+    with pytest.raises(ConfigError, match="network_value must be one of purchases, ziln"):
+        SeqForecaster(network_value="gbdt").fit(data, AS_OF, SIX_WEEKS)

@@ -1,4 +1,5 @@
-"""The hybrid's BTYD side: origins, no look-ahead, offsets that start the heads at BTYD."""
+"""The hybrid's BTYD side: origins, no look-ahead, offsets that start the heads at BTYD, the
+tabular aggregates, the network's value from its purchases, and the anchored blend."""
 
 from __future__ import annotations
 
@@ -10,12 +11,17 @@ import torch
 from ltvcast.data.schemas import CustomerData
 from ltvcast.exceptions import ConfigError
 from ltvcast.features.sequence import period_matrix
+from ltvcast.features.tabular import transaction_features
 from ltvcast.models.seq.hybrid import (
+    aggregates,
     anchored_blend,
     btyd_origins,
     fit_blend,
     fit_btyd,
+    origin_aggregates,
     origin_columns,
+    purchase_spend,
+    purchases_value,
     residual_offsets,
     wide_features,
 )
@@ -85,19 +91,83 @@ def test_offsets_start_the_heads_at_the_btyd_forecast() -> None:
 
 
 def test_blend_keeps_the_btyd_total_with_a_fixed_factor() -> None:
-    btyd = np.array([10.0, 30.0, 0.0, 60.0])
+    btyd = np.array([10.0, 30.0, 0.0, 60.0])  # the third customer is unknown to BTYD
     rollout = np.array([40.0, 40.0, 5.0, 400.0])  # an exploded rollout: 4.85x the total
-    np.testing.assert_allclose(anchored_blend(btyd, rollout, 0.0, 1.0), btyd)
-    geometric = np.sqrt(btyd * rollout)
+    anchor = np.array([10.0, 30.0, 5.0, 60.0])  # BTYD's, the network's where it has none
+    np.testing.assert_allclose(anchored_blend(btyd, rollout, 0.0, 1.0), anchor)
+    geometric = np.sqrt(anchor * rollout)
     np.testing.assert_allclose(anchored_blend(btyd, rollout, 0.5, 2.0), 2.0 * geometric)
-    weight, factor = fit_blend(btyd, rollout, actual=btyd)
-    assert (weight, factor) == (0.0, 1.0)
+    assert fit_blend(btyd, rollout, actual=anchor) == (0.0, 1.0, 1.0)
+    # the labels set the unknown customer's level: 2.5 actual for 5 predicted
+    labels = np.array([10.0, 30.0, 2.5, 60.0])
+    weight, factor, unknown = fit_blend(btyd, rollout, actual=labels)
+    assert (weight, unknown) == (0.0, 0.5) and factor == pytest.approx(1.0)
+    np.testing.assert_allclose(anchored_blend(btyd, rollout, 0.0, 1.0, unknown), labels)
+    # calibrated: the level of the validation labels instead of BTYD's
+    weight, factor, unknown = fit_blend(btyd, rollout, actual=anchor / 2.0, calibrate=True)
+    assert (weight, unknown) == (0.0, 0.5)  # [10, 30, 2.5, 60] scaled to the labels' 52.5
+    assert factor == pytest.approx(52.5 / 102.5)
 
 
 def test_blend_weight_is_chosen_by_validation_error() -> None:
     actual = np.array([0.0, 20.0, 80.0, 0.0])
     btyd = np.array([25.0, 25.0, 25.0, 25.0])  # no ranking at all
     good = np.array([1.0, 20.0, 79.0, 1.0])  # the network ranks well
-    weight, factor = fit_blend(btyd, good, actual)
+    weight, factor, _ = fit_blend(btyd, good, actual)
     assert weight == 1.0 and factor == pytest.approx(100.0 / 101.0)  # BTYD's total
     assert fit_blend(btyd, np.array([100.0, 1.0, 1.0, 100.0]), actual)[0] == 0.0  # badly
+
+
+def test_aggregates_are_gbdt_features_at_the_origin_and_read_no_later_data(
+    data: CustomerData,
+) -> None:
+    origin = pd.Timestamp("2024-04-30 23:59:59")
+    customers = data.until(AS_OF).customers()
+    table = aggregates(data, origin, customers, ())
+    assert all(c.startswith("agg:") for c in table.columns) and "agg:asof_month" not in table
+    reference = transaction_features(data.until(origin).transactions, customers, origin)
+    frequency = reference["frequency"].to_numpy()
+    np.testing.assert_allclose(table["agg:frequency"], np.log1p(frequency))
+    # a customer with no purchase by the origin: 0, not NaN, for the times
+    assert not np.isnan(table.to_numpy()).any()
+    pd.testing.assert_frame_equal(table, aggregates(data.until(origin), origin, customers, ()))
+
+    batch = period_matrix(data, AS_OF, period_days=7, n_periods=26)
+    columns = np.array([9, 17])
+    out, names = origin_aggregates(data, batch.period_ends, batch.customers, columns, ())
+    assert names == tuple(table.columns) and out.shape == (len(batch.customers), 26, len(names))
+    at_9 = aggregates(data, batch.period_ends[9] - pd.Timedelta(1, "ns"), batch.customers, ())
+    np.testing.assert_allclose(out[:, 9], at_9.to_numpy(np.float32))
+    assert (out[:, 10] == 0).all()
+
+
+def test_behaviour_aggregates_only_for_the_event_types_given() -> None:
+    tx = pd.DataFrame(
+        {
+            "customer_id": ["a", "b"],
+            "timestamp": pd.to_datetime(["2024-01-02", "2024-01-03"]),
+            "amount": [10.0, 20.0],
+        }
+    )
+    events = pd.DataFrame(
+        {
+            "customer_id": ["a", "a", "b"],
+            "timestamp": pd.to_datetime(["2024-01-01", "2024-01-05", "2024-01-04"]),
+            "event_type": ["view", "view", "cart"],
+        }
+    )
+    data = CustomerData(tx, events=events)
+    as_of = pd.Timestamp("2024-01-06")
+    customers = pd.Index(["a", "b"])
+    assert not any("ev_" in c for c in aggregates(data, as_of, customers, ()).columns)
+    table = aggregates(data, as_of, customers, ("view",))
+    np.testing.assert_allclose(table["agg:ev_view_7d"], np.log1p([2.0, 0.0]))
+    assert "agg:ev_cart_7d" not in table
+
+
+def test_network_value_is_its_purchases_at_btyd_spend_per_purchase() -> None:
+    forecasts = np.array([[120.0, 2.0, 0.7], [30.0, 0.5, 0.3], [0.0, 0.0, 0.0]])
+    assert purchase_spend(forecasts) == pytest.approx(150.0 / 2.5)
+    assert purchase_spend(np.zeros((2, 3))) == 1.0
+    value = purchases_value(np.array([1.0, 2.0, 0.5]), forecasts, fallback=40.0)
+    np.testing.assert_allclose(value, [60.0, 120.0, 20.0])  # unknown: the fallback spend

@@ -27,8 +27,10 @@ Two modes, chosen in ``fit`` and recorded in ``mode_``:
 
 The default ``hybrid="btyd_residual"`` (:mod:`~ltvcast.models.seq.hybrid`) makes it a true
 hybrid: in direct mode the network sees at each origin the calibrated BTYD forecast made from
-the data before it and learns a correction of it; in rollout mode the simulated forecast is
-anchored to BTYD's. ``hybrid="none"`` is the paper's network alone. ``n_seeds`` averages
+the data before it and the tabular aggregates ``gbdt`` uses (wide and deep), learns a
+correction of BTYD, and its expected purchases times BTYD's spend per purchase are blended
+with BTYD at BTYD's level; in rollout mode the simulated forecast is anchored to BTYD's.
+``hybrid="none"`` is the paper's network alone. ``n_seeds`` averages
 networks trained from several seeds.
 """
 
@@ -55,6 +57,8 @@ from ltvcast.models.seq.explain import explain_forecast
 from ltvcast.models.seq.forward import direct_forecast, resolve_device, torch_session
 from ltvcast.models.seq.hybrid import (
     WIDE_NAMES,
+    aggregates,
+    anchor,
     anchored_blend,
     btyd_forecast,
     btyd_origins,
@@ -62,9 +66,13 @@ from ltvcast.models.seq.hybrid import (
     fit_blend,
     fit_btyd,
     fit_wide_scaler,
+    origin_aggregates,
     origin_columns,
+    purchase_spend,
+    purchases_value,
     residual_offsets,
     wide_inputs,
+    wide_table,
 )
 from ltvcast.models.seq.inputs import (
     ColumnScaler,
@@ -140,7 +148,9 @@ class SeqForecaster(Forecaster):
         Scale predicted values (mean and quantiles) by actual / predicted spend on the
         validation origin (direct mode) or over the validation periods simulated from their
         start (rollout mode), so the level of the forecast matches the latest labels the model
-        did not learn from.
+        did not learn from. The direct hybrid keeps BTYD's level at the as-of time (the
+        calibrated ``btyd_cal``; calibrating it again on the validation origin raised the
+        inner-backtest MAE by 10% on CDNOW).
     mode
         ``"auto"`` (direct when a full-horizon origin exists, else rollout), ``"direct"`` or
         ``"rollout"``.
@@ -154,6 +164,15 @@ class SeqForecaster(Forecaster):
         forecast at each origin, from a BTYD model fitted on the data up to that origin, as
         wide inputs and as offsets of its horizon heads, and learns a correction of it
         (:mod:`~ltvcast.models.seq.hybrid`); ``"none"``: the paper's network alone.
+    network_value
+        The hybrid network's value in the blend with BTYD (direct mode): ``"purchases"``,
+        its expected purchases (count head) times BTYD's spend per purchase
+        (:func:`~ltvcast.models.seq.hybrid.purchases_value`), or ``"ziln"``, its
+        (calibrated) ZILN mean. The quantiles keep the ZILN head's shape either way.
+    use_aggregates
+        Whether the hybrid's wide inputs also hold, at each origin, the tabular aggregates
+        ``gbdt`` learns from (:func:`~ltvcast.models.seq.hybrid.aggregates`: a wide-and-deep
+        head; behaviour columns only with ``use_events``).
     btyd_origins
         Origins at which the hybrid fits BTYD (and on which the network then trains).
     n_seeds
@@ -195,6 +214,8 @@ class SeqForecaster(Forecaster):
         n_samples: int = 10,
         aux_weight: float = 0.5,
         hybrid: str = "btyd_residual",
+        network_value: str = "purchases",
+        use_aggregates: bool = True,
         btyd_origins: int = 8,
         n_seeds: int = 1,
         device: str = "auto",
@@ -224,6 +245,8 @@ class SeqForecaster(Forecaster):
         self.n_samples = n_samples
         self.aux_weight = aux_weight
         self.hybrid = hybrid
+        self.network_value = network_value
+        self.use_aggregates = use_aggregates
         self.btyd_origins = btyd_origins
         self.n_seeds = n_seeds
         self.device = device
@@ -286,9 +309,9 @@ class SeqForecaster(Forecaster):
         )
         self.btyd_: CalibratedBTYDForecaster | None = None
         self.hybrid_: dict[str, Any] | None = None
-        extra, btyd_value = None, None
+        extra, btyd_at = None, None
         if self.hybrid == "btyd_residual" and not rollout:
-            train, valid, extra, btyd_value = self._fit_hybrid(
+            train, valid, extra, btyd_at = self._fit_hybrid(
                 data, as_of, horizon, batch, targets, train, valid
             )
         elif self.hybrid == "btyd_residual":
@@ -311,7 +334,7 @@ class SeqForecaster(Forecaster):
                 torch.manual_seed(seed)
                 one = dataclasses.replace(settings, random_state=seed)
                 network, record = self._train_one(
-                    data, as_of, batch, prepared, targets, (train, valid), one, btyd_value
+                    data, as_of, batch, prepared, targets, (train, valid), one, btyd_at
                 )
                 self.networks_.append(network)
                 records.append(record)
@@ -322,6 +345,8 @@ class SeqForecaster(Forecaster):
         }
         if self.hybrid_ is not None:
             self.training_["blends"] = [r["blend"] for r in records]
+            if self.mode_ == "direct":
+                self.training_["blends"] = self._as_of_levels(data, as_of)
 
     def _train_one(
         self,
@@ -332,11 +357,11 @@ class SeqForecaster(Forecaster):
         targets: dict[str, np.ndarray],
         origins: tuple[np.ndarray, np.ndarray],
         settings: TrainingSettings,
-        btyd_value: np.ndarray | None,
+        btyd_at: np.ndarray | None,
     ) -> tuple[SeqNetwork, dict[str, Any]]:
         """One network trained (early stopping, calibration, refit) with ``settings``' seed.
 
-        ``btyd_value``: the hybrid's BTYD value at every origin (direct mode), for the
+        ``btyd_at``: the hybrid's BTYD forecasts at every origin (direct mode), for the
         weight of the network against BTYD on the validation origin.
         """
         train, valid = origins
@@ -346,11 +371,12 @@ class SeqForecaster(Forecaster):
         scale = 1.0
         if self.calibrate and not settings.rollout:
             scale = direct_value_scale(network, prepared, aligned)
-        if btyd_value is not None:
-            predicted, actual = validation_values(network, prepared, aligned)
-            at = step_aligned(btyd_value, prepared.lengths, self.stride_)[aligned.valid_rows]
+        if btyd_at is not None:
+            value, purchases, actual = validation_values(network, prepared, aligned)
+            at = step_aligned(btyd_at, prepared.lengths, self.stride_)[aligned.valid_rows]
             btyd = at[aligned.valid[aligned.valid_rows]]
-            record["blend"] = fit_blend(btyd, predicted * scale, actual)
+            ours = self._network_value(value * scale, purchases, btyd)
+            record["blend"] = fit_blend(btyd[:, 0], ours, actual, self.calibrate)
         elif settings.rollout and (self.calibrate or self.hybrid_ is not None):
             validation = validation_rollout(
                 network,
@@ -388,7 +414,7 @@ class SeqForecaster(Forecaster):
         valid: np.ndarray,
     ) -> tuple[np.ndarray, np.ndarray, tuple[np.ndarray, np.ndarray], np.ndarray]:
         """BTYD at ``btyd_origins`` origins and at ``as_of``: the origins kept, the hybrid's
-        wide inputs and offsets of every column of ``batch``, and BTYD's value there."""
+        wide inputs and offsets of every column of ``batch``, and BTYD's forecasts there."""
         columns = origin_columns(np.flatnonzero((train | valid).any(0)), self.btyd_origins)
         forecasts, fitted = btyd_origins(data, batch.period_ends, batch.customers, columns, horizon)
         train, valid = train & fitted, valid & fitted
@@ -398,26 +424,37 @@ class SeqForecaster(Forecaster):
                 f"{horizon.describe()} horizon (hybrid='btyd_residual'); use hybrid='none'"
             )
         base = base_rates(targets, train)
-        scaler = fit_wide_scaler(forecasts, train)
+        table: np.ndarray | None = None
+        names: tuple[str, ...] = ()
+        if self.use_aggregates:
+            at = np.flatnonzero(fitted)
+            event_types = self.inputs_.grid.event_types
+            table, names = origin_aggregates(
+                data, batch.period_ends, batch.customers, at, event_types
+            )
+        wide = wide_table(forecasts, table)
+        scaler = fit_wide_scaler(wide, train, (*WIDE_NAMES, *names))
         self.btyd_ = fit_btyd(data, as_of, horizon)
         self.hybrid_ = {
             "base": list(base),
             "wide_scaler": scaler.to_dict(),
+            "aggregates": list(names),
+            "purchase_spend": purchase_spend(forecasts[train]),
             "btyd_origins": [f"{day:%Y-%m-%d}" for day in batch.period_ends[fitted]],
         }
-        extra = (wide_inputs(forecasts, scaler), residual_offsets(forecasts, base))
-        return train, valid, extra, forecasts[..., 0]
+        extra = (wide_inputs(wide, scaler, self._wide_names()), residual_offsets(forecasts, base))
+        return train, valid, extra, forecasts
 
     def _rollout_blend(
         self, data: CustomerData, validation: ValidationRollout, scale: float
-    ) -> tuple[float, float]:
+    ) -> tuple[float, float, float]:
         """The rollout's blend with BTYD, fitted on the validation periods: BTYD fitted at
         their start and the (calibrated) rollout simulated from there."""
         window = Horizon(validation.days, "d")
         try:
             btyd = fit_btyd(data, validation.origin, window)
         except InsufficientDataError:
-            return 1.0, 1.0
+            return 1.0, 1.0, 1.0
         b = btyd_forecast(btyd, data, validation.origin, validation.customers)[:, 0]
         return fit_blend(b, validation.simulated * scale, validation.actual)
 
@@ -427,19 +464,47 @@ class SeqForecaster(Forecaster):
         """The hybrid's BTYD forecasts of ``customers`` at ``as_of`` (``None`` without)."""
         return None if self.btyd_ is None else btyd_forecast(self.btyd_, data, as_of, customers)
 
-    def _hybrid_inputs(self, forecasts: np.ndarray | None) -> tuple[np.ndarray, np.ndarray] | None:
-        """The hybrid's wide inputs and offsets from BTYD ``forecasts`` at the as-of time
-        (``None`` without them, and in rollout mode, whose network takes no BTYD input)."""
+    def _network_value(
+        self, value: np.ndarray, purchases: np.ndarray, btyd: np.ndarray
+    ) -> np.ndarray:
+        """The network's value in the blend (``network_value``), from its (calibrated) ZILN
+        ``value`` or its expected ``purchases`` and BTYD's forecasts ``btyd`` (``(n, 3)``)."""
+        if self.network_value == "ziln" or self.mode_ != "direct" or self.hybrid_ is None:
+            return value
+        fallback = float(self.hybrid_.get("purchase_spend", 1.0))
+        return purchases_value(purchases, btyd, fallback)
+
+    def _wide_names(self) -> tuple[str, ...]:
+        """The hybrid's wide inputs in the network's order (direct mode)."""
+        return (*WIDE_NAMES, *(self.hybrid_ or {}).get("aggregates", ()))
+
+    def _hybrid_inputs(
+        self,
+        data: CustomerData,
+        as_of: pd.Timestamp,
+        customers: pd.Index,
+        forecasts: np.ndarray | None,
+    ) -> tuple[np.ndarray, np.ndarray] | None:
+        """The hybrid's wide inputs and offsets of ``customers`` at ``as_of`` from BTYD
+        ``forecasts`` there and the aggregates (``None`` without forecasts, and in rollout
+        mode, whose network takes no BTYD input)."""
         if forecasts is None or self.hybrid_ is None or self.mode_ != "direct":
             return None
+        names = self._wide_names()
+        table = None
+        if len(names) > len(WIDE_NAMES):
+            frame = aggregates(data, as_of, customers, self.inputs_.grid.event_types)
+            columns = list(names[len(WIDE_NAMES) :])
+            table = frame.reindex(columns=columns, fill_value=0.0).to_numpy(np.float32)
         scaler = ColumnScaler.from_dict(self.hybrid_["wide_scaler"])
         base = tuple(float(b) for b in self.hybrid_["base"])
-        return wide_inputs(forecasts, scaler), residual_offsets(forecasts, base)  # type: ignore[arg-type]
+        wide = wide_inputs(wide_table(forecasts, table), scaler, names)
+        return wide, residual_offsets(forecasts, base)  # type: ignore[arg-type]
 
     def _check_params(self) -> None:
         if self.mode not in ("auto", *MODES):
             raise ConfigError(f"seq: mode must be auto, direct or rollout; got {self.mode!r}")
-        check_hybrid(self.hybrid)
+        check_hybrid(self.hybrid, self.network_value)
         if self.device not in ("auto", "cpu", "cuda"):
             raise ConfigError(f"seq: device must be auto, cpu or cuda; got {self.device!r}")
         for name in (
@@ -462,15 +527,39 @@ class SeqForecaster(Forecaster):
             head_hidden=self.head_hidden,
             dropout=self.dropout,
             stride=self.stride_,
-            n_wide=len(WIDE_NAMES) if self.hybrid_ and self.mode_ == "direct" else 0,
+            n_wide=len(self._wide_names()) if self.hybrid_ and self.mode_ == "direct" else 0,
         ).to(self._device())
 
     # ------------------------------------------------------------------ predict
     def _predict(self, data: CustomerData, as_of: pd.Timestamp) -> pd.DataFrame:
+        customers, forecasts, _ = self._forecasts(data, as_of)
+        mean = {k: np.mean([f[k] for f in forecasts], axis=0) for k in forecasts[0]}
+        return pd.DataFrame(mean, index=customers).reset_index()
+
+    def _as_of_levels(self, data: CustomerData, as_of: pd.Timestamp) -> list[list[float]]:
+        """The direct hybrid's blends with the factor that keeps, at ``as_of`` over the
+        training customers, the total of the :func:`~ltvcast.models.seq.hybrid.anchor`
+        (BTYD's level): the validation origin chose the weight, but the refitted network's
+        level at ``as_of`` is not the level the validated network had there (on inner
+        backtests the validation factor let Online Retail's level vary by +-20% between
+        seeds)."""
+        blends = [[w, 1.0, u] for w, _, u in self.training_["blends"]]
+        self.training_["blends"] = blends
+        _, forecasts, anchors = self._forecasts(data, as_of)
+        for blend, forecast, base in zip(blends, forecasts, anchors, strict=True):
+            total = float(forecast["predicted_value"].sum())
+            blend[1] = float(base.sum()) / total if total > 0 else 1.0
+        return blends
+
+    def _forecasts(
+        self, data: CustomerData, as_of: pd.Timestamp
+    ) -> tuple[pd.Index, list[dict[str, np.ndarray]], list[np.ndarray]]:
+        """The customers at ``as_of``, each network's forecast columns (the hybrid's blend
+        applied) and the blend's anchor of each (empty without the hybrid)."""
         batch = self.inputs_.batch(data, as_of)
         btyd = self._btyd(data, as_of, batch.customers)
-        extra = self._hybrid_inputs(btyd)
-        forecasts = []
+        extra = self._hybrid_inputs(data, as_of, batch.customers, btyd)
+        forecasts, anchors = [], []
         blends = self.training_.get("blends") or [None] * len(self.networks_)
         with self._session(), torch.inference_mode():
             prepared = self.inputs_.prepare(data, batch, self._device(), extra)
@@ -491,13 +580,15 @@ class SeqForecaster(Forecaster):
                     )
                 if btyd is not None and blend is not None:  # the hybrid: anchored to BTYD
                     raw = columns["predicted_value"]
-                    blended = anchored_blend(btyd[:, 0], raw * scale, *blend)
+                    purchases = columns["predicted_purchases"]
+                    ours = self._network_value(raw * scale, purchases, btyd)
+                    blended = anchored_blend(btyd[:, 0], ours, *blend)
+                    anchors.append(anchor(btyd[:, 0], ours, blend[2]))
                     scale = np.divide(blended, raw, out=np.zeros_like(raw), where=raw > 0)
                 forecasts.append(
                     {k: c * scale if k in _VALUE_COLUMNS else c for k, c in columns.items()}
                 )
-        mean = {k: np.mean([f[k] for f in forecasts], axis=0) for k in forecasts[0]}
-        return pd.DataFrame(mean, index=batch.customers).reset_index()
+        return batch.customers, forecasts, anchors
 
     def explain(self, data: CustomerData, as_of: pd.Timestamp) -> pd.DataFrame:
         """Integrated-gradients drivers of ``predicted_value`` (Sundararajan et al. 2017).
@@ -515,7 +606,8 @@ class SeqForecaster(Forecaster):
         batch = self.inputs_.batch(past, as_of)
         predicted = self._predict(past, as_of)["predicted_value"].to_numpy()
         head = "horizon_value" if self.mode_ == "direct" else "next_value"
-        extra = self._hybrid_inputs(self._btyd(past, as_of, batch.customers))
+        btyd = self._btyd(past, as_of, batch.customers)
+        extra = self._hybrid_inputs(past, as_of, batch.customers, btyd)
         with self._session():
             prepared = self.inputs_.prepare(past, batch, self._device(), extra)
             return explain_forecast(

@@ -16,47 +16,68 @@ twice (:func:`wide_inputs`, :func:`residual_offsets`):
   events and profiles. Customers BTYD knows nothing of (no purchase yet) keep the
   network's own base rates.
 
+With ``use_aggregates`` the wide inputs also hold, at each origin, the tabular aggregates
+``gbdt`` learns from (:func:`aggregates`: RFM, trailing-window purchases and spend,
+inter-purchase intervals, order values, returns and behaviour-event counts): a wide-and-deep
+head.
+
 Fitting BTYD at every period would dominate the training time, so it is fitted at
 ``max_origins`` origins spread over the training ones (the validation origin always among
 them); the network trains on those origins only.
 
-Finally the forecast is anchored to BTYD's (:func:`anchored_blend`): ``k * btyd^(1 - w) *
-network^w``, with ``k`` keeping BTYD's total and the weight ``w`` chosen on the validation
-origin (direct mode) or periods (rollout mode; :func:`fit_blend`). The level comes from BTYD and
-the network reshapes it as far as the latest labels it did not learn from support: in
-rollout mode, whose simulated paths compound their errors over a long horizon, this keeps
-the rolled-out total within BTYD's.
+Finally the forecast is anchored to BTYD's (:func:`anchored_blend`): ``k * anchor^(1 - w) *
+network^w``, where the anchor is BTYD's value (the network's, scaled to the validation
+labels, for a customer BTYD does not know) and the network's value is by default its
+expected purchases times BTYD's spend per purchase (:func:`purchases_value`). The weight
+``w`` is chosen on the validation origin (direct mode) or periods (rollout mode;
+:func:`fit_blend`); in direct mode ``k`` then keeps the anchor's total at the as-of time.
+The level comes from BTYD and the network reshapes it as far as the latest labels it did not learn
+from support: in rollout mode, whose simulated paths compound their errors over a long
+horizon, this keeps the rolled-out total within BTYD's.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
 
-from ltvcast.data.schemas import CustomerData
+from ltvcast.data.schemas import CUSTOMER_ID, CustomerData
 from ltvcast.exceptions import ConfigError, InsufficientDataError
+from ltvcast.features.tabular import behaviour_features, transaction_features
 from ltvcast.models.btyd_cal import CalibratedBTYDForecaster
 from ltvcast.models.seq.inputs import ColumnScaler
 from ltvcast.timeframe import Horizon
 
 #: Values of ``SeqForecaster.hybrid``.
 HYBRIDS = ("btyd_residual", "none")
+#: Values of ``SeqForecaster.network_value``: the network's value in the blend.
+NETWORK_VALUES = ("purchases", "ziln")
 #: The BTYD forecast columns, in the order of :func:`btyd_origins`' last axis.
 FORECASTS = ("predicted_value", "predicted_purchases", "p_active")
-#: Wide inputs of the heads, in the network's order.
+#: BTYD's wide inputs of the heads, in the network's order (the aggregates follow).
 WIDE_NAMES = ("btyd_known", "btyd_log_purchases", "btyd_p_active", "btyd_log_value")
+#: Prefix of the tabular aggregates among the wide inputs.
+AGGREGATE_PREFIX = "agg:"
+#: Tabular columns left out of the aggregates (the calendar is in the sequence context).
+_NOT_AGGREGATES = ("asof_month", "asof_dayofweek")
 #: Clip of P(purchase) in the offsets, away from 0 and 1.
 _P_CLIP = 1e-4
 #: Network weights of :func:`anchored_blend` tried on the validation origins.
 BLEND_WEIGHTS = (0.0, 0.25, 0.5, 0.75, 1.0)
 
 
-def check_hybrid(hybrid: str) -> None:
-    """:class:`ConfigError` unless ``hybrid`` is one of :data:`HYBRIDS`."""
+def check_hybrid(hybrid: str, network_value: str = "purchases") -> None:
+    """:class:`ConfigError` unless ``hybrid`` is one of :data:`HYBRIDS` and
+    ``network_value`` one of :data:`NETWORK_VALUES`."""
     if hybrid not in HYBRIDS:
         raise ConfigError(f"seq: hybrid must be one of {', '.join(HYBRIDS)}; got {hybrid!r}")
+    if network_value not in NETWORK_VALUES:
+        raise ConfigError(
+            f"seq: network_value must be one of {', '.join(NETWORK_VALUES)}; got {network_value!r}"
+        )
 
 
 def origin_columns(candidates: np.ndarray, max_origins: int) -> np.ndarray:
@@ -114,6 +135,55 @@ def btyd_origins(
     return out, fitted
 
 
+def aggregates(
+    data: CustomerData, as_of: pd.Timestamp, customers: pd.Index, event_types: Sequence[str]
+) -> pd.DataFrame:
+    """The tabular aggregates ``gbdt`` learns from, of ``customers`` at ``as_of``.
+
+    :func:`~ltvcast.features.tabular.transaction_features` and, for ``event_types`` (none:
+    no behaviour column), :func:`~ltvcast.features.tabular.behaviour_features`, calendar
+    left out, as signed ``log1p`` with 0 where undefined (no purchase or event yet), named
+    ``agg:<column>``.
+    """
+    past = data.until(as_of)
+    rows = pd.RangeIndex(len(customers))  # integer ids: pandas aligns them much faster
+    blocks = [transaction_features(_by_row(past.transactions, customers), rows, as_of)]
+    if event_types:
+        events = None if past.events is None else _by_row(past.events, customers)
+        blocks.append(behaviour_features(events, rows, as_of, event_types=event_types))
+    table = pd.concat(blocks, axis=1).drop(columns=list(_NOT_AGGREGATES))
+    values = table.to_numpy(np.float64)
+    values = np.nan_to_num(np.sign(values) * np.log1p(np.abs(values)))
+    return pd.DataFrame(values, index=customers, columns=AGGREGATE_PREFIX + table.columns)
+
+
+def _by_row(table: pd.DataFrame, customers: pd.Index) -> pd.DataFrame:
+    """The rows of ``customers`` in ``table``, ``customer_id`` replaced by its position."""
+    position = customers.get_indexer(pd.Index(table[CUSTOMER_ID]))
+    return table.assign(**{CUSTOMER_ID: position}).loc[position >= 0]
+
+
+def origin_aggregates(
+    data: CustomerData,
+    period_ends: pd.DatetimeIndex,
+    customers: pd.Index,
+    columns: np.ndarray,
+    event_types: Sequence[str],
+) -> tuple[np.ndarray, tuple[str, ...]]:
+    """:func:`aggregates` at the end of each of ``columns`` of a period grid (the origins of
+    :func:`btyd_origins`): float32 ``(customers, periods, k)``, 0 outside ``columns``, and
+    the ``k`` names."""
+    tables = [
+        aggregates(data, period_ends[c] - pd.Timedelta(1, "ns"), customers, event_types)
+        for c in columns  # a handful of origins, each vectorised over the customers
+    ]
+    names = tuple(tables[0].columns)
+    out = np.zeros((len(customers), len(period_ends), len(names)), dtype=np.float32)
+    for c, table in zip(columns, tables, strict=True):
+        out[:, c] = table.to_numpy(np.float32)
+    return out, names
+
+
 def known(forecasts: np.ndarray) -> np.ndarray:
     """bool ``(...)``: where BTYD gives a positive value, purchases and P(purchase)."""
     return np.asarray((forecasts > 0).all(-1))
@@ -133,14 +203,26 @@ def wide_features(forecasts: np.ndarray) -> np.ndarray:
     )
 
 
-def fit_wide_scaler(forecasts: np.ndarray, origins: np.ndarray) -> ColumnScaler:
-    """Standardisation of the wide inputs over the training ``origins`` (bool mask)."""
-    return ColumnScaler.fit(WIDE_NAMES, wide_features(forecasts)[origins])
+def wide_table(forecasts: np.ndarray, extra: np.ndarray | None) -> np.ndarray:
+    """float32 ``(..., 4 + k)``: :func:`wide_features` of ``forecasts``, then the ``k``
+    aggregates ``extra`` (none: ``k = 0``)."""
+    parts = [wide_features(forecasts).astype(np.float32)]
+    return np.concatenate(parts + ([] if extra is None else [extra]), -1)
 
 
-def wide_inputs(forecasts: np.ndarray, scaler: ColumnScaler) -> np.ndarray:
-    """float32 scaled wide inputs ``(..., 4)`` of BTYD ``forecasts``."""
-    return scaler.transform(wide_features(forecasts), WIDE_NAMES).astype(np.float32)
+def fit_wide_scaler(
+    wide: np.ndarray, origins: np.ndarray, names: Sequence[str] = WIDE_NAMES
+) -> ColumnScaler:
+    """Standardisation of the wide inputs ``names`` (:func:`wide_table`) over the training
+    ``origins`` (bool mask)."""
+    return ColumnScaler.fit(names, wide[origins])
+
+
+def wide_inputs(
+    wide: np.ndarray, scaler: ColumnScaler, names: Sequence[str] = WIDE_NAMES
+) -> np.ndarray:
+    """float32 scaled wide inputs ``names`` of a :func:`wide_table`."""
+    return scaler.transform(wide, names).astype(np.float32)
 
 
 def residual_offsets(forecasts: np.ndarray, base: tuple[float, float, float, float]) -> np.ndarray:
@@ -167,32 +249,83 @@ def residual_offsets(forecasts: np.ndarray, base: tuple[float, float, float, flo
     return np.where(known(forecasts)[..., None], out, 0.0).astype(np.float32)
 
 
-def anchored_blend(
-    btyd: np.ndarray, network: np.ndarray, weight: float, factor: float
-) -> np.ndarray:
-    """``factor * btyd^(1 - weight) * network^weight`` per customer (negatives count as 0).
+def purchase_spend(forecasts: np.ndarray) -> float:
+    """BTYD's spend per expected purchase over the customers it knows in ``forecasts``
+    (``(..., 3)``): total value over total purchases (1 when it knows none)."""
+    kept = forecasts[known(forecasts)]
+    purchases = float(kept[:, 1].sum())
+    return float(kept[:, 0].sum()) / purchases if purchases > 0 else 1.0
 
-    ``factor`` comes from :func:`fit_blend`, so a customer's forecast does not depend on
-    the other customers scored with it.
+
+def purchases_value(purchases: np.ndarray, forecasts: np.ndarray, fallback: float) -> np.ndarray:
+    """The network's expected ``purchases`` times BTYD's spend per purchase (Gamma-Gamma's
+    expected spend: its value over its purchases in ``forecasts``, ``(n, 3)``), ``fallback``
+    for a customer BTYD does not know.
+
+    E[value] = E[purchases] x E[spend per purchase], as in BTYD with Gamma-Gamma (Fader,
+    Hardie & Lee 2005): on inner backtests the network's count head ranks better than its
+    ZILN mean, whose heavy log-normal tail (sigma near 3 on the simulated store) makes the
+    mean noisy.
     """
-    b, r = np.clip(btyd, 0.0, None), np.clip(network, 0.0, None)
-    out: np.ndarray = factor * b ** (1.0 - weight) * r**weight
+    value, count = forecasts[:, 0], forecasts[:, 1]
+    ok = known(forecasts)
+    spend = np.divide(value, count, out=np.full(len(value), fallback), where=ok)
+    out: np.ndarray = np.clip(purchases, 0.0, None) * spend
     return out
 
 
-def fit_blend(btyd: np.ndarray, network: np.ndarray, actual: np.ndarray) -> tuple[float, float]:
-    """Weight and factor of :func:`anchored_blend` on the validation labels ``actual``.
+def anchor(btyd: np.ndarray, network: np.ndarray, unknown_scale: float = 1.0) -> np.ndarray:
+    """BTYD's value, or where BTYD gives none (a customer it does not know: no purchase
+    yet) the network's times ``unknown_scale``, negatives as 0: the anchor of
+    :func:`anchored_blend`."""
+    b, r = np.clip(btyd, 0.0, None), np.clip(network, 0.0, None)
+    out: np.ndarray = np.where(b > 0, b, unknown_scale * r)
+    return out
 
-    For each weight of :data:`BLEND_WEIGHTS` the factor rescales the blend to BTYD's total
-    over these customers (the level comes from BTYD); the weight with the lowest mean
-    absolute error wins (the smaller on a tie).
+
+def anchored_blend(
+    btyd: np.ndarray,
+    network: np.ndarray,
+    weight: float,
+    factor: float,
+    unknown_scale: float = 1.0,
+) -> np.ndarray:
+    """``factor * anchor^(1 - weight) * network^weight`` per customer (negatives count as
+    0; :func:`anchor`: BTYD's value, the scaled network's for a customer BTYD does not
+    know).
+
+    ``factor`` and ``unknown_scale`` come from :func:`fit_blend`, so a customer's forecast
+    does not depend on the other customers scored with it.
     """
+    r = np.clip(network, 0.0, None)
+    base = anchor(btyd, network, unknown_scale)
+    out: np.ndarray = factor * base ** (1.0 - weight) * r**weight
+    return out
+
+
+def fit_blend(
+    btyd: np.ndarray, network: np.ndarray, actual: np.ndarray, calibrate: bool = False
+) -> tuple[float, float, float]:
+    """Weight, factor and unknown scale of :func:`anchored_blend` on the validation labels
+    ``actual``.
+
+    ``unknown_scale`` is actual / network spend over the customers BTYD does not know (1
+    without them): the labels set their level in the :func:`anchor`. For each weight of
+    :data:`BLEND_WEIGHTS` the factor rescales the blend to the anchor's total over these
+    customers (the level comes from BTYD), or with ``calibrate`` to the ``actual`` total
+    (the level of the latest labels); the weight with the lowest mean absolute error wins
+    (the smaller on a tie).
+    """
+    unknown = np.clip(btyd, 0.0, None) <= 0
+    predicted = float(np.clip(network[unknown], 0.0, None).sum())
+    scale = float(actual[unknown].sum()) / predicted if predicted > 0 else 1.0
+    level = float(actual.sum() if calibrate else anchor(btyd, network, scale).sum())
     best: tuple[float, float, float] = (np.inf, 0.0, 1.0)
     for weight in BLEND_WEIGHTS:
-        raw = anchored_blend(btyd, network, weight, 1.0)
+        raw = anchored_blend(btyd, network, weight, 1.0, scale)
         total = float(raw.sum())
-        factor = float(np.clip(btyd, 0.0, None).sum()) / total if total > 0 else 1.0
+        factor = level / total if total > 0 else 1.0
         error = float(np.abs(factor * raw - actual).mean())
         if error < best[0]:
             best = (error, weight, factor)
-    return best[1], best[2]
+    return best[1], best[2], scale

@@ -22,7 +22,13 @@ from ltvcast.exceptions import InsufficientDataError
 from ltvcast.features.sequence import LOG_SPEND, PURCHASES, SequenceBatch
 from ltvcast.models.seq.forward import forward_all
 from ltvcast.models.seq.inputs import NetworkInputs, channel, left_align, spend_from_log
-from ltvcast.models.seq.loss import inverse_softplus, poisson_nll, ziln_mean, ziln_nll
+from ltvcast.models.seq.loss import (
+    inverse_softplus,
+    poisson_nll,
+    ziln_mean,
+    ziln_nll,
+    ziln_params,
+)
 from ltvcast.models.seq.network import SeqNetwork
 
 #: Customers per forward pass when scoring validation origins.
@@ -322,20 +328,30 @@ def train_network(
 
 def validation_values(
     net: SeqNetwork, inputs: NetworkInputs, origins: Origins
-) -> tuple[np.ndarray, np.ndarray]:
-    """Predicted (ZILN mean) and actual (negative as 0) horizon spend at the validation
-    origins, float64, in the order of ``origins.valid[origins.valid_rows]``."""
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Predicted horizon spend (ZILN mean) and purchases (Poisson mean, at least P(buy), as
+    in :func:`~ltvcast.models.seq.forward.direct_forecast`) and actual spend (negative as
+    0) at the validation origins, float64, in the order of
+    ``origins.valid[origins.valid_rows]``."""
     device = inputs.device
-    predicted, actual = [], []
+    value, purchases, actual = [], [], []
     with torch.no_grad():
         for idx in np.array_split(
             origins.valid_rows, max(1, len(origins.valid_rows) // _EVAL_ROWS)
         ):
             at = origins.valid[idx]
-            mean = ziln_mean(forward_all(net, inputs, idx)["horizon_value"])
-            predicted.append(mean[torch.from_numpy(at).to(device)].double().cpu().numpy())
+            keep = torch.from_numpy(at).to(device)
+            out = forward_all(net, inputs, idx)
+            p, _, _ = ziln_params(out["horizon_value"])
+            count = torch.maximum(torch.exp(out["horizon_count"][..., 0]), p)
+            value.append(ziln_mean(out["horizon_value"])[keep].double().cpu().numpy())
+            purchases.append(count[keep].double().cpu().numpy())
             actual.append(np.clip(origins.targets["value"][idx][at], 0.0, None))
-    return np.concatenate(predicted), np.concatenate(actual).astype(np.float64)
+    return (
+        np.concatenate(value),
+        np.concatenate(purchases),
+        np.concatenate(actual).astype(np.float64),
+    )
 
 
 def direct_value_scale(net: SeqNetwork, inputs: NetworkInputs, origins: Origins) -> float:
@@ -344,5 +360,6 @@ def direct_value_scale(net: SeqNetwork, inputs: NetworkInputs, origins: Origins)
     Scaling the forecast values by it matches their level to the latest labels the network
     did not learn from.
     """
-    predicted, actual = (float(v.sum()) for v in validation_values(net, inputs, origins))
+    value, _, spend = validation_values(net, inputs, origins)
+    predicted, actual = float(value.sum()), float(spend.sum())
     return actual / predicted if predicted > 0 and actual > 0 else 1.0
