@@ -88,6 +88,7 @@ class Cleaned:
     customers: int
     hashes: NDArray[np.uint64] | None = None
     kinds: dict[str, bool | None] = field(default_factory=dict)
+    event_types: tuple[str, ...] = ()
 
 
 def clean_part(
@@ -106,15 +107,15 @@ def clean_part(
     bucket's events and profiles when given) and, with ``summarise``, summarised
     (:func:`~ltvcast.engine.buckets.summarise_bucket`)."""
     data, report = clean_bucket(raw, source, columns, options, events=events, profiles=profiles)
-    kinds = profile_kinds(data.profiles)
+    kept = {"kinds": profile_kinds(data.profiles), "event_types": data.event_types}
     if not len(data.transactions) and (data.events is None or not len(data.events)):
-        return data, Cleaned(report, None, None, None, 0, kinds=kinds)
+        return data, Cleaned(report, None, None, None, 0, **kept)
     first, last = data.first_timestamp(), data.last_timestamp()
     if not summarise:
-        return data, Cleaned(report, first, last, None, 0, kinds=kinds)
+        return data, Cleaned(report, first, last, None, 0, **kept)
     rfm, customers = summarise_bucket(data, as_of, with_litt=with_litt)
-    seen = (data if as_of is None else data.until(as_of)).customers()
-    return data, Cleaned(report, first, last, rfm, customers, customer_hashes(seen), kinds)
+    seen = customer_hashes((data if as_of is None else data.until(as_of)).customers())
+    return data, Cleaned(report, first, last, rfm, customers, seen, **kept)
 
 
 @dataclass(frozen=True)
@@ -129,6 +130,7 @@ class Gathered:
     summary: tuple[pd.DataFrame, int] | None
     hashes: NDArray[np.uint64] | None = None
     kinds: dict[str, bool | None] = field(default_factory=dict)
+    event_types: tuple[str, ...] = ()
 
 
 def gather(
@@ -168,7 +170,8 @@ def gather(
         summary = (rfm, sum(d.customers for d in done))
         parts = [d.hashes for d in done if d.hashes is not None]
         hashes = np.concatenate(parts) if parts else np.zeros(0, np.uint64)
-    return Gathered(report, span, summary, hashes, kinds)
+    types = tuple(sorted({t for d in done for t in d.event_types}))
+    return Gathered(report, span, summary, hashes, kinds, types)
 
 
 def agreed_kinds(source: str, kinds: Sequence[dict[str, bool | None]]) -> dict[str, bool | None]:
@@ -375,10 +378,20 @@ class BucketJob:
                 }
             )
         )
-        start, _ = self._cleaned()
-        cleaning = self._done().report.to_dict()
-        summary = TrainingSummary(start, when, customers, cleaning=cleaning, notes=tuple(notes))
+        summary = replace(self._whole(customers), end=when, notes=tuple(notes))
         return ScoringModel(forecaster, rules, summary)
+
+    def _whole(self, customers: int) -> TrainingSummary:
+        """The training summary of the whole tables (``customers`` up to the as-of)."""
+        done = self._done()
+        return TrainingSummary(
+            done.span[0],
+            self.as_of,
+            customers,
+            event_types=done.event_types,
+            profile_columns=tuple(done.kinds),
+            cleaning=done.report.to_dict(),
+        )
 
     def train_sample(
         self,
@@ -418,9 +431,6 @@ class BucketJob:
         training = scoring.training
         assert training is not None
         whole = replace(
-            training,
-            start=self._cleaned()[0],
-            customers=customers,
-            notes=(*training.notes, text),
+            self._whole(customers), reason=training.reason, notes=(*training.notes, text)
         )
         return replace(scoring, training=whole)

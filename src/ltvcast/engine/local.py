@@ -20,7 +20,7 @@
 A worker holds one bucket; the parent holds the RFM summary of all buyers (six numbers and
 an id each) and, while it fits the segment cuts, two forecasts per customer; never the
 transactions or the predictions. The workers are forked when the job starts, before DuckDB
-starts its threads.
+starts its threads (by a fork server when the parent has loaded LightGBM or torch).
 """
 
 from __future__ import annotations
@@ -76,6 +76,8 @@ R = TypeVar("R")
 _KILLED = "a worker process was killed (most often for memory): use more --partitions"
 #: Rows per batch when the output is written.
 _BATCH_ROWS = 250_000
+#: Modules whose OpenMP thread pool a forked child cannot use (see :class:`_Pool`).
+_OPENMP = ("lightgbm", "torch")
 #: First rows of a table that fix its canonical columns (:func:`empty_part`).
 _FIRST_ROWS = 100
 
@@ -472,13 +474,21 @@ def _sample(task: _SampleTask) -> None:
 
 class _Pool:
     """``workers`` processes forked at once (before the parent starts threads), or this
-    process for one worker; :meth:`map` keeps the order of its tasks."""
+    process for one worker; :meth:`map` keeps the order of its tasks.
+
+    A parent that has loaded an OpenMP library (:data:`_OPENMP`: LightGBM, torch) has its
+    workers forked by a fork server instead: a child forked from it hangs in OpenMP's
+    thread pool (LightGBM loading a model, for one).
+    """
 
     def __init__(self, workers: int) -> None:
         self._executor: ProcessPoolExecutor | None = None
         if workers > 1:
-            method = "fork" if sys.platform == "linux" else "spawn"
+            openmp = any(name in sys.modules for name in _OPENMP)
+            method = "spawn" if sys.platform != "linux" else "forkserver" if openmp else "fork"
             context = multiprocessing.get_context(method)
+            if method == "forkserver":  # this module loaded once, the caller's script not
+                context.set_forkserver_preload([__name__])
             self._executor = ProcessPoolExecutor(workers, mp_context=context)
             for started in [self._executor.submit(_ready) for _ in range(workers)]:
                 started.result()
