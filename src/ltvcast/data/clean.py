@@ -396,7 +396,7 @@ def _event_types(
     unknown = ~types.isin(list(KNOWN_EVENT_TYPES)).to_numpy()
     if not unknown.any():
         return frame
-    names = Figure.counts(types[unknown].value_counts(), top=8)
+    names = Figure.counts(types[unknown].value_counts().to_dict(), top=8)
     if options.unknown_event_types == "drop":
         detail = Detail.join("dropped: ", names)
         report.add(table, "unknown_event_types", int(unknown.sum()), detail)

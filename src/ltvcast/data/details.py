@@ -56,7 +56,7 @@ class Figure:
     top: int | None = None
 
     @classmethod
-    def counts(cls, counts: Mapping[str, int], top: int | None = None) -> Figure:
+    def counts(cls, counts: Mapping[Any, int], top: int | None = None) -> Figure:
         """Counts by label, shown as ``label (count), ...``, most counted first (ties by
         label), at most ``top`` of them."""
         return cls(tuple((str(k), int(v)) for k, v in counts.items()), "counts", top=top)

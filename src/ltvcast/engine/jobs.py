@@ -107,15 +107,15 @@ def clean_part(
     bucket's events and profiles when given) and, with ``summarise``, summarised
     (:func:`~ltvcast.engine.buckets.summarise_bucket`)."""
     data, report = clean_bucket(raw, source, columns, options, events=events, profiles=profiles)
-    kept = {"kinds": profile_kinds(data.profiles), "event_types": data.event_types}
+    kinds, types = profile_kinds(data.profiles), data.event_types
     if not len(data.transactions) and (data.events is None or not len(data.events)):
-        return data, Cleaned(report, None, None, None, 0, **kept)
+        return data, Cleaned(report, None, None, None, 0, None, kinds, types)
     first, last = data.first_timestamp(), data.last_timestamp()
     if not summarise:
-        return data, Cleaned(report, first, last, None, 0, **kept)
+        return data, Cleaned(report, first, last, None, 0, None, kinds, types)
     rfm, customers = summarise_bucket(data, as_of, with_litt=with_litt)
     seen = customer_hashes((data if as_of is None else data.until(as_of)).customers())
-    return data, Cleaned(report, first, last, rfm, customers, seen, **kept)
+    return data, Cleaned(report, first, last, rfm, customers, seen, kinds, types)
 
 
 @dataclass(frozen=True)
