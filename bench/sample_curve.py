@@ -11,7 +11,7 @@ true total. The same seed and store for every size, so the curve shows what samp
 Prints a markdown snippet and writes it to ``bench/out/sample_curve.md``; the default of
 ``--sample-customers`` (:data:`ltvcast.engine.plan.SAMPLE_CUSTOMERS`) is read off it.
 
-Usage: ``python bench/sample_curve.py [--customers 200000] [--sizes 12500,25000,50000,100000,200000]``
+Usage: ``python bench/sample_curve.py [--customers 200000] [--sizes 12500,...,200000]``
 """
 
 from __future__ import annotations
@@ -57,7 +57,11 @@ def main() -> None:
         n_events = count_rows(paths["events"])
         others = [paths["events"], paths["profiles"]]
         run = plan_job(
-            paths["transactions"], partitions=None, workers=args.workers, refusal=None, others=others
+            paths["transactions"],
+            partitions=None,
+            workers=args.workers,
+            refusal=None,
+            others=others,
         )
         print(run.describe(), flush=True)
         rows = []
