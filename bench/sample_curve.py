@@ -89,7 +89,18 @@ def main() -> None:
                 )
                 ratio = joined["predicted_value"].sum() / joined["true_value"].sum() - 1
                 rows.append((size, trained, scored, gini, ratio, len(joined)))
-                print(rows[-1], flush=True)
+                write_section(section(args, origin, n_events, load, rows), OUT)
+
+
+def section(
+    args: argparse.Namespace,
+    origin: pd.Timestamp,
+    n_events: int,
+    load: float,
+    rows: list[tuple[int, float, float, float, float, int]],
+) -> str:
+    """The markdown of the sizes measured so far (written after each, so that a stopped
+    run keeps them)."""
     best = rows[-1][3]
     lines = [
         "## gbdt on a customer sample: learning curve",
@@ -103,7 +114,7 @@ def main() -> None:
         f"--customers {args.customers} --sizes {args.sizes}`.",
         "",
         "| sample customers | train s | score s (all buckets) | normalized Gini | "
-        "Gini vs largest | total vs truth |",
+        "Gini vs the largest sample | total vs truth |",
         "|---:|---:|---:|---:|---:|---:|",
         *(
             f"| {size:,} | {trained:.1f} | {scored:.1f} | {gini:.4f} | "
@@ -111,7 +122,7 @@ def main() -> None:
             for size, trained, scored, gini, ratio, _ in rows
         ),
     ]
-    write_section("\n".join(lines) + "\n", OUT)
+    return "\n".join(lines) + "\n"
 
 
 if __name__ == "__main__":
