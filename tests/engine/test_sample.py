@@ -170,3 +170,31 @@ def test_gbdt_scored_in_buckets_on_cdnow(cdnow_master: Path, tmp_path: Path) -> 
         job.clean(summarise=False)
         got = _scored(job, memory, tmp_path / "p.parquet")
     pd.testing.assert_frame_equal(got, expected, rtol=1e-9, atol=0.0)
+
+
+def test_buckets_without_transactions_keep_their_event_customers(tmp_path: Path) -> None:
+    """Customers with events only, in buckets no transaction fell into, are scored as in
+    memory (the buckets hold the tables' canonical empty frames)."""
+    tx = tmp_path / "tx.csv"
+    lines = [
+        f"{c},2024-0{1 + k}-{3 + i:02d},{5 + i + k}\n"
+        for i, c in enumerate("abcdef")
+        for k in range(1 + i % 3)
+    ]
+    tx.write_text("customer_id,timestamp,amount\n" + "".join(lines))
+    events = tmp_path / "events.csv"
+    rows = [f"{c},2024-01-{1 + i % 20:02d},view\n" for i, c in enumerate("abcdefghijklmnop")]
+    events.write_text("customer_id,timestamp,event_type\n" + "".join(rows))
+    out = tmp_path / "p.parquet"
+    with LocalJob(tx, events=events, options=NOW, buckets=12, workers=1) as job:
+        assert len(job.split().numbers) == 6  # of 12: the others hold events only
+        report = job.clean()
+        scoring = job.train("btyd", parse_horizon("30d"))
+        job.predict(scoring, out)
+    data, cleaning = load_customer_data(tx, events, options=NOW)
+    memory = train_model(data, horizon="30d", model="btyd", cleaning=cleaning)
+    assert_same(
+        (scoring, report.lines(), pd.read_parquet(out)),
+        (memory, cleaning.lines(), memory.predict(data)),
+    )
+    assert len(pd.read_parquet(out)) == 16

@@ -94,7 +94,7 @@ class LocalJob(BucketJob):
         customer buckets and cleaned with them.
     as_of
         The time the job trains and scores at (a bare date: through its end; default: the
-        last time of the cleaned transactions).
+        last time of the cleaned transactions and events).
     columns, options
         How to read and clean it, as for :func:`~ltvcast.data.validate.load_customer_data`
         (``winsorize_quantile`` is refused: its cap is a quantile of the whole table).
@@ -190,7 +190,7 @@ class LocalJob(BucketJob):
             For numeric dates whose day/month order the whole column decides, unless
             ``options.date_format`` names it.
         """
-        names, split, empty = read_source(
+        names, split, self._empty = read_source(
             self._con, self.transactions, self._splitter(TRANSACTIONS)
         )
         if not split.rows:
@@ -206,7 +206,6 @@ class LocalJob(BucketJob):
                 self._check_dates(str(path), kinds, other)
             self._others[table] = (str(path), other, empty)
         self._split = split
-        self._empty = empty
         return split
 
     def _check_dates(self, source: str, names: dict[str, str], split: Buckets) -> None:
