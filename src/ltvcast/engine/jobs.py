@@ -309,7 +309,10 @@ class BucketJob:
         """The cleaned rows up to the job's as-of of the customers whose hash is at most
         ``cut`` (``None``: everyone), in the in-memory path's order (a job that keeps its
         buckets implements it)."""
-        raise ConfigError(f"{type(self).__name__} trains {', '.join(SAMPLED_MODELS)} on no sample")
+        raise ConfigError(
+            f"{type(self).__name__} gathers no customer sample to train "
+            f"{', '.join(SAMPLED_MODELS)} on: use --engine local"
+        )
 
     def train(
         self,
