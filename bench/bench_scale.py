@@ -290,6 +290,11 @@ def events_section(sizes: list[int]) -> list[str]:
     ]
     lines: list[str] = []
     notes: list[str] = []
+
+    def add(*made: str) -> None:
+        lines.extend(made)
+        print(*made, sep="\n", flush=True)  # a stopped run keeps its rows in the log
+
     for customers in sizes:
         with tempfile.TemporaryDirectory(prefix="ltvcast-scale-events-") as tmp:
             folder = Path(tmp)
@@ -303,7 +308,7 @@ def events_section(sizes: list[int]) -> list[str]:
             inputs = (tx, "--events", events, "--profiles", str(folder / "profiles.parquet"))
             counts = [pq.ParquetFile(p).metadata.num_rows for p in (tx, events)]
             store = f"{customers:,} customers, {counts[0]:,} tx, {counts[1]:,} events"
-            lines.append(f"| {store} " + row("`simulate` (with events)", customers, made) + " |")
+            add(f"| {store} " + row("`simulate` (with events)", customers, made) + " |")
             if customers == max(sizes):
                 model = str(folder / "model")
                 train = run(ltvcast("train", *inputs, "--model", "gbdt", "--horizon", "90d",
@@ -311,11 +316,11 @@ def events_section(sizes: list[int]) -> list[str]:
                 out = folder / "p.parquet"
                 predict = run(ltvcast("predict", model, *inputs, "--out", str(out)))
                 both = train + predict
-                lines += [
+                add(
                     f"| {store} " + row("`train --model gbdt`", customers, train) + " |",
                     f"| {store} " + row("`predict`", customers, predict) + " |",
                     f"| {store} " + row("`train` + `predict`", customers, both) + " |",
-                ]
+                )
                 continue
             import pandas as pd
 
@@ -329,7 +334,7 @@ def events_section(sizes: list[int]) -> list[str]:
                                    "--out", str(out)))  # fmt: skip
                 ginis.append(holdout_gini(out, truth))
                 what = f"`forecast --model gbdt` at the holdout origin{label}"
-                lines.append(f"| {store} " + row(what, customers, done) + f" | {ginis[-1]:.4f} |")
+                add(f"| {store} " + row(what, customers, done) + f" | {ginis[-1]:.4f} |")
             notes.append(
                 f"At {customers:,} customers the sampled partitioned gbdt's holdout Gini is "
                 f"{(ginis[0] - ginis[1]) / ginis[1] * 100:+.2f}% of the in-memory one's "
