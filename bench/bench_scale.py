@@ -339,7 +339,7 @@ def events_section(sizes: list[int]) -> list[str]:
                                    "--out", str(out)))  # fmt: skip
                 ginis.append(holdout_gini(out, truth))
                 what = f"`forecast --model gbdt` at the holdout origin{label}"
-                add(f"| {store} " + row(what, customers, done) + f" | {ginis[-1]:.4f} |")
+                add(f"| {store} " + row(what, customers, done) + f" {ginis[-1]:.4f} |")
             notes.append(
                 f"At {customers:,} customers the sampled partitioned gbdt's holdout Gini is "
                 f"{(ginis[0] - ginis[1]) / ginis[1] * 100:+.2f}% of the in-memory one's "
