@@ -26,8 +26,13 @@ ones (on a loaded machine the wall includes waiting for a core).
 Prints a markdown snippet and writes it to ``bench/out/scale.md``. Timings on a shared
 machine are noisy: the load average at the start and the end is printed with them.
 
+With ``--events 200000,1000000`` gbdt runs on stores with events and profiles: under 1M
+customers ``forecast`` at the holdout origin in memory (``--partitions 0``) against the
+engine's choice by size (partitioned, gbdt on a customer sample), each with the normalized
+Gini of its forecast against the simulator's true values; from 1M, ``train`` + ``predict``.
+
 Usage: ``python bench/bench_scale.py [--sizes 10000,100000,1000000] [--full] [--repeat 3]
-[--no-lifetimes] [--spark]``
+[--no-lifetimes] [--spark] [--events 200000,1000000]``
 """
 
 from __future__ import annotations
@@ -268,6 +273,100 @@ def sizes_section(sizes: list[int], lifetimes: bool, spark: bool = False) -> lis
     ]
 
 
+def holdout_gini(predictions: Path, truth: Path) -> float:
+    """Normalized Gini of a forecast at the truth file's holdout origin (90 days before the
+    store's end) against the simulator's true expected values there."""
+    import pandas as pd
+
+    from ltvcast.evaluation.metrics import normalized_gini
+
+    table = pd.read_parquet(truth)
+    table = table[table["as_of"] == table["as_of"].min()].set_index("customer_id")
+    forecast = pd.read_parquet(predictions).set_index("customer_id")["predicted_value"]
+    joined = pd.concat([forecast, table["true_value"]], axis=1, join="inner")
+    return normalized_gini(joined["true_value"].to_numpy(), joined["predicted_value"].to_numpy())
+
+
+#: Store size from which the events runs are ``train`` + ``predict`` (partitioned) only.
+TRAIN_PREDICT_FROM = 1_000_000
+
+
+def events_section(sizes: list[int]) -> list[str]:
+    """gbdt with events and profiles: under :data:`TRAIN_PREDICT_FROM` customers in memory
+    against partitioned on a customer sample (with their holdout Gini), from it ``train`` +
+    ``predict`` as the engine chooses by size."""
+    header = [
+        "| store | run | engine | wall s | CPU s | peak RSS GiB | tree RSS GiB | customers/s "
+        "| holdout Gini |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    lines: list[str] = []
+    notes: list[str] = []
+
+    def add(*made: str) -> None:
+        lines.extend(made)
+        print(*made, sep="\n", flush=True)  # a stopped run keeps its rows in the log
+
+    for customers in sizes:
+        with tempfile.TemporaryDirectory(prefix="ltvcast-scale-events-") as tmp:
+            folder = Path(tmp)
+            simulate = (
+                "from ltvcast.data.synthetic import write_simulated_store; "
+                f"write_simulated_store({str(folder)!r}, {customers}, fmt='parquet', "
+                "dirty_rate=0.01, random_state=0)"
+            )
+            made = run([sys.executable, "-c", simulate])
+            tx, events = (str(folder / f"{t}.parquet") for t in ("transactions", "events"))
+            inputs = (tx, "--events", events, "--profiles", str(folder / "profiles.parquet"))
+            counts = [pq.ParquetFile(p).metadata.num_rows for p in (tx, events)]
+            store = f"{customers:,} customers, {counts[0]:,} tx, {counts[1]:,} events"
+            add(f"| {store} " + row("`simulate` (with events)", customers, made) + " |")
+            if customers >= TRAIN_PREDICT_FROM:
+                model = str(folder / "model")
+                train = run(ltvcast("train", *inputs, "--model", "gbdt", "--horizon", "90d",
+                                    "--out", model))  # fmt: skip
+                out = folder / "p.parquet"
+                predict = run(ltvcast("predict", model, *inputs, "--out", str(out)))
+                both = train + predict
+                add(
+                    f"| {store} " + row("`train --model gbdt`", customers, train) + " |",
+                    f"| {store} " + row("`predict`", customers, predict) + " |",
+                    f"| {store} " + row("`train` + `predict`", customers, both) + " |",
+                )
+                continue
+            import pandas as pd
+
+            truth = folder / "truth.parquet"
+            origin = pd.read_parquet(truth, columns=["as_of"])["as_of"].min()
+            at = ("--as-of", pd.Timestamp(origin).isoformat(), "--horizon", "90d")
+            ginis = []
+            for label, extra in (("", ()), (", `--partitions 0`", ("--partitions", "0"))):
+                out = folder / f"f{len(ginis)}.parquet"
+                done = run(ltvcast("forecast", *inputs, "--model", "gbdt", *at, *extra,
+                                   "--out", str(out)))  # fmt: skip
+                ginis.append(holdout_gini(out, truth))
+                what = f"`forecast --model gbdt` at the holdout origin{label}"
+                add(f"| {store} " + row(what, customers, done) + f" {ginis[-1]:.4f} |")
+            notes.append(
+                f"At {customers:,} customers the sampled partitioned gbdt's holdout Gini is "
+                f"{(ginis[0] - ginis[1]) / ginis[1] * 100:+.2f}% of the in-memory one's "
+                "(target: within 1%)."
+            )
+    return [
+        "### gbdt with events and profiles",
+        "",
+        "Simulated stores with the simulator's default events (about 55 a customer) and "
+        "profiles; the engine is chosen by size (all tables' rows), gbdt partitioned trains on "
+        "its default customer sample (`--sample-customers`). Holdout Gini: the forecast at "
+        "90 days before the store's end against the simulator's true expected values.",
+        "",
+        *header,
+        *lines,
+        "",
+        *notes,
+    ]
+
+
 def cdnow_section(repeat: int, lifetimes: bool) -> list[str]:
     """Whole ltvcast processes on CDNOW against one whole lifetimes job."""
     source = DATA / "cdnow" / "CDNOW_master.txt"
@@ -333,8 +432,15 @@ def main() -> None:
         "--spark", action="store_true", help="at 1,000,000 customers, also --engine spark"
     )
     parser.add_argument("--no-cdnow", action="store_true", help="skip the CDNOW section")
+    parser.add_argument(
+        "--events",
+        default="",
+        help="store sizes of the gbdt runs with events and profiles, e.g. 200000,1000000 "
+        "(from 1M: train + predict; below: in memory against partitioned)",
+    )
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",") if s] + [10_000_000] * args.full
+    events = [int(s) for s in args.events.split(",") if s]
     lines = [
         "## Scale: whole processes by store size",
         "",
@@ -344,6 +450,8 @@ def main() -> None:
         "processes (a partitioned run's workers included).",
         "",
         *(sizes_section(sizes, not args.no_lifetimes, args.spark) if sizes else []),
+        "",
+        *(events_section(events) if events else []),
         "",
         *([] if args.no_cdnow else cdnow_section(args.repeat, not args.no_lifetimes)),
         "",

@@ -55,7 +55,8 @@ EXTRA = (
     ("bench_service.py", "service.md"),
     ("bench_service.py --scale", "service_scale.md"),
     ("bench_intervals.py", "intervals.md"),
-    ("bench_scale.py --spark", "scale.md"),
+    ("bench_scale.py --spark --events 200000,1000000", "scale.md"),
+    ("sample_curve.py", "sample_curve.md"),
 )
 
 

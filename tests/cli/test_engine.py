@@ -70,7 +70,8 @@ def test_small_inputs_run_in_memory_by_default(
     [
         (["--model", "auto"], "auto needs the whole table in memory: use --partitions 0"),
         (["--model", "btyd", "--winsorize", "0.99"], "--winsorize caps amounts"),
-        (["--model", "btyd", "--events", "x.csv"], "--events and --profiles are read in memory"),
+        (["--model", "btyd", "--events", "x.csv", "--engine", "spark"], "--events and --profiles"),
+        (["--model", "gbdt", "--engine", "spark"], "gbdt runs on --engine local"),
     ],
 )
 def test_what_cannot_run_partitioned_is_one_line(

@@ -111,3 +111,13 @@ def test_a_table_unusable_as_a_whole_is_refused_after_the_merge(
     assert out.empty
     with pytest.raises(SchemaError, match="no transactions row left after cleaning"):
         check_whole_table(report, "transactions", "tx.csv")
+
+
+def test_counts_add_up_by_label_most_counted_first() -> None:
+    first = Detail.join("kept as own types: ", Figure.counts({"search": 3, "page": 2}, top=2))
+    second = Detail.join("kept as own types: ", Figure.counts({"page": 2, "wishlist": 1}, top=2))
+    merged = first.merge(second)
+    assert merged is not None
+    assert merged.render() == "kept as own types: page (4), search (3) and 1 more"
+    tie = Figure.counts({"b": 1, "a": 1})
+    assert tie.render() == "a (1), b (1)"

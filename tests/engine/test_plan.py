@@ -42,3 +42,23 @@ def test_partitions_force_the_choice(parquet: Path) -> None:
         plan.plan_job(parquet, partitions=3, workers=2, refusal="auto: no")
     with pytest.raises(ConfigError, match="--workers"):
         plan.plan_job(parquet, partitions=None, workers=0, refusal=None)
+
+
+def test_events_and_profiles_count_toward_the_size(
+    parquet: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    events = tmp_path / "events.parquet"
+    pd.DataFrame(
+        {"customer_id": ["a"] * 2000, "timestamp": "2024-01-01", "event_type": "view"}
+    ).to_parquet(events)
+    monkeypatch.setattr(plan, "PARTITION_FROM_ROWS", 2500)
+    monkeypatch.setattr(plan, "BUCKET_ROWS", 1000)
+    alone = plan.plan_job(parquet, partitions=None, workers=2, refusal=None)
+    assert not alone.partitioned
+    both = plan.plan_job(parquet, partitions=None, workers=2, refusal=None, others=[events])
+    assert (both.buckets, both.workers) == (4, 2) and "~3,000 rows" in both.describe()
+
+
+def test_refusals_name_what_runs_partitioned() -> None:
+    assert "and gbdt (on a customer sample)" in plan.partitioned_models_message("seq")
+    assert "BTYD models and gbdt" in plan.partitioned_models_message("seq", scoring=True)

@@ -29,10 +29,11 @@ PartitionsOpt = Annotated[
     int | None,
     typer.Option(
         "--partitions",
-        help="Customer buckets to split the transactions into (0: in memory). Default: in "
-        "memory under 2,000,000 rows, else buckets of at most 500,000 rows, for the models "
-        "the partitioned path runs (training btyd, pnbd, bgcnbd, mbgcnbd; scoring any BTYD "
-        "model; transactions only).",
+        help="Customer buckets to split the transactions, events and profiles into (0: in "
+        "memory). Default: in memory under 2,000,000 rows (all tables together), else "
+        "buckets of at most 500,000 rows, for the models the partitioned path runs (training "
+        "btyd, pnbd, bgcnbd, mbgcnbd on every customer and gbdt on a customer sample; "
+        "scoring any BTYD model and gbdt).",
         min=0,
     ),
 ]
@@ -52,6 +53,16 @@ SparkMasterOpt = Annotated[
     typer.Option(
         "--spark-master",
         help="Spark master URL of --engine spark. Default: local[*], or spark-submit's --master.",
+    ),
+]
+SampleOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--sample-customers",
+        help="Customers gbdt trains on when the job runs partitioned: a fixed hash-based "
+        "sample, all their rows (vocabularies, encoders and segment cuts come from it). "
+        "Default: 100,000 (chosen by a learning curve: bench/sample_curve.py).",
+        min=1,
     ),
 ]
 WorkersOpt = Annotated[
@@ -83,6 +94,7 @@ def plan(
     if check_engine(engine, spark_master) == "spark":
         from ltvcast.exceptions import ConfigError
 
+        refusal = refusal or _spark_refusal(inputs, model, scoring)
         if refusal is not None:
             raise ConfigError(refusal.replace("--partitions 0", "--engine local --partitions 0"))
         if partitions == 0:
@@ -97,6 +109,7 @@ def plan(
             partitions=partitions,
             workers=workers or os.cpu_count() or 1,
             refusal=refusal,
+            others=[p for p in (inputs.events, inputs.profiles) if p is not None],
         )
     console.print(f"Engine: {chosen.describe()}", highlight=False)
     return chosen
@@ -115,10 +128,12 @@ def check_engine(engine: str, spark_master: str | None) -> str:
 def partitioned(
     inputs: Inputs, run: Plan, as_of: str | None, *, model: str | None = None, keep: bool = True
 ) -> Iterator[LocalJob | SparkJob]:
-    """A job whose transactions are split and cleaned (the cleaning report printed), summarised
-    for training ``model`` when given, and kept for scoring unless not ``keep``."""
+    """A job whose tables are split and cleaned (the cleaning report printed), summarised
+    for training ``model`` when given, and kept for scoring (or for ``model``'s sample)
+    unless not ``keep``."""
     from ltvcast.engine.fit import needs_litt
     from ltvcast.engine.local import LocalJob
+    from ltvcast.engine.plan import SAMPLED_MODELS
     from ltvcast.models.btyd import BTYDForecaster
     from ltvcast.models.registry import create
 
@@ -142,16 +157,24 @@ def partitioned(
             print_cleaning(report)
             yield spark_job
         return
+    tables = ", ".join(
+        name
+        for name, path in (("events", inputs.events), ("profiles", inputs.profiles))
+        if path is not None
+    )
     with LocalJob(
         inputs.transactions,
+        events=inputs.events,
+        profiles=inputs.profiles,
         as_of=as_of,
         columns=inputs.columns,
         options=inputs.options,
         buckets=run.buckets,
         workers=run.workers,
-        keep=keep,
+        keep=keep or model in SAMPLED_MODELS,
     ) as job:
-        with step(f"Splitting the transactions into {run.buckets} customer buckets"):
+        what = f"transactions{', ' + tables if tables else ''}"
+        with step(f"Splitting the {what} into {run.buckets} customer buckets"):
             job.split()
         with step(f"Loading and validating data in {run.buckets} buckets"):
             report = job.clean(summarise=model is not None, with_litt=litt)
@@ -170,21 +193,37 @@ def _session(master: str | None) -> Any:
 
 def _refusal(inputs: Inputs, model: str | None, scoring: ScoringModel | None) -> str | None:
     """Why the command cannot run partitioned, or ``None``."""
-    from ltvcast.engine.plan import partitioned_models_message
+    from ltvcast.engine.plan import SAMPLED_MODELS, partitioned_models_message
 
-    if inputs.events is not None or inputs.profiles is not None:
-        return "--events and --profiles are read in memory only (use --partitions 0)"
     if inputs.options.winsorize_quantile is not None:
         return "--winsorize caps amounts at a quantile of the whole table (use --partitions 0)"
     if scoring is not None:
-        from ltvcast.models.btyd import BTYDForecaster
+        from ltvcast.engine.jobs import check_scorable
+        from ltvcast.exceptions import ConfigError
 
-        if not isinstance(scoring.forecaster.chosen, BTYDForecaster):
-            return partitioned_models_message(scoring.chosen_name, scoring=True)
+        try:
+            check_scorable(scoring)
+        except ConfigError as err:
+            return str(err)
     if model is not None:
         from ltvcast.engine.fit import fits_from_summary
         from ltvcast.models.registry import AUTO, forecaster_class
 
-        if model == AUTO or not fits_from_summary(forecaster_class(model)):
+        if model == AUTO or not (
+            model in SAMPLED_MODELS or fits_from_summary(forecaster_class(model))
+        ):
             return partitioned_models_message(model)
+    return None
+
+
+def _spark_refusal(inputs: Inputs, model: str | None, scoring: ScoringModel | None) -> str | None:
+    """Why the command cannot run on Spark (beyond :func:`_refusal`), or ``None``."""
+    from ltvcast.engine.plan import SAMPLED_MODELS
+
+    bare = "--engine spark runs BTYD models on transactions only"
+    if inputs.events is not None or inputs.profiles is not None:
+        return f"{bare}; --events and --profiles run on --engine local"
+    name = model if scoring is None else scoring.chosen_name
+    if name in SAMPLED_MODELS:
+        return f"{bare}; {name} runs on --engine local"
     return None

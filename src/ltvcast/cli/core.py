@@ -13,6 +13,7 @@ from ltvcast.cli._app import app, console
 from ltvcast.cli._engine import (
     EngineOpt,
     PartitionsOpt,
+    SampleOpt,
     SparkMasterOpt,
     WorkersOpt,
     check_engine,
@@ -150,6 +151,7 @@ def train(
     covariates: CovariatesOpt = None,
     partitions: PartitionsOpt = None,
     workers: WorkersOpt = None,
+    sample_customers: SampleOpt = None,
     engine: EngineOpt = "local",
     spark_master: SparkMasterOpt = None,
 ) -> None:
@@ -161,7 +163,7 @@ def train(
     run = plan(inputs, partitions, workers, engine=engine, spark_master=spark_master, model=model)
     if run.partitioned:
         with partitioned(inputs, run, as_of, model=model, keep=False) as job:
-            scoring = _train_job(job, model, span)
+            scoring = _train_job(job, model, span, sample_customers)
     else:
         data, cleaning = inputs.load()
         scoring = _train(data, cleaning, model, span, as_of, params).scoring
@@ -240,6 +242,7 @@ def forecast(
     covariates: CovariatesOpt = None,
     partitions: PartitionsOpt = None,
     workers: WorkersOpt = None,
+    sample_customers: SampleOpt = None,
     engine: EngineOpt = "local",
     spark_master: SparkMasterOpt = None,
 ) -> None:
@@ -260,7 +263,7 @@ def forecast(
     )
     if run.partitioned:
         with partitioned(inputs, run, as_of, model=model) as job:
-            scoring = _train_job(job, model, span)
+            scoring = _train_job(job, model, span, sample_customers)
             if save_model is not None:
                 scoring.save(save_model)
             _score_job(job, scoring, out, extras)
@@ -544,13 +547,17 @@ def _train(
     return done
 
 
-def _train_job(job: LocalJob | SparkJob, model: str, horizon: Horizon) -> ScoringModel:
-    """:func:`_train` on a partitioned job."""
+def _train_job(
+    job: LocalJob | SparkJob, model: str, horizon: Horizon, sample: int | None = None
+) -> ScoringModel:
+    """:func:`_train` on a partitioned job (a sampled model on ``sample`` customers,
+    default :data:`~ltvcast.engine.plan.SAMPLE_CUSTOMERS`)."""
     from ltvcast.cli._print import note
+    from ltvcast.engine.plan import SAMPLE_CUSTOMERS
 
     what = f"{model} on data up to {job.as_of:%Y-%m-%d} for a {horizon.describe()} horizon"
     with step(f"Training {what}"):
-        return job.train(model, horizon, on_note=note)
+        return job.train(model, horizon, on_note=note, sample_customers=sample or SAMPLE_CUSTOMERS)
 
 
 def _run_backtest(

@@ -388,21 +388,21 @@ def _event_types(
     aliased = types.isin(list(EVENT_ALIASES)).to_numpy()
     if aliased.any():
         counts = types[aliased].value_counts()
-        detail = ", ".join(f"{k} -> {EVENT_ALIASES[str(k)]} ({v:,})" for k, v in counts.items())
+        named = {f"{k} -> {EVENT_ALIASES[str(k)]}": v for k, v in counts.items()}
+        detail = Detail.join(Figure.counts(named))
         report.add(table, "event_type_aliases", int(aliased.sum()), detail)
         types = types.replace(EVENT_ALIASES)
         frame = frame.assign(**{EVENT_TYPE: types})
     unknown = ~types.isin(list(KNOWN_EVENT_TYPES)).to_numpy()
     if not unknown.any():
         return frame
-    counts = types[unknown].value_counts()
-    names = ", ".join(f"{k} ({v:,})" for k, v in counts.head(8).items())
-    if len(counts) > 8:
-        names += f" and {len(counts) - 8} more"
+    names = Figure.counts(types[unknown].value_counts().to_dict(), top=8)
     if options.unknown_event_types == "drop":
-        report.add(table, "unknown_event_types", int(unknown.sum()), f"dropped: {names}")
+        detail = Detail.join("dropped: ", names)
+        report.add(table, "unknown_event_types", int(unknown.sum()), detail)
         return frame[~unknown]
-    report.add(table, "unknown_event_types", int(unknown.sum()), f"kept as own types: {names}")
+    detail = Detail.join("kept as own types: ", names)
+    report.add(table, "unknown_event_types", int(unknown.sum()), detail)
     return frame
 
 

@@ -10,13 +10,13 @@ greatest or the first example rows over the parts, and render the same text agai
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 #: How the values of one figure combine over the parts of a table (``read``: the rows the
 #: table has, which parts without the step count too; see :meth:`Detail.with_rows_read`).
-Combine = Literal["sum", "min", "max", "rows", "read"]
+Combine = Literal["sum", "min", "max", "rows", "read", "counts"]
 #: Example row numbers a detail shows; one more is kept to know whether to add ", ...".
 EXAMPLE_ROWS = 5
 
@@ -36,20 +36,30 @@ class Figure:
     ----------
     value
         A count or amount (``sum``), a time (``min``, ``max``), the first
-        ``EXAMPLE_ROWS + 1`` row numbers, ascending (``rows``), or the rows read (``read``).
+        ``EXAMPLE_ROWS + 1`` row numbers, ascending (``rows``), the rows read (``read``), or
+        ``(label, count)`` pairs (``counts``: added by label, shown most counted first).
     combine
-        ``"sum"``, ``"min"``, ``"max"``, ``"rows"`` or ``"read"``.
+        ``"sum"``, ``"min"``, ``"max"``, ``"rows"``, ``"read"`` or ``"counts"``.
     text
         Format of the value (one ``{}`` field), e.g. ``"{:,}"`` or ``", {:,} lines of
         cancelled orders"``.
     omit_zero
         Render nothing when the value is 0 (an optional clause).
+    top
+        Most labels a ``counts`` figure shows (then "and N more"; ``None``: all).
     """
 
     value: Any
     combine: Combine = "sum"
     text: str = "{:,}"
     omit_zero: bool = False
+    top: int | None = None
+
+    @classmethod
+    def counts(cls, counts: Mapping[Any, int], top: int | None = None) -> Figure:
+        """Counts by label, shown as ``label (count), ...``, most counted first (ties by
+        label), at most ``top`` of them."""
+        return cls(tuple((str(k), int(v)) for k, v in counts.items()), "counts", top=top)
 
     @classmethod
     def rows(cls, row_numbers: Sequence[int]) -> Figure:
@@ -60,6 +70,12 @@ class Figure:
         """The value as the detail shows it."""
         if self.combine == "rows":
             return example_text(self.value)
+        if self.combine == "counts":
+            ranked = sorted(self.value, key=lambda pair: (-pair[1], pair[0]))
+            shown = ranked if self.top is None else ranked[: self.top]
+            text = ", ".join(f"{label} ({count:,})" for label, count in shown)
+            more = len(ranked) - len(shown)
+            return text + (f" and {more} more" if more else "")
         if self.omit_zero and not self.value:
             return ""
         return self.text.format(self.value)
@@ -72,6 +88,11 @@ class Figure:
             value = min(self.value, other.value)
         elif self.combine == "max":
             value = max(self.value, other.value)
+        elif self.combine == "counts":
+            total = dict(self.value)
+            for label, count in other.value:
+                total[label] = total.get(label, 0) + count
+            value = tuple(total.items())
         else:
             value = tuple(sorted({*self.value, *other.value}))[: EXAMPLE_ROWS + 1]
         return replace(self, value=value)

@@ -9,20 +9,28 @@ pool of worker processes, :class:`~ltvcast.engine.spark.SparkJob` over Spark exe
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
 from typing import Protocol, TypeVar
 
 import numpy as np
 import pandas as pd
+from numpy.typing import NDArray
 
 from ltvcast.data.clean import CleaningOptions, CleaningReport
 from ltvcast.data.io import ColumnMap
-from ltvcast.data.schemas import TIMESTAMP, CustomerData
+from ltvcast.data.schemas import CustomerData
 from ltvcast.data.times import date_order_at_stake
-from ltvcast.data.validate import TRANSACTIONS, check_whole_table
-from ltvcast.engine.buckets import LITT, clean_bucket, summarise_bucket
+from ltvcast.data.validate import EVENTS, TRANSACTIONS, check_whole_table
+from ltvcast.engine.buckets import (
+    LITT,
+    RawTable,
+    clean_bucket,
+    customer_hashes,
+    profile_kinds,
+    summarise_bucket,
+)
 from ltvcast.engine.fit import (
     fit_purchases,
     fit_spend,
@@ -33,13 +41,18 @@ from ltvcast.engine.fit import (
     spend_rows,
     summary_inputs,
 )
-from ltvcast.engine.plan import partitioned_models_message
+from ltvcast.engine.plan import (
+    SAMPLE_CUSTOMERS,
+    SAMPLED_MODELS,
+    SCORED_BY_CUSTOMER,
+    partitioned_models_message,
+)
 from ltvcast.exceptions import ConfigError, InsufficientDataError
 from ltvcast.features.rfm import rfm_later
 from ltvcast.models.base import Forecaster
 from ltvcast.models.btyd import WEEK_DAYS, BTYDForecaster
 from ltvcast.models.registry import create
-from ltvcast.pipeline import ScoringModel, TrainingSummary, with_fallback
+from ltvcast.pipeline import ScoringModel, TrainingSummary, train_model, with_fallback
 from ltvcast.strategy.segments import SegmentRules
 from ltvcast.timeframe import Horizon, parse_as_of
 
@@ -63,14 +76,19 @@ class Predicted:
 
 @dataclass(frozen=True)
 class Cleaned:
-    """One cleaned bucket: its report, first and last times (``None``: no row left), RFM
-    summary and customers up to the as-of (when summarised)."""
+    """One cleaned bucket: its report, first and last times of transactions and events
+    (``None``: no row left), RFM summary and customers up to the as-of (when summarised),
+    with the :func:`~ltvcast.engine.buckets.customer_hashes` of those customers, and the
+    :func:`~ltvcast.engine.buckets.profile_kinds` of its profiles."""
 
     report: CleaningReport
     first: pd.Timestamp | None
     last: pd.Timestamp | None
     rfm: pd.DataFrame | None
     customers: int
+    hashes: NDArray[np.uint64] | None = None
+    kinds: dict[str, bool | None] = field(default_factory=dict)
+    event_types: tuple[str, ...] = ()
 
 
 def clean_part(
@@ -82,53 +100,121 @@ def clean_part(
     *,
     summarise: bool,
     with_litt: bool,
+    events: RawTable | None = None,
+    profiles: RawTable | None = None,
 ) -> tuple[CustomerData, Cleaned]:
-    """One bucket of raw rows cleaned (:func:`~ltvcast.engine.buckets.clean_bucket`) and, with
-    ``summarise``, summarised (:func:`~ltvcast.engine.buckets.summarise_bucket`)."""
-    data, report = clean_bucket(raw, source, columns, options)
-    tx = data.transactions
-    if not len(tx):
-        return data, Cleaned(report, None, None, None, 0)
-    first, last = tx[TIMESTAMP].min(), tx[TIMESTAMP].max()
+    """One bucket of raw rows cleaned (:func:`~ltvcast.engine.buckets.clean_bucket`, with the
+    bucket's events and profiles when given) and, with ``summarise``, summarised
+    (:func:`~ltvcast.engine.buckets.summarise_bucket`)."""
+    data, report = clean_bucket(raw, source, columns, options, events=events, profiles=profiles)
+    kinds, types = profile_kinds(data.profiles), data.event_types
+    if not len(data.transactions) and (data.events is None or not len(data.events)):
+        return data, Cleaned(report, None, None, None, 0, None, kinds, types)
+    first, last = data.first_timestamp(), data.last_timestamp()
     if not summarise:
-        return data, Cleaned(report, first, last, None, 0)
+        return data, Cleaned(report, first, last, None, 0, None, kinds, types)
     rfm, customers = summarise_bucket(data, as_of, with_litt=with_litt)
-    return data, Cleaned(report, first, last, rfm, customers)
+    seen = customer_hashes((data if as_of is None else data.until(as_of)).customers())
+    return data, Cleaned(report, first, last, rfm, customers, seen, kinds, types)
 
 
 @dataclass(frozen=True)
 class Gathered:
-    """The whole table's cleaning report, time span and (when summarised) RFM summary in
-    customer order with its customer count."""
+    """The whole table's cleaning report, time span, (when summarised) RFM summary in
+    customer order with its customer count and their
+    :func:`~ltvcast.engine.buckets.customer_hashes`, and the profile columns that hold
+    numbers (:func:`agreed_kinds`)."""
 
     report: CleaningReport
     span: tuple[pd.Timestamp, pd.Timestamp]
     summary: tuple[pd.DataFrame, int] | None
+    hashes: NDArray[np.uint64] | None = None
+    kinds: dict[str, bool | None] = field(default_factory=dict)
+    event_types: tuple[str, ...] = ()
 
 
 def gather(
-    done: Sequence[Cleaned], source: str, as_of: pd.Timestamp | None, *, summarise: bool
+    done: Sequence[Cleaned],
+    source: str,
+    as_of: pd.Timestamp | None,
+    *,
+    summarise: bool,
+    events: str | None = None,
+    profiles: str | None = None,
 ) -> Gathered:
     """The buckets' results merged; summaries made without an as-of (each at its bucket's
-    last time) are moved to the last time of all.
+    last time) are moved to the last time of all. ``events`` and ``profiles`` name those
+    tables when the buckets hold them.
 
     Raises
     ------
     SchemaError
-        When the in-memory path would refuse the table (a rule that drops every row, no row
+        When the in-memory path would refuse a table (a rule that drops every row, no row
         left).
+    ConfigError
+        For a profile column typed apart by the buckets (:func:`agreed_kinds`).
     """
     report = CleaningReport.merge(d.report for d in done)
     check_whole_table(report, TRANSACTIONS, source)
+    if events is not None:
+        check_whole_table(report, EVENTS, events)
+    kinds = {} if profiles is None else agreed_kinds(profiles, [d.kinds for d in done])
     spans = [(d.first, d.last) for d in done if d.first is not None and d.last is not None]
     span = (min(first for first, _ in spans), max(last for _, last in spans))
     summary = None
+    hashes = None
     if summarise:
         rfm = pd.concat([d.rfm for d in done if d.rfm is not None]).sort_index(kind="stable")
         if as_of is None:
             rfm = rfm_later(rfm, span[1], time_unit_days=WEEK_DAYS)
         summary = (rfm, sum(d.customers for d in done))
-    return Gathered(report, span, summary)
+        parts = [d.hashes for d in done if d.hashes is not None]
+        hashes = np.concatenate(parts) if parts else np.zeros(0, np.uint64)
+    types = tuple(sorted({t for d in done for t in d.event_types}))
+    return Gathered(report, span, summary, hashes, kinds, types)
+
+
+def agreed_kinds(source: str, kinds: Sequence[dict[str, bool | None]]) -> dict[str, bool | None]:
+    """Whether each profile column holds numbers in the whole table, from the buckets'
+    :func:`~ltvcast.engine.buckets.profile_kinds` (``None``: no value anywhere).
+
+    A column is numeric when every value is a number (as the in-memory path types it), so
+    the buckets agree unless some buckets' values are all numbers and others' are not.
+
+    Raises
+    ------
+    ConfigError
+        For such a column: its codes would differ between buckets.
+    """
+    agreed: dict[str, bool | None] = {}
+    for part in kinds:
+        for column, numeric in part.items():
+            known = agreed.get(column)
+            if numeric is None or known is None:
+                agreed[column] = numeric if known is None else known
+            elif known != numeric:
+                raise ConfigError(
+                    f"{source}: column '{column}' holds numbers for some customers and text "
+                    "for others, which ltvcast types from the whole column; make it one kind "
+                    "or use --partitions 0 (in memory)"
+                )
+    return agreed
+
+
+def sample_cut(hashes: NDArray[np.uint64], size: int) -> int | None:
+    """The largest :func:`~ltvcast.engine.buckets.customer_hashes` value in a sample of
+    ``size`` customers (the smallest hashes); ``None`` when the sample is everyone.
+
+    Raises
+    ------
+    ConfigError
+        For a size under 1.
+    """
+    if size < 1:
+        raise ConfigError(f"--sample-customers must be at least 1; got {size}")
+    if size >= len(hashes):
+        return None
+    return int(np.partition(hashes, size - 1)[size - 1])
 
 
 def check_date_order(source: str, time: str, texts: pd.Series) -> None:
@@ -164,8 +250,10 @@ def one_after_other(first: Callable[[], A], second: Callable[[], B]) -> tuple[A,
 
 def check_scorable(scoring: ScoringModel) -> None:
     """Refuse a model whose forecasts are not a function of each customer's own rows alone
-    (only BTYD models are scored bucket by bucket)."""
-    if not isinstance(scoring.forecaster.chosen, BTYDForecaster):
+    (BTYD models and the models of :data:`~ltvcast.engine.plan.SCORED_BY_CUSTOMER` are
+    scored bucket by bucket)."""
+    chosen = scoring.forecaster.chosen
+    if not (isinstance(chosen, BTYDForecaster) or chosen.name in SCORED_BY_CUSTOMER):
         raise ConfigError(partitioned_models_message(scoring.chosen_name, scoring=True))
 
 
@@ -217,12 +305,29 @@ class BucketJob:
         """How the purchase and spend fits run (override to run them at once)."""
         return one_after_other
 
+    def _sample(self, cut: int | None) -> CustomerData:
+        """The cleaned rows up to the job's as-of of the customers whose hash is at most
+        ``cut`` (``None``: everyone), in the in-memory path's order (a job that keeps its
+        buckets implements it)."""
+        raise ConfigError(
+            f"{type(self).__name__} gathers no customer sample to train "
+            f"{', '.join(SAMPLED_MODELS)} on: use --engine local"
+        )
+
     def train(
-        self, model: str, horizon: Horizon, *, on_note: Callable[[str], None] | None = None
+        self,
+        model: str,
+        horizon: Horizon,
+        *,
+        on_note: Callable[[str], None] | None = None,
+        sample_customers: int = SAMPLE_CUSTOMERS,
     ) -> ScoringModel:
-        """Fit ``model`` (see :func:`~ltvcast.engine.fit.fits_from_summary`) on the data up
-        to the job's as-of, with the fallback and segment cuts of
-        :func:`~ltvcast.pipeline.train_model`: the same model as in memory.
+        """Fit ``model`` on the data up to the job's as-of: a model fitted from the summary
+        (see :func:`~ltvcast.engine.fit.fits_from_summary`) on every customer's, with the
+        fallback and segment cuts of :func:`~ltvcast.pipeline.train_model` (the same model
+        as in memory); a model of :data:`~ltvcast.engine.plan.SAMPLED_MODELS` by
+        :func:`~ltvcast.pipeline.train_model` itself on the rows of a sample of
+        ``sample_customers`` customers (:meth:`train_sample`).
 
         Raises
         ------
@@ -232,6 +337,8 @@ class BucketJob:
         InsufficientDataError
             When no transaction is dated up to the as-of time, or the model cannot be fitted.
         """
+        if model in SAMPLED_MODELS:
+            return self.train_sample(model, horizon, sample_customers, on_note=on_note)
         rfm, customers = self._summary()
         when = self.as_of
         first = create(model)
@@ -274,7 +381,59 @@ class BucketJob:
                 }
             )
         )
-        start, _ = self._cleaned()
-        cleaning = self._done().report.to_dict()
-        summary = TrainingSummary(start, when, customers, cleaning=cleaning, notes=tuple(notes))
+        summary = replace(self._whole(customers), end=when, notes=tuple(notes))
         return ScoringModel(forecaster, rules, summary)
+
+    def _whole(self, customers: int) -> TrainingSummary:
+        """The training summary of the whole tables (``customers`` up to the as-of)."""
+        done = self._done()
+        return TrainingSummary(
+            done.span[0],
+            self.as_of,
+            customers,
+            event_types=done.event_types,
+            profile_columns=tuple(done.kinds),
+            cleaning=done.report.to_dict(),
+        )
+
+    def train_sample(
+        self,
+        model: str,
+        horizon: Horizon,
+        size: int,
+        *,
+        on_note: Callable[[str], None] | None = None,
+    ) -> ScoringModel:
+        """:func:`~ltvcast.pipeline.train_model` of ``model`` on a sample of ``size``
+        customers seen up to the job's as-of: those with the smallest
+        :func:`~ltvcast.engine.buckets.customer_hashes` (the same customers in every run),
+        with all their cleaned rows up to the as-of.
+
+        What the model learns from all its training customers (the event-type vocabulary,
+        the profile encoder's categories and medians, the segment cuts; a fallback model's
+        fit) comes from the sample. The training summary is the whole table's (its
+        customers, start and cleaning report) with a note on the sample.
+        """
+        _, customers = self._summary()
+        hashes = self._done().hashes
+        assert hashes is not None
+        cut = sample_cut(hashes, size)
+        data = self._sample(cut)
+        taken = len(data.customers())
+        scoring = train_model(
+            data,
+            horizon=horizon,
+            model=model,
+            as_of=self.as_of,
+            cleaning=self._done().report,
+            on_note=on_note,
+        )
+        text = f"trained on a sample of {taken:,} of {customers:,} customers (--sample-customers)"
+        if on_note is not None:
+            on_note(text)
+        training = scoring.training
+        assert training is not None
+        whole = replace(
+            self._whole(customers), reason=training.reason, notes=(*training.notes, text)
+        )
+        return replace(scoring, training=whole)

@@ -20,7 +20,7 @@
 A worker holds one bucket; the parent holds the RFM summary of all buyers (six numbers and
 an id each) and, while it fits the segment cuts, two forecasts per customer; never the
 transactions or the predictions. The workers are forked when the job starts, before DuckDB
-starts its threads.
+starts its threads (by a fork server when the parent has loaded LightGBM or torch).
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from __future__ import annotations
 import multiprocessing
 import sys
 import tempfile
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
@@ -42,7 +42,8 @@ import pandas as pd
 from ltvcast.data.clean import CleaningOptions, CleaningReport
 from ltvcast.data.io import ColumnMap, write_table
 from ltvcast.data.schemas import CUSTOMER_ID, CustomerData
-from ltvcast.data.validate import DEFAULT_COLUMNS, DEFAULT_OPTIONS, validate_transactions
+from ltvcast.data.validate import DEFAULT_COLUMNS, DEFAULT_OPTIONS, EVENTS, PROFILES, TRANSACTIONS
+from ltvcast.engine.buckets import concat_parts, empty_part, sampled, typed_profiles
 from ltvcast.engine.jobs import (
     NUMERIC_DATE,
     BucketJob,
@@ -77,6 +78,10 @@ _KILLED = "a worker process was killed (most often for memory): use more --parti
 _BATCH_ROWS = 250_000
 #: Most rows one pass of the sorted merge sorts (more are sorted in ranges of the first key).
 _SORT_ROWS = 2_000_000
+#: Modules whose OpenMP thread pool a forked child cannot use (see :class:`_Pool`).
+_OPENMP = ("lightgbm", "torch")
+#: First rows of a table that fix its canonical columns (:func:`empty_part`).
+_FIRST_ROWS = 100
 
 
 class LocalJob(BucketJob):
@@ -86,9 +91,12 @@ class LocalJob(BucketJob):
     ----------
     transactions
         A CSV, CSV.gz, TSV, whitespace-separated TXT or Parquet file.
+    events, profiles
+        The behaviour events and customer profiles files (optional), split into the same
+        customer buckets and cleaned with them.
     as_of
         The time the job trains and scores at (a bare date: through its end; default: the
-        last time of the cleaned transactions).
+        last time of the cleaned transactions and events).
     columns, options
         How to read and clean it, as for :func:`~ltvcast.data.validate.load_customer_data`
         (``winsorize_quantile`` is refused: its cap is a quantile of the whole table).
@@ -108,6 +116,8 @@ class LocalJob(BucketJob):
         self,
         transactions: str | Path,
         *,
+        events: str | Path | None = None,
+        profiles: str | Path | None = None,
         as_of: str | pd.Timestamp | None = None,
         columns: ColumnMap = DEFAULT_COLUMNS,
         options: CleaningOptions = DEFAULT_OPTIONS,
@@ -125,6 +135,8 @@ class LocalJob(BucketJob):
                 "partitioned path does not compute; use --partitions 0 (in memory)"
             )
         self.transactions = Path(transactions)
+        self.events = None if events is None else Path(events)
+        self.profiles = None if profiles is None else Path(profiles)
         self.columns = columns
         self.options = options
         self.buckets = buckets
@@ -134,7 +146,10 @@ class LocalJob(BucketJob):
         self._work_dir = None if work_dir is None else str(work_dir)
         self._memory_limit = memory_limit
         self._split: Buckets | None = None
-        self._parts: list[Path] = []
+        #: Events and profiles split (their names, buckets and canonical empty tables).
+        self._others: dict[str, tuple[str, Buckets, pd.DataFrame]] = {}
+        self._empty = pd.DataFrame()
+        self._parts: list[BucketFiles] = []
 
     def __enter__(self) -> LocalJob:
         self._tmp = tempfile.TemporaryDirectory(prefix="ltvcast-job-", dir=self._work_dir)
@@ -165,7 +180,8 @@ class LocalJob(BucketJob):
         return str(self.transactions)
 
     def split(self) -> Buckets:
-        """Hash-partition the file's rows by customer into the job's buckets.
+        """Hash-partition the rows of the transactions (and of the events and profiles) by
+        customer into the job's buckets.
 
         Raises
         ------
@@ -176,28 +192,54 @@ class LocalJob(BucketJob):
             For numeric dates whose day/month order the whole column decides, unless
             ``options.date_format`` names it.
         """
-        names, split = read_source(self._con, self.transactions, self._split_source)
+        names, split, self._empty = read_source(
+            self._con, self.transactions, self._splitter(TRANSACTIONS)
+        )
         if not split.rows:
             raise SchemaError(f"{self.source}: file has no data rows")
-        time = self.columns.source("time")
-        if self.options.date_format is None and names.get(time, "").startswith("VARCHAR"):
-            texts = distinct_values(self._con, split, time, NUMERIC_DATE)
-            check_date_order(self.source, time, texts)
+        self._check_dates(self.source, names, split)
+        for table, path in ((EVENTS, self.events), (PROFILES, self.profiles)):
+            if path is None:
+                continue
+            kinds, other, empty = read_source(self._con, path, self._splitter(table))
+            if not other.rows:
+                raise SchemaError(f"{path}: file has no data rows")
+            if table == EVENTS:
+                self._check_dates(str(path), kinds, other)
+            self._others[table] = (str(path), other, empty)
         self._split = split
         return split
 
-    def _split_source(self, source: Source) -> tuple[dict[str, str], Buckets]:
-        """The source's columns, and its rows split (each read into a folder of its own)."""
-        names = source.columns(self._con)
-        customer = self.columns.source("customer")
-        if customer not in names:  # the validator's own message, from the first rows
-            validate_transactions(source.head(self._con, 5), self.source, self.columns)
-            raise SchemaError(f"{self.source}: required column '{customer}' not found")
-        into = self.root / ("raw" if source.utf8 else "raw-as-read")
-        return names, split_table(self._con, source, customer, self.buckets, into)
+    def _check_dates(self, source: str, names: dict[str, str], split: Buckets) -> None:
+        time = self.columns.source("time")
+        if self.options.date_format is None and names.get(time, "").startswith("VARCHAR"):
+            texts = distinct_values(self._con, split, time, NUMERIC_DATE)
+            check_date_order(source, time, texts)
+
+    def _splitter(
+        self, table: str
+    ) -> Callable[[Source], tuple[dict[str, str], Buckets, pd.DataFrame]]:
+        """Of a source of ``table``: its columns, its rows split (each read into a folder of
+        its own) and its canonical empty table (:func:`~ltvcast.engine.buckets.empty_part`
+        of its first rows: what a bucket without its rows holds)."""
+
+        def split(source: Source) -> tuple[dict[str, str], Buckets, pd.DataFrame]:
+            names = source.columns(self._con)
+            customer = self.columns.source("customer")
+            where = str(source.path)
+            first = source.head(self._con, _FIRST_ROWS)  # none: no data rows (refused later)
+            empty = (
+                empty_part(table, first, where, self.columns, self.options) if len(first) else first
+            )
+            if customer not in names:  # the validator's own message, from the first rows
+                raise SchemaError(f"{where}: required column '{customer}' not found")
+            into = self.root / f"{table}-{'raw' if source.utf8 else 'raw-as-read'}"
+            return names, split_table(self._con, source, customer, self.buckets, into), empty
+
+        return split
 
     def clean(self, *, summarise: bool = True, with_litt: bool = False) -> CleaningReport:
-        """Validate, clean and summarise every bucket; the merged report of the whole table.
+        """Validate, clean and summarise every bucket; the merged report of the whole tables.
 
         ``summarise`` computes the RFM summaries :meth:`train` fits on (a job that only
         scores needs none); ``with_litt`` adds the inter-purchase statistic to them (to
@@ -206,29 +248,42 @@ class LocalJob(BucketJob):
         Raises
         ------
         SchemaError
-            When the in-memory path would refuse the table (a rule that drops every row,
+            When the in-memory path would refuse a table (a rule that drops every row,
             no row left).
+        ConfigError
+            For a profile column typed apart by the buckets
+            (:func:`~ltvcast.engine.jobs.agreed_kinds`).
         """
         if self._split is None:
             raise ConfigError("LocalJob: call split() first")
         folder = self.root / "clean"
         folder.mkdir(exist_ok=True)
         as_of = self._bucket_as_of()
+        given = {TRANSACTIONS: (self.source, self._split, self._empty), **self._others}
         tasks = [
             _CleanTask(
-                files,
-                self.source,
+                {
+                    t: _Table(name, split.of(number), empty)
+                    for t, (name, split, empty) in given.items()
+                },
                 self.columns,
                 self.options,
                 as_of,
                 summarise,
                 with_litt,
-                folder / f"{i}.parquet" if self.keep else None,
+                BucketFiles.at(folder, number, given) if self.keep else None,
             )
-            for i, files in enumerate(self._split.files)
+            for number in range(self.buckets)
         ]
         done = self._pool.map(_clean, tasks)
-        self._gathered = gather(done, self.source, as_of, summarise=summarise)
+        self._gathered = gather(
+            done,
+            self.source,
+            as_of,
+            summarise=summarise,
+            events=None if self.events is None else str(self.events),
+            profiles=None if self.profiles is None else str(self.profiles),
+        )
         self._parts = [t.out for t, d in zip(tasks, done, strict=True) if t.out and d.first]
         return self._gathered.report
 
@@ -236,12 +291,22 @@ class LocalJob(BucketJob):
         return self._pool.pair
 
     @property
-    def parts(self) -> list[Path]:
-        """The cleaned buckets' Parquet files (canonical transactions, every row; after
-        :meth:`clean`), one per bucket with rows."""
+    def bucket_files(self) -> list[BucketFiles]:
+        """The cleaned buckets' files (after :meth:`clean`), one per bucket with rows."""
         if not self.keep:
             raise ConfigError("LocalJob: a job made with keep=False keeps no buckets")
         return list(self._parts)
+
+    @property
+    def parts(self) -> list[Path]:
+        """The cleaned buckets' transactions files (canonical columns, every row)."""
+        return [bucket.transactions for bucket in self.bucket_files]
+
+    @property
+    def kinds(self) -> dict[str, bool | None]:
+        """Whether each profile column is numeric, agreed over the buckets (after
+        :meth:`clean`; what :meth:`BucketFiles.read` types them by)."""
+        return self._done().kinds
 
     def map(self, fn: Callable[[T], R], tasks: Sequence[T]) -> list[R]:
         """``[fn(task) for task in tasks]`` in the job's workers (``fn`` a module-level
@@ -271,23 +336,41 @@ class LocalJob(BucketJob):
         ------
         ConfigError
             When the model's forecasts are not a function of each customer's own rows alone
-            (only BTYD models are scored in buckets), or the job keeps no buckets.
+            (:data:`~ltvcast.engine.plan.SCORED_BY_CUSTOMER`), or the job keeps no buckets.
         """
         check_scorable(scoring)
-        parts = self.parts
+        buckets = self.bucket_files
         when = self.as_of
         model_dir = scoring.save(self.root / "model")
         folder = self.root / "predictions"
         folder.mkdir(exist_ok=True)
+        kinds = self.kinds
         tasks = [
-            _PredictTask(path, model_dir, when, horizons, discount_rate, folder / f"{i}.parquet")
-            for i, path in enumerate(parts)
+            _PredictTask(
+                part, kinds, model_dir, when, horizons, discount_rate, folder / f"{i}.parquet"
+            )
+            for i, part in enumerate(buckets)
         ]
         done = self._pool.map(_predict, tasks)
         customers = sum(rows for rows, _ in done)
         total = float(sum(value for _, value in done))
         path = self.write_sorted([t.out for t in tasks], out)
         return Predicted(path, customers, total, when)
+
+    def _sample(self, cut: int | None) -> CustomerData:
+        if not self.keep:
+            raise ConfigError("LocalJob: a job made with keep=False keeps no rows to sample")
+        folder = self.root / "sample"
+        folder.mkdir(exist_ok=True)
+        kinds, when = self._done().kinds, self.as_of
+        tables = {EVENTS: self.events, PROFILES: self.profiles}
+        given = {t: path for t, path in tables.items() if path is not None}
+        tasks = [
+            _SampleTask(part, kinds, when, cut, BucketFiles.at(folder, i, given))
+            for i, part in enumerate(self._parts)
+        ]
+        self._pool.map(_sample, tasks)
+        return concat_parts([task.out.read(kinds) for task in tasks])
 
     def write_sorted(
         self, parts: list[Path], out: str | Path, by: Sequence[str] = (CUSTOMER_ID,)
@@ -329,20 +412,73 @@ class LocalJob(BucketJob):
 
 
 @dataclass(frozen=True)
-class _CleanTask:
-    files: tuple[Path, ...]
+class _Table:
+    """One table's bucket: its name in messages, its files and its canonical empty table."""
+
     source: str
+    files: tuple[Path, ...]
+    empty: pd.DataFrame
+
+    def read(self) -> pd.DataFrame:
+        """The bucket's raw rows (the empty table when no row fell into it)."""
+        return read_bucket(self.files) if self.files else self.empty
+
+
+@dataclass(frozen=True)
+class BucketFiles:
+    """Where a cleaned bucket's tables are kept (``None``: a table not given)."""
+
+    transactions: Path
+    events: Path | None
+    profiles: Path | None
+
+    @classmethod
+    def at(cls, folder: Path, number: int, tables: Mapping[str, object]) -> BucketFiles:
+        """Bucket ``number``'s files in ``folder``, for the ``tables`` given."""
+
+        def path(table: str) -> Path | None:
+            return folder / f"{table}-{number}.parquet" if table in tables else None
+
+        return cls(folder / f"{TRANSACTIONS}-{number}.parquet", path(EVENTS), path(PROFILES))
+
+    def write(self, data: CustomerData) -> None:
+        for path, frame in self._pairs(data):
+            frame.to_parquet(path, index=False)
+
+    def read(self, kinds: dict[str, bool | None]) -> CustomerData:
+        """The bucket cleaned, its profiles with the whole table's column ``kinds``."""
+        ev = None if self.events is None else pd.read_parquet(self.events)
+        pr = None if self.profiles is None else pd.read_parquet(self.profiles)
+        return CustomerData(
+            pd.read_parquet(self.transactions),
+            ev,
+            None if pr is None else typed_profiles(pr, kinds),
+        )
+
+    def _pairs(self, data: CustomerData) -> list[tuple[Path, pd.DataFrame]]:
+        tables = [
+            (self.transactions, data.transactions),
+            (self.events, data.events),
+            (self.profiles, data.profiles),
+        ]
+        return [(path, frame) for path, frame in tables if path is not None and frame is not None]
+
+
+@dataclass(frozen=True)
+class _CleanTask:
+    tables: dict[str, _Table]
     columns: ColumnMap
     options: CleaningOptions
     as_of: pd.Timestamp | None
     summarise: bool
     with_litt: bool
-    out: Path | None
+    out: BucketFiles | None
 
 
 @dataclass(frozen=True)
 class _PredictTask:
-    path: Path
+    part: BucketFiles
+    kinds: dict[str, bool | None]
     model_dir: Path
     as_of: pd.Timestamp
     horizons: Sequence[Horizon] | None
@@ -350,24 +486,35 @@ class _PredictTask:
     out: Path
 
 
+@dataclass(frozen=True)
+class _SampleTask:
+    part: BucketFiles
+    kinds: dict[str, bool | None]
+    as_of: pd.Timestamp
+    cut: int | None
+    out: BucketFiles
+
+
 def _clean(task: _CleanTask) -> Cleaned:
+    raw = {table: (spec.read(), spec.source) for table, spec in task.tables.items()}
     data, done = clean_part(
-        read_bucket(task.files),
-        task.source,
+        *raw[TRANSACTIONS],
         task.columns,
         task.options,
         task.as_of,
         summarise=task.summarise,
         with_litt=task.with_litt,
+        events=raw.get(EVENTS),
+        profiles=raw.get(PROFILES),
     )
     if task.out is not None and done.first is not None:
-        data.transactions.to_parquet(task.out, index=False)
+        task.out.write(data)
     return done
 
 
 def _predict(task: _PredictTask) -> tuple[int, float]:
     scoring = load_scoring_model(task.model_dir)
-    data = CustomerData(pd.read_parquet(task.path))
+    data = task.part.read(task.kinds)
     frame = scoring.predict(
         data, task.as_of, horizons=task.horizons, discount_rate=task.discount_rate
     )
@@ -375,15 +522,27 @@ def _predict(task: _PredictTask) -> tuple[int, float]:
     return len(frame), float(frame["predicted_value"].sum())
 
 
+def _sample(task: _SampleTask) -> None:
+    task.out.write(sampled(task.part.read(task.kinds).until(task.as_of), task.cut))
+
+
 class _Pool:
     """``workers`` processes forked at once (before the parent starts threads), or this
-    process for one worker; :meth:`map` keeps the order of its tasks."""
+    process for one worker; :meth:`map` keeps the order of its tasks.
+
+    A parent that has loaded an OpenMP library (:data:`_OPENMP`: LightGBM, torch) has its
+    workers forked by a fork server instead: a child forked from it hangs in OpenMP's
+    thread pool (LightGBM loading a model, for one).
+    """
 
     def __init__(self, workers: int) -> None:
         self._executor: ProcessPoolExecutor | None = None
         if workers > 1:
-            method = "fork" if sys.platform == "linux" else "spawn"
+            openmp = any(name in sys.modules for name in _OPENMP)
+            method = "spawn" if sys.platform != "linux" else "forkserver" if openmp else "fork"
             context = multiprocessing.get_context(method)
+            if method == "forkserver":  # this module loaded once, the caller's script not
+                context.set_forkserver_preload([__name__])
             self._executor = ProcessPoolExecutor(workers, mp_context=context)
             for started in [self._executor.submit(_ready) for _ in range(workers)]:
                 started.result()

@@ -1,12 +1,14 @@
 """Splitting an input table by customer into Parquet buckets, out of core (DuckDB).
 
-Every row goes to bucket ``hash(id) % n`` of its customer id as validation reads it (blanks
-stripped, the ``.0`` of a whole number dropped), so each customer's rows share one bucket and
-a bucket can be validated alone. A bucket keeps the source's columns as read: Parquet with its
-own types, delimited text (``.csv``, ``.tsv``, whitespace-separated ``.txt``, gzipped or not) as
-strings, with pandas' missing-value words (``NA``, ``null`` ...) missing, as pandas reads text
-columns; and :data:`ROW`, the row's number in the file (for messages). DuckDB reads the file in
-a streaming pass and spills to disk, so memory holds no more than its ``memory_limit``.
+Every row goes to bucket ``hash(id) % n`` of its customer id as validation reads it (as text,
+blanks stripped, the ``.0`` of a whole number dropped), so each customer's rows share one
+bucket, in every table split into the same number of buckets (transactions, events,
+profiles), and a bucket can be validated alone. A bucket keeps the source's columns as read:
+Parquet with its own types, delimited text (``.csv``, ``.tsv``, whitespace-separated
+``.txt``, gzipped or not) as strings, with pandas' missing-value words (``NA``, ``null`` ...)
+missing, as pandas reads text columns; and :data:`ROW`, the row's number in the file (for
+messages). DuckDB reads the file in a streaming pass and spills to disk, so memory holds no
+more than its ``memory_limit``.
 """
 
 from __future__ import annotations
@@ -119,6 +121,12 @@ class Buckets:
     source: Path
     files: tuple[tuple[Path, ...], ...]
     rows: int
+    #: The bucket number of each entry of ``files`` (buckets no row fell into have none).
+    numbers: tuple[int, ...] = ()
+
+    def of(self, number: int) -> tuple[Path, ...]:
+        """The files of bucket ``number`` (none when no row fell into it)."""
+        return dict(zip(self.numbers, self.files, strict=True)).get(number, ())
 
 
 def split_table(
@@ -130,11 +138,12 @@ def split_table(
         raise ConfigError(f"buckets must be at least 1; got {buckets}")
     kind = source.columns(con)[customer]
     column = '"' + customer.replace('"', '""') + '"'
-    key = column
-    if kind.startswith("VARCHAR"):  # as_ids: stripped, "42.0" -> "42" (only ids that need it)
-        normal = f"regexp_replace(trim({column}, '{BLANKS}'), '^(-?[0-9]+)\\.0+$', '\\1')"
-        odd = f"contains({column}, '.') OR {column}[1] <= ' ' OR {column}[-1] <= ' '"
-        key = f"CASE WHEN {odd} THEN {normal} ELSE {column} END"
+    if not kind.startswith("VARCHAR"):  # hashed as text, so that tables of any type agree
+        column = f"CAST({column} AS VARCHAR)"
+    # as_ids: stripped, "42.0" -> "42" (only ids that need it)
+    normal = f"regexp_replace(trim({column}, '{BLANKS}'), '^(-?[0-9]+)\\.0+$', '\\1')"
+    odd = f"contains({column}, '.') OR {column}[1] <= ' ' OR {column}[-1] <= ' '"
+    key = f"CASE WHEN {odd} THEN {normal} ELSE {column} END"
     target = "'" + str(into).replace("'", "''") + "'"
     sql = (
         f"COPY (SELECT *, coalesce(hash({key}), 0) % {int(buckets)} AS {_BUCKET} "
@@ -144,7 +153,8 @@ def split_table(
     written = source._run(con, sql).fetchone()
     parts = sorted(into.glob(f"{_BUCKET}=*"), key=lambda p: int(p.name.split("=")[1]))
     files = tuple(tuple(sorted(part.glob("*.parquet"))) for part in parts)
-    return Buckets(source.path, files, int(written[0]) if written else 0)
+    numbers = tuple(int(part.name.split("=")[1]) for part in parts)
+    return Buckets(source.path, files, int(written[0]) if written else 0, numbers)
 
 
 def distinct_values(

@@ -18,9 +18,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from ltvcast.data.schemas import CUSTOMER_ID, CustomerData
+from ltvcast.data.schemas import CUSTOMER_ID
 from ltvcast.engine.jobs import check_scorable
-from ltvcast.engine.local import LocalJob
+from ltvcast.engine.local import BucketFiles, LocalJob
 from ltvcast.exceptions import NotFittedError
 from ltvcast.pipeline import load_scoring_model
 from ltvcast.pipeline.recommend import ActionPolicy, RecommendationSummary, Recommender
@@ -52,20 +52,21 @@ def recommend_job(job: LocalJob, recommender: Recommender, out: str | Path) -> R
     ------
     ConfigError
         When the model's forecasts are not a function of each customer's own rows alone
-        (only BTYD models are scored in buckets).
+        (:data:`~ltvcast.engine.plan.SCORED_BY_CUSTOMER`).
     NotFittedError
         For a recommender with items whose relations are not fitted.
     """
     check_scorable(recommender.scoring)
     if recommender.with_items and recommender.items_ is None:
         raise NotFittedError("Recommender is not fitted; call fit_files() or fit() first")
-    parts = job.parts
+    buckets, kinds = job.bucket_files, job.kinds
     folder = job.root / "recommend"
     model_dir = recommender.scoring.save(folder / "model")
     items_dir = recommender.save_items(folder / "items")
     tasks = [
         _RecommendTask(
-            path,
+            bucket,
+            kinds,
             model_dir,
             items_dir,
             job.as_of,
@@ -73,7 +74,7 @@ def recommend_job(job: LocalJob, recommender: Recommender, out: str | Path) -> R
             recommender.policy,
             folder / f"{i}.parquet",
         )
-        for i, path in enumerate(parts)
+        for i, bucket in enumerate(buckets)
     ]
     done = job.map(_recommend, tasks)
     path = job.write_sorted([t.out for t in tasks], out, by=(CUSTOMER_ID, "rank"))
@@ -82,7 +83,8 @@ def recommend_job(job: LocalJob, recommender: Recommender, out: str | Path) -> R
 
 @dataclass(frozen=True)
 class _RecommendTask:
-    path: Path
+    bucket: BucketFiles
+    kinds: dict[str, bool | None]
     model_dir: Path
     items_dir: Path | None
     as_of: pd.Timestamp
@@ -93,7 +95,7 @@ class _RecommendTask:
 
 def _recommend(task: _RecommendTask) -> RecommendationSummary:
     recommender = Recommender(load_scoring_model(task.model_dir), top=task.top, policy=task.policy)
-    data = CustomerData(pd.read_parquet(task.path))
+    data = task.bucket.read(task.kinds)  # events and profiles too: a model may use them
     table = recommender.load_items(task.items_dir).recommend(data, task.as_of)
     table.to_parquet(task.out, index=False)
     return RecommendationSummary.of(table)
