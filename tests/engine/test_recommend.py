@@ -9,6 +9,7 @@ import pytest
 
 from ltvcast.data.datasets import load_online_retail
 from ltvcast.data.schemas import CUSTOMER_ID, TIMESTAMP
+from ltvcast.data.synthetic import write_simulated_store
 from ltvcast.data.validate import load_customer_data
 from ltvcast.engine import LocalJob, local
 from ltvcast.engine.recommend import recommend_job
@@ -155,3 +156,27 @@ def test_a_large_output_is_merged_in_ranges(
     ranged, _ = _partitioned(retail, model, tmp_path / "ranged.parquet", top=5)
     assert len(whole) > 5 * 300
     _assert_same(ranged, whole)
+
+
+def test_a_model_of_events_and_profiles_recommends_as_in_memory(
+    tmp_path_factory: pytest.TempPathFactory, tmp_path: Path
+) -> None:
+    """gbdt uses events and profiles: each bucket's worker scores with its bucket's own."""
+    shop = write_simulated_store(
+        tmp_path_factory.mktemp("shop"), 600, chunk_size=300, fmt="parquet", days=400,
+        random_state=5,
+    )  # fmt: skip
+    tables = (shop["transactions"], shop["events"], shop["profiles"])
+    data, _ = load_customer_data(*tables, options=NOW)
+    scoring = train_model(data, horizon=parse_horizon("60d"), model="gbdt")
+    cutoff = scoring.resolve_as_of(data)
+    memory = Recommender(scoring, top=3).fit(data, cutoff).recommend(data, cutoff)
+    with LocalJob(
+        tables[0], events=tables[1], profiles=tables[2], options=NOW, buckets=3, workers=2
+    ) as job:
+        job.split()
+        job.clean(summarise=False)
+        recommender = Recommender(scoring, top=3).fit_files(job.parts, job.as_of)
+        done = recommend_job(job, recommender, tmp_path / "r.parquet")
+    _assert_same(pd.read_parquet(done.path), memory)
+    assert memory["action"].nunique() >= 2
