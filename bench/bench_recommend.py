@@ -240,7 +240,8 @@ def cli_scale(sizes: list[int]) -> tuple[list[str], str]:
             )
     sentence = (
         "From 2,000,000 rows on (or with `--partitions N`) `ltvcast recommend` runs in customer "
-        "buckets as `predict` does, with a BTYD model: the item relations are learned in DuckDB "
+        "buckets as `predict` does, with a BTYD model or gbdt (events and profiles in the same "
+        "buckets): the item relations are learned in DuckDB "
         "from the cleaned buckets, each worker scores and recommends its bucket, and the parts "
         f"are merged in order out of core. On {os.cpu_count()} cores, whole processes: "
         f"{'; '.join(said)} (`python bench/bench_recommend.py --scale "

@@ -50,7 +50,7 @@ EXTRA = (
     ("bench_calibration.py", "calibration.md"),
     ("bench_ablation.py", "ablation.md"),
     ("bench_covariates.py", "covariates.md"),
-    ("bench_recommend.py --scale 200000", "recommend.md"),
+    ("bench_recommend.py --scale 200000,1000000", "recommend.md"),
     ("bench_simulate.py", "simulate.md"),
     ("bench_service.py", "service.md"),
     ("bench_service.py --scale", "service_scale.md"),
