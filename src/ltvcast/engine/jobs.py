@@ -8,7 +8,7 @@ pool of worker processes, :class:`~ltvcast.engine.spark.SparkJob` over Spark exe
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
@@ -22,7 +22,7 @@ from ltvcast.data.clean import CleaningOptions, CleaningReport
 from ltvcast.data.io import ColumnMap
 from ltvcast.data.schemas import CustomerData
 from ltvcast.data.times import date_order_at_stake
-from ltvcast.data.validate import EVENTS, TRANSACTIONS, check_whole_table
+from ltvcast.data.validate import EVENTS, PROFILES, TRANSACTIONS, check_whole_table
 from ltvcast.engine.buckets import (
     LITT,
     RawTable,
@@ -30,6 +30,7 @@ from ltvcast.engine.buckets import (
     customer_hashes,
     profile_kinds,
     summarise_bucket,
+    typed_profiles,
 )
 from ltvcast.engine.fit import (
     fit_purchases,
@@ -62,6 +63,9 @@ B = TypeVar("B")
 #: Texts of the time column whose day/month order a whole column decides (a regular
 #: expression RE2 and Java read alike).
 NUMERIC_DATE = r"^\d{1,2}[/.\-]\d"
+#: First rows of a table that fix its canonical columns
+#: (:func:`~ltvcast.engine.buckets.empty_part`: what a bucket without its rows holds).
+FIRST_ROWS = 100
 
 
 @dataclass(frozen=True)
@@ -116,6 +120,37 @@ def clean_part(
     rfm, customers = summarise_bucket(data, as_of, with_litt=with_litt)
     seen = customer_hashes((data if as_of is None else data.until(as_of)).customers())
     return data, Cleaned(report, first, last, rfm, customers, seen, kinds, types)
+
+
+def clean_tables(
+    raw: Mapping[str, RawTable],
+    columns: ColumnMap,
+    options: CleaningOptions,
+    as_of: pd.Timestamp | None,
+    *,
+    summarise: bool,
+    with_litt: bool,
+) -> tuple[CustomerData, Cleaned]:
+    """:func:`clean_part` of one bucket's raw tables by table name (transactions, and
+    events and profiles when given)."""
+    return clean_part(
+        *raw[TRANSACTIONS],
+        columns,
+        options,
+        as_of,
+        summarise=summarise,
+        with_litt=with_litt,
+        events=raw.get(EVENTS),
+        profiles=raw.get(PROFILES),
+    )
+
+
+def with_kinds(data: CustomerData, kinds: dict[str, bool | None]) -> CustomerData:
+    """A cleaned bucket with its profile columns of the whole table's ``kinds``
+    (:func:`~ltvcast.engine.buckets.typed_profiles`): what it is scored and sampled as."""
+    if data.profiles is None:
+        return data
+    return CustomerData(data.transactions, data.events, typed_profiles(data.profiles, kinds))
 
 
 @dataclass(frozen=True)
