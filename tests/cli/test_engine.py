@@ -70,8 +70,8 @@ def test_small_inputs_run_in_memory_by_default(
     [
         (["--model", "auto"], "auto needs the whole table in memory: use --partitions 0"),
         (["--model", "btyd", "--winsorize", "0.99"], "--winsorize caps amounts"),
-        (["--model", "btyd", "--events", "x.csv", "--engine", "spark"], "--events and --profiles"),
-        (["--model", "gbdt", "--engine", "spark"], "gbdt runs on --engine local"),
+        (["--model", "btyd", "--events", "s3a://b/x.csv", "--engine", "spark"], "local paths"),
+        (["--model", "seq", "--engine", "spark"], "use --engine local --partitions 0"),
     ],
 )
 def test_what_cannot_run_partitioned_is_one_line(

@@ -431,6 +431,21 @@ class BucketJob:
             cleaning=done.report.to_dict(),
         )
 
+    def sample(self, size: int) -> CustomerData:
+        """The cleaned rows up to the job's as-of of the ``size`` customers with the smallest
+        :func:`~ltvcast.engine.buckets.customer_hashes` (after ``clean(summarise=True)``):
+        what :meth:`train_sample` trains on, in the in-memory path's order.
+
+        Raises
+        ------
+        ConfigError
+            For a size under 1, or a job that keeps no rows to sample.
+        """
+        self._summary()
+        hashes = self._done().hashes
+        assert hashes is not None
+        return self._sample(sample_cut(hashes, size))
+
     def train_sample(
         self,
         model: str,
@@ -450,10 +465,7 @@ class BucketJob:
         customers, start and cleaning report) with a note on the sample.
         """
         _, customers = self._summary()
-        hashes = self._done().hashes
-        assert hashes is not None
-        cut = sample_cut(hashes, size)
-        data = self._sample(cut)
+        data = self.sample(size)
         taken = len(data.customers())
         scoring = train_model(
             data,
