@@ -3,20 +3,28 @@
 :class:`SparkJob` runs the job of :class:`~ltvcast.engine.local.LocalJob` on a Spark
 session, over any path Spark reads (a local file, ``hdfs://``, ``s3a://`` ...):
 
-1. :meth:`~SparkJob.split`: Spark reads the file (CSV/TSV as text columns with pandas'
-   missing-value words missing, whitespace-separated TXT, Parquet files or folders), numbers
-   its rows in file order and gives every row the bucket ``xxhash64(id) mod n`` of its
-   customer id (ASCII blanks stripped, the ``.0`` of a whole number dropped, as
-   :mod:`ltvcast.engine.partition` does);
+1. :meth:`~SparkJob.split`: Spark reads the transactions (and the events and profiles: CSV/TSV
+   as text columns with pandas' missing-value words missing, whitespace-separated TXT,
+   Parquet files or folders), numbers each table's rows in file order and gives every row
+   the bucket ``xxhash64(id) mod n`` of its customer id as validation reads it
+   (:func:`bucket_of`: text, ASCII blanks stripped, the ``.0`` of a whole number dropped,
+   as :mod:`ltvcast.engine.partition` does). Each table's rows of a bucket are packed into
+   one Parquet cell, and the cells of the three tables are unioned by bucket (Spark's
+   cogroup takes two frames): one task sees a bucket's tables together, and only their
+   bytes travel (never a path on the driver's disk);
 2. :meth:`~SparkJob.clean`: each bucket is cleaned and summarised on an executor by
-   :func:`~ltvcast.engine.jobs.clean_part` (the in-memory rules); the buckets' reports and
+   :func:`~ltvcast.engine.jobs.clean_tables` (the in-memory rules); the buckets' reports and
    RFM summaries come back to the driver (pickled by this job for this job: never a model)
    and merge as the local job's do;
 3. :meth:`~SparkJob.train`: the BTYD fit on the driver (:class:`~ltvcast.engine.jobs.BucketJob`);
+   a model of :data:`~ltvcast.engine.plan.SAMPLED_MODELS` by
+   :func:`~ltvcast.pipeline.train_model` on the driver, on the local job's customer sample
+   (:meth:`~ltvcast.engine.jobs.BucketJob.sample`), filtered on the executors and collected
+   as Parquet cells;
 4. :meth:`~SparkJob.predict`: the saved model's directory is shipped to the executors
    (``SparkContext.addFile``) and loaded there (:func:`~ltvcast.pipeline.load_scoring_model`);
-   each bucket is cleaned again and scored, and the predictions are written as a folder of
-   Parquet parts.
+   each bucket is cleaned again and scored with its events and profiles, and the
+   predictions are written as a folder of Parquet parts.
 
 Text is read as UTF-8 (other encodings: the local engine). This is the only module that
 imports pyspark.
