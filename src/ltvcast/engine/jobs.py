@@ -96,21 +96,20 @@ class Cleaned:
 
 
 def clean_part(
-    raw: pd.DataFrame,
-    source: str,
+    raw: Mapping[str, RawTable],
     columns: ColumnMap,
     options: CleaningOptions,
     as_of: pd.Timestamp | None,
     *,
     summarise: bool,
     with_litt: bool,
-    events: RawTable | None = None,
-    profiles: RawTable | None = None,
 ) -> tuple[CustomerData, Cleaned]:
-    """One bucket of raw rows cleaned (:func:`~ltvcast.engine.buckets.clean_bucket`, with the
-    bucket's events and profiles when given) and, with ``summarise``, summarised
-    (:func:`~ltvcast.engine.buckets.summarise_bucket`)."""
-    data, report = clean_bucket(raw, source, columns, options, events=events, profiles=profiles)
+    """One bucket's raw tables by table name (transactions; events and profiles when given)
+    cleaned (:func:`~ltvcast.engine.buckets.clean_bucket`) and, with ``summarise``,
+    summarised (:func:`~ltvcast.engine.buckets.summarise_bucket`)."""
+    data, report = clean_bucket(
+        *raw[TRANSACTIONS], columns, options, events=raw.get(EVENTS), profiles=raw.get(PROFILES)
+    )
     kinds, types = profile_kinds(data.profiles), data.event_types
     if not len(data.transactions) and (data.events is None or not len(data.events)):
         return data, Cleaned(report, None, None, None, 0, None, kinds, types)
@@ -120,29 +119,6 @@ def clean_part(
     rfm, customers = summarise_bucket(data, as_of, with_litt=with_litt)
     seen = customer_hashes((data if as_of is None else data.until(as_of)).customers())
     return data, Cleaned(report, first, last, rfm, customers, seen, kinds, types)
-
-
-def clean_tables(
-    raw: Mapping[str, RawTable],
-    columns: ColumnMap,
-    options: CleaningOptions,
-    as_of: pd.Timestamp | None,
-    *,
-    summarise: bool,
-    with_litt: bool,
-) -> tuple[CustomerData, Cleaned]:
-    """:func:`clean_part` of one bucket's raw tables by table name (transactions, and
-    events and profiles when given)."""
-    return clean_part(
-        *raw[TRANSACTIONS],
-        columns,
-        options,
-        as_of,
-        summarise=summarise,
-        with_litt=with_litt,
-        events=raw.get(EVENTS),
-        profiles=raw.get(PROFILES),
-    )
 
 
 def with_kinds(data: CustomerData, kinds: dict[str, bool | None]) -> CustomerData:

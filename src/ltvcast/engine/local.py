@@ -53,7 +53,7 @@ from ltvcast.engine.jobs import (
     Predicted,
     check_date_order,
     check_scorable,
-    clean_tables,
+    clean_part,
     gather,
     with_kinds,
 )
@@ -493,7 +493,7 @@ class _SampleTask:
 
 def _clean(task: _CleanTask) -> Cleaned:
     raw = {table: (spec.read(), spec.source) for table, spec in task.tables.items()}
-    data, done = clean_tables(
+    data, done = clean_part(
         raw,
         task.columns,
         task.options,

@@ -13,7 +13,7 @@ session, over any path Spark reads (a local file, ``hdfs://``, ``s3a://`` ...):
    cogroup takes two frames): one task sees a bucket's tables together, and only their
    bytes travel (never a path on the driver's disk);
 2. :meth:`~SparkJob.clean`: each bucket is cleaned and summarised on an executor by
-   :func:`~ltvcast.engine.jobs.clean_tables` (the in-memory rules); the buckets' reports and
+   :func:`~ltvcast.engine.jobs.clean_part` (the in-memory rules); the buckets' reports and
    RFM summaries come back to the driver (pickled by this job for this job: never a model)
    and merge as the local job's do;
 3. :meth:`~SparkJob.train`: the BTYD fit on the driver (:class:`~ltvcast.engine.jobs.BucketJob`);
@@ -74,7 +74,7 @@ from ltvcast.engine.jobs import (
     Predicted,
     check_date_order,
     check_scorable,
-    clean_tables,
+    clean_part,
     gather,
     with_kinds,
 )
@@ -283,7 +283,7 @@ class SparkJob(BucketJob):
         def clean(bucket: int, raw: dict[str, RawTable]) -> pd.DataFrame:
             result: Cleaned | LTVError
             try:
-                _, result = clean_tables(
+                _, result = clean_part(
                     raw, columns, options, as_of, summarise=summarise, with_litt=with_litt
                 )
             except LTVError as err:
@@ -341,13 +341,11 @@ class SparkJob(BucketJob):
         columns, options = self.columns, self.options
 
         def score(bucket: int, raw: dict[str, RawTable]) -> pd.DataFrame:
-            data, done = clean_tables(raw, columns, options, when, summarise=False, with_litt=False)
-            if done.first is None or not len(data.until(when).customers()):
+            data = _cleaned(raw, columns, options, kinds)
+            if data is None or not len(data.until(when).customers()):
                 return empty
             model = load_scoring_model(SparkFiles.get(name))
-            return model.predict(
-                with_kinds(data, kinds), when, horizons=horizons, discount_rate=discount_rate
-            )
+            return model.predict(data, when, horizons=horizons, discount_rate=discount_rate)
 
         predictions = self._map(score, _spark_schema(empty))
         _guarded(target, lambda: predictions.write.mode("overwrite").parquet(target))
@@ -365,10 +363,10 @@ class SparkJob(BucketJob):
         columns, options = self.columns, self.options
 
         def sample(bucket: int, raw: dict[str, RawTable]) -> pd.DataFrame:
-            data, done = clean_tables(raw, columns, options, when, summarise=False, with_litt=False)
-            if done.first is None:
+            data = _cleaned(raw, columns, options, kinds)
+            if data is None:
                 return pd.DataFrame({BUCKET: [], _KIND: [], _BYTES: []})
-            part = sampled(with_kinds(data, kinds).until(when), cut)
+            part = sampled(data.until(when), cut)
             tables = {TRANSACTIONS: part.transactions, EVENTS: part.events, PROFILES: part.profiles}
             given = {table: frame for table, frame in tables.items() if frame is not None}
             return pd.DataFrame(
@@ -463,6 +461,18 @@ def _frames(cells: pd.DataFrame) -> dict[str, pd.DataFrame]:
         table: pd.read_parquet(io.BytesIO(cell))
         for table, cell in zip(cells[_KIND], cells[_BYTES], strict=True)
     }
+
+
+def _cleaned(
+    raw: dict[str, RawTable],
+    columns: ColumnMap,
+    options: CleaningOptions,
+    kinds: dict[str, bool | None],
+) -> CustomerData | None:
+    """One bucket cleaned, its profiles of the whole table's ``kinds`` (``None``: no row
+    left), as the local job keeps it to score and sample."""
+    data, done = clean_part(raw, columns, options, None, summarise=False, with_litt=False)
+    return None if done.first is None else with_kinds(data, kinds)
 
 
 def _parquet_bytes(frame: pd.DataFrame) -> bytes:
