@@ -31,19 +31,28 @@ import tempfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
 
 import duckdb
+import numpy as np
 import pandas as pd
+from numpy.typing import NDArray
 
 from ltvcast.data.clean import CleaningOptions, CleaningReport
 from ltvcast.data.io import ColumnMap, write_table
 from ltvcast.data.schemas import CUSTOMER_ID, CustomerData
 from ltvcast.data.validate import DEFAULT_COLUMNS, DEFAULT_OPTIONS, EVENTS, PROFILES, TRANSACTIONS
-from ltvcast.engine.buckets import concat_parts, empty_part, sampled, typed_profiles
+from ltvcast.engine.buckets import (
+    concat_parts,
+    customer_hashes,
+    empty_part,
+    sampled,
+    summarise_bucket,
+    typed_profiles,
+)
 from ltvcast.engine.jobs import (
     NUMERIC_DATE,
     BucketJob,
@@ -54,6 +63,7 @@ from ltvcast.engine.jobs import (
     check_scorable,
     clean_part,
     gather,
+    merge_summaries,
 )
 from ltvcast.engine.partition import (
     Buckets,
@@ -65,7 +75,7 @@ from ltvcast.engine.partition import (
 )
 from ltvcast.exceptions import ConfigError, SchemaError
 from ltvcast.pipeline import ScoringModel, load_scoring_model
-from ltvcast.timeframe import Horizon
+from ltvcast.timeframe import Horizon, parse_as_of
 
 A = TypeVar("A")
 B = TypeVar("B")
@@ -357,6 +367,26 @@ class LocalJob(BucketJob):
         path = self.write_sorted([t.out for t in tasks], out)
         return Predicted(path, customers, total, when)
 
+    def summarise(self, as_of: str | pd.Timestamp, *, with_litt: bool = False) -> None:
+        """Summarise the kept buckets at ``as_of``, which becomes the job's as-of (to train
+        at a time :meth:`clean` did not know, such as a backtest's cutoff, without cleaning
+        again).
+
+        Raises
+        ------
+        ConfigError
+            Before :meth:`clean`, or when the job keeps no buckets.
+        """
+        done = self._done()
+        when = parse_as_of(as_of, self.last_timestamp)
+        tasks = [_SummaryTask(part, self.kinds, when, with_litt) for part in self.bucket_files]
+        parts = self._pool.map(_summarise, tasks)
+        summary, hashes = merge_summaries(
+            [rfm for rfm, _, _ in parts], sum(n for _, n, _ in parts), [h for _, _, h in parts]
+        )
+        self._as_of = when
+        self._gathered = replace(done, summary=summary, hashes=hashes)
+
     def _sample(self, cut: int | None) -> CustomerData:
         if not self.keep:
             raise ConfigError("LocalJob: a job made with keep=False keeps no rows to sample")
@@ -495,6 +525,14 @@ class _SampleTask:
     out: BucketFiles
 
 
+@dataclass(frozen=True)
+class _SummaryTask:
+    part: BucketFiles
+    kinds: dict[str, bool | None]
+    as_of: pd.Timestamp
+    with_litt: bool
+
+
 def _clean(task: _CleanTask) -> Cleaned:
     raw = {table: (spec.read(), spec.source) for table, spec in task.tables.items()}
     data, done = clean_part(
@@ -520,6 +558,12 @@ def _predict(task: _PredictTask) -> tuple[int, float]:
     )
     frame.to_parquet(task.out, index=False)
     return len(frame), float(frame["predicted_value"].sum())
+
+
+def _summarise(task: _SummaryTask) -> tuple[pd.DataFrame, int, NDArray[np.uint64]]:
+    data = task.part.read(task.kinds)
+    rfm, customers = summarise_bucket(data, task.as_of, with_litt=task.with_litt)
+    return rfm, customers, customer_hashes(data.until(task.as_of).customers())
 
 
 def _sample(task: _SampleTask) -> None:
