@@ -69,7 +69,6 @@ def test_small_inputs_run_in_memory_by_default(
     ("extra", "message"),
     [
         (["--model", "auto"], "auto needs the whole table in memory: use --partitions 0"),
-        (["--model", "btyd", "--winsorize", "0.99"], "--winsorize caps amounts"),
         (["--model", "btyd", "--events", "x.csv", "--engine", "spark"], "--events and --profiles"),
         (["--model", "gbdt", "--engine", "spark"], "gbdt runs on --engine local"),
     ],

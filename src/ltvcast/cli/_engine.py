@@ -196,8 +196,6 @@ def _refusal(inputs: Inputs, model: str | None, scoring: ScoringModel | None) ->
     """Why the command cannot run partitioned, or ``None``."""
     from ltvcast.engine.plan import SAMPLED_MODELS, partitioned_models_message
 
-    if inputs.options.winsorize_quantile is not None:
-        return "--winsorize caps amounts at a quantile of the whole table (use --partitions 0)"
     if scoring is not None:
         from ltvcast.engine.jobs import check_scorable
         from ltvcast.exceptions import ConfigError

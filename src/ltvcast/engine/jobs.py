@@ -113,9 +113,18 @@ def clean_part(
     first, last = data.first_timestamp(), data.last_timestamp()
     if not summarise:
         return data, Cleaned(report, first, last, None, 0, None, kinds, types)
+    rfm, customers, seen = summarised(data, as_of, with_litt=with_litt)
+    return data, Cleaned(report, first, last, rfm, customers, seen, kinds, types)
+
+
+def summarised(
+    data: CustomerData, as_of: pd.Timestamp | None, *, with_litt: bool
+) -> tuple[pd.DataFrame, int, NDArray[np.uint64]]:
+    """A cleaned bucket's :func:`~ltvcast.engine.buckets.summarise_bucket` and the
+    :func:`~ltvcast.engine.buckets.customer_hashes` of its customers up to ``as_of``."""
     rfm, customers = summarise_bucket(data, as_of, with_litt=with_litt)
     seen = customer_hashes((data if as_of is None else data.until(as_of)).customers())
-    return data, Cleaned(report, first, last, rfm, customers, seen, kinds, types)
+    return rfm, customers, seen
 
 
 @dataclass(frozen=True)
