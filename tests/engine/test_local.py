@@ -18,7 +18,7 @@ from ltvcast.models.registry import create
 from ltvcast.pipeline import train_model
 from ltvcast.timeframe import parse_horizon, parse_horizons
 
-from .conftest import CDNOW_COLUMNS, NOW, Run, assert_same, in_memory
+from .conftest import CDNOW_COLUMNS, NOW, Run, assert_same, in_memory, saved_state
 
 
 def _both(
@@ -136,7 +136,7 @@ def test_winsorize_caps_at_the_whole_tables_quantile(store: Path, q: float) -> N
         report = job.clean()
         scoring = job.train("btyd", horizon)
     assert report.lines() == cleaning.lines()
-    assert scoring.forecaster.save_state(Path()) == memory.forecaster.save_state(Path())
+    assert saved_state(scoring.forecaster) == saved_state(memory.forecaster)
 
 
 def test_models_the_path_does_not_run_are_refused(store: Path, tmp_path: Path) -> None:
