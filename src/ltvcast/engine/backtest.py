@@ -7,12 +7,14 @@ so :func:`backtest_job` summarises the kept buckets of a
 :class:`~ltvcast.engine.local.LocalJob` at the cutoff (:meth:`LocalJob.summarise
 <ltvcast.engine.local.LocalJob.summarise>`), trains every model there as ``train`` does
 partitioned (:meth:`~ltvcast.engine.jobs.BucketJob.train`: BTYD on every customer's RFM
-summary, gbdt on a customer sample), and maps the buckets over the workers: each labels its
-customers seen up to the cutoff, or loads a saved model and scores them on their rows up to
-the cutoff. What comes back is one row per customer (not per transaction or event), and the
-metrics are scored over all customers at once by
-:func:`~ltvcast.evaluation.backtest.scored_result`, as in memory. Given the same models on
-the same customers, the metrics are the in-memory :func:`~ltvcast.evaluation.backtest.backtest`'s
+summary, gbdt on a customer sample), and maps the buckets over the workers in one pass:
+each loads the saved models and, for its customers seen up to the cutoff, gives their labels
+and every model's forecast from their rows up to the cutoff (:func:`backtest_rows`, the
+per-bucket function). What comes back is one row per customer (not per transaction or
+event), and the metrics are scored over all customers at once by
+:func:`~ltvcast.evaluation.backtest.scored_result`, as in memory: given the same models on
+the same customers, the metrics are those of
+:func:`~ltvcast.evaluation.backtest.backtest` in memory
 (``tests/engine/test_backtest.py``).
 """
 
@@ -27,7 +29,7 @@ import numpy as np
 import pandas as pd
 
 from ltvcast.data.purchases import horizon_labels
-from ltvcast.data.schemas import CUSTOMER_ID
+from ltvcast.data.schemas import CUSTOMER_ID, CustomerData
 from ltvcast.engine.fit import fits_from_summary, needs_litt
 from ltvcast.engine.local import BucketFiles, LocalJob
 from ltvcast.engine.plan import SAMPLE_CUSTOMERS, SAMPLED_MODELS, partitioned_models_message
@@ -42,7 +44,7 @@ from ltvcast.evaluation.backtest import (
 from ltvcast.exceptions import InsufficientDataError
 from ltvcast.models.btyd import BTYDForecaster
 from ltvcast.models.registry import AUTO, create, forecaster_class
-from ltvcast.pipeline import load_scoring_model
+from ltvcast.pipeline import ScoringModel, load_scoring_model
 from ltvcast.timeframe import Horizon, parse_as_of
 
 #: The columns of a model's predictions that a backtest scores.
@@ -94,31 +96,46 @@ def backtest_job(
     job.summarise(when, with_litt=litt)
     folder = job.root / "backtest"
     folder.mkdir(exist_ok=True)
-    buckets, kinds = job.bucket_files, job.kinds
-    labelled = job.map(
-        _label,
-        [
-            _LabelTask(b, kinds, when, label_end, folder / f"labels-{i}.parquet")
-            for i, b in enumerate(buckets)
-        ],
-    )
-    actuals = _gathered([path for path in labelled if path is not None]).set_index(CUSTOMER_ID)
-    check_customers(len(actuals), when)
-    results = []
-    for position, name in enumerate(models):
+    trained: dict[str, _Trained] = {}
+    skipped: dict[str, ModelResult] = {}
+    for name in models:
         if progress is not None:
             progress(f"backtesting {name}")
         if name not in forecasters:
-            result = _skipped(name, partitioned_models_message(name))
+            skipped[name] = _skipped(name, partitioned_models_message(name))
+            continue
+        started = time.perf_counter()
+        try:
+            scoring = job.train(name, horizon, on_note=progress, sample_customers=sample_customers)
+        except InsufficientDataError as err:
+            skipped[name] = _skipped(name, str(err), time.perf_counter() - started)
+            continue
+        fit_seconds = time.perf_counter() - started
+        notes = scoring.training.notes if scoring.training is not None else ()
+        model_dir = scoring.save(folder / f"model-{len(trained)}")
+        trained[name] = _Trained(model_dir, fit_seconds, "; ".join(notes) or None)
+    dirs = [t.model_dir for t in trained.values()]
+    tasks = [
+        _BucketTask(b, job.kinds, dirs, when, label_end, folder / f"{i}.parquet")
+        for i, b in enumerate(job.bucket_files)
+    ]
+    done = [d for d in job.map(_backtest_bucket, tasks) if d is not None]
+    rows = pd.concat([pd.read_parquet(path) for path, _ in done], ignore_index=True)
+    rows = rows.sort_values(CUSTOMER_ID, kind="stable", ignore_index=True)
+    actuals = rows.set_index(CUSTOMER_ID)[list(LABELS)]
+    check_customers(len(actuals), when)
+    results = []
+    for name in models:
+        if name in skipped:
+            result = skipped[name]
+            if progress is not None:
+                progress(f"{name} skipped: {result.error}")
         else:
-            trained = _train(job, name, position, horizon, sample_customers, progress)
-            result = (
-                trained
-                if isinstance(trained, ModelResult)
-                else _score(job, name, position, trained, actuals)
-            )
-        if result.error is not None and progress is not None:
-            progress(f"{name} skipped: {result.error}")
+            at = list(trained).index(name)
+            predictions = rows[[CUSTOMER_ID, *_columns(at)]].set_axis(_SCORED, axis=1)
+            timed = (trained[name].fit_seconds, float(sum(s[at] for _, s in done)))
+            note = trained[name].notes
+            result = scored_result(name, predictions, actuals, when, timed, note=note)
         results.append(result)
     return BacktestResult(when, horizon, len(actuals), actuals, results)
 
@@ -130,6 +147,38 @@ def backtest_cutoff(
     lies in the data, as :func:`~ltvcast.evaluation.backtest.default_cutoff`)."""
     last = job.last_timestamp
     return horizon.start(last) if cutoff is None else parse_as_of(cutoff, last)
+
+
+def backtest_rows(
+    data: CustomerData,
+    cutoff: pd.Timestamp,
+    end: pd.Timestamp,
+    models: Sequence[ScoringModel],
+) -> tuple[pd.DataFrame, list[float]]:
+    """One bucket's backtest: for each customer seen up to ``cutoff`` (in id order) the
+    labels in ``(cutoff, end]`` and each model's forecast from the rows up to ``cutoff``
+    (columns ``predicted_value_<i>``, ``p_active_<i>``); the seconds each model took."""
+    data = data.until(end)
+    train = data.until(cutoff)
+    customers = train.customers()
+    rows = horizon_labels(data.transactions, customers, cutoff, end).reset_index()
+    seconds = []
+    for at, scoring in enumerate(models):
+        started = time.perf_counter()
+        forecasts = scoring.forecaster.predict(train, cutoff).set_index(CUSTOMER_ID)
+        scored = forecasts.reindex(customers)[_SCORED[1:]].to_numpy()
+        rows[_columns(at)] = scored
+        seconds.append(time.perf_counter() - started)
+    return rows, seconds
+
+
+#: Label columns of :func:`backtest_rows` (:func:`~ltvcast.data.purchases.horizon_labels`).
+LABELS = ("value", "purchases")
+
+
+def _columns(at: int) -> list[str]:
+    """Model ``at``'s columns in :func:`backtest_rows`."""
+    return [f"{column}_{at}" for column in _SCORED[1:]]
 
 
 def _runs_partitioned(name: str) -> bool:
@@ -150,82 +199,21 @@ class _Trained:
     notes: str | None
 
 
-def _train(
-    job: LocalJob,
-    name: str,
-    position: int,
-    horizon: Horizon,
-    sample_customers: int,
-    progress: Callable[[str], None] | None,
-) -> _Trained | ModelResult:
-    """``name`` trained at the job's as-of and saved, or its skipped result."""
-    started = time.perf_counter()
-    try:
-        scoring = job.train(name, horizon, on_note=progress, sample_customers=sample_customers)
-    except InsufficientDataError as err:
-        return _skipped(name, str(err), time.perf_counter() - started)
-    seconds = time.perf_counter() - started
-    training = scoring.training
-    notes = "; ".join(training.notes) if training is not None and training.notes else None
-    return _Trained(scoring.save(job.root / "backtest" / f"model-{position}"), seconds, notes)
-
-
-def _score(
-    job: LocalJob, name: str, position: int, trained: _Trained, actuals: pd.DataFrame
-) -> ModelResult:
-    """Score a trained model in every bucket; its result."""
-    started = time.perf_counter()
-    folder = job.root / "backtest"
-    tasks = [
-        _ScoreTask(
-            b, job.kinds, trained.model_dir, job.as_of, folder / f"scores-{position}-{i}.parquet"
-        )
-        for i, b in enumerate(job.bucket_files)
-    ]
-    written = job.map(_predict, tasks)
-    predictions = _gathered([path for path in written if path is not None])
-    seconds = (trained.fit_seconds, time.perf_counter() - started)
-    return scored_result(name, predictions, actuals, job.as_of, seconds, note=trained.notes)
-
-
-def _gathered(paths: Sequence[Path]) -> pd.DataFrame:
-    """The parts' rows in customer-id order (the in-memory backtest's)."""
-    frame = pd.concat([pd.read_parquet(path) for path in paths], ignore_index=True)
-    return frame.sort_values(CUSTOMER_ID, kind="stable", ignore_index=True)
-
-
 @dataclass(frozen=True)
-class _LabelTask:
+class _BucketTask:
     bucket: BucketFiles
     kinds: dict[str, bool | None]
+    model_dirs: list[Path]
     cutoff: pd.Timestamp
     end: pd.Timestamp
     out: Path
 
 
-@dataclass(frozen=True)
-class _ScoreTask:
-    bucket: BucketFiles
-    kinds: dict[str, bool | None]
-    model_dir: Path
-    cutoff: pd.Timestamp
-    out: Path
-
-
-def _label(task: _LabelTask) -> Path | None:
-    data = task.bucket.read(task.kinds).until(task.end)
-    customers = data.until(task.cutoff).customers()
-    if customers.empty:
+def _backtest_bucket(task: _BucketTask) -> tuple[Path, list[float]] | None:
+    data = task.bucket.read(task.kinds)
+    if data.until(task.cutoff).customers().empty:
         return None
-    labels = horizon_labels(data.transactions, customers, task.cutoff, task.end)
-    labels.reset_index().to_parquet(task.out, index=False)
-    return task.out
-
-
-def _predict(task: _ScoreTask) -> Path | None:
-    train = task.bucket.read(task.kinds).until(task.cutoff)
-    if train.customers().empty:
-        return None
-    scoring = load_scoring_model(task.model_dir)
-    scoring.forecaster.predict(train, task.cutoff)[_SCORED].to_parquet(task.out, index=False)
-    return task.out
+    models = [load_scoring_model(folder) for folder in task.model_dirs]
+    rows, seconds = backtest_rows(data, task.cutoff, task.end, models)
+    rows.to_parquet(task.out, index=False)
+    return task.out, seconds
