@@ -27,7 +27,7 @@ from ltvcast.models.btyd import WEEK_DAYS
 from ltvcast.pipeline import ScoringModel
 from ltvcast.timeframe import parse_as_of, parse_horizon, parse_horizons
 
-from .conftest import CDNOW_COLUMNS, NOW, Run, assert_same, in_memory
+from .conftest import CDNOW_COLUMNS, NOW, Run, assert_same, in_memory, saved_state
 
 pytestmark = [
     pytest.mark.spark,
@@ -188,10 +188,37 @@ def test_events_profiles_and_gbdt_as_local(
     features = [tabular_features(s, when, encoder) for s in (sample, sample_l)]
     pd.testing.assert_frame_equal(*features, check_exact=True)
     assert features[0].filter(like="view").abs().sum().sum() > 0  # events made features
-    assert scoring.forecaster.save_state(Path()) == scoring_l.forecaster.save_state(Path())
+    assert saved_state(scoring.forecaster) == saved_state(scoring_l.forecaster)
     assert scoring.manifest == scoring_l.manifest
     assert len(predictions) == 300
     pd.testing.assert_frame_equal(predictions, predictions_l, rtol=1e-9, atol=0.0)
+
+
+def test_backtest_as_local(spark: Any, shop: dict[str, Path]) -> None:
+    """A backtest of gbdt (its sample) and btyd on Spark: the local partitioned engine's
+    customers, labels and metrics (to 1e-9); a model that needs the whole table skipped."""
+    from ltvcast.engine import LocalJob, SparkJob
+    from ltvcast.engine.backtest import backtest_job
+
+    tables = {"events": shop["events"], "profiles": shop["profiles"]}
+    results = []
+    for job in (
+        LocalJob(shop["transactions"], **tables, options=NOW, buckets=4, workers=1),
+        SparkJob(shop["transactions"], spark=spark, **tables, options=NOW, buckets=3),
+    ):
+        with job:
+            job.split()
+            job.clean(summarise=False)
+            models = ["gbdt", "btyd", "baseline"]
+            results.append(backtest_job(job, parse_horizon("60d"), models, sample_customers=SAMPLE))
+    local, on_spark = results
+    assert on_spark.cutoff == local.cutoff and on_spark.n_customers == local.n_customers
+    pd.testing.assert_frame_equal(on_spark.actuals, local.actuals)
+    for mine, theirs in zip(on_spark.results[:2], local.results[:2], strict=True):
+        assert mine.metrics and mine.metrics.keys() == theirs.metrics.keys()
+        for metric, value in theirs.metrics.items():
+            assert mine.metrics[metric] == pytest.approx(value, rel=1e-9, nan_ok=True), metric
+    assert on_spark.results[2].error is not None and "whole table" in on_spark.results[2].error
 
 
 def test_bad_paths_are_one_line(spark: Any, tmp_path: Path) -> None:
@@ -251,6 +278,24 @@ def test_cli_engine_spark_forecast(
     by_spark = pd.read_parquet(out).sort_values("customer_id", ignore_index=True)
     memory = pd.read_parquet(tmp_path / "memory.parquet")
     pd.testing.assert_frame_equal(by_spark, memory, rtol=1e-9, atol=0.0)
+
+
+def test_cli_backtest_on_spark(
+    spark: Any, shop: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``backtest --engine spark`` writes the in-memory metrics of btyd; ``--report`` (every
+    row in memory) is refused in one line."""
+    args = ["backtest", str(shop["transactions"]), "--horizon", "60d", "--models", "btyd"]
+    assert run_app([*args, "--out", str(tmp_path / "memory"), "--partitions", "0"]) == 0
+    on_spark = [*args, "--engine", "spark", "--spark-master", "local[2]"]
+    assert run_app([*on_spark, "--out", str(tmp_path / "spark")]) == 0
+    assert "Engine: spark on local[2]" in capsys.readouterr().out
+    metrics = [pd.read_csv(tmp_path / d / "metrics.csv") for d in ("spark", "memory")]
+    kept = [c for c in metrics[0].columns if c not in ("fit_s", "predict_s")]
+    pd.testing.assert_frame_equal(metrics[0][kept], metrics[1][kept], rtol=1e-9)
+    assert run_app([*on_spark, "--report", "--out", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err
+    assert "--report" in err and len(err.strip().splitlines()) == 1
 
 
 def test_cli_engine_spark_gbdt_with_events(

@@ -16,7 +16,6 @@ from ltvcast.cli._engine import (
     SampleOpt,
     SparkMasterOpt,
     WorkersOpt,
-    check_engine,
     partitioned,
     plan,
 )
@@ -300,22 +299,18 @@ def backtest_command(
     engine: EngineOpt = "local",
     spark_master: SparkMasterOpt = None,
 ) -> None:
-    """Train every model up to --cutoff, score the period after it and compare (on the local
-    engine: in memory, or partitioned by customer for the models that train partitioned)."""
+    """Train every model up to --cutoff, score the period after it and compare (in memory, or
+    partitioned by customer, on this machine or on Spark, for the models that train
+    partitioned)."""
     from ltvcast.evaluation.backtest import default_cutoff
     from ltvcast.timeframe import parse_as_of, parse_horizon
 
-    if check_engine(engine, spark_master) == "spark":
-        console.print(
-            "backtest runs on the local engine; --engine spark runs train, predict and forecast",
-            highlight=False,
-        )
     span = parse_horizon(horizon)
     names = _names(models)
     params = model_params(names, covariates, inputs.profiles)
     why = "--report draws on every row in memory (use --partitions 0)" if report else None
     why = why or ("--covariates run in memory (use --partitions 0)" if params else None)
-    run = plan(inputs, partitions, workers, in_memory=why)
+    run = plan(inputs, partitions, workers, engine=engine, spark_master=spark_master, in_memory=why)
     if run.partitioned:
         with partitioned(inputs, run, cutoff) as job:
             result = _run_backtest_job(job, span, names, cutoff, sample_customers)
@@ -601,10 +596,8 @@ def _run_backtest_job(
     """:func:`_run_backtest` on a partitioned job."""
     from ltvcast.cli._print import print_metrics
     from ltvcast.engine.backtest import backtest_cutoff, backtest_job
-    from ltvcast.engine.local import LocalJob
     from ltvcast.engine.plan import SAMPLE_CUSTOMERS
 
-    assert isinstance(job, LocalJob)  # backtest_command plans the local engine only
     origin = backtest_cutoff(job, horizon, cutoff)
     console.print(
         f"Backtest: train up to {origin:%Y-%m-%d}, score ({origin:%Y-%m-%d}, "

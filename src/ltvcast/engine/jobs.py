@@ -8,6 +8,7 @@ pool of worker processes, :class:`~ltvcast.engine.spark.SparkJob` over Spark exe
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from functools import partial
@@ -20,7 +21,8 @@ from numpy.typing import NDArray
 
 from ltvcast.data.clean import CleaningOptions, CleaningReport
 from ltvcast.data.io import ColumnMap
-from ltvcast.data.schemas import CustomerData
+from ltvcast.data.purchases import horizon_labels
+from ltvcast.data.schemas import CUSTOMER_ID, CustomerData
 from ltvcast.data.times import date_order_at_stake
 from ltvcast.data.validate import EVENTS, PROFILES, TRANSACTIONS, check_whole_table
 from ltvcast.engine.buckets import (
@@ -345,6 +347,18 @@ class BucketJob:
             f"{', '.join(SAMPLED_MODELS)} on: use --engine local"
         )
 
+    def summarise(self, as_of: str | pd.Timestamp, *, with_litt: bool = False) -> None:
+        """Summarise the buckets at ``as_of``, which becomes the job's as-of (a backtest's
+        cutoff); implemented by the jobs that run backtests."""
+        raise ConfigError(f"{type(self).__name__} runs no backtest: use --engine local")
+
+    def backtest_parts(
+        self, models: Sequence[ScoringModel], cutoff: pd.Timestamp, end: pd.Timestamp
+    ) -> list[tuple[pd.DataFrame, list[float]]]:
+        """:func:`backtest_rows` of every bucket with customers up to ``cutoff``;
+        implemented by the jobs that run backtests."""
+        raise ConfigError(f"{type(self).__name__} runs no backtest: use --engine local")
+
     def train(
         self,
         model: str,
@@ -480,3 +494,36 @@ class BucketJob:
             self._whole(customers), reason=training.reason, notes=(*training.notes, text)
         )
         return replace(scoring, training=whole)
+
+
+#: Label columns of :func:`backtest_rows` (:func:`~ltvcast.data.purchases.horizon_labels`).
+LABELS = ("value", "purchases")
+#: What a backtest scores of each model's forecasts.
+SCORED = ("predicted_value", "p_active")
+
+
+def backtest_rows(
+    data: CustomerData,
+    cutoff: pd.Timestamp,
+    end: pd.Timestamp,
+    models: Sequence[ScoringModel],
+) -> tuple[pd.DataFrame, list[float]]:
+    """One bucket's backtest: for each customer seen up to ``cutoff`` (in id order) the
+    labels in ``(cutoff, end]`` and each model's forecast from the rows up to ``cutoff``
+    (:func:`scored_columns`); the seconds each model took."""
+    data = data.until(end)
+    train = data.until(cutoff)
+    customers = train.customers()
+    rows = horizon_labels(data.transactions, customers, cutoff, end).reset_index()
+    seconds = []
+    for at, scoring in enumerate(models):
+        started = time.perf_counter()
+        forecasts = scoring.forecaster.predict(train, cutoff).set_index(CUSTOMER_ID)
+        rows[scored_columns(at)] = forecasts.reindex(customers)[list(SCORED)].to_numpy()
+        seconds.append(time.perf_counter() - started)
+    return rows, seconds
+
+
+def scored_columns(at: int) -> list[str]:
+    """Model ``at``'s columns in :func:`backtest_rows` (``predicted_value_<at>`` ...)."""
+    return [f"{column}_{at}" for column in SCORED]

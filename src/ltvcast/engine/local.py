@@ -53,6 +53,7 @@ from ltvcast.engine.jobs import (
     Cleaned,
     Pair,
     Predicted,
+    backtest_rows,
     check_date_order,
     check_scorable,
     clean_part,
@@ -411,6 +412,21 @@ class LocalJob(BucketJob):
         self._as_of = when
         self._gathered = replace(done, summary=summary, hashes=hashes)
 
+    def backtest_parts(
+        self, models: Sequence[ScoringModel], cutoff: pd.Timestamp, end: pd.Timestamp
+    ) -> list[tuple[pd.DataFrame, list[float]]]:
+        """:func:`~ltvcast.engine.jobs.backtest_rows` of every kept bucket with customers
+        up to ``cutoff``, in the workers (the models saved for them)."""
+        folder = self.root / "backtest"
+        folder.mkdir(exist_ok=True)
+        dirs = [model.save(folder / f"model-{i}") for i, model in enumerate(models)]
+        tasks = [
+            _BacktestTask(b, self.kinds, dirs, cutoff, end, folder / f"{i}.parquet")
+            for i, b in enumerate(self.bucket_files)
+        ]
+        done = [d for d in self._pool.map(_backtest, tasks) if d is not None]
+        return [(pd.read_parquet(path), seconds) for path, seconds in done]
+
     def _sample(self, cut: int | None) -> CustomerData:
         if not self.keep:
             raise ConfigError("LocalJob: a job made with keep=False keeps no rows to sample")
@@ -555,6 +571,16 @@ class _CapTask:
 
 
 @dataclass(frozen=True)
+class _BacktestTask:
+    bucket: BucketFiles
+    kinds: dict[str, bool | None]
+    model_dirs: list[Path]
+    cutoff: pd.Timestamp
+    end: pd.Timestamp
+    out: Path
+
+
+@dataclass(frozen=True)
 class _SummaryTask:
     part: BucketFiles
     kinds: dict[str, bool | None]
@@ -600,6 +626,16 @@ def _cap(task: _CapTask) -> dict[str, Any]:
         summary = summarised(data, task.as_of, with_litt=task.with_litt)
         fields.update(zip(("rfm", "customers", "hashes"), summary, strict=True))
     return fields
+
+
+def _backtest(task: _BacktestTask) -> tuple[Path, list[float]] | None:
+    data = task.bucket.read(task.kinds)
+    if data.until(task.cutoff).customers().empty:
+        return None
+    models = [load_scoring_model(folder) for folder in task.model_dirs]
+    rows, seconds = backtest_rows(data, task.cutoff, task.end, models)
+    rows.to_parquet(task.out, index=False)
+    return task.out, seconds
 
 
 def _summarise(task: _SummaryTask) -> tuple[pd.DataFrame, int, NDArray[np.uint64]]:

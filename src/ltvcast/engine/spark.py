@@ -72,6 +72,7 @@ from ltvcast.engine.jobs import (
     BucketJob,
     Cleaned,
     Predicted,
+    backtest_rows,
     check_date_order,
     check_scorable,
     clean_part,
@@ -82,7 +83,7 @@ from ltvcast.engine.partition import BLANKS, MISSING, ROW, numbered
 from ltvcast.engine.plan import BUCKET_ROWS
 from ltvcast.exceptions import ConfigError, LTVError, SchemaError
 from ltvcast.pipeline import ScoringModel, load_scoring_model
-from ltvcast.timeframe import Horizon
+from ltvcast.timeframe import Horizon, parse_as_of
 
 try:
     from pyspark import SparkContext, SparkFiles
@@ -354,6 +355,36 @@ class SparkJob(BucketJob):
         customers = int(totals[0]) if totals else 0
         total = float(totals[1]) if totals and totals[1] is not None else 0.0
         return Predicted(Path(target), customers, total, when)
+
+    def summarise(self, as_of: str | pd.Timestamp, *, with_litt: bool = False) -> None:
+        """Clean and summarise the buckets again at ``as_of``, which becomes the job's as-of
+        (a backtest's cutoff: Spark keeps no cleaned bucket between passes)."""
+        self._as_of = parse_as_of(as_of, self.last_timestamp)
+        self.clean(summarise=True, with_litt=with_litt)
+
+    def backtest_parts(
+        self, models: Sequence[ScoringModel], cutoff: pd.Timestamp, end: pd.Timestamp
+    ) -> list[tuple[pd.DataFrame, list[float]]]:
+        """:func:`~ltvcast.engine.jobs.backtest_rows` of every bucket with customers up to
+        ``cutoff``, one Spark task a bucket (the saved models shipped to the executors)."""
+        names = []
+        for model in models:
+            folder = Path(tempfile.mkdtemp(prefix="ltvcast-model-", dir=self.root))
+            model.save(folder)
+            self.spark.sparkContext.addFile(str(folder), recursive=True)
+            names.append(folder.name)
+        kinds, columns, options = self._done().kinds, self.columns, self.options
+
+        def rows(bucket: int, raw: dict[str, RawTable]) -> pd.DataFrame:
+            data = _cleaned(raw, columns, options, kinds)
+            if data is None or data.until(cutoff).customers().empty:
+                return pd.DataFrame({BUCKET: [], _RESULT: []})
+            scorings = [load_scoring_model(SparkFiles.get(name)) for name in names]
+            part = backtest_rows(data, cutoff, end, scorings)
+            return pd.DataFrame({BUCKET: [bucket], _RESULT: [pickle.dumps(part)]})
+
+        done = self._map(rows, f"{BUCKET} int, {_RESULT} binary").toPandas()
+        return [pickle.loads(blob) for blob in done.sort_values(BUCKET)[_RESULT]]
 
     def _sample(self, cut: int | None) -> CustomerData:
         """The sampled customers' cleaned rows up to the as-of, filtered on the executors
