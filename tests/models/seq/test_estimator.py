@@ -117,7 +117,7 @@ def test_saved_state_is_keyed_by_name(
     assert (tmp_path / "m" / "seq_weights.safetensors").is_file()
     loaded, manifest = load_model(tmp_path / "m")
     state = manifest["state"]
-    assert state["mode"] == "direct" and state["stride"] == 2 and state["state_version"] == 3
+    assert state["mode"] == "direct" and state["stride"] == 2 and state["state_version"] == 4
     assert list(state["scalers"]["steps"])[:3] == ["purchases", "log_spend", "event:view"]
     assert list(state["scalers"]["numeric"]) == ["profile_age"]
     assert loaded.get_params() == fitted.get_params()
@@ -139,7 +139,7 @@ def test_artifacts_of_another_layout_are_refused(fitted: SeqForecaster, tmp_path
     # an artifact of the positional scalers (no state version) must be retrained
     save_model(fitted, tmp_path / "old")
     _edit_state(tmp_path / "old", lambda state: state.pop("state_version"))
-    with pytest.raises(ArtifactError, match=r"state version 1; this version reads 3.*retrain it"):
+    with pytest.raises(ArtifactError, match=r"state version 1; this version reads 4.*retrain it"):
         load_model(tmp_path / "old")
 
 
