@@ -36,7 +36,7 @@ from ltvcast.models.clv import YEAR_DAYS, check_discount_rate
 from ltvcast.timeframe import Horizon, parse_horizons
 
 #: The curve's default horizons (those the training data can label are kept).
-CURVE_HORIZONS = ("30d", "90d", "180d", "365d")
+CURVE_HORIZONS = ("30d", "90d", "180d", "1y")
 
 
 def knots(

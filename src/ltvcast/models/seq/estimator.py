@@ -335,22 +335,27 @@ class SeqForecaster(Forecaster):
             random_state=self.random_state,
         )
         self._fit_curve(horizon, train | valid, rollout)
-        others = tuple(p for p in self.curve_periods_ if p != self.horizon_periods_)
-        targets = origin_targets(batch, self.horizon_periods_, others)
-        self.curve_steps_, curve_weights = np.zeros(0), ()
-        if others:
-            position = self._curve_position()
-            means, self.curve_steps_ = curve_means(targets, train, position)
-            curve_weights = tuple(self.curve_weight * means[position] / np.delete(means, position))
+        targets = origin_targets(batch, self.horizon_periods_, self._curve_other_periods())
         self.btyd_: CalibratedBTYDForecaster | None = None
         self.hybrid_: dict[str, Any] | None = None
-        extra, btyd_at = None, None
+        extra, btyd_at, curve = None, None, None
         if self.hybrid == "btyd_residual" and not rollout:
-            train, valid, extra, btyd_at = self._fit_hybrid(
+            train, valid, wide, btyd_at, curve = self._fit_hybrid(
                 data, as_of, horizon, batch, targets, train, valid
             )
         elif self.hybrid == "btyd_residual":
             self.btyd_, self.hybrid_ = fit_btyd(data, as_of, horizon), {}
+        # the hybrid trains on the origins where BTYD could be fitted: keep the horizons
+        # that some of them label
+        kept = self._prune_curve(train | valid)
+        targets = {k: v[..., kept] if k.startswith("curve_") else v for k, v in targets.items()}
+        self.curve_steps_, curve_weights = np.zeros(0), np.zeros(0)
+        if kept.any():
+            position = self._curve_position()
+            means, self.curve_steps_ = curve_means(targets, train, position)
+            curve_weights = self.curve_weight * means[position] / np.delete(means, position)
+        if btyd_at is not None and curve is not None:
+            extra = (wide, self._offsets(btyd_at, curve[..., kept]))
         settings = TrainingSettings(
             epochs=self.epochs,
             batch_size=self.batch_size,
@@ -454,9 +459,10 @@ class SeqForecaster(Forecaster):
         targets: dict[str, np.ndarray],
         train: np.ndarray,
         valid: np.ndarray,
-    ) -> tuple[np.ndarray, np.ndarray, tuple[np.ndarray, np.ndarray], np.ndarray]:
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """BTYD at ``btyd_origins`` origins and at ``as_of``: the origins kept, the hybrid's
-        wide inputs and offsets of every column of ``batch``, and BTYD's forecasts there."""
+        wide inputs of every column of ``batch``, and BTYD's forecasts and purchase curve
+        (the curve's other horizons) there."""
         columns = origin_columns(np.flatnonzero((train | valid).any(0)), self.btyd_origins)
         forecasts, curve, fitted = btyd_origins(
             data, batch.period_ends, batch.customers, columns, horizon, self._curve_others()
@@ -486,8 +492,7 @@ class SeqForecaster(Forecaster):
             "purchase_spend": purchase_spend(forecasts[train]),
             "btyd_origins": [f"{day:%Y-%m-%d}" for day in batch.period_ends[fitted]],
         }
-        offsets = self._offsets(forecasts, curve)
-        return train, valid, (wide_inputs(wide, scaler, self._wide_names()), offsets), forecasts
+        return train, valid, wide_inputs(wide, scaler, self._wide_names()), forecasts, curve
 
     def _rollout_blend(
         self, data: CustomerData, validation: ValidationRollout, scale: float
@@ -563,11 +568,26 @@ class SeqForecaster(Forecaster):
         if rollout:
             self.curve_horizons_, self.curve_periods_ = (horizon,), (self.horizon_periods_,)
             return
+        self.curve_horizons_, self.curve_periods_ = knots(
+            horizon, self.horizons, self.period_days_, origins.shape[1]
+        )
+        self._prune_curve(origins)
+
+    def _prune_curve(self, origins: np.ndarray) -> np.ndarray:
+        """Keep the curve's horizons that some of the ``origins`` (right-aligned mask) can
+        label; bool over the other horizons (those kept)."""
         t = origins.shape[1]
         longest = t - 1 - int(np.flatnonzero(origins.any(0)).min())
-        self.curve_horizons_, self.curve_periods_ = knots(
-            horizon, self.horizons, self.period_days_, longest
-        )
+        kept = np.array([p <= longest for p in self._curve_other_periods()], dtype=bool)
+        own = self._curve_position()
+        keep = np.insert(kept, own, True)
+        self.curve_horizons_ = tuple(h for h, k in zip(self.curve_horizons_, keep, strict=True) if k)
+        self.curve_periods_ = tuple(p for p, k in zip(self.curve_periods_, keep, strict=True) if k)
+        return kept
+
+    def _curve_other_periods(self) -> tuple[int, ...]:
+        """Periods of the curve's horizons other than the model's own, shortest first."""
+        return tuple(p for p in self.curve_periods_ if p != self.horizon_periods_)
 
     def _curve_position(self) -> int:
         """Index of the model's own horizon among the curve's."""
