@@ -30,6 +30,7 @@ from ltvcast.timeframe import Horizon, parse_as_of, parse_horizons
 if TYPE_CHECKING:
     from ltvcast.models.btyd import BTYDForecaster
 
+
 @runtime_checkable
 class CurveForecaster(Protocol):
     """A forecaster that gives forecasts at several horizons from one fitted model: BTYD

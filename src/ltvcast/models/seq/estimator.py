@@ -44,6 +44,7 @@ import contextlib
 import dataclasses
 import json
 from collections.abc import Sequence
+from itertools import compress
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -565,8 +566,9 @@ class SeqForecaster(Forecaster):
     def _fit_curve(self, horizon: Horizon, origins: np.ndarray, rollout: bool) -> None:
         """The curve's horizons and periods (direct mode; rollout: the own horizon only):
         those that some of the ``origins`` (right-aligned mask) can label."""
+        self.curve_horizons_: tuple[Horizon, ...] = (horizon,)
+        self.curve_periods_: tuple[int, ...] = (self.horizon_periods_,)
         if rollout:
-            self.curve_horizons_, self.curve_periods_ = (horizon,), (self.horizon_periods_,)
             return
         self.curve_horizons_, self.curve_periods_ = knots(
             horizon, self.horizons, self.period_days_, origins.shape[1]
@@ -581,8 +583,8 @@ class SeqForecaster(Forecaster):
         kept = np.array([p <= longest for p in self._curve_other_periods()], dtype=bool)
         own = self._curve_position()
         keep = np.insert(kept, own, True)
-        self.curve_horizons_ = tuple(h for h, k in zip(self.curve_horizons_, keep, strict=True) if k)
-        self.curve_periods_ = tuple(p for p, k in zip(self.curve_periods_, keep, strict=True) if k)
+        self.curve_horizons_ = tuple(compress(self.curve_horizons_, keep))
+        self.curve_periods_ = tuple(compress(self.curve_periods_, keep))
         return kept
 
     def _curve_other_periods(self) -> tuple[int, ...]:

@@ -211,4 +211,6 @@ class SeqNetwork(nn.Module):
         if not self.n_curve:
             return None
         own = out["horizon_count"][..., 0]
-        return torch.exp(curve_log_means(own, out[CURVE_HEAD], self.curve_position) - own[..., None])
+        return torch.exp(
+            curve_log_means(own, out[CURVE_HEAD], self.curve_position) - own[..., None]
+        )

@@ -5,9 +5,10 @@ trained to give the ZILN distribution of spend and the Poisson mean of purchases
 ``(t, t + horizon]``, with the next period's spend and purchases as an auxiliary task, and
 with a curve (:mod:`~ltvcast.models.seq.curve`) the Poisson mean of purchases in
 ``(t, t + h]`` for each of its other horizons ``h``, masked where that window ends after the
-labels training may read; in rollout mode it learns the next period only. :func:`split_origins` holds out the latest
-origins for early stopping (time-ordered), or a fifth of the customers when the history is
-too short for that; :func:`train_network` runs Adam with early stopping on them.
+labels training may read; in rollout mode it learns the next period only.
+:func:`split_origins` holds out the latest origins for early stopping (time-ordered), or a
+fifth of the customers when the history is too short for that; :func:`train_network` runs
+Adam with early stopping on them.
 """
 
 from __future__ import annotations
