@@ -363,3 +363,17 @@ def test_rollout_curve_is_its_own_horizon(data: CustomerData) -> None:
     np.testing.assert_allclose(curve["value_13w"], curve["value_26w"] / 2)
     with pytest.raises(ConfigError, match="trained for is 26w"):
         model.predict_curve(data, as_of, parse_horizons("1y"))
+
+
+def test_negative_binomial_counts_learn_a_size_and_round_trip(
+    data: CustomerData, tmp_path: Path
+) -> None:
+    model = SeqForecaster(**{**TINY, "epochs": 3, "count_loss": "negbin"})
+    model.fit(data, AS_OF, SIX_WEEKS)
+    sizes = model.networks_[0].log_dispersion
+    assert sizes is not None and sizes.shape == (3,) and bool((sizes != 0).any())
+    save_model(model, tmp_path / "nb")
+    loaded, _ = load_model(tmp_path / "nb")
+    pd.testing.assert_frame_equal(loaded.predict(data, AS_OF), model.predict(data, AS_OF))
+    with pytest.raises(ConfigError, match="count_loss must be one of poisson, negbin"):
+        SeqForecaster(count_loss="hurdle").fit(data, AS_OF, SIX_WEEKS)

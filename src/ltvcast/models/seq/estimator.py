@@ -113,6 +113,8 @@ from ltvcast.timeframe import Horizon, parse_horizon, parse_horizons
 
 WEIGHTS_FILE = "seq_weights.safetensors"
 MODES = ("direct", "rollout")
+#: Values of ``SeqForecaster.count_loss``.
+COUNT_LOSSES = ("poisson", "negbin")
 #: Version of the ``state`` this class writes; 2: scalers keyed by column name; 3: several
 #: networks (``n_seeds``) and the BTYD hybrid; 4: the horizon curve.
 STATE_VERSION = 4
@@ -183,6 +185,10 @@ class SeqForecaster(Forecaster):
         Weight of each other horizon's purchase loss, relative to the own horizon's (each is
         also divided by its mean purchases over the own horizon's, so that long horizons do
         not dominate).
+    count_loss
+        Likelihood of the horizon and curve purchase counts in direct mode: ``"poisson"``
+        or ``"negbin"`` (negative binomial, one learned size per horizon; the means, and so
+        the forecasts' form, are the same).
     hybrid
         ``"btyd_residual"``: in direct mode the network also sees the calibrated BTYD
         forecast at each origin, from a BTYD model fitted on the data up to that origin, as
@@ -239,6 +245,7 @@ class SeqForecaster(Forecaster):
         aux_weight: float = 0.5,
         horizons: str | tuple[str, ...] | None = None,
         curve_weight: float = 1.0,
+        count_loss: str = "poisson",
         hybrid: str = "btyd_residual",
         network_value: str = "purchases",
         use_aggregates: bool = True,
@@ -272,6 +279,7 @@ class SeqForecaster(Forecaster):
         self.aux_weight = aux_weight
         self.horizons = horizons
         self.curve_weight = curve_weight
+        self.count_loss = count_loss
         self.hybrid = hybrid
         self.network_value = network_value
         self.use_aggregates = use_aggregates
@@ -644,6 +652,10 @@ class SeqForecaster(Forecaster):
         check_hybrid(self.hybrid, self.network_value)
         if self.horizons is not None:
             parse_horizons(self.horizons)
+        if self.count_loss not in COUNT_LOSSES:
+            raise ConfigError(
+                f"seq: count_loss must be one of {', '.join(COUNT_LOSSES)}; got {self.count_loss!r}"
+            )
         if float(self.curve_weight) < 0:
             raise ConfigError(f"seq: curve_weight must be >= 0; got {self.curve_weight!r}")
         if self.device not in ("auto", "cpu", "cuda"):
@@ -671,6 +683,7 @@ class SeqForecaster(Forecaster):
             n_wide=len(self._wide_names()) if self.hybrid_ and self.mode_ == "direct" else 0,
             n_curve=len(self.curve_periods_) - 1,
             curve_position=self._curve_position(),
+            negbin=self.count_loss == "negbin" and self.mode_ == "direct",
         ).to(self._device())
 
     # ------------------------------------------------------------------ predict

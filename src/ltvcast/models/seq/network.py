@@ -83,6 +83,9 @@ class SeqNetwork(nn.Module):
     n_curve, curve_position
         Other horizons of the purchase curve (0: none) and how many of them are shorter
         than the model's own (:func:`curve_log_means`).
+    negbin
+        Whether the horizon and curve purchase counts are negative binomial, with one
+        learned log size per horizon (``log_dispersion``); else Poisson.
     """
 
     def __init__(
@@ -102,6 +105,7 @@ class SeqNetwork(nn.Module):
         n_wide: int = 0,
         n_curve: int = 0,
         curve_position: int = 0,
+        negbin: bool = False,
     ) -> None:
         super().__init__()
         if not 1 <= stride <= kernel_size:
@@ -128,6 +132,7 @@ class SeqNetwork(nn.Module):
         )
         sizes = _HEAD_SIZES | ({CURVE_HEAD: n_curve} if n_curve else {})
         self.heads = nn.ModuleDict({k: nn.Linear(head_hidden, n) for k, n in sizes.items()})
+        self.log_dispersion = nn.Parameter(torch.zeros(1 + n_curve)) if negbin else None
 
     def encode(self, steps: torch.Tensor) -> torch.Tensor:
         """Top-layer outputs ``(B, T // stride, lstm_hidden)`` over left-aligned ``steps``.

@@ -27,6 +27,7 @@ from ltvcast.models.seq.forward import forward_all
 from ltvcast.models.seq.inputs import NetworkInputs, channel, left_align, spend_from_log
 from ltvcast.models.seq.loss import (
     inverse_softplus,
+    negbin_nll,
     poisson_nll,
     ziln_mean,
     ziln_nll,
@@ -269,6 +270,7 @@ def seq_loss(
     curve_weights: tuple[float, ...] = (),
     curve_position: int = 0,
     label_end: int = 0,
+    log_dispersion: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Mean loss over the origins in ``target["mask"]``.
 
@@ -276,8 +278,16 @@ def seq_loss(
     one; in direct mode, the horizon's ZILN and Poisson losses plus ``aux_weight`` times it,
     plus with a curve each other horizon's Poisson loss times its ``curve_weights`` where its
     window ends by column ``label_end``. The curve's losses move its steps, not the own
-    horizon's head (its log mean is held fixed in them), which stays primary.
+    horizon's head (its log mean is held fixed in them), which stays primary. With
+    ``log_dispersion`` (the horizon's, then the curve's) the horizon and curve counts are
+    negative binomial.
     """
+
+    def count_nll(log_mean: torch.Tensor, count: torch.Tensor, k: slice) -> torch.Tensor:
+        if log_dispersion is None:
+            return poisson_nll(log_mean, count)
+        return negbin_nll(log_mean, count, log_dispersion[k].squeeze(-1))
+
     weight = target["mask"].float()
     bought = weight * (target["next_value"] > 0).float()
     next_loss = (
@@ -287,8 +297,8 @@ def seq_loss(
     if rollout:
         total = next_loss
     else:
-        horizon_loss = ziln_nll(out["horizon_value"], target["value"]) + poisson_nll(
-            out["horizon_count"][..., 0], target["purchases"]
+        horizon_loss = ziln_nll(out["horizon_value"], target["value"]) + count_nll(
+            out["horizon_count"][..., 0], target["purchases"], slice(0, 1)
         )
         total = horizon_loss * weight + aux_weight * next_loss
         if CURVE_HEAD in out and curve_weights:
@@ -297,7 +307,8 @@ def seq_loss(
             others = torch.cat([logs[..., :curve_position], logs[..., curve_position + 1 :]], -1)
             known = (target["curve_end"] <= label_end).float() * weight[..., None]
             scale = torch.tensor(curve_weights, dtype=others.dtype, device=others.device)
-            total = total + (poisson_nll(others, target["curve_purchases"]) * known * scale).sum(-1)
+            nll = count_nll(others, target["curve_purchases"], slice(1, None))
+            total = total + (nll * known * scale).sum(-1)
     return total.sum() / weight.sum().clamp_min(1.0)
 
 
@@ -352,6 +363,7 @@ def train_network(
             curve_weights=settings.curve_weights,
             curve_position=net.curve_position,
             label_end=settings.label_end,
+            log_dispersion=net.log_dispersion,
         )
 
     device = inputs.device
