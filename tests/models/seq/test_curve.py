@@ -160,3 +160,20 @@ def test_curve_columns_are_monotone_and_match_an_independent_integral() -> None:
     assert (table["discounted_value_1y"] < table["value_1y"]).all()
     flat = curve_columns(forecast, ratios, days, spans, discount_rate=0.0)
     np.testing.assert_allclose(flat["discounted_value_180d"], flat["value_180d"])
+
+
+def test_the_curve_leaves_the_rest_of_the_network_as_without_it() -> None:
+    def build(n_curve: int) -> tuple[SeqNetwork, float]:
+        torch.manual_seed(5)
+        net = SeqNetwork(2, len(CONTEXT_NAMES), 0, [], conv_filters=4, lstm_hidden=4,
+                         n_curve=n_curve, curve_position=0)  # fmt: skip
+        return net, torch.rand(1).item()  # the generator's next draw (a refit's start)
+
+    (plain, after_plain), (curved, after_curved) = build(0), build(2)
+    for name, value in plain.state_dict().items():
+        torch.testing.assert_close(curved.state_dict()[name], value)
+    assert after_curved == after_plain
+    steps = torch.randn(8, 6, 2 + len(CONTEXT_NAMES))
+    out = curved.forward_heads(curved.encode(steps), steps[..., 2:], torch.zeros(8, 0))
+    out[CURVE_HEAD].sum().backward()  # the curve's loss reaches its own head only
+    assert all(p.grad is None for n, p in curved.named_parameters() if CURVE_HEAD not in n)

@@ -130,8 +130,10 @@ class SeqNetwork(nn.Module):
         self.trunk = nn.Sequential(
             nn.Linear(lstm_hidden + n_context + n_static + n_wide, head_hidden), nn.ReLU()
         )
-        sizes = _HEAD_SIZES | ({CURVE_HEAD: n_curve} if n_curve else {})
-        self.heads = nn.ModuleDict({k: nn.Linear(head_hidden, n) for k, n in sizes.items()})
+        self.heads = nn.ModuleDict({k: nn.Linear(head_hidden, _HEAD_SIZES[k]) for k in HEADS})
+        if n_curve:  # drawn without advancing the global generator: the rest of the model
+            with torch.random.fork_rng(devices=[]):  # and its refit start as without a curve
+                self.heads[CURVE_HEAD] = nn.Linear(head_hidden, n_curve)
         self.log_dispersion = nn.Parameter(torch.zeros(1 + n_curve)) if negbin else None
 
     def encode(self, steps: torch.Tensor) -> torch.Tensor:
@@ -202,7 +204,12 @@ class SeqNetwork(nn.Module):
                 raise ValueError(f"this network takes {self.n_wide} wide inputs; got none")
             parts.append(wide)
         shared = self.trunk(torch.cat(parts, dim=-1))
-        out = {name: head(shared) for name, head in self.heads.items()}
+        # the curve's steps read the shared layer with its gradient stopped: their losses
+        # train them alone, so the own horizon's heads learn as without a curve
+        out = {
+            name: head(shared.detach() if name == CURVE_HEAD else shared)
+            for name, head in self.heads.items()
+        }
         if offset is not None:
             out["horizon_value"] = out["horizon_value"] + offset[..., :3]
             out["horizon_count"] = out["horizon_count"] + offset[..., 3:HORIZON_OFFSETS]

@@ -368,6 +368,9 @@ def train_network(
 
     device = inputs.device
     optimiser = torch.optim.Adam(net.parameters(), lr=settings.learning_rate)
+    curve = list(net.head(CURVE_HEAD).parameters()) if net.n_curve else []
+    rest = [p for p in net.parameters() if all(p is not c for c in curve)]
+    groups = [g for g in (rest, curve) if g]
     best, best_loss, best_epoch = copy.deepcopy(net.state_dict()), math.inf, 0
     history: list[float] = []
     for epoch in range(1, settings.epochs + 1):
@@ -377,7 +380,8 @@ def train_network(
             batch_loss = loss(forward_all(net, inputs, idx), origins.tensors(idx, train_l, device))
             optimiser.zero_grad()
             batch_loss.backward()
-            torch.nn.utils.clip_grad_norm_(net.parameters(), 5.0)
+            for group in groups:  # the curve's steps apart: they do not change the rest's
+                torch.nn.utils.clip_grad_norm_(group, 5.0)
             optimiser.step()
         net.eval()
         if valid is None:
