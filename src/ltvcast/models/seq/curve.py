@@ -4,9 +4,9 @@ Design. The model's own horizon keeps its heads (the ZILN distribution of spend 
 Poisson mean of purchases) and the hybrid's blend with BTYD, so its forecast is the one
 :meth:`~ltvcast.models.seq.estimator.SeqForecaster.predict` gives, and that forecast is the
 same as without a curve: the curve's steps read the network's shared layer with its gradient
-stopped and start from their own random draws (on the inner backtests, letting the curve's
-losses train the shared layer raised the own horizon's MAE by 0.3% on Complete Journey and
-2.8% on Online Retail; ``bench/bench_seq.py --inner``). The other horizons of the
+stopped and start from their own random draws (on the inner backtests of
+``bench/bench_seq.py --inner``, letting the curve's losses train the shared layer raised the
+own horizon's MAE). The other horizons of the
 curve (:data:`CURVE_HORIZONS` clipped to what the training data can label, :func:`knots`)
 get one purchase-count step each (:func:`~ltvcast.models.seq.network.curve_log_means`):
 from the own horizon outwards, each longer horizon multiplies the mean purchases by
