@@ -450,10 +450,10 @@ def _extras_request(
         return extras
     cls = forecaster_class(model)
     btyd = issubclass(cls, BTYDForecaster)
-    if extras.curves and not btyd:
+    if extras.curves and not hasattr(cls, "predict_curve"):
         raise ConfigError(
             f"--horizons and --discount-rate need a BTYD model (btyd, btyd_cal, pnbd, bgcnbd, "
-            f"mbgcnbd), whose one fit gives every horizon; {model} learns one horizon only"
+            f"mbgcnbd) or seq, whose one fit gives every horizon; {model} learns one horizon only"
         )
     if intervals and not (btyd or cls.has_quantiles):
         raise ConfigError(
