@@ -63,8 +63,9 @@ HorizonsOpt = Annotated[
     str | None,
     typer.Option(
         "--horizons",
-        help="Also forecast these horizons from the one model (BTYD models), e.g. "
-        "30d,90d,365d: purchases_H, value_H and p_alive_H (P(alive) at as-of + H) columns.",
+        help="Also forecast these horizons from the one model (BTYD models and seq), e.g. "
+        "30d,90d,365d: purchases_H, value_H and p_alive_H (P(alive) at as-of + H; seq: "
+        "p_active_H) columns.",
     ),
 ]
 IntervalsOpt = Annotated[
