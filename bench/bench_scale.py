@@ -515,7 +515,8 @@ def main() -> None:
     sizes = [int(s) for s in args.sizes.split(",") if s] + [10_000_000] * args.full
     events = [int(s) for s in args.events.split(",") if s]
     lines = [
-        "## Scale: whole processes by store size",
+        "## Scale: whole processes by store size"
+        + (f", up to {max(sizes):,} customers" if args.full else ""),
         "",
         f"Machine: {platform.machine()}, {os.cpu_count()} CPUs, Python "
         f"{platform.python_version()}; load average {os.getloadavg()[0]:.2f} at the start. "
