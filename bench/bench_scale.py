@@ -16,7 +16,10 @@ predictions) is the reference row. With ``--spark`` the same runs with ``--engin
 --spark-master local[2]`` show the Spark engine's cost on this machine (its JVM started by
 each process, as a cluster job's driver would start one). Peak RSS is GNU time's (the largest
 process of the tree); "tree RSS" is the sum over the process tree (the JVM and Python
-workers included), sampled every 0.2 s.
+workers included), sampled every 0.2 s. CPU seconds are the larger of GNU time's (the
+process and the children it reaped) and the sum over the sampled process tree of each
+process's last-seen CPU time: a partitioned gbdt's workers come from a fork server, which the
+process never reaps, so GNU time alone misses them.
 
 CDNOW (the issue's small-end target): ``ltvcast forecast`` on ``CDNOW_master.txt`` at the
 39-week split, and ``train`` + ``predict``, against one whole lifetimes job on the same file;
@@ -102,7 +105,8 @@ lifetimes_predict(CustomerData(tx), cutoff, parse_horizon(days + "d")).to_csv(ou
 
 @dataclass(frozen=True)
 class Run:
-    """One whole process: wall and CPU seconds (of its reaped processes), peak RSS of its
+    """One whole process: wall and CPU seconds (the larger of GNU time's, for the process
+    and the children it reaped, and the sum over its process tree sampled), peak RSS of its
     largest process and of its whole tree (sampled), its engine."""
 
     wall: float
@@ -117,33 +121,41 @@ class Run:
         return Run(self.wall + other.wall, self.cpu + other.cpu, rss, engine, tree)
 
 
-def tree_rss(root: int) -> int:
-    """Resident bytes of process ``root`` and all its descendants now (from /proc)."""
-    parents: dict[int, int] = {}
+def tree_usage(root: int) -> tuple[int, dict[tuple[int, int], float]]:
+    """Resident bytes of process ``root`` and all its descendants now, and the CPU seconds
+    (user + system) each has used so far, keyed by (pid, start time) (from /proc)."""
+    stats: dict[int, list[str]] = {}
     for entry in Path("/proc").iterdir():
         try:
-            stat = (entry / "stat").read_text()
-            parents[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
+            stats[int(entry.name)] = (entry / "stat").read_text().rsplit(")", 1)[1].split()
         except (ValueError, OSError):
             continue
     tree, grown = {root}, True
     while grown:
-        more = {pid for pid, parent in parents.items() if parent in tree} - tree
+        more = {pid for pid, fields in stats.items() if int(fields[1]) in tree} - tree
         tree |= more
         grown = bool(more)
-    pages = 0
-    for pid in tree:
+    pages, cpu, tick = 0, {}, os.sysconf("SC_CLK_TCK")
+    for pid in tree & stats.keys():
+        fields = stats[pid]  # from the state on: utime, stime at 11, 12; starttime at 19
+        cpu[pid, int(fields[19])] = (int(fields[11]) + int(fields[12])) / tick
         try:
             pages += int((Path("/proc") / str(pid) / "statm").read_text().split()[1])
         except (ValueError, OSError, IndexError):
             continue
-    return pages * os.sysconf("SC_PAGE_SIZE")
+    return pages * os.sysconf("SC_PAGE_SIZE"), cpu
 
 
-def sample_tree(root: int, stop: threading.Event, peak: list[int]) -> None:
-    """Keep the largest :func:`tree_rss` of ``root`` in ``peak[0]`` until ``stop``."""
+def sample_tree(
+    root: int, stop: threading.Event, peak: list[int], cpu: dict[tuple[int, int], float]
+) -> None:
+    """Until ``stop``: keep the largest resident bytes of the tree of ``root`` in
+    ``peak[0]`` and the last CPU seconds seen of each of its processes in ``cpu``
+    (:func:`tree_usage`)."""
     while not stop.wait(0.2):
-        peak[0] = max(peak[0], tree_rss(root))
+        rss, seen = tree_usage(root)
+        peak[0] = max(peak[0], rss)
+        cpu.update(seen)
 
 
 def run(args: list[str], *, env: dict[str, str] | None = None) -> Run:
@@ -156,8 +168,8 @@ def run(args: list[str], *, env: dict[str, str] | None = None) -> Run:
         child = subprocess.Popen(
             timed, env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
         )
-        stop, peak = threading.Event(), [0]
-        sampler = threading.Thread(target=sample_tree, args=(child.pid, stop, peak))
+        stop, peak, cpu = threading.Event(), [0], dict[tuple[int, int], float]()
+        sampler = threading.Thread(target=sample_tree, args=(child.pid, stop, peak, cpu))
         sampler.start()
         stdout, stderr = child.communicate()
         stop.set()
@@ -171,7 +183,9 @@ def run(args: list[str], *, env: dict[str, str] | None = None) -> Run:
     engine = next((ln[8:] for ln in proc.stdout.splitlines() if ln.startswith("Engine: ")), "")
     short = next((k for k in ("partitioned", "spark") if engine.startswith(k)), "")
     short = short or ("in memory" if engine else "")
-    return Run(wall, user + system, rss_kib / 2**20, short, peak[0] / 2**30)
+    # A fork server's workers are never reaped by the process: GNU time misses their CPU.
+    used = max(user + system, sum(cpu.values()))
+    return Run(wall, used, rss_kib / 2**20, short, peak[0] / 2**30)
 
 
 def median_run(args: list[str], repeat: int, env: dict[str, str] | None = None) -> Run:
