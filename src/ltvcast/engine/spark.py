@@ -291,6 +291,8 @@ class SparkJob(BucketJob):
             return pd.DataFrame({BUCKET: [bucket], _RESULT: [pickle.dumps(result)]})
 
         rows = self._map(clean, f"{BUCKET} int, {_RESULT} binary").toPandas()
+        for table in self._tables.values():  # packed and cached now (a lost part is read again)
+            table.frame.unpersist()
         done = [pickle.loads(blob) for blob in rows.sort_values(BUCKET)[_RESULT]]
         for result in done:
             if isinstance(result, LTVError):
