@@ -216,7 +216,7 @@ def test_tables_of_numeric_and_text_ids_meet_in_one_bucket(spark: Any, tmp_path:
     )
     runs = []
     for job, out in [
-        (SparkJob(tx, spark=spark, events=events, options=NOW, buckets=7), tmp_path / "s"),
+        (SparkJob(tx, spark=spark, events=events, options=NOW, buckets=3), tmp_path / "s"),
         (LocalJob(tx, events=events, options=NOW, buckets=7, workers=1), tmp_path / "l.parquet"),
     ]:
         with job:
