@@ -36,7 +36,8 @@ def test_cli_start_up_loads_no_library() -> None:
 
 def test_scoring_process_loads_no_optimiser(tmp_path: Path, cdnow_sample_tx: pd.DataFrame) -> None:
     # scipy.optimize (a third of a CDNOW forecast's start-up) is a fit's alone; a written
-    # CSV needs no pyarrow.parquet, and output off a terminal no rich spinner.
+    # CSV needs no pyarrow.parquet, output off a terminal no rich spinner, and a small store
+    # scored in memory no DuckDB.
     source = tmp_path / "tx.csv"
     cdnow_sample_tx.to_csv(source, index=False)
     model, out = tmp_path / "model", tmp_path / "p.csv"
@@ -44,7 +45,7 @@ def test_scoring_process_loads_no_optimiser(tmp_path: Path, cdnow_sample_tx: pd.
         run_app(["train", str(source), "--model", "btyd", "--horizon", "39w", "--out", str(model)])
         == 0
     )
-    heavy = ("scipy.optimize", "pyarrow.parquet", "rich.progress", "rich.live")
+    heavy = ("scipy.optimize", "pyarrow.parquet", "rich.progress", "rich.live", "duckdb")
     code = (
         "import sys; from ltvcast.cli import run_app; "
         f"code = run_app(['predict', {str(model)!r}, {str(source)!r}, '--out', {str(out)!r}]); "

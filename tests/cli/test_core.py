@@ -88,6 +88,30 @@ def test_backtest_writes_metrics(store_files: dict[str, Path], tmp_path: Path) -
     assert metrics["normalized_gini"].notna().all()
 
 
+def test_backtest_partitioned_writes_the_in_memory_metrics(
+    store_files: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """With events and profiles, btyd and gbdt (its sample: every customer here) score the
+    same partitioned as in memory; baseline, which needs the whole table, is skipped."""
+    tables = [str(store_files["transactions"]), "--events", str(store_files["events"])]
+    tables += ["--profiles", str(store_files["profiles"])]
+    tables += ["--horizon", "90d", "--models", "baseline,btyd,gbdt"]
+    metrics = {}
+    for parts in ("0", "3"):
+        out = tmp_path / parts
+        assert run_app(["backtest", *tables, "--partitions", parts, "--out", str(out)]) == 0
+        metrics[parts] = pd.read_csv(out / "metrics.csv").set_index("model")
+    printed = capsys.readouterr().out
+    assert "Engine: partitioned: 3" in printed
+    assert "baseline needs the whole table in memory" in " ".join(printed.split())
+    ran = ["btyd", "gbdt"]
+    columns = [c for c in metrics["0"].columns if c not in ("fit_s", "predict_s", "error")]
+    pd.testing.assert_frame_equal(
+        metrics["3"].loc[ran, columns], metrics["0"].loc[ran, columns], rtol=1e-9
+    )
+    assert pd.isna(metrics["3"].loc["baseline", "normalized_gini"])
+
+
 def test_bad_input_exits_2_with_one_line(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -11,6 +13,7 @@ from ltvcast.data.clean import CleaningOptions
 from ltvcast.data.io import ColumnMap
 from ltvcast.data.synthetic import write_simulated_store
 from ltvcast.data.validate import DEFAULT_COLUMNS, load_customer_data
+from ltvcast.models.base import Forecaster
 from ltvcast.pipeline import ScoringModel, train_model
 from ltvcast.timeframe import parse_horizon, parse_horizons
 
@@ -42,13 +45,19 @@ def in_memory(
     return memory, cleaning.lines(), predictions
 
 
+def saved_state(forecaster: Forecaster) -> dict[str, Any]:
+    """``forecaster.save_state`` written to a temporary folder (a gbdt writes its boosters)."""
+    with tempfile.TemporaryDirectory() as folder:
+        return forecaster.save_state(Path(folder))
+
+
 def assert_same(partitioned: Run, memory: Run, *, rtol: float = 0.0) -> None:
     """Same report, manifest (window, customers, cleaning, cuts), parameters and
     predictions (exactly, or to ``rtol``)."""
     (model, lines, predictions), (model_m, lines_m, predictions_m) = partitioned, memory
     assert lines == lines_m
     assert model.manifest == model_m.manifest
-    assert model.forecaster.save_state(Path()) == model_m.forecaster.save_state(Path())
+    assert saved_state(model.forecaster) == saved_state(model_m.forecaster)
     exact = {"check_exact": True} if not rtol else {"rtol": rtol, "atol": 0.0}
     pd.testing.assert_frame_equal(predictions, predictions_m, **exact)  # type: ignore[arg-type]
 

@@ -23,7 +23,7 @@ from ltvcast.models.btyd import BTYDForecaster
 from ltvcast.models.registry import create, forecaster_class
 from ltvcast.timeframe import parse_horizon
 
-from .conftest import CDNOW_COLUMNS
+from .conftest import CDNOW_COLUMNS, saved_state
 
 
 @pytest.mark.parametrize(
@@ -52,4 +52,4 @@ def test_the_summary_fit_is_the_in_memory_fit(cdnow_master: Path, model: str) ->
     spend = fit_spend(forecaster, spend_rows(forecaster, inputs))
     ours = fitted(forecaster, purchases, spend, inputs, as_of, horizon)
     theirs = create(model).fit(data, as_of, horizon)
-    assert ours.save_state(Path()) == theirs.save_state(Path())
+    assert saved_state(ours) == saved_state(theirs)

@@ -18,7 +18,7 @@ from ltvcast.models.registry import create
 from ltvcast.pipeline import train_model
 from ltvcast.timeframe import parse_horizon, parse_horizons
 
-from .conftest import CDNOW_COLUMNS, NOW, Run, assert_same, in_memory
+from .conftest import CDNOW_COLUMNS, NOW, Run, assert_same, in_memory, saved_state
 
 
 def _both(
@@ -120,8 +120,23 @@ def test_whole_column_rules_are_refused(tmp_path: Path) -> None:
     with LocalJob(path, options=options, buckets=2, workers=1) as job:
         job.split()
         assert job.clean().count("transactions", "result") == 2
-    with pytest.raises(ConfigError, match="--winsorize"):
-        LocalJob(path, options=CleaningOptions(winsorize_quantile=0.99), buckets=2, workers=1)
+
+
+@pytest.mark.parametrize("q", [0.5, 0.9, 0.999])
+def test_winsorize_caps_at_the_whole_tables_quantile(store: Path, q: float) -> None:
+    """The cap is the in-memory one to the last bit (the quantile of the cleaned buckets'
+    amounts, out of core), each bucket capped in a second pass: same report and model."""
+    options = CleaningOptions(now=NOW.now, winsorize_quantile=q)
+    data, cleaning = load_customer_data(store, options=options)
+    assert cleaning.count("transactions", "winsorized") > 0
+    horizon = parse_horizon("90d")
+    memory = train_model(data, horizon=horizon, model="btyd", cleaning=cleaning)
+    with LocalJob(store, options=options, buckets=3, workers=2, keep=False) as job:
+        job.split()
+        report = job.clean()
+        scoring = job.train("btyd", horizon)
+    assert report.lines() == cleaning.lines()
+    assert saved_state(scoring.forecaster) == saved_state(memory.forecaster)
 
 
 def test_models_the_path_does_not_run_are_refused(store: Path, tmp_path: Path) -> None:

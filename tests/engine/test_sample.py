@@ -18,7 +18,7 @@ from ltvcast.exceptions import ConfigError
 from ltvcast.pipeline import ScoringModel, train_model
 from ltvcast.timeframe import parse_horizon
 
-from .conftest import CDNOW_COLUMNS, NOW, assert_same
+from .conftest import CDNOW_COLUMNS, NOW, assert_same, saved_state
 
 HORIZON = "90d"
 
@@ -103,7 +103,7 @@ def test_gbdt_trains_on_the_sample_as_in_memory(shop: dict[str, Path]) -> None:
         other.split()
         other.clean()
         again = other.train("gbdt", parse_horizon(HORIZON), sample_customers=size)
-    assert scoring.forecaster.save_state(Path()) == again.forecaster.save_state(Path())
+    assert saved_state(scoring.forecaster) == saved_state(again.forecaster)
 
     data, cleaning = load_customer_data(
         shop["transactions"], shop["events"], shop["profiles"], options=NOW
@@ -124,7 +124,7 @@ def test_gbdt_trains_on_the_sample_as_in_memory(shop: dict[str, Path]) -> None:
     memory = train_model(
         sample, horizon=HORIZON, model="gbdt", as_of=data.last_timestamp(), cleaning=cleaning
     )
-    assert scoring.forecaster.save_state(Path()) == memory.forecaster.save_state(Path())
+    assert saved_state(scoring.forecaster) == saved_state(memory.forecaster)
     assert scoring.rules == memory.rules
     training = scoring.training
     assert training is not None

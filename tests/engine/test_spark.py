@@ -27,7 +27,7 @@ from ltvcast.models.btyd import WEEK_DAYS
 from ltvcast.pipeline import ScoringModel
 from ltvcast.timeframe import parse_as_of, parse_horizon, parse_horizons
 
-from .conftest import CDNOW_COLUMNS, NOW, Run, assert_same, in_memory
+from .conftest import CDNOW_COLUMNS, NOW, Run, assert_same, in_memory, saved_state
 
 pytestmark = [
     pytest.mark.spark,
@@ -188,7 +188,7 @@ def test_events_profiles_and_gbdt_as_local(
     features = [tabular_features(s, when, encoder) for s in (sample, sample_l)]
     pd.testing.assert_frame_equal(*features, check_exact=True)
     assert features[0].filter(like="view").abs().sum().sum() > 0  # events made features
-    assert scoring.forecaster.save_state(Path()) == scoring_l.forecaster.save_state(Path())
+    assert saved_state(scoring.forecaster) == saved_state(scoring_l.forecaster)
     assert scoring.manifest == scoring_l.manifest
     assert len(predictions) == 300
     pd.testing.assert_frame_equal(predictions, predictions_l, rtol=1e-9, atol=0.0)

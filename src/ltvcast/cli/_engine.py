@@ -83,13 +83,14 @@ def plan(
     model: str | None = None,
     scoring: ScoringModel | None = None,
     intervals: bool = False,
+    in_memory: str | None = None,
 ) -> Plan:
     """The run of a command that trains ``model`` or scores with ``scoring`` (with value
     intervals, which run in memory only) on ``engine``, printed (a Spark session is started
-    here, to name its master)."""
+    here, to name its master); ``in_memory`` says why the command must run in memory."""
     from ltvcast.engine.plan import Plan, plan_job
 
-    refusal = "--intervals runs in memory only (use --partitions 0)" if intervals else None
+    refusal = "--intervals runs in memory only (use --partitions 0)" if intervals else in_memory
     refusal = refusal or _refusal(inputs, model, scoring)
     if check_engine(engine, spark_master) == "spark":
         from ltvcast.exceptions import ConfigError
@@ -197,8 +198,6 @@ def _refusal(inputs: Inputs, model: str | None, scoring: ScoringModel | None) ->
     """Why the command cannot run partitioned, or ``None``."""
     from ltvcast.engine.plan import SAMPLED_MODELS, partitioned_models_message
 
-    if inputs.options.winsorize_quantile is not None:
-        return "--winsorize caps amounts at a quantile of the whole table (use --partitions 0)"
     if scoring is not None:
         from ltvcast.engine.jobs import check_scorable
         from ltvcast.exceptions import ConfigError
@@ -219,11 +218,13 @@ def _refusal(inputs: Inputs, model: str | None, scoring: ScoringModel | None) ->
 
 
 def _spark_refusal(inputs: Inputs) -> str | None:
-    """Why the command cannot run on Spark (beyond :func:`_refusal`), or ``None``: events
-    and profiles are read from local paths (a URI's ``//`` is lost in a path; only the
-    transactions argument keeps it)."""
+    """Why the command cannot run on Spark (beyond :func:`_refusal`), or ``None``: amounts
+    are not capped (``--winsorize``), and events and profiles are read from local paths (a
+    URI's ``//`` is lost in a path; only the transactions argument keeps it)."""
     from urllib.parse import urlparse
 
+    if inputs.options.winsorize_quantile is not None:
+        return "--winsorize runs on --engine local (the Spark engine does not cap amounts)"
     for flag, path in (("--events", inputs.events), ("--profiles", inputs.profiles)):
         if path is not None and urlparse(str(path)).scheme not in ("", "file"):
             return (

@@ -294,24 +294,35 @@ def backtest_command(
         bool, typer.Option("--report", help="Also write report.html into --out.")
     ] = False,
     covariates: CovariatesOpt = None,
+    partitions: PartitionsOpt = None,
+    workers: WorkersOpt = None,
+    sample_customers: SampleOpt = None,
     engine: EngineOpt = "local",
     spark_master: SparkMasterOpt = None,
 ) -> None:
     """Train every model up to --cutoff, score the period after it and compare (on the local
-    engine: in memory)."""
+    engine: in memory, or partitioned by customer for the models that train partitioned)."""
     from ltvcast.evaluation.backtest import default_cutoff
     from ltvcast.timeframe import parse_as_of, parse_horizon
 
     if check_engine(engine, spark_master) == "spark":
         console.print(
-            "Engine: in memory (backtest runs on the local engine; --engine spark runs "
-            "train, predict and forecast)",
+            "backtest runs on the local engine; --engine spark runs train, predict and forecast",
             highlight=False,
         )
-
     span = parse_horizon(horizon)
     names = _names(models)
     params = model_params(names, covariates, inputs.profiles)
+    why = "--report draws on every row in memory (use --partitions 0)" if report else None
+    why = why or ("--covariates run in memory (use --partitions 0)" if params else None)
+    run = plan(inputs, partitions, workers, in_memory=why)
+    if run.partitioned:
+        with partitioned(inputs, run, cutoff) as job:
+            result = _run_backtest_job(job, span, names, cutoff, sample_customers)
+        if out is not None:
+            for path in _write_backtest(result, out):
+                console.print(f"  wrote {path}")
+        return
     data, cleaning = inputs.load()
     origin = (
         default_cutoff(data, span) if cutoff is None else parse_as_of(cutoff, data.last_timestamp())
@@ -576,6 +587,33 @@ def _run_backtest(
     )
     with step(f"Backtesting {', '.join(models)}"):
         result = backtest_models(data, cutoff, horizon, models, model_params=params)
+    print_metrics(result)
+    return result
+
+
+def _run_backtest_job(
+    job: LocalJob | SparkJob,
+    horizon: Horizon,
+    models: list[str],
+    cutoff: str | None,
+    sample: int | None,
+) -> BacktestResult:
+    """:func:`_run_backtest` on a partitioned job."""
+    from ltvcast.cli._print import print_metrics
+    from ltvcast.engine.backtest import backtest_cutoff, backtest_job
+    from ltvcast.engine.local import LocalJob
+    from ltvcast.engine.plan import SAMPLE_CUSTOMERS
+
+    assert isinstance(job, LocalJob)  # backtest_command plans the local engine only
+    origin = backtest_cutoff(job, horizon, cutoff)
+    console.print(
+        f"Backtest: train up to {origin:%Y-%m-%d}, score ({origin:%Y-%m-%d}, "
+        f"{horizon.end(origin):%Y-%m-%d}] ({horizon.describe()})"
+    )
+    with step(f"Backtesting {', '.join(models)} partitioned"):
+        result = backtest_job(
+            job, horizon, models, cutoff=origin, sample_customers=sample or SAMPLE_CUSTOMERS
+        )
     print_metrics(result)
     return result
 

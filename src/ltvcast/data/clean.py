@@ -371,8 +371,17 @@ def _winsorize(
     q = options.winsorize_quantile
     if q is None or not len(frame):
         return frame
+    cap = float(np.quantile(np.abs(frame[AMOUNT].to_numpy()), q))
+    return capped_amounts(frame, cap, q, report, table)
+
+
+def capped_amounts(
+    frame: pd.DataFrame, cap: float, q: float, report: CleaningReport, table: str
+) -> pd.DataFrame:
+    """Transactions with every ``|amount|`` above ``cap`` (their ``q`` quantile) capped at
+    it, reported as ``winsorized`` (the last rule: a job over parts of a table caps each
+    part at the whole table's quantile)."""
     amount = frame[AMOUNT].to_numpy()
-    cap = float(np.quantile(np.abs(amount), q))
     over = np.abs(amount) > cap
     n = int(over.sum())
     if n:

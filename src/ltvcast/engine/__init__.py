@@ -20,13 +20,14 @@ The partitioned path gives the in-memory path's cleaning report, model and forec
 (``tests/engine``). It applies every cleaning rule bucket by bucket, as in memory; the rules
 that look at a whole column are handled so: the day/month order of numeric dates, when the
 column's dates bear on it, must be given (``--date-format``); the ``--winsorize`` cap (a
-quantile of the whole table) is refused; a profile column is numeric when every value is a
-number, and one whose buckets disagree (numbers in some, text in others) is refused; the unit
-of numeric epoch times, the YYYYMMDD test, the cancelled-order rule (it needs plain order ids
-in the column) and pandas' reading of a text column as numbers are decided per bucket, which
-agrees with the whole column unless the column mixes kinds of values. Customer ids are
-matched after stripping ASCII blanks (other Unicode blanks around an id may split a
-customer).
+quantile of the whole table, the last rule) is the quantile of the cleaned buckets' amounts,
+computed by DuckDB out of core, and a second pass caps each bucket; a profile column is
+numeric when every value is a number, and one whose buckets disagree (numbers in some, text
+in others) is refused; the unit of numeric epoch times, the YYYYMMDD test, the
+cancelled-order rule (it needs plain order ids in the column) and pandas' reading of a text
+column as numbers are decided per bucket, which agrees with the whole column unless the
+column mixes kinds of values. Customer ids are matched after stripping ASCII blanks (other
+Unicode blanks around an id may split a customer).
 
 The partitioned path trains ``btyd``, ``pnbd``, ``bgcnbd`` and ``mbgcnbd`` on every
 customer's RFM summary, and ``gbdt`` (:data:`~ltvcast.engine.plan.SAMPLED_MODELS`) with the

@@ -116,9 +116,18 @@ def clean_part(
     first, last = data.first_timestamp(), data.last_timestamp()
     if not summarise:
         return data, Cleaned(report, first, last, None, 0, None, kinds, types)
+    rfm, customers, seen = summarised(data, as_of, with_litt=with_litt)
+    return data, Cleaned(report, first, last, rfm, customers, seen, kinds, types)
+
+
+def summarised(
+    data: CustomerData, as_of: pd.Timestamp | None, *, with_litt: bool
+) -> tuple[pd.DataFrame, int, NDArray[np.uint64]]:
+    """A cleaned bucket's :func:`~ltvcast.engine.buckets.summarise_bucket` and the
+    :func:`~ltvcast.engine.buckets.customer_hashes` of its customers up to ``as_of``."""
     rfm, customers = summarise_bucket(data, as_of, with_litt=with_litt)
     seen = customer_hashes((data if as_of is None else data.until(as_of)).customers())
-    return data, Cleaned(report, first, last, rfm, customers, seen, kinds, types)
+    return rfm, customers, seen
 
 
 def with_kinds(data: CustomerData, kinds: dict[str, bool | None]) -> CustomerData:
@@ -175,14 +184,25 @@ def gather(
     summary = None
     hashes = None
     if summarise:
-        rfm = pd.concat([d.rfm for d in done if d.rfm is not None]).sort_index(kind="stable")
+        summary, hashes = merge_summaries(
+            [d.rfm for d in done if d.rfm is not None],
+            sum(d.customers for d in done),
+            [d.hashes for d in done if d.hashes is not None],
+        )
         if as_of is None:
-            rfm = rfm_later(rfm, span[1], time_unit_days=WEEK_DAYS)
-        summary = (rfm, sum(d.customers for d in done))
-        parts = [d.hashes for d in done if d.hashes is not None]
-        hashes = np.concatenate(parts) if parts else np.zeros(0, np.uint64)
+            summary = (rfm_later(summary[0], span[1], time_unit_days=WEEK_DAYS), summary[1])
     types = tuple(sorted({t for d in done for t in d.event_types}))
     return Gathered(report, span, summary, hashes, kinds, types)
+
+
+def merge_summaries(
+    rfms: Sequence[pd.DataFrame], customers: int, hashes: Sequence[NDArray[np.uint64]]
+) -> tuple[tuple[pd.DataFrame, int], NDArray[np.uint64]]:
+    """The buckets' RFM summaries as one in customer order (what the BTYD fits need to be
+    the in-memory ones to the last bit), with the customer count; their customers'
+    :func:`~ltvcast.engine.buckets.customer_hashes` as one array."""
+    rfm = pd.concat(list(rfms)).sort_index(kind="stable")
+    return (rfm, customers), (np.concatenate(hashes) if hashes else np.zeros(0, np.uint64))
 
 
 def agreed_kinds(source: str, kinds: Sequence[dict[str, bool | None]]) -> dict[str, bool | None]:

@@ -31,17 +31,19 @@ import tempfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
 
 import duckdb
+import numpy as np
 import pandas as pd
+from numpy.typing import NDArray
 
-from ltvcast.data.clean import CleaningOptions, CleaningReport
+from ltvcast.data.clean import CleaningOptions, CleaningReport, capped_amounts
 from ltvcast.data.io import ColumnMap, write_table
-from ltvcast.data.schemas import CUSTOMER_ID, CustomerData
+from ltvcast.data.schemas import AMOUNT, CUSTOMER_ID, CustomerData
 from ltvcast.data.validate import DEFAULT_COLUMNS, DEFAULT_OPTIONS, EVENTS, PROFILES, TRANSACTIONS
 from ltvcast.engine.buckets import concat_parts, empty_part, sampled
 from ltvcast.engine.jobs import (
@@ -55,19 +57,23 @@ from ltvcast.engine.jobs import (
     check_scorable,
     clean_part,
     gather,
+    merge_summaries,
+    summarised,
     with_kinds,
 )
 from ltvcast.engine.partition import (
     Buckets,
     Source,
+    abs_quantile,
     distinct_values,
+    parquet_relation,
     read_bucket,
     read_source,
     split_table,
 )
 from ltvcast.exceptions import ConfigError, SchemaError
 from ltvcast.pipeline import ScoringModel, load_scoring_model
-from ltvcast.timeframe import Horizon
+from ltvcast.timeframe import Horizon, parse_as_of
 
 A = TypeVar("A")
 B = TypeVar("B")
@@ -99,7 +105,7 @@ class LocalJob(BucketJob):
         last time of the cleaned transactions and events).
     columns, options
         How to read and clean it, as for :func:`~ltvcast.data.validate.load_customer_data`
-        (``winsorize_quantile`` is refused: its cap is a quantile of the whole table).
+        (``winsorize_quantile``: the cap of the whole table, in a second pass).
     buckets
         Customer buckets to split the rows into (at least 1).
     workers
@@ -129,11 +135,6 @@ class LocalJob(BucketJob):
     ) -> None:
         if buckets < 1 or workers < 1:
             raise ConfigError(f"buckets and workers must be at least 1; got {buckets}, {workers}")
-        if options.winsorize_quantile is not None:
-            raise ConfigError(
-                "--winsorize caps amounts at a quantile of the whole table, which the "
-                "partitioned path does not compute; use --partitions 0 (in memory)"
-            )
         self.transactions = Path(transactions)
         self.events = None if events is None else Path(events)
         self.profiles = None if profiles is None else Path(profiles)
@@ -260,6 +261,8 @@ class LocalJob(BucketJob):
         folder.mkdir(exist_ok=True)
         as_of = self._bucket_as_of()
         given = {TRANSACTIONS: (self.source, self._split, self._empty), **self._others}
+        q = self.options.winsorize_quantile
+        options = self.options if q is None else replace(self.options, winsorize_quantile=None)
         tasks = [
             _CleanTask(
                 {
@@ -267,15 +270,18 @@ class LocalJob(BucketJob):
                     for t, (name, split, empty) in given.items()
                 },
                 self.columns,
-                self.options,
+                options,
                 as_of,
-                summarise,
+                summarise and q is None,
                 with_litt,
-                BucketFiles.at(folder, number, given) if self.keep else None,
+                BucketFiles.at(folder, number, given) if self.keep or q is not None else None,
             )
             for number in range(self.buckets)
         ]
         done = self._pool.map(_clean, tasks)
+        if q is not None:
+            outs = [t.out for t in tasks if t.out is not None]
+            done = self._capped(done, outs, q, as_of, summarise=summarise, with_litt=with_litt)
         self._gathered = gather(
             done,
             self.source,
@@ -286,6 +292,34 @@ class LocalJob(BucketJob):
         )
         self._parts = [t.out for t, d in zip(tasks, done, strict=True) if t.out and d.first]
         return self._gathered.report
+
+    def _capped(
+        self,
+        done: list[Cleaned],
+        outs: list[BucketFiles],
+        q: float,
+        as_of: pd.Timestamp | None,
+        *,
+        summarise: bool,
+        with_litt: bool,
+    ) -> list[Cleaned]:
+        """The cleaned buckets with every ``|amount|`` capped at its ``q`` quantile over the
+        whole table (the in-memory cap: winsorizing is the last cleaning rule, so the
+        quantile of the cleaned buckets' amounts is the one it takes), then summarised."""
+        kept = [(d, out) for d, out in zip(done, outs, strict=True) if d.first is not None]
+        cap = abs_quantile(self._con, [out.transactions for _, out in kept], AMOUNT, q)
+        if cap is None:
+            return done
+        tasks = [_CapTask(out, cap, q, as_of, summarise, with_litt) for _, out in kept]
+        capped = iter(self._pool.map(_cap, tasks))
+        out = []
+        for d in done:
+            if d.first is not None:
+                fields = next(capped)
+                fields["report"] = CleaningReport.merge([d.report, fields["report"]])
+                d = replace(d, **fields)
+            out.append(d)
+        return out
 
     def _pair(self) -> Pair:
         return self._pool.pair
@@ -357,6 +391,26 @@ class LocalJob(BucketJob):
         path = self.write_sorted([t.out for t in tasks], out)
         return Predicted(path, customers, total, when)
 
+    def summarise(self, as_of: str | pd.Timestamp, *, with_litt: bool = False) -> None:
+        """Summarise the kept buckets at ``as_of``, which becomes the job's as-of (to train
+        at a time :meth:`clean` did not know, such as a backtest's cutoff, without cleaning
+        again).
+
+        Raises
+        ------
+        ConfigError
+            Before :meth:`clean`, or when the job keeps no buckets.
+        """
+        done = self._done()
+        when = parse_as_of(as_of, self.last_timestamp)
+        tasks = [_SummaryTask(part, self.kinds, when, with_litt) for part in self.bucket_files]
+        parts = self._pool.map(_summarise, tasks)
+        summary, hashes = merge_summaries(
+            [rfm for rfm, _, _ in parts], sum(n for _, n, _ in parts), [h for _, _, h in parts]
+        )
+        self._as_of = when
+        self._gathered = replace(done, summary=summary, hashes=hashes)
+
     def _sample(self, cut: int | None) -> CustomerData:
         if not self.keep:
             raise ConfigError("LocalJob: a job made with keep=False keeps no rows to sample")
@@ -385,8 +439,7 @@ class LocalJob(BucketJob):
         columns when they have no row. Beyond :data:`_SORT_ROWS` rows DuckDB sorts one range
         of ``by[0]`` at a time (cut at the quantiles of a sample of it), so that memory holds
         one range's sort whatever the size."""
-        files = ", ".join("'" + str(p).replace("'", "''") + "'" for p in parts)
-        source, key = f"read_parquet([{files}])", by[0]
+        source, key = parquet_relation(parts), by[0]
         (rows,) = self._con.sql(f"SELECT count(*) FROM {source}").fetchall()[0]
         ranges = -(-int(rows) // _SORT_ROWS)
         cuts: list[Any] = []
@@ -491,6 +544,24 @@ class _SampleTask:
     out: BucketFiles
 
 
+@dataclass(frozen=True)
+class _CapTask:
+    part: BucketFiles
+    cap: float
+    q: float
+    as_of: pd.Timestamp | None
+    summarise: bool
+    with_litt: bool
+
+
+@dataclass(frozen=True)
+class _SummaryTask:
+    part: BucketFiles
+    kinds: dict[str, bool | None]
+    as_of: pd.Timestamp
+    with_litt: bool
+
+
 def _clean(task: _CleanTask) -> Cleaned:
     raw = {table: (spec.read(), spec.source) for table, spec in task.tables.items()}
     data, done = clean_part(
@@ -514,6 +585,25 @@ def _predict(task: _PredictTask) -> tuple[int, float]:
     )
     frame.to_parquet(task.out, index=False)
     return len(frame), float(frame["predicted_value"].sum())
+
+
+def _cap(task: _CapTask) -> dict[str, Any]:
+    """A bucket's transactions capped (rewritten) and, when asked, summarised: the fields of
+    its :class:`~ltvcast.engine.jobs.Cleaned` that change, its report with the cap."""
+    data = task.part.read({})
+    report = CleaningReport()
+    transactions = capped_amounts(data.transactions, task.cap, task.q, report, TRANSACTIONS)
+    transactions.to_parquet(task.part.transactions, index=False)
+    fields: dict[str, Any] = {"report": report}
+    if task.summarise:
+        data = CustomerData(transactions, data.events, data.profiles)
+        summary = summarised(data, task.as_of, with_litt=task.with_litt)
+        fields.update(zip(("rfm", "customers", "hashes"), summary, strict=True))
+    return fields
+
+
+def _summarise(task: _SummaryTask) -> tuple[pd.DataFrame, int, NDArray[np.uint64]]:
+    return summarised(task.part.read(task.kinds), task.as_of, with_litt=task.with_litt)
 
 
 def _sample(task: _SampleTask) -> None:

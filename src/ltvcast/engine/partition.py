@@ -13,12 +13,14 @@ more than its ``memory_limit``.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
 import duckdb
+import numpy as np
 import pandas as pd
 
 from ltvcast.data.io import SUPPORTED_SUFFIXES, TextLayout, check_table_file, sniff_text
@@ -245,3 +247,29 @@ def _whitespace_sql(con: duckdb.DuckDBPyConnection, path: Path, literal: str, en
         for i, name in enumerate(header[0], start=1)
     )
     return f"SELECT {cells}, {ROW} FROM ({numbered}) WHERE {ROW} > 0"
+
+
+def abs_quantile(
+    con: duckdb.DuckDBPyConnection, files: Sequence[Path], column: str, q: float
+) -> float | None:
+    """``numpy.quantile(abs(values), q)`` of ``column`` over the Parquet ``files`` (its
+    default linear method, to the last bit), by DuckDB out of core: the two order statistics
+    around ``(n - 1) q`` are fetched and interpolated as numpy does; ``None`` with no row."""
+    relation = parquet_relation(files)
+    total = con.execute(f"SELECT count(*) FROM {relation}").fetchone()
+    n = int(total[0]) if total else 0
+    if not n:
+        return None
+    at = (n - 1) * q
+    below = math.floor(at)
+    rows = con.execute(
+        f'SELECT abs("{column}") AS v FROM {relation} ORDER BY v LIMIT 2 OFFSET {below}'
+    ).fetchall()
+    a, b = np.float64(rows[0][0]), np.float64(rows[-1][0])
+    t = np.float64(at - below)
+    return float(b - (b - a) * (1 - t) if t >= 0.5 else a + (b - a) * t)
+
+
+def parquet_relation(files: Sequence[Path]) -> str:
+    """The SQL relation of the Parquet ``files``, read as one table."""
+    return "read_parquet([" + ", ".join("'" + str(f).replace("'", "''") + "'" for f in files) + "])"

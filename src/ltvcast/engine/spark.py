@@ -173,7 +173,7 @@ class SparkJob(BucketJob):
         if options.winsorize_quantile is not None:
             raise ConfigError(
                 "--winsorize caps amounts at a quantile of the whole table, which the "
-                "partitioned path does not compute; use --engine local --partitions 0"
+                "Spark engine does not compute; use --engine local"
             )
         super().__init__(as_of)
         self.transactions = str(transactions)

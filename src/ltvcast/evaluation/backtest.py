@@ -122,8 +122,40 @@ def default_cutoff(data: CustomerData, horizon: Horizon) -> pd.Timestamp:
 
 def data_end(data: CustomerData) -> pd.Timestamp:
     """End of the last day with data: a day that has rows is taken as fully recorded."""
-    last = data.last_timestamp()
+    return day_end(data.last_timestamp())
+
+
+def day_end(last: pd.Timestamp) -> pd.Timestamp:
+    """The end of the day of ``last`` (the data's last time): see :func:`data_end`."""
     return pd.Timestamp(last.floor("D") + pd.Timedelta(days=1) - pd.Timedelta(microseconds=1))
+
+
+def label_window_end(
+    complete: pd.Timestamp, cutoff: pd.Timestamp, horizon: Horizon
+) -> pd.Timestamp:
+    """The end of the label window after ``cutoff``, checked against ``complete`` (the time
+    up to which the data is complete, :func:`data_end`).
+
+    Raises
+    ------
+    InsufficientDataError
+        When the window ends after ``complete``.
+    """
+    label_end = horizon.end(cutoff)
+    if label_end > complete:
+        raise InsufficientDataError(
+            f"the data ends at {complete:%Y-%m-%d %H:%M}; a {horizon} backtest at cutoff "
+            f"{cutoff:%Y-%m-%d %H:%M} needs data to {label_end:%Y-%m-%d %H:%M}"
+        )
+    return label_end
+
+
+def check_customers(customers: int, cutoff: pd.Timestamp) -> None:
+    """Refuse a backtest with no customer seen up to ``cutoff`` (InsufficientDataError)."""
+    if not customers:
+        raise InsufficientDataError(
+            f"no customer has a transaction or event up to the cutoff {cutoff:%Y-%m-%d %H:%M}"
+        )
 
 
 def _unique_names(models: Sequence[Forecaster]) -> list[str]:
@@ -154,6 +186,34 @@ def _run_model(
     started = time.perf_counter()
     predictions = forecaster.predict(train, cutoff)
     predict_seconds = time.perf_counter() - started
+    return scored_result(
+        name,
+        predictions,
+        actuals,
+        cutoff,
+        (fit_seconds, predict_seconds),
+        note=forecaster.selection_reason,
+    )
+
+
+def scored_result(
+    name: str,
+    predictions: pd.DataFrame,
+    actuals: pd.DataFrame,
+    cutoff: pd.Timestamp,
+    seconds: tuple[float, float],
+    *,
+    note: str | None = None,
+) -> ModelResult:
+    """Model ``name``'s result: its ``predictions`` (``customer_id``, ``predicted_value``,
+    ``p_active``) scored against ``actuals`` (:func:`horizon_labels` of the customers seen
+    up to ``cutoff``), with its ``(fit, predict)`` seconds.
+
+    Raises
+    ------
+    LTVError
+        When a customer of ``actuals`` has no prediction.
+    """
     aligned = predictions.set_index(CUSTOMER_ID).reindex(actuals.index)
     missing = aligned["predicted_value"].isna()
     if missing.any():
@@ -168,9 +228,7 @@ def _run_model(
         actual_purchases=actuals["purchases"].to_numpy(),
         p_active=aligned["p_active"].to_numpy(),
     )
-    return ModelResult(
-        name, metrics, fit_seconds, predict_seconds, predictions, note=forecaster.selection_reason
-    )
+    return ModelResult(name, metrics, *seconds, predictions, note=note)
 
 
 def backtest(
@@ -212,20 +270,11 @@ def backtest(
         When ``cutoff + horizon`` is past the end of the data, or no customer is seen up to
         ``cutoff``.
     """
-    complete = data_end(data) if end is None else end
-    label_end = horizon.end(cutoff)
-    if label_end > complete:
-        raise InsufficientDataError(
-            f"the data ends at {complete:%Y-%m-%d %H:%M}; a {horizon} backtest at cutoff "
-            f"{cutoff:%Y-%m-%d %H:%M} needs data to {label_end:%Y-%m-%d %H:%M}"
-        )
+    label_end = label_window_end(data_end(data) if end is None else end, cutoff, horizon)
     data = data.until(label_end)
     train = data.until(cutoff)
     customers = train.customers()
-    if customers.empty:
-        raise InsufficientDataError(
-            f"no customer has a transaction or event up to the cutoff {cutoff:%Y-%m-%d %H:%M}"
-        )
+    check_customers(len(customers), cutoff)
     actuals = horizon_labels(data.transactions, customers, cutoff, label_end)
     results = []
     for name, model in zip(_unique_names(models), models, strict=True):

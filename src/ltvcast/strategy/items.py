@@ -47,14 +47,16 @@ import json
 import tempfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any, Protocol, Self
+from typing import TYPE_CHECKING, Any, Protocol, Self
 
-import duckdb
 import numpy as np
 import pandas as pd
 
 from ltvcast.data.schemas import AMOUNT, CUSTOMER_ID, ITEM_ID, ORDER_ID, TIMESTAMP
 from ltvcast.exceptions import ArtifactError, ConfigError, NotFittedError, SchemaError
+
+if TYPE_CHECKING:
+    import duckdb
 
 #: Columns of every recommendation table, in order.
 ITEM_COLUMNS = (CUSTOMER_ID, "rank", ITEM_ID, "score")
@@ -714,7 +716,10 @@ def _quoted(text: str) -> str:
 
 
 def _connect() -> duckdb.DuckDBPyConnection:
-    """An in-memory DuckDB connection without the progress bar."""
+    """An in-memory DuckDB connection without the progress bar (DuckDB is imported here,
+    not by ``forecast``, which prints through this module's callers)."""
+    import duckdb
+
     con = duckdb.connect()
     con.execute("SET enable_progress_bar = false")
     return con
