@@ -15,14 +15,19 @@ import pandas as pd
 import pytest
 
 from ltvcast.cli import run_app
+from ltvcast.data.clean import CleaningReport
 from ltvcast.data.io import ColumnMap
+from ltvcast.data.schemas import CustomerData
+from ltvcast.data.synthetic import write_simulated_store
 from ltvcast.data.validate import DEFAULT_COLUMNS, load_customer_data
 from ltvcast.exceptions import LTVError, SchemaError
 from ltvcast.features.rfm import rfm_summary
+from ltvcast.features.tabular import tabular_features
 from ltvcast.models.btyd import WEEK_DAYS
+from ltvcast.pipeline import ScoringModel
 from ltvcast.timeframe import parse_as_of, parse_horizon, parse_horizons
 
-from .conftest import CDNOW_COLUMNS, NOW, Run, assert_same, in_memory
+from .conftest import CDNOW_COLUMNS, NOW, Run, assert_same, in_memory, saved_state
 
 pytestmark = [
     pytest.mark.spark,
@@ -122,6 +127,110 @@ def test_simulated_store_as_local(spark: Any, store: Path, tmp_path: Path) -> No
     _same_features(summary, store, None, DEFAULT_COLUMNS)
 
 
+@pytest.fixture(scope="module")
+def shop(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """A dirty simulated store with events and profiles (300 customers, CSV in chunks)."""
+    folder = tmp_path_factory.mktemp("shop")
+    return write_simulated_store(
+        folder, 300, chunk_size=120, days=400, dirty_rate=0.03, random_state=11
+    )
+
+
+#: Customers the gbdt of the shop trains on.
+SAMPLE = 150
+#: A job's cleaning report, gbdt sample, model and predictions sorted by customer.
+GbdtRun = tuple[CleaningReport, CustomerData, ScoringModel, pd.DataFrame]
+
+
+def _gbdt_run(job: Any, out: Path) -> GbdtRun:
+    with job:
+        job.split()
+        report = job.clean()
+        sample = job.sample(SAMPLE)
+        scoring = job.train("gbdt", parse_horizon("90d"), sample_customers=SAMPLE)
+        job.predict(scoring, out)
+    predictions = pd.read_parquet(out).sort_values("customer_id", ignore_index=True)
+    return report, sample, scoring, predictions
+
+
+@pytest.fixture(scope="module")
+def shop_local(shop: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> GbdtRun:
+    """The shop's gbdt run on the local partitioned engine."""
+    from ltvcast.engine import LocalJob
+
+    tables = {"events": shop["events"], "profiles": shop["profiles"]}
+    job = LocalJob(shop["transactions"], **tables, options=NOW, buckets=4, workers=1)
+    return _gbdt_run(job, tmp_path_factory.mktemp("local") / "p.parquet")
+
+
+def test_events_profiles_and_gbdt_as_local(
+    spark: Any, shop: dict[str, Path], shop_local: GbdtRun, tmp_path: Path
+) -> None:
+    """Events and profiles bucketed with the transactions on Spark: the local partitioned
+    engine's cleaning report (events' counts: the in-memory ones), gbdt sample (rows and
+    features), model and predictions (to 1e-9)."""
+    from ltvcast.engine import SparkJob
+
+    tables = {"events": shop["events"], "profiles": shop["profiles"]}
+    job = SparkJob(shop["transactions"], spark=spark, **tables, options=NOW, buckets=3)
+    report, sample, scoring, predictions = _gbdt_run(job, tmp_path / "p")
+    report_l, sample_l, scoring_l, predictions_l = shop_local
+    assert report.to_dict() == report_l.to_dict()
+    _, cleaning = load_customer_data(shop["transactions"], **tables, options=NOW)
+    events = [(s.step, s.rows) for s in report.steps if s.table == "events"]
+    assert events == [(s.step, s.rows) for s in cleaning.steps if s.table == "events"]
+    assert {"read", "invalid_customer_id", "duplicates", "result"} <= dict(events).keys()
+    for table in ("transactions", "events", "profiles"):
+        pd.testing.assert_frame_equal(getattr(sample, table), getattr(sample_l, table))
+    assert sample.customers().size == SAMPLE
+    encoder = scoring.forecaster.profile_encoder_  # type: ignore[attr-defined]
+    when = scoring.training.end  # type: ignore[union-attr]
+    features = [tabular_features(s, when, encoder) for s in (sample, sample_l)]
+    pd.testing.assert_frame_equal(*features, check_exact=True)
+    assert features[0].filter(like="view").abs().sum().sum() > 0  # events made features
+    assert saved_state(scoring.forecaster) == saved_state(scoring_l.forecaster)
+    assert scoring.manifest == scoring_l.manifest
+    assert len(predictions) == 300
+    pd.testing.assert_frame_equal(predictions, predictions_l, rtol=1e-9, atol=0.0)
+
+
+def test_tables_of_numeric_and_text_ids_meet_in_one_bucket(spark: Any, tmp_path: Path) -> None:
+    """Integer ids in Parquet transactions and text ids (blanks, a ``.0``) in CSV events: each
+    customer's rows share a bucket, so Spark scores every customer once, as locally."""
+    from ltvcast.engine import LocalJob, SparkJob
+
+    ids = list(range(1, 41))
+    tx = tmp_path / "tx.parquet"
+    pd.DataFrame(
+        {
+            "customer_id": [i for i in ids for _ in range(2)],
+            "timestamp": [f"2024-0{1 + k * 3}-{1 + i % 20:02d}" for i in ids for k in range(2)],
+            "amount": [float(5 + i % 7) for i in ids for _ in range(2)],
+        }
+    ).to_parquet(tx)
+    events = tmp_path / "events.csv"
+    texts = [f" {i}" if i % 3 == 0 else f"{i}.0" if i % 3 == 1 else str(i) for i in [*ids, 99]]
+    events.write_text(
+        "customer_id,timestamp,event_type\n"
+        + "".join(f"{t},2024-05-{1 + n % 20:02d},view\n" for n, t in enumerate(texts))
+    )
+    runs = []
+    for job, out in [
+        (SparkJob(tx, spark=spark, events=events, options=NOW, buckets=3), tmp_path / "s"),
+        (LocalJob(tx, events=events, options=NOW, buckets=7, workers=1), tmp_path / "l.parquet"),
+    ]:
+        with job:
+            job.split()
+            report = job.clean()
+            job.predict(job.train("btyd", parse_horizon("30d")), out)
+        runs.append((report.lines(), pd.read_parquet(out).sort_values("customer_id")))
+    assert runs[0][0] == runs[1][0]
+    assert len(runs[0][1]) == 41  # the 40 buyers and the one with events only
+    pd.testing.assert_frame_equal(
+        runs[0][1].reset_index(drop=True), runs[1][1].reset_index(drop=True), rtol=1e-9, atol=0.0
+    )
+
+
 def test_bad_paths_are_one_line(spark: Any, tmp_path: Path) -> None:
     from ltvcast.engine import SparkJob
 
@@ -179,6 +288,34 @@ def test_cli_engine_spark_forecast(
     by_spark = pd.read_parquet(out).sort_values("customer_id", ignore_index=True)
     memory = pd.read_parquet(tmp_path / "memory.parquet")
     pd.testing.assert_frame_equal(by_spark, memory, rtol=1e-9, atol=0.0)
+
+
+def test_cli_engine_spark_gbdt_with_events(
+    spark: Any,
+    shop: dict[str, Path],
+    shop_local: GbdtRun,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """``forecast --engine spark --events --profiles --model gbdt``: the local partitioned
+    forecasts (the same customer sample); a bad events path is one line and exit code 2
+    (in this process, on the module's session, as above)."""
+    args = ["forecast", str(shop["transactions"]), "--horizon", "90d", "--model", "gbdt"]
+    args += ["--profiles", str(shop["profiles"]), "--sample-customers", str(SAMPLE)]
+    args += ["--engine", "spark", "--spark-master", "local[2]"]
+    out = tmp_path / "spark"
+    capsys.readouterr()
+    assert run_app([*args, "--events", str(shop["events"]), "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "Reading the transactions, events, profiles on Spark" in printed
+    assert f"trained on a sample of {SAMPLE} of 300 customers" in printed
+    by_spark = pd.read_parquet(out).sort_values("customer_id", ignore_index=True)
+    pd.testing.assert_frame_equal(by_spark, shop_local[3], rtol=1e-9, atol=0.0)
+
+    bad = ["--events", str(tmp_path / "none.csv"), "--out", str(tmp_path / "bad")]
+    assert run_app([*args, *bad]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "none.csv" in err and "file not found" in err and "\n" not in err
 
 
 def test_missing_pyspark_is_one_line(tmp_path: Path) -> None:

@@ -95,7 +95,7 @@ def plan(
     if check_engine(engine, spark_master) == "spark":
         from ltvcast.exceptions import ConfigError
 
-        refusal = refusal or _spark_refusal(inputs, model, scoring)
+        refusal = refusal or _spark_refusal(inputs)
         if refusal is not None:
             raise ConfigError(refusal.replace("--partitions 0", "--engine local --partitions 0"))
         if partitions == 0:
@@ -140,29 +140,32 @@ def partitioned(
 
     forecaster = None if model is None else create(model)
     litt = isinstance(forecaster, BTYDForecaster) and needs_litt(forecaster)
+    tables = ", ".join(
+        name
+        for name, path in (("events", inputs.events), ("profiles", inputs.profiles))
+        if path is not None
+    )
+    what = f"transactions{', ' + tables if tables else ''}"
     if run.spark_master is not None:
         from ltvcast.engine.spark import SparkJob
 
         with SparkJob(
             inputs.location or str(inputs.transactions),
             spark=_session(run.spark_master),
+            events=inputs.events,
+            profiles=inputs.profiles,
             as_of=as_of,
             columns=inputs.columns,
             options=inputs.options,
             buckets=run.buckets or None,
         ) as spark_job:
-            with step("Reading the transactions on Spark"):
+            with step(f"Reading the {what} on Spark"):
                 spark_job.split()
             with step(f"Loading and validating data in {spark_job.buckets} buckets on Spark"):
                 report = spark_job.clean(summarise=model is not None, with_litt=litt)
             print_cleaning(report)
             yield spark_job
         return
-    tables = ", ".join(
-        name
-        for name, path in (("events", inputs.events), ("profiles", inputs.profiles))
-        if path is not None
-    )
     with LocalJob(
         inputs.transactions,
         events=inputs.events,
@@ -174,7 +177,6 @@ def partitioned(
         workers=run.workers,
         keep=keep or model in SAMPLED_MODELS,
     ) as job:
-        what = f"transactions{', ' + tables if tables else ''}"
         with step(f"Splitting the {what} into {run.buckets} customer buckets"):
             job.split()
         with step(f"Loading and validating data in {run.buckets} buckets"):
@@ -215,14 +217,18 @@ def _refusal(inputs: Inputs, model: str | None, scoring: ScoringModel | None) ->
     return None
 
 
-def _spark_refusal(inputs: Inputs, model: str | None, scoring: ScoringModel | None) -> str | None:
-    """Why the command cannot run on Spark (beyond :func:`_refusal`), or ``None``."""
-    from ltvcast.engine.plan import SAMPLED_MODELS
+def _spark_refusal(inputs: Inputs) -> str | None:
+    """Why the command cannot run on Spark (beyond :func:`_refusal`), or ``None``: amounts
+    are not capped (``--winsorize``), and events and profiles are read from local paths (a
+    URI's ``//`` is lost in a path; only the transactions argument keeps it)."""
+    from urllib.parse import urlparse
 
-    bare = "--engine spark runs BTYD models on transactions only"
-    if inputs.events is not None or inputs.profiles is not None:
-        return f"{bare}; --events and --profiles run on --engine local"
-    name = model if scoring is None else scoring.chosen_name
-    if name in SAMPLED_MODELS:
-        return f"{bare}; {name} runs on --engine local"
+    if inputs.options.winsorize_quantile is not None:
+        return "--winsorize runs on --engine local (the Spark engine does not cap amounts)"
+    for flag, path in (("--events", inputs.events), ("--profiles", inputs.profiles)):
+        if path is not None and urlparse(str(path)).scheme not in ("", "file"):
+            return (
+                f"{flag} {path}: --engine spark reads events and profiles from local paths "
+                "(or file: URIs); only the transactions argument takes any URI Spark reads"
+            )
     return None

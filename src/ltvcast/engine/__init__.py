@@ -10,7 +10,8 @@ stream to the output. :class:`~ltvcast.engine.local.LocalJob` does so on one mac
 DuckDB and a pool of worker processes; :func:`~ltvcast.engine.plan.plan_job` chooses it over
 the in-memory path by input size (all tables' rows). :class:`~ltvcast.engine.spark.SparkJob`
 runs the same per-bucket functions as Spark's ``groupBy(bucket).applyInPandas`` (``pip
-install 'ltvcast[spark]'``), over any path Spark reads, for transactions and BTYD models.
+install 'ltvcast[spark]'``), over any path Spark reads, with events and profiles, for the
+same models.
 Recommendations run on a local job too (:func:`~ltvcast.engine.recommend.recommend_job`):
 the item relations are learned in DuckDB from the cleaned buckets' files, and each bucket is
 scored and recommended in a worker.

@@ -8,7 +8,7 @@ pool of worker processes, :class:`~ltvcast.engine.spark.SparkJob` over Spark exe
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
@@ -22,7 +22,7 @@ from ltvcast.data.clean import CleaningOptions, CleaningReport
 from ltvcast.data.io import ColumnMap
 from ltvcast.data.schemas import CustomerData
 from ltvcast.data.times import date_order_at_stake
-from ltvcast.data.validate import EVENTS, TRANSACTIONS, check_whole_table
+from ltvcast.data.validate import EVENTS, PROFILES, TRANSACTIONS, check_whole_table
 from ltvcast.engine.buckets import (
     LITT,
     RawTable,
@@ -30,6 +30,7 @@ from ltvcast.engine.buckets import (
     customer_hashes,
     profile_kinds,
     summarise_bucket,
+    typed_profiles,
 )
 from ltvcast.engine.fit import (
     fit_purchases,
@@ -62,6 +63,9 @@ B = TypeVar("B")
 #: Texts of the time column whose day/month order a whole column decides (a regular
 #: expression RE2 and Java read alike).
 NUMERIC_DATE = r"^\d{1,2}[/.\-]\d"
+#: First rows of a table that fix its canonical columns
+#: (:func:`~ltvcast.engine.buckets.empty_part`: what a bucket without its rows holds).
+FIRST_ROWS = 100
 
 
 @dataclass(frozen=True)
@@ -92,21 +96,20 @@ class Cleaned:
 
 
 def clean_part(
-    raw: pd.DataFrame,
-    source: str,
+    raw: Mapping[str, RawTable],
     columns: ColumnMap,
     options: CleaningOptions,
     as_of: pd.Timestamp | None,
     *,
     summarise: bool,
     with_litt: bool,
-    events: RawTable | None = None,
-    profiles: RawTable | None = None,
 ) -> tuple[CustomerData, Cleaned]:
-    """One bucket of raw rows cleaned (:func:`~ltvcast.engine.buckets.clean_bucket`, with the
-    bucket's events and profiles when given) and, with ``summarise``, summarised
-    (:func:`~ltvcast.engine.buckets.summarise_bucket`)."""
-    data, report = clean_bucket(raw, source, columns, options, events=events, profiles=profiles)
+    """One bucket's raw tables by table name (transactions; events and profiles when given)
+    cleaned (:func:`~ltvcast.engine.buckets.clean_bucket`) and, with ``summarise``,
+    summarised (:func:`~ltvcast.engine.buckets.summarise_bucket`)."""
+    data, report = clean_bucket(
+        *raw[TRANSACTIONS], columns, options, events=raw.get(EVENTS), profiles=raw.get(PROFILES)
+    )
     kinds, types = profile_kinds(data.profiles), data.event_types
     if not len(data.transactions) and (data.events is None or not len(data.events)):
         return data, Cleaned(report, None, None, None, 0, None, kinds, types)
@@ -125,6 +128,14 @@ def summarised(
     rfm, customers = summarise_bucket(data, as_of, with_litt=with_litt)
     seen = customer_hashes((data if as_of is None else data.until(as_of)).customers())
     return rfm, customers, seen
+
+
+def with_kinds(data: CustomerData, kinds: dict[str, bool | None]) -> CustomerData:
+    """A cleaned bucket with its profile columns of the whole table's ``kinds``
+    (:func:`~ltvcast.engine.buckets.typed_profiles`): what it is scored and sampled as."""
+    if data.profiles is None:
+        return data
+    return CustomerData(data.transactions, data.events, typed_profiles(data.profiles, kinds))
 
 
 @dataclass(frozen=True)
@@ -416,6 +427,21 @@ class BucketJob:
             cleaning=done.report.to_dict(),
         )
 
+    def sample(self, size: int) -> CustomerData:
+        """The cleaned rows up to the job's as-of of the ``size`` customers with the smallest
+        :func:`~ltvcast.engine.buckets.customer_hashes` (after ``clean(summarise=True)``):
+        what :meth:`train_sample` trains on, in the in-memory path's order.
+
+        Raises
+        ------
+        ConfigError
+            For a size under 1, or a job that keeps no rows to sample.
+        """
+        self._summary()
+        hashes = self._done().hashes
+        assert hashes is not None
+        return self._sample(sample_cut(hashes, size))
+
     def train_sample(
         self,
         model: str,
@@ -435,10 +461,7 @@ class BucketJob:
         customers, start and cleaning report) with a note on the sample.
         """
         _, customers = self._summary()
-        hashes = self._done().hashes
-        assert hashes is not None
-        cut = sample_cut(hashes, size)
-        data = self._sample(cut)
+        data = self.sample(size)
         taken = len(data.customers())
         scoring = train_model(
             data,

@@ -45,8 +45,9 @@ from ltvcast.data.clean import CleaningOptions, CleaningReport, capped_amounts
 from ltvcast.data.io import ColumnMap, write_table
 from ltvcast.data.schemas import AMOUNT, CUSTOMER_ID, CustomerData
 from ltvcast.data.validate import DEFAULT_COLUMNS, DEFAULT_OPTIONS, EVENTS, PROFILES, TRANSACTIONS
-from ltvcast.engine.buckets import concat_parts, empty_part, sampled, typed_profiles
+from ltvcast.engine.buckets import concat_parts, empty_part, sampled
 from ltvcast.engine.jobs import (
+    FIRST_ROWS,
     NUMERIC_DATE,
     BucketJob,
     Cleaned,
@@ -58,6 +59,7 @@ from ltvcast.engine.jobs import (
     gather,
     merge_summaries,
     summarised,
+    with_kinds,
 )
 from ltvcast.engine.partition import (
     Buckets,
@@ -86,8 +88,6 @@ _BATCH_ROWS = 250_000
 _SORT_ROWS = 2_000_000
 #: Modules whose OpenMP thread pool a forked child cannot use (see :class:`_Pool`).
 _OPENMP = ("lightgbm", "torch")
-#: First rows of a table that fix its canonical columns (:func:`empty_part`).
-_FIRST_ROWS = 100
 
 
 class LocalJob(BucketJob):
@@ -228,7 +228,7 @@ class LocalJob(BucketJob):
             names = source.columns(self._con)
             customer = self.columns.source("customer")
             where = str(source.path)
-            first = source.head(self._con, _FIRST_ROWS)  # none: no data rows (refused later)
+            first = source.head(self._con, FIRST_ROWS)  # none: no data rows (refused later)
             empty = (
                 empty_part(table, first, where, self.columns, self.options) if len(first) else first
             )
@@ -502,11 +502,7 @@ class BucketFiles:
         """The bucket cleaned, its profiles with the whole table's column ``kinds``."""
         ev = None if self.events is None else pd.read_parquet(self.events)
         pr = None if self.profiles is None else pd.read_parquet(self.profiles)
-        return CustomerData(
-            pd.read_parquet(self.transactions),
-            ev,
-            None if pr is None else typed_profiles(pr, kinds),
-        )
+        return with_kinds(CustomerData(pd.read_parquet(self.transactions), ev, pr), kinds)
 
     def _pairs(self, data: CustomerData) -> list[tuple[Path, pd.DataFrame]]:
         tables = [
@@ -569,14 +565,12 @@ class _SummaryTask:
 def _clean(task: _CleanTask) -> Cleaned:
     raw = {table: (spec.read(), spec.source) for table, spec in task.tables.items()}
     data, done = clean_part(
-        *raw[TRANSACTIONS],
+        raw,
         task.columns,
         task.options,
         task.as_of,
         summarise=task.summarise,
         with_litt=task.with_litt,
-        events=raw.get(EVENTS),
-        profiles=raw.get(PROFILES),
     )
     if task.out is not None and done.first is not None:
         task.out.write(data)

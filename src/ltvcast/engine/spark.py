@@ -3,20 +3,28 @@
 :class:`SparkJob` runs the job of :class:`~ltvcast.engine.local.LocalJob` on a Spark
 session, over any path Spark reads (a local file, ``hdfs://``, ``s3a://`` ...):
 
-1. :meth:`~SparkJob.split`: Spark reads the file (CSV/TSV as text columns with pandas'
-   missing-value words missing, whitespace-separated TXT, Parquet files or folders), numbers
-   its rows in file order and gives every row the bucket ``xxhash64(id) mod n`` of its
-   customer id (ASCII blanks stripped, the ``.0`` of a whole number dropped, as
-   :mod:`ltvcast.engine.partition` does);
+1. :meth:`~SparkJob.split`: Spark reads the transactions (and the events and profiles: CSV/TSV
+   as text columns with pandas' missing-value words missing, whitespace-separated TXT,
+   Parquet files or folders), numbers each table's rows in file order and gives every row
+   the bucket ``xxhash64(id) mod n`` of its customer id as validation reads it
+   (:func:`bucket_of`: text, ASCII blanks stripped, the ``.0`` of a whole number dropped,
+   as :mod:`ltvcast.engine.partition` does). Each table's rows of a bucket are packed into
+   one Parquet cell, and the cells of the three tables are unioned by bucket (Spark's
+   cogroup takes two frames): one task sees a bucket's tables together, and only their
+   bytes travel (never a path on the driver's disk);
 2. :meth:`~SparkJob.clean`: each bucket is cleaned and summarised on an executor by
    :func:`~ltvcast.engine.jobs.clean_part` (the in-memory rules); the buckets' reports and
    RFM summaries come back to the driver (pickled by this job for this job: never a model)
    and merge as the local job's do;
 3. :meth:`~SparkJob.train`: the BTYD fit on the driver (:class:`~ltvcast.engine.jobs.BucketJob`);
+   a model of :data:`~ltvcast.engine.plan.SAMPLED_MODELS` by
+   :func:`~ltvcast.pipeline.train_model` on the driver, on the local job's customer sample
+   (:meth:`~ltvcast.engine.jobs.BucketJob.sample`), filtered on the executors and collected
+   as Parquet cells;
 4. :meth:`~SparkJob.predict`: the saved model's directory is shipped to the executors
    (``SparkContext.addFile``) and loaded there (:func:`~ltvcast.pipeline.load_scoring_model`);
-   each bucket is cleaned again and scored, and the predictions are written as a folder of
-   Parquet parts.
+   each bucket is cleaned again and scored with its events and profiles, and the
+   predictions are written as a folder of Parquet parts.
 
 Text is read as UTF-8 (other encodings: the local engine). This is the only module that
 imports pyspark.
@@ -24,12 +32,15 @@ imports pyspark.
 
 from __future__ import annotations
 
+import functools
+import io
 import math
 import os
 import pickle
 import sys
 import tempfile
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
@@ -47,8 +58,16 @@ from ltvcast.data.io import (
     table_suffix,
 )
 from ltvcast.data.schemas import AMOUNT, CUSTOMER_ID, TIMESTAMP, CustomerData
-from ltvcast.data.validate import DEFAULT_COLUMNS, DEFAULT_OPTIONS, validate_transactions
+from ltvcast.data.validate import (
+    DEFAULT_COLUMNS,
+    DEFAULT_OPTIONS,
+    EVENTS,
+    PROFILES,
+    TRANSACTIONS,
+)
+from ltvcast.engine.buckets import RawTable, concat_parts, empty_part, sampled
 from ltvcast.engine.jobs import (
+    FIRST_ROWS,
     NUMERIC_DATE,
     BucketJob,
     Cleaned,
@@ -57,6 +76,7 @@ from ltvcast.engine.jobs import (
     check_scorable,
     clean_part,
     gather,
+    with_kinds,
 )
 from ltvcast.engine.partition import BLANKS, MISSING, ROW, numbered
 from ltvcast.engine.plan import BUCKET_ROWS
@@ -67,7 +87,7 @@ from ltvcast.timeframe import Horizon
 try:
     from pyspark import SparkContext, SparkFiles
     from pyspark.errors import AnalysisException
-    from pyspark.sql import DataFrame, SparkSession
+    from pyspark.sql import Column, DataFrame, SparkSession
     from pyspark.sql import functions as F
 except ImportError:  # pragma: no cover - exercised in a subprocess without pyspark
     raise ConfigError(
@@ -78,6 +98,10 @@ T = TypeVar("T")
 #: Column holding a row's customer bucket.
 BUCKET = "__ltvcast_bucket"
 _RESULT = "__ltvcast_result"
+_KIND = "__ltvcast_kind"
+_BYTES = "__ltvcast_bytes"
+#: Schema of packed rows: one Parquet cell of one table's rows of one bucket.
+_PACKED = f"{BUCKET} int, {_KIND} string, {_BYTES} binary"
 #: Bits of ``monotonically_increasing_id`` that count rows within a partition.
 _ROW_BITS = 33
 
@@ -108,7 +132,8 @@ def spark_session(master: str | None = None, **config: str) -> SparkSession:
 
 
 class SparkJob(BucketJob):
-    """One partitioned job over a transactions path on Spark (see the module docstring).
+    """One partitioned job over a transactions path (and events and profiles paths) on Spark
+    (see the module docstring).
 
     Parameters
     ----------
@@ -117,11 +142,14 @@ class SparkJob(BucketJob):
         files, by local path or any URI Spark reads.
     spark
         The session to run on (see :func:`spark_session`).
+    events, profiles
+        The behaviour events and customer profiles (optional, read as the transactions are),
+        bucketed by the same customer hash and cleaned with them.
     as_of, columns, options
         As for :class:`~ltvcast.engine.local.LocalJob`.
     buckets
-        Customer buckets (default: one per 500,000 rows, at least the session's default
-        parallelism).
+        Customer buckets (default: one per 500,000 rows of all tables, at least the
+        session's default parallelism).
     work_dir
         Where the saved model goes before it is shipped (default: the system's temporary
         folder).
@@ -132,6 +160,8 @@ class SparkJob(BucketJob):
         transactions: str | Path,
         *,
         spark: SparkSession,
+        events: str | Path | None = None,
+        profiles: str | Path | None = None,
         as_of: str | pd.Timestamp | None = None,
         columns: ColumnMap = DEFAULT_COLUMNS,
         options: CleaningOptions = DEFAULT_OPTIONS,
@@ -143,17 +173,21 @@ class SparkJob(BucketJob):
         if options.winsorize_quantile is not None:
             raise ConfigError(
                 "--winsorize caps amounts at a quantile of the whole table, which the "
-                "partitioned path does not compute; use --engine local --partitions 0"
+                "Spark engine does not compute; use --engine local"
             )
         super().__init__(as_of)
         self.transactions = str(transactions)
+        self.events = None if events is None else str(events)
+        self.profiles = None if profiles is None else str(profiles)
         self.spark = spark
         self.columns = columns
         self.options = options
         self.buckets = buckets
         self._work_dir = None if work_dir is None else str(work_dir)
-        self._read: DataFrame | None = None
-        self._raw: DataFrame | None = None
+        #: The tables read (persisted), by table name.
+        self._tables: dict[str, _Table] = {}
+        self._packed: DataFrame | None = None
+        self._persisted: list[DataFrame] = []
 
     def __enter__(self) -> SparkJob:
         self._tmp = tempfile.TemporaryDirectory(prefix="ltvcast-spark-", dir=self._work_dir)
@@ -166,8 +200,8 @@ class SparkJob(BucketJob):
         exc: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
-        if self._read is not None:
-            self._read.unpersist()
+        for frame in self._persisted:
+            frame.unpersist()
         self._tmp.cleanup()
 
     @property
@@ -176,7 +210,11 @@ class SparkJob(BucketJob):
         return self.transactions
 
     def split(self) -> int:
-        """Read the rows and give each its customer bucket; the number of rows.
+        """Read the tables and put each customer's rows of all of them in one bucket; the
+        number of transaction rows.
+
+        Each table's rows of a bucket are packed into one Parquet cell (with the table's
+        name), so that a bucket's three tables meet in one task.
 
         Raises
         ------
@@ -186,71 +224,87 @@ class SparkJob(BucketJob):
             For numeric dates whose day/month order the whole column decides, unless
             ``options.date_format`` names it.
         """
-        raw, rows = _guarded(self.source, lambda: read_raw(self.spark, self.source))
-        self._read = raw = raw.persist()
-        customer = self.columns.source("customer")
-        if customer not in raw.columns:  # the validator's own message, from the first rows
-            validate_transactions(_raw_rows(raw.limit(5).toPandas()), self.source, self.columns)
-            raise SchemaError(f"{self.source}: required column '{customer}' not found")
-        if not rows:
-            raise SchemaError(f"{self.source}: file has no data rows")
-        time = self.columns.source("time")
-        kinds = dict(raw.dtypes)
-        if self.options.date_format is None and kinds.get(time) == "string":
-            column = F.col(_quoted(time))
-            numeric = raw.select(column.alias("v")).where(F.trim(column).rlike(NUMERIC_DATE))
-            texts = numeric.distinct().toPandas()["v"]
-            check_date_order(self.source, time, texts)
+        given = {TRANSACTIONS: self.transactions, EVENTS: self.events, PROFILES: self.profiles}
+        for table, path in given.items():
+            if path is not None:
+                self._tables[table] = self._read(table, path)
         if self.buckets is None:
             parallel = self.spark.sparkContext.defaultParallelism
+            rows = sum(t.rows for t in self._tables.values())
             self.buckets = max(parallel, math.ceil(rows / BUCKET_ROWS))
-        key = F.col(_quoted(customer))
-        if kinds[customer] == "string":
-            stripped = F.regexp_replace(key, f"^[{BLANKS}]+|[{BLANKS}]+$", "")
-            key = F.regexp_replace(stripped, r"^(-?[0-9]+)\.0+$", "$1")
-        bucket = F.pmod(F.xxhash64(key), F.lit(self.buckets)).cast("int")
-        self._raw = raw.withColumn(BUCKET, bucket).repartition(self.buckets, BUCKET)
-        return rows
+        customer = self.columns.source("customer")
+        packed = [
+            _packed(t.frame, table, customer, self.buckets) for table, t in self._tables.items()
+        ]
+        union = functools.reduce(DataFrame.unionByName, packed)
+        self._packed = union.repartition(self.buckets, BUCKET).persist()
+        self._persisted.append(self._packed)
+        return self._tables[TRANSACTIONS].rows
+
+    def _read(self, table: str, path: str) -> _Table:
+        """Table ``table`` read from ``path``, refused as the local job refuses it."""
+        raw, rows = _guarded(path, lambda: read_raw(self.spark, path))
+        raw = raw.persist()
+        self._persisted.append(raw)
+        first = _raw_rows(raw.where(F.col(ROW) <= FIRST_ROWS).toPandas())
+        empty = empty_part(table, first, path, self.columns, self.options) if len(first) else first
+        customer = self.columns.source("customer")
+        if customer not in raw.columns:
+            raise SchemaError(f"{path}: required column '{customer}' not found")
+        if not rows:
+            raise SchemaError(f"{path}: file has no data rows")
+        time = self.columns.source("time")
+        if (
+            table != PROFILES
+            and self.options.date_format is None
+            and dict(raw.dtypes).get(time) == "string"
+        ):
+            column = F.col(_quoted(time))
+            numeric = raw.select(column.alias("v")).where(F.trim(column).rlike(NUMERIC_DATE))
+            check_date_order(path, time, numeric.distinct().toPandas()["v"])
+        return _Table(path, raw, rows, empty)
 
     def clean(self, *, summarise: bool = True, with_litt: bool = False) -> CleaningReport:
         """Validate, clean and summarise every bucket on the executors; the merged report of
-        the whole table (:meth:`LocalJob.clean <ltvcast.engine.local.LocalJob.clean>`).
+        the whole tables (:meth:`LocalJob.clean <ltvcast.engine.local.LocalJob.clean>`).
 
         Raises
         ------
         SchemaError
-            When the in-memory path would refuse the table, or a bucket, as the local job
+            When the in-memory path would refuse a table, or a bucket, as the local job
             would (the first bucket's error).
+        ConfigError
+            For a profile column typed apart by the buckets
+            (:func:`~ltvcast.engine.jobs.agreed_kinds`).
         """
-        raw = self._rows()
-        source, columns, options = self.source, self.columns, self.options
+        columns, options = self.columns, self.options
         as_of = self._bucket_as_of()
 
-        def clean(frame: pd.DataFrame) -> pd.DataFrame:
-            bucket = int(frame[BUCKET].iloc[0])
+        def clean(bucket: int, raw: dict[str, RawTable]) -> pd.DataFrame:
             result: Cleaned | LTVError
             try:
                 _, result = clean_part(
-                    _raw_rows(frame.drop(columns=BUCKET)),
-                    source,
-                    columns,
-                    options,
-                    as_of,
-                    summarise=summarise,
-                    with_litt=with_litt,
+                    raw, columns, options, as_of, summarise=summarise, with_litt=with_litt
                 )
             except LTVError as err:
                 result = err
             return pd.DataFrame({BUCKET: [bucket], _RESULT: [pickle.dumps(result)]})
 
-        schema = f"{BUCKET} int, {_RESULT} binary"
-        parts = raw.groupBy(BUCKET).applyInPandas(clean, schema)
-        rows = parts.toPandas().sort_values(BUCKET)
-        done = [pickle.loads(blob) for blob in rows[_RESULT]]
+        rows = self._map(clean, f"{BUCKET} int, {_RESULT} binary").toPandas()
+        for table in self._tables.values():  # packed and cached now (a lost part is read again)
+            table.frame.unpersist()
+        done = [pickle.loads(blob) for blob in rows.sort_values(BUCKET)[_RESULT]]
         for result in done:
             if isinstance(result, LTVError):
                 raise result
-        self._gathered = gather(done, self.source, as_of, summarise=summarise)
+        self._gathered = gather(
+            done,
+            self.source,
+            as_of,
+            summarise=summarise,
+            events=self.events,
+            profiles=self.profiles,
+        )
         return self._gathered.report
 
     def predict(
@@ -269,7 +323,9 @@ class SparkJob(BucketJob):
         Raises
         ------
         ConfigError
-            For a model that is not a BTYD model, or an ``out`` that names a CSV file.
+            For a model not scored bucket by bucket
+            (:func:`~ltvcast.engine.jobs.check_scorable`), or an ``out`` that names a CSV
+            file.
         """
         check_scorable(scoring)
         target = str(out)
@@ -278,31 +334,22 @@ class SparkJob(BucketJob):
                 f"{target}: the Spark engine writes a folder of Parquet parts; give a name "
                 "without a suffix or ending in .parquet"
             )
-        raw = self._rows()
-        when = self.as_of
+        when, kinds = self.as_of, self._done().kinds
         folder = Path(tempfile.mkdtemp(prefix="ltvcast-model-", dir=self.root))
         scoring.save(folder)
         self.spark.sparkContext.addFile(str(folder), recursive=True)
         name = folder.name
         empty = _probe(scoring, when, horizons, discount_rate).iloc[:0]
-        source, columns, options = self.source, self.columns, self.options
+        columns, options = self.columns, self.options
 
-        def score(frame: pd.DataFrame) -> pd.DataFrame:
-            data, done = clean_part(
-                _raw_rows(frame.drop(columns=BUCKET)),
-                source,
-                columns,
-                options,
-                when,
-                summarise=False,
-                with_litt=False,
-            )
-            if done.first is None or not len(data.until(when).customers()):
+        def score(bucket: int, raw: dict[str, RawTable]) -> pd.DataFrame:
+            data = _cleaned(raw, columns, options, kinds)
+            if data is None or not len(data.until(when).customers()):
                 return empty
             model = load_scoring_model(SparkFiles.get(name))
             return model.predict(data, when, horizons=horizons, discount_rate=discount_rate)
 
-        predictions = raw.groupBy(BUCKET).applyInPandas(score, _spark_schema(empty))
+        predictions = self._map(score, _spark_schema(empty))
         _guarded(target, lambda: predictions.write.mode("overwrite").parquet(target))
         written = self.spark.read.parquet(target)
         totals = written.agg(F.count(F.lit(1)), F.sum("predicted_value")).first()
@@ -310,10 +357,131 @@ class SparkJob(BucketJob):
         total = float(totals[1]) if totals and totals[1] is not None else 0.0
         return Predicted(Path(target), customers, total, when)
 
-    def _rows(self) -> DataFrame:
-        if self._raw is None:
+    def _sample(self, cut: int | None) -> CustomerData:
+        """The sampled customers' cleaned rows up to the as-of, filtered on the executors
+        and collected here as Parquet cells (see :meth:`BucketJob._sample
+        <ltvcast.engine.jobs.BucketJob._sample>`)."""
+        when, kinds = self.as_of, self._done().kinds
+        columns, options = self.columns, self.options
+
+        def sample(bucket: int, raw: dict[str, RawTable]) -> pd.DataFrame:
+            data = _cleaned(raw, columns, options, kinds)
+            if data is None:
+                return pd.DataFrame({BUCKET: [], _KIND: [], _BYTES: []})
+            part = sampled(data.until(when), cut)
+            tables = {TRANSACTIONS: part.transactions, EVENTS: part.events, PROFILES: part.profiles}
+            given = {table: frame for table, frame in tables.items() if frame is not None}
+            return pd.DataFrame(
+                {
+                    BUCKET: bucket,
+                    _KIND: list(given),
+                    _BYTES: [_parquet_bytes(frame) for frame in given.values()],
+                }
+            )
+
+        rows = self._map(sample, _PACKED).toPandas().sort_values([BUCKET, _KIND])
+        parts = []
+        for _, cells in rows.groupby(BUCKET, sort=True):
+            frames = _frames(cells)
+            data = CustomerData(frames[TRANSACTIONS], frames.get(EVENTS), frames.get(PROFILES))
+            parts.append(with_kinds(data, kinds))
+        return concat_parts(parts)
+
+    def _map(
+        self, fn: Callable[[int, dict[str, RawTable]], pd.DataFrame], schema: str
+    ) -> DataFrame:
+        """``fn(bucket, raw tables)`` of every bucket with rows, as rows of ``schema``: its
+        tables unpacked (:func:`_unpacked`), in one task. ``fn`` must not hold the job (it
+        travels to the executors)."""
+        if self._packed is None:
             raise ConfigError("SparkJob: call split() first")
-        return self._raw
+        tables = {table: (t.source, t.empty) for table, t in self._tables.items()}
+
+        def run(cells: pd.DataFrame) -> pd.DataFrame:
+            return fn(int(cells[BUCKET].iloc[0]), _unpacked(cells, tables))
+
+        return self._packed.groupBy(BUCKET).applyInPandas(run, schema)
+
+
+@dataclass(frozen=True)
+class _Table:
+    """A table read: its path, its rows with :data:`~ltvcast.engine.partition.ROW`
+    (persisted), how many, and its canonical empty table
+    (:func:`~ltvcast.engine.buckets.empty_part`)."""
+
+    source: str
+    frame: DataFrame
+    rows: int
+    empty: pd.DataFrame
+
+
+def bucket_of(frame: DataFrame, customer: str, buckets: int) -> Column:
+    """The customer bucket of each row of ``frame``: ``xxhash64`` of column ``customer`` as
+    validation reads ids (text, ASCII blanks stripped, the ``.0`` of a whole number
+    dropped) mod ``buckets``, so that every table of one customer agrees whatever its
+    column's type."""
+    key = F.col(_quoted(customer))
+    kind = dict(frame.dtypes)[customer]
+    if kind in ("float", "double") or kind.startswith("decimal"):
+        key = F.when(key == F.floor(key), key.cast("bigint").cast("string")).otherwise(
+            key.cast("string")
+        )
+    elif kind != "string":
+        key = key.cast("string")
+    stripped = F.regexp_replace(key, f"^[{BLANKS}]+|[{BLANKS}]+$", "")
+    key = F.regexp_replace(stripped, r"^(-?[0-9]+)\.0+$", "$1")
+    return F.pmod(F.xxhash64(key), F.lit(buckets)).cast("int")
+
+
+def _packed(frame: DataFrame, table: str, customer: str, buckets: int) -> DataFrame:
+    """The rows of ``table`` as one Parquet cell per customer bucket (:data:`_PACKED`)."""
+    bucketed = frame.withColumn(BUCKET, bucket_of(frame, customer, buckets))
+
+    def pack(rows: pd.DataFrame) -> pd.DataFrame:
+        bucket = int(rows[BUCKET].iloc[0])
+        cell = _parquet_bytes(rows.drop(columns=BUCKET))
+        return pd.DataFrame({BUCKET: [bucket], _KIND: [table], _BYTES: [cell]})
+
+    return bucketed.repartition(buckets, BUCKET).groupBy(BUCKET).applyInPandas(pack, _PACKED)
+
+
+def _unpacked(
+    cells: pd.DataFrame, tables: dict[str, tuple[str, pd.DataFrame]]
+) -> dict[str, RawTable]:
+    """One bucket's raw tables from its cells, each with its source's name: the table's
+    canonical empty frame where none of its rows fell into the bucket."""
+    given = _frames(cells)
+    return {
+        table: (_raw_rows(given[table]) if table in given else empty, source)
+        for table, (source, empty) in tables.items()
+    }
+
+
+def _frames(cells: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """The tables of one bucket's packed cells (:data:`_PACKED`), by table name."""
+    return {
+        table: pd.read_parquet(io.BytesIO(cell))
+        for table, cell in zip(cells[_KIND], cells[_BYTES], strict=True)
+    }
+
+
+def _cleaned(
+    raw: dict[str, RawTable],
+    columns: ColumnMap,
+    options: CleaningOptions,
+    kinds: dict[str, bool | None],
+) -> CustomerData | None:
+    """One bucket cleaned, its profiles of the whole table's ``kinds`` (``None``: no row
+    left), as the local job keeps it to score and sample."""
+    data, done = clean_part(raw, columns, options, None, summarise=False, with_litt=False)
+    return None if done.first is None else with_kinds(data, kinds)
+
+
+def _parquet_bytes(frame: pd.DataFrame) -> bytes:
+    """``frame`` as the bytes of a Parquet file (without its index)."""
+    buffer = io.BytesIO()
+    frame.to_parquet(buffer, index=False)
+    return buffer.getvalue()
 
 
 def read_raw(spark: SparkSession, path: str) -> tuple[DataFrame, int]:
