@@ -5,6 +5,7 @@ Usage::
     python bench/run.py                      # everything
     python bench/run.py --protocols cdnow_13w --models btyd,lifetimes
     python bench/run.py --skip-extra         # only the accuracy protocols
+    python bench/run.py --full               # everything, with the 10M-customer curve
 
 Each (protocol, model) pair runs in its own process (bench/_one.py) so that its peak memory
 is its own. Rows are kept in bench/results.json; a partial run replaces only the rows it
@@ -12,7 +13,8 @@ measured (each row records when), and results.md is rebuilt from all of them.
 The extra benchmarks (simulator scale, seq model speed, service load, value intervals,
 profile covariates, next best items, whole processes by store size; the service at 1M
 customers is ``bench_service.py --scale``) are separate scripts whose markdown lands in
-bench/out/ and is appended here.
+bench/out/ and is appended here; ``--full`` also runs the curve up to 10M customers
+(:data:`FULL_ONLY`; without it its last output is appended).
 """
 
 from __future__ import annotations
@@ -56,8 +58,13 @@ EXTRA = (
     ("bench_service.py --scale", "service_scale.md"),
     ("bench_intervals.py", "intervals.md"),
     ("bench_scale.py --spark --events 200000,1000000", "scale.md"),
+    ("bench_scale.py --sizes 100000,1000000 --full --no-cdnow --repeat 1 --out scale_10m.md",
+     "scale_10m.md"),
     ("sample_curve.py", "sample_curve.md"),
-)
+)  # fmt: skip
+#: Extras run only with ``--full`` (the 10M-customer curve: too long for every ``make
+#: bench``); their last output is appended either way.
+FULL_ONLY = ("scale_10m.md",)
 
 
 def run_one(protocol: str, model: str, timeout: int) -> dict[str, object]:
@@ -153,6 +160,9 @@ def main() -> None:
     parser.add_argument(
         "--skip-extra", action="store_true", help="reuse bench/out/*.md from the last run"
     )
+    parser.add_argument(
+        "--full", action="store_true", help="also run the extras of FULL_ONLY (10M customers)"
+    )
     args = parser.parse_args()
 
     store = HERE / "results.json"
@@ -195,8 +205,10 @@ def main() -> None:
     (HERE / "out").mkdir(exist_ok=True)
     for command, md in EXTRA:
         script, *flags = command.split()
-        if not args.skip_extra and (HERE / script).exists():
-            subprocess.run([sys.executable, str(HERE / script), *flags], check=False, timeout=1800)
+        runs = not args.skip_extra and (args.full or md not in FULL_ONLY)
+        if runs and (HERE / script).exists():
+            limit = 3600 if md in FULL_ONLY else 1800
+            subprocess.run([sys.executable, str(HERE / script), *flags], check=False, timeout=limit)
         if (HERE / "out" / md).exists():  # with --skip-extra: the last run's output
             out.append("\n" + (HERE / "out" / md).read_text(encoding="utf-8"))
     (HERE / "results.md").write_text("".join(out), encoding="utf-8")

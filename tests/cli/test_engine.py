@@ -71,6 +71,7 @@ def test_small_inputs_run_in_memory_by_default(
         (["--model", "auto"], "auto needs the whole table in memory: use --partitions 0"),
         (["--model", "btyd", "--events", "s3a://b/x.csv", "--engine", "spark"], "local paths"),
         (["--model", "seq", "--engine", "spark"], "use --engine local --partitions 0"),
+        (["--model", "btyd", "--winsorize", "0.99", "--engine", "spark"], "--winsorize runs on"),
     ],
 )
 def test_what_cannot_run_partitioned_is_one_line(

@@ -221,6 +221,43 @@ def test_backtest_as_local(spark: Any, shop: dict[str, Path]) -> None:
     assert on_spark.results[2].error is not None and "whole table" in on_spark.results[2].error
 
 
+def test_tables_of_numeric_and_text_ids_meet_in_one_bucket(spark: Any, tmp_path: Path) -> None:
+    """Integer ids in Parquet transactions and text ids (blanks, a ``.0``) in CSV events: each
+    customer's rows share a bucket, so Spark scores every customer once, as locally."""
+    from ltvcast.engine import LocalJob, SparkJob
+
+    ids = list(range(1, 41))
+    tx = tmp_path / "tx.parquet"
+    pd.DataFrame(
+        {
+            "customer_id": [i for i in ids for _ in range(2)],
+            "timestamp": [f"2024-0{1 + k * 3}-{1 + i % 20:02d}" for i in ids for k in range(2)],
+            "amount": [float(5 + i % 7) for i in ids for _ in range(2)],
+        }
+    ).to_parquet(tx)
+    events = tmp_path / "events.csv"
+    texts = [f" {i}" if i % 3 == 0 else f"{i}.0" if i % 3 == 1 else str(i) for i in [*ids, 99]]
+    events.write_text(
+        "customer_id,timestamp,event_type\n"
+        + "".join(f"{t},2024-05-{1 + n % 20:02d},view\n" for n, t in enumerate(texts))
+    )
+    runs = []
+    for job, out in [
+        (SparkJob(tx, spark=spark, events=events, options=NOW, buckets=3), tmp_path / "s"),
+        (LocalJob(tx, events=events, options=NOW, buckets=7, workers=1), tmp_path / "l.parquet"),
+    ]:
+        with job:
+            job.split()
+            report = job.clean()
+            job.predict(job.train("btyd", parse_horizon("30d")), out)
+        runs.append((report.lines(), pd.read_parquet(out).sort_values("customer_id")))
+    assert runs[0][0] == runs[1][0]
+    assert len(runs[0][1]) == 41  # the 40 buyers and the one with events only
+    pd.testing.assert_frame_equal(
+        runs[0][1].reset_index(drop=True), runs[1][1].reset_index(drop=True), rtol=1e-9, atol=0.0
+    )
+
+
 def test_bad_paths_are_one_line(spark: Any, tmp_path: Path) -> None:
     from ltvcast.engine import SparkJob
 

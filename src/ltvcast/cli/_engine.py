@@ -218,11 +218,13 @@ def _refusal(inputs: Inputs, model: str | None, scoring: ScoringModel | None) ->
 
 
 def _spark_refusal(inputs: Inputs) -> str | None:
-    """Why the command cannot run on Spark (beyond :func:`_refusal`), or ``None``: events
-    and profiles are read from local paths (a URI's ``//`` is lost in a path; only the
-    transactions argument keeps it)."""
+    """Why the command cannot run on Spark (beyond :func:`_refusal`), or ``None``: amounts
+    are not capped (``--winsorize``), and events and profiles are read from local paths (a
+    URI's ``//`` is lost in a path; only the transactions argument keeps it)."""
     from urllib.parse import urlparse
 
+    if inputs.options.winsorize_quantile is not None:
+        return "--winsorize runs on --engine local (the Spark engine does not cap amounts)"
     for flag, path in (("--events", inputs.events), ("--profiles", inputs.profiles)):
         if path is not None and urlparse(str(path)).scheme not in ("", "file"):
             return (

@@ -62,8 +62,9 @@ HorizonsOpt = Annotated[
     str | None,
     typer.Option(
         "--horizons",
-        help="Also forecast these horizons from the one model (BTYD models), e.g. "
-        "30d,90d,365d: purchases_H, value_H and p_alive_H (P(alive) at as-of + H) columns.",
+        help="Also forecast these horizons from the one model (BTYD models and seq), e.g. "
+        "30d,90d,365d: purchases_H, value_H and p_alive_H (P(alive) at as-of + H; seq: "
+        "p_active_H) columns.",
     ),
 ]
 IntervalsOpt = Annotated[
@@ -445,10 +446,10 @@ def _extras_request(
         return extras
     cls = forecaster_class(model)
     btyd = issubclass(cls, BTYDForecaster)
-    if extras.curves and not btyd:
+    if extras.curves and not hasattr(cls, "predict_curve"):
         raise ConfigError(
             f"--horizons and --discount-rate need a BTYD model (btyd, btyd_cal, pnbd, bgcnbd, "
-            f"mbgcnbd), whose one fit gives every horizon; {model} learns one horizon only"
+            f"mbgcnbd) or seq, whose one fit gives every horizon; {model} learns one horizon only"
         )
     if intervals and not (btyd or cls.has_quantiles):
         raise ConfigError(

@@ -174,7 +174,7 @@ class SparkJob(BucketJob):
         if options.winsorize_quantile is not None:
             raise ConfigError(
                 "--winsorize caps amounts at a quantile of the whole table, which the "
-                "partitioned path does not compute; use --engine local --partitions 0"
+                "Spark engine does not compute; use --engine local"
             )
         super().__init__(as_of)
         self.transactions = str(transactions)
@@ -292,6 +292,8 @@ class SparkJob(BucketJob):
             return pd.DataFrame({BUCKET: [bucket], _RESULT: [pickle.dumps(result)]})
 
         rows = self._map(clean, f"{BUCKET} int, {_RESULT} binary").toPandas()
+        for table in self._tables.values():  # packed and cached now (a lost part is read again)
+            table.frame.unpersist()
         done = [pickle.loads(blob) for blob in rows.sort_values(BUCKET)[_RESULT]]
         for result in done:
             if isinstance(result, LTVError):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import pandas as pd
 
@@ -29,6 +29,27 @@ from ltvcast.timeframe import Horizon, parse_as_of, parse_horizons
 
 if TYPE_CHECKING:
     from ltvcast.models.btyd import BTYDForecaster
+
+
+@runtime_checkable
+class CurveForecaster(Protocol):
+    """A forecaster that gives forecasts at several horizons from one fitted model: BTYD
+    models (:meth:`~ltvcast.models.btyd.BTYDForecaster.predict_curve`) and ``seq``
+    (:meth:`~ltvcast.models.seq.estimator.SeqForecaster.predict_curve`)."""
+
+    def predict_curve(
+        self,
+        data: CustomerData,
+        as_of: pd.Timestamp,
+        horizons: Sequence[Horizon],
+        *,
+        discount_rate: float | None = None,
+    ) -> pd.DataFrame:
+        """Per customer (index ``customer_id``), ``purchases_H``, ``value_H`` (non-decreasing
+        in ``H``), a probability ``p_alive_H`` or ``p_active_H`` and with a
+        ``discount_rate`` ``discounted_value_H`` per horizon ``H``."""
+        ...
+
 
 #: The segment of customers scored without cuts (see :meth:`ScoringModel.cuts_for`).
 UNSEGMENTED = "unsegmented"
@@ -125,7 +146,7 @@ class ScoringModel:
         when = self.resolve_as_of(data, as_of)
         out = self.forecaster.predict(data, when) if base is None else base
         if intervals and not set(QUANTILE_COLUMNS) <= set(out.columns):
-            bands = self._curves("prediction intervals").value_intervals(data, when)
+            bands = self._btyd("prediction intervals").value_intervals(data, when)
             out = out.join(bands[list(QUANTILE_COLUMNS)], on=CUSTOMER_ID)
         if horizons is None and discount_rate is None:
             return out
@@ -142,17 +163,25 @@ class ScoringModel:
         *,
         discount_rate: float | None = None,
     ) -> pd.DataFrame:
-        """Per customer, expected purchases, value, P(alive) (and discounted value) at each
-        of ``horizons``, from the one fitted model: see
-        :meth:`~ltvcast.models.btyd.BTYDForecaster.predict_curve`.
+        """Per customer, expected purchases, value, P(alive) or P(active) (and discounted
+        value) at each of ``horizons``, from the one fitted model (a :class:`CurveForecaster`):
+        see :meth:`~ltvcast.models.btyd.BTYDForecaster.predict_curve` and
+        :meth:`~ltvcast.models.seq.estimator.SeqForecaster.predict_curve`.
 
         Raises
         ------
         ConfigError
-            When the model forecasting is not a BTYD model (others learn one horizon).
+            When the model forecasting gives no curve (it learns one horizon), or a horizon
+            is beyond the longest it was trained for.
         """
         when = self.resolve_as_of(data, as_of)
-        return self._curves("horizon curves").predict_curve(
+        chosen = self.forecaster.chosen
+        if not isinstance(chosen, CurveForecaster):
+            raise ConfigError(
+                f"horizon curves need a BTYD model (btyd, btyd_cal, pnbd, bgcnbd, mbgcnbd) or "
+                f"seq; {chosen.name} gives one expected value for its {self.horizon} horizon"
+            )
+        return chosen.predict_curve(
             data, when, parse_horizons(horizons), discount_rate=discount_rate
         )
 
@@ -172,7 +201,7 @@ class ScoringModel:
         ConfigError
             When the model forecasting is not a BTYD model.
         """
-        return self._curves("new-customer forecasts").new_customer(
+        return self._btyd("new-customer forecasts").new_customer(
             parse_horizons(horizons or (self.horizon,)),
             discount_rate=discount_rate,
             profile=profile,
@@ -181,9 +210,9 @@ class ScoringModel:
     def coefficient_table(self) -> pd.DataFrame:
         """The covariates' effects, with standard errors: see
         :meth:`~ltvcast.models.btyd.BTYDForecaster.coefficient_table`."""
-        return self._curves("coefficient tables").coefficient_table()
+        return self._btyd("coefficient tables").coefficient_table()
 
-    def _curves(self, what: str) -> BTYDForecaster:
+    def _btyd(self, what: str) -> BTYDForecaster:
         """The BTYD forecaster making the forecasts, or :class:`ConfigError` naming ``what``."""
         from ltvcast.models.btyd import BTYDForecaster
 

@@ -42,7 +42,7 @@ def add_details(
 
 
 #: Quantities of a curve point, as the curve columns name them.
-_CURVE = ("purchases", "value", "p_alive", "discounted_value")
+_CURVE = ("purchases", "value", "p_alive", "p_active", "discounted_value")
 
 
 def _curve_points(row: pd.Series, horizons: Sequence[Horizon]) -> list[CurvePoint]:

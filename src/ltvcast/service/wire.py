@@ -110,12 +110,16 @@ class Driver(BaseModel):
 
 
 class CurvePoint(BaseModel):
-    """The forecast over ``(as_of, as_of + horizon]`` from the one fitted BTYD model."""
+    """The forecast over ``(as_of, as_of + horizon]`` from the one fitted model (BTYD or
+    seq)."""
 
     horizon: str
     purchases: float = Field(description="Expected repeat purchases.")
     value: float = Field(description="Their expected value.")
-    p_alive: float = Field(description="P(alive) at as_of + horizon.")
+    p_alive: float | None = Field(None, description="P(alive) at as_of + horizon (BTYD).")
+    p_active: float | None = Field(
+        None, description="P(a purchase in (as_of, as_of + horizon]) (seq)."
+    )
     discounted_value: float | None = Field(
         None, description="Value with continuous annual discounting (with discount_rate)."
     )

@@ -18,7 +18,7 @@ from ltvcast.exceptions import ArtifactError, ConfigError, InsufficientDataError
 from ltvcast.models.seq.estimator import SeqForecaster
 from ltvcast.pipeline import fit_forecaster
 from ltvcast.scoring.artifacts import load_model, save_model
-from ltvcast.timeframe import parse_horizon
+from ltvcast.timeframe import parse_horizon, parse_horizons
 
 START = pd.Timestamp("2024-01-01")
 AS_OF = pd.Timestamp("2024-06-30 23:59:59")
@@ -117,7 +117,7 @@ def test_saved_state_is_keyed_by_name(
     assert (tmp_path / "m" / "seq_weights.safetensors").is_file()
     loaded, manifest = load_model(tmp_path / "m")
     state = manifest["state"]
-    assert state["mode"] == "direct" and state["stride"] == 2 and state["state_version"] == 3
+    assert state["mode"] == "direct" and state["stride"] == 2 and state["state_version"] == 4
     assert list(state["scalers"]["steps"])[:3] == ["purchases", "log_spend", "event:view"]
     assert list(state["scalers"]["numeric"]) == ["profile_age"]
     assert loaded.get_params() == fitted.get_params()
@@ -139,7 +139,7 @@ def test_artifacts_of_another_layout_are_refused(fitted: SeqForecaster, tmp_path
     # an artifact of the positional scalers (no state version) must be retrained
     save_model(fitted, tmp_path / "old")
     _edit_state(tmp_path / "old", lambda state: state.pop("state_version"))
-    with pytest.raises(ArtifactError, match=r"state version 1; this version reads 3.*retrain it"):
+    with pytest.raises(ArtifactError, match=r"state version 1; this version reads 4.*retrain it"):
         load_model(tmp_path / "old")
 
 
@@ -319,3 +319,61 @@ def test_the_ziln_value_without_aggregates(data: CustomerData) -> None:
     assert total == pytest.approx(btyd, rel=1e-4)
     with pytest.raises(ConfigError, match="network_value must be one of purchases, ziln"):
         SeqForecaster(network_value="gbdt").fit(data, AS_OF, SIX_WEEKS)
+
+
+def test_curve_is_monotone_from_one_model_with_its_own_forecast(
+    fitted: SeqForecaster, data: CustomerData, tmp_path: Path
+) -> None:
+    assert [str(h) for h in fitted.curve_horizons_] == ["30d", "6w", "90d"]
+    spans = parse_horizons("7d,30d,6w,60d,90d")
+    curve = fitted.predict_curve(data, AS_OF, spans, discount_rate=0.1)
+    pred = fitted.predict(data, AS_OF).set_index("customer_id")
+    assert curve.index.name == "customer_id" and set(curve.index) == set(pred.index)
+    own = curve.reindex(pred.index)
+    np.testing.assert_allclose(own["value_6w"], pred["predicted_value"], rtol=1e-9)
+    np.testing.assert_allclose(own["purchases_6w"], pred["predicted_purchases"], rtol=1e-9)
+    np.testing.assert_allclose(own["p_active_6w"], pred["p_active"], rtol=1e-9)
+    for name in ("purchases", "value", "p_active", "discounted_value"):
+        table = curve[[f"{name}_{h}" for h in spans]].to_numpy()
+        assert (np.diff(table, axis=1) >= -1e-9).all(), name
+    assert (curve["value_90d"] > curve["value_6w"]).mean() > 0.9  # the steps add something
+    assert (curve["discounted_value_90d"] < curve["value_90d"]).all()
+    with pytest.raises(ConfigError, match="trained for is 90d; it has no forecast for 180d"):
+        fitted.predict_curve(data, AS_OF, parse_horizons("30d,180d"))
+    # no data after the as-of reaches it, and the saved heads give the same curve
+    later = CustomerData(_store(seed=9).transactions.assign(
+        timestamp=lambda t: t["timestamp"] + pd.Timedelta(days=200)))  # fmt: skip
+    merged = CustomerData(pd.concat([data.transactions, later.transactions]), data.events,
+                          data.profiles)  # fmt: skip
+    pd.testing.assert_frame_equal(fitted.predict_curve(merged, AS_OF, spans, discount_rate=0.1),
+                                  curve)  # fmt: skip
+    save_model(fitted, tmp_path / "m")
+    loaded, _ = load_model(tmp_path / "m")
+    pd.testing.assert_frame_equal(loaded.predict_curve(data, AS_OF, spans, discount_rate=0.1),
+                                  curve)  # fmt: skip
+
+
+def test_rollout_curve_is_its_own_horizon(data: CustomerData) -> None:
+    as_of = pd.Timestamp("2024-03-31 23:59:59")
+    model = SeqForecaster(**{**TINY, "epochs": 2}).fit(data, as_of, parse_horizon("26w"))
+    assert model.mode_ == "rollout" and [str(h) for h in model.curve_horizons_] == ["26w"]
+    curve = model.predict_curve(data, as_of, parse_horizons("13w,26w"))
+    pred = model.predict(data, as_of).set_index("customer_id")
+    np.testing.assert_allclose(curve.loc[pred.index, "value_26w"], pred["predicted_value"])
+    np.testing.assert_allclose(curve["value_13w"], curve["value_26w"] / 2)
+    with pytest.raises(ConfigError, match="trained for is 26w"):
+        model.predict_curve(data, as_of, parse_horizons("1y"))
+
+
+def test_negative_binomial_counts_learn_a_size_and_round_trip(
+    data: CustomerData, tmp_path: Path
+) -> None:
+    model = SeqForecaster(**{**TINY, "epochs": 3, "count_loss": "negbin"})
+    model.fit(data, AS_OF, SIX_WEEKS)
+    sizes = model.networks_[0].log_dispersion
+    assert sizes is not None and sizes.shape == (3,) and bool((sizes != 0).any())
+    save_model(model, tmp_path / "nb")
+    loaded, _ = load_model(tmp_path / "nb")
+    pd.testing.assert_frame_equal(loaded.predict(data, AS_OF), model.predict(data, AS_OF))
+    with pytest.raises(ConfigError, match="count_loss must be one of poisson, negbin"):
+        SeqForecaster(count_loss="hurdle").fit(data, AS_OF, SIX_WEEKS)

@@ -61,11 +61,11 @@ def test_origin_columns_are_spread_and_keep_the_latest() -> None:
 def test_btyd_at_an_origin_reads_no_later_data(data: CustomerData) -> None:
     batch = period_matrix(data, AS_OF, period_days=7, n_periods=26)
     columns = np.array([9, 17])
-    forecasts, fitted = btyd_origins(data, batch.period_ends, batch.customers, columns, HORIZON)
+    forecasts, _, fitted = btyd_origins(data, batch.period_ends, batch.customers, columns, HORIZON)
     assert fitted[columns].all() and fitted.sum() == 2
     origin = batch.period_ends[9] - pd.Timedelta(1, "ns")
     cut = data.until(origin)  # nothing after column 9's origin
-    again, _ = btyd_origins(cut, batch.period_ends, batch.customers, columns[:1], HORIZON)
+    again, _, _ = btyd_origins(cut, batch.period_ends, batch.customers, columns[:1], HORIZON)
     np.testing.assert_array_equal(again[:, 9], forecasts[:, 9])
     # the same numbers as btyd_cal fitted at that origin on its own
     own = fit_btyd(data, origin, HORIZON).predict(data, origin).set_index("customer_id")

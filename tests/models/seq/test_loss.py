@@ -9,6 +9,7 @@ from scipy import special, stats
 
 from ltvcast.models.seq.loss import (
     inverse_softplus,
+    negbin_nll,
     poisson_nll,
     ziln_loss,
     ziln_mean,
@@ -81,3 +82,19 @@ def test_inverse_softplus_undoes_softplus() -> None:
     got = inverse_softplus(torch.from_numpy(x)).numpy()
     np.testing.assert_allclose(got, np.log(np.expm1(x)), rtol=1e-12)
     np.testing.assert_allclose(np.logaddexp(0.0, got), x, rtol=1e-12)  # softplus(z) = x
+
+
+def test_negbin_nll_is_minus_scipys_log_pmf_without_the_factorial() -> None:
+    mean = np.array([0.2, 1.5, 4.0, 30.0])
+    count = np.array([0.0, 2.0, 1.0, 45.0])
+    size = np.array([0.5, 2.0, 10.0, 1.0])
+    got = negbin_nll(
+        torch.from_numpy(np.log(mean)), torch.from_numpy(count), torch.from_numpy(np.log(size))
+    ).numpy()
+    expected = -stats.nbinom.logpmf(count, size, size / (size + mean)) - special.gammaln(count + 1)
+    np.testing.assert_allclose(got, expected, rtol=1e-10)
+    # a large size is nearly the Poisson (within m^2 / r)
+    huge = negbin_nll(torch.from_numpy(np.log(mean)), torch.from_numpy(count),
+                      torch.full((4,), 14.0, dtype=torch.float64))  # fmt: skip
+    poisson = poisson_nll(torch.from_numpy(np.log(mean)), torch.from_numpy(count))
+    np.testing.assert_allclose(huge.numpy(), poisson.numpy(), atol=1e-3)

@@ -17,7 +17,11 @@ Two modes, chosen in ``fit`` and recorded in ``mode_``:
   on), amortised in one LSTM pass. Early stopping uses the latest origin, ``as_of - horizon``;
   the model learns from origins whose horizon ends by then (time-ordered), or, when the
   history is too short for that, from the other 80 % of customers. The next-period heads are
-  trained alongside as an auxiliary task.
+  trained alongside as an auxiliary task, and so is a purchase curve over ``horizons``
+  (:mod:`~ltvcast.models.seq.curve`: monotone by construction, each horizon trained where
+  its label window ends inside the training data), which :meth:`SeqForecaster.predict_curve`
+  turns into value, purchases and P(active) at each horizon, the own one's forecast
+  unchanged.
 - ``"rollout"`` (no origin leaves a full horizon, e.g. a calibration period as long as the
   horizon): the network learns the next period's purchases and spend at every period and is
   rolled forward over the horizon by simulation (:mod:`~ltvcast.models.seq.rollout`, after
@@ -39,6 +43,8 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+from collections.abc import Sequence
+from itertools import compress
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -47,22 +53,30 @@ import pandas as pd
 import torch
 from safetensors.torch import load_file, save_file
 
-from ltvcast.data.schemas import CustomerData
+from ltvcast.data.schemas import CUSTOMER_ID, CustomerData
 from ltvcast.exceptions import ArtifactError, ConfigError, InsufficientDataError
 from ltvcast.features.sequence import CONTEXT_NAMES, SequenceBatch, horizon_periods
 from ltvcast.features.windows import backtest_origins
 from ltvcast.models.base import Forecaster
 from ltvcast.models.btyd_cal import CalibratedBTYDForecaster
+from ltvcast.models.seq.curve import check_horizons, curve_columns, knots
 from ltvcast.models.seq.explain import explain_forecast
-from ltvcast.models.seq.forward import direct_forecast, resolve_device, torch_session
+from ltvcast.models.seq.forward import (
+    CURVE_RATIOS,
+    direct_forecast,
+    resolve_device,
+    torch_session,
+)
 from ltvcast.models.seq.hybrid import (
     WIDE_NAMES,
     aggregates,
     anchor,
     anchored_blend,
+    btyd_curve,
     btyd_forecast,
     btyd_origins,
     check_hybrid,
+    curve_offsets,
     fit_blend,
     fit_btyd,
     fit_wide_scaler,
@@ -86,6 +100,7 @@ from ltvcast.models.seq.rollout import ValidationRollout, simulate, validation_r
 from ltvcast.models.seq.training import (
     TrainingSettings,
     base_rates,
+    curve_means,
     direct_value_scale,
     init_heads,
     origin_targets,
@@ -94,13 +109,15 @@ from ltvcast.models.seq.training import (
     train_network,
     validation_values,
 )
-from ltvcast.timeframe import Horizon, parse_horizon
+from ltvcast.timeframe import Horizon, parse_horizon, parse_horizons
 
 WEIGHTS_FILE = "seq_weights.safetensors"
 MODES = ("direct", "rollout")
+#: Values of ``SeqForecaster.count_loss``.
+COUNT_LOSSES = ("poisson", "negbin")
 #: Version of the ``state`` this class writes; 2: scalers keyed by column name; 3: several
-#: networks (``n_seeds``) and the BTYD hybrid.
-STATE_VERSION = 3
+#: networks (``n_seeds``) and the BTYD hybrid; 4: the horizon curve.
+STATE_VERSION = 4
 #: Forecast columns that the value calibration scales.
 _VALUE_COLUMNS = ("predicted_value", "value_p10", "value_p90")
 
@@ -159,6 +176,19 @@ class SeqForecaster(Forecaster):
         on the samples alone, so few are needed.
     aux_weight
         Weight of the next-period loss in direct mode.
+    horizons
+        The purchase curve's horizons in direct mode (``None``:
+        :data:`~ltvcast.models.seq.curve.CURVE_HORIZONS`), the model's own always among
+        them; those longer than the training history are left out, and :meth:`predict_curve`
+        refuses horizons beyond the longest kept. Rollout mode forecasts its own horizon only.
+    curve_weight
+        Weight of each other horizon's purchase loss, relative to the own horizon's (each is
+        also divided by its mean purchases over the own horizon's, so that long horizons do
+        not dominate).
+    count_loss
+        Likelihood of the horizon and curve purchase counts in direct mode: ``"poisson"``
+        or ``"negbin"`` (negative binomial, one learned size per horizon; the means, and so
+        the forecasts' form, are the same).
     hybrid
         ``"btyd_residual"``: in direct mode the network also sees the calibrated BTYD
         forecast at each origin, from a BTYD model fitted on the data up to that origin, as
@@ -213,6 +243,9 @@ class SeqForecaster(Forecaster):
         mode: str = "auto",
         n_samples: int = 10,
         aux_weight: float = 0.5,
+        horizons: str | tuple[str, ...] | None = None,
+        curve_weight: float = 1.0,
+        count_loss: str = "poisson",
         hybrid: str = "btyd_residual",
         network_value: str = "purchases",
         use_aggregates: bool = True,
@@ -244,6 +277,9 @@ class SeqForecaster(Forecaster):
         self.mode = mode
         self.n_samples = n_samples
         self.aux_weight = aux_weight
+        self.horizons = horizons
+        self.curve_weight = curve_weight
+        self.count_loss = count_loss
         self.hybrid = hybrid
         self.network_value = network_value
         self.use_aggregates = use_aggregates
@@ -297,8 +333,8 @@ class SeqForecaster(Forecaster):
         )
         self.horizon_periods_ = horizon_periods(horizon, grid.period_days)
         self.inputs_, batch = fit_inputs(data, as_of, grid, use_profiles=self.use_profiles)
-        targets = origin_targets(batch, self.horizon_periods_)
         rollout = self.mode_ == "rollout"
+        t = batch.mask.shape[1]
         train, valid = split_origins(
             batch.mask,
             rollout=rollout,
@@ -307,15 +343,28 @@ class SeqForecaster(Forecaster):
             period_days=grid.period_days,
             random_state=self.random_state,
         )
+        self._fit_curve(horizon, train | valid, rollout)
+        targets = origin_targets(batch, self.horizon_periods_, self._curve_other_periods())
         self.btyd_: CalibratedBTYDForecaster | None = None
         self.hybrid_: dict[str, Any] | None = None
-        extra, btyd_at = None, None
+        extra, btyd_at, curve = None, None, None
         if self.hybrid == "btyd_residual" and not rollout:
-            train, valid, extra, btyd_at = self._fit_hybrid(
+            train, valid, wide, btyd_at, curve = self._fit_hybrid(
                 data, as_of, horizon, batch, targets, train, valid
             )
         elif self.hybrid == "btyd_residual":
             self.btyd_, self.hybrid_ = fit_btyd(data, as_of, horizon), {}
+        # the hybrid trains on the origins where BTYD could be fitted: keep the horizons
+        # that some of them label
+        kept = self._prune_curve(train | valid)
+        targets = {k: v[..., kept] if k.startswith("curve_") else v for k, v in targets.items()}
+        self.curve_steps_, curve_weights = np.zeros(0), np.zeros(0)
+        if kept.any():
+            position = self._curve_position()
+            means, self.curve_steps_ = curve_means(targets, train, position)
+            curve_weights = self.curve_weight * means[position] / np.delete(means, position)
+        if btyd_at is not None and curve is not None:
+            extra = (wide, self._offsets(btyd_at, curve[..., kept]))
         settings = TrainingSettings(
             epochs=self.epochs,
             batch_size=self.batch_size,
@@ -325,6 +374,8 @@ class SeqForecaster(Forecaster):
             rollout=rollout,
             aux_weight=self.aux_weight,
             random_state=self.random_state,
+            curve_weights=tuple(float(w) for w in curve_weights),
+            label_end=t - 1,
         )
         with self._session():
             prepared = self.inputs_.prepare(data, batch, self._device(), extra)
@@ -366,8 +417,13 @@ class SeqForecaster(Forecaster):
         """
         train, valid = origins
         network = self._build_network()
-        init_heads(network, targets, train)
-        record, aligned = train_network(network, prepared, targets, train, valid, settings)
+        init_heads(network, targets, train, self.curve_steps_)
+        # until the refit, the curve reads no label after the validation origin (unless the
+        # validation customers are held out: then they share its columns)
+        start = int(np.flatnonzero(valid.any(0)).min())
+        held_out = bool(train[:, start:].any())
+        first = dataclasses.replace(settings, label_end=settings.label_end if held_out else start)
+        record, aligned = train_network(network, prepared, targets, train, valid, first)
         scale = 1.0
         if self.calibrate and not settings.rollout:
             scale = direct_value_scale(network, prepared, aligned)
@@ -396,7 +452,7 @@ class SeqForecaster(Forecaster):
         record["value_scale"] = scale
         if self.refit:
             network = self._build_network()
-            init_heads(network, targets, train | valid)
+            init_heads(network, targets, train | valid, self.curve_steps_)
             epochs = max(1, int(record["best_epoch"]))
             refit = dataclasses.replace(settings, epochs=epochs)
             train_network(network, prepared, targets, train | valid, None, refit)
@@ -412,11 +468,14 @@ class SeqForecaster(Forecaster):
         targets: dict[str, np.ndarray],
         train: np.ndarray,
         valid: np.ndarray,
-    ) -> tuple[np.ndarray, np.ndarray, tuple[np.ndarray, np.ndarray], np.ndarray]:
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """BTYD at ``btyd_origins`` origins and at ``as_of``: the origins kept, the hybrid's
-        wide inputs and offsets of every column of ``batch``, and BTYD's forecasts there."""
+        wide inputs of every column of ``batch``, and BTYD's forecasts and purchase curve
+        (the curve's other horizons) there."""
         columns = origin_columns(np.flatnonzero((train | valid).any(0)), self.btyd_origins)
-        forecasts, fitted = btyd_origins(data, batch.period_ends, batch.customers, columns, horizon)
+        forecasts, curve, fitted = btyd_origins(
+            data, batch.period_ends, batch.customers, columns, horizon, self._curve_others()
+        )
         train, valid = train & fitted, valid & fitted
         if not train.any() or not valid.any():
             raise InsufficientDataError(
@@ -442,8 +501,7 @@ class SeqForecaster(Forecaster):
             "purchase_spend": purchase_spend(forecasts[train]),
             "btyd_origins": [f"{day:%Y-%m-%d}" for day in batch.period_ends[fitted]],
         }
-        extra = (wide_inputs(wide, scaler, self._wide_names()), residual_offsets(forecasts, base))
-        return train, valid, extra, forecasts
+        return train, valid, wide_inputs(wide, scaler, self._wide_names()), forecasts, curve
 
     def _rollout_blend(
         self, data: CustomerData, validation: ValidationRollout, scale: float
@@ -497,14 +555,109 @@ class SeqForecaster(Forecaster):
             columns = list(names[len(WIDE_NAMES) :])
             table = frame.reindex(columns=columns, fill_value=0.0).to_numpy(np.float32)
         scaler = ColumnScaler.from_dict(self.hybrid_["wide_scaler"])
-        base = tuple(float(b) for b in self.hybrid_["base"])
         wide = wide_inputs(wide_table(forecasts, table), scaler, names)
-        return wide, residual_offsets(forecasts, base)  # type: ignore[arg-type]
+        curve = btyd_curve(self.btyd_, data, as_of, customers, self._curve_others())  # type: ignore[arg-type]
+        return wide, self._offsets(forecasts, curve)
+
+    def _offsets(self, forecasts: np.ndarray, curve: np.ndarray) -> np.ndarray:
+        """The hybrid's head offsets from BTYD's ``forecasts`` (``(..., 3)``) and its
+        purchases ``curve`` at the curve's other horizons (``(..., k)``)."""
+        base = tuple(float(b) for b in self.hybrid_["base"])  # type: ignore[index]
+        own = residual_offsets(forecasts, base)  # type: ignore[arg-type]
+        if not curve.shape[-1]:
+            return own
+        position = self._curve_position()
+        full = np.insert(curve, position, forecasts[..., 1], axis=-1)
+        return np.concatenate([own, curve_offsets(full, position, self.curve_steps_)], -1)
+
+    # ------------------------------------------------------------------ curve
+    def _fit_curve(self, horizon: Horizon, origins: np.ndarray, rollout: bool) -> None:
+        """The curve's horizons and periods (direct mode; rollout: the own horizon only):
+        those that some of the ``origins`` (right-aligned mask) can label."""
+        self.curve_horizons_: tuple[Horizon, ...] = (horizon,)
+        self.curve_periods_: tuple[int, ...] = (self.horizon_periods_,)
+        if rollout:
+            return
+        self.curve_horizons_, self.curve_periods_ = knots(
+            horizon, self.horizons, self.period_days_, origins.shape[1]
+        )
+        self._prune_curve(origins)
+
+    def _prune_curve(self, origins: np.ndarray) -> np.ndarray:
+        """Keep the curve's horizons that some of the ``origins`` (right-aligned mask) can
+        label; bool over the other horizons (those kept)."""
+        t = origins.shape[1]
+        longest = t - 1 - int(np.flatnonzero(origins.any(0)).min())
+        kept = np.array([p <= longest for p in self._curve_other_periods()], dtype=bool)
+        own = self._curve_position()
+        keep = np.insert(kept, own, True)
+        self.curve_horizons_ = tuple(compress(self.curve_horizons_, keep))
+        self.curve_periods_ = tuple(compress(self.curve_periods_, keep))
+        return kept
+
+    def _curve_other_periods(self) -> tuple[int, ...]:
+        """Periods of the curve's horizons other than the model's own, shortest first."""
+        return tuple(p for p in self.curve_periods_ if p != self.horizon_periods_)
+
+    def _curve_position(self) -> int:
+        """Index of the model's own horizon among the curve's."""
+        return self.curve_periods_.index(self.horizon_periods_)
+
+    def _curve_others(self) -> tuple[Horizon, ...]:
+        """The curve's horizons other than the model's own, shortest first."""
+        position = self._curve_position()
+        return self.curve_horizons_[:position] + self.curve_horizons_[position + 1 :]
+
+    def predict_curve(
+        self,
+        data: CustomerData,
+        as_of: pd.Timestamp,
+        horizons: Sequence[Horizon],
+        *,
+        discount_rate: float | None = None,
+    ) -> pd.DataFrame:
+        """Forecasts at several horizons from the one fitted model
+        (:mod:`~ltvcast.models.seq.curve`).
+
+        Per horizon ``h``: ``purchases_h``, ``value_h`` (non-decreasing in ``h`` by
+        construction; at the model's own horizon, its forecast), ``p_active_h`` (P(a purchase
+        in ``(as_of, as_of + h]``)) and, with a ``discount_rate``, ``discounted_value_h``;
+        the mean over the seeds' networks.
+
+        Returns
+        -------
+        DataFrame
+            Indexed by ``customer_id`` (customers seen up to ``as_of``).
+
+        Raises
+        ------
+        ConfigError
+            For a horizon longer than the longest of the curve.
+        """
+        self.check_fitted()
+        check_horizons(self.curve_horizons_[-1], horizons)
+        customers, forecasts, _ = self._forecasts(data.until(as_of), as_of)
+        days = [h.days for h in self.curve_horizons_]
+        flat = np.ones((len(customers), 1))
+        tables = [
+            curve_columns(f, f.get(CURVE_RATIOS, flat), days, horizons, discount_rate)
+            for f in forecasts
+        ]
+        mean = {k: np.mean([table[k] for table in tables], axis=0) for k in tables[0]}
+        return pd.DataFrame(mean, index=pd.Index(customers, name=CUSTOMER_ID))
 
     def _check_params(self) -> None:
         if self.mode not in ("auto", *MODES):
             raise ConfigError(f"seq: mode must be auto, direct or rollout; got {self.mode!r}")
         check_hybrid(self.hybrid, self.network_value)
+        if self.horizons is not None:
+            parse_horizons(self.horizons)
+        if self.count_loss not in COUNT_LOSSES:
+            raise ConfigError(
+                f"seq: count_loss must be one of {', '.join(COUNT_LOSSES)}; got {self.count_loss!r}"
+            )
+        if float(self.curve_weight) < 0:
+            raise ConfigError(f"seq: curve_weight must be >= 0; got {self.curve_weight!r}")
         if self.device not in ("auto", "cpu", "cuda"):
             raise ConfigError(f"seq: device must be auto, cpu or cuda; got {self.device!r}")
         for name in (
@@ -528,12 +681,16 @@ class SeqForecaster(Forecaster):
             dropout=self.dropout,
             stride=self.stride_,
             n_wide=len(self._wide_names()) if self.hybrid_ and self.mode_ == "direct" else 0,
+            n_curve=len(self.curve_periods_) - 1,
+            curve_position=self._curve_position(),
+            negbin=self.count_loss == "negbin" and self.mode_ == "direct",
         ).to(self._device())
 
     # ------------------------------------------------------------------ predict
     def _predict(self, data: CustomerData, as_of: pd.Timestamp) -> pd.DataFrame:
         customers, forecasts, _ = self._forecasts(data, as_of)
-        mean = {k: np.mean([f[k] for f in forecasts], axis=0) for k in forecasts[0]}
+        names = [k for k in forecasts[0] if k != CURVE_RATIOS]
+        mean = {k: np.mean([f[k] for f in forecasts], axis=0) for k in names}
         return pd.DataFrame(mean, index=customers).reset_index()
 
     def _as_of_levels(self, data: CustomerData, as_of: pd.Timestamp) -> list[list[float]]:
@@ -637,6 +794,11 @@ class SeqForecaster(Forecaster):
             "weights": WEIGHTS_FILE,
             "mode": self.mode_,
             "horizon_periods": self.horizon_periods_,
+            "curve": {
+                "horizons": [str(h) for h in self.curve_horizons_],
+                "periods": list(self.curve_periods_),
+                "steps": [float(x) for x in self.curve_steps_],
+            },
             "n_networks": len(self.networks_),
             "hybrid": hybrid,
             **self.inputs_.to_dict(),
@@ -650,7 +812,7 @@ class SeqForecaster(Forecaster):
         if version != STATE_VERSION:
             raise ArtifactError(
                 f"{source}: seq model state version {version!r}; this version reads "
-                f"{STATE_VERSION} (seed ensembles and the BTYD hybrid): retrain it"
+                f"{STATE_VERSION} (seed ensembles, the BTYD hybrid and horizon curves): retrain it"
             )
         inputs = SeqInputs.from_dict(state)
         # the network reads the step features by position: the saved order must be this one
@@ -664,6 +826,10 @@ class SeqForecaster(Forecaster):
         self.inputs_ = inputs
         self.mode_ = str(state["mode"])
         self.horizon_periods_ = int(state["horizon_periods"])
+        curve = state["curve"]
+        self.curve_horizons_ = tuple(parse_horizon(h) for h in curve["horizons"])
+        self.curve_periods_ = tuple(int(p) for p in curve["periods"])
+        self.curve_steps_ = np.asarray(curve["steps"], dtype=np.float64)
         self.training_ = dict(state["training"])
         self.btyd_, self.hybrid_ = None, None
         hybrid = state["hybrid"]

@@ -15,6 +15,8 @@ from ltvcast.models.seq.network import SeqNetwork, State
 
 #: The forecast columns, in the order the forecasts return them.
 FORECAST_COLUMNS = (*PREDICTION_COLUMNS[1:], *QUANTILE_COLUMNS)
+#: Key of the curve's ratios among a direct forecast's columns.
+CURVE_RATIOS = "curve_ratios"
 
 
 def resolve_device(name: str) -> torch.device:
@@ -102,12 +104,14 @@ def last_hybrid(
 
 
 def direct_forecast(net: SeqNetwork, inputs: NetworkInputs) -> dict[str, np.ndarray]:
-    """Direct mode: the horizon heads at the last period, by :data:`FORECAST_COLUMNS`.
+    """Direct mode: the horizon heads at the last period, by :data:`FORECAST_COLUMNS`, and
+    with a curve under :data:`CURVE_RATIOS` the ``(customers, n_curve + 1)`` ratios of
+    :meth:`~ltvcast.models.seq.network.SeqNetwork.curve_ratios`.
 
     The value is the ZILN mean and its quantiles; purchases are the Poisson mean, at least
     ``P(buy)``; ``p_active`` is ``P(buy)``.
     """
-    parts = []
+    parts, ratios = [], []
     for idx in chunks(len(inputs.lengths), 16384):
         out, _, _ = last_outputs(net, inputs, idx)
         logits = out["horizon_value"]
@@ -119,4 +123,10 @@ def direct_forecast(net: SeqNetwork, inputs: NetworkInputs) -> dict[str, np.ndar
             .cpu()
             .numpy()
         )
-    return dict(zip(FORECAST_COLUMNS, np.concatenate(parts).T, strict=True))
+        curve = net.curve_ratios(out)
+        if curve is not None:
+            ratios.append(curve.double().cpu().numpy())
+    columns = dict(zip(FORECAST_COLUMNS, np.concatenate(parts).T, strict=True))
+    if ratios:
+        columns[CURVE_RATIOS] = np.concatenate(ratios)
+    return columns

@@ -11,7 +11,9 @@ twice (:func:`wide_inputs`, :func:`residual_offsets`):
   P(purchase in the horizon), ``log1p`` expected value), standardised on the training
   origins;
 - as offsets of the horizon heads, so that at initialisation the network's ZILN mean *is*
-  the BTYD value and its Poisson mean the BTYD purchases; the network learns a correction
+  the BTYD value and its Poisson mean the BTYD purchases, and its curve
+  (:mod:`~ltvcast.models.seq.curve`) BTYD's purchase curve from the same model
+  (:func:`curve_offsets`); the network learns a correction
   (``predicted = BTYD value x exp(correction)`` in the mean) from the sequences, context,
   events and profiles. Customers BTYD knows nothing of (no purchase yet) keep the
   network's own base rates.
@@ -43,12 +45,14 @@ from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
+import torch
 
 from ltvcast.data.schemas import CUSTOMER_ID, CustomerData
 from ltvcast.exceptions import ConfigError, InsufficientDataError
 from ltvcast.features.tabular import behaviour_features, transaction_features
 from ltvcast.models.btyd_cal import CalibratedBTYDForecaster
 from ltvcast.models.seq.inputs import ColumnScaler
+from ltvcast.models.seq.loss import inverse_softplus
 from ltvcast.timeframe import Horizon
 
 #: Values of ``SeqForecaster.hybrid``.
@@ -103,13 +107,31 @@ def btyd_forecast(
     return pred.reindex(customers)[list(FORECASTS)].fillna(0.0).to_numpy(np.float64)
 
 
+def btyd_curve(
+    model: CalibratedBTYDForecaster,
+    data: CustomerData,
+    as_of: pd.Timestamp,
+    customers: pd.Index,
+    horizons: Sequence[Horizon],
+) -> np.ndarray:
+    """float64 ``(len(customers), len(horizons))``: BTYD's expected purchases at each of
+    ``horizons`` after ``as_of`` (:meth:`~ltvcast.models.btyd.BTYDForecaster.predict_curve`;
+    0 for a customer it does not know)."""
+    if not horizons:
+        return np.zeros((len(customers), 0))
+    table = model.predict_curve(data, as_of, horizons)
+    columns = [f"purchases_{h}" for h in horizons]
+    return table.reindex(customers)[columns].fillna(0.0).to_numpy(np.float64)
+
+
 def btyd_origins(
     data: CustomerData,
     period_ends: pd.DatetimeIndex,
     customers: pd.Index,
     columns: np.ndarray,
     horizon: Horizon,
-) -> tuple[np.ndarray, np.ndarray]:
+    curve: Sequence[Horizon] = (),
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """BTYD forecasts at the end of each of ``columns`` of a period grid.
 
     The origin of column ``c`` is the last instant of its last day; the model there is
@@ -118,11 +140,14 @@ def btyd_origins(
 
     Returns
     -------
-    (ndarray, ndarray)
-        float64 ``(customers, periods, 3)`` forecasts (0 outside the fitted columns) and the
-        bool ``(periods,)`` columns where BTYD could be fitted.
+    (ndarray, ndarray, ndarray)
+        float64 ``(customers, periods, 3)`` forecasts and ``(customers, periods,
+        len(curve))`` expected purchases at each horizon of ``curve`` (:func:`btyd_curve`),
+        both 0 outside the fitted columns, and the bool ``(periods,)`` columns where BTYD
+        could be fitted.
     """
     out = np.zeros((len(customers), len(period_ends), len(FORECASTS)))
+    purchases = np.zeros((len(customers), len(period_ends), len(curve)))
     fitted = np.zeros(len(period_ends), dtype=bool)
     for c in columns:  # a handful of model fits, each vectorised over the customers
         origin = period_ends[c] - pd.Timedelta(1, "ns")
@@ -131,8 +156,9 @@ def btyd_origins(
         except InsufficientDataError:
             continue
         out[:, c] = btyd_forecast(model, data, origin, customers)
+        purchases[:, c] = btyd_curve(model, data, origin, customers, curve)
         fitted[c] = True
-    return out, fitted
+    return out, purchases, fitted
 
 
 def aggregates(
@@ -247,6 +273,29 @@ def residual_offsets(forecasts: np.ndarray, base: tuple[float, float, float, flo
         -1,
     )
     return np.where(known(forecasts)[..., None], out, 0.0).astype(np.float32)
+
+
+def curve_offsets(curve: np.ndarray, position: int, steps: np.ndarray) -> np.ndarray:
+    """float32 ``(..., k)`` offsets of the curve's steps from BTYD's expected purchases
+    ``curve`` ``(..., k + 1)`` at its horizons (the own one at ``position``).
+
+    ``steps`` are the heads' initial steps (:func:`~ltvcast.models.seq.training.curve_means`).
+    With the offsets, a head at its initial logits gives BTYD's ratio of each horizon's
+    purchases to its neighbour's towards ``position`` (at least ``exp(1e-3)``); where BTYD
+    knows nothing (no positive purchases at some horizon) the offsets are 0.
+    """
+    safe = np.clip(curve, 1e-12, None)
+    others = np.delete(safe, position, -1)
+    neighbour = np.concatenate([safe[..., 1 : position + 1], safe[..., position:-1]], -1)
+    ratio = np.clip(np.abs(np.log(others / neighbour)), 1e-3, None)
+    out = _inverse_softplus(ratio) - _inverse_softplus(np.asarray(steps, dtype=np.float64))
+    return np.where((curve > 0).all(-1, keepdims=True), out, 0.0).astype(np.float32)
+
+
+def _inverse_softplus(x: np.ndarray) -> np.ndarray:
+    """:func:`~ltvcast.models.seq.loss.inverse_softplus` of a float64 array."""
+    out: np.ndarray = inverse_softplus(torch.from_numpy(x)).numpy()
+    return out
 
 
 def purchase_spend(forecasts: np.ndarray) -> float:

@@ -11,7 +11,8 @@ above it, so
 - mean: ``p * exp(mu + sigma^2 / 2)``;
 - quantile ``q``: ``0`` when ``q <= 1 - p``, else the lognormal quantile at ``(q - (1 - p)) / p``.
 
-Purchase counts get a Poisson likelihood on a log-rate head (:func:`poisson_nll`).
+Purchase counts get a Poisson likelihood on a log-rate head (:func:`poisson_nll`), or a
+negative binomial one with the same mean and a learned dispersion (:func:`negbin_nll`).
 """
 
 from __future__ import annotations
@@ -88,6 +89,23 @@ def poisson_nll(log_rate: torch.Tensor, count: torch.Tensor) -> torch.Tensor:
     The constant ``log(count!)`` is left out: ``rate - count * log(rate)``.
     """
     return torch.exp(log_rate) - count * log_rate
+
+
+def negbin_nll(log_mean: torch.Tensor, count: torch.Tensor, log_r: torch.Tensor) -> torch.Tensor:
+    """Per-sample negative binomial negative log-likelihood of ``count`` with mean
+    ``exp(log_mean)`` and size ``r = exp(log_r)`` (variance ``m + m^2 / r``; Poisson as
+    ``r -> inf``), without the constant ``log(count!)``::
+
+        -lgamma(y + r) + lgamma(r) - r log(r / (r + m)) - y log(m / (r + m))
+    """
+    r = torch.exp(log_r)
+    log_total = torch.logaddexp(log_r, log_mean)  # log(r + m)
+    return (
+        torch.lgamma(r)
+        - torch.lgamma(count + r)
+        - r * (log_r - log_total)
+        - count * (log_mean - log_total)
+    )
 
 
 def inverse_softplus(x: torch.Tensor) -> torch.Tensor:

@@ -2,10 +2,13 @@
 
 Every period ``t`` of a customer's history is an origin: in direct mode the network is
 trained to give the ZILN distribution of spend and the Poisson mean of purchases in
-``(t, t + horizon]``, with the next period's spend and purchases as an auxiliary task; in
-rollout mode it learns the next period only. :func:`split_origins` holds out the latest
-origins for early stopping (time-ordered), or a fifth of the customers when the history is
-too short for that; :func:`train_network` runs Adam with early stopping on them.
+``(t, t + horizon]``, with the next period's spend and purchases as an auxiliary task, and
+with a curve (:mod:`~ltvcast.models.seq.curve`) the Poisson mean of purchases in
+``(t, t + h]`` for each of its other horizons ``h``, masked where that window ends after the
+labels training may read; in rollout mode it learns the next period only.
+:func:`split_origins` holds out the latest origins for early stopping (time-ordered), or a
+fifth of the customers when the history is too short for that; :func:`train_network` runs
+Adam with early stopping on them.
 """
 
 from __future__ import annotations
@@ -24,12 +27,13 @@ from ltvcast.models.seq.forward import forward_all
 from ltvcast.models.seq.inputs import NetworkInputs, channel, left_align, spend_from_log
 from ltvcast.models.seq.loss import (
     inverse_softplus,
+    negbin_nll,
     poisson_nll,
     ziln_mean,
     ziln_nll,
     ziln_params,
 )
-from ltvcast.models.seq.network import SeqNetwork
+from ltvcast.models.seq.network import CURVE_HEAD, SeqNetwork, curve_log_means
 
 #: Customers per forward pass when scoring validation origins.
 _EVAL_ROWS = 4096
@@ -53,6 +57,11 @@ class TrainingSettings:
         Weight of the next-period loss in direct mode.
     random_state
         Seed of the validation sample and the batch order.
+    curve_weights
+        Weight of each other horizon's purchase loss (the curve's, in its order).
+    label_end
+        The last column (right-aligned) whose labels the curve's losses may read: a window
+        that ends after it is masked.
     """
 
     epochs: int
@@ -63,6 +72,8 @@ class TrainingSettings:
     rollout: bool
     aux_weight: float
     random_state: int
+    curve_weights: tuple[float, ...] = ()
+    label_end: int = 0
 
 
 @dataclass(frozen=True)
@@ -94,17 +105,23 @@ class Origins:
         return out
 
 
-def origin_targets(batch: SequenceBatch, h: int) -> dict[str, np.ndarray]:
+def origin_targets(
+    batch: SequenceBatch, h: int, curve: tuple[int, ...] = ()
+) -> dict[str, np.ndarray]:
     """Labels of the origin at the end of every column (right-aligned, zero where undefined).
 
     ``value``/``purchases``: spend and purchase days of the next ``h`` columns;
-    ``next_value``: the next column's spend; ``next_extra``: its purchase days beyond one.
+    ``next_value``: the next column's spend; ``next_extra``: its purchase days beyond one;
+    with ``curve`` (the other horizons in columns), ``curve_purchases`` ``(customers,
+    columns, len(curve))``: purchase days of the next ``curve[k]`` columns, and
+    ``curve_end``: the column where that window ends (masked when later than the labels the
+    training may read: :attr:`TrainingSettings.label_end`).
     """
     spend = spend_from_log(channel(batch, LOG_SPEND))
     count = channel(batch, PURCHASES).astype(np.float64)
     n, t = spend.shape
 
-    def ahead(x: np.ndarray) -> np.ndarray:
+    def ahead(x: np.ndarray, h: int = h) -> np.ndarray:
         cum = np.concatenate([np.zeros((n, 1)), np.cumsum(x, axis=1)], axis=1)
         out = np.zeros((n, t))
         if t - h > 0:
@@ -122,6 +139,10 @@ def origin_targets(batch: SequenceBatch, h: int) -> dict[str, np.ndarray]:
         "next_value": shifted(spend),
         "next_extra": np.clip(shifted(count) - 1.0, 0.0, None),
     }
+    if curve:
+        targets["curve_purchases"] = np.stack([ahead(count, k) for k in curve], -1)
+        ends = np.arange(t)[:, None] + np.asarray(curve)[None, :]
+        targets["curve_end"] = np.broadcast_to(ends, (n, t, len(curve)))
     return {k: v.astype(np.float32) for k, v in targets.items()}
 
 
@@ -193,9 +214,38 @@ def base_rates(
     )
 
 
-def init_heads(net: SeqNetwork, targets: dict[str, np.ndarray], train: np.ndarray) -> None:
-    """Start each head at the training base rates (fast, stable convergence)."""
+def curve_means(
+    targets: dict[str, np.ndarray], train: np.ndarray, position: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Mean purchases at each horizon of the curve (the own one at ``position``) over the
+    ``train`` origins whose window for it is labelled, and the steps (``softplus`` outputs of
+    :func:`~ltvcast.models.seq.network.curve_log_means`) that give the ratios of these
+    means: ``|log|`` of each other horizon's mean over its neighbour's towards ``position``,
+    at least ``1e-3``."""
+    t = train.shape[1]
+    means = [float(targets["purchases"][train].mean())]
+    for k in range(targets["curve_purchases"].shape[-1]):
+        known = train & (targets["curve_end"][..., k] <= t - 1)
+        means.append(float(targets["curve_purchases"][..., k][known].mean()) if known.any() else 0)
+    others = np.clip(np.asarray(means[1:]), 1e-4, None)
+    order = np.insert(others, position, max(means[0], 1e-4))
+    neighbour = np.concatenate([order[1 : position + 1], order[position:-1]])
+    steps = np.clip(np.abs(np.log(others / neighbour)), 1e-3, None)
+    return order, steps
+
+
+def init_heads(
+    net: SeqNetwork,
+    targets: dict[str, np.ndarray],
+    train: np.ndarray,
+    curve_steps: np.ndarray | None = None,
+) -> None:
+    """Start each head at the training base rates (fast, stable convergence), the curve's
+    at ``curve_steps`` (:func:`curve_means`)."""
     with torch.no_grad():
+        if net.n_curve and curve_steps is not None:
+            net.head(CURVE_HEAD).weight.mul_(0.1)
+            net.head(CURVE_HEAD).bias.copy_(inverse_softplus(torch.from_numpy(curve_steps)))
         for prefix in ("horizon", "next"):
             logit_rate, mean_log, sigma, log_count = base_rates(targets, train, prefix)
             net.head(f"{prefix}_value").weight.mul_(0.1)
@@ -217,12 +267,27 @@ def seq_loss(
     *,
     rollout: bool,
     aux_weight: float,
+    curve_weights: tuple[float, ...] = (),
+    curve_position: int = 0,
+    label_end: int = 0,
+    log_dispersion: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Mean loss over the origins in ``target["mask"]``.
 
     The next period's ZILN loss, plus the Poisson loss of its extra purchases where it has
-    one; in direct mode, the horizon's ZILN and Poisson losses plus ``aux_weight`` times it.
+    one; in direct mode, the horizon's ZILN and Poisson losses plus ``aux_weight`` times it,
+    plus with a curve each other horizon's Poisson loss times its ``curve_weights`` where its
+    window ends by column ``label_end``. The curve's losses move its steps, not the own
+    horizon's head (its log mean is held fixed in them), which stays primary. With
+    ``log_dispersion`` (the horizon's, then the curve's) the horizon and curve counts are
+    negative binomial.
     """
+
+    def count_nll(log_mean: torch.Tensor, count: torch.Tensor, k: slice) -> torch.Tensor:
+        if log_dispersion is None:
+            return poisson_nll(log_mean, count)
+        return negbin_nll(log_mean, count, log_dispersion[k].squeeze(-1))
+
     weight = target["mask"].float()
     bought = weight * (target["next_value"] > 0).float()
     next_loss = (
@@ -232,10 +297,18 @@ def seq_loss(
     if rollout:
         total = next_loss
     else:
-        horizon_loss = ziln_nll(out["horizon_value"], target["value"]) + poisson_nll(
-            out["horizon_count"][..., 0], target["purchases"]
+        horizon_loss = ziln_nll(out["horizon_value"], target["value"]) + count_nll(
+            out["horizon_count"][..., 0], target["purchases"], slice(0, 1)
         )
         total = horizon_loss * weight + aux_weight * next_loss
+        if CURVE_HEAD in out and curve_weights:
+            own = out["horizon_count"][..., 0].detach()
+            logs = curve_log_means(own, out[CURVE_HEAD], curve_position)
+            others = torch.cat([logs[..., :curve_position], logs[..., curve_position + 1 :]], -1)
+            known = (target["curve_end"] <= label_end).float() * weight[..., None]
+            scale = torch.tensor(curve_weights, dtype=others.dtype, device=others.device)
+            nll = count_nll(others, target["curve_purchases"], slice(1, None))
+            total = total + (nll * known * scale).sum(-1)
     return total.sum() / weight.sum().clamp_min(1.0)
 
 
@@ -282,10 +355,22 @@ def train_network(
     )
 
     def loss(out: dict[str, torch.Tensor], target: dict[str, torch.Tensor]) -> torch.Tensor:
-        return seq_loss(out, target, rollout=settings.rollout, aux_weight=settings.aux_weight)
+        return seq_loss(
+            out,
+            target,
+            rollout=settings.rollout,
+            aux_weight=settings.aux_weight,
+            curve_weights=settings.curve_weights,
+            curve_position=net.curve_position,
+            label_end=settings.label_end,
+            log_dispersion=net.log_dispersion,
+        )
 
     device = inputs.device
     optimiser = torch.optim.Adam(net.parameters(), lr=settings.learning_rate)
+    curve = list(net.head(CURVE_HEAD).parameters()) if net.n_curve else []
+    rest = [p for p in net.parameters() if all(p is not c for c in curve)]
+    groups = [g for g in (rest, curve) if g]
     best, best_loss, best_epoch = copy.deepcopy(net.state_dict()), math.inf, 0
     history: list[float] = []
     for epoch in range(1, settings.epochs + 1):
@@ -295,7 +380,8 @@ def train_network(
             batch_loss = loss(forward_all(net, inputs, idx), origins.tensors(idx, train_l, device))
             optimiser.zero_grad()
             batch_loss.backward()
-            torch.nn.utils.clip_grad_norm_(net.parameters(), 5.0)
+            for group in groups:  # the curve's steps apart: they do not change the rest's
+                torch.nn.utils.clip_grad_norm_(group, 5.0)
             optimiser.step()
         net.eval()
         if valid is None:
