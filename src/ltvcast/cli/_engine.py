@@ -196,7 +196,7 @@ def _session(master: str | None) -> Any:
 
 def _refusal(inputs: Inputs, model: str | None, scoring: ScoringModel | None) -> str | None:
     """Why the command cannot run partitioned, or ``None``."""
-    from ltvcast.engine.plan import SAMPLED_MODELS, partitioned_models_message
+    from ltvcast.engine.plan import partitioned_models_message
 
     if scoring is not None:
         from ltvcast.engine.jobs import check_scorable
@@ -207,12 +207,9 @@ def _refusal(inputs: Inputs, model: str | None, scoring: ScoringModel | None) ->
         except ConfigError as err:
             return str(err)
     if model is not None:
-        from ltvcast.engine.fit import fits_from_summary
-        from ltvcast.models.registry import AUTO, forecaster_class
+        from ltvcast.engine.fit import trains_partitioned
 
-        if model == AUTO or not (
-            model in SAMPLED_MODELS or fits_from_summary(forecaster_class(model))
-        ):
+        if not trains_partitioned(model):
             return partitioned_models_message(model)
     return None
 

@@ -315,26 +315,22 @@ def backtest_command(
     if run.partitioned:
         with partitioned(inputs, run, cutoff) as job:
             result = _run_backtest_job(job, span, names, cutoff, sample_customers)
-        if out is not None:
-            for path in _write_backtest(result, out):
-                console.print(f"  wrote {path}")
-        return
-    data, cleaning = inputs.load()
-    origin = (
-        default_cutoff(data, span) if cutoff is None else parse_as_of(cutoff, data.last_timestamp())
-    )
-    result = _run_backtest(data, origin, span, names, params)
-    if out is not None:
-        written = _write_backtest(result, out)
-        if report:
+        written = [] if out is None else _write_backtest(result, out)
+    else:
+        data, cleaning = inputs.load()
+        last = data.last_timestamp()
+        origin = default_cutoff(data, span) if cutoff is None else parse_as_of(cutoff, last)
+        result = _run_backtest(data, origin, span, names, params)
+        written = [] if out is None else _write_backtest(result, out)
+        if out is not None and report:
             best = _train(
                 data, cleaning, result.best(), result.horizon, result.cutoff, params
             ).scoring
             written.append(
                 _write_report(best, data, cleaning, result, result.cutoff, out / "report.html")
             )
-        for path in written:
-            console.print(f"  wrote {path}")
+    for path in written:
+        console.print(f"  wrote {path}")
 
 
 @app.command()
@@ -577,10 +573,7 @@ def _run_backtest(
     from ltvcast.cli._print import print_metrics
     from ltvcast.pipeline import backtest_models
 
-    console.print(
-        f"Backtest: train up to {cutoff:%Y-%m-%d}, score ({cutoff:%Y-%m-%d}, "
-        f"{horizon.end(cutoff):%Y-%m-%d}] ({horizon.describe()})"
-    )
+    _print_window(cutoff, horizon)
     with step(f"Backtesting {', '.join(models)}"):
         result = backtest_models(data, cutoff, horizon, models, model_params=params)
     print_metrics(result)
@@ -600,16 +593,21 @@ def _run_backtest_job(
     from ltvcast.engine.plan import SAMPLE_CUSTOMERS
 
     origin = backtest_cutoff(job, horizon, cutoff)
-    console.print(
-        f"Backtest: train up to {origin:%Y-%m-%d}, score ({origin:%Y-%m-%d}, "
-        f"{horizon.end(origin):%Y-%m-%d}] ({horizon.describe()})"
-    )
+    _print_window(origin, horizon)
     with step(f"Backtesting {', '.join(models)} partitioned"):
         result = backtest_job(
             job, horizon, models, cutoff=origin, sample_customers=sample or SAMPLE_CUSTOMERS
         )
     print_metrics(result)
     return result
+
+
+def _print_window(cutoff: pd.Timestamp, horizon: Horizon) -> None:
+    """The backtest's training end and scored window, before it runs."""
+    console.print(
+        f"Backtest: train up to {cutoff:%Y-%m-%d}, score ({cutoff:%Y-%m-%d}, "
+        f"{horizon.end(cutoff):%Y-%m-%d}] ({horizon.describe()})"
+    )
 
 
 def _write_backtest(result: BacktestResult, out: Path) -> list[Path]:

@@ -27,9 +27,9 @@ import numpy as np
 import pandas as pd
 
 from ltvcast.data.schemas import CUSTOMER_ID
-from ltvcast.engine.fit import fits_from_summary, needs_litt
+from ltvcast.engine.fit import needs_litt, trains_partitioned
 from ltvcast.engine.jobs import LABELS, SCORED, BucketJob, scored_columns
-from ltvcast.engine.plan import SAMPLE_CUSTOMERS, SAMPLED_MODELS, partitioned_models_message
+from ltvcast.engine.plan import SAMPLE_CUSTOMERS, partitioned_models_message
 from ltvcast.evaluation.backtest import (
     BacktestResult,
     ModelResult,
@@ -40,7 +40,7 @@ from ltvcast.evaluation.backtest import (
 )
 from ltvcast.exceptions import InsufficientDataError
 from ltvcast.models.btyd import BTYDForecaster
-from ltvcast.models.registry import AUTO, create, forecaster_class
+from ltvcast.models.registry import create
 from ltvcast.pipeline import ScoringModel
 from ltvcast.timeframe import Horizon, parse_as_of
 
@@ -86,7 +86,7 @@ def backtest_job(
     """
     when = backtest_cutoff(job, horizon, cutoff)
     label_end = label_window_end(day_end(job.last_timestamp), when, horizon)
-    forecasters = {name: create(name) for name in models if _runs_partitioned(name)}
+    forecasters = {name: create(name) for name in models if trains_partitioned(name)}
     litt = any(isinstance(f, BTYDForecaster) and needs_litt(f) for f in forecasters.values())
     job.summarise(when, with_litt=litt)
     trained: dict[str, _Trained] = {}
@@ -134,11 +134,6 @@ def backtest_cutoff(
     lies in the data, as :func:`~ltvcast.evaluation.backtest.default_cutoff`)."""
     last = job.last_timestamp
     return horizon.start(last) if cutoff is None else parse_as_of(cutoff, last)
-
-
-def _runs_partitioned(name: str) -> bool:
-    """Whether ``name`` trains on a partitioned job (from the summary, or on a sample)."""
-    return name != AUTO and (name in SAMPLED_MODELS or fits_from_summary(forecaster_class(name)))
 
 
 def _skipped(name: str, error: str, fit_seconds: float = np.nan) -> ModelResult:

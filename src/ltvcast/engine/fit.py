@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from ltvcast.engine.buckets import LITT
+from ltvcast.engine.plan import SAMPLED_MODELS
 from ltvcast.exceptions import ConfigError
 from ltvcast.models.base import Forecaster
 from ltvcast.models.bgnbd import FloatArray
@@ -29,6 +30,7 @@ from ltvcast.models.btyd import (
 )
 from ltvcast.models.cnbd import BetaGeoCNBDModel, select_k
 from ltvcast.models.gamma_gamma import GammaGammaModel
+from ltvcast.models.registry import AUTO, forecaster_class
 from ltvcast.timeframe import Horizon
 
 
@@ -120,3 +122,10 @@ def fitted(
     forecaster.horizon_ = horizon
     forecaster.as_of_ = as_of
     return forecaster
+
+
+def trains_partitioned(name: str) -> bool:
+    """Whether model ``name`` trains on a partitioned job: from every customer's RFM summary
+    (:func:`fits_from_summary`), or on a customer sample
+    (:data:`~ltvcast.engine.plan.SAMPLED_MODELS`)."""
+    return name != AUTO and (name in SAMPLED_MODELS or fits_from_summary(forecaster_class(name)))
